@@ -1,0 +1,42 @@
+# Weir: the README's commands. Each target installs what it needs.
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run build release test test-deps lint fmt bench bench-log clean
+
+run: release
+	./target/release/weir serve
+
+release:
+	$(CARGO) build --release --bin weir
+
+build:
+	$(CARGO) build --workspace
+
+# Everything the tests need from outside Rust: kcat (Debian) and confluent-kafka
+# (PyPI, into a venv). Installed only when missing.
+test-deps:
+	@command -v kcat >/dev/null || { (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -c 'import confluent_kafka' 2>/dev/null || $(PY) -m pip install -q 'confluent-kafka>=2.6'
+
+test: test-deps
+	$(CARGO) test --workspace
+	@echo "make test: all suites passed"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: bench-log
+
+bench-log:
+	$(CARGO) bench -p weir-benches
+
+clean:
+	$(CARGO) clean

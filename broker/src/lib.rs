@@ -1,0 +1,1 @@
+//! weir-broker: the shard-per-core Kafka-compatible broker.

@@ -1,0 +1,10 @@
+//! weir-protocol: the Kafka wire protocol and RecordBatch v2, as pure codecs.
+//!
+//! Owns: framing, request/response headers, the message schemas Weir speaks
+//! (re-exported from the `kafka-protocol` crate), RecordBatch v2 validation,
+//! iteration and building, and the compression codecs.
+//! Never does I/O, never blocks, never allocates more than a frame allows.
+
+pub mod record_batch;
+
+pub use kafka_protocol;
