@@ -5,6 +5,7 @@
 //! iteration and building, and the compression codecs.
 //! Never does I/O, never blocks, never allocates more than a frame allows.
 
+pub mod api;
 pub mod record_batch;
 
 pub use kafka_protocol;
