@@ -6,6 +6,7 @@
 //! Never does I/O, never blocks, never allocates more than a frame allows.
 
 pub mod api;
+pub mod frame;
 pub mod record_batch;
 
 pub use kafka_protocol;
