@@ -24,3 +24,15 @@ pub fn log_error_code(e: &LogError) -> i16 {
         _ => ResponseError::KafkaStorageError.code(),
     }
 }
+
+/// An error and its sources on one line, for log lines.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

@@ -20,7 +20,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(shard: &Rc<Shard>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let catalog = shard.catalog();
     let mut results: Vec<ListOffsetsPartResult> = Vec::new();
     let mut work = Vec::new();
@@ -85,7 +85,7 @@ pub async fn handle(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOffsetsRe
                         .with_error_code(r.error_code)
                         .with_offset(r.offset)
                         .with_timestamp(r.timestamp)
-                        .with_leader_epoch(0)
+                        .with_leader_epoch(if version >= 4 { 0 } else { -1 })
                 })
                 .collect();
             ListOffsetsTopicResponse::default()

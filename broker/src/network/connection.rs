@@ -54,7 +54,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
                     match dispatch::handle(shard, *request, version).await {
                         Ok(answer) => answer,
                         Err(e) => {
-                            tracing::warn!(%peer, error = %e, "request failed; closing connection");
+                            tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");
                             None
                         }
                     }
@@ -62,7 +62,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
                 .detach()
             }
             Err(e) => {
-                tracing::warn!(%peer, shard = shard.id, error = %e, "refusing request; closing connection");
+                tracing::warn!(%peer, shard = shard.id, error = %crate::error::chain(&e), "refusing request; closing connection");
                 break;
             }
         };

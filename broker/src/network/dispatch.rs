@@ -72,7 +72,7 @@ pub async fn handle(
         },
         RequestKind::Fetch(r) => ResponseKind::Fetch(handlers::fetch::handle(&shard, r, version).await),
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(handlers::list_offsets::handle(&shard, r).await)
+            ResponseKind::ListOffsets(handlers::list_offsets::handle(&shard, r, version).await)
         }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(handlers::topics::create_topics(&shard, r).await)
