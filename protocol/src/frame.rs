@@ -34,12 +34,6 @@ pub enum FrameError {
         #[source]
         source: anyhow_error::AnyError,
     },
-    #[error("{trailing_bytes} bytes left after the {api_key:?} v{api_version} body")]
-    TrailingBytes {
-        api_key: ApiKey,
-        api_version: i16,
-        trailing_bytes: usize,
-    },
     #[error("response does not encode")]
     Encode(#[source] anyhow_error::AnyError),
 }
@@ -103,6 +97,8 @@ pub struct Request {
     pub api_key: ApiKey,
     pub header: RequestHeader,
     pub body: RequestKind,
+    /// Bytes after the body that no field claimed (tolerated, see `decode_request`).
+    pub trailing_bytes: usize,
 }
 
 /// Decode the header of a frame (without its size prefix) for a known api key.
@@ -124,17 +120,14 @@ pub fn decode_request(mut frame: Bytes, api_key: ApiKey, api_version: i16) -> Re
         api_version,
         source: wrap(e),
     })?;
-    if !frame.is_empty() {
-        return Err(FrameError::TrailingBytes {
-            api_key,
-            api_version,
-            trailing_bytes: frame.len(),
-        });
-    }
+    // Trailing bytes are ignored, as Apache Kafka does: librdkafka 2.16 sends
+    // Metadata v12 "all topics" requests with 3 stray bytes after the body
+    // (fixture confluent-kafka-2.16/admin/007-Metadata-v12.req).
     Ok(Request {
         api_key,
         header,
         body,
+        trailing_bytes: frame.len(),
     })
 }
 

@@ -77,11 +77,18 @@ pub struct PartitionLog {
 }
 impl PartitionLog {
     pub async fn open(dir: PathBuf, config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
-        Ok(Rc::new(PartitionLog { batches: Default::default(), next: std::cell::Cell::new(0), config }))
+        Ok(Rc::new(PartitionLog {
+            batches: Default::default(),
+            next: std::cell::Cell::new(0),
+            config,
+        }))
     }
     pub async fn append(&self, batch: Bytes) -> Result<AppendResult, LogError> {
         if batch.len() > self.config.max_batch_bytes {
-            return Err(LogError::TooLarge { size_bytes: batch.len(), limit_bytes: self.config.max_batch_bytes });
+            return Err(LogError::TooLarge {
+                size_bytes: batch.len(),
+                limit_bytes: self.config.max_batch_bytes,
+            });
         }
         let info = weir_protocol::record_batch::validate(&batch)?;
         let base = self.next.get();
@@ -89,7 +96,11 @@ impl PartitionLog {
         weir_protocol::record_batch::set_base_offset(&mut m, base);
         self.batches.borrow_mut().push((base, m.freeze()));
         self.next.set(base + i64::from(info.last_offset_delta) + 1);
-        Ok(AppendResult { base_offset: Offset(base), last_offset: Offset(self.next.get() - 1), log_start_offset: Offset(0) })
+        Ok(AppendResult {
+            base_offset: Offset(base),
+            last_offset: Offset(self.next.get() - 1),
+            log_start_offset: Offset(0),
+        })
     }
     pub async fn wait_durable(&self, offset: Offset) -> Result<(), LogError> {
         Ok(())
@@ -105,24 +116,45 @@ impl PartitionLog {
     }
     pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
         if offset.0 < 0 || offset.0 > self.next.get() {
-            return Err(LogError::OffsetOutOfRange { requested: offset, log_start_offset: Offset(0), log_end_offset: Offset(self.next.get()) });
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start_offset: Offset(0),
+                log_end_offset: Offset(self.next.get()),
+            });
         }
         let b = self.batches.borrow();
         let mut out = Vec::new();
         let mut used = 0;
         for (base, bytes) in b.iter() {
-            let last = base + i64::from(weir_protocol::record_batch::header(bytes).unwrap().last_offset_delta.get());
-            if last < offset.0 { continue; }
-            if used > 0 && used + bytes.len() > max_bytes { break; }
+            let last = base
+                + i64::from(
+                    weir_protocol::record_batch::header(bytes)
+                        .unwrap()
+                        .last_offset_delta
+                        .get(),
+                );
+            if last < offset.0 {
+                continue;
+            }
+            if used > 0 && used + bytes.len() > max_bytes {
+                break;
+            }
             used += bytes.len();
             out.push(bytes.clone());
         }
-        Ok(ReadResult { batches: out, high_watermark: Offset(self.next.get()), log_start_offset: Offset(0), from_cache: true })
+        Ok(ReadResult {
+            batches: out,
+            high_watermark: Offset(self.next.get()),
+            log_start_offset: Offset(0),
+            from_cache: true,
+        })
     }
     pub async fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(Offset, i64)>, LogError> {
         for (base, bytes) in self.batches.borrow().iter() {
             let h = weir_protocol::record_batch::header(bytes).unwrap();
-            if h.max_timestamp.get() >= ts_ms { return Ok(Some((Offset(*base), h.max_timestamp.get()))); }
+            if h.max_timestamp.get() >= ts_ms {
+                return Ok(Some((Offset(*base), h.max_timestamp.get())));
+            }
         }
         Ok(None)
     }

@@ -46,7 +46,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        let task = match dispatch::admit(frame.freeze()) {
+        let frame = frame.freeze();
+        let head = frame.slice(..frame.len().min(64));
+        let task = match dispatch::admit(frame) {
             Ok(Admission::Immediate(bytes)) => glommio::spawn_local(async move { Some(bytes) }).detach(),
             Ok(Admission::Handle(request, version)) => {
                 let shard = shard.clone();
@@ -63,6 +65,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             }
             Err(e) => {
                 tracing::warn!(%peer, shard = shard.id, error = %crate::error::chain(&e), "refusing request; closing connection");
+                tracing::debug!(%peer, head = ?head, "refused frame");
                 break;
             }
         };
