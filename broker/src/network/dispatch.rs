@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use weir_protocol::api::is_supported;
+use weir_protocol::api::{is_decodable, is_supported};
 use weir_protocol::frame::{self, FrameError, Request};
 
 use crate::handlers;
