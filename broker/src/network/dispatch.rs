@@ -49,6 +49,13 @@ pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
             api_version: prefix.api_version,
         });
     }
+    if !is_decodable(api_key, prefix.api_version) {
+        // Advertised for librdkafka 2.0's feature detection only (see api.rs).
+        return Err(Refusal::UnsupportedVersion {
+            api_key,
+            api_version: prefix.api_version,
+        });
+    }
     let request = frame::decode_request(frame, api_key, prefix.api_version)?;
     Ok(Admission::Handle(Box::new(request), prefix.api_version))
 }
