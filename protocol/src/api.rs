@@ -16,7 +16,11 @@ pub struct SupportedApi {
 }
 
 const fn api(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
-    SupportedApi { key, min_version, max_version }
+    SupportedApi {
+        key,
+        min_version,
+        max_version,
+    }
 }
 
 /// Versions librdkafka 2.x (Debian's 2.0.2 through 2.16) and the Java client
@@ -63,7 +67,11 @@ mod tests {
         for a in SUPPORTED_APIS {
             let schema = a.key.valid_versions();
             assert!(a.min_version <= a.max_version, "{:?}", a.key);
-            assert!(schema.min <= a.min_version && a.max_version <= schema.max, "{:?}", a.key);
+            assert!(
+                schema.min <= a.min_version && a.max_version <= schema.max,
+                "{:?}",
+                a.key
+            );
         }
     }
 

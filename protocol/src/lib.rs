@@ -6,6 +6,10 @@
 //! Never does I/O, never blocks, never allocates more than a frame allows.
 
 pub mod api;
+pub mod builder;
+pub mod compression;
 pub mod record_batch;
+pub mod records;
+pub mod varint;
 
 pub use kafka_protocol;
