@@ -15,6 +15,13 @@ pub struct SupportedApi {
     pub max_version: i16,
 }
 
+impl SupportedApi {
+    /// The lowest version Weir decodes (Produce/Fetch advertise lower, see below).
+    pub fn decodable_min_version(&self) -> i16 {
+        self.min_version.max(self.key.valid_versions().min)
+    }
+}
+
 const fn api(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
     SupportedApi {
         key,

@@ -1,6 +1,7 @@
 //! Accept loops of one shard: the bootstrap address (shared by all shards
-//! through SO_REUSEPORT, so the kernel spreads connections) and, in zero-hop
-//! mode, this shard's own port. Enforces the per-shard connection limit.
+//! through SO_REUSEPORT, so the kernel spreads connections) and this shard's
+//! own port (advertised in zero-hop mode only). Enforces the per-shard
+//! connection limit.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -12,12 +13,14 @@ use super::connection;
 use crate::shard::Shard;
 
 pub fn bind(shard: &Shard) -> std::io::Result<Vec<TcpListener>> {
-    let mut listeners = vec![TcpListener::bind(shard.args.listen)?];
-    if !shard.args.single_address {
-        let own = SocketAddr::new(shard.args.listen.ip(), shard.args.shard_port(shard.id));
-        listeners.push(TcpListener::bind(own)?);
-    }
-    Ok(listeners)
+    // The shard's own port is bound in both modes: zero-hop advertises it; in
+    // single-address mode it stays unadvertised but lets an operator or a
+    // test reach one particular shard.
+    let own = SocketAddr::new(shard.args.listen.ip(), shard.args.shard_port(shard.id));
+    Ok(vec![
+        TcpListener::bind(shard.args.listen)?,
+        TcpListener::bind(own)?,
+    ])
 }
 
 /// Accept until the shard stops.
