@@ -199,3 +199,45 @@ pub fn run(cmd: &mut Command, stdin: Option<&Path>) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+/// One batch of `count` records `key-{first+i}` / `value-{first+i}` with a header.
+pub fn batch(
+    first: usize,
+    count: usize,
+    compression: weir_protocol::record_batch::Compression,
+) -> bytes::Bytes {
+    let mut b = weir_protocol::builder::BatchBuilder::new(compression);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for i in first..first + count {
+        let (k, v) = (format!("key-{i}"), format!("value-{i}"));
+        b.push(
+            now,
+            Some(k.as_bytes()),
+            Some(v.as_bytes()),
+            &[(b"h".as_slice(), Some(b"1".as_slice()))],
+        );
+    }
+    let mut out = bytes::BytesMut::new();
+    b.finish_into(&mut out).unwrap();
+    out.freeze()
+}
+
+/// (offset, key, value) of every record in `records` (whole batches).
+pub fn decode(records: &[u8]) -> Vec<(i64, String, String)> {
+    let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    for range in weir_protocol::record_batch::BatchWalker::new(records) {
+        weir_protocol::records::for_each_record(&records[range], &mut scratch, 64 << 20, |r| {
+            out.push((
+                r.offset,
+                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+            ));
+        })
+        .unwrap();
+    }
+    out
+}
