@@ -21,6 +21,8 @@ mod wait;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod model_tests;
 
 use std::sync::Arc;
 
