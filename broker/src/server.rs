@@ -33,7 +33,15 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         let (args, catalog, mesh) = (args.clone(), catalog.clone(), mesh.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("weir-shard-{cpu}"))
-            .spawn(move || async move { shard_main(args, catalog, mesh, shard_count).await })
+            .spawn(move || async move {
+                let result = shard_main(args, catalog, mesh, shard_count).await;
+                if let Err(e) = &result {
+                    // One shard down means partitions without an owner: stop them all.
+                    tracing::error!(shard = cpu, error = %e, "shard failed; stopping the broker");
+                    STOP.store(true, Ordering::SeqCst);
+                }
+                result
+            })
             .map_err(|e| format!("cannot start shard on cpu {cpu}: {e}"))?;
         handles.push(handle);
     }

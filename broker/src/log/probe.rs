@@ -26,7 +26,10 @@ thread_local! {
 /// glommio's probe on real data), check a DMA read of it, remove it. Uses std::fs for
 /// the probe file: call at start-up, before any segment is opened on this thread.
 pub async fn direct_io_probe(data_dir: &Path) -> Result<(), LogError> {
-    let path = data_dir.join(PROBE_FILE);
+    // One file per thread: shards probe concurrently and must not remove each
+    // other's file mid-read.
+    let path =
+        data_dir.join(format!("{PROBE_FILE}-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
     let pattern: Vec<u8> = (0..PROBE_BYTES).map(|i| (i % 251) as u8).collect();
     std::fs::write(&path, &pattern).map_err(std_io_err("writing probe file"))?;
     let file = DmaFile::open(&path).await.map_err(io_err("opening probe file"))?;
