@@ -23,7 +23,7 @@ use super::{io_err, FlushPolicy, LogError};
 pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
 /// DMA writes in flight at once; PITFALLS measured 4 in flight near the disk ceiling.
 pub(crate) const WRITES_IN_FLIGHT_MAX: usize = 4;
-const _: () = assert!(CHUNK_BYTES % BLOCK_BYTES as usize == 0);
+const _: () = assert!(CHUNK_BYTES.is_multiple_of(BLOCK_BYTES as usize));
 
 struct InFlight {
     task: Task<glommio::Result<usize, ()>>,
@@ -60,7 +60,11 @@ impl Appender {
             let active = st.segments.back().expect("a log always has a segment");
             (active.base_offset, active.size_bytes)
         };
-        assert_eq!(size_bytes % BLOCK_BYTES, carry.len() as u64, "carry is the partial block");
+        assert_eq!(
+            size_bytes % BLOCK_BYTES,
+            carry.len() as u64,
+            "carry is the partial block"
+        );
         let mut own_carry = Vec::with_capacity(BLOCK_BYTES as usize);
         own_carry.extend_from_slice(&carry);
         Self {
@@ -195,8 +199,11 @@ impl Appender {
         self.carry.clear();
         self.carry.extend_from_slice(&buf.as_bytes()[len - tail..len]);
         let position = self.chunk_position;
-        assert!(position % BLOCK_BYTES == 0 && aligned % BLOCK_BYTES as usize == 0);
-        assert!(!self.chunk_has_carry || self.in_flight.is_empty(), "overlapping DMA writes");
+        assert!(position.is_multiple_of(BLOCK_BYTES) && aligned.is_multiple_of(BLOCK_BYTES as usize));
+        assert!(
+            !self.chunk_has_carry || self.in_flight.is_empty(),
+            "overlapping DMA writes"
+        );
         let file = self.file.clone();
         let task = glommio::spawn_local(async move { file.write_at(buf, position).await });
         self.in_flight.push_back(InFlight {
@@ -276,13 +283,17 @@ impl Appender {
         let file = open_log_file(&dir, new_base, true).await?;
         if self.shared.config.preallocate {
             let bytes = self.shared.config.segment_bytes;
-            file.pre_allocate(bytes, true).await.map_err(io_err("preallocating segment"))?;
+            file.pre_allocate(bytes, true)
+                .await
+                .map_err(io_err("preallocating segment"))?;
         }
         sync_dir(&dir).await?;
         {
             let mut st = self.shared.state.borrow_mut();
             let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == new_base);
-            segment.expect("append created the segment before queueing into it").file = Some(file.clone());
+            segment
+                .expect("append created the segment before queueing into it")
+                .file = Some(file.clone());
         }
         self.file = file;
         self.segment_base = new_base;
@@ -300,11 +311,21 @@ impl Appender {
             let mut st = self.shared.state.borrow_mut();
             let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == base);
             let segment = segment.expect("the writer's segment exists");
-            assert_eq!(segment.written_bytes, segment.size_bytes, "seal after every write");
+            assert_eq!(
+                segment.written_bytes, segment.size_bytes,
+                "seal after every write"
+            );
             segment.finish_time_index();
-            (segment.size_bytes, segment.index.clone(), segment.time_index.clone())
+            (
+                segment.size_bytes,
+                segment.index.clone(),
+                segment.time_index.clone(),
+            )
         };
-        self.file.truncate(size_bytes).await.map_err(io_err("truncating segment"))?;
+        self.file
+            .truncate(size_bytes)
+            .await
+            .map_err(io_err("truncating segment"))?;
         self.file.fdatasync().await.map_err(io_err("syncing segment"))?;
         write_index_files(&self.shared.dir, base, &index, &time_index).await?;
         let mut st = self.shared.state.borrow_mut();

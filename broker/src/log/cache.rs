@@ -24,7 +24,11 @@ pub(crate) struct TailCache {
 impl TailCache {
     pub fn push(&mut self, base_offset: i64, last_offset: i64, bytes: Bytes) {
         if let Some(back) = self.batches.back() {
-            assert_eq!(back.last_offset + 1, base_offset, "tail cache must stay contiguous");
+            assert_eq!(
+                back.last_offset + 1,
+                base_offset,
+                "tail cache must stay contiguous"
+            );
         }
         self.total_bytes += bytes.len();
         self.batches.push_back(CachedBatch {
@@ -98,7 +102,11 @@ mod tests {
         cache.evict(100, 2);
         assert_eq!(cache.total_bytes(), 200, "offsets 2 and 3 are not written yet");
         assert!(cache.read(1, 1000).is_none());
-        assert_eq!(cache.read(2, 150).expect("cached").len(), 1, "the second batch would exceed");
+        assert_eq!(
+            cache.read(2, 150).expect("cached").len(),
+            1,
+            "the second batch would exceed"
+        );
         assert_eq!(cache.read(2, 200).expect("cached").len(), 2);
         assert_eq!(cache.read(3, 1).expect("cached").len(), 1, "at least one batch");
     }

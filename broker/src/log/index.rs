@@ -42,7 +42,9 @@ impl OffsetIndex {
 
     /// The last entry at or before `relative_offset`, or the segment start.
     pub fn lookup(&self, relative_offset: u32) -> IndexEntry {
-        let count = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
+        let count = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
         match count {
             0 => IndexEntry {
                 relative_offset: 0,
@@ -84,7 +86,7 @@ impl OffsetIndex {
 
     /// Parse an index file, refusing anything torn or pointing past `segment_bytes`.
     pub(crate) fn decode(bytes: &[u8], segment_bytes: u64) -> Result<Self, IndexCorrupt> {
-        if bytes.len() % INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(INDEX_ENTRY_BYTES) {
             return Err(IndexCorrupt);
         }
         let mut index = Self {
@@ -148,7 +150,9 @@ impl TimeIndex {
 
     /// Drop entries that refer to offsets at or past `relative_offset`.
     pub fn truncate_to_relative_offset(&mut self, relative_offset: u32) {
-        let keep = self.entries.partition_point(|e| e.relative_offset < relative_offset);
+        let keep = self
+            .entries
+            .partition_point(|e| e.relative_offset < relative_offset);
         self.entries.truncate(keep);
     }
 
@@ -165,7 +169,7 @@ impl TimeIndex {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, IndexCorrupt> {
-        if bytes.len() % TIME_INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
             return Err(IndexCorrupt);
         }
         let mut index = Self::default();
@@ -174,9 +178,9 @@ impl TimeIndex {
                 timestamp: i64::from_be_bytes(chunk[..8].try_into().expect("8 bytes")),
                 relative_offset: u32::from_be_bytes(chunk[8..].try_into().expect("4 bytes")),
             };
-            let ordered = index.last().is_none_or(|l| {
-                entry.timestamp > l.timestamp && entry.relative_offset >= l.relative_offset
-            });
+            let ordered = index
+                .last()
+                .is_none_or(|l| entry.timestamp > l.timestamp && entry.relative_offset >= l.relative_offset);
             if !ordered || entry.timestamp < 0 {
                 return Err(IndexCorrupt);
             }
@@ -217,7 +221,10 @@ mod tests {
         index.encode_into(&mut bytes);
         let back = OffsetIndex::decode(&bytes, 1 << 20).expect("valid");
         assert_eq!(back.entries, index.entries);
-        assert_eq!(OffsetIndex::decode(&bytes[..7], 1 << 20).err(), Some(IndexCorrupt));
+        assert_eq!(
+            OffsetIndex::decode(&bytes[..7], 1 << 20).err(),
+            Some(IndexCorrupt)
+        );
         assert_eq!(OffsetIndex::decode(&bytes, 4000).err(), Some(IndexCorrupt));
         let zeroed = vec![0u8; 16];
         assert_eq!(OffsetIndex::decode(&zeroed, 1 << 20).err(), Some(IndexCorrupt));

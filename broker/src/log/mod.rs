@@ -18,11 +18,11 @@ mod segment;
 mod wait;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod model_tests;
 
 use std::sync::Arc;
 
@@ -154,10 +154,7 @@ pub enum LogError {
 
 /// Build a `LogError::Io` from a glommio error, keeping the cause.
 pub(crate) fn io_err(op: &'static str) -> impl FnOnce(glommio::GlommioError<()>) -> LogError {
-    move |e| LogError::Io {
-        op,
-        source: e.into(),
-    }
+    move |e| LogError::Io { op, source: e.into() }
 }
 
 /// Build a `LogError::Io` from a std error, keeping the cause.

@@ -2,7 +2,7 @@
 //! and crash) sequences against an in-memory list of batches, with small segments and
 //! a small tail cache so rolls, file reads and recovery all happen.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -13,8 +13,14 @@ use super::{FlushPolicy, LogConfig, Offset, PartitionLog};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append { records: usize, value_bytes: usize },
-    Read { pick: u16, max_bytes: usize },
+    Append {
+        records: usize,
+        value_bytes: usize,
+    },
+    Read {
+        pick: u16,
+        max_bytes: usize,
+    },
     WaitDurable,
     Retention,
     Reopen,
@@ -64,7 +70,7 @@ fn check_invariants(log: &PartitionLog, model: &Model) {
     assert!(log.durable_end_offset() <= log.log_end_offset());
 }
 
-async fn apply(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, op: Op, dir: &PathBuf) {
+async fn apply(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, op: Op, dir: &Path) {
     let log = slot.as_ref().expect("log open");
     match op {
         Op::Append { records, value_bytes } => {
@@ -79,7 +85,9 @@ async fn apply(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, op: Op, d
         Op::Read { pick, max_bytes } => check_read(log, model, pick, max_bytes).await,
         Op::WaitDurable => {
             if model.next_offset > 0 && !model.batches.is_empty() {
-                log.wait_durable(Offset(model.next_offset - 1)).await.expect("durable");
+                log.wait_durable(Offset(model.next_offset - 1))
+                    .await
+                    .expect("durable");
                 assert_eq!(log.durable_end_offset(), Offset(model.next_offset));
             }
         }
@@ -87,18 +95,23 @@ async fn apply(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, op: Op, d
             log.enforce_retention(0).await.expect("retention");
             let start = log.log_start_offset().0;
             model.batches.retain(|b| base_of(b) >= start);
-            assert!(model.batches.first().is_none_or(|b| base_of(b) == start), "start on a batch");
+            assert!(
+                model.batches.first().is_none_or(|b| base_of(b) == start),
+                "start on a batch"
+            );
         }
         Op::Reopen => {
             log.close().await.expect("close");
-            *slot = Some(PartitionLog::open(dir.clone(), config()).await.expect("reopen"));
+            *slot = Some(PartitionLog::open(dir.to_path_buf(), config()).await.expect("reopen"));
         }
         Op::Crash => crash(slot, model, dir).await,
     }
 }
 
 async fn check_read(log: &PartitionLog, model: &Model, pick: u16, max_bytes: usize) {
-    let Some(first) = model.batches.first() else { return };
+    let Some(first) = model.batches.first() else {
+        return;
+    };
     let start = base_of(first);
     let span = (model.next_offset - start) as u64;
     let offset = start + (u64::from(pick) * span / (u64::from(u16::MAX) + 1)) as i64;
@@ -110,14 +123,17 @@ async fn check_read(log: &PartitionLog, model: &Model, pick: u16, max_bytes: usi
     assert!(result.batches.len() == 1 || total <= max_bytes);
 }
 
-async fn crash(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, dir: &PathBuf) {
+async fn crash(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, dir: &Path) {
     let old = slot.take().expect("log open");
     let durable_end = old.durable_end_offset().0;
     // Dropping the last handle cancels the appender mid-flight: no flush, no marker.
     drop(old);
-    let log = PartitionLog::open(dir.clone(), config()).await.expect("recover");
+    let log = PartitionLog::open(dir.to_path_buf(), config()).await.expect("recover");
     let end = log.log_end_offset().0;
-    assert!(end >= durable_end, "durable data lost: end {end} < durable {durable_end}");
+    assert!(
+        end >= durable_end,
+        "durable data lost: end {end} < durable {durable_end}"
+    );
     model.batches.retain(|b| base_of(b) < end);
     let model_end = model.batches.last().map_or(log.log_start_offset().0, |b| {
         let info = weir_protocol::record_batch::validate(b).expect("valid");
@@ -147,7 +163,10 @@ fn run_case(ops: Vec<Op>) {
         while offset < model.next_offset {
             let result = log.read(Offset(offset), 1 << 20).await.expect("final read");
             for b in result.batches {
-                offset = weir_protocol::record_batch::validate(&b).expect("valid").last_offset() + 1;
+                offset = weir_protocol::record_batch::validate(&b)
+                    .expect("valid")
+                    .last_offset()
+                    + 1;
                 seen.push(b);
             }
         }

@@ -65,7 +65,10 @@ impl State {
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.segments.front().expect("a log always has a segment").base_offset
+        self.segments
+            .front()
+            .expect("a log always has a segment")
+            .base_offset
     }
 
     pub fn active(&mut self) -> &mut Segment {
@@ -106,7 +109,11 @@ impl PartitionLog {
     pub async fn open(dir: PathBuf, config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
         config.check()?;
         let recovered = recovery::recover(&dir, &config).await?;
-        let next_offset = recovered.segments.back().expect("recovery yields a segment").next_offset;
+        let next_offset = recovered
+            .segments
+            .back()
+            .expect("recovery yields a segment")
+            .next_offset;
         let state = State {
             segments: recovered.segments,
             next_offset,
@@ -169,7 +176,13 @@ impl PartitionLog {
         self.maybe_roll(&mut st, batch_bytes, last);
         let config = &self.shared.config;
         let active = st.active();
-        active.record_batch(base, last, batch_bytes, info.max_timestamp, config.index_interval_bytes);
+        active.record_batch(
+            base,
+            last,
+            batch_bytes,
+            info.max_timestamp,
+            config.index_interval_bytes,
+        );
         let segment_base = active.base_offset;
         st.next_offset = last + 1;
         st.unwritten_bytes += batch_bytes;
@@ -203,7 +216,9 @@ impl PartitionLog {
             return;
         }
         let full = active.size_bytes + batch_bytes > config.segment_bytes;
-        let old = config.segment_ms.is_some_and(|ms| now - active.created_ms >= ms as i64);
+        let old = config
+            .segment_ms
+            .is_some_and(|ms| now - active.created_ms >= ms as i64);
         let offsets_overflow = last - active.base_offset > i64::from(u32::MAX);
         if full || old || offsets_overflow {
             st.segments.push_back(Segment::new(next_offset, now));
@@ -271,7 +286,13 @@ impl PartitionLog {
     }
 
     pub fn size_bytes(&self) -> u64 {
-        self.shared.state.borrow().segments.iter().map(|s| s.size_bytes).sum()
+        self.shared
+            .state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.size_bytes)
+            .sum()
     }
 
     /// Number of segments (closed and active); for tests and metrics.

@@ -110,13 +110,22 @@ impl PartitionLog {
     }
 }
 
-async fn read_file(plan: &FilePlan, offset: i64, max_bytes: usize, interval: usize) -> Result<Vec<Bytes>, LogError> {
+async fn read_file(
+    plan: &FilePlan,
+    offset: i64,
+    max_bytes: usize,
+    interval: usize,
+) -> Result<Vec<Bytes>, LogError> {
     let mut position = plan.start_position;
     let mut window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
     // Bounded: `position` strictly increases towards `end_position`.
     while position < plan.end_position {
         let read_bytes = (plan.end_position - position).min(window as u64) as usize;
-        let buf = plan.file.read_at(position, read_bytes).await.map_err(io_err("reading segment"))?;
+        let buf = plan
+            .file
+            .read_at(position, read_bytes)
+            .await
+            .map_err(io_err("reading segment"))?;
         let corrupt = |source| LogError::Corrupt {
             segment_base_offset: plan.segment_base_offset,
             position,

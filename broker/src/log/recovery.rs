@@ -16,8 +16,8 @@ use weir_protocol::record_batch::{peek_size_bytes, validate};
 use super::index::{OffsetIndex, TimeIndex};
 use super::partition::CLEAN_SHUTDOWN_FILE;
 use super::segment::{
-    index_path, log_path, now_ms, open_log_file, parse_log_name, sync_dir, time_index_path, write_index_files,
-    Segment, BLOCK_BYTES,
+    index_path, log_path, now_ms, open_log_file, parse_log_name, sync_dir, time_index_path,
+    write_index_files, Segment, BLOCK_BYTES,
 };
 use super::{io_err, probe, std_io_err, LogConfig, LogError, BATCH_BYTES_MAX};
 
@@ -59,6 +59,13 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
     let active = segments.back().expect("at least one segment");
     let active_file = active.file.clone().expect("recovered segments have files");
     let carry = read_carry(&active_file, active.size_bytes).await?;
+    if config.preallocate {
+        let bytes = config.segment_bytes;
+        active_file
+            .pre_allocate(bytes, true)
+            .await
+            .map_err(io_err("preallocating segment"))?;
+    }
     Ok(Recovered {
         segments,
         active_file,
@@ -81,7 +88,9 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
 
 fn modified_ms(path: &Path) -> i64 {
     let modified = std::fs::metadata(path).and_then(|m| m.modified());
-    let since = modified.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let since = modified
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
     since.map_or_else(now_ms, |d| d.as_millis() as i64)
 }
 
@@ -149,8 +158,12 @@ async fn recover_active(dir: &Path, base: i64, clean: bool, config: &LogConfig) 
     }
     let valid_bytes = segment.size_bytes;
     if valid_bytes < size_bytes {
-        file.truncate(valid_bytes).await.map_err(io_err("truncating torn tail"))?;
-        file.fdatasync().await.map_err(io_err("syncing truncated segment"))?;
+        file.truncate(valid_bytes)
+            .await
+            .map_err(io_err("truncating torn tail"))?;
+        file.fdatasync()
+            .await
+            .map_err(io_err("syncing truncated segment"))?;
         tracing::warn!(
             segment = %log_path(dir, base).display(),
             cut_bytes = size_bytes - valid_bytes,
@@ -166,19 +179,33 @@ async fn recover_active(dir: &Path, base: i64, clean: bool, config: &LogConfig) 
 /// Validate batches from `segment.size_bytes` on, recording each into the segment
 /// (rebuilding its indexes); stop at the first torn, zeroed, corrupt or out-of-order
 /// batch. Afterwards `segment.size_bytes` is the valid length.
-async fn scan_tail(file: &DmaFile, segment: &mut Segment, file_bytes: u64, config: &LogConfig) -> Result<(), LogError> {
+async fn scan_tail(
+    file: &DmaFile,
+    segment: &mut Segment,
+    file_bytes: u64,
+    config: &LogConfig,
+) -> Result<(), LogError> {
     let mut window = RECOVERY_WINDOW_BYTES;
     // Bounded: each step consumes at least one batch or stops.
     while segment.size_bytes < file_bytes {
         let position = segment.size_bytes;
         let read_bytes = (file_bytes - position).min(window) as usize;
-        let buf = file.read_at(position, read_bytes).await.map_err(io_err("reading segment"))?;
+        let buf = file
+            .read_at(position, read_bytes)
+            .await
+            .map_err(io_err("reading segment"))?;
         let mut at = 0usize;
         while let Some(size) = peek_size_bytes(&buf[at..]).filter(|&size| size <= buf.len() - at) {
             match validate(&buf[at..at + size]) {
                 Ok(info) if info.base_offset == segment.next_offset => {
                     let interval = config.index_interval_bytes;
-                    segment.record_batch(info.base_offset, info.last_offset(), size as u64, info.max_timestamp, interval);
+                    segment.record_batch(
+                        info.base_offset,
+                        info.last_offset(),
+                        size as u64,
+                        info.max_timestamp,
+                        interval,
+                    );
                     at += size;
                 }
                 _ => return Ok(()),

@@ -46,7 +46,9 @@ fn expired_count(st: &State, config: &LogConfig, now_ms: i64) -> usize {
         } else {
             segment.created_ms
         };
-        let by_time = config.retention_ms.is_some_and(|ms| newest_ms < now_ms.saturating_sub(ms as i64));
+        let by_time = config
+            .retention_ms
+            .is_some_and(|ms| newest_ms < now_ms.saturating_sub(ms as i64));
         let by_size = config
             .retention_bytes
             .is_some_and(|limit| total_bytes - segment.size_bytes >= limit);
@@ -60,7 +62,9 @@ fn expired_count(st: &State, config: &LogConfig, now_ms: i64) -> usize {
 }
 
 async fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
-    glommio::io::remove(log_path(dir, base)).await.map_err(io_err("removing segment"))?;
+    glommio::io::remove(log_path(dir, base))
+        .await
+        .map_err(io_err("removing segment"))?;
     for path in [index_path(dir, base), time_index_path(dir, base)] {
         // Index files may be missing (never written or rebuilt on open): not an error.
         if let Err(error) = glommio::io::remove(&path).await {

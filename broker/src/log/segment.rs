@@ -62,14 +62,20 @@ impl Segment {
 
     pub fn relative(&self, offset: i64) -> u32 {
         let relative = offset - self.base_offset;
-        assert!((0..=i64::from(u32::MAX)).contains(&relative), "offset outside segment");
+        assert!(
+            (0..=i64::from(u32::MAX)).contains(&relative),
+            "offset outside segment"
+        );
         relative as u32
     }
 
     /// Account for one batch placed at `size_bytes`; adds index entries every
     /// `index_interval_bytes` (Kafka's rule: before the batch that crosses the interval).
     pub fn record_batch(&mut self, base: i64, last: i64, batch_bytes: u64, max_ts: i64, interval: u32) {
-        assert_eq!(base, self.next_offset, "offsets must be contiguous within a segment");
+        assert_eq!(
+            base, self.next_offset,
+            "offsets must be contiguous within a segment"
+        );
         if self.bytes_since_index >= u64::from(interval) {
             let relative_offset = self.relative(base);
             self.index.push(IndexEntry {
@@ -116,9 +122,15 @@ pub(crate) async fn write_index_files(
     index: &OffsetIndex,
     time_index: &TimeIndex,
 ) -> Result<(), LogError> {
-    write_exact(&index_path(dir, base), index.encoded_bytes(), |b| index.encode_into(b)).await?;
+    write_exact(&index_path(dir, base), index.encoded_bytes(), |b| {
+        index.encode_into(b)
+    })
+    .await?;
     let time_bytes = time_index.encoded_bytes();
-    write_exact(&time_index_path(dir, base), time_bytes, |b| time_index.encode_into(b)).await
+    write_exact(&time_index_path(dir, base), time_bytes, |b| {
+        time_index.encode_into(b)
+    })
+    .await
 }
 
 /// fsync a directory so a file created in it survives a power cut.
@@ -129,7 +141,9 @@ pub(crate) async fn sync_dir(dir: &Path) -> Result<(), LogError> {
 }
 
 async fn write_exact(path: &Path, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), LogError> {
-    let file = DmaFile::create(path).await.map_err(io_err("creating index file"))?;
+    let file = DmaFile::create(path)
+        .await
+        .map_err(io_err("creating index file"))?;
     if len > 0 {
         let aligned = len.next_multiple_of(BLOCK_BYTES as usize);
         let mut buf = file.alloc_dma_buffer(aligned);
@@ -137,12 +151,17 @@ async fn write_exact(path: &Path, len: usize, fill: impl FnOnce(&mut [u8])) -> R
         bytes[len..].fill(0);
         fill(&mut bytes[..len]);
         // DMA contract: buffer from alloc_dma_buffer, position 0, length a block multiple.
-        let written = file.write_at(buf, 0).await.map_err(io_err("writing index file"))?;
+        let written = file
+            .write_at(buf, 0)
+            .await
+            .map_err(io_err("writing index file"))?;
         if written < aligned {
             return Err(short_write());
         }
     }
-    file.truncate(len as u64).await.map_err(io_err("truncating index file"))?;
+    file.truncate(len as u64)
+        .await
+        .map_err(io_err("truncating index file"))?;
     file.fdatasync().await.map_err(io_err("syncing index file"))?;
     file.close().await.map_err(io_err("closing index file"))
 }

@@ -59,8 +59,10 @@ pub fn batch(records: usize, value_bytes: usize, base_ts: i64, fill: u8) -> Byte
 /// A temp dir on the real filesystem (ext4 under the target dir), never tmpfs, so
 /// Direct I/O is exercised for real.
 pub fn data_dir() -> tempfile::TempDir {
-    let base = std::env::var_os("WEIR_TEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data"), PathBuf::from);
+    let base = std::env::var_os("WEIR_TEST_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data"),
+        PathBuf::from,
+    );
     std::fs::create_dir_all(&base).expect("test data base dir");
     tempfile::tempdir_in(base).expect("temp dir")
 }

@@ -13,7 +13,10 @@ use super::{direct_io_probe, FlushPolicy, LogConfig, LogError, Offset, Partition
 use weir_protocol::record_batch::BatchError;
 
 fn offsets_of(batches: &[Bytes]) -> Vec<i64> {
-    batches.iter().map(|b| i64::from_be_bytes(b[..8].try_into().expect("8"))).collect()
+    batches
+        .iter()
+        .map(|b| i64::from_be_bytes(b[..8].try_into().expect("8")))
+        .collect()
 }
 
 /// Append `count` batches of 3 records; returns the appended bytes with offsets set.
@@ -50,18 +53,32 @@ fn given_empty_log_when_appending_should_assign_contiguous_offsets_and_read_back
     let dir = data_dir();
     let path = dir.path().join("p0");
     run(async move {
-        let log = PartitionLog::open(path, LogConfig::default()).await.expect("open");
+        let log = PartitionLog::open(path, LogConfig::default())
+            .await
+            .expect("open");
         let appended = append_many(&log, 10, 100).await;
         assert_eq!(offsets_of(&appended), (0..10).map(|i| i * 3).collect::<Vec<_>>());
         assert_eq!(log.log_end_offset(), Offset(30));
         let result = log.read(Offset(4), 1).await.expect("read");
-        assert_eq!(result.batches, vec![appended[1].clone()], "at least one whole batch");
+        assert_eq!(
+            result.batches,
+            vec![appended[1].clone()],
+            "at least one whole batch"
+        );
         assert!(result.from_cache);
         assert_eq!(read_all(&log, 0).await, appended);
         assert!(log.read(Offset(31), 100).await.is_err());
-        assert!(log.read(Offset(30), 100).await.expect("at end").batches.is_empty());
+        assert!(log
+            .read(Offset(30), 100)
+            .await
+            .expect("at end")
+            .batches
+            .is_empty());
         log.close().await.expect("close");
-        assert!(matches!(log.append(batch(1, 1, 0, 0)).await, Err(LogError::Closed)));
+        assert!(matches!(
+            log.append(batch(1, 1, 0, 0)).await,
+            Err(LogError::Closed)
+        ));
     });
 }
 
@@ -83,7 +100,12 @@ fn given_bad_batches_when_appending_should_refuse_with_typed_error_and_write_not
         bad_magic[16] = 1;
         let mut bad_length = good.clone();
         bad_length[11] = bad_length[11].wrapping_add(1);
-        let cases = [(bad_crc, "crc"), (bad_magic, "magic"), (bad_length, "length"), (good[..40].to_vec(), "short")];
+        let cases = [
+            (bad_crc, "crc"),
+            (bad_magic, "magic"),
+            (bad_length, "length"),
+            (good[..40].to_vec(), "short"),
+        ];
         for (bytes, what) in cases {
             let error = log.append(Bytes::from(bytes)).await.expect_err(what);
             assert!(matches!(error, LogError::Batch(_)), "{what}: {error:?}");
@@ -99,7 +121,11 @@ fn given_bad_batches_when_appending_should_refuse_with_typed_error_and_write_not
         log.close().await.expect("close");
     });
     let log_file = check_path.join(format!("{:020}.log", 0));
-    assert_eq!(std::fs::metadata(log_file).expect("segment").len(), 0, "nothing written");
+    assert_eq!(
+        std::fs::metadata(log_file).expect("segment").len(),
+        0,
+        "nothing written"
+    );
 }
 
 #[test]
@@ -162,10 +188,16 @@ fn given_small_segments_when_appending_should_roll_read_old_data_from_file_and_r
     let dir = data_dir();
     let path = dir.path().join("p0");
     run(async move {
-        let log = PartitionLog::open(path.clone(), small_config()).await.expect("open");
+        let log = PartitionLog::open(path.clone(), small_config())
+            .await
+            .expect("open");
         let appended = append_many(&log, 60, 700).await;
         log.flush().await.expect("flush");
-        assert!(log.segment_count() > 3, "rolled into {} segments", log.segment_count());
+        assert!(
+            log.segment_count() > 3,
+            "rolled into {} segments",
+            log.segment_count()
+        );
         let old = log.read(Offset(0), 10).await.expect("read");
         assert!(!old.from_cache, "old data comes from the file");
         assert_eq!(old.batches, vec![appended[0].clone()]);
@@ -184,7 +216,10 @@ fn given_small_segments_when_appending_should_roll_read_old_data_from_file_and_r
 /// Per segment: base offset, size, offset index entries.
 pub(super) fn index_snapshot(log: &PartitionLog) -> Vec<(i64, u64, Vec<super::IndexEntry>)> {
     let st = log.shared.state.borrow();
-    st.segments.iter().map(|s| (s.base_offset, s.size_bytes, index_entries(&s.index))).collect()
+    st.segments
+        .iter()
+        .map(|s| (s.base_offset, s.size_bytes, index_entries(&s.index)))
+        .collect()
 }
 
 fn index_entries(index: &super::OffsetIndex) -> Vec<super::IndexEntry> {
@@ -254,7 +289,12 @@ fn recovery_case(damage: Damage) {
         let kept_bytes: usize = appended[..kept].iter().map(Bytes::len).sum();
         assert_eq!(log.size_bytes(), kept_bytes as u64);
         let (base, _, entries) = &index_snapshot(&log)[0];
-        let expected: Vec<_> = indexes[0].2.iter().filter(|e| (e.position as usize) < kept_bytes).copied().collect();
+        let expected: Vec<_> = indexes[0]
+            .2
+            .iter()
+            .filter(|e| (e.position as usize) < kept_bytes)
+            .copied()
+            .collect();
         assert_eq!((*base, entries.clone()), (0, expected), "index rebuilt");
         let next = log.append(batch(1, 5, 0, 9)).await.expect("append resumes");
         assert_eq!(next.base_offset, Offset(kept as i64 * 3));
@@ -263,7 +303,12 @@ fn recovery_case(damage: Damage) {
 }
 
 fn truncate(path: &Path, len: u64) {
-    std::fs::OpenOptions::new().write(true).open(path).expect("open").set_len(len).expect("truncate");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_len(len)
+        .expect("truncate");
 }
 
 fn count_whole(batches: &[Bytes], cut: usize) -> usize {
@@ -331,14 +376,28 @@ fn given_old_and_large_segments_when_enforcing_retention_should_delete_whole_sea
         let segments = log.segment_count();
         // All timestamps are ~1000..2000: "now" = 1500 expires none by time.
         let deleted = log.enforce_retention(1500).await.expect("retention by size");
-        assert!(deleted > 0 && log.size_bytes() >= 40_000, "size {}", log.size_bytes());
+        assert!(
+            deleted > 0 && log.size_bytes() >= 40_000,
+            "size {}",
+            log.size_bytes()
+        );
         assert_eq!(log.segment_count(), segments - deleted as usize);
         let start = log.log_start_offset();
         assert!(start.0 > 0);
-        assert!(matches!(log.read(Offset(0), 10).await, Err(LogError::OffsetOutOfRange { .. })));
-        assert_eq!(read_all(&log, start.0).await, appended[(start.0 / 3) as usize..].to_vec());
+        assert!(matches!(
+            log.read(Offset(0), 10).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(
+            read_all(&log, start.0).await,
+            appended[(start.0 / 3) as usize..].to_vec()
+        );
         let deleted = log.enforce_retention(1_000_000).await.expect("retention by time");
-        assert_eq!(log.segment_count(), 1, "only the active segment remains, {deleted} deleted");
+        assert_eq!(
+            log.segment_count(),
+            1,
+            "only the active segment remains, {deleted} deleted"
+        );
         assert_eq!(log.log_end_offset(), Offset(300));
         let files = std::fs::read_dir(&path).expect("dir").count();
         assert!(files <= 3, "{files} files left");
@@ -351,16 +410,27 @@ fn given_timestamps_when_looking_up_should_return_first_batch_with_max_timestamp
     let dir = data_dir();
     let path = dir.path().join("p0");
     run(async move {
-        let log = PartitionLog::open(path.clone(), small_config()).await.expect("open");
+        let log = PartitionLog::open(path.clone(), small_config())
+            .await
+            .expect("open");
         append_many(&log, 80, 300).await; // batch i: timestamps 1000+10i ..= 1000+10i+2
-        for (ts, expected) in [(0, Some(0)), (1002, Some(0)), (1003, Some(3)), (1500, Some(150)), (1792, Some(237))] {
+        for (ts, expected) in [
+            (0, Some(0)),
+            (1002, Some(0)),
+            (1003, Some(3)),
+            (1500, Some(150)),
+            (1792, Some(237)),
+        ] {
             let found = log.offset_for_timestamp(ts).await.expect("lookup");
             assert_eq!(found.map(|(o, _)| o.0), expected, "ts {ts}");
         }
         assert_eq!(log.offset_for_timestamp(1793).await.expect("lookup"), None);
         log.close().await.expect("close");
         let log = PartitionLog::open(path, small_config()).await.expect("reopen");
-        assert_eq!(log.offset_for_timestamp(1500).await.expect("lookup"), Some((Offset(150), 1502)));
+        assert_eq!(
+            log.offset_for_timestamp(1500).await.expect("lookup"),
+            Some((Offset(150), 1502))
+        );
         log.close().await.expect("close");
     });
 }
@@ -375,13 +445,22 @@ fn dma_read_of_fresh_segment(dir: std::path::PathBuf, probe_first: bool) -> std:
             let path = dir.join("fresh.log");
             // Like a new segment: readable and empty when opened, so glommio's probe
             // read returns 0 bytes and it wrongly concludes polled I/O works.
-            let file = OpenOptions::new().read(true).write(true).create(true).dma_open(&path).await;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .dma_open(&path)
+                .await;
             let file = file.expect("create");
             let mut buf = file.alloc_dma_buffer(4096);
             buf.as_bytes_mut().fill(7);
             file.write_at(buf, 0).await.expect("write");
             let reader = Rc::new(DmaFile::open(&path).await.expect("open"));
-            let read = reader.read_at_aligned(0, 4096).await.map(|r| r.len()).map_err(std::io::Error::from);
+            let read = reader
+                .read_at_aligned(0, 4096)
+                .await
+                .map(|r| r.len())
+                .map_err(std::io::Error::from);
             std::fs::remove_file(&path).expect("remove");
             read
         })
@@ -396,7 +475,10 @@ fn given_fresh_executor_when_first_dma_file_is_empty_should_fail_reads_unless_pr
     let without = dma_read_of_fresh_segment(dir.path().to_path_buf(), false);
     let error = without.expect_err("glommio's probe bug: reads fail without the workaround");
     // glommio wraps the errno in its own error; the message keeps it.
-    assert!(error.to_string().contains("os error 95"), "EOPNOTSUPP expected, got {error}");
+    assert!(
+        error.to_string().contains("os error 95"),
+        "EOPNOTSUPP expected, got {error}"
+    );
     let with = dma_read_of_fresh_segment(dir.path().to_path_buf(), true);
     assert_eq!(with.expect("the probe workaround makes DMA reads work"), 4096);
 }
