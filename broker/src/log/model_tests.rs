@@ -102,7 +102,11 @@ async fn apply(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, op: Op, d
         }
         Op::Reopen => {
             log.close().await.expect("close");
-            *slot = Some(PartitionLog::open(dir.to_path_buf(), config()).await.expect("reopen"));
+            *slot = Some(
+                PartitionLog::open(dir.to_path_buf(), config())
+                    .await
+                    .expect("reopen"),
+            );
         }
         Op::Crash => crash(slot, model, dir).await,
     }
@@ -128,7 +132,9 @@ async fn crash(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, dir: &Pat
     let durable_end = old.durable_end_offset().0;
     // Dropping the last handle cancels the appender mid-flight: no flush, no marker.
     drop(old);
-    let log = PartitionLog::open(dir.to_path_buf(), config()).await.expect("recover");
+    let log = PartitionLog::open(dir.to_path_buf(), config())
+        .await
+        .expect("recover");
     let end = log.log_end_offset().0;
     assert!(
         end >= durable_end,
