@@ -21,6 +21,30 @@ const SYNC_EVERY_BYTES: usize = 64 * 1024;
 const BLOCK_BYTES: usize = 4096;
 const ROUNDS: usize = 3;
 
+/// Counts heap allocations so the table can show allocations per batch appended.
+struct CountingAlloc;
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// One valid uncompressed v2 batch of `total_bytes` (a single record, big value).
 fn template_batch(total_bytes: usize) -> Vec<u8> {
     let value_bytes = total_bytes - 61 - 12; // header + record framing (3-byte value varint)
@@ -99,15 +123,17 @@ fn cpu_seconds() -> f64 {
 struct Sample {
     mb_s: f64,
     cpu_s_per_gb: f64,
+    allocations_per_batch: f64,
 }
 
-async fn measure<F: std::future::Future<Output = usize>>(f: F) -> Sample {
-    let (t0, c0) = (Instant::now(), cpu_seconds());
+async fn measure<F: std::future::Future<Output = usize>>(batch_bytes: usize, f: F) -> Sample {
+    let (t0, c0, a0) = (Instant::now(), cpu_seconds(), allocations());
     let bytes = f.await as f64;
-    let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+    let (secs, cpu, allocs) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0, allocations() - a0);
     Sample {
         mb_s: bytes / secs / 1e6,
         cpu_s_per_gb: cpu / (bytes / 1e9),
+        allocations_per_batch: allocs as f64 / (bytes / batch_bytes as f64),
     }
 }
 
@@ -232,18 +258,34 @@ async fn run_case(root: &Path, case: &Case) {
             let which = if round % 2 == 0 { which } else { 2 - which };
             let input = batches(&template, case.total_bytes);
             match which {
-                0 => raw.push(measure(raw_write(&dir.join("raw.bin"), input, case.sync_every)).await),
-                1 => log.push(measure(log_write(dir.join("log"), input, case.sync_every, false)).await),
-                _ => {
-                    log_pre.push(measure(log_write(dir.join("log-pre"), input, case.sync_every, true)).await)
-                }
+                0 => raw.push(
+                    measure(
+                        case.batch_bytes,
+                        raw_write(&dir.join("raw.bin"), input, case.sync_every),
+                    )
+                    .await,
+                ),
+                1 => log.push(
+                    measure(
+                        case.batch_bytes,
+                        log_write(dir.join("log"), input, case.sync_every, false),
+                    )
+                    .await,
+                ),
+                _ => log_pre.push(
+                    measure(
+                        case.batch_bytes,
+                        log_write(dir.join("log-pre"), input, case.sync_every, true),
+                    )
+                    .await,
+                ),
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
     let (raw, log, log_pre) = (median(raw), median(log), median(log_pre));
     println!(
-        "| {:<28} | {:>8.0} | {:>8.0} | {:>5.2} | {:>12.0} | {:>5.2} | {:>6.2} | {:>6.2} | {:>6.2} |",
+        "| {:<28} | {:>8.0} | {:>8.0} | {:>5.2} | {:>12.0} | {:>5.2} | {:>6.2} | {:>6.2} | {:>6.2} | {:>5.2} | {:>5.2} |",
         case.name,
         raw.mb_s,
         log.mb_s,
@@ -252,7 +294,9 @@ async fn run_case(root: &Path, case: &Case) {
         log_pre.mb_s / raw.mb_s,
         raw.cpu_s_per_gb,
         log.cpu_s_per_gb,
-        log_pre.cpu_s_per_gb
+        log_pre.cpu_s_per_gb,
+        raw.allocations_per_batch,
+        log.allocations_per_batch
     );
 }
 
@@ -289,8 +333,8 @@ fn main() {
         .run(async move {
             direct_io_probe(&root).await.unwrap();
             println!("median of {ROUNDS} rounds; MB/s = 10^6 B/s; CPU = user+sys s per GB (whole process)");
-            println!("| case | raw MB/s | log MB/s | log/raw | log+prealloc MB/s | ratio | raw CPU/GB | log CPU/GB | prealloc CPU/GB |");
-            println!("|---|---|---|---|---|---|---|---|---|");
+            println!("| case | raw MB/s | log MB/s | log/raw | log+prealloc MB/s | ratio | raw CPU/GB | log CPU/GB | prealloc CPU/GB | raw allocs/batch | log allocs/batch |");
+            println!("|---|---|---|---|---|---|---|---|---|---|---|");
             for case in &cases {
                 run_case(&root, case).await;
             }

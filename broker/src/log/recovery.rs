@@ -32,8 +32,13 @@ pub(crate) struct Recovered {
 }
 
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
+    let existed = dir.is_dir();
     std::fs::create_dir_all(dir).map_err(std_io_err("creating partition dir"))?;
     probe::ensure_probed(dir).await?;
+    if let Some(parent) = dir.parent().filter(|_| !existed) {
+        // The new directory's own entry must survive a power cut too.
+        sync_dir(parent).await?;
+    }
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     let bases = list_segments(dir)?;
