@@ -566,3 +566,33 @@ fn given_concurrent_appender_and_reader_when_chunks_split_batches_should_read_ev
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn given_segment_ms_and_flush_interval_when_time_passes_should_roll_and_sync_without_waiters() {
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let config = LogConfig {
+            segment_ms: Some(5),
+            flush: FlushPolicy::Interval {
+                ms: 20,
+                bytes: u64::MAX,
+            },
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(path, config).await.expect("open");
+        append_many(&log, 1, 10).await;
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        append_many(&log, 1, 10).await;
+        assert_eq!(log.segment_count(), 2, "segment.ms rolled the active segment");
+        let sleep = || glommio::timer::sleep(std::time::Duration::from_millis(10));
+        for _ in 0..100 {
+            if log.durable_end_offset() == log.log_end_offset() {
+                break;
+            }
+            sleep().await;
+        }
+        assert_eq!(log.durable_end_offset(), Offset(6), "the interval timer synced");
+        log.close().await.expect("close");
+    });
+}
