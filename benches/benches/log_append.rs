@@ -242,6 +242,25 @@ struct Case {
     total_bytes: usize,
 }
 
+/// Sanity: every writer put all the bytes on disk (raw may end with zero padding).
+fn check_sizes(dir: &Path, total_bytes: usize) {
+    let raw = std::fs::metadata(dir.join("raw.bin")).unwrap().len() as usize;
+    assert!(
+        raw >= total_bytes && raw < total_bytes + BLOCK_BYTES,
+        "raw wrote {raw}"
+    );
+    for log in ["log", "log-pre"] {
+        let logs = std::fs::read_dir(dir.join(log))
+            .unwrap()
+            .map(|e| e.unwrap().path());
+        let sum: u64 = logs
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .map(|p| p.metadata().unwrap().len())
+            .sum();
+        assert_eq!(sum as usize, total_bytes, "{log} wrote {sum}");
+    }
+}
+
 fn median(mut v: Vec<Sample>) -> Sample {
     v.sort_by(|a, b| a.mb_s.total_cmp(&b.mb_s));
     v[v.len() / 2]
@@ -281,6 +300,7 @@ async fn run_case(root: &Path, case: &Case) {
                 ),
             }
         }
+        check_sizes(&dir, case.total_bytes / template.len() * template.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }
     let (raw, log, log_pre) = (median(raw), median(log), median(log_pre));

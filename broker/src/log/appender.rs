@@ -88,6 +88,14 @@ impl Appender {
         loop {
             self.wait_for_work().await;
             self.write_round().await?;
+            // Out of input: reap one write at a time, so input arriving meanwhile joins
+            // the pipeline instead of waiting for every write in flight to drain.
+            while self.shared.state.borrow().pending.is_empty()
+                && !self.in_flight.is_empty()
+                && !self.sync_due()
+            {
+                self.complete_oldest().await?;
+            }
             let (idle, closing) = {
                 let st = self.shared.state.borrow();
                 (st.pending.is_empty(), st.closing)
