@@ -126,6 +126,15 @@ async fn load_closed(dir: &Path, base: i64, config: &LogConfig) -> Result<Segmen
             write_index_files(dir, base, &segment.index, &segment.time_index).await?;
         }
     }
+    if segment.size_bytes < size_bytes {
+        // Sealed data was synced before the roll: damage here is corruption, not a torn
+        // write. Keep the file for inspection; reads of the damaged range return nothing.
+        tracing::error!(
+            segment = %log_path(dir, base).display(),
+            bad_bytes = size_bytes - segment.size_bytes,
+            "corrupt batch inside a sealed segment"
+        );
+    }
     segment.written_bytes = segment.size_bytes;
     segment.sealed = true;
     segment.file = Some(file);
