@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::ResponseError;
 use weir_protocol::record_batch::{self, BatchWalker};
 
@@ -19,11 +19,13 @@ use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
+    // Drop the transactional id now for the same reason as the topic names below.
+    let topic_data = req.topic_data;
     let catalog = shard.catalog();
     let mut results: Vec<ProducePartResult> = Vec::new();
     let mut work = Vec::new();
-    let mut shape = Vec::with_capacity(req.topic_data.len());
-    for topic in req.topic_data {
+    let mut shape = Vec::with_capacity(topic_data.len());
+    for topic in topic_data {
         let name = topic.name.0.to_string();
         let meta = catalog.topic(&name);
         let mut indexes = Vec::with_capacity(topic.partition_data.len());
@@ -53,7 +55,10 @@ pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest) -> Option<ProduceRes
                 None => results[index].error_code = ResponseError::UnknownTopicOrPartition.code(),
             }
         }
-        shape.push((topic.name, indexes));
+        // Keep the owned name, not the request's `StrBytes`: that is a slice of
+        // the frame, and any live slice stops the log patching base_offset in
+        // place (it must copy a shared buffer).
+        shape.push((name, indexes));
     }
     let answers = fan_out(
         shard,
@@ -95,7 +100,7 @@ pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest) -> Option<ProduceRes
                 })
                 .collect();
             TopicProduceResponse::default()
-                .with_name(name)
+                .with_name(TopicName(name.into()))
                 .with_partition_responses(partition_responses)
         })
         .collect();

@@ -47,7 +47,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             }
         };
         let frame = frame.freeze();
-        let head = frame.slice(..frame.len().min(64));
+        // A copy, not a slice: a live slice would make the records shared.
+        let head_len = frame.len().min(64);
+        let mut head = [0u8; 64];
+        head[..head_len].copy_from_slice(&frame[..head_len]);
         let task = match dispatch::admit(frame) {
             Ok(Admission::Immediate(bytes)) => glommio::spawn_local(async move { Some(bytes) }).detach(),
             Ok(Admission::Handle(request, version)) => {
@@ -65,7 +68,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             }
             Err(e) => {
                 tracing::warn!(%peer, shard = shard.id, error = %crate::error::chain(&e), "refusing request; closing connection");
-                tracing::debug!(%peer, head = ?head, "refused frame");
+                tracing::debug!(%peer, head = ?&head[..head_len], "refused frame");
                 break;
             }
         };

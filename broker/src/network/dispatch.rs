@@ -66,9 +66,12 @@ pub async fn handle(
     request: Request,
     version: i16,
 ) -> Result<Option<BytesMut>, FrameError> {
-    let correlation_id = request.header.correlation_id;
-    let api_key = request.api_key;
-    let body = match request.body {
+    // Drop the header (its client id is a slice of the frame) before handling,
+    // so the Produce records can be the frame's only remaining reference.
+    let Request { api_key, header, body, .. } = request;
+    let correlation_id = header.correlation_id;
+    drop(header);
+    let body = match body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(handlers::api_versions::response(0)),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(handlers::metadata::handle(&shard, r, version).await)
