@@ -8,6 +8,7 @@
 pub mod api;
 pub mod builder;
 pub mod compression;
+pub mod frame;
 pub mod record_batch;
 pub mod records;
 pub mod varint;
