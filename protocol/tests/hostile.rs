@@ -17,7 +17,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
 use proptest::prelude::*;
-use weir_protocol::api::{is_supported, SUPPORTED_APIS};
+use weir_protocol::api::{is_decodable, SUPPORTED_APIS};
 use weir_protocol::kafka_protocol;
 
 /// Decoded structs are larger in memory than on the wire: a compact-array
@@ -174,7 +174,7 @@ fn load_samples() -> Vec<Sample> {
             ResponseHeader::decode(&mut bytes, key.response_header_version(version)).unwrap();
             (key, version)
         };
-        if is_supported(key, version) {
+        if is_decodable(key, version) {
             let path = path.strip_prefix(frames_dir()).unwrap().display().to_string();
             samples.push(Sample {
                 key,
