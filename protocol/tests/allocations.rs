@@ -99,15 +99,6 @@ fn given_a_warm_builder_when_encoding_more_batches_should_not_allocate_per_recor
                 builder.finish_into(&mut out).unwrap();
             }
         });
-        assert!(
-            count <= 3 * 2,
-            "{codec:?}: {count} allocations for 3 warm batches of 500 records"
-        );
-        if matches!(
-            codec,
-            Compression::None | Compression::Snappy | Compression::Lz4 | Compression::Zstd
-        ) {
-            assert_eq!(count, 0, "{codec:?}: a warm builder should not allocate");
-        }
+        assert_eq!(count, 0, "{codec:?}: a warm builder should not allocate");
     }
 }
