@@ -78,8 +78,12 @@ fn given_a_warm_scratch_when_records_are_iterated_should_not_allocate_per_record
             large_count <= small_count + 4,
             "{codec:?}: {small_count} vs {large_count} allocations"
         );
-        if codec == Compression::None {
-            assert_eq!(large_count, 0, "uncompressed iteration must not allocate");
+        // Measured: only gzip sets up a decoder per batch (2 allocations).
+        if codec != Compression::Gzip {
+            assert_eq!(
+                large_count, 0,
+                "{codec:?}: iteration with a warm scratch must not allocate"
+            );
         }
     }
 }
