@@ -6,18 +6,19 @@
 //! This proves the bounded-allocation patch in third_party/kafka-protocol.
 
 mod support {
+    #[allow(dead_code, reason = "shared test support; this binary measures peaks only")]
+    pub mod alloc;
     pub mod apis;
 }
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
 use proptest::prelude::*;
-use weir_protocol::api::{is_supported, SUPPORTED_APIS};
+use support::alloc::peak_growth_bytes;
+use weir_protocol::api::{is_decodable, SUPPORTED_APIS};
 use weir_protocol::kafka_protocol;
 
 /// Decoded structs are larger in memory than on the wire: a compact-array
@@ -32,62 +33,6 @@ const RESPONSE_ALLOC_FACTOR: usize = 512;
 /// Fixed cost of a decode regardless of input (first Vec growth steps, error
 /// values with their context strings).
 const ALLOC_SLACK_BYTES: usize = 64 * 1024;
-
-thread_local! {
-    static CURRENT_BYTES: Cell<usize> = const { Cell::new(0) };
-    static PEAK_BYTES: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Counts this thread's live heap bytes and their peak; tests run on several
-/// threads, so the counters are per thread (const-initialised, no destructor,
-/// hence safe to touch from inside the allocator).
-struct CountingAllocator;
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        shrink(layout.size());
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grow(new_size);
-        shrink(layout.size());
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn grow(bytes: usize) {
-    let _ = CURRENT_BYTES.try_with(|c| {
-        let now = c.get() + bytes;
-        c.set(now);
-        let _ = PEAK_BYTES.try_with(|p| p.set(p.get().max(now)));
-    });
-}
-
-fn shrink(bytes: usize) {
-    let _ = CURRENT_BYTES.try_with(|c| c.set(c.get().saturating_sub(bytes)));
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Run `f` and return the peak heap growth it caused on this thread.
-fn peak_growth_bytes(f: impl FnOnce()) -> usize {
-    let base = CURRENT_BYTES.with(Cell::get);
-    PEAK_BYTES.with(|p| p.set(base));
-    f();
-    PEAK_BYTES.with(Cell::get) - base
-}
 
 /// Decode `body` as the request and the response of `key` at `version`; panics
 /// propagate (a failure), errors are fine. Checks the allocation bound.
@@ -174,7 +119,7 @@ fn load_samples() -> Vec<Sample> {
             ResponseHeader::decode(&mut bytes, key.response_header_version(version)).unwrap();
             (key, version)
         };
-        if is_supported(key, version) {
+        if is_decodable(key, version) {
             let path = path.strip_prefix(frames_dir()).unwrap().display().to_string();
             samples.push(Sample {
                 key,
