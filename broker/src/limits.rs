@@ -17,6 +17,12 @@ pub const CONNECTIONS_DEFAULT: usize = 10_000;
 /// A frame is read in chunks of at most this size, so a client that announces
 /// a large frame and then trickles bytes pins only what it actually sent.
 pub const FRAME_READ_CHUNK_BYTES: usize = 1024 * 1024;
+/// Largest frame for every API but Produce. Decoding a request can take far
+/// more memory than its wire size (measured in protocol/tests/hostile.rs: up
+/// to ~200x for OffsetFetch v8/v9), while only Produce carries bulk data, and
+/// that as zero-copy slices. 1 MiB still fits a Metadata request for ~40,000
+/// topic names.
+pub const CONTROL_FRAME_BYTES_MAX: usize = 1024 * 1024;
 /// Longest a Fetch may wait for min_bytes, whatever the client asks: keeps a
 /// misbehaving client from parking a request forever.
 pub const FETCH_WAIT_MS_MAX: i32 = 30_000;

@@ -119,3 +119,19 @@ fn given_garbage_oversized_and_truncated_frames_should_close_those_connections_a
         "each refusal is logged"
     );
 }
+
+#[test]
+fn given_a_non_produce_frame_over_the_control_limit_should_close_the_connection() {
+    let broker = Broker::start(&[]);
+    // A 2 MiB Metadata frame: header, then padding. Refused before decoding.
+    let size: u32 = 2 * 1024 * 1024;
+    let mut frame = Vec::with_capacity(size as usize + 4);
+    frame.extend_from_slice(&size.to_be_bytes());
+    frame.extend_from_slice(&[0, 3, 0, 4, 0, 0, 0, 1, 0, 0]);
+    frame.resize(size as usize + 4, 0);
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    let _ = s.write_all(&frame);
+    assert_closed(s);
+    assert!(broker.log().contains("limit for non-Produce requests"));
+    broker.client().metadata(None).unwrap();
+}

@@ -28,6 +28,11 @@ pub enum Refusal {
     UnknownApi(i16),
     #[error("unsupported {api_key:?} version {api_version}")]
     UnsupportedVersion { api_key: ApiKey, api_version: i16 },
+    #[error(
+        "{api_key:?} frame of {size_bytes} bytes exceeds the {} byte limit for non-Produce requests",
+        crate::limits::CONTROL_FRAME_BYTES_MAX
+    )]
+    ControlFrameTooLarge { api_key: ApiKey, size_bytes: usize },
     #[error("malformed request")]
     Malformed(#[from] FrameError),
 }
@@ -49,6 +54,12 @@ pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
             api_version: prefix.api_version,
         });
     }
+    if api_key != ApiKey::Produce && frame.len() > crate::limits::CONTROL_FRAME_BYTES_MAX {
+        return Err(Refusal::ControlFrameTooLarge {
+            api_key,
+            size_bytes: frame.len(),
+        });
+    }
     if !is_decodable(api_key, prefix.api_version) {
         // Advertised for librdkafka 2.0's feature detection only (see api.rs).
         return Err(Refusal::UnsupportedVersion {
@@ -68,7 +79,12 @@ pub async fn handle(
 ) -> Result<Option<BytesMut>, FrameError> {
     // Drop the header (its client id is a slice of the frame) before handling,
     // so the Produce records can be the frame's only remaining reference.
-    let Request { api_key, header, body, .. } = request;
+    let Request {
+        api_key,
+        header,
+        body,
+        ..
+    } = request;
     let correlation_id = header.correlation_id;
     drop(header);
     let body = match body {
