@@ -1,1 +1,2 @@
 //! weir-broker: the shard-per-core Kafka-compatible broker.
+pub mod groups;
