@@ -26,6 +26,15 @@ use super::store::{OffsetStore, StoreRecord};
 use super::{GroupConfig, GroupError, GROUPS_PER_SHARD_MAX, GROUP_MEMBERS_MAX, MEMBER_BLOB_BYTES_MAX};
 use super::{MEMBER_PROTOCOLS_MAX, NAME_BYTES_MAX, PENDING_MEMBERS_MAX};
 
+/// See [`GroupCoordinator::offsets_file_stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffsetsFileStats {
+    pub file_bytes: u64,
+    /// fdatasync calls for appends (group commit makes this smaller than the commit count).
+    pub flush_count: u64,
+    pub compaction_count: u64,
+}
+
 /// One shard's group coordinator. Create with [`GroupCoordinator::open`].
 pub struct GroupCoordinator {
     pub(super) config: GroupConfig,
@@ -883,9 +892,13 @@ impl GroupCoordinator {
         self.groups.borrow().get(group_id).map(|g| g.state)
     }
 
-    /// Size of the offsets file and how many compactions ran since open (for tests, metrics).
-    pub fn offsets_file_stats(&self) -> (u64, u64) {
-        (self.store.file_bytes(), self.store.compactions())
+    /// The offsets file's size and activity since open, for tests and metrics.
+    pub fn offsets_file_stats(&self) -> OffsetsFileStats {
+        OffsetsFileStats {
+            file_bytes: self.store.file_bytes(),
+            flush_count: self.store.flushes(),
+            compaction_count: self.store.compactions(),
+        }
     }
 
     /// Fails every waiting call with COORDINATOR_NOT_AVAILABLE, waits for queued records to

@@ -14,7 +14,7 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use coordinator::GroupCoordinator;
+pub use coordinator::{GroupCoordinator, OffsetsFileStats};
 pub use group::GroupState;
 pub use offsets::FetchedOffset;
 
