@@ -282,7 +282,7 @@ impl GroupCoordinator {
             too_long(&p.name) || p.metadata.len() > MEMBER_BLOB_BYTES_MAX
         };
         if too_long(&req.member_id)
-            || req.group_instance_id.as_deref().is_some_and(|i| too_long(i))
+            || req.group_instance_id.as_deref().is_some_and(&too_long)
             || too_long(&req.protocol_type)
             || req.protocols.len() > MEMBER_PROTOCOLS_MAX
             || req.protocols.iter().any(bad_protocol)

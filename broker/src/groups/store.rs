@@ -589,9 +589,10 @@ impl OffsetStore {
             let result = self.write_durably(bytes).await;
             let result = match result {
                 Ok(()) => {
-                    let mut state = self.state.borrow_mut();
-                    records.into_iter().for_each(|r| state.apply(r));
-                    drop(state);
+                    {
+                        let mut state = self.state.borrow_mut();
+                        records.into_iter().for_each(|r| state.apply(r));
+                    }
                     self.durable_batch.set(batch);
                     self.maybe_compact().await
                 }

@@ -164,12 +164,11 @@ async fn member_id_for(c: &GroupCoordinator, group: &str, protocols: &[(&str, By
     r.member_id.as_str().to_owned()
 }
 
+/// (member id, group instance id, protocols) of one JoinGroup.
+type Joiner = (String, Option<String>, Vec<(&'static str, Bytes)>);
+
 /// Joins every (member id, instance, protocols) concurrently and returns the responses in order.
-async fn join_all(
-    c: &Rc<GroupCoordinator>,
-    group: &str,
-    joiners: Vec<(String, Option<String>, Vec<(&'static str, Bytes)>)>,
-) -> Vec<JoinGroupResponse> {
+async fn join_all(c: &Rc<GroupCoordinator>, group: &str, joiners: Vec<Joiner>) -> Vec<JoinGroupResponse> {
     let tasks: Vec<_> = joiners
         .into_iter()
         .map(|(id, instance, protocols)| {
