@@ -10,7 +10,7 @@ use bytes::Bytes;
 use glommio::channels::local_channel::LocalSender;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 
-use super::store::{StoredGroup, StoredMember};
+use super::record::{StoredGroup, StoredMember};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupState {

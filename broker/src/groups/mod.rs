@@ -8,6 +8,8 @@
 mod coordinator;
 mod group;
 mod offsets;
+mod rebalance;
+mod record;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -36,7 +38,7 @@ pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 pub const NAME_BYTES_MAX: usize = 4096;
 /// One protocol's metadata or one assignment per member: both are stored and relayed, and
 /// real assignors produce a few KiB at most.
-pub const MEMBER_BLOB_BYTES_MAX: usize = 1024 * 1024;
+pub const MEMBER_BLOB_BYTES_MAX: usize = 128 * 1024;
 /// Protocols one member may offer in a JoinGroup (real clients offer 1-3 assignors).
 pub const MEMBER_PROTOCOLS_MAX: usize = 32;
 

@@ -20,7 +20,7 @@ use kafka_protocol::ResponseError;
 
 use super::coordinator::{sb, wall_ms, GroupCoordinator};
 use super::group::{Group, GroupState};
-use super::store::{CommittedOffset, StoreRecord};
+use super::record::{CommittedOffset, StoreRecord};
 use super::{
     GroupError, GROUPS_PER_SHARD_MAX, NAME_BYTES_MAX, OFFSETS_PER_SHARD_MAX, OFFSET_METADATA_BYTES_MAX,
 };

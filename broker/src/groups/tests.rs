@@ -915,7 +915,9 @@ fn given_live_group_of_other_protocol_type_when_deleting_offsets_should_answer_n
 mod codec {
     use proptest::prelude::*;
 
-    use super::super::store::{self, CommittedOffset, StoreRecord, StoreState, StoredGroup, StoredMember};
+    use super::super::record::{
+        self as store, CommittedOffset, StoreRecord, StoreState, StoredGroup, StoredMember,
+    };
 
     fn record() -> impl Strategy<Value = StoreRecord> {
         let name = "[a-c]{1,3}";
