@@ -74,7 +74,7 @@ fn join_req(
     r.member_id = s(member_id);
     r.group_instance_id = instance.map(s);
     r.session_timeout_ms = 10_000;
-    r.rebalance_timeout_ms = 2_000;
+    r.rebalance_timeout_ms = 300;
     r.protocol_type = s("consumer");
     r.protocols = protocols
         .iter()
@@ -478,6 +478,61 @@ fn given_member_that_stops_heartbeating_when_session_times_out_should_expire_and
         let r = c.join_group(join_req("g", &alive, None, &protocols), 5).await;
         assert_eq!(r.generation_id, generation + 1);
         assert_eq!(r.members.len(), 1);
+        c.close().await.unwrap();
+    });
+}
+
+#[test]
+fn given_rebalance_when_a_member_does_not_rejoin_in_time_should_complete_without_it() {
+    run(|| async {
+        let dir = tempdir();
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        let joins = form_group(&c, "g", 2, &["t"]).await;
+        let generation = joins[0].generation_id;
+        let leader = joins
+            .iter()
+            .find(|j| j.leader == j.member_id)
+            .unwrap()
+            .member_id
+            .clone();
+        let other = joins
+            .iter()
+            .find(|j| j.leader != j.member_id)
+            .unwrap()
+            .member_id
+            .clone();
+        // The leader rejoins (that alone starts a rebalance); the other only heartbeats, so the
+        // rebalance ends at the largest rebalance timeout (300 ms), without it.
+        let mut req = join_req("g", &leader, None, &[("range", subscription(&["t"]))]);
+        let started = std::time::Instant::now();
+        let c2 = Rc::clone(&c);
+        let pending = glommio::spawn_local(async move { c2.join_group(req, 5).await });
+        sleep(Duration::from_millis(20)).await;
+        assert_eq!(c.group_state("g"), Some(GroupState::PreparingRebalance));
+        let hb = c.heartbeat(heartbeat_req("g", generation, &other), 4).await;
+        assert_eq!(
+            hb.error_code,
+            ResponseError::RebalanceInProgress.code(),
+            "told to rejoin"
+        );
+        let r = pending.await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250),
+            "waited for the straggler: {waited:?}"
+        );
+        assert_eq!(
+            (r.error_code, r.generation_id, r.members.len()),
+            (0, generation + 1, 1)
+        );
+        let hb = c.heartbeat(heartbeat_req("g", generation + 1, &other), 4).await;
+        assert_eq!(
+            hb.error_code,
+            ResponseError::UnknownMemberId.code(),
+            "the straggler was removed"
+        );
         c.close().await.unwrap();
     });
 }
