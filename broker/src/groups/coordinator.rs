@@ -57,6 +57,10 @@ impl GroupCoordinator {
             "session bounds"
         );
         assert!(config.timer_tick_ms > 0, "timer_tick_ms must be positive");
+        assert!(
+            config.min_session_timeout_ms > 0,
+            "session timeouts must be positive"
+        );
         let store = OffsetStore::open(&dir, config.offsets_file_compact_bytes).await?;
         let now = Instant::now();
         let mut groups = HashMap::new();
@@ -175,7 +179,7 @@ impl GroupCoordinator {
         } else {
             client_id
         };
-        let prefix = &prefix[..prefix.floor_char_boundary(NAME_BYTES_MAX - 40)];
+        let prefix = truncate_utf8(prefix, NAME_BYTES_MAX - 40);
         format!("{prefix}-{nanos:016x}-{n:08x}")
     }
 
@@ -346,4 +350,13 @@ impl GroupCoordinator {
         }
         self.store.close().await
     }
+}
+
+/// The longest prefix of `s` of at most `bytes_max` bytes that ends on a char boundary.
+pub(super) fn truncate_utf8(s: &str, bytes_max: usize) -> &str {
+    let mut end = s.len().min(bytes_max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

@@ -220,7 +220,9 @@ impl GroupCoordinator {
                 po.partition_index = partition.partition_index;
                 if refused {
                     po.error_code = ResponseError::GroupSubscribedToTopic.code();
-                } else {
+                } else if topic.name.len() > NAME_BYTES_MAX {
+                    po.error_code = ResponseError::UnknownTopicOrPartition.code();
+                } else if self.has_offset(&group_id, topic.name.as_str(), partition.partition_index) {
                     accepted.push((t, p));
                     records.push(StoreRecord::Delete {
                         group: group_id.clone(),
@@ -238,6 +240,12 @@ impl GroupCoordinator {
             }
         }
         response
+    }
+
+    fn has_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let state = self.store.state();
+        let offsets = state.offsets.get(group_id);
+        offsets.is_some_and(|o| o.contains_key(&(topic.to_owned(), partition)))
     }
 
     /// `Ok(Some(topics))`: a live consumer group subscribed to these; `Ok(None)`: no live members.

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, SyncGroupReq
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::coordinator::{sb, wall_ms, GroupCoordinator};
+use super::coordinator::{sb, truncate_utf8, wall_ms, GroupCoordinator};
 use super::group::{Group, GroupState, Member};
 use super::store::StoreRecord;
 use super::{GROUPS_PER_SHARD_MAX, GROUP_MEMBERS_MAX, MEMBER_BLOB_BYTES_MAX, MEMBER_PROTOCOLS_MAX};
@@ -149,8 +149,9 @@ impl GroupCoordinator {
         let joiner = Joiner {
             member_id: req.member_id.as_str().to_owned(),
             instance_id: req.group_instance_id.as_deref().map(str::to_owned),
-            client_id: client_id.to_owned(),
-            client_host: host.to_owned(),
+            // Header fields, not checked by validate_join: bounded here so records stay encodable.
+            client_id: truncate_utf8(client_id, NAME_BYTES_MAX).to_owned(),
+            client_host: truncate_utf8(host, NAME_BYTES_MAX).to_owned(),
             session_timeout_ms: req.session_timeout_ms,
             rebalance_timeout_ms,
             protocol_type: req.protocol_type.as_str().to_owned(),

@@ -505,7 +505,7 @@ fn given_rebalance_when_a_member_does_not_rejoin_in_time_should_complete_without
             .clone();
         // The leader rejoins (that alone starts a rebalance); the other only heartbeats, so the
         // rebalance ends at the largest rebalance timeout (300 ms), without it.
-        let mut req = join_req("g", &leader, None, &[("range", subscription(&["t"]))]);
+        let req = join_req("g", &leader, None, &[("range", subscription(&["t"]))]);
         let started = std::time::Instant::now();
         let c2 = Rc::clone(&c);
         let pending = glommio::spawn_local(async move { c2.join_group(req, 5).await });
