@@ -626,6 +626,66 @@ fn given_bad_requests_when_joining_should_answer_with_kafka_errors() {
     });
 }
 
+#[test]
+fn given_waiting_join_when_coordinator_closes_should_answer_coordinator_not_available() {
+    run(|| async {
+        let dir = tempdir();
+        let config = GroupConfig {
+            initial_rebalance_delay_ms: 10_000,
+            ..test_config()
+        };
+        let c = GroupCoordinator::open(dir.path().into(), config).await.unwrap();
+        let c2 = Rc::clone(&c);
+        let req = join_req("g", "", None, &[("range", Bytes::new())]);
+        let pending = glommio::spawn_local(async move { c2.join_group(req, 3).await });
+        sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            c.group_state("g"),
+            Some(GroupState::PreparingRebalance),
+            "held by the initial delay"
+        );
+        c.close().await.unwrap();
+        assert_eq!(
+            pending.await.error_code,
+            ResponseError::CoordinatorNotAvailable.code()
+        );
+        let r = c
+            .offset_commit(commit_req("simple", -1, "", &[("t", 0, 1)]), 8)
+            .await;
+        assert_eq!(
+            commit_codes(&r),
+            vec![ResponseError::CoordinatorNotAvailable.code()]
+        );
+    });
+}
+
+#[test]
+fn given_commit_during_completing_rebalance_or_with_huge_metadata_when_committing_should_refuse() {
+    run(|| async {
+        let dir = tempdir();
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        let protocols = vec![("range", subscription(&["t"]))];
+        let id = member_id_for(&c, "g", &protocols).await;
+        let joined = c.join_group(join_req("g", &id, None, &protocols), 5).await;
+        assert_eq!(c.group_state("g"), Some(GroupState::CompletingRebalance));
+        let r = c
+            .offset_commit(commit_req("g", joined.generation_id, &id, &[("t", 0, 1)]), 8)
+            .await;
+        assert_eq!(commit_codes(&r), vec![ResponseError::RebalanceInProgress.code()]);
+        let mut req = commit_req("simple", -1, "", &[("t", 0, 1)]);
+        req.topics[0].partitions[0].committed_metadata = Some(s(&"x".repeat(OFFSET_METADATA_BYTES_MAX + 1)));
+        let r = c.offset_commit(req, 8).await;
+        assert_eq!(
+            commit_codes(&r),
+            vec![ResponseError::OffsetMetadataTooLarge.code()]
+        );
+        assert_eq!(fetch_all(&c, "simple").await, vec![]);
+        c.close().await.unwrap();
+    });
+}
+
 // ------------------------------------------------------------------ offsets
 
 #[test]
