@@ -23,7 +23,7 @@ const WRITE_CHUNK_BYTES_MAX: usize = 8 * 1024 * 1024;
 // ---------------------------------------------------------------- notification
 
 /// Wakes every waiter on each `notify_all`. Waiters are request futures, bounded by the
-/// connections' in-flight limits; a waker already queued is not queued twice.
+/// connections' in-flight limits; each wait registers its waker once.
 #[derive(Default)]
 pub(crate) struct Notify {
     epoch: Cell<u64>,
@@ -39,13 +39,16 @@ impl Notify {
 
     pub async fn wait(&self) {
         let start = self.epoch.get();
+        // A glommio task keeps one waker, so registering once per wait is enough; scanning the
+        // list for duplicates instead would cost O(waiters) per registration.
+        let mut registered = false;
         std::future::poll_fn(|cx| {
             if self.epoch.get() != start {
                 return Poll::Ready(());
             }
-            let mut wakers = self.wakers.borrow_mut();
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
+            if !registered {
+                self.wakers.borrow_mut().push(cx.waker().clone());
+                registered = true;
             }
             Poll::Pending
         })

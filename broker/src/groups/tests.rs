@@ -1135,3 +1135,48 @@ fn given_consumer_subscription_bytes_when_parsing_should_return_topics_and_rejec
     );
     assert_eq!(group::parse_subscription_topics(&[0]), None);
 }
+
+/// Not a pass/fail test: prints commit latency and group-commit throughput on this disk.
+/// `cargo test -p weir-broker --lib groups::tests::measure -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, run by hand"]
+fn measure_offset_commit_latency_and_group_commit() {
+    run(|| async {
+        let dir = tempdir();
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        let sequential_count = 500u32;
+        let started = std::time::Instant::now();
+        for i in 0..sequential_count {
+            let r = c
+                .offset_commit(commit_req("seq", -1, "", &[("t", (i % 8) as i32, i as i64)]), 8)
+                .await;
+            assert_eq!(commit_codes(&r), vec![0]);
+        }
+        let per_commit = started.elapsed() / sequential_count;
+        let before = c.offsets_file_stats().flush_count;
+        let concurrent_count = 5000u32;
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..concurrent_count)
+            .map(|i| {
+                let c = Rc::clone(&c);
+                glommio::spawn_local(async move {
+                    c.offset_commit(commit_req("conc", -1, "", &[("t", (i % 64) as i32, i as i64)]), 8)
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(commit_codes(&t.await), vec![0]);
+        }
+        let elapsed = started.elapsed();
+        let flushes = c.offsets_file_stats().flush_count - before;
+        println!("sequential: {sequential_count} commits, {per_commit:?} per commit (one fdatasync each)");
+        println!(
+            "concurrent: {concurrent_count} commits in {elapsed:?} = {:.0} commits/s, {flushes} fdatasyncs",
+            f64::from(concurrent_count) / elapsed.as_secs_f64()
+        );
+        c.close().await.unwrap();
+    });
+}
