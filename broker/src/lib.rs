@@ -7,6 +7,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod groups;
 pub mod groups_glue;
 pub mod handlers;
 pub mod limits;
