@@ -77,6 +77,19 @@ pub struct ServeArgs {
     /// its fdatasync when nobody asks for durability (acks=all always syncs).
     #[arg(long, env = "WEIR_FLUSH_MS", default_value_t = 1000)]
     pub flush_ms: u64,
+    /// group.initial.rebalance.delay.ms: how long a new group waits for more
+    /// members before its first rebalance.
+    #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// group.min.session.timeout.ms
+    #[arg(long, env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = 6000)]
+    pub group_min_session_timeout_ms: i32,
+    /// group.max.session.timeout.ms
+    #[arg(long, env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: i32,
+    /// offsets.retention.minutes: committed offsets of a group that stays empty this long expire.
+    #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 7 * 24 * 60)]
+    pub offsets_retention_minutes: i64,
     /// Default max.message.bytes (largest batch) of new topics.
     #[arg(long, env = "WEIR_MAX_MESSAGE_BYTES", default_value_t = 1_048_588)]
     pub max_message_bytes: i32,
@@ -100,6 +113,16 @@ impl ServeArgs {
             .shard_port_base
             .unwrap_or(self.listen.port().saturating_add(1));
         base.saturating_add(u16::try_from(shard).unwrap_or(u16::MAX))
+    }
+
+    pub fn group_config(&self) -> crate::groups::GroupConfig {
+        crate::groups::GroupConfig {
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+            ..crate::groups::GroupConfig::default()
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -110,6 +110,11 @@ async fn shard_main(
         .apply_catalog(catalog)
         .await
         .map_err(|e| format!("opening partitions: {e}"))?;
+    let groups_dir = args.data_dir.join("__groups").join(format!("shard-{}", shard.id));
+    let coordinator = crate::groups::GroupCoordinator::open(groups_dir, args.group_config())
+        .await
+        .map_err(|e| format!("opening the group coordinator: {e}"))?;
+    shard.set_groups(coordinator);
     for (peer, rx) in receivers.streams() {
         let s = shard.clone();
         glommio::spawn_local(async move {

@@ -56,7 +56,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             Ok(Admission::Handle(request, version)) => {
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
-                    match dispatch::handle(shard, *request, version).await {
+                    match dispatch::handle(shard, *request, version, peer).await {
                         Ok(answer) => answer,
                         Err(e) => {
                             tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");

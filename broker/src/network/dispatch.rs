@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use weir_protocol::api::{is_decodable, is_supported};
 use weir_protocol::frame::{self, FrameError, Request};
 
+use crate::groups_glue::{GroupAnswer, GroupCall};
 use crate::handlers;
 use crate::shard::Shard;
 
@@ -71,11 +72,52 @@ pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
     Ok(Admission::Handle(Box::new(request), prefix.api_version))
 }
 
+/// The coordinator's answer as a response, or the request's own error
+/// response when the coordinator shard could not be reached.
+fn group_answer(
+    answer: Result<GroupAnswer, i16>,
+    api_key: ApiKey,
+    version: i16,
+) -> Result<ResponseKind, FrameError> {
+    use kafka_protocol::messages as m;
+    Ok(match answer {
+        Ok(GroupAnswer::Join(r)) => ResponseKind::JoinGroup(r),
+        Ok(GroupAnswer::Sync(r)) => ResponseKind::SyncGroup(r),
+        Ok(GroupAnswer::Heartbeat(r)) => ResponseKind::Heartbeat(r),
+        Ok(GroupAnswer::Leave(r)) => ResponseKind::LeaveGroup(r),
+        Ok(GroupAnswer::Commit(r)) => ResponseKind::OffsetCommit(r),
+        Ok(GroupAnswer::DeleteOffsets(r)) => ResponseKind::OffsetDelete(r),
+        Err(code) => match api_key {
+            ApiKey::JoinGroup => {
+                ResponseKind::JoinGroup(m::JoinGroupResponse::default().with_error_code(code))
+            }
+            ApiKey::SyncGroup => {
+                ResponseKind::SyncGroup(m::SyncGroupResponse::default().with_error_code(code))
+            }
+            ApiKey::Heartbeat => {
+                ResponseKind::Heartbeat(m::HeartbeatResponse::default().with_error_code(code))
+            }
+            ApiKey::LeaveGroup => {
+                ResponseKind::LeaveGroup(m::LeaveGroupResponse::default().with_error_code(code))
+            }
+            ApiKey::OffsetDelete => {
+                ResponseKind::OffsetDelete(m::OffsetDeleteResponse::default().with_error_code(code))
+            }
+            _ => {
+                let reason = format!("{api_key:?} v{version}: coordinator unreachable (error {code})");
+                return Err(FrameError::Encode(frame::anyhow_error::AnyError(reason)));
+            }
+        },
+        Ok(_) => unreachable!("each group call answers its own kind"),
+    })
+}
+
 /// Run the handler and encode its answer; `None` for acks=0 Produce.
 pub async fn handle(
     shard: Rc<Shard>,
     request: Request,
     version: i16,
+    peer: std::net::SocketAddr,
 ) -> Result<Option<BytesMut>, FrameError> {
     // Drop the header (its client id is a slice of the frame) before handling,
     // so the Produce records can be the frame's only remaining reference.
@@ -86,6 +128,11 @@ pub async fn handle(
         ..
     } = request;
     let correlation_id = header.correlation_id;
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     drop(header);
     let body = match body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(handlers::api_versions::response(0)),
@@ -108,6 +155,58 @@ pub async fn handle(
         }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(handlers::topics::describe_configs(&shard, &r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(handlers::groups::find_coordinator(&shard, &r, version))
+        }
+        RequestKind::JoinGroup(req) => {
+            let group_id = req.group_id.0.to_string();
+            let client_host = handlers::groups::client_host(peer);
+            let call = GroupCall::Join {
+                req,
+                version,
+                client_id,
+                client_host,
+            };
+            group_answer(
+                handlers::groups::call(&shard, &group_id, call).await,
+                api_key,
+                version,
+            )?
+        }
+        RequestKind::SyncGroup(req) => {
+            let group_id = req.group_id.0.to_string();
+            let answer = handlers::groups::call(&shard, &group_id, GroupCall::Sync(req, version)).await;
+            group_answer(answer, api_key, version)?
+        }
+        RequestKind::Heartbeat(req) => {
+            let group_id = req.group_id.0.to_string();
+            let answer = handlers::groups::call(&shard, &group_id, GroupCall::Heartbeat(req, version)).await;
+            group_answer(answer, api_key, version)?
+        }
+        RequestKind::LeaveGroup(req) => {
+            let group_id = req.group_id.0.to_string();
+            let answer = handlers::groups::call(&shard, &group_id, GroupCall::Leave(req, version)).await;
+            group_answer(answer, api_key, version)?
+        }
+        RequestKind::OffsetCommit(req) => {
+            let group_id = req.group_id.0.to_string();
+            let answer = handlers::groups::call(&shard, &group_id, GroupCall::Commit(req, version)).await;
+            group_answer(answer, api_key, version)?
+        }
+        RequestKind::OffsetDelete(req) => {
+            let group_id = req.group_id.0.to_string();
+            let answer = handlers::groups::call(&shard, &group_id, GroupCall::DeleteOffsets(req)).await;
+            group_answer(answer, api_key, version)?
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(handlers::groups::offset_fetch(&shard, r, version).await)
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(handlers::groups::list_groups(&shard, r).await)
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(handlers::groups::describe_groups(&shard, r).await)
         }
         other => {
             let name = format!("{other:?}");

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::ServeArgs;
+use crate::groups::GroupCoordinator;
 use crate::log::{LogError, PartitionLog};
 use crate::metadata::Catalog;
 use mesh::Mesh;
@@ -38,6 +39,9 @@ pub struct Shard {
     pub admin_lock: glommio::sync::Semaphore,
     pub stopping: Cell<bool>,
     pub connections: Cell<usize>,
+    /// The group coordinator for the groups that hash to this shard; set once
+    /// at start-up, after the partitions are open.
+    groups: RefCell<Option<Rc<GroupCoordinator>>>,
 }
 
 impl Shard {
@@ -53,7 +57,17 @@ impl Shard {
             admin_lock: glommio::sync::Semaphore::new(1),
             stopping: Cell::new(false),
             connections: Cell::new(0),
+            groups: RefCell::new(None),
         }
+    }
+
+    pub fn groups(&self) -> Option<Rc<GroupCoordinator>> {
+        self.groups.borrow().clone()
+    }
+
+    pub fn set_groups(&self, coordinator: Rc<GroupCoordinator>) {
+        assert!(self.groups.borrow().is_none(), "the coordinator is opened once");
+        *self.groups.borrow_mut() = Some(coordinator);
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -99,10 +113,24 @@ impl Shard {
                 })
                 .collect()
         };
+        let removed_topics: Vec<String> = {
+            let before = self.catalog.borrow();
+            before
+                .topics
+                .values()
+                .filter(|t| next.topic(&t.name).is_none_or(|n| n.id != t.id))
+                .map(|t| t.name.clone())
+                .collect()
+        };
         *self.catalog.borrow_mut() = next.clone();
         for (name, log) in stale {
             tracing::info!(shard = self.id, topic = %name, "deleting partition log");
             log.delete().await?;
+        }
+        if let Some(groups) = self.groups() {
+            for topic in removed_topics {
+                crate::groups_glue::execute(&groups, crate::groups_glue::GroupCall::RemoveTopic(topic)).await;
+            }
         }
         for topic in next.topics.values() {
             for p in 0..topic.partition_count() {
@@ -144,12 +172,22 @@ impl Shard {
             ShardRequest::Admin(req) => {
                 ShardResponse::Admin(handlers::topics::admin_on_shard0(self, req).await)
             }
-            ShardRequest::Group(call) => match call {},
+            ShardRequest::Group(call) => {
+                // Mesh calls are received only after start-up opened the coordinator.
+                let coordinator = self.groups().expect("coordinator opened before the mesh listens");
+                ShardResponse::Group(crate::groups_glue::execute(&coordinator, call).await)
+            }
         }
     }
 
-    /// Close every local log: flush, write clean-shutdown markers.
+    /// Close every local log (flush, clean-shutdown markers) and the group
+    /// coordinator.
     pub async fn close_logs(&self) {
+        if let Some(groups) = self.groups() {
+            if let Err(e) = groups.close().await {
+                tracing::error!(shard = self.id, error = %e, "closing the group coordinator failed");
+            }
+        }
         for log in self.all_logs() {
             if let Err(e) = log.close().await {
                 tracing::error!(shard = self.id, error = %e, "closing a partition log failed");
