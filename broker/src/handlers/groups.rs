@@ -37,8 +37,8 @@ pub async fn call_on(shard: &Rc<Shard>, owner: usize, call: GroupCall) -> Result
             .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
         return Ok(execute(&coordinator, call).await);
     }
-    match shard.mesh.call(owner, ShardRequest::Group(call)).await {
-        Ok(ShardResponse::Group(answer)) => Ok(answer),
+    match shard.mesh.call(owner, ShardRequest::Group(Box::new(call))).await {
+        Ok(ShardResponse::Group(answer)) => Ok(*answer),
         Ok(_) => unreachable!("group calls answer with Group"),
         Err(e) => {
             tracing::warn!(owner, error = %e, "group forward failed");

@@ -26,7 +26,7 @@ pub enum ShardRequest {
     /// To shard 0, the only catalog writer.
     Admin(AdminRequest),
     /// A consumer-group request for the coordinator shard of its group.
-    Group(crate::groups_glue::GroupCall),
+    Group(Box<crate::groups_glue::GroupCall>),
 }
 
 pub enum ShardResponse {
@@ -35,7 +35,7 @@ pub enum ShardResponse {
     ListOffsets(Vec<ListOffsetsPartResult>),
     Applied,
     Admin(AdminResponse),
-    Group(crate::groups_glue::GroupAnswer),
+    Group(Box<crate::groups_glue::GroupAnswer>),
 }
 
 pub struct ProducePart {

@@ -175,7 +175,7 @@ impl Shard {
             ShardRequest::Group(call) => {
                 // Mesh calls are received only after start-up opened the coordinator.
                 let coordinator = self.groups().expect("coordinator opened before the mesh listens");
-                ShardResponse::Group(crate::groups_glue::execute(&coordinator, call).await)
+                ShardResponse::Group(Box::new(crate::groups_glue::execute(&coordinator, *call).await))
             }
         }
     }
