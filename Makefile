@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run build release test test-deps lint fmt bench bench-log clean
+.PHONY: run build release test test-deps lint fmt bench bench-log bench-micro clean
 
 run: release
 	./target/release/weir serve
@@ -38,8 +38,13 @@ fmt:
 
 bench: bench-log
 
+# Raw glommio DMA writer vs the partition log, same bytes, one run (docs/benchmarks.md).
 bench-log:
-	$(CARGO) bench -p weir-benches
+	$(CARGO) bench -p weir-benches --bench log_append
+
+# Criterion micro-benchmarks: CRC validation, batch parse, builder, index lookup.
+bench-micro:
+	$(CARGO) bench -p weir-benches --bench protocol --bench index
 
 clean:
 	$(CARGO) clean
