@@ -19,8 +19,11 @@ fn partition_of(i: usize) -> usize {
     (i * 7919) % PARTITIONS
 }
 
-/// Everything in one partition: (offset, key, value, header value).
-fn read_partition(broker: &Broker, p: usize) -> Vec<(i64, Vec<u8>, Vec<u8>, Vec<u8>)> {
+/// (offset, key, value, header value) of one record.
+type Stored = (i64, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Everything in one partition.
+fn read_partition(broker: &Broker, p: usize) -> Vec<Stored> {
     let mut c = broker.client();
     let mut out = Vec::new();
     let mut scratch = Vec::new();
