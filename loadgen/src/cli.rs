@@ -228,6 +228,7 @@ pub struct RunConfig {
     pub from: StartFrom,
     pub to_end: bool,
     pub check_crc: bool,
+    pub quiet: bool,
 }
 
 fn ser_compression<S: serde::Serializer>(c: &Compression, s: S) -> Result<S::Ok, S::Error> {
@@ -286,6 +287,7 @@ impl RunArgs {
             from,
             to_end: self.to_end,
             check_crc: self.check_crc,
+            quiet: self.quiet,
         })
     }
 
