@@ -22,7 +22,7 @@ use crate::cli::Mode;
 use crate::client::cluster::{list_offsets, EARLIEST};
 use crate::client::conn::Connection;
 use crate::client::{error_name, is_retriable, ClientError};
-use crate::shard::{now_ns, ShardCtx, TaskPlan};
+use crate::shard::{connect_all, now_ns, ShardCtx, TaskPlan};
 use crate::stats::record_us;
 
 /// Long-poll wait per Fetch: short enough to notice the end of a run quickly.
@@ -34,8 +34,10 @@ pub const FETCH_BYTES_MAX: i32 = 64 << 20;
 const PARTITION_FETCH_BYTES_MAX: i32 = 8 << 20;
 /// Decompressed records of one batch may not exceed this (bounds scratch).
 const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
-/// After producers finish, e2e consumers drain at most this long.
+/// After producers finish, e2e consumers drain at most this long...
 const DRAIN_MS_MAX: u64 = 10_000;
+/// ...and give up earlier when nothing new arrived for this long.
+const DRAIN_IDLE_MS_MAX: u64 = 2_000;
 /// OFFSET_OUT_OF_RANGE: restart from the earliest offset.
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
@@ -46,6 +48,13 @@ struct PartitionCursor {
 }
 
 pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
+    let conns = match connect_all(&ctx.cfg, &ctx.cluster, std::slice::from_ref(&plan)).await {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.shared.fail(format!("consumer {}: {e}", plan.index));
+            return;
+        }
+    };
     let mut by_leader: Vec<(i32, Vec<PartitionCursor>)> = Vec::new();
     for (i, &partition) in plan.partitions.iter().enumerate() {
         let leader = ctx.cluster.topic.partitions[partition as usize].leader;
@@ -63,8 +72,8 @@ pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
         .into_iter()
         .map(|(leader, cursors)| {
             let ctx = ctx.clone();
+            let conn = conns[&leader].clone();
             glommio::spawn_local(async move {
-                let conn = ctx.conns[&leader].clone();
                 if let Err(e) = fetch_loop(&ctx, &conn, cursors).await {
                     ctx.shared.fail(format!("consumer {}: {e}", plan.index));
                 }
@@ -74,9 +83,18 @@ pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
     for l in loops {
         l.await;
     }
+    ctx.shared.consume_end_ns.fetch_max(now_ns(), Ordering::AcqRel);
 }
 
-fn should_stop(ctx: &ShardCtx, cursors: &[PartitionCursor], drain_deadline: &mut Option<u64>) -> bool {
+/// Progress of the e2e drain: when it started, and the last count seen.
+#[derive(Default)]
+struct Drain {
+    started_ns: u64,
+    last_count: u64,
+    last_progress_ns: u64,
+}
+
+fn should_stop(ctx: &ShardCtx, cursors: &[PartitionCursor], drain: &mut Option<Drain>) -> bool {
     let cfg = &ctx.cfg;
     let now = now_ns();
     if ctx.shared.stopped() {
@@ -96,16 +114,26 @@ fn should_stop(ctx: &ShardCtx, cursors: &[PartitionCursor], drain_deadline: &mut
     if ctx.shared.producers_running.load(Ordering::Acquire) > 0 {
         return false;
     }
-    let deadline = *drain_deadline.get_or_insert(now + DRAIN_MS_MAX * 1_000_000);
     let consumed = ctx.shared.consumed_records.load(Ordering::Relaxed);
-    consumed >= ctx.shared.acked_records.load(Ordering::Relaxed) || now >= deadline
+    let d = drain.get_or_insert(Drain {
+        started_ns: now,
+        last_count: consumed,
+        last_progress_ns: now,
+    });
+    if consumed > d.last_count {
+        d.last_count = consumed;
+        d.last_progress_ns = now;
+    }
+    consumed >= ctx.shared.acked_records.load(Ordering::Relaxed)
+        || now >= d.started_ns + DRAIN_MS_MAX * 1_000_000
+        || now >= d.last_progress_ns + DRAIN_IDLE_MS_MAX * 1_000_000
 }
 
 async fn fetch_loop(ctx: &ShardCtx, conn: &Connection, mut cursors: Vec<PartitionCursor>) -> Result<(), ClientError> {
     let version = conn.version(ApiKey::Fetch)?;
     let mut scratch = Vec::new();
-    let mut drain_deadline = None;
-    while !should_stop(ctx, &cursors, &mut drain_deadline) {
+    let mut drain = None;
+    while !should_stop(ctx, &cursors, &mut drain) {
         let request = fetch_request(ctx, &cursors, version);
         let response = conn.request(&request, version).await?;
         ctx.stats.borrow_mut().fetch_requests += 1;

@@ -112,10 +112,16 @@ pub fn share(total: u64, index: usize, count: usize) -> u64 {
 }
 
 pub async fn run_producer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
+    let start = ctx.run_start_ns;
+    let now = now_ns();
+    if start > now {
+        glommio::timer::sleep(Duration::from_nanos(start - now)).await;
+    }
     if let Err(e) = produce_loop(&ctx, &plan).await {
         ctx.shared.fail(format!("producer {}: {e}", plan.index));
     }
     wait_outstanding(&ctx).await;
+    ctx.shared.produce_end_ns.fetch_max(now_ns(), Ordering::AcqRel);
     ctx.shared.producers_running.fetch_sub(1, Ordering::AcqRel);
 }
 

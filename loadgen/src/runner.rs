@@ -19,7 +19,7 @@ use crate::client::cluster::{bootstrap, list_offsets, Cluster, EARLIEST, LATEST}
 use crate::client::conn::Connection;
 use crate::client::ClientError;
 use crate::machine::{cpu_seconds, Machine};
-use crate::report::Report;
+use crate::report::{Report, Window};
 use crate::shard::{now_ns, shard_main, ShardMsg, ShardPlan, Shared, TaskPlan};
 use crate::stats::Interval;
 
@@ -72,7 +72,13 @@ pub fn run(cfg: RunConfig) -> Result<Report, RunError> {
         return Err(RunError::Failed(failure));
     }
     let cpu_used = cpu_seconds() - cpu_start;
-    Ok(Report::build(&cfg, &cluster, Machine::probe(), timeline, run_start_ns, end_ns, cpu_used))
+    let window = Window {
+        run_start_ns,
+        produce_end_ns: shared.produce_end_ns.load(Ordering::Acquire),
+        consume_end_ns: shared.consume_end_ns.load(Ordering::Acquire),
+        end_ns,
+    };
+    Ok(Report::build(&cfg, &cluster, Machine::probe(), timeline, window, cpu_used))
 }
 
 /// Bootstrap and (for consumers) offsets, on a throwaway executor.

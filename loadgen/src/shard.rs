@@ -36,6 +36,10 @@ pub struct Shared {
     pub acked_records: AtomicU64,
     pub consumed_records: AtomicU64,
     pub producers_running: AtomicUsize,
+    /// When the last producer / consumer finished (wall ns): throughput
+    /// denominators, so an e2e drain does not dilute produce throughput.
+    pub produce_end_ns: AtomicU64,
+    pub consume_end_ns: AtomicU64,
     stop: AtomicBool,
     failure: Mutex<Option<String>>,
 }
@@ -96,6 +100,9 @@ pub struct ShardCtx {
     pub cluster: Cluster,
     pub shared: Arc<Shared>,
     pub run_start_ns: u64,
+    /// Producer connections, one per broker, shared by this shard's producers.
+    /// Consumers open their own: a broker serves a connection's requests in
+    /// order, so a long-polling Fetch would stall Produce answers behind it.
     pub conns: BTreeMap<i32, Connection>,
     pub stats: RefCell<Interval>,
     /// Produce requests sent and not yet settled (acked, failed, or given up).
@@ -116,11 +123,15 @@ impl ShardCtx {
     }
 }
 
-/// Connect to every broker that leads a partition this shard touches.
-async fn connect_all(cfg: &RunConfig, cluster: &Cluster, plan: &ShardPlan) -> Result<BTreeMap<i32, Connection>, ClientError> {
+/// Connect to every broker that leads a partition of `tasks`.
+pub async fn connect_all(
+    cfg: &RunConfig,
+    cluster: &Cluster,
+    tasks: &[TaskPlan],
+) -> Result<BTreeMap<i32, Connection>, ClientError> {
     let mut conns = BTreeMap::new();
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
-    for task in plan.producers.iter().chain(&plan.consumers) {
+    for task in tasks {
         for &p in &task.partitions {
             let leader = cluster.topic.partitions[p as usize].leader;
             if conns.contains_key(&leader) {
@@ -147,7 +158,7 @@ pub async fn shard_main(
     run_start_ns: u64,
     tx: SyncSender<ShardMsg>,
 ) {
-    let conns = match connect_all(&cfg, &cluster, &plan).await {
+    let conns = match connect_all(&cfg, &cluster, &plan.producers).await {
         Ok(c) => c,
         Err(e) => {
             shared.fail(format!("shard {}: {e}", plan.shard));

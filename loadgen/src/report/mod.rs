@@ -55,7 +55,11 @@ pub struct Totals {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Throughput {
+    /// From the end of warmup to the end of the run.
     pub measured_seconds: f64,
+    /// From the end of warmup until the last producer / consumer finished.
+    pub produce_seconds: f64,
+    pub consume_seconds: f64,
     pub produce_records_per_s: f64,
     /// Record value bytes acknowledged per second, 10^6 bytes.
     pub produce_mb_per_s: f64,
@@ -125,14 +129,30 @@ pub struct Report {
     pub timeline: Vec<TimelinePoint>,
 }
 
+/// Wall-clock instants of a run (ns since the Unix epoch).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub run_start_ns: u64,
+    pub produce_end_ns: u64,
+    pub consume_end_ns: u64,
+    pub end_ns: u64,
+}
+
+impl Window {
+    /// Seconds from the end of warmup to `end_ns` (at least 1 ms).
+    fn seconds_to(&self, end_ns: u64, warmup_s: u64) -> f64 {
+        let elapsed_s = end_ns.saturating_sub(self.run_start_ns) as f64 / 1e9;
+        (elapsed_s - warmup_s as f64).max(1e-3)
+    }
+}
+
 impl Report {
     pub fn build(
         cfg: &RunConfig,
         cluster: &Cluster,
         machine: Machine,
         timeline: BTreeMap<u64, Interval>,
-        run_start_ns: u64,
-        end_ns: u64,
+        window: Window,
         cpu_seconds: f64,
     ) -> Self {
         let warmup_s = cfg.warmup_ms.div_ceil(1000);
@@ -144,14 +164,15 @@ impl Report {
                 measured.merge(iv);
             }
         }
-        let elapsed_s = end_ns.saturating_sub(run_start_ns) as f64 / 1e9;
-        let measured_seconds = (elapsed_s - warmup_s as f64).max(1e-3);
+        let measured_seconds = window.seconds_to(window.end_ns, warmup_s);
+        let produce_seconds = window.seconds_to(window.produce_end_ns.max(window.run_start_ns), warmup_s);
+        let consume_seconds = window.seconds_to(window.consume_end_ns.max(window.run_start_ns), warmup_s);
         let gb_moved = (all.acked_batch_bytes + all.consumed_batch_bytes) as f64 / 1e9;
         Self {
             schema: SCHEMA,
             tool_version: env!("CARGO_PKG_VERSION"),
             mode: cfg.mode.name(),
-            started_unix_ms: run_start_ns / 1_000_000,
+            started_unix_ms: window.run_start_ns / 1_000_000,
             parameters: cfg.clone(),
             machine,
             cluster: ClusterInfo {
@@ -164,10 +185,12 @@ impl Report {
             },
             throughput: Throughput {
                 measured_seconds,
-                produce_records_per_s: measured.acked_records as f64 / measured_seconds,
-                produce_mb_per_s: measured.acked_payload_bytes as f64 / 1e6 / measured_seconds,
-                consume_records_per_s: measured.consumed_records as f64 / measured_seconds,
-                consume_mb_per_s: measured.consumed_batch_bytes as f64 / 1e6 / measured_seconds,
+                produce_seconds,
+                consume_seconds,
+                produce_records_per_s: measured.acked_records as f64 / produce_seconds,
+                produce_mb_per_s: measured.acked_payload_bytes as f64 / 1e6 / produce_seconds,
+                consume_records_per_s: measured.consumed_records as f64 / consume_seconds,
+                consume_mb_per_s: measured.consumed_batch_bytes as f64 / 1e6 / consume_seconds,
             },
             latency: Latency {
                 produce: Percentiles::of(&measured.produce_us),
