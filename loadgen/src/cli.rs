@@ -130,6 +130,9 @@ pub struct NullBrokerArgs {
     /// Partitions of a topic nobody created explicitly.
     #[arg(long, default_value_t = 8)]
     pub default_partitions: i32,
+    /// Only topics created with CreateTopics exist (default: any topic exists).
+    #[arg(long)]
+    pub no_auto_topics: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
                 stall_ms: args.stall_ms,
                 stall_every_ms: args.stall_every_ms,
                 default_partitions: args.default_partitions,
+                auto_topics: !args.no_auto_topics,
             };
             match NullBroker::start(cfg.clone()) {
                 Ok(b) => {

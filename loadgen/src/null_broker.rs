@@ -33,6 +33,7 @@ const FETCH_WAIT_MS_MAX: u64 = 500;
 /// UNSUPPORTED_VERSION, for the KIP-511 ApiVersions fallback.
 const UNSUPPORTED_VERSION: i16 = 35;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 #[derive(Debug, Clone)]
 pub struct NullBrokerConfig {
@@ -40,6 +41,8 @@ pub struct NullBrokerConfig {
     pub stall_ms: u64,
     pub stall_every_ms: u64,
     pub default_partitions: i32,
+    /// Whether any topic exists (true) or only those created (false).
+    pub auto_topics: bool,
 }
 
 /// What the null broker acknowledged so far.
@@ -273,9 +276,13 @@ fn topic_id_text(name: &str) -> String {
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
-fn partitions_of(state: &State, name: &str) -> i32 {
+/// Partitions of `name`, or None if it does not exist.
+fn partitions_of(state: &State, name: &str) -> Option<i32> {
     let topics = state.topics.lock().unwrap_or_else(|p| p.into_inner());
-    topics.get(name).copied().unwrap_or(state.cfg.default_partitions)
+    match topics.get(name) {
+        Some(&n) => Some(n),
+        None => state.cfg.auto_topics.then_some(state.cfg.default_partitions),
+    }
 }
 
 fn metadata(state: &State, req: &MetadataRequest) -> MetadataResponse {
@@ -286,10 +293,16 @@ fn metadata(state: &State, req: &MetadataRequest) -> MetadataResponse {
     let topics = names
         .iter()
         .map(|name| {
+            let topic_name = Some(TopicName(StrBytes::from_string(name.clone())));
+            let Some(count) = partitions_of(state, name) else {
+                return MetadataResponseTopic::default()
+                    .with_name(topic_name)
+                    .with_error_code(UNKNOWN_TOPIC_OR_PARTITION);
+            };
             let mut t = MetadataResponseTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                .with_name(topic_name)
                 .with_partitions(
-                    (0..partitions_of(state, name))
+                    (0..count)
                         .map(|i| {
                             MetadataResponsePartition::default()
                                 .with_partition_index(i)

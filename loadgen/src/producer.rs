@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use glommio::sync::StaticPermit;
+use glommio::sync::{Semaphore, StaticPermit};
 use kafka_protocol::messages::{ApiKey, ProduceResponse};
 use kafka_protocol::protocol::Decodable;
 use weir_protocol::builder::BatchBuilder;
@@ -71,6 +71,8 @@ struct OpenBatch {
     builder: BatchBuilder,
     first_intended_ns: u64,
     payload_bytes: u64,
+    /// Intended send time of each record, for per-record produce latency.
+    intended_ns: Vec<u64>,
 }
 
 /// One sealed batch on its way to the broker.
@@ -80,6 +82,7 @@ struct Sealed {
     records: u64,
     payload_bytes: u64,
     first_intended_ns: u64,
+    intended_ns: Vec<u64>,
 }
 
 struct Schedule {
@@ -150,8 +153,12 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
             builder: BatchBuilder::new(cfg.compression),
             first_intended_ns: 0,
             payload_bytes: 0,
+            intended_ns: Vec::new(),
         })
         .collect();
+    // In-flight window per producer (like one Kafka producer's connection):
+    // producers sharing a shard's connection cannot starve each other.
+    let window = Rc::new(Semaphore::new(cfg.max_in_flight as u64));
     let mut out = BytesMut::new();
     let mut sticky = 0usize;
     let mut seq = 0u64;
@@ -179,17 +186,18 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
                 .builder
                 .push(ts_ms, key_bytes.as_ref().map(|k| &k[..]), Some(&value), &[]);
             batch.payload_bytes += value.len() as u64;
+            batch.intended_ns.push(intended);
             seq += 1;
             if batch.builder.estimated_size_bytes() >= cfg.batch_bytes {
                 let sealed = seal(batch, &mut out);
-                send_batch(ctx, sealed).await?;
+                send_batch(ctx, &window, sealed).await?;
                 sticky = (sticky + 1) % open.len();
             }
         }
-        flush_lingering(ctx, &mut open, &mut out, now_ns(), linger_ns).await?;
+        flush_lingering(ctx, &window, &mut open, &mut out, now_ns(), linger_ns).await?;
         pace(&schedule, seq, &open, linger_ns).await;
     }
-    flush_lingering(ctx, &mut open, &mut out, u64::MAX, 0).await
+    flush_lingering(ctx, &window, &mut open, &mut out, u64::MAX, 0).await
 }
 
 /// Sleep until the next record is due or a batch's linger expires; in
@@ -214,6 +222,7 @@ async fn pace(schedule: &Schedule, seq: u64, open: &[OpenBatch], linger_ns: u64)
 /// Send every open batch whose first record has waited `linger_ns` by `now`.
 async fn flush_lingering(
     ctx: &Rc<ShardCtx>,
+    window: &Rc<Semaphore>,
     open: &mut [OpenBatch],
     out: &mut BytesMut,
     now: u64,
@@ -222,7 +231,7 @@ async fn flush_lingering(
     for batch in open.iter_mut() {
         if batch.builder.record_count() > 0 && batch.first_intended_ns.saturating_add(linger_ns) <= now {
             let sealed = seal(batch, out);
-            send_batch(ctx, sealed).await?;
+            send_batch(ctx, &window, sealed).await?;
         }
     }
     Ok(())
@@ -235,22 +244,31 @@ fn seal(batch: &mut OpenBatch, out: &mut BytesMut) -> Sealed {
         .builder
         .finish_into(out)
         .expect("a non-empty batch under BATCH_BYTES_MAX always encodes");
+    // The times travel with the batch to its settling task; the next batch
+    // starts a vector of the same capacity (one allocation per batch).
+    let capacity = batch.intended_ns.len();
     let sealed = Sealed {
         partition: batch.partition,
         batch: out.split().freeze(),
         records,
         payload_bytes: batch.payload_bytes,
         first_intended_ns: batch.first_intended_ns,
+        intended_ns: std::mem::replace(&mut batch.intended_ns, Vec::with_capacity(capacity)),
     };
     batch.payload_bytes = 0;
     sealed
 }
 
 /// Queue the batch (waiting for an in-flight slot) and settle it in a task.
-async fn send_batch(ctx: &Rc<ShardCtx>, sealed: Sealed) -> Result<(), ClientError> {
+async fn send_batch(ctx: &Rc<ShardCtx>, window: &Rc<Semaphore>, sealed: Sealed) -> Result<(), ClientError> {
     let conn = ctx.conn_for(sealed.partition).clone();
     let acks = ctx.cfg.acks;
-    let permit = if acks == 0 { None } else { Some(conn.acquire().await?) };
+    let permit = if acks == 0 {
+        None
+    } else {
+        let permit = window.acquire_static_permit(1).await;
+        Some(permit.expect("the producer's own window is never closed"))
+    };
     let future = transmit(ctx, &conn, &sealed)?;
     {
         let mut s = ctx.stats.borrow_mut();
@@ -294,13 +312,18 @@ fn transmit(
     conn.send(&parts, ApiKey::Produce, version, correlation_id, ctx.cfg.acks != 0)
 }
 
-fn acknowledge(ctx: &ShardCtx, sealed: &Sealed, latency_us: Option<u64>) {
+/// Count an acknowledged batch; with `acked_ns` (not for acks=0) record its
+/// latency per batch and per record, each from the intended send time.
+fn acknowledge(ctx: &ShardCtx, sealed: &Sealed, acked_ns: Option<u64>) {
     let mut s = ctx.stats.borrow_mut();
     s.acked_records += sealed.records;
     s.acked_payload_bytes += sealed.payload_bytes;
     s.acked_batch_bytes += sealed.batch.len() as u64;
-    if let Some(us) = latency_us {
-        record_us(&mut s.produce_us, us);
+    if let Some(acked) = acked_ns {
+        record_us(&mut s.produce_us, acked.saturating_sub(sealed.first_intended_ns) / 1_000);
+        for &intended in &sealed.intended_ns {
+            record_us(&mut s.produce_record_us, acked.saturating_sub(intended) / 1_000);
+        }
     }
     ctx.shared.acked_records.fetch_add(sealed.records, Ordering::Relaxed);
 }
@@ -322,8 +345,7 @@ async fn settle(
         };
         match outcome {
             Ok(0) => {
-                let latency_ns = now_ns().saturating_sub(sealed.first_intended_ns);
-                acknowledge(&ctx, &sealed, Some(latency_ns / 1_000));
+                acknowledge(&ctx, &sealed, Some(now_ns()));
                 break;
             }
             Ok(code) => {

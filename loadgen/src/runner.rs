@@ -224,7 +224,7 @@ fn progress(iv: &Interval, cfg: &RunConfig, tty: bool) {
         iv.second,
         iv.acked_records,
         iv.acked_payload_bytes as f64 / 1e6,
-        p99_ms(&iv.produce_us),
+        p99_ms(&iv.produce_record_us),
         iv.consumed_records,
         iv.consumed_batch_bytes as f64 / 1e6,
         p99_ms(&iv.e2e_us),

@@ -47,6 +47,8 @@ pub struct Interval {
     pub fetch_requests: u64,
     /// Produce latency per batch: intended send of its first record → ack.
     pub produce_us: Histogram<u64>,
+    /// Produce latency per record: its own intended send time → its batch's ack.
+    pub produce_record_us: Histogram<u64>,
     /// End-to-end latency per record: intended send → consumer receipt.
     pub e2e_us: Histogram<u64>,
     /// Error counts by name, e.g. "NOT_LEADER_OR_FOLLOWER(6)" or "timeout".
@@ -69,6 +71,7 @@ impl Interval {
             consumed_batch_bytes: 0,
             fetch_requests: 0,
             produce_us: new_histogram(),
+            produce_record_us: new_histogram(),
             e2e_us: new_histogram(),
             errors: BTreeMap::new(),
         }
@@ -93,6 +96,9 @@ impl Interval {
         self.fetch_requests += other.fetch_requests;
         self.produce_us
             .add(&other.produce_us)
+            .expect("histograms share bounds, so add cannot fail");
+        self.produce_record_us
+            .add(&other.produce_record_us)
             .expect("histograms share bounds, so add cannot fail");
         self.e2e_us
             .add(&other.e2e_us)

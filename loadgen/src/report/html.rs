@@ -43,7 +43,12 @@ pub fn render(report: &Report) -> String {
 
 fn summary_table(report: &Report) -> String {
     let mut s = String::from("<table><tr><th>latency (ms)</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>count</th></tr>");
-    for (name, p) in [("produce (batch)", &report.latency.produce), ("end-to-end", &report.latency.e2e)] {
+    let rows = [
+        ("produce (batch)", &report.latency.produce),
+        ("produce (record)", &report.latency.produce_record),
+        ("end-to-end", &report.latency.e2e),
+    ];
+    for (name, p) in rows {
         let ms = |us: u64| us as f64 / 1e3;
         let _ = write!(
             s,
@@ -142,6 +147,7 @@ fn spectrum_svg(report: &Report) -> String {
     svg_open(&mut s);
     let series = [
         (&report.latency.produce_spectrum, "#1f5fbf"),
+        (&report.latency.produce_record_spectrum, "#8e44ad"),
         (&report.latency.e2e_spectrum, "#c0392b"),
     ];
     let y_max = series
@@ -149,7 +155,7 @@ fn spectrum_svg(report: &Report) -> String {
         .flat_map(|(pts, _)| pts.iter().map(|p| p.1 as f64 / 1e3))
         .fold(0.0f64, f64::max)
         .max(1e-3);
-    axes(&mut s, y_max, "ms: blue = produce, red = end-to-end; x = percentile");
+    axes(&mut s, y_max, "ms: blue = produce/batch, purple = produce/record, red = end-to-end; x = percentile");
     for (pts, color) in series {
         let mapped: Vec<(f64, f64)> = pts
             .iter()

@@ -72,10 +72,13 @@ pub struct Throughput {
 pub struct Latency {
     /// Per batch: intended send time of its first record → acknowledgement.
     pub produce: Percentiles,
+    /// Per record: its intended send time → its batch's acknowledgement.
+    pub produce_record: Percentiles,
     /// Per record: intended send time → consumer receipt.
     pub e2e: Percentiles,
     /// (percentile, µs) points of the percentile spectrum.
     pub produce_spectrum: Vec<(f64, u64)>,
+    pub produce_record_spectrum: Vec<(f64, u64)>,
     pub e2e_spectrum: Vec<(f64, u64)>,
 }
 
@@ -99,6 +102,7 @@ pub struct TimelinePoint {
     pub produce_p50_us: u64,
     pub produce_p99_us: u64,
     pub produce_max_us: u64,
+    pub produce_record_p99_us: u64,
     pub e2e_p50_us: u64,
     pub e2e_p99_us: u64,
     pub e2e_max_us: u64,
@@ -194,6 +198,8 @@ impl Report {
             },
             latency: Latency {
                 produce: Percentiles::of(&measured.produce_us),
+                produce_record: Percentiles::of(&measured.produce_record_us),
+                produce_record_spectrum: spectrum(&measured.produce_record_us),
                 e2e: Percentiles::of(&measured.e2e_us),
                 produce_spectrum: spectrum(&measured.produce_us),
                 e2e_spectrum: spectrum(&measured.e2e_us),
@@ -250,7 +256,12 @@ impl Report {
             "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "latency (ms)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "count"
         );
-        for (name, p) in [("produce (batch)", &self.latency.produce), ("end-to-end", &self.latency.e2e)] {
+        let rows = [
+            ("produce (batch)", &self.latency.produce),
+            ("produce (record)", &self.latency.produce_record),
+            ("end-to-end", &self.latency.e2e),
+        ];
+        for (name, p) in rows {
             if p.count == 0 {
                 continue;
             }
@@ -293,6 +304,7 @@ fn point(iv: &Interval, warmup_s: u64) -> TimelinePoint {
         produce_p50_us: p.p50_us,
         produce_p99_us: p.p99_us,
         produce_max_us: p.max_us,
+        produce_record_p99_us: Percentiles::of(&iv.produce_record_us).p99_us,
         e2e_p50_us: e.p50_us,
         e2e_p99_us: e.p99_us,
         e2e_max_us: e.max_us,
