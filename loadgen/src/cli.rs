@@ -25,7 +25,11 @@ pub const PARTITIONS_MAX: i32 = 100_000;
 pub const TASKS_MAX: usize = 4096;
 
 #[derive(Parser, Debug)]
-#[command(name = "weir-loadgen", version, about = "Kafka-protocol load generator with honest latency")]
+#[command(
+    name = "weir-loadgen",
+    version,
+    about = "Kafka-protocol load generator with honest latency"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -340,7 +344,9 @@ impl RunArgs {
 /// "30s", "500ms", "2m", "1h", "1.5s", or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
@@ -393,10 +399,36 @@ mod tests {
     #[test]
     fn given_full_flag_set_when_parsing_should_build_config() {
         let c = config(&[
-            "e2e", "--bootstrap", "127.0.0.1:9", "--topic", "t", "--partitions", "8", "--create",
-            "--producers", "4", "--consumers", "4", "--record-size", "1024", "--batch-bytes", "65536",
-            "--linger-ms", "1", "--acks", "all", "--compression", "zstd", "--rate", "200000",
-            "--duration", "30s", "--warmup", "5s", "--keys", "uniform:100",
+            "e2e",
+            "--bootstrap",
+            "127.0.0.1:9",
+            "--topic",
+            "t",
+            "--partitions",
+            "8",
+            "--create",
+            "--producers",
+            "4",
+            "--consumers",
+            "4",
+            "--record-size",
+            "1024",
+            "--batch-bytes",
+            "65536",
+            "--linger-ms",
+            "1",
+            "--acks",
+            "all",
+            "--compression",
+            "zstd",
+            "--rate",
+            "200000",
+            "--duration",
+            "30s",
+            "--warmup",
+            "5s",
+            "--keys",
+            "uniform:100",
         ])
         .unwrap();
         assert_eq!(c.acks, -1);
@@ -411,16 +443,37 @@ mod tests {
     #[test]
     fn given_bad_values_when_parsing_should_reject_with_clear_message() {
         let cases: &[(&[&str], &str)] = &[
-            (&["produce", "--duration", "1s", "--acks", "2"], "invalid value '2'"),
-            (&["produce", "--duration", "1s", "--compression", "brotli"], "brotli"),
+            (
+                &["produce", "--duration", "1s", "--acks", "2"],
+                "invalid value '2'",
+            ),
+            (
+                &["produce", "--duration", "1s", "--compression", "brotli"],
+                "brotli",
+            ),
             (&["produce", "--duration", "x"], "not a duration"),
             (&["produce", "--duration", "3 parsecs"], "duration"),
-            (&["produce", "--duration", "1s", "--keys", "uniform:0"], "positive integer"),
-            (&["produce", "--duration", "1s", "--keys", "zipf:3"], "expected none or uniform:N"),
-            (&["produce", "--duration", "1s", "--record-size", "4"], "--record-size"),
-            (&["produce", "--duration", "1s", "--partitions", "0"], "--partitions"),
+            (
+                &["produce", "--duration", "1s", "--keys", "uniform:0"],
+                "positive integer",
+            ),
+            (
+                &["produce", "--duration", "1s", "--keys", "zipf:3"],
+                "expected none or uniform:N",
+            ),
+            (
+                &["produce", "--duration", "1s", "--record-size", "4"],
+                "--record-size",
+            ),
+            (
+                &["produce", "--duration", "1s", "--partitions", "0"],
+                "--partitions",
+            ),
             (&["produce", "--duration", "1s", "--threads", "3"], "--threads"),
-            (&["produce", "--duration", "1s", "--max-in-flight", "0"], "--max-in-flight"),
+            (
+                &["produce", "--duration", "1s", "--max-in-flight", "0"],
+                "--max-in-flight",
+            ),
             (&["produce"], "--duration or --records"),
             (&["produce", "--duration", "1s", "--bogus"], "--bogus"),
         ];

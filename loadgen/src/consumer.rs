@@ -129,7 +129,11 @@ fn should_stop(ctx: &ShardCtx, cursors: &[PartitionCursor], drain: &mut Option<D
         || now >= d.last_progress_ns + DRAIN_IDLE_MS_MAX * 1_000_000
 }
 
-async fn fetch_loop(ctx: &ShardCtx, conn: &Connection, mut cursors: Vec<PartitionCursor>) -> Result<(), ClientError> {
+async fn fetch_loop(
+    ctx: &ShardCtx,
+    conn: &Connection,
+    mut cursors: Vec<PartitionCursor>,
+) -> Result<(), ClientError> {
     let version = conn.version(ApiKey::Fetch)?;
     let mut scratch = Vec::new();
     let mut drain = None;
@@ -153,7 +157,9 @@ async fn fetch_loop(ctx: &ShardCtx, conn: &Connection, mut cursors: Vec<Partitio
                     }
                     OFFSET_OUT_OF_RANGE => {
                         count_error(ctx, p.error_code);
-                        let earliest = list_offsets(conn, &ctx.cluster.topic.name, &[cursor.partition], EARLIEST).await?;
+                        let earliest =
+                            list_offsets(conn, &ctx.cluster.topic.name, &[cursor.partition], EARLIEST)
+                                .await?;
                         cursor.next_offset = earliest[0].1;
                     }
                     code if is_retriable(code) => {

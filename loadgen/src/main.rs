@@ -35,7 +35,10 @@ fn main() -> ExitCode {
         }
         Command::TcpCeiling(args) => match weir_loadgen::ceiling::tcp_ceiling(args.duration) {
             Ok(bps) => {
-                println!("loopback TCP ceiling: {:.1} MB/s (64 KiB writes, one stream)", bps / 1e6);
+                println!(
+                    "loopback TCP ceiling: {:.1} MB/s (64 KiB writes, one stream)",
+                    bps / 1e6
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&format!("tcp-ceiling failed: {e}")),

@@ -19,8 +19,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, StrBytes};
@@ -147,16 +151,23 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
     loop {
         let mut size = [0u8; 4];
         if let Err(e) = reader.read_exact(&mut size) {
-            return if e.kind() == io::ErrorKind::UnexpectedEof { Ok(()) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::UnexpectedEof {
+                Ok(())
+            } else {
+                Err(e)
+            };
         }
         let size = i32::from_be_bytes(size);
         if size < 8 || size as usize > REQUEST_BYTES_MAX {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad frame size {size}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad frame size {size}"),
+            ));
         }
         let mut frame = vec![0u8; size as usize];
         reader.read_exact(&mut frame)?;
-        let response = handle(state, Bytes::from(frame))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let response =
+            handle(state, Bytes::from(frame)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if let Some(bytes) = response {
             writer.write_all(&bytes)?;
         }
@@ -219,7 +230,12 @@ fn stall(cfg: &NullBrokerConfig, started: Instant) {
     }
 }
 
-fn respond<R: Encodable>(corr: i32, header_version: i16, body: &R, version: i16) -> Result<Option<Bytes>, String> {
+fn respond<R: Encodable>(
+    corr: i32,
+    header_version: i16,
+    body: &R,
+    version: i16,
+) -> Result<Option<Bytes>, String> {
     let mut buf = BytesMut::with_capacity(128);
     buf.put_i32(0);
     ResponseHeader::default()
@@ -259,7 +275,8 @@ fn api_versions(corr: i32, version: i16) -> Bytes {
                 })
                 .collect(),
         );
-    let encoded = crate::client::versions::encode_api_versions_response(&body, if supported { version } else { 0 });
+    let encoded =
+        crate::client::versions::encode_api_versions_response(&body, if supported { version } else { 0 });
     let mut buf = BytesMut::with_capacity(8 + encoded.len());
     buf.put_i32(4 + encoded.len() as i32);
     buf.put_i32(corr);
@@ -273,7 +290,14 @@ fn topic_id_text(name: &str) -> String {
     let mut h = crc32c::crc32c(name.as_bytes()) as u128;
     h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) | 1;
     let hex = format!("{h:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// Partitions of `name`, or None if it does not exist.
@@ -287,8 +311,17 @@ fn partitions_of(state: &State, name: &str) -> Option<i32> {
 
 fn metadata(state: &State, req: &MetadataRequest) -> MetadataResponse {
     let names: Vec<String> = match &req.topics {
-        Some(list) => list.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect(),
-        None => state.topics.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect(),
+        Some(list) => list
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect(),
+        None => state
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect(),
     };
     let topics = names
         .iter()
@@ -333,8 +366,16 @@ fn create_topics(state: &State, req: &CreateTopicsRequest) -> CreateTopicsRespon
         .iter()
         .map(|t| {
             let name = t.name.0.to_string();
-            let partitions = if t.num_partitions > 0 { t.num_partitions } else { state.cfg.default_partitions };
-            let code = if topics.contains_key(&name) { TOPIC_ALREADY_EXISTS } else { 0 };
+            let partitions = if t.num_partitions > 0 {
+                t.num_partitions
+            } else {
+                state.cfg.default_partitions
+            };
+            let code = if topics.contains_key(&name) {
+                TOPIC_ALREADY_EXISTS
+            } else {
+                0
+            };
             topics.entry(name.clone()).or_insert(partitions);
             let mut r = CreatableTopicResult::default()
                 .with_name(t.name.clone())

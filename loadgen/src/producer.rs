@@ -139,7 +139,9 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
     let schedule = Schedule {
         start_ns: ctx.run_start_ns,
         rate_per_s: share(cfg.rate_per_s, plan.index, cfg.producers),
-        records_max: cfg.records_max.map_or(u64::MAX, |n| share(n, plan.index, cfg.producers)),
+        records_max: cfg
+            .records_max
+            .map_or(u64::MAX, |n| share(n, plan.index, cfg.producers)),
     };
     let end_ns = ctx.end_ns().unwrap_or(u64::MAX);
     let linger_ns = cfg.linger_ms * 1_000_000;
@@ -169,7 +171,11 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
         }
         let due = schedule.due(now, seq);
         while seq < due {
-            let intended = if schedule.rate_per_s == 0 { now } else { schedule.intended_ns(seq) };
+            let intended = if schedule.rate_per_s == 0 {
+                now
+            } else {
+                schedule.intended_ns(seq)
+            };
             let key = match cfg.keys {
                 Keys::None => None,
                 Keys::Uniform(n) => Some(rng.next_u64() % n),
@@ -231,7 +237,7 @@ async fn flush_lingering(
     for batch in open.iter_mut() {
         if batch.builder.record_count() > 0 && batch.first_intended_ns.saturating_add(linger_ns) <= now {
             let sealed = seal(batch, out);
-            send_batch(ctx, &window, sealed).await?;
+            send_batch(ctx, window, sealed).await?;
         }
     }
     Ok(())
@@ -309,7 +315,13 @@ fn transmit(
         sealed.batch.clone(),
         Bytes::from_static(frame.suffix),
     ];
-    conn.send(&parts, ApiKey::Produce, version, correlation_id, ctx.cfg.acks != 0)
+    conn.send(
+        &parts,
+        ApiKey::Produce,
+        version,
+        correlation_id,
+        ctx.cfg.acks != 0,
+    )
 }
 
 /// Count an acknowledged batch; with `acked_ns` (not for acks=0) record its
@@ -320,12 +332,17 @@ fn acknowledge(ctx: &ShardCtx, sealed: &Sealed, acked_ns: Option<u64>) {
     s.acked_payload_bytes += sealed.payload_bytes;
     s.acked_batch_bytes += sealed.batch.len() as u64;
     if let Some(acked) = acked_ns {
-        record_us(&mut s.produce_us, acked.saturating_sub(sealed.first_intended_ns) / 1_000);
+        record_us(
+            &mut s.produce_us,
+            acked.saturating_sub(sealed.first_intended_ns) / 1_000,
+        );
         for &intended in &sealed.intended_ns {
             record_us(&mut s.produce_record_us, acked.saturating_sub(intended) / 1_000);
         }
     }
-    ctx.shared.acked_records.fetch_add(sealed.records, Ordering::Relaxed);
+    ctx.shared
+        .acked_records
+        .fetch_add(sealed.records, Ordering::Relaxed);
 }
 
 /// Await the answer, retry retriable errors, record latency or failure.
@@ -358,9 +375,12 @@ async fn settle(
                 }
             }
             Err(e) => {
-                ctx.stats.borrow_mut().count_error(client_error_kind(&e).to_string());
+                ctx.stats
+                    .borrow_mut()
+                    .count_error(client_error_kind(&e).to_string());
                 ctx.stats.borrow_mut().failed_records += sealed.records;
-                ctx.shared.fail(format!("produce to partition {}: {e}", sealed.partition));
+                ctx.shared
+                    .fail(format!("produce to partition {}: {e}", sealed.partition));
                 break;
             }
         }

@@ -78,11 +78,21 @@ pub fn run(cfg: RunConfig) -> Result<Report, RunError> {
         consume_end_ns: shared.consume_end_ns.load(Ordering::Acquire),
         end_ns,
     };
-    Ok(Report::build(&cfg, &cluster, Machine::probe(), timeline, window, cpu_used))
+    Ok(Report::build(
+        &cfg,
+        &cluster,
+        Machine::probe(),
+        timeline,
+        window,
+        cpu_used,
+    ))
 }
 
+/// Per partition: (first offset to fetch, end offset at start).
+pub type StartOffsets = BTreeMap<i32, (i64, i64)>;
+
 /// Bootstrap and (for consumers) offsets, on a throwaway executor.
-fn bootstrap_blocking(cfg: &RunConfig) -> Result<(Cluster, BTreeMap<i32, (i64, i64)>), RunError> {
+fn bootstrap_blocking(cfg: &RunConfig) -> Result<(Cluster, StartOffsets), RunError> {
     let cfg = cfg.clone();
     let handle = LocalExecutorBuilder::new(Placement::Unbound)
         .name("loadgen-bootstrap")
@@ -92,7 +102,7 @@ fn bootstrap_blocking(cfg: &RunConfig) -> Result<(Cluster, BTreeMap<i32, (i64, i
     Ok(result?)
 }
 
-async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, BTreeMap<i32, (i64, i64)>), ClientError> {
+async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, StartOffsets), ClientError> {
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     let conn = Connection::connect(&cfg.bootstrap, timeout, 1).await?;
     let create = cfg.create.then_some(cfg.partitions);
@@ -113,7 +123,11 @@ async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, BTreeMap<i32, (i64
             continue;
         }
         let leader = Connection::connect(addr, timeout, 1).await?;
-        let start_ts = if cfg.from == StartFrom::Earliest { EARLIEST } else { LATEST };
+        let start_ts = if cfg.from == StartFrom::Earliest {
+            EARLIEST
+        } else {
+            LATEST
+        };
         let starts = list_offsets(&leader, &cluster.topic.name, &led, start_ts).await?;
         let ends = list_offsets(&leader, &cluster.topic.name, &led, LATEST).await?;
         for ((p, start), (_, end)) in starts.into_iter().zip(ends) {
@@ -126,7 +140,7 @@ async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, BTreeMap<i32, (i64
 /// Assign producers and consumers to shards round-robin, and partitions to
 /// tasks: disjoint subsets when possible; with keys every producer covers all
 /// partitions so a key always maps to the same partition.
-pub fn plan(cfg: &RunConfig, cluster: &Cluster, offsets: &BTreeMap<i32, (i64, i64)>) -> Vec<ShardPlan> {
+pub fn plan(cfg: &RunConfig, cluster: &Cluster, offsets: &StartOffsets) -> Vec<ShardPlan> {
     let n = cluster.topic.partitions.len();
     let mut plans: Vec<ShardPlan> = (0..cfg.threads)
         .map(|shard| ShardPlan {
@@ -149,10 +163,19 @@ pub fn plan(cfg: &RunConfig, cluster: &Cluster, offsets: &BTreeMap<i32, (i64, i6
         });
     }
     for index in 0..cfg.consumers.min(n) {
-        let partitions: Vec<i32> = (index..n).step_by(cfg.consumers.min(n)).map(|p| p as i32).collect();
-        let start_offsets = partitions.iter().map(|p| offsets.get(p).map_or(0, |o| o.0)).collect();
+        let partitions: Vec<i32> = (index..n)
+            .step_by(cfg.consumers.min(n))
+            .map(|p| p as i32)
+            .collect();
+        let start_offsets = partitions
+            .iter()
+            .map(|p| offsets.get(p).map_or(0, |o| o.0))
+            .collect();
         let end_offsets = if cfg.to_end {
-            partitions.iter().map(|p| offsets.get(p).map_or(0, |o| o.1)).collect()
+            partitions
+                .iter()
+                .map(|p| offsets.get(p).map_or(0, |o| o.1))
+                .collect()
         } else {
             Vec::new()
         };
@@ -186,7 +209,10 @@ fn aggregate(
             Ok(ShardMsg::Interval(iv)) => {
                 last_heard = Instant::now();
                 let second = iv.second;
-                timeline.entry(second).or_insert_with(|| Interval::new(second)).merge(&iv);
+                timeline
+                    .entry(second)
+                    .or_insert_with(|| Interval::new(second))
+                    .merge(&iv);
                 let count = reported.entry(second).or_insert(0);
                 *count += 1;
                 if *count == shards && !cfg.quiet {
@@ -218,7 +244,11 @@ fn progress(iv: &Interval, cfg: &RunConfig, tty: bool) {
             format!("{:.2}", h.value_at_quantile(0.99) as f64 / 1e3)
         }
     };
-    let warm = if iv.second < cfg.warmup_ms.div_ceil(1000) { " (warmup)" } else { "" };
+    let warm = if iv.second < cfg.warmup_ms.div_ceil(1000) {
+        " (warmup)"
+    } else {
+        ""
+    };
     let line = format!(
         "[{:>4}s] produced {:>9} rec/s {:>8.1} MB/s p99 {:>7} ms | consumed {:>9} rec/s {:>8.1} MB/s e2e p99 {:>7} ms | errors {}{}",
         iv.second,

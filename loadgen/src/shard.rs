@@ -179,10 +179,16 @@ pub async fn shard_main(
     glommio::spawn_local(ticker(ctx.clone(), tx.clone())).detach();
     let mut tasks = Vec::new();
     for p in plan.producers {
-        tasks.push(glommio::spawn_local(crate::producer::run_producer(ctx.clone(), p)));
+        tasks.push(glommio::spawn_local(crate::producer::run_producer(
+            ctx.clone(),
+            p,
+        )));
     }
     for c in plan.consumers {
-        tasks.push(glommio::spawn_local(crate::consumer::run_consumer(ctx.clone(), c)));
+        tasks.push(glommio::spawn_local(crate::consumer::run_consumer(
+            ctx.clone(),
+            c,
+        )));
     }
     for t in tasks {
         t.await;
@@ -209,7 +215,9 @@ async fn ticker(ctx: Rc<ShardCtx>, tx: SyncSender<ShardMsg>) {
 
 /// Never block: if the main thread lags, fold the interval back in.
 fn send_interval(ctx: &ShardCtx, tx: &SyncSender<ShardMsg>, interval: Interval) {
-    if let Err(TrySendError::Full(ShardMsg::Interval(back))) = tx.try_send(ShardMsg::Interval(Box::new(interval))) {
+    if let Err(TrySendError::Full(ShardMsg::Interval(back))) =
+        tx.try_send(ShardMsg::Interval(Box::new(interval)))
+    {
         ctx.stats.borrow_mut().merge(&back);
     }
 }

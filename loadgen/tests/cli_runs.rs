@@ -60,9 +60,28 @@ fn given_null_broker_when_running_short_e2e_should_report_what_the_broker_acknow
     let tmp = dir();
     let bootstrap = broker.addr().to_string();
     let args = [
-        "e2e", "--topic", "acc", "--create", "--partitions", "3", "--producers", "2", "--consumers", "1",
-        "--record-size", "200", "--batch-bytes", "16384", "--rate", "5000", "--duration", "1s",
-        "--compression", "lz4", "--keys", "uniform:50",
+        "e2e",
+        "--topic",
+        "acc",
+        "--create",
+        "--partitions",
+        "3",
+        "--producers",
+        "2",
+        "--consumers",
+        "1",
+        "--record-size",
+        "200",
+        "--batch-bytes",
+        "16384",
+        "--rate",
+        "5000",
+        "--duration",
+        "1s",
+        "--compression",
+        "lz4",
+        "--keys",
+        "uniform:50",
     ];
     let (output, report) = run_loadgen(&bootstrap, &args, tmp.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -70,9 +89,15 @@ fn given_null_broker_when_running_short_e2e_should_report_what_the_broker_acknow
     let report = report.expect("a JSON report was written");
     let stats = broker.stats();
     let broker_records = stats.acked_records.load(Ordering::Relaxed);
-    assert!(broker_records > 2_000, "only {broker_records} records reached the broker");
+    assert!(
+        broker_records > 2_000,
+        "only {broker_records} records reached the broker"
+    );
     assert_eq!(u64_at(&report, "/totals/all/acked_records"), broker_records);
-    assert_eq!(u64_at(&report, "/totals/all/acked_batch_bytes"), stats.acked_batch_bytes.load(Ordering::Relaxed));
+    assert_eq!(
+        u64_at(&report, "/totals/all/acked_batch_bytes"),
+        stats.acked_batch_bytes.load(Ordering::Relaxed)
+    );
     assert_eq!(u64_at(&report, "/totals/all/failed_records"), 0);
     assert_eq!(u64_at(&report, "/cluster/partitions"), 3);
     assert!(u64_at(&report, "/latency/produce/count") > 0);
@@ -89,25 +114,57 @@ fn given_stalling_broker_when_producing_at_fixed_rate_should_report_the_stall_in
     let broker = null_broker(300, 1000, true);
     let tmp = dir();
     let args = [
-        "produce", "--topic", "co", "--partitions", "1", "--producers", "1", "--record-size", "100",
-        "--rate", "2000", "--duration", "2s", "--max-in-flight", "1", "--linger-ms", "1",
+        "produce",
+        "--topic",
+        "co",
+        "--partitions",
+        "1",
+        "--producers",
+        "1",
+        "--record-size",
+        "100",
+        "--rate",
+        "2000",
+        "--duration",
+        "2s",
+        "--max-in-flight",
+        "1",
+        "--linger-ms",
+        "1",
     ];
     let (output, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report = report.expect("a JSON report was written");
     let p99_us = u64_at(&report, "/latency/produce_record/p99_us");
-    assert!(p99_us >= 200_000, "per-record p99 {p99_us} µs hides a 300 ms stall");
+    assert!(
+        p99_us >= 200_000,
+        "per-record p99 {p99_us} µs hides a 300 ms stall"
+    );
     let max_us = u64_at(&report, "/latency/produce/max_us");
-    assert!(max_us >= 200_000, "per-batch max {max_us} µs hides a 300 ms stall");
+    assert!(
+        max_us >= 200_000,
+        "per-batch max {max_us} µs hides a 300 ms stall"
+    );
     // Unstalled, the same broker answers in well under the stall.
     let p50_us = u64_at(&report, "/latency/produce_record/p50_us");
-    assert!(p50_us < 200_000, "p50 {p50_us} µs: the stall should not dominate the median");
+    assert!(
+        p50_us < 200_000,
+        "p50 {p50_us} µs: the stall should not dominate the median"
+    );
 }
 
 #[test]
 fn given_unreachable_broker_when_running_should_exit_nonzero_quickly_with_message() {
     // Bind then drop a listener: the port is closed, connection refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let tmp = dir();
     let started = Instant::now();
     let (output, report) = run_loadgen(
@@ -115,11 +172,18 @@ fn given_unreachable_broker_when_running_should_exit_nonzero_quickly_with_messag
         &["produce", "--duration", "1s", "--request-timeout", "2s"],
         tmp.path(),
     );
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(!output.status.success());
     assert!(report.is_none());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot connect to 127.0.0.1"), "unclear message: {stderr}");
+    assert!(
+        stderr.contains("cannot connect to 127.0.0.1"),
+        "unclear message: {stderr}"
+    );
 }
 
 #[test]
@@ -133,7 +197,10 @@ fn given_unknown_topic_without_create_when_running_should_exit_nonzero_naming_it
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("'missing' does not exist"), "unclear message: {stderr}");
+    assert!(
+        stderr.contains("'missing' does not exist"),
+        "unclear message: {stderr}"
+    );
 }
 
 #[test]

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreateTopicsRequest, ListOffsetsRequest, MetadataRequest, TopicName,
 };
@@ -88,7 +88,9 @@ pub async fn bootstrap(
                     topic: topic.to_string(),
                 })
             }
-            MetadataOutcome::UnknownTopic | MetadataOutcome::NoLeader(_) if waited_ms < LEADER_WAIT_MS_MAX => {
+            MetadataOutcome::UnknownTopic | MetadataOutcome::NoLeader(_)
+                if waited_ms < LEADER_WAIT_MS_MAX =>
+            {
                 glommio::timer::sleep(Duration::from_millis(METADATA_RETRY_MS)).await;
             }
             MetadataOutcome::UnknownTopic => {
@@ -146,7 +148,11 @@ async fn metadata(conn: &Connection, topic: &str) -> Result<MetadataOutcome, Cli
         .with_allow_auto_topic_creation(false);
     let response = conn.request(&request, version).await?;
     if response.error_code != 0 {
-        return Ok(MetadataOutcome::Failed(broker_error("Metadata", response.error_code, topic)));
+        return Ok(MetadataOutcome::Failed(broker_error(
+            "Metadata",
+            response.error_code,
+            topic,
+        )));
     }
     let brokers: BTreeMap<i32, String> = response
         .brokers

@@ -177,7 +177,8 @@ impl Connection {
         if let Some(why) = &st.dead {
             return Err(dead_error(&self.inner.addr, why));
         }
-        st.outgoing.extend(parts.iter().filter(|p| !p.is_empty()).cloned());
+        st.outgoing
+            .extend(parts.iter().filter(|p| !p.is_empty()).cloned());
         let future = expect_response.then(|| {
             let slot = Rc::new(RefCell::new(Slot::default()));
             st.pending.push_back(Pending {
@@ -222,7 +223,13 @@ impl Connection {
     }
 
     /// Raw round trip, for ApiVersions whose error reply may be in v0 format.
-    pub async fn request_raw(&self, api: ApiKey, version: i16, frame: Bytes, correlation_id: i32) -> Result<Bytes, ClientError> {
+    pub async fn request_raw(
+        &self,
+        api: ApiKey,
+        version: i16,
+        frame: Bytes,
+        correlation_id: i32,
+    ) -> Result<Bytes, ClientError> {
         let _permit = self.acquire().await?;
         let future = self.send(&[frame], api, version, correlation_id, true)?;
         self.wait(api, future.expect("response expected")).await
@@ -360,7 +367,12 @@ fn dispatch(inner: &Inner, mut frame: Bytes) -> Result<(), ClientError> {
             expected: pending.correlation_id,
             got,
         };
-        complete(&pending.slot, Err(ClientError::Closed { addr: inner.addr.clone() }));
+        complete(
+            &pending.slot,
+            Err(ClientError::Closed {
+                addr: inner.addr.clone(),
+            }),
+        );
         return Err(err);
     }
     let header = ResponseHeader::decode(&mut frame, pending.header_version);
@@ -379,7 +391,9 @@ fn dispatch(inner: &Inner, mut frame: Bytes) -> Result<(), ClientError> {
 }
 
 fn peek_i32(bytes: &[u8]) -> i32 {
-    bytes.get(0..4).map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    bytes
+        .get(0..4)
+        .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Read one size-prefixed frame; returns it without the prefix.
@@ -419,7 +433,9 @@ async fn fill(
         match n {
             Ok(0) => {
                 buf.truncate(start);
-                return Err(ClientError::Closed { addr: addr.to_string() });
+                return Err(ClientError::Closed {
+                    addr: addr.to_string(),
+                });
             }
             Ok(n) => buf.truncate(start + n),
             Err(e) => {

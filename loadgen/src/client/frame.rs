@@ -52,7 +52,10 @@ fn encode_error(api: &'static str, e: impl std::fmt::Display) -> ClientError {
 
 /// Overwrite the correlation id of a framed request (bytes 8..12), for a retry.
 pub fn set_correlation_id(frame_prefix: &mut [u8], correlation_id: i32) {
-    assert!(frame_prefix.len() >= 12, "frame prefix shorter than a request header");
+    assert!(
+        frame_prefix.len() >= 12,
+        "frame prefix shorter than a request header"
+    );
     frame_prefix[8..12].copy_from_slice(&correlation_id.to_be_bytes());
 }
 
@@ -82,7 +85,10 @@ pub fn encode_produce(
     correlation_id: i32,
     records_bytes: usize,
 ) -> ProduceFrame {
-    assert!((3..=PRODUCE_TOPIC_ID_MIN).contains(&version), "produce v{version} unsupported");
+    assert!(
+        (3..=PRODUCE_TOPIC_ID_MIN).contains(&version),
+        "produce v{version} unsupported"
+    );
     let flexible = version >= PRODUCE_FLEXIBLE_MIN;
     let mut p = BytesMut::with_capacity(64 + target.topic.len());
     p.put_i32(0);

@@ -53,7 +53,9 @@ pub enum ClientError {
         size_bytes: usize,
         limit_bytes: usize,
     },
-    #[error("broker {addr} supports no version of {api} that this client speaks ({ours} vs broker {theirs})")]
+    #[error(
+        "broker {addr} supports no version of {api} that this client speaks ({ours} vs broker {theirs})"
+    )]
     NoCommonVersion {
         api: &'static str,
         addr: String,

@@ -51,7 +51,10 @@ impl VersionTable {
                         }
                     }
                 };
-                (key, pick.map_err(|theirs| format!("ours {our_min}..={our_max}|{theirs}")))
+                (
+                    key,
+                    pick.map_err(|theirs| format!("ours {our_min}..={our_max}|{theirs}")),
+                )
             })
             .collect();
         Self { chosen }
@@ -132,13 +135,18 @@ pub enum Parsed {
 pub fn parse_api_versions(body: &Bytes, version: i16, addr: &str) -> Result<Parsed, ClientError> {
     let error_code = body.get(0..2).map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
     // KIP-511: an UNSUPPORTED_VERSION answer is encoded as v0 whatever we sent.
-    let decode_version = if error_code == UNSUPPORTED_VERSION { 0 } else { version };
+    let decode_version = if error_code == UNSUPPORTED_VERSION {
+        0
+    } else {
+        version
+    };
     let mut bytes = body.clone();
-    let response = ApiVersionsResponse::decode(&mut bytes, decode_version).map_err(|e| ClientError::Decode {
-        api: "ApiVersions",
-        addr: addr.to_string(),
-        message: e.to_string(),
-    })?;
+    let response =
+        ApiVersionsResponse::decode(&mut bytes, decode_version).map_err(|e| ClientError::Decode {
+            api: "ApiVersions",
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
     let ranges: Vec<(i16, i16, i16)> = response
         .api_keys
         .iter()
@@ -175,17 +183,19 @@ mod tests {
     use kafka_protocol::messages::api_versions_response::ApiVersion;
 
     fn response(code: i16, ranges: &[(i16, i16, i16)]) -> ApiVersionsResponse {
-        ApiVersionsResponse::default().with_error_code(code).with_api_keys(
-            ranges
-                .iter()
-                .map(|&(k, min, max)| {
-                    ApiVersion::default()
-                        .with_api_key(k)
-                        .with_min_version(min)
-                        .with_max_version(max)
-                })
-                .collect(),
-        )
+        ApiVersionsResponse::default()
+            .with_error_code(code)
+            .with_api_keys(
+                ranges
+                    .iter()
+                    .map(|&(k, min, max)| {
+                        ApiVersion::default()
+                            .with_api_key(k)
+                            .with_min_version(min)
+                            .with_max_version(max)
+                    })
+                    .collect(),
+            )
     }
 
     #[test]

@@ -37,7 +37,11 @@ pub fn render(report: &Report) -> String {
     s.push_str("<h2>Latency percentile spectrum (ms)</h2>");
     s.push_str(&spectrum_svg(report));
     let params = serde_json::to_string_pretty(&report.parameters).unwrap_or_default();
-    let _ = write!(s, "<h2>Parameters</h2><pre>{}</pre></body></html>", escape(&params));
+    let _ = write!(
+        s,
+        "<h2>Parameters</h2><pre>{}</pre></body></html>",
+        escape(&params)
+    );
     s
 }
 
@@ -112,7 +116,11 @@ fn throughput_svg(report: &Report) -> String {
         .map(|p| p.acked_mb.max(p.consumed_mb))
         .fold(0.0f64, f64::max)
         .max(1e-3);
-    axes(&mut s, y_max, "MB/s: blue = produced (acked), green = consumed; x = seconds");
+    axes(
+        &mut s,
+        y_max,
+        "MB/s: blue = produced (acked), green = consumed; x = seconds",
+    );
     let map = |sec: u64, v: f64| {
         (
             MARGIN + sec as f64 / x_max * (WIDTH - MARGIN - 10.0),
@@ -155,7 +163,11 @@ fn spectrum_svg(report: &Report) -> String {
         .flat_map(|(pts, _)| pts.iter().map(|p| p.1 as f64 / 1e3))
         .fold(0.0f64, f64::max)
         .max(1e-3);
-    axes(&mut s, y_max, "ms: blue = produce/batch, purple = produce/record, red = end-to-end; x = percentile");
+    axes(
+        &mut s,
+        y_max,
+        "ms: blue = produce/batch, purple = produce/record, red = end-to-end; x = percentile",
+    );
     for (pts, color) in series {
         let mapped: Vec<(f64, f64)> = pts
             .iter()
@@ -168,7 +180,10 @@ fn spectrum_svg(report: &Report) -> String {
             .collect();
         polyline(&mut s, &mapped, color);
     }
-    for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"].iter().enumerate() {
+    for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
+        .iter()
+        .enumerate()
+    {
         let x = MARGIN + i as f64 / SPECTRUM_NINES_MAX * (WIDTH - MARGIN - 10.0);
         let _ = write!(
             s,

@@ -208,7 +208,11 @@ impl Report {
             cpu: Cpu {
                 loadgen_cpu_seconds: cpu_seconds,
                 gb_moved,
-                cpu_seconds_per_gb: if gb_moved > 0.0 { cpu_seconds / gb_moved } else { 0.0 },
+                cpu_seconds_per_gb: if gb_moved > 0.0 {
+                    cpu_seconds / gb_moved
+                } else {
+                    0.0
+                },
             },
             timeline: timeline.values().map(|iv| point(iv, warmup_s)).collect(),
             totals: Totals {
@@ -235,7 +239,11 @@ impl Report {
         let _ = writeln!(
             s,
             "weir-loadgen {} | {} | {} partitions | {} shards | {:.1} s measured",
-            self.mode, self.parameters.topic, self.cluster.partitions, self.parameters.threads, t.measured_seconds
+            self.mode,
+            self.parameters.topic,
+            self.cluster.partitions,
+            self.parameters.threads,
+            t.measured_seconds
         );
         if self.parameters.producers > 0 {
             let _ = writeln!(
