@@ -270,6 +270,9 @@ async fn send_batch(ctx: &Rc<ShardCtx>, window: &Rc<Semaphore>, sealed: Sealed) 
     let conn = ctx.conn_for(sealed.partition).clone();
     let acks = ctx.cfg.acks;
     let permit = if acks == 0 {
+        // No answer will come back: bound the unwritten bytes instead.
+        conn.wait_queued_below(ctx.cfg.max_in_flight * ctx.cfg.batch_bytes)
+            .await;
         None
     } else {
         let permit = window.acquire_static_permit(1).await;

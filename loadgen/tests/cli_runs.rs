@@ -213,3 +213,35 @@ fn given_bad_flag_when_running_binary_should_exit_nonzero_with_usage() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--acks") && stderr.contains("'7'"), "{stderr}");
 }
+
+#[test]
+fn given_acks_zero_when_producing_should_finish_and_deliver_every_counted_record() {
+    let broker = null_broker(0, 0, true);
+    let tmp = dir();
+    let args = [
+        "produce",
+        "--topic",
+        "fire",
+        "--acks",
+        "0",
+        "--records",
+        "20000",
+        "--record-size",
+        "100",
+    ];
+    let (output, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent = u64_at(&report.expect("report"), "/totals/all/acked_records");
+    assert_eq!(sent, 20_000);
+    // Nothing answers acks=0, so give the broker a moment to read the tail.
+    let stats = broker.stats();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stats.acked_records.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stats.acked_records.load(Ordering::Relaxed), sent);
+}

@@ -81,6 +81,10 @@ struct Pending {
 #[derive(Default)]
 struct State {
     outgoing: VecDeque<Bytes>,
+    /// Bytes in `outgoing`: bounds acks=0 producers, which hold no permits.
+    queued_bytes: usize,
+    /// Tasks waiting for `queued_bytes` to drop (see `wait_queued_below`).
+    space_waiters: Vec<Waker>,
     pending: VecDeque<Pending>,
     next_correlation_id: i32,
     writer_waker: Option<Waker>,
@@ -179,6 +183,7 @@ impl Connection {
         }
         st.outgoing
             .extend(parts.iter().filter(|p| !p.is_empty()).cloned());
+        st.queued_bytes += parts.iter().map(Bytes::len).sum::<usize>();
         let future = expect_response.then(|| {
             let slot = Rc::new(RefCell::new(Slot::default()));
             st.pending.push_back(Pending {
@@ -192,6 +197,22 @@ impl Connection {
             w.wake();
         }
         Ok(future)
+    }
+
+    /// Wait until at most `limit_bytes` are queued for writing (or the
+    /// connection died). Requests without responses (acks=0) use this as
+    /// their only backpressure.
+    pub async fn wait_queued_below(&self, limit_bytes: usize) {
+        futures_lite::future::poll_fn(|cx| {
+            let mut st = self.inner.state.borrow_mut();
+            if st.queued_bytes <= limit_bytes || st.dead.is_some() {
+                Poll::Ready(())
+            } else {
+                st.space_waiters.push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// Await a response body within the connection's timeout.
@@ -257,6 +278,18 @@ async fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, Clie
     }
 }
 
+/// Account for bytes leaving the queue and wake tasks waiting for room.
+fn release_space(inner: &Inner, bytes: usize) {
+    let waiters = {
+        let mut st = inner.state.borrow_mut();
+        st.queued_bytes -= bytes;
+        std::mem::take(&mut st.space_waiters)
+    };
+    for w in waiters {
+        w.wake();
+    }
+}
+
 /// Mark the connection dead and fail everything waiting on it.
 fn kill(inner: &Inner, why: String) {
     let pending: Vec<Pending> = {
@@ -265,6 +298,10 @@ fn kill(inner: &Inner, why: String) {
             st.dead = Some(why.clone());
         }
         st.outgoing.clear();
+        st.queued_bytes = 0;
+        for w in st.space_waiters.drain(..) {
+            w.wake();
+        }
         if let Some(w) = st.writer_waker.take() {
             w.wake();
         }
@@ -311,6 +348,7 @@ async fn drain_outgoing(
     loop {
         let next = inner.state.borrow_mut().outgoing.pop_front();
         let Some(part) = next else { break };
+        release_space(inner, part.len());
         if part.len() < COALESCE_BYTES_MAX {
             coalesced.extend_from_slice(&part);
             if coalesced.len() >= COALESCE_BYTES_MAX {

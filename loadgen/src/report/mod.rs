@@ -259,16 +259,18 @@ impl Report {
                 t.consume_records_per_s, t.consume_mb_per_s, a.consumed_records
             );
         }
-        let _ = writeln!(
-            s,
-            "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "latency (ms)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "count"
-        );
         let rows = [
             ("produce (batch)", &self.latency.produce),
             ("produce (record)", &self.latency.produce_record),
             ("end-to-end", &self.latency.e2e),
         ];
+        if rows.iter().any(|(_, p)| p.count > 0) {
+            let _ = writeln!(
+                s,
+                "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "latency (ms)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "count"
+            );
+        }
         for (name, p) in rows {
             if p.count == 0 {
                 continue;
