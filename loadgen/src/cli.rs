@@ -47,6 +47,17 @@ pub enum Command {
     NullBroker(NullBrokerArgs),
     /// Measure the loopback TCP ceiling (64 KiB writes to a reader thread).
     TcpCeiling(CeilingArgs),
+    /// Measure the ceiling, then produce against an in-process null broker,
+    /// and fail if the generator reaches less than --min-ratio of the ceiling.
+    SelfCheck(SelfCheckArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SelfCheckArgs {
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub duration: Duration,
+    #[arg(long, default_value_t = 0.55)]
+    pub min_ratio: f64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -137,6 +148,9 @@ pub struct NullBrokerArgs {
     /// Only topics created with CreateTopics exist (default: any topic exists).
     #[arg(long)]
     pub no_auto_topics: bool,
+    /// Highest ApiVersions version to accept (plays an older broker).
+    #[arg(long, default_value_t = 4)]
+    pub api_versions_max: i16,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
                 stall_every_ms: args.stall_every_ms,
                 default_partitions: args.default_partitions,
                 auto_topics: !args.no_auto_topics,
+                api_versions_max: args.api_versions_max,
             };
             match NullBroker::start(cfg.clone()) {
                 Ok(b) => {
@@ -43,7 +44,70 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&format!("tcp-ceiling failed: {e}")),
         },
+        Command::SelfCheck(args) => self_check(args.duration, args.min_ratio),
     }
+}
+
+/// The generator's own ceiling next to the loopback ceiling, in one run.
+fn self_check(duration: std::time::Duration, min_ratio: f64) -> ExitCode {
+    let ceiling = match weir_loadgen::ceiling::tcp_ceiling(std::time::Duration::from_secs(3)) {
+        Ok(bps) => bps,
+        Err(e) => return fail(&format!("tcp-ceiling failed: {e}")),
+    };
+    let broker = match NullBroker::start(NullBrokerConfig {
+        listen: "127.0.0.1:0".to_string(),
+        stall_ms: 0,
+        stall_every_ms: 0,
+        default_partitions: 8,
+        auto_topics: true,
+        api_versions_max: 4,
+    }) {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("cannot start the null broker: {e}")),
+    };
+    let addr = broker.addr().to_string();
+    let secs = format!("{}ms", duration.as_millis());
+    let argv = [
+        "weir-loadgen",
+        "produce",
+        "--bootstrap",
+        &addr,
+        "--topic",
+        "self-check",
+        "--partitions",
+        "8",
+        "--producers",
+        "8",
+        "--duration",
+        &secs,
+        "--quiet",
+    ];
+    let Command::Produce(run_args) = Cli::parse_from(argv).command else {
+        unreachable!("argv names the produce subcommand")
+    };
+    let report = match run_args.into_config(Mode::Produce, available_cores()).map(run) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return fail(&e.to_string()),
+        Err(e) => return fail(&e.to_string()),
+    };
+    let generated = report.totals.measured.acked_batch_bytes as f64 / report.throughput.produce_seconds;
+    let ratio = generated / ceiling;
+    println!(
+        "loopback TCP ceiling {:.1} MB/s; generator vs null broker {:.1} MB/s (batch bytes) = {:.0}% \
+         ({:.2} loadgen cpu-s/GB)",
+        ceiling / 1e6,
+        generated / 1e6,
+        ratio * 100.0,
+        report.cpu.cpu_seconds_per_gb
+    );
+    if ratio < min_ratio {
+        return fail(&format!(
+            "generator reached {:.0}% of the ceiling, below {:.0}%",
+            ratio * 100.0,
+            min_ratio * 100.0
+        ));
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -47,6 +47,9 @@ pub struct NullBrokerConfig {
     pub default_partitions: i32,
     /// Whether any topic exists (true) or only those created (false).
     pub auto_topics: bool,
+    /// Highest ApiVersions version understood; lower it to play an old broker
+    /// and exercise the client's KIP-511 fallback.
+    pub api_versions_max: i16,
 }
 
 /// What the null broker acknowledged so far.
@@ -186,7 +189,7 @@ fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
     let corr = header.correlation_id;
     let hv = key.response_header_version(version);
     match key {
-        ApiKey::ApiVersions => Ok(Some(api_versions(corr, version))),
+        ApiKey::ApiVersions => Ok(Some(api_versions(corr, version, state.cfg.api_versions_max))),
         ApiKey::Metadata => {
             let req = MetadataRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
             respond(corr, hv, &metadata(state, &req), version)
@@ -260,18 +263,19 @@ const ADVERTISED: [(ApiKey, i16, i16); 6] = [
 
 /// ApiVersions always answers with response header v0; an unknown version
 /// gets UNSUPPORTED_VERSION in v0 format (KIP-511).
-fn api_versions(corr: i32, version: i16) -> Bytes {
-    let supported = (0..=4).contains(&version);
+fn api_versions(corr: i32, version: i16, max: i16) -> Bytes {
+    let supported = (0..=max.min(4)).contains(&version);
     let body = ApiVersionsResponse::default()
         .with_error_code(if supported { 0 } else { UNSUPPORTED_VERSION })
         .with_api_keys(
             ADVERTISED
                 .iter()
-                .map(|&(k, min, max)| {
+                .map(|&(k, lo, hi)| {
+                    let hi = if k == ApiKey::ApiVersions { max.min(hi) } else { hi };
                     ApiVersion::default()
                         .with_api_key(k as i16)
-                        .with_min_version(min)
-                        .with_max_version(max)
+                        .with_min_version(lo)
+                        .with_max_version(hi)
                 })
                 .collect(),
         );

@@ -199,6 +199,7 @@ fn aggregate(
     run_start_ns: u64,
 ) -> BTreeMap<u64, Interval> {
     let mut timeline: BTreeMap<u64, Interval> = BTreeMap::new();
+    let mut so_far = Interval::new(0);
     let mut reported: BTreeMap<u64, usize> = BTreeMap::new();
     let mut done = 0;
     let tty = std::io::stderr().is_terminal();
@@ -216,7 +217,7 @@ fn aggregate(
                 let count = reported.entry(second).or_insert(0);
                 *count += 1;
                 if *count == shards && !cfg.quiet {
-                    progress(&timeline[&second], cfg, tty);
+                    progress(&timeline[&second], &so_far, cfg, tty);
                 }
             }
             Ok(ShardMsg::Done { .. }) => done += 1,
@@ -236,7 +237,8 @@ fn aggregate(
     timeline
 }
 
-fn progress(iv: &Interval, cfg: &RunConfig, tty: bool) {
+/// One line: this second's rates, and p99 over the run so far.
+fn progress(iv: &Interval, so_far: &Interval, cfg: &RunConfig, tty: bool) {
     let p99_ms = |h: &hdrhistogram::Histogram<u64>| {
         if h.is_empty() {
             "-".to_string()
@@ -250,14 +252,14 @@ fn progress(iv: &Interval, cfg: &RunConfig, tty: bool) {
         ""
     };
     let line = format!(
-        "[{:>4}s] produced {:>9} rec/s {:>8.1} MB/s p99 {:>7} ms | consumed {:>9} rec/s {:>8.1} MB/s e2e p99 {:>7} ms | errors {}{}",
+        "[{:>4}s] produced {:>9} rec/s {:>8.1} MB/s p99 so far {:>7} ms | consumed {:>9} rec/s {:>8.1} MB/s e2e p99 so far {:>7} ms | errors {}{}",
         iv.second,
         iv.acked_records,
         iv.acked_payload_bytes as f64 / 1e6,
-        p99_ms(&iv.produce_record_us),
+        p99_ms(&so_far.produce_record_us),
         iv.consumed_records,
         iv.consumed_batch_bytes as f64 / 1e6,
-        p99_ms(&iv.e2e_us),
+        p99_ms(&so_far.e2e_us),
         iv.errors.values().sum::<u64>(),
         warm,
     );

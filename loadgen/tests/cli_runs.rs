@@ -13,14 +13,18 @@ use weir_loadgen::null_broker::{NullBroker, NullBrokerConfig};
 const BIN: &str = env!("CARGO_BIN_EXE_weir-loadgen");
 
 fn null_broker(stall_ms: u64, stall_every_ms: u64, auto_topics: bool) -> NullBroker {
-    NullBroker::start(NullBrokerConfig {
+    null_broker_with(NullBrokerConfig {
         listen: "127.0.0.1:0".to_string(),
         stall_ms,
         stall_every_ms,
         default_partitions: 4,
         auto_topics,
+        api_versions_max: 4,
     })
-    .expect("null broker binds an ephemeral port")
+}
+
+fn null_broker_with(cfg: NullBrokerConfig) -> NullBroker {
+    NullBroker::start(cfg).expect("null broker binds an ephemeral port")
 }
 
 /// Run the binary with `args` against `bootstrap`, writing the JSON report
@@ -244,4 +248,38 @@ fn given_acks_zero_when_producing_should_finish_and_deliver_every_counted_record
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(stats.acked_records.load(Ordering::Relaxed), sent);
+}
+
+#[test]
+fn given_broker_without_our_api_versions_version_when_connecting_should_fall_back_per_kip_511() {
+    // The broker understands ApiVersions only up to v2: it answers our v4
+    // with UNSUPPORTED_VERSION in v0 format, and the client must retry at v2.
+    let broker = null_broker_with(NullBrokerConfig {
+        listen: "127.0.0.1:0".to_string(),
+        stall_ms: 0,
+        stall_every_ms: 0,
+        default_partitions: 2,
+        auto_topics: true,
+        api_versions_max: 2,
+    });
+    let tmp = dir();
+    let args = [
+        "produce",
+        "--topic",
+        "old",
+        "--records",
+        "1000",
+        "--record-size",
+        "64",
+    ];
+    let (output, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        u64_at(&report.expect("report"), "/totals/all/acked_records"),
+        1000
+    );
 }
