@@ -214,6 +214,7 @@ fn aggregate(
                     .entry(second)
                     .or_insert_with(|| Interval::new(second))
                     .merge(&iv);
+                so_far.merge(&iv);
                 let count = reported.entry(second).or_insert(0);
                 *count += 1;
                 if *count == shards && !cfg.quiet {
