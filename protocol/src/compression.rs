@@ -10,6 +10,7 @@
 
 use std::io::Read;
 
+use crate::lz4_frame::{self, Lz4Error};
 use crate::record_batch::Compression;
 
 /// The xerial snappy-java stream magic that opens a framed snappy payload.
@@ -23,6 +24,12 @@ const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
 const GZIP_LEVEL: u32 = 6;
 /// zstd level: Kafka's and librdkafka's default.
 const ZSTD_LEVEL: i32 = 3;
+/// Largest zstd window (log2 bytes) a frame may declare. The streaming decoder
+/// allocates the declared window up front, so without this a 30-byte frame could
+/// cost 2 GiB. Java's streaming encoder declares 2^21 at the default level and
+/// at most 2^23 up to level 19; one-shot encoders (librdkafka, kafka-python)
+/// declare no more than the content size.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 /// The fixed 10-byte gzip member header we write: no name, no mtime, OS unknown.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
@@ -37,6 +44,8 @@ pub enum CompressionError {
     },
     #[error("snappy payload is corrupt")]
     Snappy(#[source] snap::Error),
+    #[error("lz4 payload is corrupt")]
+    Lz4(#[source] Lz4Error),
     #[error("xerial snappy framing is malformed at byte {position}")]
     BadXerialFraming { position: usize },
     #[error("decompressed payload exceeds the limit of {limit_bytes} bytes")]
@@ -77,15 +86,18 @@ pub fn decompress(
             decompressed_max_bytes,
         ),
         Compression::Snappy => decompress_snappy(input, out, decompressed_max_bytes),
-        Compression::Lz4 => read_bounded(
-            codec,
-            lz4_flex::frame::FrameDecoder::new(input),
-            out,
-            decompressed_max_bytes,
-        ),
+        Compression::Lz4 => match lz4_frame::decompress_frames(input, out, decompressed_max_bytes) {
+            Ok(()) => Ok(()),
+            Err(Lz4Error::TooLarge { limit_bytes }) => {
+                out.clear();
+                Err(CompressionError::TooLarge { limit_bytes })
+            }
+            Err(e) => Err(CompressionError::Lz4(e)),
+        },
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(input)
-                .map_err(|source| CompressionError::Corrupt { codec, source })?;
+            let corrupt = |source| CompressionError::Corrupt { codec, source };
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(corrupt)?;
+            decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(corrupt)?;
             read_bounded(codec, decoder, out, decompressed_max_bytes)
         }
     }
@@ -170,6 +182,9 @@ pub struct Compressor {
     deflate: flate2::Compress,
     zstd: Option<zstd::bulk::Compressor<'static>>,
     snappy: snap::raw::Encoder,
+    /// Writes one frame per batch into its inner Vec, which is swapped with
+    /// the caller's output so both buffers keep their capacity.
+    lz4: Option<lz4_flex::frame::FrameEncoder<Vec<u8>>>,
 }
 
 impl Default for Compressor {
@@ -184,6 +199,7 @@ impl Compressor {
             deflate: flate2::Compress::new(flate2::Compression::new(GZIP_LEVEL), false),
             zstd: None,
             snappy: snap::raw::Encoder::new(),
+            lz4: None,
         }
     }
 
@@ -199,7 +215,7 @@ impl Compressor {
             Compression::None => out.extend_from_slice(input),
             Compression::Gzip => self.compress_gzip(input, out)?,
             Compression::Snappy => self.compress_snappy_xerial(input, out)?,
-            Compression::Lz4 => compress_lz4(input, out)?,
+            Compression::Lz4 => self.compress_lz4(input, out)?,
             Compression::Zstd => self.compress_zstd(input, out)?,
         }
         Ok(())
@@ -252,6 +268,37 @@ impl Compressor {
         Ok(())
     }
 
+    /// LZ4 frame format with 64 KiB independent blocks, as the Java client and
+    /// librdkafka write it. The encoder (hash table, block buffers) is reused:
+    /// `try_finish` closes the frame and the next write opens a fresh one.
+    fn compress_lz4(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError> {
+        use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
+        use std::io::Write;
+        let codec = Compression::Lz4;
+        let encoder = self.lz4.get_or_insert_with(|| {
+            let info = FrameInfo::new()
+                .block_size(BlockSize::Max64KB)
+                .block_mode(BlockMode::Independent);
+            FrameEncoder::with_frame_info(info, Vec::new())
+        });
+        std::mem::swap(encoder.get_mut(), out);
+        let written = encoder
+            .write_all(input)
+            .map_err(|source| CompressionError::Encode { codec, source });
+        let finished = written.and_then(|()| {
+            encoder.try_finish().map_err(|e| CompressionError::Encode {
+                codec,
+                source: std::io::Error::other(e),
+            })
+        });
+        std::mem::swap(encoder.get_mut(), out);
+        if finished.is_err() {
+            // A failed frame leaves the encoder mid-stream: start over next time.
+            self.lz4 = None;
+        }
+        finished
+    }
+
     fn compress_zstd(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError> {
         let codec = Compression::Zstd;
         if self.zstd.is_none() {
@@ -265,26 +312,6 @@ impl Compressor {
             .map_err(|source| CompressionError::Encode { codec, source })?;
         Ok(())
     }
-}
-
-/// LZ4 frame format with 64 KiB independent blocks, as the Java client and
-/// librdkafka write it.
-fn compress_lz4(input: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError> {
-    use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
-    use std::io::Write;
-    let codec = Compression::Lz4;
-    let info = FrameInfo::new()
-        .block_size(BlockSize::Max64KB)
-        .block_mode(BlockMode::Independent);
-    let mut encoder = FrameEncoder::with_frame_info(info, out);
-    encoder
-        .write_all(input)
-        .map_err(|source| CompressionError::Encode { codec, source })?;
-    encoder.finish().map_err(|e| CompressionError::Encode {
-        codec,
-        source: std::io::Error::other(e),
-    })?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -338,6 +365,30 @@ mod tests {
     }
 
     #[test]
+    fn given_a_zstd_frame_declaring_a_huge_window_when_decompressed_should_refuse_it() {
+        use std::io::Write;
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(ZSTD_WINDOW_LOG_MAX + 3).unwrap();
+        encoder.write_all(&sample(1000)).unwrap();
+        let frame = encoder.finish().unwrap();
+        let mut out = Vec::new();
+        let err = decompress(Compression::Zstd, &frame, &mut out, 1 << 20).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CompressionError::Corrupt {
+                    codec: Compression::Zstd,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The same content with the default window decodes.
+        let frame = zstd::stream::encode_all(&sample(1000)[..], 3).unwrap();
+        decompress(Compression::Zstd, &frame, &mut out, 1 << 20).unwrap();
+    }
+
+    #[test]
     fn given_a_raw_snappy_block_when_decompressed_should_be_accepted() {
         let input = sample(5000);
         let raw = snap::raw::Encoder::new().compress_vec(&input).unwrap();
@@ -354,9 +405,6 @@ mod tests {
         for codec in ALL.into_iter().skip(1) {
             compressor.compress(codec, &input, &mut packed).unwrap();
             for cut in [1, 5, 17, packed.len() / 2, packed.len() - 5] {
-                // lz4_flex takes a frame cut at a block boundary (or in its end
-                // mark) for a shorter frame; the record parser then catches a
-                // short payload. So "error or different bytes" is the property.
                 let result = decompress(codec, &packed[..cut], &mut out, 1 << 20);
                 assert!(result.is_err() || out != input, "{codec:?} cut {cut}");
             }

@@ -8,6 +8,8 @@
 pub mod api;
 pub mod builder;
 pub mod compression;
+pub mod frame;
+pub mod lz4_frame;
 pub mod record_batch;
 pub mod records;
 pub mod varint;
