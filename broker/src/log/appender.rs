@@ -23,7 +23,7 @@ use super::{io_err, FlushPolicy, LogError};
 pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
 /// DMA writes in flight at once; PITFALLS measured 4 in flight near the disk ceiling.
 pub(crate) const WRITES_IN_FLIGHT_MAX: usize = 4;
-const _: () = assert!(CHUNK_BYTES % BLOCK_BYTES as usize == 0);
+const _: () = assert!(CHUNK_BYTES.is_multiple_of(BLOCK_BYTES as usize));
 
 struct InFlight {
     task: Task<glommio::Result<usize, ()>>,
@@ -88,6 +88,14 @@ impl Appender {
         loop {
             self.wait_for_work().await;
             self.write_round().await?;
+            // Out of input: reap one write at a time, so input arriving meanwhile joins
+            // the pipeline instead of waiting for every write in flight to drain.
+            while self.shared.state.borrow().pending.is_empty()
+                && !self.in_flight.is_empty()
+                && !self.sync_due()
+            {
+                self.complete_oldest().await?;
+            }
             let (idle, closing) = {
                 let st = self.shared.state.borrow();
                 (st.pending.is_empty(), st.closing)
@@ -199,7 +207,7 @@ impl Appender {
         self.carry.clear();
         self.carry.extend_from_slice(&buf.as_bytes()[len - tail..len]);
         let position = self.chunk_position;
-        assert!(position % BLOCK_BYTES == 0 && aligned % BLOCK_BYTES as usize == 0);
+        assert!(position.is_multiple_of(BLOCK_BYTES) && aligned.is_multiple_of(BLOCK_BYTES as usize));
         assert!(
             !self.chunk_has_carry || self.in_flight.is_empty(),
             "overlapping DMA writes"

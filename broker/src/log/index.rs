@@ -86,7 +86,7 @@ impl OffsetIndex {
 
     /// Parse an index file, refusing anything torn or pointing past `segment_bytes`.
     pub(crate) fn decode(bytes: &[u8], segment_bytes: u64) -> Result<Self, IndexCorrupt> {
-        if bytes.len() % INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(INDEX_ENTRY_BYTES) {
             return Err(IndexCorrupt);
         }
         let mut index = Self {
@@ -169,7 +169,7 @@ impl TimeIndex {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, IndexCorrupt> {
-        if bytes.len() % TIME_INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
             return Err(IndexCorrupt);
         }
         let mut index = Self::default();

@@ -2,7 +2,7 @@
 //! and crash) sequences against an in-memory list of batches, with small segments and
 //! a small tail cache so rolls, file reads and recovery all happen.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -70,7 +70,7 @@ fn check_invariants(log: &PartitionLog, model: &Model) {
     assert!(log.durable_end_offset() <= log.log_end_offset());
 }
 
-async fn apply(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, op: Op, dir: &PathBuf) {
+async fn apply(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, op: Op, dir: &Path) {
     let log = slot.as_ref().expect("log open");
     match op {
         Op::Append { records, value_bytes } => {
@@ -102,7 +102,11 @@ async fn apply(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, op: Op, d
         }
         Op::Reopen => {
             log.close().await.expect("close");
-            *slot = Some(PartitionLog::open(dir.clone(), config()).await.expect("reopen"));
+            *slot = Some(
+                PartitionLog::open(dir.to_path_buf(), config())
+                    .await
+                    .expect("reopen"),
+            );
         }
         Op::Crash => crash(slot, model, dir).await,
     }
@@ -123,12 +127,14 @@ async fn check_read(log: &PartitionLog, model: &Model, pick: u16, max_bytes: usi
     assert!(result.batches.len() == 1 || total <= max_bytes);
 }
 
-async fn crash(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, dir: &PathBuf) {
+async fn crash(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, dir: &Path) {
     let old = slot.take().expect("log open");
     let durable_end = old.durable_end_offset().0;
     // Dropping the last handle cancels the appender mid-flight: no flush, no marker.
     drop(old);
-    let log = PartitionLog::open(dir.clone(), config()).await.expect("recover");
+    let log = PartitionLog::open(dir.to_path_buf(), config())
+        .await
+        .expect("recover");
     let end = log.log_end_offset().0;
     assert!(
         end >= durable_end,

@@ -32,8 +32,13 @@ pub(crate) struct Recovered {
 }
 
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
+    let existed = dir.is_dir();
     std::fs::create_dir_all(dir).map_err(std_io_err("creating partition dir"))?;
     probe::ensure_probed(dir).await?;
+    if let Some(parent) = dir.parent().filter(|_| !existed) {
+        // The new directory's own entry must survive a power cut too.
+        sync_dir(parent).await?;
+    }
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     let bases = list_segments(dir)?;
@@ -59,6 +64,13 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
     let active = segments.back().expect("at least one segment");
     let active_file = active.file.clone().expect("recovered segments have files");
     let carry = read_carry(&active_file, active.size_bytes).await?;
+    if config.preallocate {
+        let bytes = config.segment_bytes;
+        active_file
+            .pre_allocate(bytes, true)
+            .await
+            .map_err(io_err("preallocating segment"))?;
+    }
     Ok(Recovered {
         segments,
         active_file,
@@ -113,6 +125,15 @@ async fn load_closed(dir: &Path, base: i64, config: &LogConfig) -> Result<Segmen
             segment.finish_time_index();
             write_index_files(dir, base, &segment.index, &segment.time_index).await?;
         }
+    }
+    if segment.size_bytes < size_bytes {
+        // Sealed data was synced before the roll: damage here is corruption, not a torn
+        // write. Keep the file for inspection; reads of the damaged range return nothing.
+        tracing::error!(
+            segment = %log_path(dir, base).display(),
+            bad_bytes = size_bytes - segment.size_bytes,
+            "corrupt batch inside a sealed segment"
+        );
     }
     segment.written_bytes = segment.size_bytes;
     segment.sealed = true;
