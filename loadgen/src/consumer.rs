@@ -38,6 +38,8 @@ const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 const DRAIN_MS_MAX: u64 = 10_000;
 /// ...and give up earlier when nothing new arrived for this long.
 const DRAIN_IDLE_MS_MAX: u64 = 2_000;
+/// A consume run without --duration ends after this long without new records.
+const CONSUME_IDLE_MS_MAX: u64 = 10_000;
 /// OFFSET_OUT_OF_RANGE: restart from the earliest offset.
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
@@ -104,11 +106,22 @@ fn should_stop(ctx: &ShardCtx, cursors: &[PartitionCursor], drain: &mut Option<D
         return true;
     }
     if cfg.mode == Mode::Consume {
+        let consumed = ctx.shared.consumed_records.load(Ordering::Relaxed);
         let by_time = ctx.end_ns().is_some_and(|end| now >= end);
-        let by_count = cfg
-            .records_max
-            .is_some_and(|n| ctx.shared.consumed_records.load(Ordering::Relaxed) >= n);
-        return by_time || by_count;
+        let by_count = cfg.records_max.is_some_and(|n| consumed >= n);
+        // Without --duration, a topic holding fewer records than asked
+        // would otherwise keep us polling forever.
+        let d = drain.get_or_insert(Drain {
+            started_ns: now,
+            last_count: consumed,
+            last_progress_ns: now,
+        });
+        if consumed > d.last_count {
+            d.last_count = consumed;
+            d.last_progress_ns = now;
+        }
+        let idle = cfg.duration_ms.is_none() && now >= d.last_progress_ns + CONSUME_IDLE_MS_MAX * 1_000_000;
+        return by_time || by_count || idle;
     }
     // e2e: run while producers run, then drain what they got acknowledged.
     if ctx.shared.producers_running.load(Ordering::Acquire) > 0 {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use crate::client::cluster::{bootstrap, list_offsets, Cluster, EARLIEST, LATEST}
 use crate::client::conn::Connection;
 use crate::client::ClientError;
 use crate::machine::{cpu_seconds, Machine};
-use crate::report::{Report, Window};
+use crate::report::{Aggregate, Report, Window};
 use crate::shard::{now_ns, shard_main, ShardMsg, ShardPlan, Shared, TaskPlan};
 use crate::stats::Interval;
 
@@ -63,7 +63,7 @@ pub fn run(cfg: RunConfig) -> Result<Report, RunError> {
         handles.push(handle);
     }
     drop(tx);
-    let timeline = aggregate(&cfg, &shared, &rx, handles.len(), run_start_ns);
+    let aggregate = aggregate(&cfg, &shared, &rx, handles.len());
     for h in handles {
         let _ = h.join();
     }
@@ -82,7 +82,7 @@ pub fn run(cfg: RunConfig) -> Result<Report, RunError> {
         &cfg,
         &cluster,
         Machine::probe(),
-        timeline,
+        aggregate,
         window,
         cpu_used,
     ))
@@ -189,39 +189,42 @@ pub fn plan(cfg: &RunConfig, cluster: &Cluster, offsets: &StartOffsets) -> Vec<S
     plans
 }
 
-/// Receive intervals until every shard is done; merge them per second and
-/// print progress. Returns the per-second timeline.
-fn aggregate(
-    cfg: &RunConfig,
-    shared: &Shared,
-    rx: &std::sync::mpsc::Receiver<ShardMsg>,
-    shards: usize,
-    run_start_ns: u64,
-) -> BTreeMap<u64, Interval> {
-    let mut timeline: BTreeMap<u64, Interval> = BTreeMap::new();
-    let mut so_far = Interval::new(0);
-    let mut reported: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut done = 0;
+/// Which seconds every shard has reported (or finished before).
+struct Progress {
+    last_second: Vec<Option<u64>>,
+    done: Vec<bool>,
+}
+
+impl Progress {
+    fn complete(&self, second: u64) -> bool {
+        (0..self.done.len()).all(|i| self.done[i] || self.last_second[i].is_some_and(|l| l >= second))
+    }
+}
+
+/// Receive intervals until every shard is done; merge each second over the
+/// shards, fold it into the aggregate once complete, and print progress.
+fn aggregate(cfg: &RunConfig, shared: &Shared, rx: &Receiver<ShardMsg>, shards: usize) -> Aggregate {
+    let mut agg = Aggregate::new(cfg.warmup_ms);
+    let mut pending: BTreeMap<u64, Interval> = BTreeMap::new();
+    let mut seen = Progress {
+        last_second: vec![None; shards],
+        done: vec![false; shards],
+    };
     let tty = std::io::stderr().is_terminal();
     let mut last_heard = Instant::now();
     let silence_ms = cfg.duration_ms.unwrap_or(0) + cfg.warmup_ms + SHARD_SILENCE_MS_MAX;
-    while done < shards {
+    while seen.done.iter().any(|d| !d) {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(ShardMsg::Interval(iv)) => {
+            Ok(ShardMsg::Interval { shard, interval }) => {
                 last_heard = Instant::now();
-                let second = iv.second;
-                timeline
+                let second = interval.second;
+                seen.last_second[shard] = Some(seen.last_second[shard].map_or(second, |l| l.max(second)));
+                pending
                     .entry(second)
                     .or_insert_with(|| Interval::new(second))
-                    .merge(&iv);
-                so_far.merge(&iv);
-                let count = reported.entry(second).or_insert(0);
-                *count += 1;
-                if *count == shards && !cfg.quiet {
-                    progress(&timeline[&second], &so_far, cfg, tty);
-                }
+                    .merge(&interval);
             }
-            Ok(ShardMsg::Done { .. }) => done += 1,
+            Ok(ShardMsg::Done { shard }) => seen.done[shard] = true,
             Err(RecvTimeoutError::Timeout) => {
                 if last_heard.elapsed() > Duration::from_millis(silence_ms) {
                     shared.fail("shards stopped reporting (hung?)".to_string());
@@ -230,12 +233,24 @@ fn aggregate(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        while let Some(entry) = pending.first_entry() {
+            if !seen.complete(*entry.key()) {
+                break;
+            }
+            let iv = entry.remove();
+            agg.add_second(&iv);
+            if !cfg.quiet {
+                progress(&iv, &agg.all, cfg, tty);
+            }
+        }
+    }
+    for iv in pending.into_values() {
+        agg.add_second(&iv);
     }
     if tty && !cfg.quiet {
         eprintln!();
     }
-    let _ = run_start_ns;
-    timeline
+    agg
 }
 
 /// One line: this second's rates, and p99 over the run so far.

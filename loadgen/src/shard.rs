@@ -70,7 +70,7 @@ impl Shared {
 /// What a shard tells the main thread.
 #[derive(Debug)]
 pub enum ShardMsg {
-    Interval(Box<Interval>),
+    Interval { shard: usize, interval: Box<Interval> },
     Done { shard: usize },
 }
 
@@ -215,9 +215,11 @@ async fn ticker(ctx: Rc<ShardCtx>, tx: SyncSender<ShardMsg>) {
 
 /// Never block: if the main thread lags, fold the interval back in.
 fn send_interval(ctx: &ShardCtx, tx: &SyncSender<ShardMsg>, interval: Interval) {
-    if let Err(TrySendError::Full(ShardMsg::Interval(back))) =
-        tx.try_send(ShardMsg::Interval(Box::new(interval)))
-    {
-        ctx.stats.borrow_mut().merge(&back);
+    let msg = ShardMsg::Interval {
+        shard: ctx.shard,
+        interval: Box::new(interval),
+    };
+    if let Err(TrySendError::Full(ShardMsg::Interval { interval, .. })) = tx.try_send(msg) {
+        ctx.stats.borrow_mut().merge(&interval);
     }
 }

@@ -372,8 +372,11 @@ async fn drain_outgoing(
 
 async fn read_loop(inner: Rc<Inner>, mut reader: ReadHalf<TcpStream>) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    // Reads land here first: zeroed once, so a 60-byte ack does not pay for
+    // initialising a fresh 256 KiB tail of `buf` on every read.
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     loop {
-        let result = read_frame(&inner.addr, &mut reader, &mut buf).await;
+        let result = read_frame(&inner.addr, &mut reader, &mut buf, &mut chunk).await;
         let frame = match result {
             Ok(f) => f,
             Err(e) => {
@@ -439,8 +442,9 @@ async fn read_frame(
     addr: &str,
     reader: &mut ReadHalf<TcpStream>,
     buf: &mut BytesMut,
+    chunk: &mut [u8],
 ) -> Result<Bytes, ClientError> {
-    fill(addr, reader, buf, 4).await?;
+    fill(addr, reader, buf, chunk, 4).await?;
     let size = peek_i32(buf);
     if size < 4 || size as usize > RESPONSE_BYTES_MAX {
         return Err(ClientError::FrameTooLarge {
@@ -450,38 +454,33 @@ async fn read_frame(
         });
     }
     let total = 4 + size as usize;
-    fill(addr, reader, buf, total).await?;
+    fill(addr, reader, buf, chunk, total).await?;
     let mut frame = buf.split_to(total);
     frame.advance(4);
     Ok(frame.freeze())
 }
 
-/// Read until `buf` holds at least `want` bytes.
+/// Read until `buf` holds at least `want` bytes (copying only what arrived).
 async fn fill(
     addr: &str,
     reader: &mut ReadHalf<TcpStream>,
     buf: &mut BytesMut,
+    chunk: &mut [u8],
     want: usize,
 ) -> Result<(), ClientError> {
     while buf.len() < want {
-        let start = buf.len();
-        let chunk = (want - start).max(READ_CHUNK_BYTES);
-        buf.resize(start + chunk, 0);
-        let n = reader.read(&mut buf[start..]).await;
-        match n {
+        match reader.read(chunk).await {
             Ok(0) => {
-                buf.truncate(start);
                 return Err(ClientError::Closed {
                     addr: addr.to_string(),
-                });
+                })
             }
-            Ok(n) => buf.truncate(start + n),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) => {
-                buf.truncate(start);
                 return Err(ClientError::Io {
                     addr: addr.to_string(),
                     source: e,
-                });
+                })
             }
         }
     }

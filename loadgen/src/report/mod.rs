@@ -150,24 +150,52 @@ impl Window {
     }
 }
 
+/// Whole-run sums and the per-second summaries, built second by second so
+/// that memory stays constant however long the run (histograms are only
+/// kept for the totals, not per second).
+pub struct Aggregate {
+    warmup_s: u64,
+    pub all: Interval,
+    pub measured: Interval,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+impl Aggregate {
+    pub fn new(warmup_ms: u64) -> Self {
+        Self {
+            warmup_s: warmup_ms.div_ceil(1000),
+            all: Interval::new(0),
+            measured: Interval::new(0),
+            timeline: Vec::new(),
+        }
+    }
+
+    /// Add one second, merged over all shards.
+    pub fn add_second(&mut self, iv: &Interval) {
+        self.all.merge(iv);
+        if iv.second >= self.warmup_s {
+            self.measured.merge(iv);
+        }
+        self.timeline.push(point(iv, self.warmup_s));
+    }
+}
+
 impl Report {
     pub fn build(
         cfg: &RunConfig,
         cluster: &Cluster,
         machine: Machine,
-        timeline: BTreeMap<u64, Interval>,
+        aggregate: Aggregate,
         window: Window,
         cpu_seconds: f64,
     ) -> Self {
-        let warmup_s = cfg.warmup_ms.div_ceil(1000);
-        let mut all = Interval::new(0);
-        let mut measured = Interval::new(0);
-        for iv in timeline.values() {
-            all.merge(iv);
-            if iv.second >= warmup_s {
-                measured.merge(iv);
-            }
-        }
+        let warmup_s = aggregate.warmup_s;
+        let Aggregate {
+            all,
+            measured,
+            timeline,
+            ..
+        } = aggregate;
         let measured_seconds = window.seconds_to(window.end_ns, warmup_s);
         let produce_seconds = window.seconds_to(window.produce_end_ns.max(window.run_start_ns), warmup_s);
         let consume_seconds = window.seconds_to(window.consume_end_ns.max(window.run_start_ns), warmup_s);
@@ -214,7 +242,7 @@ impl Report {
                     0.0
                 },
             },
-            timeline: timeline.values().map(|iv| point(iv, warmup_s)).collect(),
+            timeline,
             totals: Totals {
                 all: Counts::of(&all),
                 measured: Counts::of(&measured),
