@@ -204,6 +204,12 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
             }
         }
         flush_lingering(ctx, &window, &mut open, &mut out, now_ns(), linger_ns).await?;
+        if open[sticky].builder.record_count() == 0 {
+            // Like Kafka's sticky partitioner: once the current batch is gone
+            // (full or lingered out), the next records go to the next
+            // partition, so a slow fixed rate still spreads over all of them.
+            sticky = (sticky + 1) % open.len();
+        }
         pace(&schedule, seq, &open, linger_ns).await;
     }
     flush_lingering(ctx, &window, &mut open, &mut out, u64::MAX, 0).await
