@@ -151,6 +151,11 @@ pub struct NullBrokerArgs {
     /// Highest ApiVersions version to accept (plays an older broker).
     #[arg(long, default_value_t = 4)]
     pub api_versions_max: i16,
+    /// Kafka error code for the first --produce-error-count partition writes.
+    #[arg(long, default_value_t = 6)]
+    pub produce_error_code: i16,
+    #[arg(long, default_value_t = 0)]
+    pub produce_error_count: u64,
 }
 
 #[derive(Args, Debug, Clone)]

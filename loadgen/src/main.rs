@@ -24,6 +24,8 @@ fn main() -> ExitCode {
                 default_partitions: args.default_partitions,
                 auto_topics: !args.no_auto_topics,
                 api_versions_max: args.api_versions_max,
+                produce_error_code: args.produce_error_code,
+                produce_error_count: args.produce_error_count,
             };
             match NullBroker::start(cfg.clone()) {
                 Ok(b) => {
@@ -61,6 +63,8 @@ fn self_check(duration: std::time::Duration, min_ratio: f64) -> ExitCode {
         default_partitions: 8,
         auto_topics: true,
         api_versions_max: 4,
+        produce_error_code: 0,
+        produce_error_count: 0,
     }) {
         Ok(b) => b,
         Err(e) => return fail(&format!("cannot start the null broker: {e}")),

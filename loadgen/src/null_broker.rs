@@ -50,6 +50,11 @@ pub struct NullBrokerConfig {
     /// Highest ApiVersions version understood; lower it to play an old broker
     /// and exercise the client's KIP-511 fallback.
     pub api_versions_max: i16,
+    /// Answer the first `produce_error_count` partition writes with
+    /// `produce_error_code` (without counting them), to exercise retries and
+    /// error reporting.
+    pub produce_error_code: i16,
+    pub produce_error_count: u64,
 }
 
 /// What the null broker acknowledged so far.
@@ -59,6 +64,8 @@ pub struct NullBrokerStats {
     pub acked_records: AtomicU64,
     pub acked_batch_bytes: AtomicU64,
     pub fetch_requests: AtomicU64,
+    /// Partition writes answered with the configured error so far.
+    pub errors_injected: AtomicU64,
 }
 
 struct State {
@@ -403,7 +410,10 @@ fn produce(state: &State, req: &ProduceRequest) -> ProduceResponse {
                 .partition_data
                 .iter()
                 .map(|p| {
-                    let code = count_batches(state, p.records.as_deref().unwrap_or_default());
+                    let code = match inject_error(state) {
+                        Some(code) => code,
+                        None => count_batches(state, p.records.as_deref().unwrap_or_default()),
+                    };
                     PartitionProduceResponse::default()
                         .with_index(p.index)
                         .with_error_code(code)
@@ -418,6 +428,21 @@ fn produce(state: &State, req: &ProduceRequest) -> ProduceResponse {
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
+}
+
+/// The configured error while the injection budget lasts.
+fn inject_error(state: &State) -> Option<i16> {
+    let cfg = &state.cfg;
+    if cfg.produce_error_count == 0 {
+        return None;
+    }
+    let taken = state.stats.errors_injected.fetch_add(1, Ordering::Relaxed);
+    if taken < cfg.produce_error_count {
+        Some(cfg.produce_error_code)
+    } else {
+        state.stats.errors_injected.fetch_sub(1, Ordering::Relaxed);
+        None
+    }
 }
 
 /// Count the records of well-formed batches; CORRUPT_MESSAGE (2) otherwise.

@@ -384,6 +384,9 @@ async fn settle(
                     .count_error(format!("{}({code})", error_name(code)));
                 if !is_retriable(code) || attempt >= ctx.cfg.retries || ctx.shared.stopped() {
                     ctx.stats.borrow_mut().failed_records += sealed.records;
+                    // A benchmark that loses records is void: end it now (the
+                    // report is still written, and the exit status says so).
+                    ctx.shared.request_stop();
                     break;
                 }
             }

@@ -20,6 +20,8 @@ fn null_broker(stall_ms: u64, stall_every_ms: u64, auto_topics: bool) -> NullBro
         default_partitions: 4,
         auto_topics,
         api_versions_max: 4,
+        produce_error_code: 0,
+        produce_error_count: 0,
     })
 }
 
@@ -261,6 +263,8 @@ fn given_broker_without_our_api_versions_version_when_connecting_should_fall_bac
         default_partitions: 2,
         auto_topics: true,
         api_versions_max: 2,
+        produce_error_code: 0,
+        produce_error_count: 0,
     });
     let tmp = dir();
     let args = [
@@ -282,4 +286,69 @@ fn given_broker_without_our_api_versions_version_when_connecting_should_fall_bac
         u64_at(&report.expect("report"), "/totals/all/acked_records"),
         1000
     );
+}
+
+fn erring_broker(code: i16, count: u64) -> NullBroker {
+    null_broker_with(NullBrokerConfig {
+        listen: "127.0.0.1:0".to_string(),
+        stall_ms: 0,
+        stall_every_ms: 0,
+        default_partitions: 2,
+        auto_topics: true,
+        api_versions_max: 4,
+        produce_error_code: code,
+        produce_error_count: count,
+    })
+}
+
+#[test]
+fn given_retriable_errors_when_producing_should_retry_count_them_and_lose_nothing() {
+    let broker = erring_broker(6, 3); // NOT_LEADER_OR_FOLLOWER, three times
+    let tmp = dir();
+    let args = [
+        "produce",
+        "--topic",
+        "retry",
+        "--records",
+        "2000",
+        "--record-size",
+        "64",
+        "--retries",
+        "5",
+    ];
+    let (output, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report.expect("report");
+    assert_eq!(u64_at(&report, "/totals/all/acked_records"), 2000);
+    assert_eq!(u64_at(&report, "/totals/all/failed_records"), 0);
+    assert_eq!(u64_at(&report, "/errors/NOT_LEADER_OR_FOLLOWER(6)"), 3);
+    assert_eq!(broker.stats().acked_records.load(Ordering::Relaxed), 2000);
+}
+
+#[test]
+fn given_non_retriable_error_when_producing_should_exit_nonzero_naming_the_code() {
+    let broker = erring_broker(87, 1); // INVALID_RECORD: retrying cannot help
+    let tmp = dir();
+    let args = [
+        "produce",
+        "--topic",
+        "bad",
+        "--records",
+        "500",
+        "--record-size",
+        "64",
+    ];
+    let (output, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("INVALID_RECORD(87)") && stderr.contains("failed"),
+        "{stderr}"
+    );
+    let report = report.expect("the report is still written");
+    assert!(u64_at(&report, "/totals/all/failed_records") > 0);
 }
