@@ -78,6 +78,29 @@ struct OpenBatch {
     intended_ns: Vec<u64>,
 }
 
+impl OpenBatch {
+    fn new(partition: i32, compression: weir_protocol::record_batch::Compression) -> Self {
+        Self {
+            partition,
+            builder: BatchBuilder::new(compression),
+            first_intended_ns: 0,
+            payload_bytes: 0,
+            intended_ns: Vec::new(),
+        }
+    }
+
+    /// Add one record whose value already carries its stamp.
+    fn append(&mut self, intended: u64, key: Option<&[u8]>, value: &[u8]) {
+        if self.builder.record_count() == 0 {
+            self.first_intended_ns = intended;
+        }
+        let ts_ms = (intended / 1_000_000) as i64;
+        self.builder.push(ts_ms, key, Some(value), &[]);
+        self.payload_bytes += value.len() as u64;
+        self.intended_ns.push(intended);
+    }
+}
+
 /// One sealed batch on its way to the broker.
 struct Sealed {
     partition: i32,
@@ -153,13 +176,7 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
     let mut open: Vec<OpenBatch> = plan
         .partitions
         .iter()
-        .map(|&partition| OpenBatch {
-            partition,
-            builder: BatchBuilder::new(cfg.compression),
-            first_intended_ns: 0,
-            payload_bytes: 0,
-            intended_ns: Vec::new(),
-        })
+        .map(|&partition| OpenBatch::new(partition, cfg.compression))
         .collect();
     // In-flight window per producer (like one Kafka producer's connection):
     // producers sharing a shard's connection cannot starve each other.
@@ -187,15 +204,7 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
             let key_bytes = key.map(u64::to_be_bytes);
             value[..8].copy_from_slice(&intended.to_be_bytes());
             let batch = &mut open[slot];
-            if batch.builder.record_count() == 0 {
-                batch.first_intended_ns = intended;
-            }
-            let ts_ms = (intended / 1_000_000) as i64;
-            batch
-                .builder
-                .push(ts_ms, key_bytes.as_ref().map(|k| &k[..]), Some(&value), &[]);
-            batch.payload_bytes += value.len() as u64;
-            batch.intended_ns.push(intended);
+            batch.append(intended, key_bytes.as_ref().map(|k| &k[..]), &value);
             seq += 1;
             if batch.builder.estimated_size_bytes() >= cfg.batch_bytes {
                 let sealed = seal(batch, &mut out);
