@@ -29,11 +29,14 @@ const RETRY_BACKOFF_MS: u64 = 100;
 /// Unthrottled mode generates at most this many records between yields, so
 /// linger checks and response handling keep running.
 const BURST_RECORDS_MAX: u64 = 4096;
-/// Fixed-rate pacing wakes at most once per this interval and then generates
-/// every record that has come due. Records keep their exact intended stamps,
-/// so the coarser wake-up shows in latency (at most this much) instead of
-/// burning a core on 100k timer wake-ups per second.
-const PACE_TICK_NS: u64 = 100_000;
+/// Fixed-rate pacing wakes at most once per tick and then generates every
+/// record that has come due, stamped with its exact intended time. The tick is
+/// half the linger (within these bounds): records due inside one linger window
+/// still make the same batch, which leaves at its linger deadline anyway, so
+/// coarse ticks cost no latency, while 100k timer wake-ups per second would
+/// cost a core.
+const PACE_TICK_NS_MIN: u64 = 50_000;
+const PACE_TICK_NS_MAX: u64 = 1_000_000;
 
 /// Cheap deterministic PRNG: keys and payload must not cost real randomness.
 pub struct XorShift(u64);
@@ -237,7 +240,8 @@ async fn pace(schedule: &Schedule, seq: u64, open: &[OpenBatch], linger_ns: u64)
     }
     let now = now_ns();
     if wake > now {
-        let nap_ns = (wake - now).max(PACE_TICK_NS);
+        let tick_ns = (linger_ns / 2).clamp(PACE_TICK_NS_MIN, PACE_TICK_NS_MAX);
+        let nap_ns = (wake - now).max(tick_ns);
         glommio::timer::sleep(Duration::from_nanos(nap_ns)).await;
     } else {
         glommio::yield_if_needed().await;
