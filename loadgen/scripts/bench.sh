@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# End-to-end benchmark scenarios against a fresh Weir, with the ceilings that
+# bound them measured in the same run. Writes JSON/HTML per scenario under
+# $OUT_DIR and a markdown section to $OUT_MD.
+#
+# usage: loadgen/scripts/bench.sh WEIR_BIN LOADGEN_BIN
+# env:   DURATION (10s) WARMUP (2s) CATCHUP_BYTES (5000000000) PORT (29092)
+#        DATA_ROOT (target/bench/data: must be on the real disk, not tmpfs)
+#        OUT_DIR (target/bench) OUT_MD (docs/benchmarks.md) SAME_RATE (50000)
+# Whole run: about 3-6 minutes with the defaults (< 10 min).
+set -euo pipefail
+
+WEIR=${1:?usage: bench.sh WEIR_BIN LOADGEN_BIN}
+LOADGEN=${2:?usage: bench.sh WEIR_BIN LOADGEN_BIN}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CATCHUP_BYTES=${CATCHUP_BYTES:-5000000000}
+PORT=${PORT:-29092}
+OUT_DIR=${OUT_DIR:-target/bench}
+OUT_MD=${OUT_MD:-docs/benchmarks.md}
+DATA_ROOT=${DATA_ROOT:-$OUT_DIR/data}
+SAME_RATE=${SAME_RATE:-50000}
+RECORD=1024
+BOOT=127.0.0.1:$PORT
+mkdir -p "$OUT_DIR" "$DATA_ROOT"
+WEIR_PID=""
+MD=$(mktemp)
+
+cleanup() { stop_weir; rm -f "$MD"; }
+trap cleanup EXIT
+
+start_weir() { # extra flags for weir serve
+  stop_weir
+  DATA_DIR=$(mktemp -d "$DATA_ROOT/weir.XXXXXX")
+  "$WEIR" serve --listen "$BOOT" --data-dir "$DATA_DIR" "$@" >"$OUT_DIR/weir.log" 2>&1 &
+  WEIR_PID=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "weir did not start listening on $BOOT; log:" >&2; cat "$OUT_DIR/weir.log" >&2; exit 1
+}
+
+stop_weir() {
+  if [[ -n "$WEIR_PID" ]]; then
+    kill "$WEIR_PID" 2>/dev/null || true
+    wait "$WEIR_PID" 2>/dev/null || true
+    WEIR_PID=""
+    rm -rf "${DATA_DIR:?}"
+  fi
+}
+
+# CPU seconds (user+system) of the broker so far, from /proc/PID/stat.
+broker_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$WEIR_PID/stat"
+}
+
+# json FILE EXPR: print a value from a loadgen report (python: no jq needed).
+json() {
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"r": r}))' "$1" "$2"
+}
+
+# run NAME ARGS...: one loadgen run; appends a markdown row.
+run() {
+  local name=$1; shift
+  local cpu0 cpu1
+  cpu0=$(broker_cpu)
+  "$LOADGEN" "$@" --bootstrap "$BOOT" --quiet \
+    --report-json "$OUT_DIR/$name.json" --report-html "$OUT_DIR/$name.html" | tee "$OUT_DIR/$name.txt"
+  cpu1=$(broker_cpu)
+  local f="$OUT_DIR/$name.json"
+  local gb; gb=$(json "$f" 'r["cpu"]["gb_moved"]')
+  local broker_cpu_per_gb; broker_cpu_per_gb=$(python3 -c "print(f'{($cpu1-$cpu0)/max($gb,1e-9):.2f}')")
+  printf '| %s | %.1f | %.0f | %.1f | %.3f | %.3f | %.3f | %.2f | %s |\n' "$name" \
+    "$(json "$f" 'r["throughput"]["produce_mb_per_s"] or r["throughput"]["consume_mb_per_s"]')" \
+    "$(json "$f" 'r["throughput"]["produce_records_per_s"] or r["throughput"]["consume_records_per_s"]')" \
+    "$(json "$f" 'r["throughput"]["consume_mb_per_s"]')" \
+    "$(json "$f" 'r["latency"]["produce_record"]["p50_us"]/1e3')" \
+    "$(json "$f" 'r["latency"]["produce_record"]["p99_us"]/1e3')" \
+    "$(json "$f" 'r["latency"]["e2e"]["p99_us"]/1e3')" \
+    "$(json "$f" 'r["cpu"]["cpu_seconds_per_gb"]')" "$broker_cpu_per_gb" >>"$MD"
+}
+
+header() {
+  { echo; echo "### $1"; echo; echo "| run | MB/s | rec/s | consumed MB/s | p50 ms | p99 ms | e2e p99 ms | loadgen cpu-s/GB | broker cpu-s/GB |";
+    echo "|---|---|---|---|---|---|---|---|---|"; } >>"$MD"
+}
+
+common=(--record-size "$RECORD" --duration "$DURATION" --warmup "$WARMUP" --create)
+
+# Ceilings, in this run. dd files go to DATA_ROOT (the real disk).
+TCP=$("$LOADGEN" tcp-ceiling --duration 3s | grep -o '[0-9.]* MB/s')
+DD_FILE="$DATA_ROOT/dd.bin"
+DD_MB=$(( CATCHUP_BYTES / 1048576 )); (( DD_MB > 4096 )) && DD_MB=4096
+DD_W=$(dd if=/dev/zero of="$DD_FILE" bs=1M count="$DD_MB" oflag=direct 2>&1 | tail -1 | awk -F, '{print $NF}')
+DD_R=$(dd if="$DD_FILE" of=/dev/null bs=1M iflag=direct 2>&1 | tail -1 | awk -F, '{print $NF}')
+rm -f "$DD_FILE"
+
+{
+  echo "## weir-loadgen scenarios ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, kernel $(uname -r)."
+  echo "Broker and load generator share these cores. Ceilings in the same run: loopback TCP $TCP;"
+  echo "O_DIRECT write (dd, 1 MiB blocks, $DD_MB MiB) $DD_W; O_DIRECT read $DD_R. The host may cache the disk."
+  echo "Each run: $DURATION after $WARMUP warmup, $RECORD-byte records, latency from intended send times."
+} >>"$MD"
+
+# 1. Max produce throughput, acks=1; 2. same with acks=all.
+for acks in 1 all; do
+  header "Max produce throughput, acks=$acks (1 KiB records)"
+  for parts in 1 8; do
+    start_weir
+    run "produce-acks$acks-p$parts" produce --topic "max$parts" --partitions "$parts" --producers "$parts" \
+      --acks "$acks" "${common[@]}"
+  done
+done
+
+# 3. e2e latency at 50% of the max from (1), 8 partitions.
+MAX_RPS=$(json "$OUT_DIR/produce-acks1-p8.json" 'int(r["throughput"]["produce_records_per_s"])')
+HALF=$(( MAX_RPS / 2 )); (( HALF < 1 )) && HALF=1
+header "End-to-end latency at a fixed $HALF rec/s (50% of max, acks=1, 8 partitions)"
+start_weir
+run e2e-half e2e --topic e2e --partitions 8 --producers 4 --consumers 4 --rate "$HALF" "${common[@]}"
+
+# 4. Catch-up consume of CATCHUP_BYTES written earlier.
+header "Catch-up consume of $CATCHUP_BYTES bytes written earlier (O_DIRECT read ceiling: $DD_R)"
+start_weir
+RECORDS=$(( CATCHUP_BYTES / RECORD ))
+"$LOADGEN" produce --bootstrap "$BOOT" --topic catchup --partitions 8 --producers 8 --create \
+  --record-size "$RECORD" --records "$RECORDS" --quiet >"$OUT_DIR/catchup-fill.txt"
+run catchup consume --topic catchup --consumers 8 --from earliest --to-end --record-size "$RECORD"
+
+# 5. 1,000 partitions vs 1 at the same total rate.
+header "1,000 partitions vs 1 at $SAME_RATE rec/s total"
+for parts in 1 1000; do
+  start_weir
+  run "same-rate-p$parts" produce --topic "many$parts" --partitions "$parts" --producers 4 \
+    --rate "$SAME_RATE" "${common[@]}"
+done
+
+# 6. Zero-hop routing (default) vs single-address routing.
+header "Zero-hop vs single-address routing (acks=1, 8 partitions)"
+start_weir
+run routing-zero-hop produce --topic route --partitions 8 --producers 8 "${common[@]}"
+start_weir --single-address
+run routing-single-address produce --topic route --partitions 8 --producers 8 "${common[@]}"
+
+stop_weir
+cat "$MD" >>"$OUT_MD"
+echo "appended to $OUT_MD; reports in $OUT_DIR"

@@ -1,0 +1,512 @@
+//! Command line: the flags a user types and their validation into a `RunConfig`.
+//!
+//! Owns parsing only; runs on the main thread before any shard starts.
+//! Invariant: a `RunConfig` that left `RunArgs::into_config` is internally
+//! consistent (non-zero sizes, limits respected), so shards never re-check it.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use weir_protocol::record_batch::Compression;
+
+/// A record must hold the 8-byte send stamp that end-to-end latency needs.
+pub const RECORD_BYTES_MIN: usize = 8;
+/// Kafka's default `message.max.bytes` is ~1 MiB; larger records are a misuse.
+pub const RECORD_BYTES_MAX: usize = 1 << 20;
+/// A batch larger than this would exceed what brokers accept by default (1 MiB
+/// `message.max.bytes`) by a wide margin; 16 MiB leaves room for tuned brokers.
+pub const BATCH_BYTES_MAX: usize = 16 << 20;
+/// Pipelining deeper than this only adds memory: loopback saturates far below.
+pub const IN_FLIGHT_MAX: usize = 1024;
+/// Kafka's own partition count limit per CreateTopics is far higher, but a
+/// load generator keeps one open batch per partition per producer.
+pub const PARTITIONS_MAX: i32 = 100_000;
+/// Tasks per kind; each holds buffers, so the total is bounded.
+pub const TASKS_MAX: usize = 4096;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "weir-loadgen",
+    version,
+    about = "Kafka-protocol load generator with honest latency"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Produce records and measure produce latency (send -> ack).
+    Produce(RunArgs),
+    /// Consume records and measure throughput.
+    Consume(RunArgs),
+    /// Produce and consume at once; measure end-to-end latency per record.
+    E2e(RunArgs),
+    /// A minimal Kafka-protocol endpoint that acknowledges without storing.
+    NullBroker(NullBrokerArgs),
+    /// Measure the loopback TCP ceiling (64 KiB writes to a reader thread).
+    TcpCeiling(CeilingArgs),
+    /// Measure the ceiling, then produce against an in-process null broker,
+    /// and fail if the generator reaches less than --min-ratio of the ceiling.
+    SelfCheck(SelfCheckArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SelfCheckArgs {
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub duration: Duration,
+    #[arg(long, default_value_t = 0.55)]
+    pub min_ratio: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Bootstrap broker address host:port.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    #[arg(long, default_value = "weir-loadgen")]
+    pub topic: String,
+    /// Partitions of the topic when --create is given.
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// Create the topic first (an existing topic is fine).
+    #[arg(long)]
+    pub create: bool,
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Shards (pinned executors); default: the available cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, default_value_t = 1024)]
+    pub record_size: usize,
+    #[arg(long, default_value_t = 65536)]
+    pub batch_bytes: usize,
+    #[arg(long, default_value_t = 1)]
+    pub linger_ms: u64,
+    #[arg(long, value_enum, default_value_t = AcksArg::One)]
+    pub acks: AcksArg,
+    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+    pub compression: CompressionArg,
+    /// Records per second in total; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// How long to measure, e.g. 30s, 500ms, 2m.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many records (produced, or consumed for `consume`).
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Run this long before measuring; its samples are not in the totals.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub warmup: Duration,
+    /// Record keys: none, or uniform:N (N distinct keys).
+    #[arg(long, value_parser = parse_keys, default_value = "none")]
+    pub keys: Keys,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 8)]
+    pub max_in_flight: usize,
+    /// Retries of a batch after a retriable error.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// Timeout for connecting and for each request.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub request_timeout: Duration,
+    /// Where consumers start: earliest or latest (default: consume=earliest, e2e=latest).
+    #[arg(long, value_enum)]
+    pub from: Option<StartFrom>,
+    /// consume: stop once every partition reaches the end offset seen at start.
+    #[arg(long)]
+    pub to_end: bool,
+    /// Verify CRC-32C of every fetched batch.
+    #[arg(long)]
+    pub check_crc: bool,
+    #[arg(long)]
+    pub report_json: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub report_html: Option<std::path::PathBuf>,
+    /// Do not print the live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NullBrokerArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub listen: String,
+    /// Withhold responses for this long...
+    #[arg(long, default_value_t = 0)]
+    pub stall_ms: u64,
+    /// ...once every this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub stall_every_ms: u64,
+    /// Partitions of a topic nobody created explicitly.
+    #[arg(long, default_value_t = 8)]
+    pub default_partitions: i32,
+    /// Only topics created with CreateTopics exist (default: any topic exists).
+    #[arg(long)]
+    pub no_auto_topics: bool,
+    /// Highest ApiVersions version to accept (plays an older broker).
+    #[arg(long, default_value_t = 4)]
+    pub api_versions_max: i16,
+    /// Kafka error code for the first --produce-error-count partition writes.
+    #[arg(long, default_value_t = 6)]
+    pub produce_error_code: i16,
+    #[arg(long, default_value_t = 0)]
+    pub produce_error_count: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CeilingArgs {
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    pub duration: Duration,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcksArg {
+    #[value(name = "0")]
+    Zero,
+    #[value(name = "1")]
+    One,
+    #[value(name = "all", alias = "-1")]
+    All,
+}
+
+impl AcksArg {
+    pub fn wire(self) -> i16 {
+        match self {
+            Self::Zero => 0,
+            Self::One => 1,
+            Self::All => -1,
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionArg {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl CompressionArg {
+    pub fn codec(self) -> Compression {
+        match self {
+            Self::None => Compression::None,
+            Self::Gzip => Compression::Gzip,
+            Self::Snappy => Compression::Snappy,
+            Self::Lz4 => Compression::Lz4,
+            Self::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    Earliest,
+    Latest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Keys {
+    None,
+    Uniform(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Produce,
+    Consume,
+    E2e,
+}
+
+/// Validated parameters of one run; plain data, sent to every shard.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunConfig {
+    pub mode: Mode,
+    pub bootstrap: String,
+    pub topic: String,
+    pub partitions: i32,
+    pub create: bool,
+    pub producers: usize,
+    pub consumers: usize,
+    pub threads: usize,
+    pub record_bytes: usize,
+    pub batch_bytes: usize,
+    pub linger_ms: u64,
+    pub acks: i16,
+    #[serde(serialize_with = "ser_compression")]
+    pub compression: Compression,
+    pub rate_per_s: u64,
+    pub duration_ms: Option<u64>,
+    pub records_max: Option<u64>,
+    pub warmup_ms: u64,
+    pub keys: Keys,
+    pub max_in_flight: usize,
+    pub retries: u32,
+    pub request_timeout_ms: u64,
+    pub from: StartFrom,
+    pub to_end: bool,
+    pub check_crc: bool,
+    pub quiet: bool,
+}
+
+fn ser_compression<S: serde::Serializer>(c: &Compression, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{c:?}").to_lowercase())
+}
+
+/// Why the flags do not make a run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid arguments: {0}")]
+pub struct ConfigError(pub String);
+
+fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+impl RunArgs {
+    /// Check every flag against its limit; `cores` is the default shard count.
+    pub fn into_config(self, mode: Mode, cores: usize) -> Result<RunConfig, ConfigError> {
+        self.check_sizes()?;
+        self.check_tasks(mode)?;
+        if self.duration.is_none() && self.records.is_none() && !(mode == Mode::Consume && self.to_end) {
+            return Err(bad("give --duration or --records (or --to-end for consume)"));
+        }
+        let threads = self.threads.unwrap_or(cores);
+        if threads == 0 || threads > cores {
+            return Err(bad(format!(
+                "--threads must be 1..={cores} (the available cores), got {threads}"
+            )));
+        }
+        let from = self.from.unwrap_or(match mode {
+            Mode::Consume => StartFrom::Earliest,
+            _ => StartFrom::Latest,
+        });
+        Ok(RunConfig {
+            mode,
+            bootstrap: self.bootstrap,
+            topic: self.topic,
+            partitions: self.partitions,
+            create: self.create,
+            producers: if mode == Mode::Consume { 0 } else { self.producers },
+            consumers: if mode == Mode::Produce { 0 } else { self.consumers },
+            threads,
+            record_bytes: self.record_size,
+            batch_bytes: self.batch_bytes,
+            linger_ms: self.linger_ms,
+            acks: self.acks.wire(),
+            compression: self.compression.codec(),
+            rate_per_s: self.rate,
+            duration_ms: self.duration.map(|d| d.as_millis() as u64),
+            records_max: self.records,
+            warmup_ms: self.warmup.as_millis() as u64,
+            keys: self.keys,
+            max_in_flight: self.max_in_flight,
+            retries: self.retries,
+            request_timeout_ms: self.request_timeout.as_millis().max(1) as u64,
+            from,
+            to_end: self.to_end,
+            check_crc: self.check_crc,
+            quiet: self.quiet,
+        })
+    }
+
+    fn check_sizes(&self) -> Result<(), ConfigError> {
+        if self.topic.is_empty() || self.topic.len() > 249 {
+            return Err(bad("--topic must be 1..=249 characters"));
+        }
+        if !(RECORD_BYTES_MIN..=RECORD_BYTES_MAX).contains(&self.record_size) {
+            return Err(bad(format!(
+                "--record-size must be {RECORD_BYTES_MIN}..={RECORD_BYTES_MAX} bytes (it carries an 8-byte send stamp)"
+            )));
+        }
+        if self.batch_bytes == 0 || self.batch_bytes > BATCH_BYTES_MAX {
+            return Err(bad(format!("--batch-bytes must be 1..={BATCH_BYTES_MAX}")));
+        }
+        if self.partitions < 1 || self.partitions > PARTITIONS_MAX {
+            return Err(bad(format!("--partitions must be 1..={PARTITIONS_MAX}")));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > IN_FLIGHT_MAX {
+            return Err(bad(format!("--max-in-flight must be 1..={IN_FLIGHT_MAX}")));
+        }
+        if self.records == Some(0) {
+            return Err(bad("--records must be at least 1"));
+        }
+        if self.duration == Some(Duration::ZERO) {
+            return Err(bad("--duration must be positive"));
+        }
+        Ok(())
+    }
+
+    fn check_tasks(&self, mode: Mode) -> Result<(), ConfigError> {
+        let needs_producers = mode != Mode::Consume;
+        let needs_consumers = mode != Mode::Produce;
+        if needs_producers && !(1..=TASKS_MAX).contains(&self.producers) {
+            return Err(bad(format!("--producers must be 1..={TASKS_MAX}")));
+        }
+        if needs_consumers && !(1..=TASKS_MAX).contains(&self.consumers) {
+            return Err(bad(format!("--consumers must be 1..={TASKS_MAX}")));
+        }
+        if needs_producers && self.rate > 0 && self.rate < self.producers as u64 {
+            return Err(bad("--rate must be at least one record/s per producer"));
+        }
+        Ok(())
+    }
+}
+
+/// "30s", "500ms", "2m", "1h", "1.5s", or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (try 30s, 500ms, 2m)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" => value / 1e6,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown duration unit '{other}' (use ms, s, m, h)")),
+    };
+    if !seconds.is_finite() || !(0.0..=1e7).contains(&seconds) {
+        return Err(format!("duration '{text}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// "none" or "uniform:N" with N >= 1.
+pub fn parse_keys(text: &str) -> Result<Keys, String> {
+    if text == "none" {
+        return Ok(Keys::None);
+    }
+    let count = text
+        .strip_prefix("uniform:")
+        .ok_or_else(|| format!("keys '{text}': expected none or uniform:N"))?;
+    match count.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(Keys::Uniform(n)),
+        _ => Err(format!("keys '{text}': N must be a positive integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("weir-loadgen").chain(args.iter().copied()))
+    }
+
+    fn config(args: &[&str]) -> Result<RunConfig, String> {
+        match parse(args).map_err(|e| e.to_string())?.command {
+            Command::Produce(a) => a.into_config(Mode::Produce, 2).map_err(|e| e.to_string()),
+            Command::E2e(a) => a.into_config(Mode::E2e, 2).map_err(|e| e.to_string()),
+            Command::Consume(a) => a.into_config(Mode::Consume, 2).map_err(|e| e.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_full_flag_set_when_parsing_should_build_config() {
+        let c = config(&[
+            "e2e",
+            "--bootstrap",
+            "127.0.0.1:9",
+            "--topic",
+            "t",
+            "--partitions",
+            "8",
+            "--create",
+            "--producers",
+            "4",
+            "--consumers",
+            "4",
+            "--record-size",
+            "1024",
+            "--batch-bytes",
+            "65536",
+            "--linger-ms",
+            "1",
+            "--acks",
+            "all",
+            "--compression",
+            "zstd",
+            "--rate",
+            "200000",
+            "--duration",
+            "30s",
+            "--warmup",
+            "5s",
+            "--keys",
+            "uniform:100",
+        ])
+        .unwrap();
+        assert_eq!(c.acks, -1);
+        assert_eq!(c.compression, Compression::Zstd);
+        assert_eq!(c.duration_ms, Some(30_000));
+        assert_eq!(c.warmup_ms, 5_000);
+        assert_eq!(c.keys, Keys::Uniform(100));
+        assert_eq!(c.from, StartFrom::Latest);
+        assert_eq!(c.threads, 2);
+    }
+
+    #[test]
+    fn given_bad_values_when_parsing_should_reject_with_clear_message() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["produce", "--duration", "1s", "--acks", "2"],
+                "invalid value '2'",
+            ),
+            (
+                &["produce", "--duration", "1s", "--compression", "brotli"],
+                "brotli",
+            ),
+            (&["produce", "--duration", "x"], "not a duration"),
+            (&["produce", "--duration", "3 parsecs"], "duration"),
+            (
+                &["produce", "--duration", "1s", "--keys", "uniform:0"],
+                "positive integer",
+            ),
+            (
+                &["produce", "--duration", "1s", "--keys", "zipf:3"],
+                "expected none or uniform:N",
+            ),
+            (
+                &["produce", "--duration", "1s", "--record-size", "4"],
+                "--record-size",
+            ),
+            (
+                &["produce", "--duration", "1s", "--partitions", "0"],
+                "--partitions",
+            ),
+            (&["produce", "--duration", "1s", "--threads", "3"], "--threads"),
+            (
+                &["produce", "--duration", "1s", "--max-in-flight", "0"],
+                "--max-in-flight",
+            ),
+            (&["produce"], "--duration or --records"),
+            (&["produce", "--duration", "1s", "--bogus"], "--bogus"),
+        ];
+        for (args, needle) in cases {
+            let err = config(args).expect_err(&format!("{args:?} must be rejected"));
+            assert!(err.contains(needle), "{args:?}: '{err}' lacks '{needle}'");
+        }
+    }
+
+    #[test]
+    fn given_duration_texts_when_parsing_should_convert_units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! A consumer task: long-poll Fetch from each partition leader, walk the
+//! returned batches, count records and bytes, and (in e2e mode) read each
+//! record's 8-byte send stamp to record end-to-end latency.
+//!
+//! Shard-local; one fetch loop per leader broker. Parsing reuses one scratch
+//! buffer for decompression: no allocation per record. Stops on the run's
+//! deadline, record limit, --to-end offsets, or (e2e) once producers are done
+//! and everything acknowledged was consumed.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use weir_protocol::record_batch::{self, BatchWalker};
+use weir_protocol::records;
+
+use crate::cli::Mode;
+use crate::client::cluster::{list_offsets, EARLIEST};
+use crate::client::conn::Connection;
+use crate::client::{error_name, is_retriable, ClientError};
+use crate::shard::{connect_all, now_ns, ShardCtx, TaskPlan};
+use crate::stats::record_us;
+
+/// Long-poll wait per Fetch: short enough to notice the end of a run quickly.
+const FETCH_WAIT_MS: i32 = 200;
+/// Bytes per Fetch response; kept under the connection's RESPONSE_BYTES_MAX.
+pub const FETCH_BYTES_MAX: i32 = 64 << 20;
+/// Bytes per partition per Fetch (Kafka's max.partition.fetch.bytes is 1 MiB;
+/// more lets one catch-up fetch move more data per round trip).
+const PARTITION_FETCH_BYTES_MAX: i32 = 8 << 20;
+/// Decompressed records of one batch may not exceed this (bounds scratch).
+const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
+/// After producers finish, e2e consumers drain at most this long...
+const DRAIN_MS_MAX: u64 = 10_000;
+/// ...and give up earlier when nothing new arrived for this long.
+const DRAIN_IDLE_MS_MAX: u64 = 2_000;
+/// A consume run without --duration ends after this long without new records.
+const CONSUME_IDLE_MS_MAX: u64 = 10_000;
+/// OFFSET_OUT_OF_RANGE: restart from the earliest offset.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+struct PartitionCursor {
+    partition: i32,
+    next_offset: i64,
+    end_offset: i64,
+}
+
+pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
+    let conns = match connect_all(&ctx.cfg, &ctx.cluster, std::slice::from_ref(&plan)).await {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.shared.fail(format!("consumer {}: {e}", plan.index));
+            return;
+        }
+    };
+    let mut by_leader: Vec<(i32, Vec<PartitionCursor>)> = Vec::new();
+    for (i, &partition) in plan.partitions.iter().enumerate() {
+        let leader = ctx.cluster.topic.partitions[partition as usize].leader;
+        let cursor = PartitionCursor {
+            partition,
+            next_offset: plan.start_offsets[i],
+            end_offset: plan.end_offsets.get(i).copied().unwrap_or(i64::MAX),
+        };
+        match by_leader.iter_mut().find(|(l, _)| *l == leader) {
+            Some((_, list)) => list.push(cursor),
+            None => by_leader.push((leader, vec![cursor])),
+        }
+    }
+    let loops: Vec<_> = by_leader
+        .into_iter()
+        .map(|(leader, cursors)| {
+            let ctx = ctx.clone();
+            let conn = conns[&leader].clone();
+            glommio::spawn_local(async move {
+                if let Err(e) = fetch_loop(&ctx, &conn, cursors).await {
+                    ctx.shared.fail(format!("consumer {}: {e}", plan.index));
+                }
+            })
+        })
+        .collect();
+    for l in loops {
+        l.await;
+    }
+    ctx.shared.consume_end_ns.fetch_max(now_ns(), Ordering::AcqRel);
+}
+
+/// Progress of the e2e drain: when it started, and the last count seen.
+#[derive(Default)]
+struct Drain {
+    started_ns: u64,
+    last_count: u64,
+    last_progress_ns: u64,
+}
+
+fn should_stop(ctx: &ShardCtx, cursors: &[PartitionCursor], drain: &mut Option<Drain>) -> bool {
+    let cfg = &ctx.cfg;
+    let now = now_ns();
+    if ctx.shared.stopped() {
+        return true;
+    }
+    if cfg.to_end && cursors.iter().all(|c| c.next_offset >= c.end_offset) {
+        return true;
+    }
+    if cfg.mode == Mode::Consume {
+        let consumed = ctx.shared.consumed_records.load(Ordering::Relaxed);
+        let by_time = ctx.end_ns().is_some_and(|end| now >= end);
+        let by_count = cfg.records_max.is_some_and(|n| consumed >= n);
+        // Without --duration, a topic holding fewer records than asked
+        // would otherwise keep us polling forever.
+        let d = drain.get_or_insert(Drain {
+            started_ns: now,
+            last_count: consumed,
+            last_progress_ns: now,
+        });
+        if consumed > d.last_count {
+            d.last_count = consumed;
+            d.last_progress_ns = now;
+        }
+        let idle = cfg.duration_ms.is_none() && now >= d.last_progress_ns + CONSUME_IDLE_MS_MAX * 1_000_000;
+        return by_time || by_count || idle;
+    }
+    // e2e: run while producers run, then drain what they got acknowledged.
+    if ctx.shared.producers_running.load(Ordering::Acquire) > 0 {
+        return false;
+    }
+    let consumed = ctx.shared.consumed_records.load(Ordering::Relaxed);
+    let d = drain.get_or_insert(Drain {
+        started_ns: now,
+        last_count: consumed,
+        last_progress_ns: now,
+    });
+    if consumed > d.last_count {
+        d.last_count = consumed;
+        d.last_progress_ns = now;
+    }
+    consumed >= ctx.shared.acked_records.load(Ordering::Relaxed)
+        || now >= d.started_ns + DRAIN_MS_MAX * 1_000_000
+        || now >= d.last_progress_ns + DRAIN_IDLE_MS_MAX * 1_000_000
+}
+
+async fn fetch_loop(
+    ctx: &ShardCtx,
+    conn: &Connection,
+    mut cursors: Vec<PartitionCursor>,
+) -> Result<(), ClientError> {
+    let version = conn.version(ApiKey::Fetch)?;
+    let mut scratch = Vec::new();
+    let mut drain = None;
+    while !should_stop(ctx, &cursors, &mut drain) {
+        let request = fetch_request(ctx, &cursors, version);
+        let response = conn.request(&request, version).await?;
+        ctx.stats.borrow_mut().fetch_requests += 1;
+        if response.error_code != 0 {
+            return Err(fetch_error(response.error_code));
+        }
+        for topic in response.responses {
+            for p in topic.partitions {
+                let Some(cursor) = cursors.iter_mut().find(|c| c.partition == p.partition_index) else {
+                    continue;
+                };
+                match p.error_code {
+                    0 => {
+                        if let Some(records) = p.records {
+                            consume_records(ctx, cursor, &records, &mut scratch)?;
+                        }
+                    }
+                    OFFSET_OUT_OF_RANGE => {
+                        count_error(ctx, p.error_code);
+                        let earliest =
+                            list_offsets(conn, &ctx.cluster.topic.name, &[cursor.partition], EARLIEST)
+                                .await?;
+                        cursor.next_offset = earliest[0].1;
+                    }
+                    code if is_retriable(code) => {
+                        count_error(ctx, code);
+                        glommio::timer::sleep(Duration::from_millis(100)).await;
+                    }
+                    code => return Err(fetch_error(code)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fetch_error(code: i16) -> ClientError {
+    ClientError::Broker {
+        api: "Fetch",
+        code,
+        name: error_name(code),
+        detail: String::new(),
+    }
+}
+
+fn count_error(ctx: &ShardCtx, code: i16) {
+    ctx.stats
+        .borrow_mut()
+        .count_error(format!("{}({code})", error_name(code)));
+}
+
+fn fetch_request(ctx: &ShardCtx, cursors: &[PartitionCursor], version: i16) -> FetchRequest {
+    let topic_meta = &ctx.cluster.topic;
+    let mut topic = FetchTopic::default().with_partitions(
+        cursors
+            .iter()
+            .filter(|c| c.next_offset < c.end_offset)
+            .map(|c| {
+                FetchPartition::default()
+                    .with_partition(c.partition)
+                    .with_fetch_offset(c.next_offset)
+                    .with_partition_max_bytes(PARTITION_FETCH_BYTES_MAX)
+            })
+            .collect(),
+    );
+    if version >= 13 {
+        topic.topic_id = topic_meta.raw.topic_id;
+    } else {
+        topic.topic = TopicName(StrBytes::from_string(topic_meta.name.clone()));
+    }
+    FetchRequest::default()
+        .with_max_wait_ms(FETCH_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_BYTES_MAX)
+        .with_topics(vec![topic])
+}
+
+/// Count the batches of one partition's records and advance its cursor.
+fn consume_records(
+    ctx: &ShardCtx,
+    cursor: &mut PartitionCursor,
+    records: &Bytes,
+    scratch: &mut Vec<u8>,
+) -> Result<(), ClientError> {
+    let e2e = ctx.cfg.mode == Mode::E2e;
+    let mut walker = BatchWalker::new(records);
+    let mut count = 0u64;
+    let mut bytes = 0u64;
+    for range in walker.by_ref() {
+        let batch = &records[range];
+        let header = record_batch::header(batch).map_err(|e| bad_batch(cursor.partition, e))?;
+        let last = header.base_offset.get() + i64::from(header.last_offset_delta.get());
+        if last < cursor.next_offset {
+            continue; // a batch before our position (fetch returns whole batches)
+        }
+        let now = now_ns();
+        if e2e {
+            let mut stats = ctx.stats.borrow_mut();
+            let n = records::for_each_record(batch, scratch, DECOMPRESSED_BYTES_MAX, |r| {
+                if let Some(stamp) = r.value.and_then(|v| v.get(..8)) {
+                    let sent_ns = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
+                    record_us(&mut stats.e2e_us, now.saturating_sub(sent_ns) / 1_000);
+                }
+            })
+            .map_err(|e| bad_batch(cursor.partition, e))?;
+            count += n as u64;
+        } else {
+            if ctx.cfg.check_crc {
+                record_batch::validate(batch).map_err(|e| bad_batch(cursor.partition, e))?;
+            }
+            count += header.records_count.get().max(0) as u64;
+        }
+        bytes += batch.len() as u64;
+        cursor.next_offset = last + 1;
+    }
+    let mut stats = ctx.stats.borrow_mut();
+    stats.consumed_records += count;
+    stats.consumed_batch_bytes += bytes;
+    ctx.shared.consumed_records.fetch_add(count, Ordering::Relaxed);
+    Ok(())
+}
+
+fn bad_batch(partition: i32, e: impl std::fmt::Display) -> ClientError {
+    ClientError::Decode {
+        api: "Fetch",
+        addr: String::new(),
+        message: format!("partition {partition}: bad record batch: {e}"),
+    }
+}

@@ -1,0 +1,150 @@
+//! The weir-loadgen binary: parse flags, run a mode, print and write reports,
+//! exit non-zero with a clear message on any failure.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use weir_loadgen::cli::{Cli, Command, Mode, RunArgs};
+use weir_loadgen::machine::available_cores;
+use weir_loadgen::null_broker::{NullBroker, NullBrokerConfig};
+use weir_loadgen::report::html;
+use weir_loadgen::runner::run;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Produce(args) => run_mode(args, Mode::Produce),
+        Command::Consume(args) => run_mode(args, Mode::Consume),
+        Command::E2e(args) => run_mode(args, Mode::E2e),
+        Command::NullBroker(args) => {
+            let cfg = NullBrokerConfig {
+                listen: args.listen,
+                stall_ms: args.stall_ms,
+                stall_every_ms: args.stall_every_ms,
+                default_partitions: args.default_partitions,
+                auto_topics: !args.no_auto_topics,
+                api_versions_max: args.api_versions_max,
+                produce_error_code: args.produce_error_code,
+                produce_error_count: args.produce_error_count,
+            };
+            match NullBroker::start(cfg.clone()) {
+                Ok(b) => {
+                    eprintln!("null-broker listening on {}", b.addr());
+                    b.wait();
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("cannot listen on {}: {e}", cfg.listen)),
+            }
+        }
+        Command::TcpCeiling(args) => match weir_loadgen::ceiling::tcp_ceiling(args.duration) {
+            Ok(bps) => {
+                println!(
+                    "loopback TCP ceiling: {:.1} MB/s (64 KiB writes, one stream)",
+                    bps / 1e6
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("tcp-ceiling failed: {e}")),
+        },
+        Command::SelfCheck(args) => self_check(args.duration, args.min_ratio),
+    }
+}
+
+/// The generator's own ceiling next to the loopback ceiling, in one run.
+fn self_check(duration: std::time::Duration, min_ratio: f64) -> ExitCode {
+    let ceiling = match weir_loadgen::ceiling::tcp_ceiling(std::time::Duration::from_secs(3)) {
+        Ok(bps) => bps,
+        Err(e) => return fail(&format!("tcp-ceiling failed: {e}")),
+    };
+    let broker = match NullBroker::start(NullBrokerConfig {
+        listen: "127.0.0.1:0".to_string(),
+        stall_ms: 0,
+        stall_every_ms: 0,
+        default_partitions: 8,
+        auto_topics: true,
+        api_versions_max: 4,
+        produce_error_code: 0,
+        produce_error_count: 0,
+    }) {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("cannot start the null broker: {e}")),
+    };
+    let addr = broker.addr().to_string();
+    let secs = format!("{}ms", duration.as_millis());
+    let argv = [
+        "weir-loadgen",
+        "produce",
+        "--bootstrap",
+        &addr,
+        "--topic",
+        "self-check",
+        "--partitions",
+        "8",
+        "--producers",
+        "8",
+        "--duration",
+        &secs,
+        "--quiet",
+    ];
+    let Command::Produce(run_args) = Cli::parse_from(argv).command else {
+        unreachable!("argv names the produce subcommand")
+    };
+    let report = match run_args.into_config(Mode::Produce, available_cores()).map(run) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return fail(&e.to_string()),
+        Err(e) => return fail(&e.to_string()),
+    };
+    let generated = report.totals.measured.acked_batch_bytes as f64 / report.throughput.produce_seconds;
+    let ratio = generated / ceiling;
+    println!(
+        "loopback TCP ceiling {:.1} MB/s; generator vs null broker {:.1} MB/s (batch bytes) = {:.0}% \
+         ({:.2} loadgen cpu-s/GB)",
+        ceiling / 1e6,
+        generated / 1e6,
+        ratio * 100.0,
+        report.cpu.cpu_seconds_per_gb
+    );
+    if ratio < min_ratio {
+        return fail(&format!(
+            "generator reached {:.0}% of the ceiling, below {:.0}%",
+            ratio * 100.0,
+            min_ratio * 100.0
+        ));
+    }
+    ExitCode::SUCCESS
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("weir-loadgen: error: {message}");
+    ExitCode::FAILURE
+}
+
+fn run_mode(args: RunArgs, mode: Mode) -> ExitCode {
+    let (json_path, html_path) = (args.report_json.clone(), args.report_html.clone());
+    let cfg = match args.into_config(mode, available_cores()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let report = match run(cfg) {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    print!("{}", report.table());
+    if let Some(path) = json_path {
+        if let Err(e) = std::fs::write(&path, report.to_json()) {
+            return fail(&format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    if let Some(path) = html_path {
+        if let Err(e) = std::fs::write(&path, html::render(&report)) {
+            return fail(&format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    if report.failed() {
+        return fail(&format!(
+            "{} records failed after retries (errors: {:?})",
+            report.totals.all.failed_records, report.errors
+        ));
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,517 @@
+//! The null broker: a minimal Kafka-protocol endpoint (ApiVersions, Metadata,
+//! CreateTopics, Produce acknowledged without storing, Fetch always empty,
+//! ListOffsets at 0) so the generator's own ceiling can be measured, with an
+//! optional periodic stall for the coordinated-omission test.
+//!
+//! Plain std threads, one per connection (not glommio: it must be trivially
+//! correct, and blocking is fine here). Counts what it acknowledged; never
+//! panics on bad input: a bad frame closes that connection only.
+
+use std::collections::HashMap;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, StrBytes};
+use weir_protocol::record_batch::{self, BatchWalker};
+
+/// Requests larger than this are refused (Kafka's socket.request.max.bytes).
+const REQUEST_BYTES_MAX: usize = 100 << 20;
+/// A Fetch waits at most this long before its (empty) answer.
+const FETCH_WAIT_MS_MAX: u64 = 500;
+/// UNSUPPORTED_VERSION, for the KIP-511 ApiVersions fallback.
+const UNSUPPORTED_VERSION: i16 = 35;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+#[derive(Debug, Clone)]
+pub struct NullBrokerConfig {
+    pub listen: String,
+    pub stall_ms: u64,
+    pub stall_every_ms: u64,
+    pub default_partitions: i32,
+    /// Whether any topic exists (true) or only those created (false).
+    pub auto_topics: bool,
+    /// Highest ApiVersions version understood; lower it to play an old broker
+    /// and exercise the client's KIP-511 fallback.
+    pub api_versions_max: i16,
+    /// Answer the first `produce_error_count` partition writes with
+    /// `produce_error_code` (without counting them), to exercise retries and
+    /// error reporting.
+    pub produce_error_code: i16,
+    pub produce_error_count: u64,
+}
+
+/// What the null broker acknowledged so far.
+#[derive(Debug, Default)]
+pub struct NullBrokerStats {
+    pub produce_requests: AtomicU64,
+    pub acked_records: AtomicU64,
+    pub acked_batch_bytes: AtomicU64,
+    pub fetch_requests: AtomicU64,
+    /// Partition writes answered with the configured error so far.
+    pub errors_injected: AtomicU64,
+}
+
+struct State {
+    cfg: NullBrokerConfig,
+    addr: SocketAddr,
+    started: Instant,
+    topics: Mutex<HashMap<String, i32>>,
+    stats: Arc<NullBrokerStats>,
+    stop: AtomicBool,
+}
+
+/// A running null broker; `stop` (or dropping it) ends the accept loop.
+pub struct NullBroker {
+    state: Arc<State>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl NullBroker {
+    /// Bind (port 0 picks a free one) and serve in background threads.
+    pub fn start(cfg: NullBrokerConfig) -> io::Result<Self> {
+        let listener = TcpListener::bind(&cfg.listen)?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            cfg,
+            addr,
+            started: Instant::now(),
+            topics: Mutex::new(HashMap::new()),
+            stats: Arc::new(NullBrokerStats::default()),
+            stop: AtomicBool::new(false),
+        });
+        let st = state.clone();
+        let accept = std::thread::Builder::new()
+            .name("null-broker-accept".into())
+            .spawn(move || accept_loop(&st, &listener))?;
+        Ok(Self {
+            state,
+            accept: Some(accept),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.state.addr
+    }
+
+    pub fn stats(&self) -> Arc<NullBrokerStats> {
+        self.state.stats.clone()
+    }
+
+    /// Serve until the process ends (the CLI's mode).
+    pub fn wait(mut self) {
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.state.stop.store(true, Ordering::Release);
+        // Wake the blocking accept with a throwaway connection.
+        let _ = TcpStream::connect(self.state.addr);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for NullBroker {
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.stop();
+        }
+    }
+}
+
+fn accept_loop(state: &Arc<State>, listener: &TcpListener) {
+    for stream in listener.incoming() {
+        if state.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let st = state.clone();
+        let _ = std::thread::Builder::new()
+            .name("null-broker-conn".into())
+            .spawn(move || {
+                let _ = serve(&st, stream);
+            });
+    }
+}
+
+fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::with_capacity(256 << 10, stream.try_clone()?);
+    let mut writer = BufWriter::with_capacity(64 << 10, stream);
+    loop {
+        let mut size = [0u8; 4];
+        if let Err(e) = reader.read_exact(&mut size) {
+            return if e.kind() == io::ErrorKind::UnexpectedEof {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        let size = i32::from_be_bytes(size);
+        if size < 8 || size as usize > REQUEST_BYTES_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad frame size {size}"),
+            ));
+        }
+        let mut frame = vec![0u8; size as usize];
+        reader.read_exact(&mut frame)?;
+        let response =
+            handle(state, Bytes::from(frame)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if let Some(bytes) = response {
+            writer.write_all(&bytes)?;
+        }
+        // Flush only when no pipelined request is already waiting.
+        if reader.buffer().is_empty() {
+            writer.flush()?;
+        }
+    }
+}
+
+/// Decode one request and build its framed response (None for acks=0).
+fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
+    let header = decode_request_header_from_buffer(&mut frame).map_err(|e| e.to_string())?;
+    let version = header.request_api_version;
+    let key = ApiKey::try_from(header.request_api_key).map_err(|()| "unknown api key".to_string())?;
+    let corr = header.correlation_id;
+    let hv = key.response_header_version(version);
+    match key {
+        ApiKey::ApiVersions => Ok(Some(api_versions(corr, version, state.cfg.api_versions_max))),
+        ApiKey::Metadata => {
+            let req = MetadataRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
+            respond(corr, hv, &metadata(state, &req), version)
+        }
+        ApiKey::CreateTopics => {
+            let req = CreateTopicsRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
+            respond(corr, hv, &create_topics(state, &req), version)
+        }
+        ApiKey::Produce => {
+            let req = ProduceRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
+            let response = produce(state, &req);
+            if req.acks == 0 {
+                return Ok(None);
+            }
+            stall(&state.cfg, state.started);
+            respond(corr, hv, &response, version)
+        }
+        ApiKey::Fetch => {
+            let req = FetchRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
+            state.stats.fetch_requests.fetch_add(1, Ordering::Relaxed);
+            let wait_ms = (req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
+            std::thread::sleep(Duration::from_millis(wait_ms));
+            respond(corr, hv, &fetch(&req), version)
+        }
+        ApiKey::ListOffsets => {
+            let req = ListOffsetsRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
+            respond(corr, hv, &list_offsets(&req), version)
+        }
+        other => Err(format!("unsupported api {other:?}")),
+    }
+}
+
+/// Withhold the answer while inside a stall window: [k*every, k*every+stall).
+fn stall(cfg: &NullBrokerConfig, started: Instant) {
+    if cfg.stall_ms == 0 || cfg.stall_every_ms == 0 {
+        return;
+    }
+    let phase_ms = started.elapsed().as_millis() as u64 % cfg.stall_every_ms;
+    if phase_ms < cfg.stall_ms {
+        std::thread::sleep(Duration::from_millis(cfg.stall_ms - phase_ms));
+    }
+}
+
+fn respond<R: Encodable>(
+    corr: i32,
+    header_version: i16,
+    body: &R,
+    version: i16,
+) -> Result<Option<Bytes>, String> {
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(corr)
+        .encode(&mut buf, header_version)
+        .map_err(|e| e.to_string())?;
+    body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(Some(buf.freeze()))
+}
+
+/// Our advertised ranges: what kafka-protocol can decode for us.
+const ADVERTISED: [(ApiKey, i16, i16); 6] = [
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 1, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+];
+
+/// ApiVersions always answers with response header v0; an unknown version
+/// gets UNSUPPORTED_VERSION in v0 format (KIP-511).
+fn api_versions(corr: i32, version: i16, max: i16) -> Bytes {
+    let supported = (0..=max.min(4)).contains(&version);
+    let body = ApiVersionsResponse::default()
+        .with_error_code(if supported { 0 } else { UNSUPPORTED_VERSION })
+        .with_api_keys(
+            ADVERTISED
+                .iter()
+                .map(|&(k, lo, hi)| {
+                    let hi = if k == ApiKey::ApiVersions { max.min(hi) } else { hi };
+                    ApiVersion::default()
+                        .with_api_key(k as i16)
+                        .with_min_version(lo)
+                        .with_max_version(hi)
+                })
+                .collect(),
+        );
+    let encoded =
+        crate::client::versions::encode_api_versions_response(&body, if supported { version } else { 0 });
+    let mut buf = BytesMut::with_capacity(8 + encoded.len());
+    buf.put_i32(4 + encoded.len() as i32);
+    buf.put_i32(corr);
+    buf.put_slice(&encoded);
+    buf.freeze()
+}
+
+/// A stable topic id derived from the name (the null broker keeps no state
+/// worth persisting, but clients may address topics by id).
+fn topic_id_text(name: &str) -> String {
+    let mut h = crc32c::crc32c(name.as_bytes()) as u128;
+    h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) | 1;
+    let hex = format!("{h:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Partitions of `name`, or None if it does not exist.
+fn partitions_of(state: &State, name: &str) -> Option<i32> {
+    let topics = state.topics.lock().unwrap_or_else(|p| p.into_inner());
+    match topics.get(name) {
+        Some(&n) => Some(n),
+        None => state.cfg.auto_topics.then_some(state.cfg.default_partitions),
+    }
+}
+
+fn metadata(state: &State, req: &MetadataRequest) -> MetadataResponse {
+    let names: Vec<String> = match &req.topics {
+        Some(list) => list
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect(),
+        None => state
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect(),
+    };
+    let topics = names
+        .iter()
+        .map(|name| {
+            let topic_name = Some(TopicName(StrBytes::from_string(name.clone())));
+            let Some(count) = partitions_of(state, name) else {
+                return MetadataResponseTopic::default()
+                    .with_name(topic_name)
+                    .with_error_code(UNKNOWN_TOPIC_OR_PARTITION);
+            };
+            let mut t = MetadataResponseTopic::default()
+                .with_name(topic_name)
+                .with_partitions(
+                    (0..count)
+                        .map(|i| {
+                            MetadataResponsePartition::default()
+                                .with_partition_index(i)
+                                .with_leader_id(BrokerId(0))
+                                .with_replica_nodes(vec![BrokerId(0)])
+                                .with_isr_nodes(vec![BrokerId(0)])
+                        })
+                        .collect(),
+                );
+            t.topic_id = topic_id_text(name).parse().expect("well-formed uuid text");
+            t
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(0))
+            .with_host(StrBytes::from_string(state.addr.ip().to_string()))
+            .with_port(i32::from(state.addr.port()))])
+        .with_controller_id(BrokerId(0))
+        .with_cluster_id(Some(StrBytes::from_static_str("weir-null-broker")))
+        .with_topics(topics)
+}
+
+fn create_topics(state: &State, req: &CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut topics = state.topics.lock().unwrap_or_else(|p| p.into_inner());
+    let results = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = if t.num_partitions > 0 {
+                t.num_partitions
+            } else {
+                state.cfg.default_partitions
+            };
+            let code = if topics.contains_key(&name) {
+                TOPIC_ALREADY_EXISTS
+            } else {
+                0
+            };
+            topics.entry(name.clone()).or_insert(partitions);
+            let mut r = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_error_code(code)
+                .with_num_partitions(partitions)
+                .with_replication_factor(1);
+            r.topic_id = topic_id_text(&name).parse().expect("well-formed uuid text");
+            r
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+fn produce(state: &State, req: &ProduceRequest) -> ProduceResponse {
+    state.stats.produce_requests.fetch_add(1, Ordering::Relaxed);
+    let responses = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    let code = match inject_error(state) {
+                        Some(code) => code,
+                        None => count_batches(state, p.records.as_deref().unwrap_or_default()),
+                    };
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(code)
+                        .with_base_offset(0)
+                })
+                .collect();
+            let mut r = TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(partitions);
+            r.topic_id = t.topic_id;
+            r
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// The configured error while the injection budget lasts.
+fn inject_error(state: &State) -> Option<i16> {
+    let cfg = &state.cfg;
+    if cfg.produce_error_count == 0 {
+        return None;
+    }
+    let taken = state.stats.errors_injected.fetch_add(1, Ordering::Relaxed);
+    if taken < cfg.produce_error_count {
+        Some(cfg.produce_error_code)
+    } else {
+        state.stats.errors_injected.fetch_sub(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// Count the records of well-formed batches; CORRUPT_MESSAGE (2) otherwise.
+fn count_batches(state: &State, records: &[u8]) -> i16 {
+    let mut walker = BatchWalker::new(records);
+    let mut count = 0u64;
+    for range in walker.by_ref() {
+        match record_batch::header(&records[range]) {
+            Ok(h) => count += h.records_count.get().max(0) as u64,
+            Err(_) => return 2,
+        }
+    }
+    if walker.position() != records.len() {
+        return 2;
+    }
+    state.stats.acked_records.fetch_add(count, Ordering::Relaxed);
+    state
+        .stats
+        .acked_batch_bytes
+        .fetch_add(records.len() as u64, Ordering::Relaxed);
+    0
+}
+
+fn fetch(req: &FetchRequest) -> FetchResponse {
+    let responses = req
+        .topics
+        .iter()
+        .map(|t| {
+            let mut r = FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            PartitionData::default()
+                                .with_partition_index(p.partition)
+                                .with_high_watermark(0)
+                                .with_last_stable_offset(0)
+                                .with_log_start_offset(0)
+                                .with_records(Some(Bytes::new()))
+                        })
+                        .collect(),
+                );
+            r.topic_id = t.topic_id;
+            r
+        })
+        .collect();
+    FetchResponse::default().with_responses(responses)
+}
+
+fn list_offsets(req: &ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_offset(0)
+                                .with_timestamp(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

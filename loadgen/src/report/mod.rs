@@ -1,0 +1,351 @@
+//! The final report: totals (all and after warmup), throughput, latency
+//! percentiles and spectra, errors by code, CPU per GB, and the per-second
+//! timeline; rendered as a human table, JSON (schema in docs/loadgen.md) and
+//! a self-contained HTML page. Main thread only, after the shards finished.
+
+pub mod html;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::cli::RunConfig;
+use crate::client::cluster::Cluster;
+use crate::machine::Machine;
+use crate::stats::{spectrum, Interval, Percentiles};
+
+/// Bumped when a field changes meaning or disappears.
+pub const SCHEMA: &str = "weir-loadgen/1";
+
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub sent_records: u64,
+    pub acked_records: u64,
+    pub failed_records: u64,
+    pub acked_payload_bytes: u64,
+    pub acked_batch_bytes: u64,
+    pub produce_requests: u64,
+    pub consumed_records: u64,
+    pub consumed_batch_bytes: u64,
+    pub fetch_requests: u64,
+}
+
+impl Counts {
+    fn of(iv: &Interval) -> Self {
+        Self {
+            sent_records: iv.sent_records,
+            acked_records: iv.acked_records,
+            failed_records: iv.failed_records,
+            acked_payload_bytes: iv.acked_payload_bytes,
+            acked_batch_bytes: iv.acked_batch_bytes,
+            produce_requests: iv.produce_requests,
+            consumed_records: iv.consumed_records,
+            consumed_batch_bytes: iv.consumed_batch_bytes,
+            fetch_requests: iv.fetch_requests,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Totals {
+    /// Everything, warmup included: compare these with what a broker stored.
+    pub all: Counts,
+    /// After warmup only: the basis of throughput and latency figures.
+    pub measured: Counts,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Throughput {
+    /// From the end of warmup to the end of the run.
+    pub measured_seconds: f64,
+    /// From the end of warmup until the last producer / consumer finished.
+    pub produce_seconds: f64,
+    pub consume_seconds: f64,
+    pub produce_records_per_s: f64,
+    /// Record value bytes acknowledged per second, 10^6 bytes.
+    pub produce_mb_per_s: f64,
+    pub consume_records_per_s: f64,
+    /// RecordBatch bytes fetched per second, 10^6 bytes.
+    pub consume_mb_per_s: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latency {
+    /// Per batch: intended send time of its first record → acknowledgement.
+    pub produce: Percentiles,
+    /// Per record: its intended send time → its batch's acknowledgement.
+    pub produce_record: Percentiles,
+    /// Per record: intended send time → consumer receipt.
+    pub e2e: Percentiles,
+    /// (percentile, µs) points of the percentile spectrum.
+    pub produce_spectrum: Vec<(f64, u64)>,
+    pub produce_record_spectrum: Vec<(f64, u64)>,
+    pub e2e_spectrum: Vec<(f64, u64)>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Cpu {
+    /// User + system seconds of this process over the whole run.
+    pub loadgen_cpu_seconds: f64,
+    /// Acknowledged plus fetched RecordBatch bytes, 10^9 bytes, whole run.
+    pub gb_moved: f64,
+    pub cpu_seconds_per_gb: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimelinePoint {
+    pub second: u64,
+    pub warmup: bool,
+    pub acked_records: u64,
+    pub acked_mb: f64,
+    pub consumed_records: u64,
+    pub consumed_mb: f64,
+    pub produce_p50_us: u64,
+    pub produce_p99_us: u64,
+    pub produce_max_us: u64,
+    pub produce_record_p99_us: u64,
+    pub e2e_p50_us: u64,
+    pub e2e_p99_us: u64,
+    pub e2e_max_us: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterInfo {
+    pub brokers: BTreeMap<i32, String>,
+    pub partitions: usize,
+    pub topic_id: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub tool_version: &'static str,
+    pub mode: &'static str,
+    pub started_unix_ms: u64,
+    pub parameters: RunConfig,
+    pub machine: Machine,
+    pub cluster: ClusterInfo,
+    pub totals: Totals,
+    pub throughput: Throughput,
+    pub latency: Latency,
+    pub errors: BTreeMap<String, u64>,
+    pub cpu: Cpu,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// Wall-clock instants of a run (ns since the Unix epoch).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub run_start_ns: u64,
+    pub produce_end_ns: u64,
+    pub consume_end_ns: u64,
+    pub end_ns: u64,
+}
+
+impl Window {
+    /// Seconds from the end of warmup to `end_ns` (at least 1 ms).
+    fn seconds_to(&self, end_ns: u64, warmup_s: u64) -> f64 {
+        let elapsed_s = end_ns.saturating_sub(self.run_start_ns) as f64 / 1e9;
+        (elapsed_s - warmup_s as f64).max(1e-3)
+    }
+}
+
+/// Whole-run sums and the per-second summaries, built second by second so
+/// that memory stays constant however long the run (histograms are only
+/// kept for the totals, not per second).
+pub struct Aggregate {
+    warmup_s: u64,
+    pub all: Interval,
+    pub measured: Interval,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+impl Aggregate {
+    pub fn new(warmup_ms: u64) -> Self {
+        Self {
+            warmup_s: warmup_ms.div_ceil(1000),
+            all: Interval::new(0),
+            measured: Interval::new(0),
+            timeline: Vec::new(),
+        }
+    }
+
+    /// Add one second, merged over all shards.
+    pub fn add_second(&mut self, iv: &Interval) {
+        self.all.merge(iv);
+        if iv.second >= self.warmup_s {
+            self.measured.merge(iv);
+        }
+        self.timeline.push(point(iv, self.warmup_s));
+    }
+}
+
+impl Report {
+    pub fn build(
+        cfg: &RunConfig,
+        cluster: &Cluster,
+        machine: Machine,
+        aggregate: Aggregate,
+        window: Window,
+        cpu_seconds: f64,
+    ) -> Self {
+        let warmup_s = aggregate.warmup_s;
+        let Aggregate {
+            all,
+            measured,
+            timeline,
+            ..
+        } = aggregate;
+        let measured_seconds = window.seconds_to(window.end_ns, warmup_s);
+        let produce_seconds = window.seconds_to(window.produce_end_ns.max(window.run_start_ns), warmup_s);
+        let consume_seconds = window.seconds_to(window.consume_end_ns.max(window.run_start_ns), warmup_s);
+        let gb_moved = (all.acked_batch_bytes + all.consumed_batch_bytes) as f64 / 1e9;
+        Self {
+            schema: SCHEMA,
+            tool_version: env!("CARGO_PKG_VERSION"),
+            mode: cfg.mode.name(),
+            started_unix_ms: window.run_start_ns / 1_000_000,
+            parameters: cfg.clone(),
+            machine,
+            cluster: ClusterInfo {
+                brokers: cluster.brokers.clone(),
+                partitions: cluster.topic.partitions.len(),
+                topic_id: cluster
+                    .topic
+                    .has_topic_id()
+                    .then(|| cluster.topic.raw.topic_id.to_string()),
+            },
+            throughput: Throughput {
+                measured_seconds,
+                produce_seconds,
+                consume_seconds,
+                produce_records_per_s: measured.acked_records as f64 / produce_seconds,
+                produce_mb_per_s: measured.acked_payload_bytes as f64 / 1e6 / produce_seconds,
+                consume_records_per_s: measured.consumed_records as f64 / consume_seconds,
+                consume_mb_per_s: measured.consumed_batch_bytes as f64 / 1e6 / consume_seconds,
+            },
+            latency: Latency {
+                produce: Percentiles::of(&measured.produce_us),
+                produce_record: Percentiles::of(&measured.produce_record_us),
+                produce_record_spectrum: spectrum(&measured.produce_record_us),
+                e2e: Percentiles::of(&measured.e2e_us),
+                produce_spectrum: spectrum(&measured.produce_us),
+                e2e_spectrum: spectrum(&measured.e2e_us),
+            },
+            errors: all.errors.clone(),
+            cpu: Cpu {
+                loadgen_cpu_seconds: cpu_seconds,
+                gb_moved,
+                cpu_seconds_per_gb: if gb_moved > 0.0 {
+                    cpu_seconds / gb_moved
+                } else {
+                    0.0
+                },
+            },
+            timeline,
+            totals: Totals {
+                all: Counts::of(&all),
+                measured: Counts::of(&measured),
+            },
+        }
+    }
+
+    /// Records that never got a successful answer.
+    pub fn failed(&self) -> bool {
+        self.totals.all.failed_records > 0
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report is plain data")
+    }
+
+    /// The final human-readable table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let t = &self.throughput;
+        let a = &self.totals.all;
+        let _ = writeln!(
+            s,
+            "weir-loadgen {} | {} | {} partitions | {} shards | {:.1} s measured",
+            self.mode,
+            self.parameters.topic,
+            self.cluster.partitions,
+            self.parameters.threads,
+            t.measured_seconds
+        );
+        if self.parameters.producers > 0 {
+            let _ = writeln!(
+                s,
+                "produce: {:>12.0} rec/s {:>9.1} MB/s | acked {} failed {} (all, incl. warmup)",
+                t.produce_records_per_s, t.produce_mb_per_s, a.acked_records, a.failed_records
+            );
+        }
+        if self.parameters.consumers > 0 {
+            let _ = writeln!(
+                s,
+                "consume: {:>12.0} rec/s {:>9.1} MB/s | consumed {} (all)",
+                t.consume_records_per_s, t.consume_mb_per_s, a.consumed_records
+            );
+        }
+        let rows = [
+            ("produce (batch)", &self.latency.produce),
+            ("produce (record)", &self.latency.produce_record),
+            ("end-to-end", &self.latency.e2e),
+        ];
+        if rows.iter().any(|(_, p)| p.count > 0) {
+            let _ = writeln!(
+                s,
+                "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "latency (ms)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "count"
+            );
+        }
+        for (name, p) in rows {
+            if p.count == 0 {
+                continue;
+            }
+            let ms = |us: u64| us as f64 / 1e3;
+            let _ = writeln!(
+                s,
+                "{:<18} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9}",
+                name,
+                ms(p.p50_us),
+                ms(p.p90_us),
+                ms(p.p99_us),
+                ms(p.p999_us),
+                ms(p.p9999_us),
+                ms(p.max_us),
+                p.count
+            );
+        }
+        for (name, count) in &self.errors {
+            let _ = writeln!(s, "error {name}: {count}");
+        }
+        let _ = writeln!(
+            s,
+            "cpu: {:.2} s for {:.3} GB moved = {:.2} cpu-s/GB (loadgen process)",
+            self.cpu.loadgen_cpu_seconds, self.cpu.gb_moved, self.cpu.cpu_seconds_per_gb
+        );
+        s
+    }
+}
+
+fn point(iv: &Interval, warmup_s: u64) -> TimelinePoint {
+    let p = Percentiles::of(&iv.produce_us);
+    let e = Percentiles::of(&iv.e2e_us);
+    TimelinePoint {
+        second: iv.second,
+        warmup: iv.second < warmup_s,
+        acked_records: iv.acked_records,
+        acked_mb: iv.acked_payload_bytes as f64 / 1e6,
+        consumed_records: iv.consumed_records,
+        consumed_mb: iv.consumed_batch_bytes as f64 / 1e6,
+        produce_p50_us: p.p50_us,
+        produce_p99_us: p.p99_us,
+        produce_max_us: p.max_us,
+        produce_record_p99_us: Percentiles::of(&iv.produce_record_us).p99_us,
+        e2e_p50_us: e.p50_us,
+        e2e_p99_us: e.p99_us,
+        e2e_max_us: e.max_us,
+        errors: iv.errors.values().sum(),
+    }
+}
