@@ -211,14 +211,16 @@ impl Group {
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol_name: self.protocol_name.clone(),
             generation_id: self.generation_id,
+            assignments_complete: self.state == GroupState::Stable,
             leader_id: self.leader_id.clone(),
             state_timestamp_ms: self.state_timestamp_ms,
             members,
         }
     }
 
-    /// Rebuilds a group from its durable image after a restart: with members it resumes
-    /// Stable (members keep heartbeating as before), without it is Empty.
+    /// Rebuilds a group from its durable image after a restart: with members and assignments
+    /// it resumes Stable (members keep heartbeating as before); with members but without
+    /// assignments it rebalances; without members it is Empty.
     pub fn from_stored(group_id: String, stored: &StoredGroup, now: Instant) -> Self {
         let mut group = Group::new(group_id, stored.state_timestamp_ms);
         group.protocol_type = Some(stored.protocol_type.clone()).filter(|t| !t.is_empty());
@@ -245,10 +247,16 @@ impl Group {
         }
         let complete =
             !group.members.is_empty() && group.protocol_name.is_some() && group.leader_id.is_some();
-        group.state = if complete {
-            GroupState::Stable
-        } else {
-            GroupState::Empty
+        group.state = match (complete, stored.assignments_complete) {
+            (true, true) => GroupState::Stable,
+            // Stopped between join and sync: the assignments are lost, so rebalance. Members
+            // that do not rejoin before the deadline are removed like any straggler.
+            (true, false) => {
+                let timeout_ms = group.max_rebalance_timeout_ms().max(0) as u64;
+                group.rebalance_deadline = Some(now + std::time::Duration::from_millis(timeout_ms));
+                GroupState::PreparingRebalance
+            }
+            (false, _) => GroupState::Empty,
         };
         if !complete {
             group.members.clear();

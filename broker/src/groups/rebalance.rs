@@ -476,6 +476,11 @@ impl GroupCoordinator {
                 let _ = tx.try_send(response);
             }
         }
+        // Durable generation numbers: a restart must not hand out this generation again.
+        persist.push(StoreRecord::Group {
+            group: group.group_id.clone(),
+            value: group.to_stored(),
+        });
     }
 
     // ------------------------------------------------------------ SyncGroup

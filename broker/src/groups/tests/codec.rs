@@ -36,6 +36,7 @@ fn record() -> impl Strategy<Value = StoreRecord> {
                 protocol_type: "consumer".into(),
                 protocol_name: Some("range".into()),
                 generation_id,
+                assignments_complete: n % 2 == 0,
                 leader_id: (n > 0).then(|| "m0".into()),
                 state_timestamp_ms: 1,
                 members: (0..n)

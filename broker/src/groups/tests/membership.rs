@@ -426,3 +426,39 @@ fn given_commit_during_completing_rebalance_or_with_huge_metadata_when_committin
         c.close().await.unwrap();
     });
 }
+
+#[test]
+fn given_restart_between_join_and_sync_when_reopening_should_rebalance_into_a_newer_generation() {
+    run(|| async {
+        let dir = tempdir();
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        let protocols = vec![("range", subscription(&["t"]))];
+        let id = member_id_for(&c, "g", &protocols).await;
+        let joined = c.join_group(join_req("g", &id, None, &protocols), 5).await;
+        assert_eq!(c.group_state("g"), Some(GroupState::CompletingRebalance));
+        c.close().await.unwrap();
+        drop(c);
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        assert_eq!(
+            c.group_state("g"),
+            Some(GroupState::PreparingRebalance),
+            "assignments were lost"
+        );
+        let hb = c
+            .heartbeat(heartbeat_req("g", joined.generation_id, &id), 4)
+            .await;
+        assert_eq!(hb.error_code, ResponseError::RebalanceInProgress.code());
+        let rejoined = c.join_group(join_req("g", &id, None, &protocols), 5).await;
+        assert_eq!(rejoined.error_code, 0);
+        assert_eq!(
+            rejoined.generation_id,
+            joined.generation_id + 1,
+            "generations never repeat"
+        );
+        c.close().await.unwrap();
+    });
+}
