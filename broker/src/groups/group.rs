@@ -81,6 +81,9 @@ pub(crate) struct Group {
     pub rebalance_deadline: Option<Instant>,
     /// PreparingRebalance does not end before this (initial rebalance delay).
     pub join_not_before: Option<Instant>,
+    /// Stable only: the timer need not look at this group before this instant. Cleared on
+    /// entering Stable; never later than the earliest member deadline.
+    pub scan_after: Option<Instant>,
     /// Wall clock (ms) of the last state change; for Empty, since when it is empty.
     pub state_timestamp_ms: i64,
 }
@@ -98,6 +101,7 @@ impl Group {
             pending_members: Vec::new(),
             rebalance_deadline: None,
             join_not_before: None,
+            scan_after: None,
             state_timestamp_ms: now_ms,
         }
     }

@@ -577,6 +577,7 @@ impl GroupCoordinator {
             member.assignment = given.map(|a| a.assignment.clone()).unwrap_or_default();
         }
         group.state = GroupState::Stable;
+        group.scan_after = None;
         group.state_timestamp_ms = wall_ms();
         let responses: Vec<SyncGroupResponse> = group
             .members
