@@ -22,9 +22,12 @@ test-deps:
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c 'import confluent_kafka' 2>/dev/null || $(PY) -m pip install -q 'confluent-kafka>=2.6'
 
+# The last line sums every suite, so a reader of the log sees the real total
+# (cargo's last line is the doc-test suite, often "0 passed").
 test: test-deps
-	$(CARGO) test --workspace
-	@echo "make test: all suites passed"
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --workspace 2>&1 | tee target/test-output.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test-output.log
 
 lint:
 	$(CARGO) fmt --all -- --check

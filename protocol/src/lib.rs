@@ -5,6 +5,13 @@
 //! iteration and building, and the compression codecs.
 //! Never does I/O, never blocks, never allocates more than a frame allows.
 
+pub mod api;
+pub mod builder;
+pub mod compression;
+pub mod frame;
+pub mod lz4_frame;
 pub mod record_batch;
+pub mod records;
+pub mod varint;
 
 pub use kafka_protocol;

@@ -1,0 +1,152 @@
+//! Command line and environment configuration (clap). Every `weir serve` flag
+//! can also be set as a `WEIR_*` environment variable. Parsed once in `main`,
+//! then shared read-only (`Arc`) by every shard.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::limits;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "Weir: a thread-per-core, Kafka-compatible message broker"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker.
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Bootstrap address every shard accepts on (SO_REUSEPORT).
+    #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// Host name advertised in Metadata (default: the listen IP).
+    #[arg(long, env = "WEIR_ADVERTISED_HOST")]
+    pub advertised_host: Option<String>,
+    /// Data directory: one sub-directory per partition plus the catalog.
+    #[arg(long, env = "WEIR_DATA_DIR", default_value = "./weir-data")]
+    pub data_dir: PathBuf,
+    /// Number of shards (one glommio executor pinned per CPU). Default: available CPUs.
+    #[arg(long, env = "WEIR_SHARDS")]
+    pub shards: Option<usize>,
+    /// Advertise one broker address only and forward requests between shards
+    /// (for NAT/containers). Default: zero-hop, each shard is its own broker id
+    /// on its own port, so clients connect straight to the owning shard.
+    #[arg(long, env = "WEIR_SINGLE_ADDRESS")]
+    pub single_address: bool,
+    /// First per-shard port in zero-hop mode; shard k listens on base + k.
+    /// Default: listen port + 1.
+    #[arg(long, env = "WEIR_SHARD_PORT_BASE")]
+    pub shard_port_base: Option<u16>,
+    /// Create topics on first use (Metadata with allow_auto_topic_creation).
+    #[arg(long, env = "WEIR_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Partition count of auto-created topics and of CreateTopics with -1.
+    #[arg(long, env = "WEIR_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+    /// Largest request frame accepted; larger ones close the connection.
+    #[arg(long, env = "WEIR_FRAME_BYTES_MAX", default_value_t = weir_protocol::frame::FRAME_BYTES_MAX_DEFAULT)]
+    pub frame_bytes_max: usize,
+    /// Connection limit for the whole broker.
+    #[arg(long, env = "WEIR_CONNECTIONS_MAX", default_value_t = limits::CONNECTIONS_DEFAULT)]
+    pub connections_max: usize,
+    /// Pipelined requests in flight per connection before the broker stops reading.
+    #[arg(long, env = "WEIR_IN_FLIGHT_MAX", default_value_t = limits::IN_FLIGHT_PER_CONNECTION_DEFAULT)]
+    pub in_flight_max: usize,
+    /// Default segment.bytes of new topics.
+    #[arg(long, env = "WEIR_SEGMENT_BYTES", default_value_t = 1 << 30)]
+    pub segment_bytes: u64,
+    /// Default retention.ms of new topics (-1: keep forever).
+    #[arg(long, env = "WEIR_RETENTION_MS", default_value_t = 7 * 24 * 3_600_000)]
+    pub retention_ms: i64,
+    /// Default retention.bytes per partition of new topics (-1: unlimited).
+    #[arg(long, env = "WEIR_RETENTION_BYTES", default_value_t = -1)]
+    pub retention_bytes: i64,
+    /// Default flush.ms of new topics: the longest an appended batch waits for
+    /// its fdatasync when nobody asks for durability (acks=all always syncs).
+    #[arg(long, env = "WEIR_FLUSH_MS", default_value_t = 1000)]
+    pub flush_ms: u64,
+    /// group.initial.rebalance.delay.ms: how long a new group waits for more
+    /// members before its first rebalance.
+    #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// group.min.session.timeout.ms
+    #[arg(long, env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = 6000)]
+    pub group_min_session_timeout_ms: i32,
+    /// group.max.session.timeout.ms
+    #[arg(long, env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: i32,
+    /// offsets.retention.minutes: committed offsets of a group that stays empty this long expire.
+    #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 7 * 24 * 60)]
+    pub offsets_retention_minutes: i64,
+    /// Default max.message.bytes (largest batch) of new topics.
+    #[arg(long, env = "WEIR_MAX_MESSAGE_BYTES", default_value_t = 1_048_588)]
+    pub max_message_bytes: i32,
+}
+
+impl ServeArgs {
+    pub fn shard_count(&self) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        // glommio's Placement::Fixed(n) fails for n >= CPUs (PITFALLS): never more shards than CPUs.
+        self.shards.unwrap_or(cpus).clamp(1, cpus)
+    }
+
+    pub fn advertised_host(&self) -> String {
+        self.advertised_host
+            .clone()
+            .unwrap_or_else(|| self.listen.ip().to_string())
+    }
+
+    pub fn shard_port(&self, shard: usize) -> u16 {
+        let base = self
+            .shard_port_base
+            .unwrap_or(self.listen.port().saturating_add(1));
+        base.saturating_add(u16::try_from(shard).unwrap_or(u16::MAX))
+    }
+
+    pub fn group_config(&self) -> crate::groups::GroupConfig {
+        crate::groups::GroupConfig {
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+            ..crate::groups::GroupConfig::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.in_flight_max == 0 || self.in_flight_max > limits::IN_FLIGHT_PER_CONNECTION_MAX {
+            return Err(format!(
+                "--in-flight-max must be 1..={}",
+                limits::IN_FLIGHT_PER_CONNECTION_MAX
+            ));
+        }
+        if self.frame_bytes_max < 1024 || self.frame_bytes_max > i32::MAX as usize {
+            return Err("--frame-bytes-max must be between 1 KiB and 2 GiB".into());
+        }
+        if !(1..=limits::PARTITIONS_PER_TOPIC_MAX).contains(&self.default_partitions) {
+            return Err(format!(
+                "--default-partitions must be 1..={}",
+                limits::PARTITIONS_PER_TOPIC_MAX
+            ));
+        }
+        if self.segment_bytes < 64 * 1024 {
+            return Err("--segment-bytes must be at least 64 KiB".into());
+        }
+        if self.max_message_bytes <= 0 {
+            return Err("--max-message-bytes must be positive".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! Consumer-group calls that travel to the coordinator shard of a group, and
+//! their execution on that shard. Payloads are the kafka-protocol request and
+//! response structs (`Bytes`-backed, `Send`), moved without copying.
+
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    SyncGroupRequest, SyncGroupResponse,
+};
+
+use crate::groups::FetchedOffset;
+use crate::groups::GroupCoordinator;
+
+pub enum GroupCall {
+    Join {
+        req: JoinGroupRequest,
+        version: i16,
+        client_id: String,
+        client_host: String,
+    },
+    Sync(SyncGroupRequest, i16),
+    Heartbeat(HeartbeatRequest, i16),
+    Leave(LeaveGroupRequest, i16),
+    Commit(OffsetCommitRequest, i16),
+    FetchOffsets {
+        group_id: String,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    },
+    List {
+        states: Vec<String>,
+    },
+    Describe {
+        group_id: String,
+    },
+    DeleteOffsets(OffsetDeleteRequest),
+    Reset {
+        group_id: String,
+        offsets: Vec<(String, i32, i64)>,
+    },
+    RemoveTopic(String),
+}
+
+pub enum GroupAnswer {
+    Join(JoinGroupResponse),
+    Sync(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    Leave(LeaveGroupResponse),
+    Commit(OffsetCommitResponse),
+    FetchOffsets(Result<Vec<FetchedOffset>, i16>),
+    List(Vec<ListedGroup>),
+    Describe(Box<DescribedGroup>),
+    DeleteOffsets(OffsetDeleteResponse),
+    Reset(Result<(), i16>),
+    Done,
+}
+
+/// Run `call` on this shard's coordinator.
+pub async fn execute(coordinator: &GroupCoordinator, call: GroupCall) -> GroupAnswer {
+    match call {
+        GroupCall::Join {
+            req,
+            version,
+            client_id,
+            client_host,
+        } => GroupAnswer::Join(
+            coordinator
+                .join_group_from(req, version, &client_id, &client_host)
+                .await,
+        ),
+        GroupCall::Sync(req, v) => GroupAnswer::Sync(coordinator.sync_group(req, v).await),
+        GroupCall::Heartbeat(req, v) => GroupAnswer::Heartbeat(coordinator.heartbeat(req, v).await),
+        GroupCall::Leave(req, v) => GroupAnswer::Leave(coordinator.leave_group(req, v).await),
+        GroupCall::Commit(req, v) => GroupAnswer::Commit(coordinator.offset_commit(req, v).await),
+        GroupCall::FetchOffsets { group_id, topics } => GroupAnswer::FetchOffsets(
+            coordinator
+                .offset_fetch_group(&group_id, topics)
+                .await
+                .map_err(|e| e.code()),
+        ),
+        GroupCall::List { states } => GroupAnswer::List(coordinator.list_groups(&states)),
+        GroupCall::Describe { group_id } => {
+            GroupAnswer::Describe(Box::new(coordinator.describe_group(&group_id)))
+        }
+        GroupCall::DeleteOffsets(req) => GroupAnswer::DeleteOffsets(coordinator.offset_delete(req).await),
+        GroupCall::Reset { group_id, offsets } => GroupAnswer::Reset(
+            coordinator
+                .reset_offsets(&group_id, offsets)
+                .await
+                .map_err(|e| e.code()),
+        ),
+        GroupCall::RemoveTopic(topic) => {
+            if let Err(e) = coordinator.remove_topic(&topic).await {
+                tracing::warn!(%topic, error = %e, "removing a deleted topic's offsets failed");
+            }
+            GroupAnswer::Done
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Fetch: read whole batches from each partition's owner, long-polling until
+//! min_bytes arrive or max_wait passes. A caught-up consumer is served from the
+//! log's tail cache (the appended `Bytes`, no copy); a lagging one from the
+//! segment file. Fetch v13+ names topics by id. Sessions (KIP-227) are not
+//! kept: session_id 0 tells clients to send full fetches, which all accept.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::future;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+
+use super::fan_out;
+use crate::error::log_error_code;
+use crate::limits;
+use crate::log::Offset;
+use crate::shard::messages::{FetchPart, FetchPartResult, FetchWait, ShardRequest, ShardResponse};
+use crate::shard::router::split_by_owner;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, req: FetchRequest, version: i16) -> FetchResponse {
+    let catalog = shard.catalog();
+    let mut results: Vec<FetchPartResult> = Vec::new();
+    let mut work = Vec::new();
+    let mut shape = Vec::with_capacity(req.topics.len());
+    for topic in req.topics {
+        let meta = if version >= 13 {
+            catalog.topic_by_id(topic.topic_id)
+        } else {
+            catalog.topic(&topic.topic)
+        };
+        let unknown = if version >= 13 {
+            ResponseError::UnknownTopicId.code()
+        } else {
+            ResponseError::UnknownTopicOrPartition.code()
+        };
+        let mut indexes = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let index = results.len();
+            results.push(FetchPartResult {
+                index,
+                high_watermark: -1,
+                log_start_offset: -1,
+                ..Default::default()
+            });
+            indexes.push((p.partition, index));
+            match meta.and_then(|m| m.owner(p.partition, shard.count).map(|o| (m, o))) {
+                Some((m, owner)) => work.push((
+                    owner,
+                    FetchPart {
+                        index,
+                        topic: m.name.clone(),
+                        partition: p.partition,
+                        offset: p.fetch_offset,
+                        max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                    },
+                )),
+                None if meta.is_some() => {
+                    results[index].error_code = ResponseError::UnknownTopicOrPartition.code()
+                }
+                None => results[index].error_code = unknown,
+            }
+        }
+        shape.push((topic.topic, topic.topic_id, indexes));
+    }
+    let wait = FetchWait {
+        max_wait_ms: u64::try_from(req.max_wait_ms.clamp(0, limits::FETCH_WAIT_MS_MAX)).unwrap_or(0),
+        min_bytes: usize::try_from(req.min_bytes).unwrap_or(0),
+        max_bytes: if req.max_bytes > 0 {
+            req.max_bytes as usize
+        } else {
+            i32::MAX as usize
+        },
+    };
+    for r in fetch_everywhere(shard, wait, split_by_owner(work, shard.count)).await {
+        let i = r.index;
+        results[i] = r;
+    }
+    trim_to_max_bytes(&mut results, wait.max_bytes);
+    let responses = shape
+        .into_iter()
+        .map(|(name, id, indexes)| {
+            let partitions = indexes
+                .into_iter()
+                .map(|(partition, i)| partition_data(partition, std::mem::take(&mut results[i])))
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(name)
+                .with_topic_id(id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    FetchResponse::default().with_responses(responses)
+}
+
+fn partition_data(partition: i32, r: FetchPartResult) -> PartitionData {
+    let records = match r.batches.len() {
+        0 => Bytes::new(),
+        1 => r.batches.into_iter().next().expect("one batch"),
+        _ => {
+            let mut all = BytesMut::with_capacity(r.batches.iter().map(Bytes::len).sum());
+            r.batches.iter().for_each(|b| all.extend_from_slice(b));
+            all.freeze()
+        }
+    };
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_error_code(r.error_code)
+        .with_high_watermark(r.high_watermark)
+        .with_last_stable_offset(r.high_watermark)
+        .with_log_start_offset(r.log_start_offset)
+        .with_aborted_transactions(Some(Vec::new()))
+        .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+        .with_records(Some(records))
+}
+
+/// Shards answer with up to max_bytes each; keep the client's total bound by
+/// dropping whole batches past it (the first batch always stays, KIP-74).
+fn trim_to_max_bytes(results: &mut [FetchPartResult], max_bytes: usize) {
+    let mut used = 0usize;
+    for r in results.iter_mut() {
+        let mut keep = 0;
+        for b in &r.batches {
+            if used > 0 && used + b.len() > max_bytes {
+                break;
+            }
+            used += b.len();
+            keep += 1;
+        }
+        r.batches.truncate(keep);
+    }
+}
+
+async fn fetch_everywhere(
+    shard: &Rc<Shard>,
+    wait: FetchWait,
+    work: Vec<Vec<FetchPart>>,
+) -> Vec<FetchPartResult> {
+    let owners: Vec<usize> = work
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| !w.is_empty())
+        .map(|(s, _)| s)
+        .collect();
+    if owners.len() <= 1 {
+        // The common case (zero-hop routing): one owner waits for its own data.
+        return call_owners(shard, wait, work).await;
+    }
+    // Several owners: first read everywhere without waiting; if that is not
+    // enough, let each owner wait, and answer when the first one has data,
+    // re-reading the others without waiting.
+    let now = FetchWait {
+        max_wait_ms: 0,
+        ..wait
+    };
+    let copy = |w: &Vec<Vec<FetchPart>>| -> Vec<Vec<FetchPart>> {
+        w.iter()
+            .map(|parts| parts.iter().map(FetchPart::clone_part).collect())
+            .collect()
+    };
+    let first = call_owners(shard, now, copy(&work)).await;
+    let total: usize = first.iter().map(FetchPartResult::bytes).sum();
+    if total >= wait.min_bytes || wait.max_wait_ms == 0 {
+        return first;
+    }
+    let waited = wait_for_any(shard, wait, copy(&work)).await;
+    if waited.iter().map(FetchPartResult::bytes).sum::<usize>() == 0 {
+        return waited;
+    }
+    call_owners(shard, now, work).await
+}
+
+/// Long-poll every owner and return as soon as any returns data (or all time out).
+async fn wait_for_any(shard: &Rc<Shard>, wait: FetchWait, work: Vec<Vec<FetchPart>>) -> Vec<FetchPartResult> {
+    let (tx, rx) = glommio::channels::local_channel::new_bounded(work.len().max(1));
+    let tx = Rc::new(tx);
+    let mut tasks = Vec::new();
+    let mut expected = 0;
+    for (owner, parts) in work.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+        let mut one: Vec<Vec<FetchPart>> = (0..shard.count).map(|_| Vec::new()).collect();
+        one[owner] = parts;
+        let (shard, tx) = (shard.clone(), tx.clone());
+        expected += 1;
+        tasks.push(glommio::spawn_local(async move {
+            let r = call_owners(&shard, wait, one).await;
+            let _ = tx.send(r).await;
+        }));
+    }
+    drop(tx);
+    let mut merged = Vec::new();
+    for _ in 0..expected {
+        let Some(r) = rx.recv().await else { break };
+        let has_data = r.iter().any(|p| p.bytes() > 0);
+        merged.extend(r);
+        if has_data {
+            break; // dropping `tasks` cancels the other waits
+        }
+    }
+    drop(tasks);
+    merged
+}
+
+async fn call_owners(shard: &Rc<Shard>, wait: FetchWait, work: Vec<Vec<FetchPart>>) -> Vec<FetchPartResult> {
+    let answers = fan_out(
+        shard,
+        work,
+        move |s, parts| Box::pin(async move { fetch_local(&s, wait, parts).await }),
+        move |parts| ShardRequest::Fetch { wait, parts },
+        |answer| match answer {
+            ShardResponse::Fetch(r) => Some(r),
+            _ => None,
+        },
+    )
+    .await;
+    let mut out = Vec::new();
+    for (owner, answer) in answers {
+        match answer {
+            Ok(parts) => out.extend(parts),
+            Err(e) => tracing::warn!(owner, error = %e, "fetch forward failed"),
+        }
+    }
+    out
+}
+
+impl FetchPart {
+    fn clone_part(&self) -> Self {
+        Self {
+            index: self.index,
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+/// Read this shard's parts, waiting on the shard's append event until
+/// min_bytes are available or max_wait passes.
+pub async fn fetch_local(shard: &Rc<Shard>, wait: FetchWait, parts: Vec<FetchPart>) -> Vec<FetchPartResult> {
+    let deadline = Instant::now() + Duration::from_millis(wait.max_wait_ms);
+    loop {
+        // Listen before reading so an append between the read and the wait
+        // is not missed.
+        let listener = shard.appended.listen();
+        let results = read_once(shard, wait.max_bytes, &parts).await;
+        let total: usize = results.iter().map(FetchPartResult::bytes).sum();
+        let errored = results.iter().any(|r| r.error_code != 0);
+        let now = Instant::now();
+        if total >= wait.min_bytes || errored || now >= deadline || shard.stopping.get() {
+            return results;
+        }
+        future::or(listener, async {
+            glommio::timer::sleep(deadline - now).await;
+        })
+        .await;
+    }
+}
+
+async fn read_once(shard: &Rc<Shard>, max_bytes: usize, parts: &[FetchPart]) -> Vec<FetchPartResult> {
+    let mut budget = max_bytes;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let mut r = FetchPartResult {
+            index: p.index,
+            high_watermark: -1,
+            log_start_offset: -1,
+            ..Default::default()
+        };
+        let Some(log) = shard.log(&p.topic, p.partition) else {
+            r.error_code = ResponseError::UnknownTopicOrPartition.code();
+            out.push(r);
+            continue;
+        };
+        r.high_watermark = log.log_end_offset().0;
+        r.log_start_offset = log.log_start_offset().0;
+        let limit = p.max_bytes.min(budget);
+        if p.offset == r.high_watermark || limit == 0 {
+            out.push(r);
+            continue;
+        }
+        match log.read(Offset(p.offset), limit).await {
+            Ok(read) => {
+                r.high_watermark = read.high_watermark.0;
+                r.log_start_offset = read.log_start_offset.0;
+                r.batches = read.batches;
+                budget = budget.saturating_sub(r.bytes());
+            }
+            Err(e) => r.error_code = log_error_code(&e),
+        }
+        out.push(r);
+    }
+    out
+}

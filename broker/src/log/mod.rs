@@ -1,0 +1,179 @@
+//! The partition log: segments of Kafka RecordBatch v2 bytes on Direct-I/O files.
+//!
+//! Owns one partition directory per `PartitionLog`; only the shard that opened it may
+//! touch it (`PartitionLog` is `!Send`, shared through `Rc` on that shard).
+//! Invariants: offsets strictly increase, bytes are stored exactly as validated,
+//! appended >= written >= durable (offsets and positions), and nothing reported durable
+//! is ever lost by recovery. This file holds the public types, config and errors.
+
+mod appender;
+mod cache;
+mod index;
+mod partition;
+mod probe;
+mod reader;
+mod recovery;
+mod retention;
+mod segment;
+mod wait;
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use index::{IndexEntry, OffsetIndex, TimeIndex, TimeIndexEntry};
+pub use partition::PartitionLog;
+pub use probe::direct_io_probe;
+use weir_protocol::record_batch::BatchError;
+
+/// A Kafka record offset. Never a byte position: those are `u64` "positions".
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Offset(pub i64);
+
+/// Kafka caps `segment.bytes` at `Int.MaxValue`; our index stores positions as `u32`,
+/// so 2 GiB is the hard limit a segment may reach.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// A segment smaller than one DMA block would roll on nearly every append; the floor
+/// keeps tests able to force rolls while keeping files sane.
+pub const SEGMENT_BYTES_MIN: u64 = 4096;
+/// Kafka's default `max.message.bytes` (1 MiB + record-batch overhead).
+pub const BATCH_BYTES_DEFAULT: usize = 1_048_588;
+/// Upper bound for `max_batch_bytes`: the writer stages at most this much unwritten data
+/// (plus one batch), so a larger batch would defeat the staging bound.
+pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// When the appender calls fdatasync. `wait_durable` always triggers a sync as soon as
+/// the writer has no more input ready, whatever the policy: the policy only adds syncs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Sync after every write round (a topic forcing sync flushing).
+    EveryAppend,
+    /// Sync when `ms` passed or `bytes` were written since the last sync (backstop).
+    Interval { ms: u64, bytes: u64 },
+}
+
+/// Per-partition log settings. See `docs/format.md` for what each one changes on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: Option<u64>,
+    pub index_interval_bytes: u32,
+    pub retention_bytes: Option<u64>,
+    pub retention_ms: Option<u64>,
+    pub flush: FlushPolicy,
+    pub tail_cache_bytes: usize,
+    pub max_batch_bytes: usize,
+    /// fallocate each new segment to `segment_bytes` (keep_size). Off by default: the
+    /// log_append bench measured it (docs/benchmarks.md).
+    pub preallocate: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: Some(7 * DAY_MS),
+            index_interval_bytes: 4096,
+            retention_bytes: None,
+            retention_ms: Some(7 * DAY_MS),
+            // Acks=all producers trigger their own syncs; this only bounds how much
+            // acks=1 data a power cut may take: at most 1 s or 64 MiB.
+            flush: FlushPolicy::Interval {
+                ms: 1000,
+                bytes: 64 * 1024 * 1024,
+            },
+            tail_cache_bytes: 16 * 1024 * 1024,
+            max_batch_bytes: BATCH_BYTES_DEFAULT,
+            preallocate: false,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Refuse settings the on-disk format or the bounds cannot honour.
+    pub fn check(&self) -> Result<(), LogError> {
+        let bad = |reason: &'static str| Err(LogError::BadConfig { reason });
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return bad("segment_bytes out of range");
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes must be > 0");
+        }
+        if self.max_batch_bytes == 0 || self.max_batch_bytes > BATCH_BYTES_MAX {
+            return bad("max_batch_bytes out of range");
+        }
+        if let FlushPolicy::Interval { ms: 0, .. } = self.flush {
+            return bad("flush interval ms must be > 0");
+        }
+        Ok(())
+    }
+}
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("invalid batch: {0}")]
+    Batch(#[from] BatchError),
+    #[error("batch of {batch_bytes} bytes exceeds max_batch_bytes {limit_bytes}")]
+    TooLarge { batch_bytes: usize, limit_bytes: usize },
+    #[error("offset {offset} outside [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("i/o error while {op}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The background writer hit an I/O error; the partition must be fenced.
+    #[error("partition writer failed")]
+    WriterFailed(#[source] Arc<std::io::Error>),
+    #[error("stored batch at position {position} of segment {segment_base_offset} is corrupt")]
+    Corrupt {
+        segment_base_offset: i64,
+        position: u64,
+        #[source]
+        source: BatchError,
+    },
+    #[error("bad log config: {reason}")]
+    BadConfig { reason: &'static str },
+    #[error("direct i/o probe failed: {reason}")]
+    Probe { reason: &'static str },
+    #[error("log is closed")]
+    Closed,
+}
+
+/// Build a `LogError::Io` from a glommio error, keeping the cause.
+pub(crate) fn io_err(op: &'static str) -> impl FnOnce(glommio::GlommioError<()>) -> LogError {
+    move |e| LogError::Io { op, source: e.into() }
+}
+
+/// Build a `LogError::Io` from a std error, keeping the cause.
+pub(crate) fn std_io_err(op: &'static str) -> impl FnOnce(std::io::Error) -> LogError {
+    move |source| LogError::Io { op, source }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub log_start_offset: Offset,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReadResult {
+    /// Whole batches, in offset order; the first may start before the requested offset.
+    pub batches: Vec<bytes::Bytes>,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub from_cache: bool,
+}

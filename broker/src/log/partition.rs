@@ -1,0 +1,345 @@
+//! `PartitionLog`: offsets, the append path, durability waits, close and delete.
+//!
+//! Owned by one shard (`!Send`, held in an `Rc`). All state sits in one `RefCell` that
+//! is never borrowed across an `.await`. Invariants: offsets are assigned in the same
+//! synchronous step that queues the bytes, so concurrent appends stay strictly ordered;
+//! next_offset >= written_end_offset >= durable_end_offset; unwritten bytes are bounded
+//! (appends await room). The background appender task does all writes and syncs.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use glommio::Task;
+use weir_protocol::record_batch::{set_base_offset, validate};
+
+use super::appender::Appender;
+use super::cache::TailCache;
+use super::segment::{now_ms, Segment};
+use super::wait::WaitList;
+use super::{recovery, AppendResult, LogConfig, LogError, Offset};
+
+/// Appended bytes not yet on the file, beyond which appends wait. Bounds staging memory
+/// (the tail cache cannot evict them) while leaving the writer 8 MiB of runway, i.e.
+/// eight 1 MiB DMA chunks, enough to keep four writes in flight.
+pub(crate) const UNWRITTEN_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// Name of the clean-shutdown marker in the partition directory.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+
+pub(crate) struct Pending {
+    pub bytes: Bytes,
+    pub segment_base: i64,
+    pub last_offset: i64,
+}
+
+pub(crate) struct State {
+    /// Oldest first; the last one is the active segment (appends go there).
+    pub segments: VecDeque<Segment>,
+    pub next_offset: i64,
+    /// Every offset below is on the file (DMA write completed).
+    pub written_end_offset: i64,
+    /// Every offset below is on the file and fdatasync'd.
+    pub durable_end_offset: i64,
+    /// Callers of `wait_durable` want everything below this durable.
+    pub sync_wanted_offset: i64,
+    pub pending: VecDeque<Pending>,
+    pub cache: TailCache,
+    pub unwritten_bytes: u64,
+    pub closing: bool,
+    pub closed: bool,
+    pub failure: Option<Arc<std::io::Error>>,
+}
+
+impl State {
+    pub fn check_usable(&self) -> Result<(), LogError> {
+        if let Some(failure) = &self.failure {
+            return Err(LogError::WriterFailed(failure.clone()));
+        }
+        if self.closing || self.closed {
+            return Err(LogError::Closed);
+        }
+        Ok(())
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.segments
+            .front()
+            .expect("a log always has a segment")
+            .base_offset
+    }
+
+    pub fn active(&mut self) -> &mut Segment {
+        self.segments.back_mut().expect("a log always has a segment")
+    }
+}
+
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub config: LogConfig,
+    pub state: RefCell<State>,
+    /// The appender waits here for input, sync requests or close.
+    pub writer_wake: WaitList,
+    /// Appenders (staging room) and durability waiters wait here for writer progress.
+    pub progress: WaitList,
+}
+
+impl Shared {
+    pub fn fail(&self, error: LogError) {
+        let source = match error {
+            LogError::Io { source, .. } => source,
+            other => std::io::Error::other(other),
+        };
+        tracing::error!(dir = %self.dir.display(), error = %source, "partition writer failed");
+        self.state.borrow_mut().failure = Some(Arc::new(source));
+        self.progress.notify_all();
+    }
+}
+
+/// One partition's log. Create with `open`, stop with `close` (or `delete`).
+pub struct PartitionLog {
+    pub(crate) shared: Rc<Shared>,
+    writer: RefCell<Option<Task<()>>>,
+}
+
+impl PartitionLog {
+    /// Open (recovering if needed) or create the partition directory `dir`.
+    pub async fn open(dir: PathBuf, config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
+        config.check()?;
+        let recovered = recovery::recover(&dir, &config).await?;
+        let next_offset = recovered
+            .segments
+            .back()
+            .expect("recovery yields a segment")
+            .next_offset;
+        let state = State {
+            segments: recovered.segments,
+            next_offset,
+            written_end_offset: next_offset,
+            durable_end_offset: next_offset,
+            sync_wanted_offset: next_offset,
+            pending: VecDeque::new(),
+            cache: TailCache::default(),
+            unwritten_bytes: 0,
+            closing: false,
+            closed: false,
+            failure: None,
+        };
+        let shared = Rc::new(Shared {
+            dir,
+            config,
+            state: RefCell::new(state),
+            writer_wake: WaitList::default(),
+            progress: WaitList::default(),
+        });
+        let appender = Appender::new(shared.clone(), recovered.active_file, recovered.carry);
+        let task_shared = shared.clone();
+        let task = glommio::spawn_local(async move {
+            if let Err(error) = appender.run().await {
+                task_shared.fail(error);
+            }
+        });
+        Ok(Rc::new(PartitionLog {
+            shared,
+            writer: RefCell::new(Some(task)),
+        }))
+    }
+
+    /// Validate exactly one batch, assign its offsets, make it readable and queue it for
+    /// the writer. Awaits only for staging room (backpressure).
+    pub async fn append(&self, batch: Bytes) -> Result<AppendResult, LogError> {
+        let limit_bytes = self.shared.config.max_batch_bytes;
+        if batch.len() > limit_bytes {
+            return Err(LogError::TooLarge {
+                batch_bytes: batch.len(),
+                limit_bytes,
+            });
+        }
+        let info = validate(&batch)?;
+        let batch_bytes = batch.len() as u64;
+        self.shared
+            .progress
+            .wait_until(|| {
+                let st = self.shared.state.borrow();
+                st.check_usable().is_err()
+                    || st.unwritten_bytes == 0
+                    || st.unwritten_bytes + batch_bytes <= UNWRITTEN_BYTES_MAX
+            })
+            .await;
+        let mut st = self.shared.state.borrow_mut();
+        st.check_usable()?;
+        let base = st.next_offset;
+        let last = base + i64::from(info.last_offset_delta);
+        let bytes = assign_base_offset(batch, base);
+        self.maybe_roll(&mut st, batch_bytes, last);
+        let config = &self.shared.config;
+        let active = st.active();
+        active.record_batch(
+            base,
+            last,
+            batch_bytes,
+            info.max_timestamp,
+            config.index_interval_bytes,
+        );
+        let segment_base = active.base_offset;
+        st.next_offset = last + 1;
+        st.unwritten_bytes += batch_bytes;
+        st.cache.push(base, last, bytes.clone());
+        let written_end_offset = st.written_end_offset;
+        st.cache.evict(config.tail_cache_bytes, written_end_offset);
+        st.pending.push_back(Pending {
+            bytes,
+            segment_base,
+            last_offset: last,
+        });
+        let log_start_offset = Offset(st.log_start_offset());
+        drop(st);
+        self.shared.writer_wake.notify_all();
+        Ok(AppendResult {
+            base_offset: Offset(base),
+            last_offset: Offset(last),
+            log_start_offset,
+        })
+    }
+
+    /// Start a new segment (in memory; the appender creates its file) when the active
+    /// one is non-empty and would pass segment.bytes, is older than segment.ms, or the
+    /// batch's offsets would not fit the u32 relative offsets of the index.
+    fn maybe_roll(&self, st: &mut State, batch_bytes: u64, last: i64) {
+        let config = &self.shared.config;
+        let next_offset = st.next_offset;
+        let now = now_ms();
+        let active = st.active();
+        if active.is_empty() {
+            return;
+        }
+        let full = active.size_bytes + batch_bytes > config.segment_bytes;
+        let old = config
+            .segment_ms
+            .is_some_and(|ms| now - active.created_ms >= ms as i64);
+        let offsets_overflow = last - active.base_offset > i64::from(u32::MAX);
+        if full || old || offsets_overflow {
+            st.segments.push_back(Segment::new(next_offset, now));
+        }
+    }
+
+    /// Resolve once every record with offset <= `offset` is on disk and fdatasync'd.
+    /// Many waiters share one fdatasync (group commit).
+    pub async fn wait_durable(&self, offset: Offset) -> Result<(), LogError> {
+        {
+            let mut st = self.shared.state.borrow_mut();
+            if let Some(failure) = &st.failure {
+                return Err(LogError::WriterFailed(failure.clone()));
+            }
+            if offset.0 < st.durable_end_offset {
+                return Ok(());
+            }
+            if offset.0 >= st.next_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset: offset.0,
+                    log_start_offset: st.log_start_offset(),
+                    log_end_offset: st.next_offset,
+                });
+            }
+            if st.closed {
+                return Err(LogError::Closed);
+            }
+            st.sync_wanted_offset = st.sync_wanted_offset.max(offset.0 + 1);
+        }
+        self.shared.writer_wake.notify_all();
+        self.shared
+            .progress
+            .wait_until(|| {
+                let st = self.shared.state.borrow();
+                st.durable_end_offset > offset.0 || st.failure.is_some() || st.closed
+            })
+            .await;
+        let st = self.shared.state.borrow();
+        match &st.failure {
+            _ if st.durable_end_offset > offset.0 => Ok(()),
+            Some(failure) => Err(LogError::WriterFailed(failure.clone())),
+            None => Err(LogError::Closed),
+        }
+    }
+
+    /// Make everything appended so far durable.
+    pub async fn flush(&self) -> Result<(), LogError> {
+        let last = self.shared.state.borrow().next_offset - 1;
+        if last < self.durable_end_offset().0 {
+            return Ok(());
+        }
+        self.wait_durable(Offset(last)).await
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.shared.state.borrow().next_offset)
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.shared.state.borrow().log_start_offset())
+    }
+
+    pub fn durable_end_offset(&self) -> Offset {
+        Offset(self.shared.state.borrow().durable_end_offset)
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.shared
+            .state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.size_bytes)
+            .sum()
+    }
+
+    /// Number of segments (closed and active); for tests and metrics.
+    pub fn segment_count(&self) -> usize {
+        self.shared.state.borrow().segments.len()
+    }
+
+    /// Flush, write the active segment's indexes, leave the clean-shutdown marker and
+    /// stop the appender. Appends fail with `Closed` afterwards. Idempotent.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let task = self.writer.borrow_mut().take();
+        let Some(task) = task else {
+            return Ok(());
+        };
+        self.shared.state.borrow_mut().closing = true;
+        self.shared.writer_wake.notify_all();
+        self.shared.progress.notify_all();
+        task.await;
+        let failure = {
+            let mut st = self.shared.state.borrow_mut();
+            st.closed = true;
+            st.failure.clone()
+        };
+        self.shared.progress.notify_all();
+        if let Some(failure) = failure {
+            return Err(LogError::WriterFailed(failure));
+        }
+        recovery::write_clean_marker(&self.shared.dir).await
+    }
+
+    /// Close and remove the partition directory.
+    pub async fn delete(&self) -> Result<(), LogError> {
+        // A failed writer must not stop the delete: the data is going away anyway.
+        if let Err(error) = self.close().await {
+            tracing::warn!(dir = %self.shared.dir.display(), %error, "deleting a failed partition");
+        }
+        // Blocking: a rare admin operation; glommio has no async recursive remove.
+        std::fs::remove_dir_all(&self.shared.dir).map_err(super::std_io_err("removing partition dir"))
+    }
+}
+
+/// Rewrite base_offset in place when the buffer is uniquely owned, else copy once.
+fn assign_base_offset(batch: Bytes, base: i64) -> Bytes {
+    let mut owned = match batch.try_into_mut() {
+        Ok(owned) => owned,
+        Err(shared) => bytes::BytesMut::from(&shared[..]),
+    };
+    set_base_offset(&mut owned, base);
+    owned.freeze()
+}

@@ -1,0 +1,214 @@
+//! The fetch path: reads by offset (tail cache first, else the segment file) and
+//! lookup by timestamp.
+//!
+//! Runs on the partition's shard. Returns whole batches only, at least one even if it
+//! exceeds max_bytes (KIP-74). File reads: one DMA read of the region, one copy into a
+//! `Bytes` shared by the returned batches, CRC checked again after the read.
+//! Never reads past the written position of a segment (later bytes are in the cache).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::io::DmaFile;
+use weir_protocol::record_batch::{header, peek_size_bytes, validate, BatchError, HEADER_BYTES};
+
+use super::partition::PartitionLog;
+use super::{io_err, LogError, Offset, ReadResult};
+
+/// Smallest file read: a few index intervals, so a lookup plus scan is one read.
+const READ_WINDOW_BYTES_MIN: usize = 64 * 1024;
+/// Bytes read per step while searching batches by timestamp.
+const TIME_SCAN_BYTES: usize = 256 * 1024;
+
+struct FilePlan {
+    file: Rc<DmaFile>,
+    segment_base_offset: i64,
+    start_position: u64,
+    end_position: u64,
+}
+
+enum Scan {
+    /// Batches found: this byte range of the buffer.
+    Found(core::ops::Range<usize>),
+    /// Target not in the buffer: continue at buffer position `skip`, reading at
+    /// least `window` bytes.
+    Continue { skip: u64, window: usize },
+}
+
+impl PartitionLog {
+    /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one).
+    /// Reading at the log end offset returns no batches.
+    pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
+        let (plan, mut result) = {
+            let st = self.shared.state.borrow();
+            let (start, end) = (st.log_start_offset(), st.next_offset);
+            if offset.0 < start || offset.0 > end {
+                return Err(LogError::OffsetOutOfRange {
+                    offset: offset.0,
+                    log_start_offset: start,
+                    log_end_offset: end,
+                });
+            }
+            let mut result = ReadResult {
+                batches: Vec::new(),
+                high_watermark: Offset(end),
+                log_start_offset: Offset(start),
+                from_cache: true,
+            };
+            if offset.0 == end {
+                return Ok(result);
+            }
+            if let Some(batches) = st.cache.read(offset.0, max_bytes) {
+                result.batches = batches;
+                return Ok(result);
+            }
+            let index = st.segments.partition_point(|s| s.base_offset <= offset.0) - 1;
+            let segment = &st.segments[index];
+            let Some(file) = segment.file.clone() else {
+                return Ok(result);
+            };
+            let entry = segment.index.lookup(segment.relative(offset.0));
+            let plan = FilePlan {
+                file,
+                segment_base_offset: segment.base_offset,
+                start_position: u64::from(entry.position),
+                end_position: segment.written_bytes,
+            };
+            (plan, result)
+        };
+        result.from_cache = false;
+        let interval = self.shared.config.index_interval_bytes as usize;
+        result.batches = read_file(&plan, offset.0, max_bytes, interval).await?;
+        Ok(result)
+    }
+
+    /// The first batch whose max_timestamp >= `ts_ms`: (its base offset, its
+    /// max_timestamp). Batch granularity: the record inside is not located.
+    pub async fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(Offset, i64)>, LogError> {
+        let mut offset = {
+            let st = self.shared.state.borrow();
+            let Some(segment) = st.segments.iter().find(|s| s.max_timestamp >= ts_ms) else {
+                return Ok(None);
+            };
+            let relative = segment.time_index.lookup(ts_ms).map_or(0, |e| e.relative_offset);
+            (segment.base_offset + i64::from(relative)).max(st.log_start_offset())
+        };
+        // Bounded: `offset` strictly increases up to the log end offset.
+        loop {
+            let result = self.read(Offset(offset), TIME_SCAN_BYTES).await?;
+            if result.batches.is_empty() {
+                return Ok(None);
+            }
+            for batch in &result.batches {
+                let h = header(batch)?;
+                if h.max_timestamp.get() >= ts_ms {
+                    return Ok(Some((Offset(h.base_offset.get()), h.max_timestamp.get())));
+                }
+                offset = h.base_offset.get() + i64::from(h.last_offset_delta.get()) + 1;
+            }
+        }
+    }
+}
+
+async fn read_file(
+    plan: &FilePlan,
+    offset: i64,
+    max_bytes: usize,
+    interval: usize,
+) -> Result<Vec<Bytes>, LogError> {
+    let mut position = plan.start_position;
+    let mut window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
+    // Bounded: `position` strictly increases towards `end_position`.
+    while position < plan.end_position {
+        let read_bytes = (plan.end_position - position).min(window as u64) as usize;
+        let buf = plan
+            .file
+            .read_at(position, read_bytes)
+            .await
+            .map_err(io_err("reading segment"))?;
+        let corrupt = |source| LogError::Corrupt {
+            segment_base_offset: plan.segment_base_offset,
+            position,
+            source,
+        };
+        match scan(&buf, offset, max_bytes).map_err(corrupt)? {
+            Scan::Found(range) => return split_batches(&buf[range], plan, position),
+            Scan::Continue { skip, window: w } => {
+                let all_read = read_bytes as u64 == plan.end_position - position;
+                if skip == 0 && (w <= read_bytes || all_read) {
+                    return Err(corrupt(BatchError::Truncated {
+                        available_bytes: read_bytes,
+                        needed_bytes: w,
+                    }));
+                }
+                position += skip;
+                window = window.max(w);
+            }
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Walk batch headers in `buf` to find the batches to return for `offset`.
+fn scan(buf: &[u8], offset: i64, max_bytes: usize) -> Result<Scan, BatchError> {
+    let mut at = 0usize;
+    let mut selected: Option<usize> = None;
+    loop {
+        let rest = &buf[at..];
+        if rest.len() < HEADER_BYTES {
+            break;
+        }
+        let size = peek_size_bytes(rest).ok_or(BatchError::BadLength {
+            batch_length: -1,
+            available_bytes: rest.len(),
+        })?;
+        let h = header(rest)?;
+        let last = h.base_offset.get() + i64::from(h.last_offset_delta.get());
+        match selected {
+            None if last < offset => {}
+            None if size > rest.len() => {
+                return Ok(Scan::Continue {
+                    skip: at as u64,
+                    window: size,
+                })
+            }
+            None => selected = Some(at),
+            Some(start) if size > rest.len() || at + size - start > max_bytes => break,
+            Some(_) => {}
+        }
+        at += size;
+        if at > buf.len() {
+            // Skipped a batch that extends past the buffer: continue after it.
+            return Ok(Scan::Continue {
+                skip: at as u64,
+                window: 0,
+            });
+        }
+    }
+    Ok(match selected {
+        Some(start) => Scan::Found(start..at),
+        None => Scan::Continue {
+            skip: at as u64,
+            window: HEADER_BYTES,
+        },
+    })
+}
+
+/// Copy the selected region once, then hand out per-batch slices of that copy.
+fn split_batches(region: &[u8], plan: &FilePlan, position: u64) -> Result<Vec<Bytes>, LogError> {
+    let whole = Bytes::copy_from_slice(region);
+    let mut batches = Vec::new();
+    let mut at = 0usize;
+    while at < whole.len() {
+        let size = peek_size_bytes(&whole[at..]).expect("scan checked the sizes");
+        let batch = whole.slice(at..at + size);
+        validate(&batch).map_err(|source| LogError::Corrupt {
+            segment_base_offset: plan.segment_base_offset,
+            position: position + at as u64,
+            source,
+        })?;
+        batches.push(batch);
+        at += size;
+    }
+    Ok(batches)
+}

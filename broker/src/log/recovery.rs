@@ -1,0 +1,266 @@
+//! Opening a partition directory: list segments, load or rebuild indexes, scan the tail
+//! of the last segment, cut it at the first torn, zeroed or CRC-failing batch.
+//!
+//! Runs once per partition on its owning shard, before the appender starts. Uses
+//! `std::fs` for the directory listing and small index files: start-up only. Invariant:
+//! every byte before the cut is a chain of valid batches with contiguous offsets, so a
+//! batch that was durable (fully written and synced) is never cut.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::rc::Rc;
+
+use glommio::io::DmaFile;
+use weir_protocol::record_batch::{peek_size_bytes, validate};
+
+use super::index::{OffsetIndex, TimeIndex};
+use super::partition::CLEAN_SHUTDOWN_FILE;
+use super::segment::{
+    index_path, log_path, now_ms, open_log_file, parse_log_name, sync_dir, time_index_path,
+    write_index_files, Segment, BLOCK_BYTES,
+};
+use super::{io_err, probe, std_io_err, LogConfig, LogError, BATCH_BYTES_MAX};
+
+/// Bytes read per step of a recovery scan: one large sequential DMA read.
+const RECOVERY_WINDOW_BYTES: u64 = 1024 * 1024;
+
+pub(crate) struct Recovered {
+    pub segments: VecDeque<Segment>,
+    pub active_file: Rc<DmaFile>,
+    /// The partial last block of the active segment, rewritten by the next write.
+    pub carry: Vec<u8>,
+}
+
+pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
+    let existed = dir.is_dir();
+    std::fs::create_dir_all(dir).map_err(std_io_err("creating partition dir"))?;
+    probe::ensure_probed(dir).await?;
+    if let Some(parent) = dir.parent().filter(|_| !existed) {
+        // The new directory's own entry must survive a power cut too.
+        sync_dir(parent).await?;
+    }
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = marker.exists();
+    let bases = list_segments(dir)?;
+    let mut segments = VecDeque::with_capacity(bases.len().max(1));
+    if bases.is_empty() {
+        let file = open_log_file(dir, 0, true).await?;
+        sync_dir(dir).await?;
+        let mut segment = Segment::new(0, now_ms());
+        segment.file = Some(file);
+        segments.push_back(segment);
+    }
+    for (i, &base) in bases.iter().enumerate() {
+        let segment = match bases.get(i + 1) {
+            Some(_) => load_closed(dir, base, config).await?,
+            None => recover_active(dir, base, clean, config).await?,
+        };
+        segments.push_back(segment);
+    }
+    if clean {
+        std::fs::remove_file(&marker).map_err(std_io_err("removing clean-shutdown marker"))?;
+        sync_dir(dir).await?;
+    }
+    let active = segments.back().expect("at least one segment");
+    let active_file = active.file.clone().expect("recovered segments have files");
+    let carry = read_carry(&active_file, active.size_bytes).await?;
+    if config.preallocate {
+        let bytes = config.segment_bytes;
+        active_file
+            .pre_allocate(bytes, true)
+            .await
+            .map_err(io_err("preallocating segment"))?;
+    }
+    Ok(Recovered {
+        segments,
+        active_file,
+        carry,
+    })
+}
+
+/// Base offsets of the `.log` files in `dir`, ascending.
+fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(std_io_err("listing partition dir"))? {
+        let entry = entry.map_err(std_io_err("listing partition dir"))?;
+        if let Some(base) = entry.file_name().to_str().and_then(parse_log_name) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+fn modified_ms(path: &Path) -> i64 {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified());
+    let since = modified
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    since.map_or_else(now_ms, |d| d.as_millis() as i64)
+}
+
+fn load_indexes(dir: &Path, base: i64, size_bytes: u64) -> Option<(OffsetIndex, TimeIndex)> {
+    let index_bytes = std::fs::read(index_path(dir, base)).ok()?;
+    let time_bytes = std::fs::read(time_index_path(dir, base)).ok()?;
+    let index = OffsetIndex::decode(&index_bytes, size_bytes.max(1)).ok()?;
+    let time_index = TimeIndex::decode(&time_bytes).ok()?;
+    Some((index, time_index))
+}
+
+/// A sealed segment: trust its index files if they parse, else rebuild them by a scan.
+async fn load_closed(dir: &Path, base: i64, config: &LogConfig) -> Result<Segment, LogError> {
+    let file = open_log_file(dir, base, false).await?;
+    let size_bytes = file.file_size().await.map_err(io_err("sizing segment"))?;
+    let mut segment = Segment::new(base, modified_ms(&log_path(dir, base)));
+    match load_indexes(dir, base, size_bytes) {
+        Some((index, time_index)) => {
+            segment.max_timestamp = time_index.last().map_or(-1, |e| e.timestamp);
+            segment.index = index;
+            segment.time_index = time_index;
+            // A short scan (one index interval) re-derives the next offset and size.
+            scan_from_last_entry(&file, &mut segment, size_bytes, config).await?;
+        }
+        None => {
+            scan_tail(&file, &mut segment, size_bytes, config).await?;
+            segment.finish_time_index();
+            write_index_files(dir, base, &segment.index, &segment.time_index).await?;
+        }
+    }
+    if segment.size_bytes < size_bytes {
+        // Sealed data was synced before the roll: damage here is corruption, not a torn
+        // write. Keep the file for inspection; reads of the damaged range return nothing.
+        tracing::error!(
+            segment = %log_path(dir, base).display(),
+            bad_bytes = size_bytes - segment.size_bytes,
+            "corrupt batch inside a sealed segment"
+        );
+    }
+    segment.written_bytes = segment.size_bytes;
+    segment.sealed = true;
+    segment.file = Some(file);
+    Ok(segment)
+}
+
+async fn scan_from_last_entry(
+    file: &DmaFile,
+    segment: &mut Segment,
+    size_bytes: u64,
+    config: &LogConfig,
+) -> Result<(), LogError> {
+    let entry = segment.index.last().unwrap_or(super::IndexEntry {
+        relative_offset: 0,
+        position: 0,
+    });
+    let next_offset = segment.base_offset + i64::from(entry.relative_offset);
+    segment.resume_at(u64::from(entry.position), next_offset);
+    scan_tail(file, segment, size_bytes, config).await
+}
+
+/// The last segment: scan from its last index entry after a clean shutdown, else all
+/// of it; cut the file at the first bad batch.
+async fn recover_active(dir: &Path, base: i64, clean: bool, config: &LogConfig) -> Result<Segment, LogError> {
+    let file = open_log_file(dir, base, false).await?;
+    let size_bytes = file.file_size().await.map_err(io_err("sizing segment"))?;
+    let mut segment = Segment::new(base, modified_ms(&log_path(dir, base)));
+    if let Some((index, time_index)) = clean.then(|| load_indexes(dir, base, size_bytes)).flatten() {
+        segment.max_timestamp = time_index.last().map_or(-1, |e| e.timestamp);
+        segment.index = index;
+        segment.time_index = time_index;
+        scan_from_last_entry(&file, &mut segment, size_bytes, config).await?;
+    } else {
+        scan_tail(&file, &mut segment, size_bytes, config).await?;
+    }
+    let valid_bytes = segment.size_bytes;
+    if valid_bytes < size_bytes {
+        file.truncate(valid_bytes)
+            .await
+            .map_err(io_err("truncating torn tail"))?;
+        file.fdatasync()
+            .await
+            .map_err(io_err("syncing truncated segment"))?;
+        tracing::warn!(
+            segment = %log_path(dir, base).display(),
+            cut_bytes = size_bytes - valid_bytes,
+            kept_bytes = valid_bytes,
+            "recovery cut a torn, zeroed or corrupt tail"
+        );
+    }
+    segment.written_bytes = valid_bytes;
+    segment.file = Some(file);
+    Ok(segment)
+}
+
+/// Validate batches from `segment.size_bytes` on, recording each into the segment
+/// (rebuilding its indexes); stop at the first torn, zeroed, corrupt or out-of-order
+/// batch. Afterwards `segment.size_bytes` is the valid length.
+async fn scan_tail(
+    file: &DmaFile,
+    segment: &mut Segment,
+    file_bytes: u64,
+    config: &LogConfig,
+) -> Result<(), LogError> {
+    let mut window = RECOVERY_WINDOW_BYTES;
+    // Bounded: each step consumes at least one batch or stops.
+    while segment.size_bytes < file_bytes {
+        let position = segment.size_bytes;
+        let read_bytes = (file_bytes - position).min(window) as usize;
+        let buf = file
+            .read_at(position, read_bytes)
+            .await
+            .map_err(io_err("reading segment"))?;
+        let mut at = 0usize;
+        while let Some(size) = peek_size_bytes(&buf[at..]).filter(|&size| size <= buf.len() - at) {
+            match validate(&buf[at..at + size]) {
+                Ok(info) if info.base_offset == segment.next_offset => {
+                    let interval = config.index_interval_bytes;
+                    segment.record_batch(
+                        info.base_offset,
+                        info.last_offset(),
+                        size as u64,
+                        info.max_timestamp,
+                        interval,
+                    );
+                    at += size;
+                }
+                _ => return Ok(()),
+            }
+        }
+        if at > 0 {
+            window = RECOVERY_WINDOW_BYTES;
+            continue;
+        }
+        // No whole batch in the window: a larger batch, or a torn or garbage header.
+        match peek_size_bytes(&buf) {
+            Some(size) if size <= BATCH_BYTES_MAX && (size as u64) <= file_bytes - position => {
+                if size as u64 <= window {
+                    return Ok(());
+                }
+                window = size as u64;
+            }
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+async fn read_carry(file: &DmaFile, size_bytes: u64) -> Result<Vec<u8>, LogError> {
+    let tail_bytes = (size_bytes % BLOCK_BYTES) as usize;
+    if tail_bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let block_start = size_bytes - tail_bytes as u64;
+    let block = file.read_at_aligned(block_start, BLOCK_BYTES as usize).await;
+    let block = block.map_err(io_err("reading last block"))?;
+    assert!(block.len() >= tail_bytes, "the file holds the recovered bytes");
+    Ok(block[..tail_bytes].to_vec())
+}
+
+/// Leave the clean-shutdown marker (DMA create: no blocking syscall at shutdown).
+pub(crate) async fn write_clean_marker(dir: &Path) -> Result<(), LogError> {
+    let file = DmaFile::create(dir.join(CLEAN_SHUTDOWN_FILE)).await;
+    file.map_err(io_err("creating clean-shutdown marker"))?
+        .close()
+        .await
+        .map_err(io_err("closing clean-shutdown marker"))?;
+    sync_dir(dir).await
+}

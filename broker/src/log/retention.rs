@@ -1,0 +1,81 @@
+//! Retention: delete whole sealed segments by time and by size, advancing the log
+//! start offset.
+//!
+//! Runs on the partition's shard. Never touches the active segment or one the appender
+//! has not sealed yet (its bytes may not be durable). Segments leave the in-memory
+//! list first, so readers see OffsetOutOfRange at once; open file handles keep the
+//! bytes readable for a read already in progress. File removal is the blocking-ish
+//! part (glommio runs it off the reactor when it can) and lives only here and in roll.
+
+use std::path::Path;
+
+use super::partition::{PartitionLog, State};
+use super::segment::{index_path, log_path, time_index_path};
+use super::{io_err, LogConfig, LogError};
+
+impl PartitionLog {
+    /// Delete expired sealed segments; returns how many were deleted.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<u64, LogError> {
+        let victims = {
+            let mut st = self.shared.state.borrow_mut();
+            let count = expired_count(&st, &self.shared.config, now_ms);
+            let victims: Vec<i64> = st.segments.drain(..count).map(|s| s.base_offset).collect();
+            let log_start_offset = st.log_start_offset();
+            st.cache.drop_before(log_start_offset);
+            victims
+        };
+        for &base in &victims {
+            remove_segment_files(&self.shared.dir, base).await?;
+        }
+        Ok(victims.len() as u64)
+    }
+}
+
+/// How many leading segments may go. Kafka's size rule: drop the oldest while the log
+/// stays at or above retention_bytes without it.
+fn expired_count(st: &State, config: &LogConfig, now_ms: i64) -> usize {
+    let mut total_bytes: u64 = st.segments.iter().map(|s| s.size_bytes).sum();
+    let closed = st.segments.len() - 1;
+    let mut count = 0;
+    for segment in st.segments.iter().take(closed) {
+        if !segment.sealed {
+            break;
+        }
+        let newest_ms = if segment.max_timestamp >= 0 {
+            segment.max_timestamp
+        } else {
+            segment.created_ms
+        };
+        let by_time = config
+            .retention_ms
+            .is_some_and(|ms| newest_ms < now_ms.saturating_sub(ms as i64));
+        let by_size = config
+            .retention_bytes
+            .is_some_and(|limit| total_bytes - segment.size_bytes >= limit);
+        if !(by_time || by_size) {
+            break;
+        }
+        total_bytes -= segment.size_bytes;
+        count += 1;
+    }
+    count
+}
+
+async fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
+    glommio::io::remove(log_path(dir, base))
+        .await
+        .map_err(io_err("removing segment"))?;
+    for path in [index_path(dir, base), time_index_path(dir, base)] {
+        // Index files may be missing (never written or rebuilt on open): not an error.
+        if let Err(error) = glommio::io::remove(&path).await {
+            let error: std::io::Error = error.into();
+            if error.kind() != std::io::ErrorKind::NotFound {
+                return Err(LogError::Io {
+                    op: "removing index file",
+                    source: error,
+                });
+            }
+        }
+    }
+    Ok(())
+}

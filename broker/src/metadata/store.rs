@@ -1,0 +1,139 @@
+//! Durable catalog snapshots: `catalog.rkyv` in the data directory, written
+//! atomically (temp file, fdatasync, rename, fsync of the directory) so a
+//! crash leaves either the old or the new catalog, never a torn one.
+//! Only shard 0 saves. Loading happens once, before the executors start.
+
+use std::path::{Path, PathBuf};
+
+use super::Catalog;
+
+const FILE_NAME: &str = "catalog.rkyv";
+const TEMP_NAME: &str = "catalog.rkyv.tmp";
+/// File layout: magic, u32 length, u32 CRC-32C of the payload, rkyv payload.
+const MAGIC: &[u8; 8] = b"WEIRCAT1";
+const HEADER_BYTES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("catalog I/O on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("catalog file {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub fn encode(catalog: &Catalog) -> Vec<u8> {
+    let payload = rkyv::to_bytes::<rkyv::rancor::Error>(catalog).expect("catalog serializes");
+    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    if bytes.len() < HEADER_BYTES || &bytes[..8] != MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    let len = u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_be_bytes(bytes[12..16].try_into().expect("4 bytes"));
+    let payload = bytes
+        .get(HEADER_BYTES..HEADER_BYTES + len)
+        .ok_or_else(|| corrupt("truncated"))?;
+    if crc32c::crc32c(payload) != crc {
+        return Err(corrupt("crc mismatch"));
+    }
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(payload.len());
+    aligned.extend_from_slice(payload);
+    rkyv::from_bytes::<Catalog, rkyv::rancor::Error>(&aligned).map_err(|e| corrupt(&e.to_string()))
+}
+
+/// Load at start-up (blocking std::fs is fine: no executor runs yet). A
+/// missing file means a new data directory: a fresh catalog with a new
+/// cluster id is created and saved.
+pub fn load_or_init(data_dir: &Path) -> Result<Catalog, StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    let path = data_dir.join(FILE_NAME);
+    match std::fs::read(&path) {
+        Ok(bytes) => decode(&bytes, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::from_bytes(super::catalog::random_id());
+            let catalog = Catalog::new(format!("weir-{}", id.simple()));
+            save_blocking(data_dir, &catalog)?;
+            Ok(catalog)
+        }
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+fn save_blocking(data_dir: &Path, catalog: &Catalog) -> Result<(), StoreError> {
+    use std::io::Write;
+    let temp = data_dir.join(TEMP_NAME);
+    let mut f = std::fs::File::create(&temp).map_err(io(&temp))?;
+    f.write_all(&encode(catalog)).map_err(io(&temp))?;
+    f.sync_data().map_err(io(&temp))?;
+    std::fs::rename(&temp, data_dir.join(FILE_NAME)).map_err(io(&temp))?;
+    std::fs::File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(data_dir))
+}
+
+/// Save from shard 0 without blocking its executor: glommio's buffered file
+/// and directory calls go through io_uring.
+pub async fn save(data_dir: &Path, catalog: &Catalog) -> Result<(), StoreError> {
+    let temp = data_dir.join(TEMP_NAME);
+    let file = glommio::io::BufferedFile::create(&temp)
+        .await
+        .map_err(|e| io(&temp)(e.into()))?;
+    let bytes = encode(catalog);
+    let len = bytes.len();
+    let written = file.write_at(bytes, 0).await.map_err(|e| io(&temp)(e.into()))?;
+    if written != len {
+        return Err(io(&temp)(std::io::Error::other("short write of catalog")));
+    }
+    file.fdatasync().await.map_err(|e| io(&temp)(e.into()))?;
+    file.close().await.map_err(|e| io(&temp)(e.into()))?;
+    glommio::io::rename(&temp, data_dir.join(FILE_NAME))
+        .await
+        .map_err(|e| io(&temp)(e.into()))?;
+    let dir = glommio::io::Directory::open(data_dir)
+        .await
+        .map_err(|e| io(data_dir)(e.into()))?;
+    dir.sync().await.map_err(|e| io(data_dir)(e.into()))?;
+    dir.close().await.map_err(|e| io(data_dir)(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_catalog_when_encoded_and_decoded_should_round_trip_and_detect_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = load_or_init(dir.path()).unwrap();
+        assert!(c.cluster_id.starts_with("weir-"));
+        assert_eq!(load_or_init(dir.path()).unwrap(), c);
+        let mut bytes = encode(&c);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(matches!(
+            decode(&bytes, dir.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}

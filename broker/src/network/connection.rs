@@ -1,0 +1,112 @@
+//! One client connection: read frames (size checked before any buffer is
+//! sized), admit them, run up to `in_flight_max` handlers concurrently and
+//! write their answers strictly in request order, as Kafka requires.
+//! Bounded: when the in-flight queue is full the reader stops reading, so a
+//! client that never reads its responses stalls only itself.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel;
+use glommio::net::TcpStream;
+use glommio::task::JoinHandle;
+use weir_protocol::frame;
+
+use super::dispatch::{self, Admission};
+use crate::limits::FRAME_READ_CHUNK_BYTES;
+use crate::shard::Shard;
+
+type Pending = JoinHandle<Option<BytesMut>>;
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "set_nodelay failed");
+    }
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let (tx, rx) = local_channel::new_bounded::<Pending>(shard.args.in_flight_max);
+    let writer_task = glommio::spawn_local(async move {
+        while let Some(pending) = rx.recv().await {
+            let Some(Some(bytes)) = pending.await else {
+                continue;
+            };
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.close().await;
+    });
+    loop {
+        let frame = match read_frame(&mut reader, shard.args.frame_bytes_max).await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(reason) => {
+                tracing::warn!(%peer, shard = shard.id, %reason, "closing connection");
+                break;
+            }
+        };
+        let frame = frame.freeze();
+        // A copy, not a slice: a live slice would make the records shared.
+        let head_len = frame.len().min(64);
+        let mut head = [0u8; 64];
+        head[..head_len].copy_from_slice(&frame[..head_len]);
+        let task = match dispatch::admit(frame) {
+            Ok(Admission::Immediate(bytes)) => glommio::spawn_local(async move { Some(bytes) }).detach(),
+            Ok(Admission::Handle(request, version)) => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    match dispatch::handle(shard, *request, version, peer).await {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");
+                            None
+                        }
+                    }
+                })
+                .detach()
+            }
+            Err(e) => {
+                tracing::warn!(%peer, shard = shard.id, error = %crate::error::chain(&e), "refusing request; closing connection");
+                tracing::debug!(%peer, head = ?&head[..head_len], "refused frame");
+                break;
+            }
+        };
+        if tx.send(task).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    writer_task.await;
+}
+
+/// Read one frame body. `Ok(None)` on a clean end of stream between frames.
+async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
+    reader: &mut R,
+    frame_bytes_max: usize,
+) -> Result<Option<BytesMut>, String> {
+    let mut prefix = [0u8; frame::SIZE_PREFIX_BYTES];
+    match reader.read(&mut prefix[..1]).await {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    reader
+        .read_exact(&mut prefix[1..])
+        .await
+        .map_err(|e| format!("truncated size prefix: {e}"))?;
+    let size = frame::frame_size(prefix, frame_bytes_max).map_err(|e| e.to_string())?;
+    // Grow with what actually arrives: a client announcing 100 MiB and sending
+    // a trickle pins only what it sent.
+    let mut body = BytesMut::with_capacity(size.min(FRAME_READ_CHUNK_BYTES));
+    while body.len() < size {
+        let chunk = (size - body.len()).min(FRAME_READ_CHUNK_BYTES);
+        let start = body.len();
+        body.resize(start + chunk, 0);
+        reader
+            .read_exact(&mut body[start..])
+            .await
+            .map_err(|e| format!("truncated frame ({start} of {size} bytes): {e}"))?;
+    }
+    Ok(Some(body))
+}

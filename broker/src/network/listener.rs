@@ -1,0 +1,61 @@
+//! Accept loops of one shard: the bootstrap address (shared by all shards
+//! through SO_REUSEPORT, so the kernel spreads connections) and this shard's
+//! own port (advertised in zero-hop mode only). Enforces the per-shard
+//! connection limit.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use futures_lite::future;
+use glommio::net::TcpListener;
+
+use super::connection;
+use crate::shard::Shard;
+
+pub fn bind(shard: &Shard) -> std::io::Result<Vec<TcpListener>> {
+    // The shard's own port is bound in both modes: zero-hop advertises it; in
+    // single-address mode it stays unadvertised but lets an operator or a
+    // test reach one particular shard.
+    let own = SocketAddr::new(shard.args.listen.ip(), shard.args.shard_port(shard.id));
+    Ok(vec![
+        TcpListener::bind(shard.args.listen)?,
+        TcpListener::bind(own)?,
+    ])
+}
+
+/// Accept until the shard stops.
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, stop: event_listener::EventListener) {
+    let per_shard_max = shard.args.connections_max.div_ceil(shard.count);
+    let mut stop = stop;
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            (&mut stop).await;
+            None
+        })
+        .await;
+        let Some(accepted) = accepted else { break };
+        let stream = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(shard = shard.id, error = %e, "accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let peer = stream
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        if shard.connections.get() >= per_shard_max {
+            tracing::warn!(shard = shard.id, %peer, limit = per_shard_max, "connection limit reached; closing");
+            drop(stream);
+            continue;
+        }
+        shard.connections.set(shard.connections.get() + 1);
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            connection::serve(s.clone(), stream, peer).await;
+            s.connections.set(s.connections.get() - 1);
+        })
+        .detach();
+    }
+}

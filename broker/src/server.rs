@@ -1,0 +1,207 @@
+//! Start-up and shutdown: one glommio executor per shard pinned to its CPU, the
+//! mesh between them, and signal handling on the main thread (SIGINT/SIGTERM:
+//! stop accepting, drain in-flight requests, flush, write clean-shutdown
+//! markers, exit 0).
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::ServeArgs;
+use crate::limits;
+use crate::metadata::{store, Catalog};
+use crate::network::listener;
+use crate::shard::mesh::{Envelope, Mesh};
+use crate::shard::Shard;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    args.validate()?;
+    let catalog = store::load_or_init(&args.data_dir).map_err(|e| format!("{e}: {:?}", e.source_chain()))?;
+    let shard_count = args.shard_count();
+    let signals = block_signals();
+    let args = Arc::new(args);
+    let catalog = Arc::new(catalog);
+    let mesh = MeshBuilder::<Envelope, _>::full(shard_count, limits::MESH_CHANNEL_CAPACITY);
+    let mut handles = Vec::with_capacity(shard_count);
+    for cpu in 0..shard_count {
+        let (args, catalog, mesh) = (args.clone(), catalog.clone(), mesh.clone());
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("weir-shard-{cpu}"))
+            .spawn(move || async move {
+                let result = shard_main(args, catalog, mesh, shard_count).await;
+                if let Err(e) = &result {
+                    // One shard down means partitions without an owner: stop them all.
+                    tracing::error!(shard = cpu, error = %e, "shard failed; stopping the broker");
+                    STOP.store(true, Ordering::SeqCst);
+                }
+                result
+            })
+            .map_err(|e| format!("cannot start shard on cpu {cpu}: {e}"))?;
+        handles.push(handle);
+    }
+    tracing::info!(
+        listen = %args.listen,
+        shards = shard_count,
+        data_dir = %args.data_dir.display(),
+        zero_hop = !args.single_address,
+        "weir started"
+    );
+    std::thread::spawn(move || {
+        wait_for_signal(&signals);
+        tracing::info!("signal received; shutting down");
+        STOP.store(true, Ordering::SeqCst);
+    });
+    let mut failed = false;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "shard failed");
+                failed = true;
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "shard thread failed");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err("a shard failed".into());
+    }
+    tracing::info!("weir stopped cleanly");
+    Ok(())
+}
+
+trait SourceChain {
+    fn source_chain(&self) -> Vec<String>;
+}
+impl<E: std::error::Error> SourceChain for E {
+    fn source_chain(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = self.source();
+        while let Some(e) = cur {
+            out.push(e.to_string());
+            cur = e.source();
+        }
+        out
+    }
+}
+
+async fn shard_main(
+    args: Arc<ServeArgs>,
+    catalog: Arc<Catalog>,
+    mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
+    shard_count: usize,
+) -> Result<(), String> {
+    let (senders, mut receivers) = mesh.join().await.map_err(|e| format!("mesh join failed: {e}"))?;
+    let shard = Rc::new(Shard::new(args.clone(), shard_count, Mesh::new(senders)));
+    // Before any segment is opened on this executor (PITFALLS: glommio's
+    // polled-I/O probe on a new empty file breaks Direct-I/O reads).
+    crate::log::direct_io_probe(&args.data_dir)
+        .await
+        .map_err(|e| format!("direct I/O probe: {e}"))?;
+    shard
+        .apply_catalog(catalog)
+        .await
+        .map_err(|e| format!("opening partitions: {e}"))?;
+    let groups_dir = args.data_dir.join("__groups").join(format!("shard-{}", shard.id));
+    let coordinator = crate::groups::GroupCoordinator::open(groups_dir, args.group_config())
+        .await
+        .map_err(|e| format!("opening the group coordinator: {e}"))?;
+    shard.set_groups(coordinator);
+    for (peer, rx) in receivers.streams() {
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(envelope) = rx.recv().await {
+                match envelope {
+                    Envelope::Request { from, call_id, body } => {
+                        debug_assert_eq!(from, peer);
+                        let s = s.clone();
+                        glommio::spawn_local(async move {
+                            let answer = s.handle_remote(body).await;
+                            s.mesh.reply(from, call_id, answer).await;
+                        })
+                        .detach();
+                    }
+                    Envelope::Response { call_id, body } => s.mesh.complete(call_id, body),
+                }
+            }
+        })
+        .detach();
+    }
+    let stop = event_listener::Event::new();
+    let listeners = listener::bind(&shard).map_err(|e| format!("bind {}: {e}", args.listen))?;
+    let mut accept_tasks = Vec::new();
+    for l in listeners {
+        accept_tasks.push(glommio::spawn_local(listener::accept_loop(
+            shard.clone(),
+            l,
+            stop.listen(),
+        )));
+    }
+    glommio::spawn_local(retention_loop(shard.clone())).detach();
+    tracing::info!(shard = shard.id, cpu = shard.id, "shard ready");
+    while !STOP.load(Ordering::SeqCst) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    shard.stopping.set(true);
+    stop.notify(usize::MAX);
+    shard.appended.notify(usize::MAX);
+    for t in accept_tasks {
+        t.await;
+    }
+    let deadline = Instant::now() + Duration::from_millis(limits::SHUTDOWN_DRAIN_MS);
+    while shard.connections.get() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    shard.close_logs().await;
+    // Let peers finish calls into this shard before the mesh closes.
+    glommio::timer::sleep(Duration::from_millis(100)).await;
+    shard.mesh.close();
+    Ok(())
+}
+
+async fn retention_loop(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(limits::RETENTION_CHECK_INTERVAL_MS)).await;
+        if shard.stopping.get() {
+            return;
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for log in shard.all_logs() {
+            if let Err(e) = log.enforce_retention(now_ms).await {
+                tracing::warn!(shard = shard.id, error = %e, "retention failed");
+            }
+        }
+    }
+}
+
+/// Block SIGINT/SIGTERM in this thread before the executors start, so every
+/// thread inherits the mask and only `wait_for_signal` sees them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the libc calls only write into it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is a valid, initialised signal set; sigwait writes `sig`.
+    unsafe {
+        libc::sigwait(set, &mut sig);
+    }
+}

@@ -1,0 +1,137 @@
+//! Bad input gets a Kafka error code or a closed connection, and the broker
+//! keeps serving everyone else.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{batch, decode, Broker};
+use weir_broker::client::ClientError;
+use weir_protocol::record_batch::Compression;
+
+fn code_of(e: ClientError) -> i16 {
+    match e {
+        ClientError::Kafka { code, .. } => code,
+        other => panic!("expected a Kafka error, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_a_wrong_crc_when_produced_should_answer_corrupt_message_and_store_nothing() {
+    let broker = Broker::start(&[]);
+    let mut c = broker.client();
+    c.create_topic("crc", 1, &[]).unwrap();
+    let mut bad = batch(0, 5, Compression::None).to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x40;
+    assert_eq!(
+        code_of(c.produce("crc", 0, bad.into(), -1).unwrap_err()),
+        2,
+        "CORRUPT_MESSAGE"
+    );
+    assert_eq!(c.list_offset("crc", 0, -1).unwrap().0, 0, "nothing stored");
+    // The same connection still works.
+    assert_eq!(
+        c.produce("crc", 0, batch(0, 5, Compression::None), -1).unwrap(),
+        0
+    );
+}
+
+#[test]
+fn given_a_batch_over_max_message_bytes_when_produced_should_answer_message_too_large() {
+    let broker = Broker::start(&[]);
+    let mut c = broker.client();
+    c.create_topic("big", 1, &[("max.message.bytes", "1000")])
+        .unwrap();
+    let e = c
+        .produce("big", 0, batch(0, 200, Compression::None), 1)
+        .unwrap_err();
+    assert_eq!(code_of(e), 10, "MESSAGE_TOO_LARGE");
+}
+
+#[test]
+fn given_auto_create_off_when_producing_to_an_unknown_topic_should_answer_unknown_topic() {
+    let broker = Broker::start(&["--auto-create-topics", "false"]);
+    let mut c = broker.client();
+    let m = c.metadata(Some(&["nope"])).unwrap();
+    assert_eq!(
+        m.topics[0].error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION in metadata"
+    );
+    let e = c
+        .produce("nope", 0, batch(0, 1, Compression::None), 1)
+        .unwrap_err();
+    assert_eq!(code_of(e), 3);
+}
+
+fn assert_closed(mut s: TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the broker to close the connection, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_garbage_oversized_and_truncated_frames_should_close_those_connections_and_keep_serving() {
+    let broker = Broker::start(&["--frame-bytes-max", "1048576"]);
+    let mut good = broker.client();
+    good.create_topic("ok", 1, &[]).unwrap();
+
+    // A size prefix of 2 GiB.
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.write_all(&0x7fff_ffffu32.to_be_bytes()).unwrap();
+    assert_closed(s);
+    // Garbage: a plausible size, then a body that is no request.
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.write_all(&[0, 0, 0, 12, 0xff, 0x7f, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+        .unwrap();
+    assert_closed(s);
+    // A Produce whose body is cut short inside the frame.
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.write_all(&[0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0, 1, 0xff, 0xff])
+        .unwrap();
+    assert_closed(s);
+    // A truncated frame, then a hang-up.
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.write_all(&[0, 0, 1, 0, 0, 18]).unwrap();
+    drop(s);
+    // An unsupported version of ApiVersions still gets an answer (KIP-511).
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.write_all(&[0, 0, 0, 10, 0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff])
+        .unwrap();
+    let mut answer = [0u8; 10];
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer[4..8], &5i32.to_be_bytes(), "correlation id echoed");
+    assert_eq!(&answer[8..10], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
+
+    // Everyone else is still served.
+    good.produce("ok", 0, batch(0, 3, Compression::None), -1).unwrap();
+    let (_, records) = good.fetch("ok", 0, 0, 1 << 20, 100).unwrap();
+    assert_eq!(decode(&records).len(), 3);
+    assert!(
+        broker.log().contains("closing connection"),
+        "each refusal is logged"
+    );
+}
+
+#[test]
+fn given_a_non_produce_frame_over_the_control_limit_should_close_the_connection() {
+    let broker = Broker::start(&[]);
+    // A 2 MiB Metadata frame: header, then padding. Refused before decoding.
+    let size: u32 = 2 * 1024 * 1024;
+    let mut frame = Vec::with_capacity(size as usize + 4);
+    frame.extend_from_slice(&size.to_be_bytes());
+    frame.extend_from_slice(&[0, 3, 0, 4, 0, 0, 0, 1, 0, 0]);
+    frame.resize(size as usize + 4, 0);
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    let _ = s.write_all(&frame);
+    assert_closed(s);
+    assert!(broker.log().contains("limit for non-Produce requests"));
+    broker.client().metadata(None).unwrap();
+}

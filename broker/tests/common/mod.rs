@@ -1,0 +1,243 @@
+//! Test harness: start the real `weir` binary on free ports with a temp data
+//! directory, restart it, stop it with a signal or kill it.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir_broker::client::Client;
+
+pub struct Broker {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub shard_port_base: u16,
+    pub extra: Vec<String>,
+    pub log_path: PathBuf,
+}
+
+/// Find `n` consecutive free ports (bootstrap + one per shard).
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base > 65000 {
+            continue;
+        }
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+impl Broker {
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("weir-test-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let port = free_ports(4);
+        let log_path = dir.path().join("broker.log");
+        let mut b = Broker {
+            child: None,
+            dir,
+            port,
+            shard_port_base: port + 1,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            log_path,
+        };
+        b.spawn();
+        b
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--listen", &self.addr(), "--data-dir"])
+            .arg(self.data_dir())
+            .args(["--shard-port-base", &self.shard_port_base.to_string()])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("weir binary starts");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("weir exited early with {status}; log:\n{}", self.log());
+            }
+            if let Ok(mut c) = Client::connect(self.addr(), Duration::from_millis(500)) {
+                // Every advertised shard port must answer too (zero-hop mode).
+                if let Ok(m) = c.metadata(None) {
+                    let all_up = m.brokers.iter().all(|b| {
+                        let a: SocketAddr = format!("{}:{}", b.host, b.port).parse().unwrap();
+                        Client::connect(a, Duration::from_millis(500)).is_ok()
+                    });
+                    if all_up {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("weir did not become ready; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr(), Duration::from_secs(5)).expect("client connects")
+    }
+
+    /// SIGTERM and wait for a clean exit (status 0).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(
+                        status.success(),
+                        "weir exited with {status}; log:\n{}",
+                        self.log()
+                    );
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "weir did not stop on SIGTERM; log:\n{}",
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// SIGKILL: no chance to flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none());
+        self.spawn();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// kcat must be installed (`make test` installs it); fail loudly otherwise.
+pub fn kcat() -> Command {
+    let found = Command::new("kcat")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "kcat not found: run `make test` (it installs kcat) or apt-get install kcat"
+    );
+    Command::new("kcat")
+}
+
+pub fn run(cmd: &mut Command, stdin: Option<&Path>) -> String {
+    if let Some(p) = stdin {
+        cmd.stdin(std::fs::File::open(p).unwrap());
+    } else {
+        cmd.stdin(Stdio::null());
+    }
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// One batch of `count` records `key-{first+i}` / `value-{first+i}` with a header.
+pub fn batch(
+    first: usize,
+    count: usize,
+    compression: weir_protocol::record_batch::Compression,
+) -> bytes::Bytes {
+    let mut b = weir_protocol::builder::BatchBuilder::new(compression);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for i in first..first + count {
+        let (k, v) = (format!("key-{i}"), format!("value-{i}"));
+        b.push(
+            now,
+            Some(k.as_bytes()),
+            Some(v.as_bytes()),
+            &[(b"h".as_slice(), Some(b"1".as_slice()))],
+        );
+    }
+    let mut out = bytes::BytesMut::new();
+    b.finish_into(&mut out).unwrap();
+    out.freeze()
+}
+
+/// (offset, key, value) of every record in `records` (whole batches).
+pub fn decode(records: &[u8]) -> Vec<(i64, String, String)> {
+    let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    for range in weir_protocol::record_batch::BatchWalker::new(records) {
+        weir_protocol::records::for_each_record(&records[range], &mut scratch, 64 << 20, |r| {
+            out.push((
+                r.offset,
+                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+            ));
+        })
+        .unwrap();
+    }
+    out
+}

@@ -1,0 +1,108 @@
+//! The Kafka APIs Weir speaks and the version range of each: the single table
+//! behind the ApiVersions response, request admission and the round-trip tests.
+//!
+//! Invariant: every range lies within what the `kafka-protocol` schemas can
+//! encode and decode, checked by the tests below. An API absent from this table
+//! is absent from ApiVersions and a request for it gets UNSUPPORTED_VERSION.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One supported API and its inclusive version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupportedApi {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+impl SupportedApi {
+    /// The lowest version Weir decodes (Produce/Fetch advertise lower, see below).
+    pub fn decodable_min_version(&self) -> i16 {
+        self.min_version.max(self.key.valid_versions().min)
+    }
+}
+
+const fn api(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
+    SupportedApi {
+        key,
+        min_version,
+        max_version,
+    }
+}
+
+/// Produce and Fetch are advertised from v0 although only v3/v4 and up are
+/// decoded (message format v2 only): librdkafka 2.0.2 (Debian's kcat) enables
+/// gzip, snappy and lz4 only when the broker's Produce/Fetch ranges include the
+/// old versions, and otherwise silently sends uncompressed batches (measured
+/// with `kcat -d msg`: "Broker does not support compression type gzip").
+/// A request below the decodable minimum is refused by `is_decodable`.
+///
+/// Versions librdkafka 2.x (Debian's 2.0.2 through 2.16) and the Java client
+/// 3.x/4.x negotiate, capped by the schemas of kafka-protocol 0.18. Produce stops
+/// at 11 and Fetch at 16 because Produce 13 and Fetch 17+ (KIP-516/KIP-1102)
+/// change topic addressing in ways no client here exercises yet.
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    api(ApiKey::Produce, 0, 11),
+    api(ApiKey::Fetch, 0, 16),
+    api(ApiKey::ListOffsets, 1, 9),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::OffsetDelete, 0, 0),
+];
+
+/// The supported range for `key`, if Weir speaks it at all.
+pub fn supported(key: ApiKey) -> Option<SupportedApi> {
+    SUPPORTED_APIS.iter().copied().find(|a| a.key == key)
+}
+
+/// Whether `version` of `key` may be decoded and answered: advertised, and
+/// within the schemas' range.
+pub fn is_decodable(key: ApiKey, version: i16) -> bool {
+    is_supported(key, version) && version >= key.valid_versions().min
+}
+
+/// Whether `version` of `key` is advertised in ApiVersions.
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    supported(key).is_some_and(|a| (a.min_version..=a.max_version).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_the_table_when_compared_with_the_schemas_should_lie_within_them() {
+        for a in SUPPORTED_APIS {
+            let schema = a.key.valid_versions();
+            assert!(a.min_version <= a.max_version, "{:?}", a.key);
+            assert!(a.max_version <= schema.max, "{:?}", a.key);
+            let advertised_below_schema = matches!(a.key, ApiKey::Produce | ApiKey::Fetch);
+            assert!(
+                advertised_below_schema || schema.min <= a.min_version,
+                "{:?}",
+                a.key
+            );
+        }
+    }
+
+    #[test]
+    fn given_an_unknown_version_when_checked_should_be_unsupported() {
+        assert!(is_supported(ApiKey::Produce, 7));
+        assert!(is_supported(ApiKey::Produce, 2) && !is_decodable(ApiKey::Produce, 2));
+        assert!(is_decodable(ApiKey::Produce, 3));
+        assert!(!is_supported(ApiKey::Produce, 12));
+        assert!(!is_supported(ApiKey::SaslHandshake, 1));
+    }
+}

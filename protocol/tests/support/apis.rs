@@ -1,0 +1,106 @@
+//! Static dispatch from an `ApiKey` to its request and response types, for the
+//! APIs in SUPPORTED_APIS (kafka-protocol's `RequestKind` enums sit behind a
+//! feature Weir does not enable). An unknown key panics: a new table entry must
+//! be added here too.
+
+/// `with_types!(key, Req, Resp => body)`: run `body` with `Req`/`Resp` bound
+/// to the request and response types of `key`.
+#[macro_export]
+macro_rules! with_types {
+    ($key:expr, $req:ident, $resp:ident => $body:expr) => {{
+        use kafka_protocol::messages::*;
+        match $key {
+            ApiKey::Produce => {
+                type $req = ProduceRequest;
+                type $resp = ProduceResponse;
+                $body
+            }
+            ApiKey::Fetch => {
+                type $req = FetchRequest;
+                type $resp = FetchResponse;
+                $body
+            }
+            ApiKey::ListOffsets => {
+                type $req = ListOffsetsRequest;
+                type $resp = ListOffsetsResponse;
+                $body
+            }
+            ApiKey::Metadata => {
+                type $req = MetadataRequest;
+                type $resp = MetadataResponse;
+                $body
+            }
+            ApiKey::OffsetCommit => {
+                type $req = OffsetCommitRequest;
+                type $resp = OffsetCommitResponse;
+                $body
+            }
+            ApiKey::OffsetFetch => {
+                type $req = OffsetFetchRequest;
+                type $resp = OffsetFetchResponse;
+                $body
+            }
+            ApiKey::FindCoordinator => {
+                type $req = FindCoordinatorRequest;
+                type $resp = FindCoordinatorResponse;
+                $body
+            }
+            ApiKey::JoinGroup => {
+                type $req = JoinGroupRequest;
+                type $resp = JoinGroupResponse;
+                $body
+            }
+            ApiKey::Heartbeat => {
+                type $req = HeartbeatRequest;
+                type $resp = HeartbeatResponse;
+                $body
+            }
+            ApiKey::LeaveGroup => {
+                type $req = LeaveGroupRequest;
+                type $resp = LeaveGroupResponse;
+                $body
+            }
+            ApiKey::SyncGroup => {
+                type $req = SyncGroupRequest;
+                type $resp = SyncGroupResponse;
+                $body
+            }
+            ApiKey::DescribeGroups => {
+                type $req = DescribeGroupsRequest;
+                type $resp = DescribeGroupsResponse;
+                $body
+            }
+            ApiKey::ListGroups => {
+                type $req = ListGroupsRequest;
+                type $resp = ListGroupsResponse;
+                $body
+            }
+            ApiKey::ApiVersions => {
+                type $req = ApiVersionsRequest;
+                type $resp = ApiVersionsResponse;
+                $body
+            }
+            ApiKey::CreateTopics => {
+                type $req = CreateTopicsRequest;
+                type $resp = CreateTopicsResponse;
+                $body
+            }
+            ApiKey::DeleteTopics => {
+                type $req = DeleteTopicsRequest;
+                type $resp = DeleteTopicsResponse;
+                $body
+            }
+            ApiKey::DescribeConfigs => {
+                type $req = DescribeConfigsRequest;
+                type $resp = DescribeConfigsResponse;
+                $body
+            }
+            ApiKey::OffsetDelete => {
+                type $req = OffsetDeleteRequest;
+                type $resp = OffsetDeleteResponse;
+                $body
+            }
+            other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
+        }
+    }};
+}

@@ -1,0 +1,1197 @@
+//! Messages for every supported API at a given version, filled from a
+//! proptest-generated `Palette`: names, ids, arrays and record bytes vary, and a
+//! field is set only at the versions whose schema carries it (a field absent at
+//! a version must keep its default or the encoder refuses it).
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use proptest::prelude::*;
+use uuid::Uuid;
+use weir_protocol::builder::BatchBuilder;
+use weir_protocol::record_batch::Compression;
+
+/// The generated values a message is built from.
+#[derive(Debug, Clone)]
+pub struct Palette {
+    names: Vec<String>,
+    ints: Vec<i32>,
+    longs: Vec<i64>,
+    blob: Vec<u8>,
+    flags: u8,
+    width: usize,
+}
+
+pub fn palette() -> impl Strategy<Value = Palette> {
+    (
+        proptest::collection::vec("[a-zA-Z0-9._-]{0,24}", 1..4),
+        proptest::collection::vec(any::<i32>(), 4),
+        proptest::collection::vec(any::<i64>(), 4),
+        proptest::collection::vec(any::<u8>(), 0..96),
+        any::<u8>(),
+        1usize..4,
+    )
+        .prop_map(|(names, ints, longs, blob, flags, width)| Palette {
+            names,
+            ints,
+            longs,
+            blob,
+            flags,
+            width,
+        })
+}
+
+impl Palette {
+    fn s(&self, i: usize) -> StrBytes {
+        StrBytes::from_string(self.names[i % self.names.len()].clone())
+    }
+    fn topic(&self, i: usize) -> TopicName {
+        TopicName(self.s(i))
+    }
+    fn group(&self, i: usize) -> GroupId {
+        GroupId(self.s(i + 1))
+    }
+    fn i32(&self, i: usize) -> i32 {
+        self.ints[i % self.ints.len()]
+    }
+    fn i64(&self, i: usize) -> i64 {
+        self.longs[i % self.longs.len()]
+    }
+    fn i16(&self, i: usize) -> i16 {
+        self.i32(i) as i16
+    }
+    fn i8(&self, i: usize) -> i8 {
+        self.i32(i) as i8
+    }
+    fn broker(&self, i: usize) -> BrokerId {
+        BrokerId(self.i32(i))
+    }
+    fn flag(&self, i: usize) -> bool {
+        self.flags & (1 << (i % 8)) != 0
+    }
+    fn opt(&self, i: usize) -> Option<StrBytes> {
+        self.flag(i).then(|| self.s(i))
+    }
+    fn bytes(&self, i: usize) -> Bytes {
+        Bytes::copy_from_slice(&self.blob[(i % 7).min(self.blob.len())..])
+    }
+    fn uuid(&self, i: usize) -> Uuid {
+        Uuid::from_u64_pair(self.i64(i) as u64, self.i64(i + 1) as u64)
+    }
+    /// How many elements array number `i` gets (0..=3).
+    fn n(&self, i: usize) -> usize {
+        (self.width + i) % 4
+    }
+    /// A real RecordBatch whose value is the blob: what Produce/Fetch carry.
+    fn records(&self) -> Bytes {
+        let mut builder = BatchBuilder::new(Compression::None);
+        builder.push(
+            self.i64(0).rem_euclid(1 << 41),
+            Some(b"k"),
+            Some(&self.blob),
+            &[(b"h", None)],
+        );
+        let mut out = BytesMut::new();
+        builder.finish_into(&mut out).expect("one record");
+        out.freeze()
+    }
+}
+
+/// A message type that can be filled from a palette at a version.
+pub trait Generate: Sized {
+    fn generate(v: i16, p: &Palette) -> Self;
+}
+
+macro_rules! generators {
+    ($($t:ty => $f:ident),* $(,)?) => {
+        $(impl Generate for $t {
+            fn generate(v: i16, p: &Palette) -> Self {
+                $f(v, p)
+            }
+        })*
+    };
+}
+
+generators! {
+    ProduceRequest => produce_request, ProduceResponse => produce_response,
+    FetchRequest => fetch_request, FetchResponse => fetch_response,
+    ListOffsetsRequest => list_offsets_request, ListOffsetsResponse => list_offsets_response,
+    MetadataRequest => metadata_request, MetadataResponse => metadata_response,
+    OffsetCommitRequest => offset_commit_request, OffsetCommitResponse => offset_commit_response,
+    OffsetFetchRequest => offset_fetch_request, OffsetFetchResponse => offset_fetch_response,
+    FindCoordinatorRequest => find_coordinator_request, FindCoordinatorResponse => find_coordinator_response,
+    JoinGroupRequest => join_group_request, JoinGroupResponse => join_group_response,
+    HeartbeatRequest => heartbeat_request, HeartbeatResponse => heartbeat_response,
+    LeaveGroupRequest => leave_group_request, LeaveGroupResponse => leave_group_response,
+    SyncGroupRequest => sync_group_request, SyncGroupResponse => sync_group_response,
+    DescribeGroupsRequest => describe_groups_request, DescribeGroupsResponse => describe_groups_response,
+    ListGroupsRequest => list_groups_request, ListGroupsResponse => list_groups_response,
+    ApiVersionsRequest => api_versions_request, ApiVersionsResponse => api_versions_response,
+    CreateTopicsRequest => create_topics_request, CreateTopicsResponse => create_topics_response,
+    DeleteTopicsRequest => delete_topics_request, DeleteTopicsResponse => delete_topics_response,
+    DescribeConfigsRequest => describe_configs_request, DescribeConfigsResponse => describe_configs_response,
+    OffsetDeleteRequest => offset_delete_request, OffsetDeleteResponse => offset_delete_response,
+}
+
+fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
+    use produce_request::{PartitionProduceData, TopicProduceData};
+    let mut m = ProduceRequest::default();
+    m.transactional_id = p.flag(0).then(|| TransactionalId(p.s(2)));
+    m.acks = p.i16(0);
+    m.timeout_ms = p.i32(1);
+    m.topic_data = (0..p.n(0))
+        .map(|t| {
+            let mut topic = TopicProduceData::default();
+            topic.name = p.topic(t);
+            topic.partition_data = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut part = PartitionProduceData::default();
+                    part.index = p.i32(i);
+                    part.records = Some(p.records());
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn produce_response(v: i16, p: &Palette) -> ProduceResponse {
+    use produce_response::*;
+    let mut m = ProduceResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.responses = (0..p.n(0))
+        .map(|t| {
+            let mut topic = TopicProduceResponse::default();
+            topic.name = p.topic(t);
+            topic.partition_responses = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut r = PartitionProduceResponse::default();
+                    r.index = p.i32(i);
+                    r.error_code = p.i16(i + 1);
+                    r.base_offset = p.i64(i);
+                    r.log_append_time_ms = p.i64(i + 1);
+                    if v >= 5 {
+                        r.log_start_offset = p.i64(i + 2);
+                    }
+                    if v >= 8 {
+                        r.error_message = p.opt(i);
+                        let mut e = BatchIndexAndErrorMessage::default();
+                        e.batch_index = p.i32(2);
+                        e.batch_index_error_message = p.opt(3);
+                        r.record_errors = vec![e; p.n(i)];
+                    }
+                    if v >= 10 {
+                        r.current_leader.leader_id = p.broker(3);
+                        r.current_leader.leader_epoch = p.i32(2);
+                    }
+                    r
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    if v >= 10 {
+        m.node_endpoints = (0..p.n(2)).map(|i| node_endpoint_produce(p, i)).collect();
+    }
+    m
+}
+
+fn node_endpoint_produce(p: &Palette, i: usize) -> produce_response::NodeEndpoint {
+    let mut e = produce_response::NodeEndpoint::default();
+    e.node_id = p.broker(i);
+    e.host = p.s(i);
+    e.port = p.i32(i + 1);
+    e.rack = p.opt(i + 1);
+    e
+}
+
+fn fetch_request(v: i16, p: &Palette) -> FetchRequest {
+    use fetch_request::*;
+    let mut m = FetchRequest::default();
+    if v >= 12 {
+        m.cluster_id = p.opt(0);
+    }
+    if v <= 14 {
+        m.replica_id = p.broker(0);
+    } else {
+        m.replica_state.replica_id = p.broker(0);
+        m.replica_state.replica_epoch = p.i64(0);
+    }
+    m.max_wait_ms = p.i32(1);
+    m.min_bytes = p.i32(2);
+    m.max_bytes = p.i32(3);
+    m.isolation_level = p.i8(0);
+    if v >= 7 {
+        m.session_id = p.i32(0);
+        m.session_epoch = p.i32(1);
+        m.forgotten_topics_data = (0..p.n(1))
+            .map(|t| {
+                let mut f = ForgottenTopic::default();
+                if v <= 12 {
+                    f.topic = p.topic(t);
+                } else {
+                    f.topic_id = p.uuid(t);
+                }
+                f.partitions = (0..p.n(t)).map(|i| p.i32(i)).collect();
+                f
+            })
+            .collect();
+    }
+    if v >= 11 {
+        m.rack_id = p.s(1);
+    }
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = FetchTopic::default();
+            if v <= 12 {
+                topic.topic = p.topic(t);
+            } else {
+                topic.topic_id = p.uuid(t);
+            }
+            topic.partitions = (0..p.n(t + 2)).map(|i| fetch_partition(v, p, i)).collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn fetch_partition(v: i16, p: &Palette, i: usize) -> fetch_request::FetchPartition {
+    let mut part = fetch_request::FetchPartition::default();
+    part.partition = p.i32(i);
+    part.fetch_offset = p.i64(i);
+    part.partition_max_bytes = p.i32(i + 1);
+    if v >= 5 {
+        part.log_start_offset = p.i64(i + 1);
+    }
+    if v >= 9 {
+        part.current_leader_epoch = p.i32(i + 2);
+    }
+    if v >= 12 {
+        part.last_fetched_epoch = p.i32(i + 3);
+    }
+    part
+}
+
+fn fetch_response(v: i16, p: &Palette) -> FetchResponse {
+    use fetch_response::*;
+    let mut m = FetchResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    if v >= 7 {
+        m.error_code = p.i16(1);
+        m.session_id = p.i32(2);
+    }
+    m.responses = (0..p.n(0))
+        .map(|t| {
+            let mut topic = FetchableTopicResponse::default();
+            if v <= 12 {
+                topic.topic = p.topic(t);
+            } else {
+                topic.topic_id = p.uuid(t);
+            }
+            topic.partitions = (0..p.n(t + 1)).map(|i| fetch_partition_data(v, p, i)).collect();
+            topic
+        })
+        .collect();
+    if v >= 16 {
+        m.node_endpoints = (0..p.n(3))
+            .map(|i| {
+                let mut e = NodeEndpoint::default();
+                e.node_id = p.broker(i);
+                e.host = p.s(i);
+                e.port = p.i32(i);
+                e.rack = p.opt(i);
+                e
+            })
+            .collect();
+    }
+    m
+}
+
+fn fetch_partition_data(v: i16, p: &Palette, i: usize) -> fetch_response::PartitionData {
+    use fetch_response::*;
+    let mut d = PartitionData::default();
+    d.partition_index = p.i32(i);
+    d.error_code = p.i16(i + 1);
+    d.high_watermark = p.i64(i);
+    d.last_stable_offset = p.i64(i + 1);
+    if v >= 5 {
+        d.log_start_offset = p.i64(i + 2);
+    }
+    if v >= 11 {
+        d.preferred_read_replica = p.broker(i + 2);
+    }
+    if v >= 12 {
+        d.diverging_epoch.epoch = p.i32(1);
+        d.diverging_epoch.end_offset = p.i64(3);
+        d.current_leader.leader_id = p.broker(0);
+        d.current_leader.leader_epoch = p.i32(3);
+        d.snapshot_id.end_offset = p.i64(2);
+        d.snapshot_id.epoch = p.i32(2);
+    }
+    d.aborted_transactions = p.flag(i).then(|| {
+        let mut a = AbortedTransaction::default();
+        a.producer_id = ProducerId(p.i64(0));
+        a.first_offset = p.i64(1);
+        vec![a; p.n(i)]
+    });
+    d.records = Some(p.records());
+    d
+}
+
+fn list_offsets_request(v: i16, p: &Palette) -> ListOffsetsRequest {
+    use list_offsets_request::*;
+    let mut m = ListOffsetsRequest::default();
+    m.replica_id = p.broker(0);
+    if v >= 2 {
+        m.isolation_level = p.i8(1);
+    }
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = ListOffsetsTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut part = ListOffsetsPartition::default();
+                    part.partition_index = p.i32(i);
+                    part.timestamp = p.i64(i);
+                    if v >= 4 {
+                        part.current_leader_epoch = p.i32(i + 1);
+                    }
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn list_offsets_response(v: i16, p: &Palette) -> ListOffsetsResponse {
+    use list_offsets_response::*;
+    let mut m = ListOffsetsResponse::default();
+    if v >= 2 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = ListOffsetsTopicResponse::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut r = ListOffsetsPartitionResponse::default();
+                    r.partition_index = p.i32(i);
+                    r.error_code = p.i16(i);
+                    r.timestamp = p.i64(i);
+                    r.offset = p.i64(i + 1);
+                    if v >= 4 {
+                        r.leader_epoch = p.i32(i + 1);
+                    }
+                    r
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn metadata_request(v: i16, p: &Palette) -> MetadataRequest {
+    use metadata_request::MetadataRequestTopic;
+    let mut m = MetadataRequest::default();
+    let topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = MetadataRequestTopic::default();
+            topic.name = Some(p.topic(t));
+            if v >= 10 {
+                topic.topic_id = p.uuid(t);
+            }
+            topic
+        })
+        .collect();
+    // v0 has no null ("all topics" is the empty array there).
+    m.topics = (v == 0 || p.flag(0)).then_some(topics);
+    if v >= 4 {
+        m.allow_auto_topic_creation = p.flag(1);
+    }
+    if (8..=10).contains(&v) {
+        m.include_cluster_authorized_operations = p.flag(2);
+    }
+    if v >= 8 {
+        m.include_topic_authorized_operations = p.flag(3);
+    }
+    m
+}
+
+fn metadata_response(v: i16, p: &Palette) -> MetadataResponse {
+    use metadata_response::*;
+    let mut m = MetadataResponse::default();
+    if v >= 3 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    if v >= 2 {
+        m.cluster_id = p.opt(0);
+    }
+    if v >= 1 {
+        m.controller_id = p.broker(1);
+    }
+    if (8..=10).contains(&v) {
+        m.cluster_authorized_operations = p.i32(2);
+    }
+    m.brokers = (0..p.n(0))
+        .map(|i| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = p.broker(i);
+            b.host = p.s(i);
+            b.port = p.i32(i + 1);
+            if v >= 1 {
+                b.rack = p.opt(i);
+            }
+            b
+        })
+        .collect();
+    m.topics = (0..p.n(1)).map(|t| metadata_topic(v, p, t)).collect();
+    m
+}
+
+fn metadata_topic(v: i16, p: &Palette, t: usize) -> metadata_response::MetadataResponseTopic {
+    use metadata_response::*;
+    let mut topic = MetadataResponseTopic::default();
+    topic.error_code = p.i16(t);
+    topic.name = Some(p.topic(t));
+    if v >= 10 {
+        topic.topic_id = p.uuid(t);
+    }
+    if v >= 1 {
+        topic.is_internal = p.flag(t);
+    }
+    if v >= 8 {
+        topic.topic_authorized_operations = p.i32(t + 1);
+    }
+    topic.partitions = (0..p.n(t + 2))
+        .map(|i| {
+            let mut part = MetadataResponsePartition::default();
+            part.error_code = p.i16(i);
+            part.partition_index = p.i32(i);
+            part.leader_id = p.broker(i + 1);
+            if v >= 7 {
+                part.leader_epoch = p.i32(i + 2);
+            }
+            part.replica_nodes = (0..p.n(i)).map(|r| p.broker(r)).collect();
+            part.isr_nodes = (0..p.n(i + 1)).map(|r| p.broker(r)).collect();
+            if v >= 5 {
+                part.offline_replicas = (0..p.n(i + 2)).map(|r| p.broker(r)).collect();
+            }
+            part
+        })
+        .collect();
+    topic
+}
+
+fn offset_commit_request(v: i16, p: &Palette) -> OffsetCommitRequest {
+    use offset_commit_request::*;
+    let mut m = OffsetCommitRequest::default();
+    m.group_id = p.group(0);
+    m.generation_id_or_member_epoch = p.i32(0);
+    m.member_id = p.s(1);
+    if v >= 7 {
+        m.group_instance_id = p.opt(2);
+    }
+    if v <= 4 {
+        m.retention_time_ms = p.i64(0);
+    }
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = OffsetCommitRequestTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut part = OffsetCommitRequestPartition::default();
+                    part.partition_index = p.i32(i);
+                    part.committed_offset = p.i64(i);
+                    if v >= 6 {
+                        part.committed_leader_epoch = p.i32(i + 1);
+                    }
+                    part.committed_metadata = p.opt(i);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn offset_commit_response(v: i16, p: &Palette) -> OffsetCommitResponse {
+    use offset_commit_response::*;
+    let mut m = OffsetCommitResponse::default();
+    if v >= 3 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = OffsetCommitResponseTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut r = OffsetCommitResponsePartition::default();
+                    r.partition_index = p.i32(i);
+                    r.error_code = p.i16(i + 1);
+                    r
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn offset_fetch_request(v: i16, p: &Palette) -> OffsetFetchRequest {
+    use offset_fetch_request::*;
+    let mut m = OffsetFetchRequest::default();
+    if v >= 7 {
+        m.require_stable = p.flag(0);
+    }
+    if v <= 7 {
+        m.group_id = p.group(0);
+        let topics = (0..p.n(0))
+            .map(|t| {
+                let mut topic = OffsetFetchRequestTopic::default();
+                topic.name = p.topic(t);
+                topic.partition_indexes = (0..p.n(t)).map(|i| p.i32(i)).collect();
+                topic
+            })
+            .collect();
+        // Null ("all partitions") exists from v2.
+        m.topics = (v < 2 || p.flag(1)).then_some(topics);
+        return m;
+    }
+    m.groups = (0..p.n(0))
+        .map(|g| {
+            let mut group = OffsetFetchRequestGroup::default();
+            group.group_id = p.group(g);
+            if v >= 9 {
+                group.member_id = p.opt(g);
+                group.member_epoch = p.i32(g);
+            }
+            group.topics = p.flag(g + 1).then(|| {
+                (0..p.n(g))
+                    .map(|t| {
+                        let mut topic = OffsetFetchRequestTopics::default();
+                        topic.name = p.topic(t);
+                        topic.partition_indexes = (0..p.n(t)).map(|i| p.i32(i)).collect();
+                        topic
+                    })
+                    .collect()
+            });
+            group
+        })
+        .collect();
+    m
+}
+
+fn offset_fetch_response(v: i16, p: &Palette) -> OffsetFetchResponse {
+    use offset_fetch_response::*;
+    let mut m = OffsetFetchResponse::default();
+    if v >= 3 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    if v <= 7 {
+        if v >= 2 {
+            m.error_code = p.i16(1);
+        }
+        m.topics = (0..p.n(0))
+            .map(|t| {
+                let mut topic = OffsetFetchResponseTopic::default();
+                topic.name = p.topic(t);
+                topic.partitions = (0..p.n(t + 1))
+                    .map(|i| {
+                        let mut r = OffsetFetchResponsePartition::default();
+                        r.partition_index = p.i32(i);
+                        r.committed_offset = p.i64(i);
+                        if v >= 5 {
+                            r.committed_leader_epoch = p.i32(i + 1);
+                        }
+                        r.metadata = p.opt(i);
+                        r.error_code = p.i16(i + 2);
+                        r
+                    })
+                    .collect();
+                topic
+            })
+            .collect();
+        return m;
+    }
+    m.groups = (0..p.n(0))
+        .map(|g| {
+            let mut group = OffsetFetchResponseGroup::default();
+            group.group_id = p.group(g);
+            group.error_code = p.i16(g);
+            group.topics = (0..p.n(g + 1))
+                .map(|t| {
+                    let mut topic = OffsetFetchResponseTopics::default();
+                    topic.name = p.topic(t);
+                    topic.partitions = (0..p.n(t))
+                        .map(|i| {
+                            let mut r = OffsetFetchResponsePartitions::default();
+                            r.partition_index = p.i32(i);
+                            r.committed_offset = p.i64(i);
+                            r.committed_leader_epoch = p.i32(i + 1);
+                            r.metadata = p.opt(i);
+                            r.error_code = p.i16(i + 2);
+                            r
+                        })
+                        .collect();
+                    topic
+                })
+                .collect();
+            group
+        })
+        .collect();
+    m
+}
+
+fn find_coordinator_request(v: i16, p: &Palette) -> FindCoordinatorRequest {
+    let mut m = FindCoordinatorRequest::default();
+    if v <= 3 {
+        m.key = p.s(0);
+    } else {
+        m.coordinator_keys = (0..p.n(0)).map(|i| p.s(i)).collect();
+    }
+    if v >= 1 {
+        m.key_type = p.i8(0);
+    }
+    m
+}
+
+fn find_coordinator_response(v: i16, p: &Palette) -> FindCoordinatorResponse {
+    let mut m = FindCoordinatorResponse::default();
+    if v >= 1 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    if v <= 3 {
+        m.error_code = p.i16(1);
+        m.node_id = p.broker(2);
+        m.host = p.s(0);
+        m.port = p.i32(3);
+        if v >= 1 {
+            m.error_message = p.opt(1);
+        }
+        return m;
+    }
+    m.coordinators = (0..p.n(0))
+        .map(|i| {
+            let mut c = find_coordinator_response::Coordinator::default();
+            c.key = p.s(i);
+            c.node_id = p.broker(i);
+            c.host = p.s(i + 1);
+            c.port = p.i32(i + 1);
+            c.error_code = p.i16(i + 2);
+            c.error_message = p.opt(i);
+            c
+        })
+        .collect();
+    m
+}
+
+fn join_group_request(v: i16, p: &Palette) -> JoinGroupRequest {
+    let mut m = JoinGroupRequest::default();
+    m.group_id = p.group(0);
+    m.session_timeout_ms = p.i32(0);
+    if v >= 1 {
+        m.rebalance_timeout_ms = p.i32(1);
+    }
+    m.member_id = p.s(1);
+    if v >= 5 {
+        m.group_instance_id = p.opt(2);
+    }
+    if v >= 8 {
+        m.reason = p.opt(3);
+    }
+    m.protocol_type = p.s(2);
+    m.protocols = (0..p.n(0))
+        .map(|i| {
+            let mut proto = join_group_request::JoinGroupRequestProtocol::default();
+            proto.name = p.s(i);
+            proto.metadata = p.bytes(i);
+            proto
+        })
+        .collect();
+    m
+}
+
+fn join_group_response(v: i16, p: &Palette) -> JoinGroupResponse {
+    let mut m = JoinGroupResponse::default();
+    if v >= 2 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    m.error_code = p.i16(1);
+    m.generation_id = p.i32(2);
+    if v >= 7 {
+        m.protocol_type = p.opt(0);
+        m.protocol_name = p.opt(1);
+    } else {
+        m.protocol_name = Some(p.s(1));
+    }
+    if v >= 9 {
+        m.skip_assignment = p.flag(2);
+    }
+    m.leader = p.s(2);
+    m.member_id = p.s(0);
+    m.members = (0..p.n(0))
+        .map(|i| {
+            let mut member = join_group_response::JoinGroupResponseMember::default();
+            member.member_id = p.s(i);
+            if v >= 5 {
+                member.group_instance_id = p.opt(i);
+            }
+            member.metadata = p.bytes(i);
+            member
+        })
+        .collect();
+    m
+}
+
+fn heartbeat_request(v: i16, p: &Palette) -> HeartbeatRequest {
+    let mut m = HeartbeatRequest::default();
+    m.group_id = p.group(0);
+    m.generation_id = p.i32(0);
+    m.member_id = p.s(1);
+    if v >= 3 {
+        m.group_instance_id = p.opt(0);
+    }
+    m
+}
+
+fn heartbeat_response(v: i16, p: &Palette) -> HeartbeatResponse {
+    let mut m = HeartbeatResponse::default();
+    if v >= 1 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    m.error_code = p.i16(1);
+    m
+}
+
+fn leave_group_request(v: i16, p: &Palette) -> LeaveGroupRequest {
+    let mut m = LeaveGroupRequest::default();
+    m.group_id = p.group(0);
+    if v <= 2 {
+        m.member_id = p.s(1);
+        return m;
+    }
+    m.members = (0..p.n(0))
+        .map(|i| {
+            let mut member = leave_group_request::MemberIdentity::default();
+            member.member_id = p.s(i);
+            member.group_instance_id = p.opt(i);
+            if v >= 5 {
+                member.reason = p.opt(i + 1);
+            }
+            member
+        })
+        .collect();
+    m
+}
+
+fn leave_group_response(v: i16, p: &Palette) -> LeaveGroupResponse {
+    let mut m = LeaveGroupResponse::default();
+    if v >= 1 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    m.error_code = p.i16(1);
+    if v >= 3 {
+        m.members = (0..p.n(0))
+            .map(|i| {
+                let mut member = leave_group_response::MemberResponse::default();
+                member.member_id = p.s(i);
+                member.group_instance_id = p.opt(i);
+                member.error_code = p.i16(i);
+                member
+            })
+            .collect();
+    }
+    m
+}
+
+fn sync_group_request(v: i16, p: &Palette) -> SyncGroupRequest {
+    let mut m = SyncGroupRequest::default();
+    m.group_id = p.group(0);
+    m.generation_id = p.i32(0);
+    m.member_id = p.s(1);
+    if v >= 3 {
+        m.group_instance_id = p.opt(0);
+    }
+    if v >= 5 {
+        m.protocol_type = p.opt(1);
+        m.protocol_name = p.opt(2);
+    }
+    m.assignments = (0..p.n(0))
+        .map(|i| {
+            let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+            a.member_id = p.s(i);
+            a.assignment = p.bytes(i);
+            a
+        })
+        .collect();
+    m
+}
+
+fn sync_group_response(v: i16, p: &Palette) -> SyncGroupResponse {
+    let mut m = SyncGroupResponse::default();
+    if v >= 1 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    m.error_code = p.i16(1);
+    if v >= 5 {
+        m.protocol_type = p.opt(1);
+        m.protocol_name = p.opt(2);
+    }
+    m.assignment = p.bytes(0);
+    m
+}
+
+fn describe_groups_request(v: i16, p: &Palette) -> DescribeGroupsRequest {
+    let mut m = DescribeGroupsRequest::default();
+    m.groups = (0..p.n(0)).map(|i| p.group(i)).collect();
+    if v >= 3 {
+        m.include_authorized_operations = p.flag(0);
+    }
+    m
+}
+
+fn describe_groups_response(v: i16, p: &Palette) -> DescribeGroupsResponse {
+    use describe_groups_response::*;
+    let mut m = DescribeGroupsResponse::default();
+    if v >= 1 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    m.groups = (0..p.n(0))
+        .map(|g| {
+            let mut group = DescribedGroup::default();
+            group.error_code = p.i16(g);
+            group.group_id = p.group(g);
+            group.group_state = p.s(g);
+            group.protocol_type = p.s(g + 1);
+            group.protocol_data = p.s(g + 2);
+            if v >= 3 {
+                group.authorized_operations = p.i32(g);
+            }
+            group.members = (0..p.n(g + 1))
+                .map(|i| {
+                    let mut member = DescribedGroupMember::default();
+                    member.member_id = p.s(i);
+                    if v >= 4 {
+                        member.group_instance_id = p.opt(i);
+                    }
+                    member.client_id = p.s(i + 1);
+                    member.client_host = p.s(i + 2);
+                    member.member_metadata = p.bytes(i);
+                    member.member_assignment = p.bytes(i + 1);
+                    member
+                })
+                .collect();
+            group
+        })
+        .collect();
+    m
+}
+
+fn list_groups_request(v: i16, p: &Palette) -> ListGroupsRequest {
+    let mut m = ListGroupsRequest::default();
+    if v >= 4 {
+        m.states_filter = (0..p.n(0)).map(|i| p.s(i)).collect();
+    }
+    if v >= 5 {
+        m.types_filter = (0..p.n(1)).map(|i| p.s(i)).collect();
+    }
+    m
+}
+
+fn list_groups_response(v: i16, p: &Palette) -> ListGroupsResponse {
+    let mut m = ListGroupsResponse::default();
+    if v >= 1 {
+        m.throttle_time_ms = p.i32(0);
+    }
+    m.error_code = p.i16(1);
+    m.groups = (0..p.n(0))
+        .map(|i| {
+            let mut g = list_groups_response::ListedGroup::default();
+            g.group_id = p.group(i);
+            g.protocol_type = p.s(i);
+            if v >= 4 {
+                g.group_state = p.s(i + 1);
+            }
+            if v >= 5 {
+                g.group_type = p.s(i + 2);
+            }
+            g
+        })
+        .collect();
+    m
+}
+
+fn api_versions_request(v: i16, p: &Palette) -> ApiVersionsRequest {
+    let mut m = ApiVersionsRequest::default();
+    if v >= 3 {
+        m.client_software_name = p.s(0);
+        m.client_software_version = p.s(1);
+    }
+    m
+}
+
+fn api_versions_response(v: i16, p: &Palette) -> ApiVersionsResponse {
+    use api_versions_response::*;
+    let mut m = ApiVersionsResponse::default();
+    m.error_code = p.i16(0);
+    if v >= 1 {
+        m.throttle_time_ms = p.i32(1);
+    }
+    m.api_keys = (0..p.n(0))
+        .map(|i| {
+            let mut a = ApiVersion::default();
+            a.api_key = p.i16(i);
+            a.min_version = p.i16(i + 1);
+            a.max_version = p.i16(i + 2);
+            a
+        })
+        .collect();
+    if v >= 3 {
+        m.finalized_features_epoch = p.i64(0);
+        m.zk_migration_ready = p.flag(0);
+        m.supported_features = (0..p.n(1))
+            .map(|i| {
+                let mut f = SupportedFeatureKey::default();
+                f.name = p.s(i);
+                f.min_version = p.i16(i);
+                f.max_version = p.i16(i + 1);
+                f
+            })
+            .collect();
+        m.finalized_features = (0..p.n(2))
+            .map(|i| {
+                let mut f = FinalizedFeatureKey::default();
+                f.name = p.s(i);
+                f.min_version_level = p.i16(i);
+                f.max_version_level = p.i16(i + 1);
+                f
+            })
+            .collect();
+    }
+    m
+}
+
+fn create_topics_request(_v: i16, p: &Palette) -> CreateTopicsRequest {
+    use create_topics_request::*;
+    let mut m = CreateTopicsRequest::default();
+    m.timeout_ms = p.i32(0);
+    m.validate_only = p.flag(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = CreatableTopic::default();
+            topic.name = p.topic(t);
+            topic.num_partitions = p.i32(t);
+            topic.replication_factor = p.i16(t + 1);
+            topic.assignments = (0..p.n(t))
+                .map(|i| {
+                    let mut a = CreatableReplicaAssignment::default();
+                    a.partition_index = p.i32(i);
+                    a.broker_ids = (0..p.n(i)).map(|b| p.broker(b)).collect();
+                    a
+                })
+                .collect();
+            topic.configs = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut c = CreatableTopicConfig::default();
+                    c.name = p.s(i);
+                    c.value = p.opt(i);
+                    c
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn create_topics_response(v: i16, p: &Palette) -> CreateTopicsResponse {
+    use create_topics_response::*;
+    let mut m = CreateTopicsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut r = CreatableTopicResult::default();
+            r.name = p.topic(t);
+            r.error_code = p.i16(t);
+            r.error_message = p.opt(t);
+            if v >= 7 {
+                r.topic_id = p.uuid(t);
+            }
+            if v >= 5 {
+                r.topic_config_error_code = p.i16(t + 1);
+                r.num_partitions = p.i32(t + 1);
+                r.replication_factor = p.i16(t + 2);
+                r.configs = p.flag(t + 1).then(|| {
+                    (0..p.n(t))
+                        .map(|i| {
+                            let mut c = CreatableTopicConfigs::default();
+                            c.name = p.s(i);
+                            c.value = p.opt(i);
+                            c.read_only = p.flag(i);
+                            c.config_source = p.i8(i);
+                            c.is_sensitive = p.flag(i + 1);
+                            c
+                        })
+                        .collect()
+                });
+            }
+            r
+        })
+        .collect();
+    m
+}
+
+fn delete_topics_request(v: i16, p: &Palette) -> DeleteTopicsRequest {
+    let mut m = DeleteTopicsRequest::default();
+    m.timeout_ms = p.i32(0);
+    if v <= 5 {
+        m.topic_names = (0..p.n(0)).map(|i| p.topic(i)).collect();
+        return m;
+    }
+    m.topics = (0..p.n(0))
+        .map(|i| {
+            let mut t = delete_topics_request::DeleteTopicState::default();
+            t.name = p.flag(i).then(|| p.topic(i));
+            t.topic_id = p.uuid(i);
+            t
+        })
+        .collect();
+    m
+}
+
+fn delete_topics_response(v: i16, p: &Palette) -> DeleteTopicsResponse {
+    let mut m = DeleteTopicsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.responses = (0..p.n(0))
+        .map(|i| {
+            let mut r = delete_topics_response::DeletableTopicResult::default();
+            r.name = if v >= 6 {
+                p.flag(i).then(|| p.topic(i))
+            } else {
+                Some(p.topic(i))
+            };
+            if v >= 6 {
+                r.topic_id = p.uuid(i);
+            }
+            r.error_code = p.i16(i);
+            if v >= 5 {
+                r.error_message = p.opt(i + 1);
+            }
+            r
+        })
+        .collect();
+    m
+}
+
+fn describe_configs_request(v: i16, p: &Palette) -> DescribeConfigsRequest {
+    let mut m = DescribeConfigsRequest::default();
+    m.include_synonyms = p.flag(0);
+    if v >= 3 {
+        m.include_documentation = p.flag(1);
+    }
+    m.resources = (0..p.n(0))
+        .map(|i| {
+            let mut r = describe_configs_request::DescribeConfigsResource::default();
+            r.resource_type = p.i8(i);
+            r.resource_name = p.s(i);
+            r.configuration_keys = p.flag(i + 2).then(|| (0..p.n(i)).map(|k| p.s(k)).collect());
+            r
+        })
+        .collect();
+    m
+}
+
+fn describe_configs_response(v: i16, p: &Palette) -> DescribeConfigsResponse {
+    use describe_configs_response::*;
+    let mut m = DescribeConfigsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.results = (0..p.n(0))
+        .map(|r| {
+            let mut result = DescribeConfigsResult::default();
+            result.error_code = p.i16(r);
+            result.error_message = p.opt(r);
+            result.resource_type = p.i8(r);
+            result.resource_name = p.s(r);
+            result.configs = (0..p.n(r + 1))
+                .map(|i| {
+                    let mut c = DescribeConfigsResourceResult::default();
+                    c.name = p.s(i);
+                    c.value = p.opt(i);
+                    c.read_only = p.flag(i);
+                    c.config_source = p.i8(i);
+                    c.is_sensitive = p.flag(i + 1);
+                    if v >= 3 {
+                        c.config_type = p.i8(i + 1);
+                        c.documentation = p.opt(i + 2);
+                    }
+                    c.synonyms = (0..p.n(i))
+                        .map(|k| {
+                            let mut s = DescribeConfigsSynonym::default();
+                            s.name = p.s(k);
+                            s.value = p.opt(k);
+                            s.source = p.i8(k);
+                            s
+                        })
+                        .collect();
+                    c
+                })
+                .collect();
+            result
+        })
+        .collect();
+    m
+}
+
+fn offset_delete_request(_v: i16, p: &Palette) -> OffsetDeleteRequest {
+    use offset_delete_request::*;
+    let mut m = OffsetDeleteRequest::default();
+    m.group_id = p.group(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = OffsetDeleteRequestTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t))
+                .map(|i| {
+                    let mut part = OffsetDeleteRequestPartition::default();
+                    part.partition_index = p.i32(i);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn offset_delete_response(_v: i16, p: &Palette) -> OffsetDeleteResponse {
+    use offset_delete_response::*;
+    let mut m = OffsetDeleteResponse::default();
+    m.error_code = p.i16(0);
+    m.throttle_time_ms = p.i32(1);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = OffsetDeleteResponseTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t))
+                .map(|i| {
+                    let mut part = OffsetDeleteResponsePartition::default();
+                    part.partition_index = p.i32(i);
+                    part.error_code = p.i16(i);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
