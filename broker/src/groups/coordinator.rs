@@ -112,14 +112,18 @@ impl GroupCoordinator {
     /// Expires sessions and pending member ids, ends rebalances whose time is up.
     pub(super) fn on_tick(&self, now: Instant) {
         let mut persist = Vec::new();
+        let mut changed = false;
         let mut groups = self.groups.borrow_mut();
         for group in groups.values_mut() {
-            if group.members.is_empty()
-                && group.pending_members.is_empty()
-                && group.state == GroupState::Empty
-            {
+            let idle = group.members.is_empty() && group.pending_members.is_empty();
+            // A Stable group has nothing due before its earliest deadline (heartbeats only
+            // push deadlines later), so most ticks skip it without looking at its members.
+            let not_due = group.state == GroupState::Stable && group.scan_after.is_some_and(|t| now < t);
+            if (idle && group.state == GroupState::Empty) || not_due {
                 continue;
             }
+            let state_before = group.state;
+            let pending_before = group.pending_members.len();
             group.pending_members.retain(|(_, deadline)| *deadline > now);
             let expired: Vec<String> = group
                 .members
@@ -127,13 +131,27 @@ impl GroupCoordinator {
                 .filter(|m| m.heartbeat_deadline <= now && m.join_waiter.is_none() && m.sync_waiter.is_none())
                 .map(|m| m.member_id.clone())
                 .collect();
+            changed |= !expired.is_empty() || pending_before != group.pending_members.len();
             for member_id in expired {
                 tracing::info!(group = %group.group_id, member = %member_id, "session expired");
                 self.remove_member(group, &member_id, now, &mut persist);
             }
             self.try_complete_join(group, now, &mut persist);
+            changed |= state_before != group.state;
+            group.scan_after = (group.state == GroupState::Stable)
+                .then(|| {
+                    group
+                        .members
+                        .iter()
+                        .map(|m| m.heartbeat_deadline)
+                        .chain(group.pending_members.iter().map(|p| p.1))
+                        .min()
+                })
+                .flatten();
         }
-        self.drop_dead_groups(&mut groups, &mut persist);
+        if changed {
+            self.drop_dead_groups(&mut groups, &mut persist);
+        }
         drop(groups);
         self.persist(persist);
     }

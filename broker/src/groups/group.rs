@@ -81,6 +81,9 @@ pub(crate) struct Group {
     pub rebalance_deadline: Option<Instant>,
     /// PreparingRebalance does not end before this (initial rebalance delay).
     pub join_not_before: Option<Instant>,
+    /// Stable only: the timer need not look at this group before this instant. Cleared on
+    /// entering Stable; never later than the earliest member deadline.
+    pub scan_after: Option<Instant>,
     /// Wall clock (ms) of the last state change; for Empty, since when it is empty.
     pub state_timestamp_ms: i64,
 }
@@ -98,6 +101,7 @@ impl Group {
             pending_members: Vec::new(),
             rebalance_deadline: None,
             join_not_before: None,
+            scan_after: None,
             state_timestamp_ms: now_ms,
         }
     }
@@ -211,14 +215,16 @@ impl Group {
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol_name: self.protocol_name.clone(),
             generation_id: self.generation_id,
+            assignments_complete: self.state == GroupState::Stable,
             leader_id: self.leader_id.clone(),
             state_timestamp_ms: self.state_timestamp_ms,
             members,
         }
     }
 
-    /// Rebuilds a group from its durable image after a restart: with members it resumes
-    /// Stable (members keep heartbeating as before), without it is Empty.
+    /// Rebuilds a group from its durable image after a restart: with members and assignments
+    /// it resumes Stable (members keep heartbeating as before); with members but without
+    /// assignments it rebalances; without members it is Empty.
     pub fn from_stored(group_id: String, stored: &StoredGroup, now: Instant) -> Self {
         let mut group = Group::new(group_id, stored.state_timestamp_ms);
         group.protocol_type = Some(stored.protocol_type.clone()).filter(|t| !t.is_empty());
@@ -245,10 +251,16 @@ impl Group {
         }
         let complete =
             !group.members.is_empty() && group.protocol_name.is_some() && group.leader_id.is_some();
-        group.state = if complete {
-            GroupState::Stable
-        } else {
-            GroupState::Empty
+        group.state = match (complete, stored.assignments_complete) {
+            (true, true) => GroupState::Stable,
+            // Stopped between join and sync: the assignments are lost, so rebalance. Members
+            // that do not rejoin before the deadline are removed like any straggler.
+            (true, false) => {
+                let timeout_ms = group.max_rebalance_timeout_ms().max(0) as u64;
+                group.rebalance_deadline = Some(now + std::time::Duration::from_millis(timeout_ms));
+                GroupState::PreparingRebalance
+            }
+            (false, _) => GroupState::Empty,
         };
         if !complete {
             group.members.clear();

@@ -476,6 +476,11 @@ impl GroupCoordinator {
                 let _ = tx.try_send(response);
             }
         }
+        // Durable generation numbers: a restart must not hand out this generation again.
+        persist.push(StoreRecord::Group {
+            group: group.group_id.clone(),
+            value: group.to_stored(),
+        });
     }
 
     // ------------------------------------------------------------ SyncGroup
@@ -572,6 +577,7 @@ impl GroupCoordinator {
             member.assignment = given.map(|a| a.assignment.clone()).unwrap_or_default();
         }
         group.state = GroupState::Stable;
+        group.scan_after = None;
         group.state_timestamp_ms = wall_ms();
         let responses: Vec<SyncGroupResponse> = group
             .members

@@ -55,6 +55,9 @@ pub(crate) struct StoredGroup {
     pub protocol_type: String,
     pub protocol_name: Option<String>,
     pub generation_id: i32,
+    /// Written at Stable (every member's assignment is known) rather than at the end of the
+    /// join phase: a group restored without assignments must rebalance.
+    pub assignments_complete: bool,
     pub leader_id: Option<String>,
     /// Wall clock (ms) of the last state change; for an Empty group, when it became empty.
     pub state_timestamp_ms: i64,
@@ -216,6 +219,7 @@ fn encode_group(group: &str, value: &StoredGroup, out: &mut Vec<u8>) {
     put_str(out, &value.protocol_type);
     put_opt_str(out, value.protocol_name.as_deref());
     out.extend_from_slice(&value.generation_id.to_be_bytes());
+    out.push(u8::from(value.assignments_complete));
     put_opt_str(out, value.leader_id.as_deref());
     out.extend_from_slice(&value.state_timestamp_ms.to_be_bytes());
     out.extend_from_slice(&(value.members.len() as u32).to_be_bytes());
@@ -316,6 +320,7 @@ fn decode_group(r: &mut Reader<'_>) -> Option<StoreRecord> {
     let protocol_type = r.string()?;
     let protocol_name = r.opt_string()?;
     let generation_id = r.i32()?;
+    let assignments_complete = r.u8()? == 1;
     let leader_id = r.opt_string()?;
     let state_timestamp_ms = r.i64()?;
     let member_count = r.i32()? as u32 as usize;
@@ -339,6 +344,7 @@ fn decode_group(r: &mut Reader<'_>) -> Option<StoreRecord> {
         protocol_type,
         protocol_name,
         generation_id,
+        assignments_complete,
         leader_id,
         state_timestamp_ms,
         members,

@@ -103,7 +103,7 @@ impl OffsetStore {
             std::fs::write(&path, FILE_MAGIC).map_err(io("creating the offsets file"))?;
             valid_bytes = FILE_MAGIC.len() as u64;
         }
-        if scan.torn || valid_bytes as usize != image.len() {
+        if scan.torn {
             tracing::warn!(path = %path.display(), valid_bytes, file_bytes = image.len(), "truncating torn tail");
         }
         let std_file = std::fs::OpenOptions::new()

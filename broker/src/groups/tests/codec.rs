@@ -1,0 +1,110 @@
+//! The offsets file codec: any prefix of a valid file replays exactly its whole records;
+//! consumer subscription parsing.
+
+use proptest::prelude::*;
+
+use super::super::record::{
+    self as store, CommittedOffset, StoreRecord, StoreState, StoredGroup, StoredMember,
+};
+
+fn record() -> impl Strategy<Value = StoreRecord> {
+    let name = "[a-c]{1,3}";
+    prop_oneof![
+        (name, name, 0..4i32, any::<i64>(), "[ -~]{0,8}").prop_map(
+            |(group, topic, partition, offset, metadata)| {
+                StoreRecord::Commit {
+                    group,
+                    topic,
+                    partition,
+                    value: CommittedOffset {
+                        offset,
+                        leader_epoch: -1,
+                        metadata,
+                        commit_timestamp_ms: 7,
+                    },
+                }
+            }
+        ),
+        (name, name, 0..4i32).prop_map(|(group, topic, partition)| StoreRecord::Delete {
+            group,
+            topic,
+            partition
+        }),
+        (name, 0..3usize, any::<i32>()).prop_map(|(group, n, generation_id)| StoreRecord::Group {
+            group,
+            value: StoredGroup {
+                protocol_type: "consumer".into(),
+                protocol_name: Some("range".into()),
+                generation_id,
+                assignments_complete: n % 2 == 0,
+                leader_id: (n > 0).then(|| "m0".into()),
+                state_timestamp_ms: 1,
+                members: (0..n)
+                    .map(|i| StoredMember {
+                        member_id: format!("m{i}"),
+                        group_instance_id: (i == 1).then(|| "static".into()),
+                        client_id: "c".into(),
+                        client_host: "/127.0.0.1".into(),
+                        session_timeout_ms: 10,
+                        rebalance_timeout_ms: 20,
+                        subscription: bytes::Bytes::from(vec![i as u8; i]),
+                        assignment: bytes::Bytes::from_static(b"a"),
+                    })
+                    .collect(),
+            },
+        }),
+        name.prop_map(|group| StoreRecord::GroupDelete { group }),
+    ]
+}
+
+fn image(records: &[StoreRecord]) -> (Vec<u8>, Vec<usize>) {
+    let mut out = b"WEIRGRP1".to_vec();
+    let mut ends = vec![out.len()];
+    for r in records {
+        store::encode_record(r, &mut out);
+        ends.push(out.len());
+    }
+    (out, ends)
+}
+
+fn replay(records: &[StoreRecord]) -> StoreState {
+    let mut state = StoreState::default();
+    records.iter().cloned().for_each(|r| state.apply(r));
+    state
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn given_records_when_scanning_any_prefix_should_replay_exactly_the_whole_records(
+        records in proptest::collection::vec(record(), 0..12),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let (bytes, ends) = image(&records);
+        let path = std::path::Path::new("mem");
+        let full = store::scan(&bytes, path).unwrap();
+        prop_assert_eq!(full.valid_bytes, bytes.len());
+        prop_assert_eq!(&full.state.offsets, &replay(&records).offsets);
+        prop_assert_eq!(&full.state.groups, &replay(&records).groups);
+        let cut_at = 8 + cut.index(bytes.len() - 7);
+        let whole = ends.iter().filter(|&&e| e <= cut_at).count() - 1;
+        let partial = store::scan(&bytes[..cut_at], path).unwrap();
+        prop_assert_eq!(partial.valid_bytes, ends[whole]);
+        prop_assert_eq!(&partial.state.offsets, &replay(&records[..whole]).offsets);
+        prop_assert_eq!(partial.state.offset_count, replay(&records[..whole]).offset_count);
+    }
+}
+
+#[test]
+fn given_consumer_subscription_bytes_when_parsing_should_return_topics_and_reject_garbage() {
+    assert_eq!(
+        super::super::group::parse_subscription_topics(&super::subscription(&["a", "bc"])),
+        Some(vec!["a".into(), "bc".into()])
+    );
+    assert_eq!(
+        super::super::group::parse_subscription_topics(&[0, 0, 0x7f, 0xff, 0xff, 0xff]),
+        None
+    );
+    assert_eq!(super::super::group::parse_subscription_topics(&[0]), None);
+}
