@@ -132,6 +132,12 @@ async fn crash(slot: &mut Option<Rc<PartitionLog>>, model: &mut Model, dir: &Pat
     let durable_end = old.durable_end_offset().0;
     // Dropping the last handle cancels the appender mid-flight: no flush, no marker.
     drop(old);
+    // io_uring writes already submitted by the dropped appender still land (glommio
+    // keeps their buffers until completion). A killed process's writes finish or die
+    // before its successor opens the file; in-process they could land after the
+    // reopen's recovery and resurrect a truncated tail (seen once as "left 4, right
+    // 10"). Let them drain, as a real restart would.
+    glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
     let log = PartitionLog::open(dir.to_path_buf(), config())
         .await
         .expect("recover");
