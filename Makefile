@@ -36,7 +36,12 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-log
+# The end-to-end scenarios (loadgen/scripts/bench.sh) against a fresh Weir,
+# each beside its ceiling measured in the same run, then the log benchmark.
+bench:
+	$(CARGO) build --release --bin weir --bin weir-loadgen
+	bash loadgen/scripts/bench.sh target/release/weir target/release/weir-loadgen
+	$(MAKE) bench-log
 
 # Raw glommio DMA writer vs the partition log, same bytes, one run (docs/benchmarks.md).
 bench-log:
