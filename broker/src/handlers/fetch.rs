@@ -97,14 +97,9 @@ pub async fn handle(shard: &Rc<Shard>, req: FetchRequest, version: i16) -> Fetch
 }
 
 fn partition_data(partition: i32, r: FetchPartResult) -> PartitionData {
-    let records = match r.batches.len() {
-        0 => Bytes::new(),
-        1 => r.batches.into_iter().next().expect("one batch"),
-        _ => {
-            let mut all = BytesMut::with_capacity(r.batches.iter().map(Bytes::len).sum());
-            r.batches.iter().for_each(|b| all.extend_from_slice(b));
-            all.freeze()
-        }
+    let records = match (r.contiguous, r.batches.len()) {
+        (Some(all), _) => all,
+        (None, n) => concat(r.batches, n),
     };
     PartitionData::default()
         .with_partition_index(partition)
@@ -115,6 +110,20 @@ fn partition_data(partition: i32, r: FetchPartResult) -> PartitionData {
         .with_aborted_transactions(Some(Vec::new()))
         .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
         .with_records(Some(records))
+}
+
+/// One buffer for a partition's batches: free for zero or one batch (the tail
+/// cache's own `Bytes`), one copy for several cached batches.
+fn concat(batches: Vec<Bytes>, count: usize) -> Bytes {
+    match count {
+        0 => Bytes::new(),
+        1 => batches.into_iter().next().expect("one batch"),
+        _ => {
+            let mut all = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+            batches.iter().for_each(|b| all.extend_from_slice(b));
+            all.freeze()
+        }
+    }
 }
 
 /// Shards answer with up to max_bytes each; keep the client's total bound by
@@ -130,7 +139,10 @@ fn trim_to_max_bytes(results: &mut [FetchPartResult], max_bytes: usize) {
             used += b.len();
             keep += 1;
         }
-        r.batches.truncate(keep);
+        if keep < r.batches.len() {
+            r.batches.truncate(keep);
+            r.contiguous = None;
+        }
     }
 }
 
@@ -286,6 +298,7 @@ async fn read_once(shard: &Rc<Shard>, max_bytes: usize, parts: &[FetchPart]) -> 
                 r.high_watermark = read.high_watermark.0;
                 r.log_start_offset = read.log_start_offset.0;
                 r.batches = read.batches;
+                r.contiguous = read.contiguous;
                 budget = budget.saturating_sub(r.bytes());
             }
             Err(e) => r.error_code = log_error_code(&e),

@@ -176,4 +176,8 @@ pub struct ReadResult {
     pub high_watermark: Offset,
     pub log_start_offset: Offset,
     pub from_cache: bool,
+    /// The same batches as one `Bytes` when they sit back to back in one
+    /// buffer (reads from the file), so a fetch can send them without
+    /// concatenating: `batches` are slices of it.
+    pub contiguous: Option<bytes::Bytes>,
 }

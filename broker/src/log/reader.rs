@@ -54,6 +54,7 @@ impl PartitionLog {
                 high_watermark: Offset(end),
                 log_start_offset: Offset(start),
                 from_cache: true,
+                contiguous: None,
             };
             if offset.0 == end {
                 return Ok(result);
@@ -78,7 +79,9 @@ impl PartitionLog {
         };
         result.from_cache = false;
         let interval = self.shared.config.index_interval_bytes as usize;
-        result.batches = read_file(&plan, offset.0, max_bytes, interval).await?;
+        let (batches, contiguous) = read_file(&plan, offset.0, max_bytes, interval).await?;
+        result.batches = batches;
+        result.contiguous = contiguous;
         Ok(result)
     }
 
@@ -115,7 +118,7 @@ async fn read_file(
     offset: i64,
     max_bytes: usize,
     interval: usize,
-) -> Result<Vec<Bytes>, LogError> {
+) -> Result<(Vec<Bytes>, Option<Bytes>), LogError> {
     let mut position = plan.start_position;
     let mut window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
     // Bounded: `position` strictly increases towards `end_position`.
@@ -146,7 +149,7 @@ async fn read_file(
             }
         }
     }
-    Ok(Vec::new())
+    Ok((Vec::new(), None))
 }
 
 /// Walk batch headers in `buf` to find the batches to return for `offset`.
@@ -195,7 +198,11 @@ fn scan(buf: &[u8], offset: i64, max_bytes: usize) -> Result<Scan, BatchError> {
 }
 
 /// Copy the selected region once, then hand out per-batch slices of that copy.
-fn split_batches(region: &[u8], plan: &FilePlan, position: u64) -> Result<Vec<Bytes>, LogError> {
+fn split_batches(
+    region: &[u8],
+    plan: &FilePlan,
+    position: u64,
+) -> Result<(Vec<Bytes>, Option<Bytes>), LogError> {
     let whole = Bytes::copy_from_slice(region);
     let mut batches = Vec::new();
     let mut at = 0usize;
@@ -210,5 +217,5 @@ fn split_batches(region: &[u8], plan: &FilePlan, position: u64) -> Result<Vec<By
         batches.push(batch);
         at += size;
     }
-    Ok(batches)
+    Ok((batches, Some(whole)))
 }

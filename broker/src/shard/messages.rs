@@ -76,6 +76,9 @@ pub struct FetchPartResult {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub batches: Vec<Bytes>,
+    /// `batches` as one buffer when the log read them back to back (file
+    /// reads): sent as is, no concatenation.
+    pub contiguous: Option<Bytes>,
 }
 
 impl FetchPartResult {
