@@ -20,8 +20,14 @@ use crate::shard::Shard;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-pub fn run(args: ServeArgs) -> Result<(), String> {
+pub fn run(mut args: ServeArgs) -> Result<(), String> {
     args.validate()?;
+    // An absolute data directory: glommio's directory and rename calls failed on
+    // a relative one (the default ./weir-data), so resolve it once here.
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("creating {}: {e}", args.data_dir.display()))?;
+    args.data_dir = std::fs::canonicalize(&args.data_dir)
+        .map_err(|e| format!("resolving {}: {e}", args.data_dir.display()))?;
     let catalog = store::load_or_init(&args.data_dir).map_err(|e| format!("{e}: {:?}", e.source_chain()))?;
     let shard_count = args.shard_count();
     let signals = block_signals();

@@ -68,3 +68,42 @@ fn given_zero_hop_mode_with_two_shards_when_metadata_asked_should_advertise_each
         "partitions balanced over both shards"
     );
 }
+
+#[test]
+fn given_the_default_relative_data_dir_when_a_topic_is_created_should_save_the_catalog() {
+    // `make run` uses ./weir-data; glommio's directory calls once failed on a
+    // relative path, so every CreateTopics answered KAFKA_STORAGE_ERROR.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(dir.path())
+        .args([
+            "serve",
+            "--single-address",
+            "--shards",
+            "1",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--shard-port-base", &(port.wrapping_add(1)).to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(c) = Client::connect(("127.0.0.1", port), Duration::from_millis(200)) {
+            client = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let result = client.expect("broker up").create_topic("rel", 1, &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    result.unwrap();
+    assert!(dir.path().join("weir-data/rel-0").is_dir());
+}

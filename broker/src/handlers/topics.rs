@@ -65,7 +65,7 @@ pub async fn admin_on_shard0(shard: &Rc<Shard>, req: AdminRequest) -> AdminRespo
     };
     if next.version != before.version {
         if let Err(e) = publish(shard, next).await {
-            tracing::error!(error = %e, "saving the catalog failed");
+            tracing::error!(error = %crate::error::chain(&e), "saving the catalog failed");
             let failed = outcomes
                 .into_iter()
                 .map(|o| TopicOutcome {
