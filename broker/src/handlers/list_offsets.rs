@@ -64,15 +64,7 @@ pub async fn handle(shard: &Rc<Shard>, req: ListOffsetsRequest, version: i16) ->
         },
     )
     .await;
-    for (owner, answer) in answers {
-        match answer {
-            Ok(parts) => parts.into_iter().for_each(|r| {
-                let i = r.index;
-                results[i] = r;
-            }),
-            Err(e) => tracing::warn!(owner, error = %e, "list-offsets forward failed"),
-        }
-    }
+    super::place(&mut results, answers, "list-offsets");
     let topics = shape
         .into_iter()
         .map(|(name, indexes)| {

@@ -61,3 +61,35 @@ where
     }
     out
 }
+
+/// A part's answer knows its slot in the client's response.
+pub trait Slotted {
+    fn slot(&self) -> usize;
+}
+
+impl Slotted for crate::shard::messages::ProducePartResult {
+    fn slot(&self) -> usize {
+        self.index
+    }
+}
+
+impl Slotted for crate::shard::messages::ListOffsetsPartResult {
+    fn slot(&self) -> usize {
+        self.index
+    }
+}
+
+/// Put each owner's answers into their slots. A shard that could not be
+/// reached leaves its slots as they were (the caller pre-fills them with an
+/// error or the empty answer) and is logged.
+pub fn place<R: Slotted>(results: &mut [R], answers: Vec<(usize, Result<Vec<R>, MeshError>)>, what: &str) {
+    for (owner, answer) in answers {
+        match answer {
+            Ok(parts) => parts.into_iter().for_each(|r| {
+                let i = r.slot();
+                results[i] = r;
+            }),
+            Err(e) => tracing::warn!(owner, error = %e, "{what} forward failed"),
+        }
+    }
+}

@@ -71,15 +71,7 @@ pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest) -> Option<ProduceRes
         },
     )
     .await;
-    for (owner, answer) in answers {
-        match answer {
-            Ok(parts) => parts.into_iter().for_each(|r| {
-                let i = r.index;
-                results[i] = r;
-            }),
-            Err(e) => tracing::warn!(owner, error = %e, "produce forward failed"),
-        }
-    }
+    super::place(&mut results, answers, "produce");
     if acks == 0 {
         return None;
     }
