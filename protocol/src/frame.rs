@@ -162,6 +162,40 @@ pub fn encode_response(
     Ok(())
 }
 
+/// Encode a response frame as parts to write in order, keeping large `Bytes`
+/// fields (Fetch records) by reference: see `chunked`. The size is computed
+/// first because a shared part cannot be back-patched.
+pub fn encode_response_parts<T: Encodable>(
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Result<Vec<Bytes>, FrameError> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = response_header_version(api_key, api_version);
+    let size = header
+        .compute_size(header_version)
+        .map_err(|e| FrameError::Encode(wrap(e)))?
+        + body
+            .compute_size(api_version)
+            .map_err(|e| FrameError::Encode(wrap(e)))?;
+    let size = u32::try_from(size).map_err(|_| FrameError::Encode(wrap("response over 4 GiB")))?;
+    let mut out = crate::chunked::ChunkedBuf::with_capacity(4096);
+    out.put_u32(size);
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| FrameError::Encode(wrap(e)))?;
+    body.encode(&mut out, api_version)
+        .map_err(|e| FrameError::Encode(wrap(e)))?;
+    if out.len() != size as usize + SIZE_PREFIX_BYTES {
+        return Err(FrameError::Encode(wrap(format!(
+            "{api_key:?} v{api_version}: computed size {size} differs from the encoding ({} bytes)",
+            out.len() - SIZE_PREFIX_BYTES
+        ))));
+    }
+    Ok(out.into_parts())
+}
+
 /// Encode a request frame, size prefix included (used by Weir's own client,
 /// the CLI and the tests).
 pub fn encode_request(

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod builder;
+pub mod chunked;
 pub mod compression;
 pub mod frame;
 pub mod lz4_frame;

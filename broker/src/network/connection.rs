@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
@@ -18,7 +18,7 @@ use super::dispatch::{self, Admission};
 use crate::limits::FRAME_READ_CHUNK_BYTES;
 use crate::shard::Shard;
 
-type Pending = JoinHandle<Option<BytesMut>>;
+type Pending = JoinHandle<Option<Vec<Bytes>>>;
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
@@ -27,12 +27,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (tx, rx) = local_channel::new_bounded::<Pending>(shard.args.in_flight_max);
     let writer_task = glommio::spawn_local(async move {
-        while let Some(pending) = rx.recv().await {
-            let Some(Some(bytes)) = pending.await else {
+        'responses: while let Some(pending) = rx.recv().await {
+            let Some(Some(parts)) = pending.await else {
                 continue;
             };
-            if writer.write_all(&bytes).await.is_err() {
-                break;
+            for part in parts {
+                if writer.write_all(&part).await.is_err() {
+                    break 'responses;
+                }
             }
         }
         let _ = writer.close().await;
@@ -52,7 +54,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
         let mut head = [0u8; 64];
         head[..head_len].copy_from_slice(&frame[..head_len]);
         let task = match dispatch::admit(frame) {
-            Ok(Admission::Immediate(bytes)) => glommio::spawn_local(async move { Some(bytes) }).detach(),
+            Ok(Admission::Immediate(bytes)) => {
+                glommio::spawn_local(async move { Some(vec![bytes]) }).detach()
+            }
             Ok(Admission::Handle(request, version)) => {
                 let shard = shard.clone();
                 glommio::spawn_local(async move {

@@ -18,7 +18,7 @@ use crate::shard::Shard;
 /// What to do with one frame.
 pub enum Admission {
     /// Answer at once with these bytes (KIP-511 ApiVersions fallback).
-    Immediate(BytesMut),
+    Immediate(Bytes),
     /// Hand to a handler.
     Handle(Box<Request>, i16),
 }
@@ -48,7 +48,7 @@ pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
             let body = ResponseKind::ApiVersions(handlers::api_versions::unsupported());
             let mut out = BytesMut::new();
             frame::encode_response(&mut out, api_key, 0, prefix.correlation_id, &body)?;
-            return Ok(Admission::Immediate(out));
+            return Ok(Admission::Immediate(out.freeze()));
         }
         return Err(Refusal::UnsupportedVersion {
             api_key,
@@ -118,7 +118,7 @@ pub async fn handle(
     request: Request,
     version: i16,
     peer: std::net::SocketAddr,
-) -> Result<Option<BytesMut>, FrameError> {
+) -> Result<Option<Vec<Bytes>>, FrameError> {
     // Drop the header (its client id is a slice of the frame) before handling,
     // so the Produce records can be the frame's only remaining reference.
     let Request {
@@ -143,7 +143,11 @@ pub async fn handle(
             Some(resp) => ResponseKind::Produce(resp),
             None => return Ok(None),
         },
-        RequestKind::Fetch(r) => ResponseKind::Fetch(handlers::fetch::handle(&shard, r, version).await),
+        RequestKind::Fetch(r) => {
+            // Records go out by reference (tail cache or file read buffer), not copied.
+            let response = handlers::fetch::handle(&shard, r, version).await;
+            return frame::encode_response_parts(api_key, version, correlation_id, &response).map(Some);
+        }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(handlers::list_offsets::handle(&shard, r, version).await)
         }
@@ -218,5 +222,5 @@ pub async fn handle(
     };
     let mut out = BytesMut::new();
     frame::encode_response(&mut out, api_key, version, correlation_id, &body)?;
-    Ok(Some(out))
+    Ok(Some(vec![out.freeze()]))
 }

@@ -181,6 +181,12 @@ pub trait ByteBufMut: BufMut {
     /// Read a range from the buffer.
     fn range(&mut self, r: Range<usize>) -> &mut [u8];
 
+    /// Weir patch: put bytes held as a shared `Bytes`. The default copies; a
+    /// chunked target may keep a reference instead (zero-copy Fetch records).
+    fn put_shared(&mut self, bytes: &Bytes) {
+        self.put_slice(bytes);
+    }
+
     /// Put a gap of `len` at the current buffer offset.
     fn put_gap(&mut self, len: usize) -> Gap {
         let res = Gap {
