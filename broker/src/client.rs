@@ -406,9 +406,15 @@ impl Client {
     /// FindCoordinator for a group: (node id, host, port).
     pub fn find_coordinator(&mut self, group_id: &str) -> Result<(i32, String, i32), ClientError> {
         use kafka_protocol::messages::FindCoordinatorRequest;
-        let version = self.version(ApiKey::FindCoordinator)?.min(FIND_COORDINATOR_VERSION_MAX);
+        let version = self
+            .version(ApiKey::FindCoordinator)?
+            .min(FIND_COORDINATOR_VERSION_MAX);
         let req = FindCoordinatorRequest::default().with_key(sb(group_id));
-        match self.call_at(ApiKey::FindCoordinator, version, RequestKind::FindCoordinator(req))? {
+        match self.call_at(
+            ApiKey::FindCoordinator,
+            version,
+            RequestKind::FindCoordinator(req),
+        )? {
             ResponseKind::FindCoordinator(r) => {
                 check(r.error_code)?;
                 Ok((r.node_id.0, r.host.to_string(), r.port))
@@ -448,7 +454,8 @@ impl Client {
                         })
                         .collect(),
                 );
-            let ResponseKind::JoinGroup(r) = self.call(ApiKey::JoinGroup, RequestKind::JoinGroup(req))? else {
+            let ResponseKind::JoinGroup(r) = self.call(ApiKey::JoinGroup, RequestKind::JoinGroup(req))?
+            else {
                 unreachable!("JoinGroup answers JoinGroup")
             };
             if r.error_code == kafka_protocol::ResponseError::MemberIdRequired.code() {
@@ -461,7 +468,11 @@ impl Client {
                 member_id: r.member_id.to_string(),
                 leader_id: r.leader.to_string(),
                 protocol_name: r.protocol_name.map(|p| p.to_string()).unwrap_or_default(),
-                members: r.members.into_iter().map(|m| (m.member_id.to_string(), m.metadata)).collect(),
+                members: r
+                    .members
+                    .into_iter()
+                    .map(|m| (m.member_id.to_string(), m.metadata))
+                    .collect(),
             });
         }
         check(kafka_protocol::ResponseError::MemberIdRequired.code())?;
@@ -504,7 +515,12 @@ impl Client {
     }
 
     /// Heartbeat; REBALANCE_IN_PROGRESS comes back as `ClientError::Kafka { code: 27, .. }`.
-    pub fn heartbeat(&mut self, group_id: &str, generation_id: i32, member_id: &str) -> Result<(), ClientError> {
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+    ) -> Result<(), ClientError> {
         use kafka_protocol::messages::{GroupId, HeartbeatRequest};
         let req = HeartbeatRequest::default()
             .with_group_id(GroupId(sb(group_id)))
@@ -616,7 +632,10 @@ impl Client {
 
     pub fn list_groups(&mut self) -> Result<Vec<GroupListing>, ClientError> {
         use kafka_protocol::messages::ListGroupsRequest;
-        match self.call(ApiKey::ListGroups, RequestKind::ListGroups(ListGroupsRequest::default()))? {
+        match self.call(
+            ApiKey::ListGroups,
+            RequestKind::ListGroups(ListGroupsRequest::default()),
+        )? {
             ResponseKind::ListGroups(r) => {
                 check(r.error_code)?;
                 Ok(r.groups
@@ -636,13 +655,16 @@ impl Client {
     pub fn describe_group(&mut self, group_id: &str) -> Result<GroupDescription, ClientError> {
         use kafka_protocol::messages::{DescribeGroupsRequest, GroupId};
         let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group_id))]);
-        let ResponseKind::DescribeGroups(r) = self.call(ApiKey::DescribeGroups, RequestKind::DescribeGroups(req))?
+        let ResponseKind::DescribeGroups(r) =
+            self.call(ApiKey::DescribeGroups, RequestKind::DescribeGroups(req))?
         else {
             unreachable!("DescribeGroups answers DescribeGroups")
         };
-        let g = r.groups.into_iter().next().ok_or_else(|| {
-            ClientError::Io(std::io::Error::other("DescribeGroups answered no group"))
-        })?;
+        let g = r
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Io(std::io::Error::other("DescribeGroups answered no group")))?;
         check(g.error_code)?;
         let consumer = g.protocol_type.as_str() == "consumer";
         Ok(GroupDescription {
@@ -697,7 +719,10 @@ impl Client {
                 for res in r.results {
                     check(res.error_code)?;
                     for c in res.configs {
-                        out.push((c.name.to_string(), c.value.map(|v| v.to_string()).unwrap_or_default()));
+                        out.push((
+                            c.name.to_string(),
+                            c.value.map(|v| v.to_string()).unwrap_or_default(),
+                        ));
                     }
                 }
                 Ok(out)
