@@ -1,0 +1,326 @@
+//! Consumer groups end to end: three confluent-kafka consumers (separate Python processes, so
+//! they can be SIGKILLed) share a 6-partition topic of 60,000 records through a member close,
+//! a member kill and a broker restart; and the project's own client joins, leads, assigns,
+//! fetches, commits and sees a second member's join trigger a rebalance.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Broker;
+use weir_broker::client::{decode_assignment, encode_assignment, encode_subscription, Client, ClientError};
+use weir_protocol::record_batch::Compression;
+
+const PARTITIONS: i32 = 6;
+const SESSION_TIMEOUT_MS: u64 = 6_000;
+/// Records per produce request: 60,000 records are 120 requests.
+const CHUNK_RECORDS: usize = 500;
+const BROKER_FLAGS: &[&str] = &["--shards", "2", "--group-initial-rebalance-delay-ms", "200"];
+
+fn python() -> PathBuf {
+    let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import confluent_kafka"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} with confluent-kafka is missing: run `make test-deps` (or `make test`)",
+        python.display()
+    );
+    python
+}
+
+/// (partition, offset) -> key of every record produced so far.
+#[derive(Default)]
+struct Produced(BTreeMap<(i32, i64), String>);
+
+impl Produced {
+    /// Produces keys `first..first+count` in chunks spread round-robin over the partitions.
+    fn produce(&mut self, broker: &Broker, topic: &str, first: usize, count: usize) {
+        let mut client = broker.client();
+        let mut start = first;
+        while start < first + count {
+            let n = CHUNK_RECORDS.min(first + count - start);
+            let partition = ((start / CHUNK_RECORDS) % PARTITIONS as usize) as i32;
+            let base = client
+                .produce(topic, partition, common::batch(start, n, Compression::None), -1)
+                .unwrap();
+            for j in 0..n {
+                self.0
+                    .insert((partition, base + j as i64), format!("key-{}", start + j));
+            }
+            start += n;
+        }
+    }
+}
+
+struct PyMember {
+    name: String,
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl PyMember {
+    fn spawn(broker: &Broker, group: &str, topic: &str, assignor: &str, name: &str) -> Self {
+        let out = broker.dir.path().join(format!("{name}.out"));
+        let err = broker.dir.path().join(format!("{name}.err"));
+        let child = Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/group_consumer.py"
+            ))
+            .args(["--bootstrap", &broker.addr(), "--group", group, "--topic", topic])
+            .args([
+                "--assignor",
+                assignor,
+                "--session-timeout-ms",
+                &SESSION_TIMEOUT_MS.to_string(),
+            ])
+            .arg("--out")
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("python consumer starts");
+        Self {
+            name: name.to_string(),
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+
+    /// SIGTERM: the consumer closes (LeaveGroup) and exits 0.
+    fn close(&mut self) {
+        let mut child = self.child.take().expect("running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not close: {}",
+                self.name,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{} exited with {status}: {}",
+            self.name,
+            self.stderr()
+        );
+    }
+
+    /// SIGKILL: no LeaveGroup, no last commit.
+    fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// (partition, offset, key) of every complete line written so far.
+    fn consumed(&self) -> Vec<(i32, i64, String)> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
+        complete
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                assert_eq!(f.len(), 3, "bad line {l:?} from {}", self.name);
+                (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for PyMember {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How many times each (partition, offset) was consumed, and by which members.
+fn tally(members: &[&PyMember], produced: &Produced) -> HashMap<(i32, i64), Vec<String>> {
+    let mut seen: HashMap<(i32, i64), Vec<String>> = HashMap::new();
+    for m in members {
+        for (p, o, key) in m.consumed() {
+            let expected = produced.0.get(&(p, o));
+            assert_eq!(expected, Some(&key), "{} read {p}/{o} with key {key}", m.name);
+            seen.entry((p, o)).or_default().push(m.name.clone());
+        }
+    }
+    seen
+}
+
+fn wait_all_consumed(members: &[&PyMember], produced: &Produced, within: Duration, what: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let seen = tally(members, produced);
+        if produced.0.keys().all(|k| seen.contains_key(k)) {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            let missing = produced.0.keys().filter(|k| !seen.contains_key(k)).count();
+            let logs: Vec<String> = members
+                .iter()
+                .map(|m| format!("{}: {}", m.name, m.stderr()))
+                .collect();
+            panic!(
+                "{what}: {missing} records not consumed after {within:?}\n{}",
+                logs.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn assert_exactly_once(members: &[&PyMember], produced: &Produced) {
+    let seen = tally(members, produced);
+    assert_eq!(seen.len(), produced.0.len(), "every record consumed");
+    let dups: Vec<_> = seen.iter().filter(|(_, by)| by.len() > 1).take(5).collect();
+    assert!(
+        dups.is_empty(),
+        "records consumed twice without failures: {dups:?}"
+    );
+}
+
+/// At least once; a duplicate is allowed only if the dead member read it at or after the
+/// offset committed when it died.
+fn assert_no_skip(
+    members: &[&PyMember],
+    produced: &Produced,
+    dead: &str,
+    committed_at_death: &HashMap<i32, i64>,
+) {
+    let seen = tally(members, produced);
+    assert_eq!(seen.len(), produced.0.len(), "no record skipped");
+    for ((p, o), by) in &seen {
+        if by.len() > 1 {
+            let after_commit = *o >= committed_at_death.get(p).copied().unwrap_or(0);
+            assert!(
+                by.iter().any(|m| m == dead) && after_commit,
+                "{p}/{o} consumed by {by:?}: a duplicate not explained by {dead}'s death"
+            );
+        }
+    }
+}
+
+fn committed(client: &mut Client, group: &str) -> HashMap<i32, i64> {
+    client
+        .fetch_offsets(group, None)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p, o)| (p, o))
+        .collect()
+}
+
+/// Waits until the group is Stable with `members` members whose assignments cover every
+/// partition exactly once (one member per partition at a time); returns how long it took.
+fn wait_stable(broker: &Broker, group: &str, members: usize, within: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < within {
+        if let Ok(mut client) = Client::connect(broker.addr(), Duration::from_secs(2)) {
+            if let Ok(d) = client.describe_group(group) {
+                let mut owned: Vec<i32> = d
+                    .members
+                    .iter()
+                    .flat_map(|m| m.assignment.iter().flat_map(|a| a.1.clone()))
+                    .collect();
+                owned.sort_unstable();
+                if d.state == "Stable"
+                    && d.members.len() == members
+                    && owned == (0..PARTITIONS).collect::<Vec<_>>()
+                {
+                    return start.elapsed();
+                }
+                last = format!("{} with {} members owning {owned:?}", d.state, d.members.len());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "group {group} not Stable with {members} members covering every partition after {within:?}: {last}"
+    );
+}
+
+fn three_consumers_through_close_kill_and_restart(assignor: &str) {
+    let mut broker = Broker::start(BROKER_FLAGS);
+    let (topic, group) = ("orders", format!("g-{assignor}"));
+    broker.client().create_topic(topic, PARTITIONS, &[]).unwrap();
+    let mut produced = Produced::default();
+    produced.produce(&broker, topic, 0, 24_000);
+    let mut a = PyMember::spawn(&broker, &group, topic, assignor, "a");
+    let mut b = PyMember::spawn(&broker, &group, topic, assignor, "b");
+    let mut c = PyMember::spawn(&broker, &group, topic, assignor, "c");
+    wait_all_consumed(&[&a, &b, &c], &produced, Duration::from_secs(60), "three members");
+    wait_stable(&broker, &group, 3, Duration::from_secs(30));
+    assert_exactly_once(&[&a, &b, &c], &produced);
+
+    // A member that closes leaves at once: its partitions move well within the session timeout.
+    c.close();
+    let moved = wait_stable(&broker, &group, 2, Duration::from_millis(SESSION_TIMEOUT_MS));
+    produced.produce(&broker, topic, 24_000, 12_000);
+    wait_all_consumed(&[&a, &b, &c], &produced, Duration::from_secs(30), "after close");
+    assert_exactly_once(&[&a, &b, &c], &produced);
+    eprintln!("{assignor}: partitions moved {moved:?} after a close");
+
+    // A killed member is noticed only when its session expires.
+    b.kill();
+    let at_death = committed(&mut broker.client(), &group);
+    produced.produce(&broker, topic, 36_000, 12_000);
+    let moved = wait_stable(&broker, &group, 1, Duration::from_millis(SESSION_TIMEOUT_MS * 3));
+    wait_all_consumed(&[&a, &b, &c], &produced, Duration::from_secs(30), "after kill");
+    assert_no_skip(&[&a, &b, &c], &produced, "b", &at_death);
+    eprintln!("{assignor}: partitions moved {moved:?} after a kill");
+
+    // The broker restarts: the group resumes from its committed offsets.
+    let before_restart = committed(&mut broker.client(), &group);
+    broker.restart();
+    produced.produce(&broker, topic, 48_000, 12_000);
+    wait_all_consumed(&[&a, &b, &c], &produced, Duration::from_secs(60), "after restart");
+    assert_no_skip(&[&a, &b, &c], &produced, "a", &before_restart);
+    assert_eq!(produced.0.len(), 60_000);
+
+    a.close();
+    let mut client = broker.client();
+    let end = committed(&mut client, &group);
+    for p in 0..PARTITIONS {
+        let (log_end, _) = client.list_offset(topic, p, -1).unwrap();
+        assert_eq!(
+            end.get(&p),
+            Some(&log_end),
+            "partition {p} committed up to its log end"
+        );
+    }
+}
+
+#[test]
+fn given_three_confluent_range_consumers_when_one_closes_one_is_killed_and_the_broker_restarts_should_consume_every_record(
+) {
+    three_consumers_through_close_kill_and_restart("range");
+}
+
+#[test]
+fn given_three_confluent_cooperative_sticky_consumers_when_one_closes_one_is_killed_and_the_broker_restarts_should_consume_every_record(
+) {
+    three_consumers_through_close_kill_and_restart("cooperative-sticky");
+}
