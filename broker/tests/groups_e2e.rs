@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -323,4 +323,203 @@ fn given_three_confluent_range_consumers_when_one_closes_one_is_killed_and_the_b
 fn given_three_confluent_cooperative_sticky_consumers_when_one_closes_one_is_killed_and_the_broker_restarts_should_consume_every_record(
 ) {
     three_consumers_through_close_kill_and_restart("cooperative-sticky");
+}
+
+/// Range assignment of `partitions` over `members` (sorted by id), as the Java RangeAssignor.
+fn range_assign(topic: &str, members: &[String], partitions: i32) -> Vec<(String, bytes::Bytes)> {
+    let mut ids = members.to_vec();
+    ids.sort();
+    let n = ids.len() as i32;
+    let (per, extra) = (partitions / n, partitions % n);
+    let mut next = 0;
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let count = per + i32::from((i as i32) < extra);
+            let mine: Vec<i32> = (next..next + count).collect();
+            next += count;
+            (id, encode_assignment(&[(topic.to_string(), mine)]))
+        })
+        .collect()
+}
+
+/// Consumes `partitions` from their committed offsets to the log end, commits; returns keys.
+fn consume_and_commit(
+    client: &mut Client,
+    group: &str,
+    joined: &weir_broker::client::Joined,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<String> {
+    let start = client
+        .fetch_offsets(group, Some(&[(topic, partitions.to_vec())]))
+        .unwrap();
+    let mut keys = Vec::new();
+    let mut done = Vec::new();
+    for (_, p, committed) in start {
+        let mut offset = committed.max(0);
+        loop {
+            let (hw, records) = client.fetch(topic, p, offset, 1 << 20, 0).unwrap();
+            let got = common::decode(&records);
+            let from = offset;
+            for (o, k, _) in got.iter().filter(|r| r.0 >= from) {
+                keys.push(k.clone());
+                offset = o + 1;
+            }
+            if offset >= hw {
+                break;
+            }
+        }
+        done.push((topic, p, offset));
+    }
+    client
+        .commit_offsets(group, joined.generation_id, &joined.member_id, &done)
+        .unwrap();
+    keys
+}
+
+fn kafka_code(r: Result<(), ClientError>) -> i16 {
+    match r {
+        Err(ClientError::Kafka { code, .. }) => code,
+        other => panic!("expected a Kafka error, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_own_client_when_a_leader_assigns_commits_and_a_second_member_joins_should_rebalance_and_resume_from_commits(
+) {
+    const REBALANCE_IN_PROGRESS: i16 = 27;
+    let broker = Broker::start(BROKER_FLAGS);
+    let (topic, group) = ("events", "own");
+    broker.client().create_topic(topic, PARTITIONS, &[]).unwrap();
+    let mut produced = Produced::default();
+    produced.produce(&broker, topic, 0, 6_000);
+
+    // The coordinator named by FindCoordinator answers group calls directly.
+    let (node, host, port) = broker.client().find_coordinator(group).unwrap();
+    assert!(node >= 0);
+    let coordinator = format!("{host}:{port}");
+    let mut one = Client::connect(coordinator.as_str(), Duration::from_secs(5)).unwrap();
+    let subscription = encode_subscription(&[topic]);
+    let protocols = [("range", subscription.clone())];
+    let j1 = one
+        .join_group(group, "", SESSION_TIMEOUT_MS as i32, &protocols)
+        .unwrap();
+    assert!(j1.is_leader(), "the only member leads");
+    assert_eq!(j1.members.len(), 1);
+    assert_eq!(
+        weir_broker::client::decode_subscription(&j1.members[0].1).unwrap(),
+        vec![topic.to_string()]
+    );
+    let ids: Vec<String> = j1.members.iter().map(|m| m.0.clone()).collect();
+    let mine = one
+        .sync_group(group, &j1, &range_assign(topic, &ids, PARTITIONS))
+        .unwrap();
+    let mine = decode_assignment(&mine).unwrap();
+    assert_eq!(
+        mine,
+        vec![(topic.to_string(), (0..PARTITIONS).collect::<Vec<_>>())]
+    );
+    // Read half of every partition's records, then commit that far.
+    let mut first_keys = Vec::new();
+    for p in 0..PARTITIONS {
+        let (_, records) = one.fetch(topic, p, 0, 1 << 20, 0).unwrap();
+        let half: Vec<_> = common::decode(&records)
+            .into_iter()
+            .filter(|r| r.0 < 500)
+            .collect();
+        assert_eq!(half.len(), 500);
+        first_keys.extend(half.iter().map(|r| r.1.clone()));
+        one.commit_offsets(group, j1.generation_id, &j1.member_id, &[(topic, p, 500)])
+            .unwrap();
+    }
+    let d = broker.client().describe_group(group).unwrap();
+    assert_eq!(
+        (d.state.as_str(), d.protocol.as_str(), d.members.len()),
+        ("Stable", "range", 1)
+    );
+
+    // A second member's JoinGroup parks until the first rejoins; the first learns of the
+    // rebalance from its heartbeat.
+    let addr = coordinator.clone();
+    let second = std::thread::spawn(move || {
+        let mut two = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+        let j2 = two
+            .join_group(
+                group,
+                "",
+                SESSION_TIMEOUT_MS as i32,
+                &[("range", encode_subscription(&[topic]))],
+            )
+            .unwrap();
+        (two, j2)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = one.heartbeat(group, j1.generation_id, &j1.member_id);
+        if r.is_err() {
+            assert_eq!(kafka_code(r), REBALANCE_IN_PROGRESS);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rebalance after a second member joined"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let j1b = one
+        .join_group(group, &j1.member_id, SESSION_TIMEOUT_MS as i32, &protocols)
+        .unwrap();
+    let (mut two, j2) = second.join().unwrap();
+    assert_eq!(j1b.generation_id, j1.generation_id + 1);
+    assert_eq!(j2.generation_id, j1b.generation_id);
+    assert!(j1b.is_leader() && !j2.is_leader(), "the leader stays the leader");
+    assert_eq!(j1b.members.len(), 2);
+    let ids: Vec<String> = j1b.members.iter().map(|m| m.0.clone()).collect();
+    let plan = range_assign(topic, &ids, PARTITIONS);
+    let syncing = std::thread::spawn(move || {
+        let a = two.sync_group(group, &j2, &[]).unwrap();
+        (two, j2, a)
+    });
+    let a1 = decode_assignment(&one.sync_group(group, &j1b, &plan).unwrap()).unwrap();
+    let (mut two, j2, a2) = syncing.join().unwrap();
+    let a2 = decode_assignment(&a2).unwrap();
+    let mut all: Vec<i32> = a1[0].1.iter().chain(&a2[0].1).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..PARTITIONS).collect::<Vec<_>>(),
+        "each partition to one member"
+    );
+    assert_eq!((a1[0].1.len(), a2[0].1.len()), (3, 3));
+
+    // Each member resumes from the committed offsets: together they read exactly the rest.
+    let mut keys = consume_and_commit(&mut one, group, &j1b, topic, &a1[0].1);
+    keys.extend(consume_and_commit(&mut two, group, &j2, topic, &a2[0].1));
+    keys.extend(first_keys);
+    keys.sort();
+    let mut expected: Vec<String> = produced.0.values().cloned().collect();
+    expected.sort();
+    assert_eq!(keys, expected, "every record exactly once across the rebalance");
+    let stale = one.commit_offsets(group, j1.generation_id, &j1.member_id, &[(topic, 0, 0)]);
+    assert!(stale.is_err(), "a commit with the old generation is refused");
+
+    // The leader leaves: the other member is told to rejoin and becomes the leader alone.
+    one.leave_group(group, &j1b.member_id).unwrap();
+    assert_eq!(
+        kafka_code(two.heartbeat(group, j2.generation_id, &j2.member_id)),
+        REBALANCE_IN_PROGRESS
+    );
+    let j2b = two
+        .join_group(group, &j2.member_id, SESSION_TIMEOUT_MS as i32, &protocols)
+        .unwrap();
+    assert!(j2b.is_leader());
+    assert_eq!(j2b.generation_id, j2.generation_id + 1);
+    let listed = broker.client().list_groups().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|g| g.group_id == group && g.protocol_type == "consumer"),
+        "{listed:?}"
+    );
 }
