@@ -712,7 +712,9 @@ impl Client {
         const RESOURCE_TYPE_TOPIC: i8 = 2;
         let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(RESOURCE_TYPE_TOPIC)
-            .with_resource_name(sb(name))]);
+            .with_resource_name(sb(name))
+            // None asks for every config; the default (an empty list) asks for none.
+            .with_configuration_keys(None)]);
         match self.call(ApiKey::DescribeConfigs, RequestKind::DescribeConfigs(req))? {
             ResponseKind::DescribeConfigs(r) => {
                 let mut out = Vec::new();
