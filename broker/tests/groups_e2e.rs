@@ -58,6 +58,19 @@ impl Produced {
     }
 }
 
+/// A group member under test, whatever its client: what it consumed, for the checks below.
+trait Member {
+    fn name(&self) -> &str;
+    /// (partition, offset, key) of every record it processed, in order.
+    fn consumed(&self) -> Vec<(i32, i64, String)>;
+    /// Its event log, for failure messages.
+    fn stderr(&self) -> String;
+    /// Stops after leaving the group.
+    fn close(&mut self);
+    /// Stops without leaving and without a last commit.
+    fn kill(&mut self);
+}
+
 struct PyMember {
     name: String,
     child: Option<Child>,
@@ -95,7 +108,9 @@ impl PyMember {
             err,
         }
     }
+}
 
+impl Member for PyMember {
     /// SIGTERM: the consumer closes (LeaveGroup) and exits 0.
     fn close(&mut self) {
         let mut child = self.child.take().expect("running");
@@ -124,6 +139,9 @@ impl PyMember {
         let mut child = self.child.take().expect("running");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+    fn name(&self) -> &str {
+        &self.name
     }
 
     fn stderr(&self) -> String {
@@ -158,19 +176,24 @@ impl Drop for PyMember {
 }
 
 /// How many times each (partition, offset) was consumed, and by which members.
-fn tally(members: &[&PyMember], produced: &Produced) -> HashMap<(i32, i64), Vec<String>> {
+fn tally<M: Member>(members: &[&M], produced: &Produced) -> HashMap<(i32, i64), Vec<String>> {
     let mut seen: HashMap<(i32, i64), Vec<String>> = HashMap::new();
     for m in members {
         for (p, o, key) in m.consumed() {
             let expected = produced.0.get(&(p, o));
-            assert_eq!(expected, Some(&key), "{} read {p}/{o} with key {key}", m.name);
-            seen.entry((p, o)).or_default().push(m.name.clone());
+            assert_eq!(expected, Some(&key), "{} read {p}/{o} with key {key}", m.name());
+            seen.entry((p, o)).or_default().push(m.name().to_string());
         }
     }
     seen
 }
 
-fn wait_all_consumed(members: &[&PyMember], produced: &Produced, within: Duration, what: &str) -> Duration {
+fn wait_all_consumed<M: Member>(
+    members: &[&M],
+    produced: &Produced,
+    within: Duration,
+    what: &str,
+) -> Duration {
     let start = Instant::now();
     loop {
         let seen = tally(members, produced);
@@ -181,7 +204,7 @@ fn wait_all_consumed(members: &[&PyMember], produced: &Produced, within: Duratio
             let missing = produced.0.keys().filter(|k| !seen.contains_key(k)).count();
             let logs: Vec<String> = members
                 .iter()
-                .map(|m| format!("{}: {}", m.name, m.stderr()))
+                .map(|m| format!("{}: {}", m.name(), m.stderr()))
                 .collect();
             panic!(
                 "{what}: {missing} records not consumed after {within:?}\n{}",
@@ -192,7 +215,7 @@ fn wait_all_consumed(members: &[&PyMember], produced: &Produced, within: Duratio
     }
 }
 
-fn assert_exactly_once(members: &[&PyMember], produced: &Produced) {
+fn assert_exactly_once<M: Member>(members: &[&M], produced: &Produced) {
     let seen = tally(members, produced);
     assert_eq!(seen.len(), produced.0.len(), "every record consumed");
     let dups: Vec<_> = seen.iter().filter(|(_, by)| by.len() > 1).take(5).collect();
@@ -204,8 +227,8 @@ fn assert_exactly_once(members: &[&PyMember], produced: &Produced) {
 
 /// At least once; a duplicate is allowed only if the dead member read it at or after the
 /// offset committed when it died.
-fn assert_no_skip(
-    members: &[&PyMember],
+fn assert_no_skip<M: Member>(
+    members: &[&M],
     produced: &Produced,
     dead: &str,
     committed_at_death: &HashMap<i32, i64>,
@@ -262,15 +285,18 @@ fn wait_stable(broker: &Broker, group: &str, members: usize, within: Duration) -
     );
 }
 
-fn three_consumers_through_close_kill_and_restart(assignor: &str) {
+fn three_consumers_through_close_kill_and_restart<M: Member>(
+    assignor: &str,
+    spawn: impl Fn(&Broker, &str, &str, &str, &str) -> M,
+) {
     let mut broker = Broker::start(BROKER_FLAGS);
     let (topic, group) = ("orders", format!("g-{assignor}"));
     broker.client().create_topic(topic, PARTITIONS, &[]).unwrap();
     let mut produced = Produced::default();
     produced.produce(&broker, topic, 0, 24_000);
-    let mut a = PyMember::spawn(&broker, &group, topic, assignor, "a");
-    let mut b = PyMember::spawn(&broker, &group, topic, assignor, "b");
-    let mut c = PyMember::spawn(&broker, &group, topic, assignor, "c");
+    let mut a = spawn(&broker, &group, topic, assignor, "a");
+    let mut b = spawn(&broker, &group, topic, assignor, "b");
+    let mut c = spawn(&broker, &group, topic, assignor, "c");
     wait_all_consumed(&[&a, &b, &c], &produced, Duration::from_secs(60), "three members");
     wait_stable(&broker, &group, 3, Duration::from_secs(30));
     assert_exactly_once(&[&a, &b, &c], &produced);
@@ -316,13 +342,13 @@ fn three_consumers_through_close_kill_and_restart(assignor: &str) {
 #[test]
 fn given_three_confluent_range_consumers_when_one_closes_one_is_killed_and_the_broker_restarts_should_consume_every_record(
 ) {
-    three_consumers_through_close_kill_and_restart("range");
+    three_consumers_through_close_kill_and_restart("range", PyMember::spawn);
 }
 
 #[test]
 fn given_three_confluent_cooperative_sticky_consumers_when_one_closes_one_is_killed_and_the_broker_restarts_should_consume_every_record(
 ) {
-    three_consumers_through_close_kill_and_restart("cooperative-sticky");
+    three_consumers_through_close_kill_and_restart("cooperative-sticky", PyMember::spawn);
 }
 
 /// Range assignment of `partitions` over `members` (sorted by id), as the Java RangeAssignor.
@@ -522,4 +548,194 @@ fn given_own_client_when_a_leader_assigns_commits_and_a_second_member_joins_shou
             .any(|g| g.group_id == group && g.protocol_type == "consumer"),
         "{listed:?}"
     );
+}
+
+/// A group member on the project's own client, run on a thread: join (range assignment when
+/// it leads), sync, read its partitions from the committed offsets, commit after every read,
+/// heartbeat, rejoin on REBALANCE_IN_PROGRESS, reconnect while the broker restarts.
+struct OwnMember {
+    name: String,
+    /// 0 run, 1 close (LeaveGroup), 2 die (drop the connection, no LeaveGroup).
+    stop: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    consumed: std::sync::Arc<std::sync::Mutex<Vec<(i32, i64, String)>>>,
+    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const OWN_HEARTBEAT_INTERVAL_MS: u64 = 500;
+const STOP_RUN: u8 = 0;
+const STOP_CLOSE: u8 = 1;
+const STOP_DIE: u8 = 2;
+
+impl OwnMember {
+    fn spawn(broker: &Broker, group: &str, topic: &str, _assignor: &str, name: &str) -> Self {
+        let mut member = Self {
+            name: name.to_string(),
+            stop: Default::default(),
+            consumed: Default::default(),
+            events: Default::default(),
+            thread: None,
+        };
+        let (addr, group, topic) = (broker.addr(), group.to_string(), topic.to_string());
+        let (stop, consumed, events) = (
+            member.stop.clone(),
+            member.consumed.clone(),
+            member.events.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let mut member_id = String::new();
+            while stop.load(std::sync::atomic::Ordering::SeqCst) == STOP_RUN {
+                let Ok(mut client) = Client::connect(addr.as_str(), Duration::from_secs(2)) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                let r = own_session(&mut client, &group, &topic, &mut member_id, &stop, &consumed);
+                events.lock().unwrap().push(format!("session ended: {r:?}"));
+            }
+        });
+        member.thread = Some(thread);
+        member
+    }
+
+    fn stop_with(&mut self, how: u8) {
+        self.stop.store(how, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().expect("running").join().unwrap();
+    }
+}
+
+/// One connection's worth of membership: returns when the connection fails, the member must
+/// rejoin from scratch, or it is told to stop.
+fn own_session(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    member_id: &mut String,
+    stop: &std::sync::atomic::AtomicU8,
+    consumed: &std::sync::Mutex<Vec<(i32, i64, String)>>,
+) -> Result<(), ClientError> {
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    let protocols = [("range", encode_subscription(&[topic]))];
+    'join: loop {
+        let joined = match client.join_group(group, member_id, SESSION_TIMEOUT_MS as i32, &protocols) {
+            Err(ClientError::Kafka {
+                code: UNKNOWN_MEMBER_ID,
+                ..
+            }) => {
+                member_id.clear();
+                continue 'join;
+            }
+            r => r?,
+        };
+        *member_id = joined.member_id.clone();
+        let plan = if joined.is_leader() {
+            let ids: Vec<String> = joined.members.iter().map(|m| m.0.clone()).collect();
+            range_assign(topic, &ids, PARTITIONS)
+        } else {
+            Vec::new()
+        };
+        let assignment = match client.sync_group(group, &joined, &plan) {
+            Ok(a) => decode_assignment(&a).unwrap_or_default(),
+            Err(ClientError::Kafka { .. }) => continue 'join,
+            Err(e) => return Err(e),
+        };
+        let partitions: Vec<i32> = assignment.into_iter().flat_map(|a| a.1).collect();
+        let mut positions: Vec<(i32, i64)> = client
+            .fetch_offsets(group, Some(&[(topic, partitions)]))?
+            .into_iter()
+            .map(|(_, p, o)| (p, o.max(0)))
+            .collect();
+        let mut last_heartbeat = Instant::now();
+        loop {
+            match stop.load(std::sync::atomic::Ordering::SeqCst) {
+                STOP_CLOSE => return client.leave_group(group, member_id),
+                STOP_DIE => return Ok(()),
+                _ => {}
+            }
+            let read = own_read(client, topic, &mut positions, consumed)?;
+            if read {
+                let commit: Vec<(&str, i32, i64)> = positions.iter().map(|(p, o)| (topic, *p, *o)).collect();
+                if client
+                    .commit_offsets(group, joined.generation_id, member_id, &commit)
+                    .is_err()
+                {
+                    continue 'join;
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if last_heartbeat.elapsed() >= Duration::from_millis(OWN_HEARTBEAT_INTERVAL_MS) {
+                last_heartbeat = Instant::now();
+                match client.heartbeat(group, joined.generation_id, member_id) {
+                    Ok(()) => {}
+                    Err(ClientError::Kafka {
+                        code: UNKNOWN_MEMBER_ID,
+                        ..
+                    }) => {
+                        member_id.clear();
+                        continue 'join;
+                    }
+                    Err(ClientError::Kafka { .. }) => continue 'join,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// One fetch per owned partition from its position; true if anything was read.
+fn own_read(
+    client: &mut Client,
+    topic: &str,
+    positions: &mut [(i32, i64)],
+    consumed: &std::sync::Mutex<Vec<(i32, i64, String)>>,
+) -> Result<bool, ClientError> {
+    let mut read = false;
+    for (p, position) in positions.iter_mut() {
+        let (_, records) = client.fetch(topic, *p, *position, 256 * 1024, 0)?;
+        let from = *position;
+        let mut consumed = consumed.lock().unwrap();
+        for (o, k, _) in common::decode(&records).into_iter().filter(|r| r.0 >= from) {
+            consumed.push((*p, o, k));
+            *position = o + 1;
+            read = true;
+        }
+    }
+    Ok(read)
+}
+
+impl Member for OwnMember {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn consumed(&self) -> Vec<(i32, i64, String)> {
+        self.consumed.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.events.lock().unwrap().join("\n")
+    }
+
+    fn close(&mut self) {
+        self.stop_with(STOP_CLOSE);
+    }
+
+    fn kill(&mut self) {
+        self.stop_with(STOP_DIE);
+    }
+}
+
+impl Drop for OwnMember {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(STOP_DIE, std::sync::atomic::Ordering::SeqCst);
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn given_three_own_client_consumers_when_one_closes_one_dies_and_the_broker_restarts_should_consume_every_record(
+) {
+    three_consumers_through_close_kill_and_restart("range", OwnMember::spawn);
 }
