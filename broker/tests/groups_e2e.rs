@@ -20,6 +20,24 @@ const SESSION_TIMEOUT_MS: u64 = 6_000;
 const CHUNK_RECORDS: usize = 500;
 const BROKER_FLAGS: &[&str] = &["--shards", "2", "--group-initial-rebalance-delay-ms", "200"];
 
+/// `broker.client()` with the error in the panic message. A connect once failed (one run in
+/// eight, all tests in parallel on 2 loaded cores) and the harness's `expect` hid why; retry
+/// twice, printing each error, so a transient refusal shows up in the output.
+fn client(broker: &Broker) -> Client {
+    let mut last = None;
+    for attempt in 0..3 {
+        match Client::connect(broker.addr(), Duration::from_secs(5)) {
+            Ok(c) => return c,
+            Err(e) => {
+                eprintln!("connect attempt {attempt} to {} failed: {e:?}", broker.addr());
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    panic!("cannot connect to {}: {last:?}", broker.addr());
+}
+
 fn python() -> PathBuf {
     let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));
     let ok = Command::new(&python)
@@ -41,7 +59,7 @@ struct Produced(BTreeMap<(i32, i64), String>);
 impl Produced {
     /// Produces keys `first..first+count` in chunks spread round-robin over the partitions.
     fn produce(&mut self, broker: &Broker, topic: &str, first: usize, count: usize) {
-        let mut client = broker.client();
+        let mut client = client(broker);
         let mut start = first;
         while start < first + count {
             let n = CHUNK_RECORDS.min(first + count - start);
@@ -291,7 +309,7 @@ fn three_consumers_through_close_kill_and_restart<M: Member>(
 ) {
     let mut broker = Broker::start(BROKER_FLAGS);
     let (topic, group) = ("orders", format!("g-{assignor}"));
-    broker.client().create_topic(topic, PARTITIONS, &[]).unwrap();
+    client(&broker).create_topic(topic, PARTITIONS, &[]).unwrap();
     let mut produced = Produced::default();
     produced.produce(&broker, topic, 0, 24_000);
     let mut a = spawn(&broker, &group, topic, assignor, "a");
@@ -311,7 +329,7 @@ fn three_consumers_through_close_kill_and_restart<M: Member>(
 
     // A killed member is noticed only when its session expires.
     b.kill();
-    let at_death = committed(&mut broker.client(), &group);
+    let at_death = committed(&mut client(&broker), &group);
     produced.produce(&broker, topic, 36_000, 12_000);
     let moved = wait_stable(&broker, &group, 1, Duration::from_millis(SESSION_TIMEOUT_MS * 3));
     wait_all_consumed(&[&a, &b, &c], &produced, Duration::from_secs(30), "after kill");
@@ -319,7 +337,7 @@ fn three_consumers_through_close_kill_and_restart<M: Member>(
     eprintln!("{assignor}: partitions moved {moved:?} after a kill");
 
     // The broker restarts: the group resumes from its committed offsets.
-    let before_restart = committed(&mut broker.client(), &group);
+    let before_restart = committed(&mut client(&broker), &group);
     broker.restart();
     produced.produce(&broker, topic, 48_000, 12_000);
     wait_all_consumed(&[&a, &b, &c], &produced, Duration::from_secs(60), "after restart");
@@ -327,7 +345,7 @@ fn three_consumers_through_close_kill_and_restart<M: Member>(
     assert_eq!(produced.0.len(), 60_000);
 
     a.close();
-    let mut client = broker.client();
+    let mut client = client(&broker);
     let end = committed(&mut client, &group);
     for p in 0..PARTITIONS {
         let (log_end, _) = client.list_offset(topic, p, -1).unwrap();
@@ -411,23 +429,16 @@ fn kafka_code(r: Result<(), ClientError>) -> i16 {
     }
 }
 
-#[test]
-fn given_own_client_when_a_leader_assigns_commits_and_a_second_member_joins_should_rebalance_and_resume_from_commits(
-) {
-    const REBALANCE_IN_PROGRESS: i16 = 27;
-    let broker = Broker::start(BROKER_FLAGS);
-    let (topic, group) = ("events", "own");
-    broker.client().create_topic(topic, PARTITIONS, &[]).unwrap();
-    let mut produced = Produced::default();
-    produced.produce(&broker, topic, 0, 6_000);
+const REBALANCE_IN_PROGRESS: i16 = 27;
 
-    // The coordinator named by FindCoordinator answers group calls directly.
-    let (node, host, port) = broker.client().find_coordinator(group).unwrap();
-    assert!(node >= 0);
-    let coordinator = format!("{host}:{port}");
-    let mut one = Client::connect(coordinator.as_str(), Duration::from_secs(5)).unwrap();
-    let subscription = encode_subscription(&[topic]);
-    let protocols = [("range", subscription.clone())];
+/// The only member joins, leads, assigns itself every partition, reads the first 500 records
+/// of each and commits there. Returns its membership and the keys it read.
+fn lead_alone_and_commit_half(
+    one: &mut Client,
+    group: &str,
+    topic: &str,
+) -> (weir_broker::client::Joined, Vec<String>) {
+    let protocols = [("range", encode_subscription(&[topic]))];
     let j1 = one
         .join_group(group, "", SESSION_TIMEOUT_MS as i32, &protocols)
         .unwrap();
@@ -459,15 +470,22 @@ fn given_own_client_when_a_leader_assigns_commits_and_a_second_member_joins_shou
         one.commit_offsets(group, j1.generation_id, &j1.member_id, &[(topic, p, 500)])
             .unwrap();
     }
-    let d = broker.client().describe_group(group).unwrap();
-    assert_eq!(
-        (d.state.as_str(), d.protocol.as_str(), d.members.len()),
-        ("Stable", "range", 1)
-    );
+    (j1, first_keys)
+}
 
+/// A second member joins; the first learns of the rebalance from its heartbeat and rejoins.
+/// Returns the first member's new membership, the second's client and membership.
+fn second_member_joins(
+    one: &mut Client,
+    coordinator: &str,
+    group: &'static str,
+    topic: &'static str,
+    j1: &weir_broker::client::Joined,
+) -> (weir_broker::client::Joined, Client, weir_broker::client::Joined) {
+    let protocols = [("range", encode_subscription(&[topic]))];
     // A second member's JoinGroup parks until the first rejoins; the first learns of the
     // rebalance from its heartbeat.
-    let addr = coordinator.clone();
+    let addr = coordinator.to_string();
     let second = std::thread::spawn(move || {
         let mut two = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
         let j2 = two
@@ -496,11 +514,37 @@ fn given_own_client_when_a_leader_assigns_commits_and_a_second_member_joins_shou
     let j1b = one
         .join_group(group, &j1.member_id, SESSION_TIMEOUT_MS as i32, &protocols)
         .unwrap();
-    let (mut two, j2) = second.join().unwrap();
+    let (two, j2) = second.join().unwrap();
     assert_eq!(j1b.generation_id, j1.generation_id + 1);
     assert_eq!(j2.generation_id, j1b.generation_id);
     assert!(j1b.is_leader() && !j2.is_leader(), "the leader stays the leader");
     assert_eq!(j1b.members.len(), 2);
+    (j1b, two, j2)
+}
+
+#[test]
+fn given_own_client_when_a_leader_assigns_commits_and_a_second_member_joins_should_rebalance_and_resume_from_commits(
+) {
+    let broker = Broker::start(BROKER_FLAGS);
+    let (topic, group) = ("events", "own");
+    client(&broker).create_topic(topic, PARTITIONS, &[]).unwrap();
+    let mut produced = Produced::default();
+    produced.produce(&broker, topic, 0, 6_000);
+
+    // The coordinator named by FindCoordinator answers group calls directly.
+    let (node, host, port) = client(&broker).find_coordinator(group).unwrap();
+    assert!(node >= 0);
+    let coordinator = format!("{host}:{port}");
+    let mut one = Client::connect(coordinator.as_str(), Duration::from_secs(5)).unwrap();
+    let protocols = [("range", encode_subscription(&[topic]))];
+    let (j1, first_keys) = lead_alone_and_commit_half(&mut one, group, topic);
+    let d = client(&broker).describe_group(group).unwrap();
+    assert_eq!(
+        (d.state.as_str(), d.protocol.as_str(), d.members.len()),
+        ("Stable", "range", 1)
+    );
+
+    let (j1b, mut two, j2) = second_member_joins(&mut one, &coordinator, group, topic, &j1);
     let ids: Vec<String> = j1b.members.iter().map(|m| m.0.clone()).collect();
     let plan = range_assign(topic, &ids, PARTITIONS);
     let syncing = std::thread::spawn(move || {
@@ -541,7 +585,7 @@ fn given_own_client_when_a_leader_assigns_commits_and_a_second_member_joins_shou
         .unwrap();
     assert!(j2b.is_leader());
     assert_eq!(j2b.generation_id, j2.generation_id + 1);
-    let listed = broker.client().list_groups().unwrap();
+    let listed = client(&broker).list_groups().unwrap();
     assert!(
         listed
             .iter()
@@ -613,37 +657,10 @@ fn own_session(
     stop: &std::sync::atomic::AtomicU8,
     consumed: &std::sync::Mutex<Vec<(i32, i64, String)>>,
 ) -> Result<(), ClientError> {
-    const UNKNOWN_MEMBER_ID: i16 = 25;
-    let protocols = [("range", encode_subscription(&[topic]))];
     'join: loop {
-        let joined = match client.join_group(group, member_id, SESSION_TIMEOUT_MS as i32, &protocols) {
-            Err(ClientError::Kafka {
-                code: UNKNOWN_MEMBER_ID,
-                ..
-            }) => {
-                member_id.clear();
-                continue 'join;
-            }
-            r => r?,
+        let Some((joined, mut positions)) = own_join(client, group, topic, member_id)? else {
+            continue 'join;
         };
-        *member_id = joined.member_id.clone();
-        let plan = if joined.is_leader() {
-            let ids: Vec<String> = joined.members.iter().map(|m| m.0.clone()).collect();
-            range_assign(topic, &ids, PARTITIONS)
-        } else {
-            Vec::new()
-        };
-        let assignment = match client.sync_group(group, &joined, &plan) {
-            Ok(a) => decode_assignment(&a).unwrap_or_default(),
-            Err(ClientError::Kafka { .. }) => continue 'join,
-            Err(e) => return Err(e),
-        };
-        let partitions: Vec<i32> = assignment.into_iter().flat_map(|a| a.1).collect();
-        let mut positions: Vec<(i32, i64)> = client
-            .fetch_offsets(group, Some(&[(topic, partitions)]))?
-            .into_iter()
-            .map(|(_, p, o)| (p, o.max(0)))
-            .collect();
         let mut last_heartbeat = Instant::now();
         loop {
             match stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -680,6 +697,51 @@ fn own_session(
             }
         }
     }
+}
+
+const UNKNOWN_MEMBER_ID: i16 = 25;
+
+/// A generation's membership and the (partition, position) of each assigned partition.
+type Membership = (weir_broker::client::Joined, Vec<(i32, i64)>);
+
+/// Join and sync (leading with a range assignment when chosen); returns the membership and
+/// the committed position of each assigned partition, or `None` when the member must rejoin.
+fn own_join(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    member_id: &mut String,
+) -> Result<Option<Membership>, ClientError> {
+    let protocols = [("range", encode_subscription(&[topic]))];
+    let joined = match client.join_group(group, member_id, SESSION_TIMEOUT_MS as i32, &protocols) {
+        Err(ClientError::Kafka {
+            code: UNKNOWN_MEMBER_ID,
+            ..
+        }) => {
+            member_id.clear();
+            return Ok(None);
+        }
+        r => r?,
+    };
+    *member_id = joined.member_id.clone();
+    let plan = if joined.is_leader() {
+        let ids: Vec<String> = joined.members.iter().map(|m| m.0.clone()).collect();
+        range_assign(topic, &ids, PARTITIONS)
+    } else {
+        Vec::new()
+    };
+    let assignment = match client.sync_group(group, &joined, &plan) {
+        Ok(a) => decode_assignment(&a).unwrap_or_default(),
+        Err(ClientError::Kafka { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let partitions: Vec<i32> = assignment.into_iter().flat_map(|a| a.1).collect();
+    let positions = client
+        .fetch_offsets(group, Some(&[(topic, partitions)]))?
+        .into_iter()
+        .map(|(_, p, o)| (p, o.max(0)))
+        .collect();
+    Ok(Some((joined, positions)))
 }
 
 /// One fetch per owned partition from its position; true if anything was read.
