@@ -99,11 +99,13 @@ impl OffsetStore {
         };
         let scan = scan(&image, &path)?;
         let mut valid_bytes = scan.valid_bytes as u64;
+        // A missing or empty file is new, not torn: do not warn about it.
+        let fresh = image.is_empty();
         if valid_bytes == 0 {
             std::fs::write(&path, FILE_MAGIC).map_err(io("creating the offsets file"))?;
             valid_bytes = FILE_MAGIC.len() as u64;
         }
-        if scan.torn || valid_bytes as usize != image.len() {
+        if scan.torn || (!fresh && valid_bytes as usize != image.len()) {
             tracing::warn!(path = %path.display(), valid_bytes, file_bytes = image.len(), "truncating torn tail");
         }
         let std_file = std::fs::OpenOptions::new()
