@@ -20,8 +20,23 @@ use crate::shard::Shard;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// The shards share the bootstrap port through SO_REUSEPORT, which also lets a second broker
+/// bind a port another process already listens on: the kernel then splits connections between
+/// the two, silently. Bind each port once without SO_REUSEPORT first so that case fails loudly.
+/// Blocking std calls: start-up only, before any executor runs.
+fn ensure_ports_free(args: &ServeArgs) -> Result<(), String> {
+    let ip = args.listen.ip();
+    let shard_ports = (0..args.shard_count()).map(|s| std::net::SocketAddr::new(ip, args.shard_port(s)));
+    for addr in std::iter::once(args.listen).chain(shard_ports) {
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e} (is another broker running there?)"))?;
+    }
+    Ok(())
+}
+
 pub fn run(args: ServeArgs) -> Result<(), String> {
     args.validate()?;
+    ensure_ports_free(&args)?;
     let catalog = store::load_or_init(&args.data_dir).map_err(|e| format!("{e}: {:?}", e.source_chain()))?;
     let shard_count = args.shard_count();
     let signals = block_signals();

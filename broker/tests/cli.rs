@@ -355,3 +355,39 @@ fn given_a_group_when_a_consumer_reads_everything_should_describe_lag_before_and
     );
     assert!(err.contains("expected earliest, latest"), "{err}");
 }
+
+#[test]
+fn given_a_running_broker_when_a_second_serves_on_its_ports_should_refuse_to_start() {
+    let broker = Broker::start(&["--shards", "2"]);
+    let other = broker.dir.path().join("other-data");
+    let err_path = broker.dir.path().join("second.err");
+    let mut second = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", &broker.addr(), "--shards", "2", "--data-dir"])
+        .arg(&other)
+        .args(["--shard-port-base", &broker.shard_port_base.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("weir runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            second.wait().unwrap();
+            panic!("a second broker started on ports another broker listens on");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(
+        !status.success(),
+        "a second broker on the same port must not start: {err}"
+    );
+    assert!(err.contains("cannot listen on"), "{err}");
+    // The first broker still answers everyone.
+    broker.client().metadata(None).unwrap();
+}
