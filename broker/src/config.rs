@@ -24,6 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker.
     Serve(Box<ServeArgs>),
+    /// Consumer groups of a running broker: list, describe (lag), reset-offsets.
+    Group(crate::cli::GroupArgs),
+    /// Topics of a running broker: list, create, describe, delete.
+    Topic(crate::cli::TopicArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,6 +4,7 @@
 //! dispatch), `handlers` (one module per Kafka API), `log` (the partition log),
 //! `metadata` (the topic catalog), `server` (start-up and shutdown).
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;

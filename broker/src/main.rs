@@ -13,11 +13,29 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
-        Command::Serve(args) => weir_broker::server::run(*args),
+        Command::Serve(args) => weir_broker::server::run(*args).map_err(|e| e.to_string()),
+        Command::Group(args) => weir_broker::cli::run_group(args, &mut stdout).map_err(|e| with_sources(&e)),
+        Command::Topic(args) => weir_broker::cli::run_topic(args, &mut stdout).map_err(|e| with_sources(&e)),
     };
-    if let Err(e) = result {
-        eprintln!("weir: {e}");
+    if let Err(message) = result {
+        eprintln!("weir: {message}");
         std::process::exit(1);
     }
+}
+
+/// The error and its chain of causes on one line, so "connection refused" reaches the operator.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
 }

@@ -20,8 +20,72 @@ use crate::shard::Shard;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// The shards share the bootstrap port through SO_REUSEPORT, which also lets a second broker
+/// bind a port another process already listens on: the kernel then splits connections between
+/// the two, silently. Refuse to start when a socket already LISTENs on one of our ports. (A plain
+/// bind probe is not usable: right after a restart it trips over the previous run's closing
+/// connections, which are harmless.) Blocking std reads: start-up only, before any executor.
+fn ensure_ports_free(args: &ServeArgs) -> Result<(), String> {
+    let ip = args.listen.ip();
+    let shard_ports = (0..args.shard_count()).map(|s| std::net::SocketAddr::new(ip, args.shard_port(s)));
+    for addr in std::iter::once(args.listen).chain(shard_ports) {
+        if listening(addr) {
+            return Err(format!(
+                "cannot listen on {addr}: another process already listens there (another broker?)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a socket in LISTEN state holds `addr`'s port on its IP or a wildcard, per
+/// /proc/net/tcp and /proc/net/tcp6 (local address as native-order u32 words, hex).
+fn listening(addr: std::net::SocketAddr) -> bool {
+    const TCP_LISTEN: &str = "0A";
+    let wanted = match addr.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    let holds = |local: &str| -> Option<bool> {
+        let (ip_hex, port_hex) = local.split_once(':')?;
+        if u16::from_str_radix(port_hex, 16).ok()? != addr.port() {
+            return Some(false);
+        }
+        let mut bytes = Vec::with_capacity(16);
+        for word in ip_hex.as_bytes().chunks(8) {
+            let word = u32::from_str_radix(std::str::from_utf8(word).ok()?, 16).ok()?;
+            bytes.extend_from_slice(&word.to_ne_bytes());
+        }
+        let ip = match bytes.len() {
+            4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+            16 => {
+                let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+                v6.to_ipv4_mapped()
+                    .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4)
+            }
+            _ => return None,
+        };
+        Some(ip == wanted || ip.is_unspecified() || wanted.is_unspecified())
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .any(|table| {
+            table.lines().skip(1).any(|line| {
+                let mut fields = line.split_whitespace();
+                let (Some(local), Some(state)) = (fields.nth(1), fields.nth(1)) else {
+                    return false;
+                };
+                state == TCP_LISTEN && holds(local) == Some(true)
+            })
+        })
+}
+
 pub fn run(mut args: ServeArgs) -> Result<(), String> {
     args.validate()?;
+    ensure_ports_free(&args)?;
     // An absolute data directory: glommio's directory and rename calls failed on
     // a relative one (the default ./weir-data), so resolve it once here.
     std::fs::create_dir_all(&args.data_dir)
@@ -209,5 +273,19 @@ fn wait_for_signal(set: &libc::sigset_t) {
     // SAFETY: `set` is a valid, initialised signal set; sigwait writes `sig`.
     unsafe {
         libc::sigwait(set, &mut sig);
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    #[test]
+    fn given_a_listening_socket_when_checking_its_port_should_report_it_and_not_a_closed_one() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(super::listening(addr));
+        let wildcard = std::net::SocketAddr::new("0.0.0.0".parse().unwrap(), addr.port());
+        assert!(super::listening(wildcard), "a wildcard listen overlaps 127.0.0.1");
+        drop(listener);
+        assert!(!super::listening(addr));
     }
 }

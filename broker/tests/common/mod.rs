@@ -18,8 +18,14 @@ pub struct Broker {
     pub log_path: PathBuf,
 }
 
+/// Port ranges already handed out in this test process. Parallel tests check their ranges
+/// before any broker binds them, so without this two tests could get overlapping ranges and
+/// two brokers would share ports (SO_REUSEPORT) or one would refuse to start.
+static PORTS_TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
 /// Find `n` consecutive free ports (bootstrap + one per shard).
 fn free_ports(n: u16) -> u16 {
+    let mut taken = PORTS_TAKEN.lock().unwrap();
     for _ in 0..200 {
         let base = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -29,7 +35,9 @@ fn free_ports(n: u16) -> u16 {
         if base > 65000 {
             continue;
         }
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        if (0..n).all(|i| !taken.contains(&(base + i)) && TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            taken.extend(base..base + n);
             return base;
         }
     }
