@@ -12,12 +12,18 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::ServeArgs;
 use crate::log::{LogError, PartitionLog};
 use crate::metadata::Catalog;
 use mesh::Mesh;
 use messages::{ShardRequest, ShardResponse};
+
+/// A fenced partition (its writer failed: disk full, I/O error) is reopened at most
+/// this often, so a disk that stays broken costs one recovery scan per second, not
+/// one per produce request.
+const REOPEN_INTERVAL_MS: u64 = 1000;
 
 /// The open logs of one topic on this shard, keyed by partition.
 struct TopicLogs {
@@ -38,6 +44,9 @@ pub struct Shard {
     pub admin_lock: glommio::sync::Semaphore,
     pub stopping: Cell<bool>,
     pub connections: Cell<usize>,
+    /// Last reopen attempt per fenced partition, and whether one is running; bounded
+    /// by the partitions this shard owns.
+    reopens: RefCell<HashMap<(String, i32), (Instant, bool)>>,
 }
 
 impl Shard {
@@ -53,6 +62,7 @@ impl Shard {
             admin_lock: glommio::sync::Semaphore::new(1),
             stopping: Cell::new(false),
             connections: Cell::new(0),
+            reopens: RefCell::new(HashMap::new()),
         }
     }
 
@@ -120,6 +130,56 @@ impl Shard {
             }
         }
         Ok(())
+    }
+
+    /// Make a fenced partition writable again once the cause clears (ENOSPC after
+    /// space is freed): close it and open it afresh, which runs crash recovery (keeps
+    /// every durable batch, cuts the unwritten tail). Rate-limited, one at a time.
+    pub async fn reopen_if_failed(self: Rc<Self>, topic: String, partition: i32) {
+        let key = (topic, partition);
+        {
+            let mut reopens = self.reopens.borrow_mut();
+            let interval = Duration::from_millis(REOPEN_INTERVAL_MS);
+            if let Some((at, running)) = reopens.get(&key) {
+                if *running || at.elapsed() < interval {
+                    return;
+                }
+            }
+            reopens.insert(key.clone(), (Instant::now(), true));
+        }
+        self.reopen(&key.0, key.1).await;
+        if let Some(entry) = self.reopens.borrow_mut().get_mut(&key) {
+            *entry = (Instant::now(), false);
+        }
+    }
+
+    async fn reopen(&self, topic: &str, partition: i32) {
+        let Some(old) = self.log(topic, partition).filter(|l| l.failure().is_some()) else {
+            return;
+        };
+        let Some(config) = self.catalog().topic(topic).map(|t| t.config.log_config()) else {
+            return;
+        };
+        // The writer is gone already; close only marks the log closed (no marker).
+        let _ = old.close().await;
+        match PartitionLog::open(self.partition_dir(topic, partition), config).await {
+            Ok(log) => {
+                let mut logs = self.logs.borrow_mut();
+                let slot = logs.get_mut(topic).and_then(|t| t.partitions.get_mut(&partition));
+                if let Some(slot) = slot.filter(|s| Rc::ptr_eq(s, &old)) {
+                    *slot = log;
+                    tracing::warn!(
+                        shard = self.id,
+                        topic,
+                        partition,
+                        "reopened a failed partition log"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(shard = self.id, topic, partition, error = %crate::error::chain(&e), "reopening a failed partition log failed")
+            }
+        }
     }
 
     /// Serve a call that arrived over the mesh.
