@@ -220,7 +220,10 @@ fn fetch_frame(correlation_id: i32) -> BytesMut {
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::Fetch as i16)
         .with_request_api_version(12)
-        .with_correlation_id(correlation_id);
+        .with_correlation_id(correlation_id)
+        // 16 KiB per request, so kernel socket buffers (several MiB on loopback) hold
+        // hundreds of requests, not tens of thousands, before the writer blocks.
+        .with_client_id(Some("x".repeat(16 * 1024).into()));
     let part = FetchPartition::default()
         .with_partition(0)
         .with_fetch_offset(0)
@@ -245,9 +248,9 @@ fn given_a_client_that_never_reads_its_fetch_responses_should_stop_reading_it_wi
     let mut good = Good::new(&broker);
     let mut c = broker.client();
     c.create_topic("big", 1, &[]).unwrap();
-    // 4 MiB of data, so every fetch answers a full 1 MiB.
-    for n in 0..64 {
-        c.produce("big", 0, batch(n * 400, 400, Compression::None), 1)
+    // ~4 MiB of data, so every fetch answers a full 1 MiB.
+    for n in 0..40 {
+        c.produce("big", 0, batch(n * 4000, 4000, Compression::None), 1)
             .unwrap();
     }
     let base = baseline(&broker, &mut good);
