@@ -8,5 +8,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| weir_fuzz::record_batch(data));
 
 #[cfg(not(fuzzing))]
 fn main() -> std::process::ExitCode {
-    weir_fuzz::smoke::main("record_batch", weir_fuzz::record_batch, weir_fuzz::smoke::fix_batch_length)
+    weir_fuzz::smoke::main(
+        "record_batch",
+        weir_fuzz::record_batch,
+        weir_fuzz::smoke::fix_batch_length,
+    )
 }

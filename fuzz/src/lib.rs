@@ -118,7 +118,11 @@ fn decode_one(body: &[u8]) {
     let input = Bytes::from(owned);
     let peak = peak_growth_bytes(|| drop(frame::decode_request(input, key, version)));
     let limit = REQUEST_ALLOC_FACTOR * body.len() + ALLOC_SLACK_BYTES;
-    assert!(peak <= limit, "{key:?} v{version}: {} bytes allocated {peak} > {limit}", body.len());
+    assert!(
+        peak <= limit,
+        "{key:?} v{version}: {} bytes allocated {peak} > {limit}",
+        body.len()
+    );
 }
 
 /// Keep a decodable (api, version); map anything else onto one, deterministically.
@@ -169,8 +173,15 @@ fn check_batch(batch: &[u8], scratch: &mut Vec<u8>) {
     });
     // The scratch buffer may grow to the decompression bound, codecs need some state.
     let limit = 2 * DECOMPRESSED_BYTES_MAX + 4 * batch.len() + ALLOC_SLACK_BYTES;
-    assert!(peak <= limit, "batch of {} bytes allocated {peak} > {limit}", batch.len());
-    assert!(visited <= DECOMPRESSED_BYTES_MAX + batch.len(), "records lie within their batch");
+    assert!(
+        peak <= limit,
+        "batch of {} bytes allocated {peak} > {limit}",
+        batch.len()
+    );
+    assert!(
+        visited <= DECOMPRESSED_BYTES_MAX + batch.len(),
+        "records lie within their batch"
+    );
     // base_offset sits outside the CRC: the broker rewrites it and the batch stays valid.
     if let Ok(info) = validate(batch) {
         let mut copy = batch.to_vec();

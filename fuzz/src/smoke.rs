@@ -85,7 +85,18 @@ impl Rng {
     }
 }
 
-const INTERESTING_32: [i32; 10] = [0, -1, 1, 0x7f, 0x80, 0xff, 0x7fff, 0x7fff_ffff, i32::MIN, 0x0100_0000];
+const INTERESTING_32: [i32; 10] = [
+    0,
+    -1,
+    1,
+    0x7f,
+    0x80,
+    0xff,
+    0x7fff,
+    0x7fff_ffff,
+    i32::MIN,
+    0x0100_0000,
+];
 
 fn mutate(input: &mut Vec<u8>, seeds: &[Vec<u8>], rng: &mut Rng) {
     for _ in 0..=rng.next() % STACKED_MUTATIONS_MAX {
@@ -184,8 +195,15 @@ pub fn fix_batch_length(input: &mut Vec<u8>) {
 pub fn main(name: &str, target: fn(&[u8]), fixup: fn(&mut Vec<u8>)) -> ExitCode {
     let o = parse_args(name);
     if !o.replay.is_empty() {
-        let all_ok = o.replay.iter().all(|p| run_one(target, &std::fs::read(p).expect("replay file"), &o.artifacts));
-        return if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let all_ok = o
+            .replay
+            .iter()
+            .all(|p| run_one(target, &std::fs::read(p).expect("replay file"), &o.artifacts));
+        return if all_ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     let mut seeds = Vec::new();
     o.seed_dirs.iter().for_each(|d| files_under(d, &mut seeds));
@@ -229,7 +247,11 @@ pub fn main(name: &str, target: fn(&[u8]), fixup: fn(&mut Vec<u8>)) -> ExitCode 
         o.seed
     );
     if rss > RSS_BYTES_MAX {
-        eprintln!("{name}: peak RSS {} MiB over {} MiB", rss >> 20, RSS_BYTES_MAX >> 20);
+        eprintln!(
+            "{name}: peak RSS {} MiB over {} MiB",
+            rss >> 20,
+            RSS_BYTES_MAX >> 20
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
