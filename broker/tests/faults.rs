@@ -232,6 +232,8 @@ fn given_missing_or_corrupt_index_files_when_restarted_should_rebuild_them_and_s
     let _ = std::fs::remove_file(index(active, "timeindex"));
     restart_and_check(&mut broker, (BATCH_COUNT * RECORDS_PER_BATCH) as i64, 0);
     assert!(index(&logs[0], "index").exists(), "the missing index is rebuilt");
+    let rebuilt = broker.log().matches("rebuilding them by a scan").count();
+    assert_eq!(rebuilt, 2, "one line per rebuilt sealed segment");
     // A fetch into the middle of each repaired segment lands on the right batch.
     let mut c = broker.client();
     for log in &logs[..2] {
@@ -371,4 +373,35 @@ fn given_a_full_disk_when_producing_should_answer_storage_error_keep_reads_and_r
     broker.start_again();
     read_back(&mut broker.client(), "full", &acked);
     broker.stop();
+}
+
+#[test]
+fn given_a_bit_flip_in_a_sealed_segment_when_read_should_refuse_that_batch_and_serve_the_others() {
+    // Recovery trusts sealed segments (their index is loaded, not re-scanned): the reader's
+    // CRC check is what keeps a rotted batch from ever reaching a consumer.
+    let mut broker = stopped_broker_with_data();
+    let dir = partition_dir(&broker);
+    let sealed = segments(&dir).remove(0);
+    let batches = batches_of(&sealed);
+    let seed = seed();
+    let victim = 1 + seed as usize % (batches.len() - 2);
+    let (position, size, base) = batches[victim];
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    bytes[position + 61 + (seed >> 8) as usize % (size - 61)] ^= 0x10;
+    std::fs::write(&sealed, &bytes).unwrap();
+    broker.start_again();
+    let mut c = broker.client();
+    let e = c.fetch(TOPIC, 0, base, 1 << 20, 0).unwrap_err();
+    assert_eq!(code_of(e), 56, "a corrupt stored batch is refused, never served");
+    let (next_base, next_records) = (batches[victim + 1].2, RECORDS_PER_BATCH as i64);
+    let (_, after) = c.fetch(TOPIC, 0, next_base, 1 << 16, 0).unwrap();
+    let first = BatchWalker::new(&after)
+        .next()
+        .expect("the batch after the damage is served");
+    let info = validate(&after[first]).unwrap();
+    assert_eq!(
+        (info.base_offset, info.last_offset() + 1),
+        (next_base, next_base + next_records)
+    );
+    assert!(broker.log().contains("corrupt"), "the refusal is logged");
 }
