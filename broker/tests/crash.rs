@@ -386,6 +386,7 @@ fn run(s: Scenario) -> Findings {
                 );
             }
             worst.acked_records_lost = worst.acked_records_lost.max(f.acked_records_lost);
+            worst.acked_records_checked += f.acked_records_checked;
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -399,12 +400,13 @@ fn run(s: Scenario) -> Findings {
     let recovery_cuts = broker.log().matches("recovery cut").count();
     println!(
         "CRASH-SUMMARY scenario={} acks={} cycles={} seed={seed} acked_batches={batches} acked_records={acked_records} \
-         acked_records_checked={} acked_lost={} duplicates={} records_read={} recovery_cuts={recovery_cuts} \
+         acked_records_checked={} checks_all_cycles={} acked_lost={} duplicates={} records_read={} recovery_cuts={recovery_cuts} \
          produce_errors={errors:?} elapsed_s={:.1}",
         s.name,
         s.acks,
         s.cycles,
         f.acked_records_checked,
+        worst.acked_records_checked + f.acked_records_checked,
         f.acked_records_lost,
         f.duplicate_records,
         f.records_read,
