@@ -64,9 +64,9 @@ fuzz-deps:
 
 fuzz: fuzz-deps
 	mkdir -p fuzz/corpus/request fuzz/corpus/record_batch
-	cd fuzz && $(FUZZ_RUN) request corpus/request $(FRAME_SEEDS) -- $(FUZZ_FLAGS)
-	cd fuzz && $(FUZZ_RUN) record_batch corpus/record_batch $(BATCH_SEEDS) -- $(FUZZ_FLAGS)
+	cd fuzz && $(FUZZ_RUN) request corpus/request $(FRAME_SEEDS) regressions/request -- $(FUZZ_FLAGS)
+	cd fuzz && $(FUZZ_RUN) record_batch corpus/record_batch $(BATCH_SEEDS) regressions/record_batch -- $(FUZZ_FLAGS)
 
 fuzz-smoke:
-	cd fuzz && $(SMOKE_RUN) request -- --seconds $(FUZZ_SMOKE_SECONDS) --seeds $(FRAME_SEEDS)
-	cd fuzz && $(SMOKE_RUN) record_batch -- --seconds $(FUZZ_SMOKE_SECONDS) --seeds $(BATCH_SEEDS)
+	cd fuzz && $(SMOKE_RUN) request -- --seconds $(FUZZ_SMOKE_SECONDS) --seeds $(FRAME_SEEDS) --seeds regressions/request
+	cd fuzz && $(SMOKE_RUN) record_batch -- --seconds $(FUZZ_SMOKE_SECONDS) --seeds $(BATCH_SEEDS) --seeds regressions/record_batch
