@@ -181,18 +181,18 @@ fn fix_length(input: &mut [u8], at: usize) {
 }
 
 /// Size prefix of a request frame (bytes 0..4).
-pub fn fix_frame_prefix(input: &mut Vec<u8>) {
+pub fn fix_frame_prefix(input: &mut [u8]) {
     fix_length(input, 0);
 }
 
 /// batch_length of a RecordBatch (bytes 8..12, counting from byte 12).
-pub fn fix_batch_length(input: &mut Vec<u8>) {
+pub fn fix_batch_length(input: &mut [u8]) {
     fix_length(input, 8);
 }
 
 /// `fixup` runs after mutation on 7 inputs of 8, repairing the outer length field so
 /// the mutations reach the decoders; the 8th keeps the broken length.
-pub fn main(name: &str, target: fn(&[u8]), fixup: fn(&mut Vec<u8>)) -> ExitCode {
+pub fn main(name: &str, target: fn(&[u8]), fixup: fn(&mut [u8])) -> ExitCode {
     let o = parse_args(name);
     if !o.replay.is_empty() {
         let all_ok = o
@@ -226,7 +226,7 @@ pub fn main(name: &str, target: fn(&[u8]), fixup: fn(&mut Vec<u8>)) -> ExitCode 
             input.clear();
             input.extend_from_slice(&seeds[rng.below(seeds.len())]);
             mutate(&mut input, &seeds, &mut rng);
-            if rng.next() % 8 != 0 {
+            if !rng.next().is_multiple_of(8) {
                 fixup(&mut input);
             }
             executions += 1;
