@@ -21,9 +21,12 @@ use mesh::Mesh;
 use messages::{ShardRequest, ShardResponse};
 
 /// A fenced partition (its writer failed: disk full, I/O error) is reopened at most
-/// this often, so a disk that stays broken costs one recovery scan per second, not
-/// one per produce request.
+/// this often after its first failure, so a disk that stays broken costs one recovery
+/// scan per interval, not one per produce request. Each failed reopen doubles the
+/// interval up to REOPEN_INTERVAL_MS_MAX (a persistent cause such as EMFILE would
+/// otherwise log two lines a second forever).
 const REOPEN_INTERVAL_MS: u64 = 1000;
+const REOPEN_INTERVAL_MS_MAX: u64 = 60_000;
 
 /// The open logs of one topic on this shard, keyed by partition.
 struct TopicLogs {
@@ -44,9 +47,9 @@ pub struct Shard {
     pub admin_lock: glommio::sync::Semaphore,
     pub stopping: Cell<bool>,
     pub connections: Cell<usize>,
-    /// Last reopen attempt per fenced partition, and whether one is running; bounded
-    /// by the partitions this shard owns.
-    reopens: RefCell<HashMap<(String, i32), (Instant, bool)>>,
+    /// Per fenced partition: last reopen attempt, whether one is running, and how many
+    /// failed in a row; bounded by the partitions this shard owns.
+    reopens: RefCell<HashMap<(String, i32), (Instant, bool, u32)>>,
 }
 
 impl Shard {
@@ -137,28 +140,32 @@ impl Shard {
     /// every durable batch, cuts the unwritten tail). Rate-limited, one at a time.
     pub async fn reopen_if_failed(self: Rc<Self>, topic: String, partition: i32) {
         let key = (topic, partition);
-        {
+        let failures = {
             let mut reopens = self.reopens.borrow_mut();
-            let interval = Duration::from_millis(REOPEN_INTERVAL_MS);
-            if let Some((at, running)) = reopens.get(&key) {
-                if *running || at.elapsed() < interval {
+            let failures = reopens.get(&key).map_or(0, |e| e.2);
+            let interval_ms = (REOPEN_INTERVAL_MS << failures.min(16)).min(REOPEN_INTERVAL_MS_MAX);
+            if let Some((at, running, _)) = reopens.get(&key) {
+                if *running || at.elapsed() < Duration::from_millis(interval_ms) {
                     return;
                 }
             }
-            reopens.insert(key.clone(), (Instant::now(), true));
-        }
-        self.reopen(&key.0, key.1).await;
+            reopens.insert(key.clone(), (Instant::now(), true, failures));
+            failures
+        };
+        let reopened = self.reopen(&key.0, key.1).await;
+        let failures = if reopened { 0 } else { failures + 1 };
         if let Some(entry) = self.reopens.borrow_mut().get_mut(&key) {
-            *entry = (Instant::now(), false);
+            *entry = (Instant::now(), false, failures);
         }
     }
 
-    async fn reopen(&self, topic: &str, partition: i32) {
+    /// Returns whether the partition is usable afterwards.
+    async fn reopen(&self, topic: &str, partition: i32) -> bool {
         let Some(old) = self.log(topic, partition).filter(|l| l.failure().is_some()) else {
-            return;
+            return true;
         };
         let Some(config) = self.catalog().topic(topic).map(|t| t.config.log_config()) else {
-            return;
+            return true;
         };
         // The writer is gone already; close only marks the log closed (no marker).
         let _ = old.close().await;
@@ -175,9 +182,11 @@ impl Shard {
                         "reopened a failed partition log"
                     );
                 }
+                true
             }
             Err(e) => {
-                tracing::warn!(shard = self.id, topic, partition, error = %crate::error::chain(&e), "reopening a failed partition log failed")
+                tracing::warn!(shard = self.id, topic, partition, error = %crate::error::chain(&e), "reopening a failed partition log failed");
+                false
             }
         }
     }
