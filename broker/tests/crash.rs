@@ -24,8 +24,13 @@ const RECORDS_PER_BATCH_MAX: u64 = 16;
 const PADDING_BYTES_MAX: u64 = 600;
 /// Bytes asked per verification fetch.
 const FETCH_BYTES: i32 = 4 * 1024 * 1024;
-/// Smallest segment.bytes a topic accepts: rolls happen every ~50 batches.
+/// Smallest segment.bytes a topic accepts: rolls happen every ~50 batches. Used by the
+/// retention topic, whose size stays bounded.
 const SEGMENT_BYTES: &str = "65536";
+/// segment.bytes of the topic kept whole: the log holds an open file per segment, so
+/// 64 KiB segments over a 100-cycle release run (~1 GB) would need ~16,000 descriptors
+/// and hit RLIMIT_NOFILE (measured: 20,000 here); 1 MiB still rolls several times a cycle.
+const KEEP_SEGMENT_BYTES: &str = "1048576";
 /// retention.bytes of the retention topic: a handful of segments, deleted constantly.
 const RETENTION_BYTES: &str = "262144";
 
@@ -283,6 +288,24 @@ fn check(read: &PartitionRead, acked: &[Acked], exact: bool, what: &str) -> Find
     f
 }
 
+/// On a failing test, copy the broker's log out of the temp dir (which is deleted) and
+/// print its tail: the reason a fetch or a restart failed is usually in there.
+struct KeepLogOnFailure(std::path::PathBuf);
+
+impl Drop for KeepLogOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash-failure-broker.log");
+        let _ = std::fs::copy(&self.0, &kept);
+        let log = std::fs::read_to_string(&self.0).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!("broker log kept at {}; last lines:", kept.display());
+        tail.iter().rev().for_each(|l| eprintln!("  {l}"));
+    }
+}
+
 struct Scenario {
     name: &'static str,
     acks: i16,
@@ -293,7 +316,7 @@ struct Scenario {
 }
 
 const TOPICS: [(&str, &[(&str, &str)]); 2] = [
-    ("crash-keep", &[("segment.bytes", SEGMENT_BYTES)]),
+    ("crash-keep", &[("segment.bytes", KEEP_SEGMENT_BYTES)]),
     (
         "crash-retained",
         &[
@@ -354,6 +377,7 @@ fn run(s: Scenario) -> Findings {
     );
     let started = Instant::now();
     let mut broker = Broker::start(&["--retention-check-ms", "100"]);
+    let _keep_log = KeepLogOnFailure(broker.log_path.clone());
     {
         let mut c = broker.client();
         for (topic, configs) in TOPICS {
