@@ -28,6 +28,14 @@ use messages::{ShardRequest, ShardResponse};
 const REOPEN_INTERVAL_MS: u64 = 1000;
 const REOPEN_INTERVAL_MS_MAX: u64 = 60_000;
 
+/// Reopen state of one fenced partition.
+#[derive(Clone, Copy)]
+struct Reopen {
+    at: Instant,
+    running: bool,
+    failures: u32,
+}
+
 /// The open logs of one topic on this shard, keyed by partition.
 struct TopicLogs {
     id: [u8; 16],
@@ -49,7 +57,7 @@ pub struct Shard {
     pub connections: Cell<usize>,
     /// Per fenced partition: last reopen attempt, whether one is running, and how many
     /// failed in a row; bounded by the partitions this shard owns.
-    reopens: RefCell<HashMap<(String, i32), (Instant, bool, u32)>>,
+    reopens: RefCell<HashMap<(String, i32), Reopen>>,
 }
 
 impl Shard {
@@ -142,20 +150,29 @@ impl Shard {
         let key = (topic, partition);
         let failures = {
             let mut reopens = self.reopens.borrow_mut();
-            let failures = reopens.get(&key).map_or(0, |e| e.2);
+            let failures = reopens.get(&key).map_or(0, |e| e.failures);
             let interval_ms = (REOPEN_INTERVAL_MS << failures.min(16)).min(REOPEN_INTERVAL_MS_MAX);
-            if let Some((at, running, _)) = reopens.get(&key) {
-                if *running || at.elapsed() < Duration::from_millis(interval_ms) {
+            if let Some(last) = reopens.get(&key) {
+                if last.running || last.at.elapsed() < Duration::from_millis(interval_ms) {
                     return;
                 }
             }
-            reopens.insert(key.clone(), (Instant::now(), true, failures));
+            let running = Reopen {
+                at: Instant::now(),
+                running: true,
+                failures,
+            };
+            reopens.insert(key.clone(), running);
             failures
         };
         let reopened = self.reopen(&key.0, key.1).await;
         let failures = if reopened { 0 } else { failures + 1 };
         if let Some(entry) = self.reopens.borrow_mut().get_mut(&key) {
-            *entry = (Instant::now(), false, failures);
+            *entry = Reopen {
+                at: Instant::now(),
+                running: false,
+                failures,
+            };
         }
     }
 
