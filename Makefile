@@ -47,6 +47,7 @@ clean:
 # (libFuzzer) per target for FUZZ_SECONDS each, on stable via RUSTC_BOOTSTRAP;
 # fuzz-smoke: the stable in-process mutation fuzzer over the same targets (CI).
 CRASH_CYCLES ?= 100
+CRASH_VERIFY_EVERY ?= 2
 FUZZ_SECONDS ?= 120
 FUZZ_SMOKE_SECONDS ?= 20
 FRAME_SEEDS := ../protocol/tests/fixtures/frames
@@ -57,7 +58,7 @@ SMOKE_RUN = $(CARGO) run -q --release --bin
 
 .PHONY: crash-test fuzz fuzz-deps fuzz-smoke
 crash-test:
-	WEIR_CRASH_CYCLES=$(CRASH_CYCLES) WEIR_CRASH_CYCLES_ACKS1=20 $(CARGO) test --release -p weir-broker --test crash -- --nocapture --test-threads 1
+	WEIR_CRASH_CYCLES=$(CRASH_CYCLES) WEIR_CRASH_CYCLES_ACKS1=20 WEIR_CRASH_VERIFY_EVERY=$(CRASH_VERIFY_EVERY) $(CARGO) test --release -p weir-broker --test crash -- --nocapture --test-threads 1
 
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
