@@ -297,12 +297,41 @@ impl Drop for KeepLogOnFailure {
         if !std::thread::panicking() {
             return;
         }
+        stack_dump_of_stuck_broker(&self.0);
         let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash-failure-broker.log");
         let _ = std::fs::copy(&self.0, &kept);
         let log = std::fs::read_to_string(&self.0).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         eprintln!("broker log kept at {}; last lines:", kept.display());
         tail.iter().rev().for_each(|l| eprintln!("  {l}"));
+    }
+}
+
+/// A broker that did not become ready is still running when the test panics: find it by
+/// its data directory and save every thread's stack (gdb, if installed) for diagnosis.
+fn stack_dump_of_stuck_broker(log_path: &std::path::Path) {
+    let Some(dir) = log_path.parent().map(|d| d.join("data")) else {
+        return;
+    };
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains("serve") || !cmdline.contains(&needle) {
+            continue;
+        }
+        let pid = p.file_name().to_string_lossy().into_owned();
+        let out = std::process::Command::new("gdb")
+            .args(["-p", &pid, "-batch", "-ex", "thread apply all bt"])
+            .output();
+        if let Ok(out) = out {
+            let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash-failure-stacks.txt");
+            let _ = std::fs::write(&kept, &out.stdout);
+            eprintln!("stacks of broker {pid} kept at {}", kept.display());
+        }
     }
 }
 
