@@ -27,6 +27,7 @@ test-deps:
 test: test-deps
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --workspace 2>&1 | tee target/test-output.log
+	$(MAKE) fuzz-smoke
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test-output.log
 
 lint:
@@ -53,3 +54,33 @@ bench-micro:
 
 clean:
 	$(CARGO) clean
+
+# Reliability (docs/reliability.md). crash-test: the kill -9 harness, 100 cycles on a
+# release build (`make test` runs 20 in debug). fuzz: coverage-guided cargo-fuzz
+# (libFuzzer) per target for FUZZ_SECONDS each, on stable via RUSTC_BOOTSTRAP;
+# fuzz-smoke: the stable in-process mutation fuzzer over the same targets (CI).
+CRASH_CYCLES ?= 100
+CRASH_VERIFY_EVERY ?= 2
+FUZZ_SECONDS ?= 120
+FUZZ_SMOKE_SECONDS ?= 20
+FRAME_SEEDS := ../protocol/tests/fixtures/frames
+BATCH_SEEDS := ../protocol/tests/fixtures/record-batches
+FUZZ_RUN = RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none
+FUZZ_FLAGS = -max_total_time=$(FUZZ_SECONDS) -max_len=1048576 -rss_limit_mb=2048 -print_final_stats=1
+SMOKE_RUN = $(CARGO) run -q --release --bin
+
+.PHONY: crash-test fuzz fuzz-deps fuzz-smoke
+crash-test:
+	WEIR_CRASH_CYCLES=$(CRASH_CYCLES) WEIR_CRASH_CYCLES_ACKS1=20 WEIR_CRASH_VERIFY_EVERY=$(CRASH_VERIFY_EVERY) $(CARGO) test --release -p weir-broker --test crash -- --nocapture --test-threads 1
+
+fuzz-deps:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+
+fuzz: fuzz-deps
+	mkdir -p fuzz/corpus/request fuzz/corpus/record_batch
+	cd fuzz && $(FUZZ_RUN) request corpus/request $(FRAME_SEEDS) regressions/request -- $(FUZZ_FLAGS)
+	cd fuzz && $(FUZZ_RUN) record_batch corpus/record_batch $(BATCH_SEEDS) regressions/record_batch -- $(FUZZ_FLAGS)
+
+fuzz-smoke:
+	cd fuzz && $(SMOKE_RUN) request -- --seconds $(FUZZ_SMOKE_SECONDS) --seeds $(FRAME_SEEDS) --seeds regressions/request
+	cd fuzz && $(SMOKE_RUN) record_batch -- --seconds $(FUZZ_SMOKE_SECONDS) --seeds $(BATCH_SEEDS) --seeds regressions/record_batch

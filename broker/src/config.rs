@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Default max.message.bytes (largest batch) of new topics.
     #[arg(long, env = "WEIR_MAX_MESSAGE_BYTES", default_value_t = 1_048_588)]
     pub max_message_bytes: i32,
+    /// How often each shard enforces retention. Lowered by the crash harness so
+    /// kills land while segments are being deleted.
+    #[arg(long, env = "WEIR_RETENTION_CHECK_MS", default_value_t = limits::RETENTION_CHECK_INTERVAL_MS, hide = true)]
+    pub retention_check_ms: u64,
 }
 
 impl ServeArgs {
@@ -147,6 +151,9 @@ impl ServeArgs {
         }
         if self.segment_bytes < 64 * 1024 {
             return Err("--segment-bytes must be at least 64 KiB".into());
+        }
+        if self.retention_check_ms == 0 {
+            return Err("--retention-check-ms must be positive".into());
         }
         if self.max_message_bytes <= 0 {
             return Err("--max-message-bytes must be positive".into());

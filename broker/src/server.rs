@@ -239,7 +239,7 @@ async fn shard_main(
 
 async fn retention_loop(shard: Rc<Shard>) {
     loop {
-        glommio::timer::sleep(Duration::from_millis(limits::RETENTION_CHECK_INTERVAL_MS)).await;
+        glommio::timer::sleep(Duration::from_millis(shard.args.retention_check_ms)).await;
         if shard.stopping.get() {
             return;
         }

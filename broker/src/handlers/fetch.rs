@@ -301,7 +301,14 @@ async fn read_once(shard: &Rc<Shard>, max_bytes: usize, parts: &[FetchPart]) -> 
                 r.contiguous = read.contiguous;
                 budget = budget.saturating_sub(r.bytes());
             }
-            Err(e) => r.error_code = log_error_code(&e),
+            Err(e) => {
+                // Out of range is the client's business; a corrupt or unreadable
+                // segment is the operator's, so it gets a line.
+                if !matches!(e, crate::log::LogError::OffsetOutOfRange { .. }) {
+                    tracing::error!(shard = shard.id, topic = %p.topic, partition = p.partition, offset = p.offset, error = %crate::error::chain(&e), "fetch failed");
+                }
+                r.error_code = log_error_code(&e);
+            }
         }
         out.push(r);
     }

@@ -113,12 +113,13 @@ pub async fn produce_local(shard: &Rc<Shard>, acks: i16, parts: Vec<ProducePart>
         };
         let index = part.index;
         result.index = index;
+        let (topic, partition) = (part.topic.clone(), part.partition);
         match append_part(shard, part).await {
             Ok((base, last, start, log)) => {
                 result.base_offset = base;
                 result.log_start_offset = start;
                 if acks == -1 {
-                    durable_waits.push((out.len(), log, last));
+                    durable_waits.push((out.len(), log, last, topic, partition));
                 }
             }
             Err((code, message)) => {
@@ -131,11 +132,12 @@ pub async fn produce_local(shard: &Rc<Shard>, acks: i16, parts: Vec<ProducePart>
     if !durable_waits.is_empty() {
         shard.appended.notify(usize::MAX);
     }
-    for (i, log, last) in durable_waits {
+    for (i, log, last, topic, partition) in durable_waits {
         if let Err(e) = log.wait_durable(Offset(last)).await {
             tracing::error!(shard = shard.id, error = %e, "fdatasync failed");
             out[i].error_code = log_error_code(&e);
             out[i].error_message = Some(e.to_string());
+            reopen_if_failed(shard, &log, topic, partition);
         }
     }
     out
@@ -188,10 +190,19 @@ async fn append_part(shard: &Rc<Shard>, part: ProducePart) -> AppendOutcome {
             }
             Err(e) => {
                 shard.appended.notify(usize::MAX);
+                reopen_if_failed(shard, &log, part.topic, part.partition);
                 return Err((log_error_code(&e), Some(e.to_string())));
             }
         }
     }
     shard.appended.notify(usize::MAX);
     Ok((base, last, start, log))
+}
+
+/// A fenced log answers KAFKA_STORAGE_ERROR; reopen it in the background so it takes
+/// appends again once the cause (a full disk) clears. The client retries meanwhile.
+fn reopen_if_failed(shard: &Rc<Shard>, log: &crate::log::PartitionLog, topic: String, partition: i32) {
+    if log.failure().is_some() {
+        glommio::spawn_local(shard.clone().reopen_if_failed(topic, partition)).detach();
+    }
 }

@@ -273,6 +273,12 @@ impl PartitionLog {
         self.wait_durable(Offset(last)).await
     }
 
+    /// The I/O error that stopped the writer, if it failed (the partition is fenced:
+    /// appends answer `WriterFailed` until the shard reopens it).
+    pub fn failure(&self) -> Option<Arc<std::io::Error>> {
+        self.shared.state.borrow().failure.clone()
+    }
+
     pub fn log_end_offset(&self) -> Offset {
         Offset(self.shared.state.borrow().next_offset)
     }

@@ -121,6 +121,7 @@ async fn load_closed(dir: &Path, base: i64, config: &LogConfig) -> Result<Segmen
             scan_from_last_entry(&file, &mut segment, size_bytes, config).await?;
         }
         None => {
+            tracing::warn!(segment = %log_path(dir, base).display(), "index files missing or corrupt; rebuilding them by a scan");
             scan_tail(&file, &mut segment, size_bytes, config).await?;
             segment.finish_time_index();
             write_index_files(dir, base, &segment.index, &segment.time_index).await?;

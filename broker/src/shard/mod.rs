@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::ServeArgs;
 use crate::groups::GroupCoordinator;
@@ -19,6 +20,22 @@ use crate::log::{LogError, PartitionLog};
 use crate::metadata::Catalog;
 use mesh::Mesh;
 use messages::{ShardRequest, ShardResponse};
+
+/// A fenced partition (its writer failed: disk full, I/O error) is reopened at most
+/// this often after its first failure, so a disk that stays broken costs one recovery
+/// scan per interval, not one per produce request. Each failed reopen doubles the
+/// interval up to REOPEN_INTERVAL_MS_MAX (a persistent cause such as EMFILE would
+/// otherwise log two lines a second forever).
+const REOPEN_INTERVAL_MS: u64 = 1000;
+const REOPEN_INTERVAL_MS_MAX: u64 = 60_000;
+
+/// Reopen state of one fenced partition.
+#[derive(Clone, Copy)]
+struct Reopen {
+    at: Instant,
+    running: bool,
+    failures: u32,
+}
 
 /// The open logs of one topic on this shard, keyed by partition.
 struct TopicLogs {
@@ -42,6 +59,9 @@ pub struct Shard {
     /// The group coordinator for the groups that hash to this shard; set once
     /// at start-up, after the partitions are open.
     groups: RefCell<Option<Rc<GroupCoordinator>>>,
+    /// Per fenced partition: last reopen attempt, whether one is running, and how many
+    /// failed in a row; bounded by the partitions this shard owns.
+    reopens: RefCell<HashMap<(String, i32), Reopen>>,
 }
 
 impl Shard {
@@ -58,6 +78,7 @@ impl Shard {
             stopping: Cell::new(false),
             connections: Cell::new(0),
             groups: RefCell::new(None),
+            reopens: RefCell::new(HashMap::new()),
         }
     }
 
@@ -148,6 +169,71 @@ impl Shard {
             }
         }
         Ok(())
+    }
+
+    /// Make a fenced partition writable again once the cause clears (ENOSPC after
+    /// space is freed): close it and open it afresh, which runs crash recovery (keeps
+    /// every durable batch, cuts the unwritten tail). Rate-limited, one at a time.
+    pub async fn reopen_if_failed(self: Rc<Self>, topic: String, partition: i32) {
+        let key = (topic, partition);
+        let failures = {
+            let mut reopens = self.reopens.borrow_mut();
+            let failures = reopens.get(&key).map_or(0, |e| e.failures);
+            let interval_ms = (REOPEN_INTERVAL_MS << failures.min(16)).min(REOPEN_INTERVAL_MS_MAX);
+            if let Some(last) = reopens.get(&key) {
+                if last.running || last.at.elapsed() < Duration::from_millis(interval_ms) {
+                    return;
+                }
+            }
+            let running = Reopen {
+                at: Instant::now(),
+                running: true,
+                failures,
+            };
+            reopens.insert(key.clone(), running);
+            failures
+        };
+        let reopened = self.reopen(&key.0, key.1).await;
+        let failures = if reopened { 0 } else { failures + 1 };
+        if let Some(entry) = self.reopens.borrow_mut().get_mut(&key) {
+            *entry = Reopen {
+                at: Instant::now(),
+                running: false,
+                failures,
+            };
+        }
+    }
+
+    /// Returns whether the partition is usable afterwards.
+    async fn reopen(&self, topic: &str, partition: i32) -> bool {
+        let Some(old) = self.log(topic, partition).filter(|l| l.failure().is_some()) else {
+            return true;
+        };
+        let Some(config) = self.catalog().topic(topic).map(|t| t.config.log_config()) else {
+            return true;
+        };
+        // The writer is gone already; close only marks the log closed (no marker).
+        let _ = old.close().await;
+        match PartitionLog::open(self.partition_dir(topic, partition), config).await {
+            Ok(log) => {
+                let mut logs = self.logs.borrow_mut();
+                let slot = logs.get_mut(topic).and_then(|t| t.partitions.get_mut(&partition));
+                if let Some(slot) = slot.filter(|s| Rc::ptr_eq(s, &old)) {
+                    *slot = log;
+                    tracing::warn!(
+                        shard = self.id,
+                        topic,
+                        partition,
+                        "reopened a failed partition log"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(shard = self.id, topic, partition, error = %crate::error::chain(&e), "reopening a failed partition log failed");
+                false
+            }
+        }
     }
 
     /// Serve a call that arrived over the mesh.
