@@ -25,17 +25,28 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// the two, silently. Refuse to start when a socket already LISTENs on one of our ports. (A plain
 /// bind probe is not usable: right after a restart it trips over the previous run's closing
 /// connections, which are harmless.) Blocking std reads: start-up only, before any executor.
+///
+/// A listener of a process that just died can outlive it briefly: io_uring tears a ring
+/// down in a kernel worker after exit, and a pending accept holds the socket until then
+/// (seen when the crash harness restarts right after SIGKILL). So a port still taken is
+/// re-checked for up to `PORT_RELEASE_WAIT_MS` before start-up is refused.
 fn ensure_ports_free(args: &ServeArgs) -> Result<(), String> {
+    const PORT_RELEASE_WAIT_MS: u64 = 5_000;
     let ip = args.listen.ip();
     let shard_ports = (0..args.shard_count()).map(|s| std::net::SocketAddr::new(ip, args.shard_port(s)));
-    for addr in std::iter::once(args.listen).chain(shard_ports) {
-        if listening(addr) {
+    let ports: Vec<std::net::SocketAddr> = std::iter::once(args.listen).chain(shard_ports).collect();
+    let deadline = Instant::now() + Duration::from_millis(PORT_RELEASE_WAIT_MS);
+    loop {
+        let Some(taken) = ports.iter().find(|a| listening(**a)) else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
             return Err(format!(
-                "cannot listen on {addr}: another process already listens there (another broker?)"
+                "cannot listen on {taken}: another process already listens there (another broker?)"
             ));
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
 }
 
 /// Whether a socket in LISTEN state holds `addr`'s port on its IP or a wildcard, per
