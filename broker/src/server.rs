@@ -103,7 +103,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("creating {}: {e}", args.data_dir.display()))?;
     args.data_dir = std::fs::canonicalize(&args.data_dir)
         .map_err(|e| format!("resolving {}: {e}", args.data_dir.display()))?;
-    let catalog = store::load_or_init(&args.data_dir).map_err(|e| format!("{e}: {:?}", e.source_chain()))?;
+    let catalog = store::load_or_init(&args.data_dir).map_err(|e| crate::error::chain(&e))?;
     let shard_count = args.shard_count();
     let signals = block_signals();
     let args = Arc::new(args);
@@ -157,21 +157,6 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("weir stopped cleanly");
     Ok(())
-}
-
-trait SourceChain {
-    fn source_chain(&self) -> Vec<String>;
-}
-impl<E: std::error::Error> SourceChain for E {
-    fn source_chain(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cur = self.source();
-        while let Some(e) = cur {
-            out.push(e.to_string());
-            cur = e.source();
-        }
-        out
-    }
 }
 
 async fn shard_main(
