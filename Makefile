@@ -56,11 +56,13 @@ clean:
 	$(CARGO) clean
 
 # Reliability (docs/reliability.md). crash-test: the kill -9 harness, 100 cycles on a
-# release build (`make test` runs 20 in debug). fuzz: coverage-guided cargo-fuzz
+# release build, and the power-loss scenario on a loop device, 30 cycles (`make test`
+# runs 20 and 10 in debug). fuzz: coverage-guided cargo-fuzz
 # (libFuzzer) per target for FUZZ_SECONDS each, on stable via RUSTC_BOOTSTRAP;
 # fuzz-smoke: the stable in-process mutation fuzzer over the same targets (CI).
 CRASH_CYCLES ?= 100
 CRASH_VERIFY_EVERY ?= 2
+POWER_CYCLES ?= 30
 FUZZ_SECONDS ?= 120
 FUZZ_SMOKE_SECONDS ?= 20
 FRAME_SEEDS := ../protocol/tests/fixtures/frames
@@ -71,7 +73,7 @@ SMOKE_RUN = $(CARGO) run -q --release --bin
 
 .PHONY: crash-test fuzz fuzz-deps fuzz-smoke
 crash-test:
-	WEIR_CRASH_CYCLES=$(CRASH_CYCLES) WEIR_CRASH_CYCLES_ACKS1=20 WEIR_CRASH_VERIFY_EVERY=$(CRASH_VERIFY_EVERY) $(CARGO) test --release -p weir-broker --test crash -- --nocapture --test-threads 1
+	WEIR_CRASH_CYCLES=$(CRASH_CYCLES) WEIR_CRASH_CYCLES_ACKS1=20 WEIR_CRASH_VERIFY_EVERY=$(CRASH_VERIFY_EVERY) WEIR_POWER_CYCLES=$(POWER_CYCLES) $(CARGO) test --release -p weir-broker --test crash -- --nocapture --test-threads 1
 
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

@@ -8,14 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::ServeArgs;
 use crate::limits;
 use crate::metadata::{store, Catalog};
 use crate::network::listener;
-use crate::shard::mesh::{Envelope, Mesh};
+use crate::shard::mesh::{self, MeshEnds};
 use crate::shard::Shard;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -108,10 +107,12 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
     let signals = block_signals();
     let args = Arc::new(args);
     let catalog = Arc::new(catalog);
-    let mesh = MeshBuilder::<Envelope, _>::full(shard_count, limits::MESH_CHANNEL_CAPACITY);
     let mut handles = Vec::with_capacity(shard_count);
-    for cpu in 0..shard_count {
-        let (args, catalog, mesh) = (args.clone(), catalog.clone(), mesh.clone());
+    for (cpu, mesh) in mesh::build(shard_count, limits::MESH_CHANNEL_CAPACITY)
+        .into_iter()
+        .enumerate()
+    {
+        let (args, catalog) = (args.clone(), catalog.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("weir-shard-{cpu}"))
             .spawn(move || async move {
@@ -162,31 +163,34 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
 async fn shard_main(
     args: Arc<ServeArgs>,
     catalog: Arc<Catalog>,
-    mesh: MeshBuilder<Envelope, glommio::channels::channel_mesh::Full>,
+    mesh: MeshEnds,
     shard_count: usize,
 ) -> Result<(), String> {
-    let (senders, mut receivers) = mesh.join().await.map_err(|e| format!("mesh join failed: {e}"))?;
-    let shard = Rc::new(Shard::new(args.clone(), shard_count, Mesh::new(senders)));
+    tracing::debug!("start-up: probing direct I/O");
+    let (mesh, inbound) = mesh.split();
+    let shard = Rc::new(Shard::new(args.clone(), shard_count, mesh));
     // Before any segment is opened on this executor (PITFALLS: glommio's
     // polled-I/O probe on a new empty file breaks Direct-I/O reads).
     crate::log::direct_io_probe(&args.data_dir)
         .await
         .map_err(|e| format!("direct I/O probe: {e}"))?;
+    tracing::debug!("start-up: opening partitions");
     shard
         .apply_catalog(catalog)
         .await
         .map_err(|e| format!("opening partitions: {e}"))?;
+    tracing::debug!("start-up: opening the group coordinator");
     let groups_dir = args.data_dir.join("__groups").join(format!("shard-{}", shard.id));
     let coordinator = crate::groups::GroupCoordinator::open(groups_dir, args.group_config())
         .await
         .map_err(|e| format!("opening the group coordinator: {e}"))?;
     shard.set_groups(coordinator);
-    for (peer, rx) in receivers.streams() {
+    for (peer, rx) in inbound {
         let s = shard.clone();
         glommio::spawn_local(async move {
-            while let Some(envelope) = rx.recv().await {
+            while let Ok(envelope) = rx.recv_async().await {
                 match envelope {
-                    Envelope::Request { from, call_id, body } => {
+                    mesh::Envelope::Request { from, call_id, body } => {
                         debug_assert_eq!(from, peer);
                         let s = s.clone();
                         glommio::spawn_local(async move {
@@ -195,12 +199,13 @@ async fn shard_main(
                         })
                         .detach();
                     }
-                    Envelope::Response { call_id, body } => s.mesh.complete(call_id, body),
+                    mesh::Envelope::Response { call_id, body } => s.mesh.complete(call_id, body),
                 }
             }
         })
         .detach();
     }
+    tracing::debug!("start-up: binding listeners");
     let stop = event_listener::Event::new();
     let listeners = listener::bind(&shard).map_err(|e| format!("bind {}: {e}", args.listen))?;
     let mut accept_tasks = Vec::new();

@@ -32,6 +32,7 @@ pub(crate) struct Recovered {
 }
 
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
+    tracing::debug!(dir = %dir.display(), "recovery: start");
     let existed = dir.is_dir();
     std::fs::create_dir_all(dir).map_err(std_io_err("creating partition dir"))?;
     probe::ensure_probed(dir).await?;
@@ -51,6 +52,7 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
         segments.push_back(segment);
     }
     for (i, &base) in bases.iter().enumerate() {
+        tracing::debug!(dir = %dir.display(), base, "recovery: segment");
         let segment = match bases.get(i + 1) {
             Some(_) => load_closed(dir, base, config).await?,
             None => recover_active(dir, base, clean, config).await?,
@@ -173,6 +175,7 @@ async fn recover_active(dir: &Path, base: i64, clean: bool, config: &LogConfig) 
     }
     let valid_bytes = segment.size_bytes;
     if valid_bytes < size_bytes {
+        tracing::debug!(segment = %log_path(dir, base).display(), "recovery: truncating");
         file.truncate(valid_bytes)
             .await
             .map_err(io_err("truncating torn tail"))?;

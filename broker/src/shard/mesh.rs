@@ -1,14 +1,23 @@
-//! Cross-shard calls over glommio's bounded channel mesh: a request carries a
+//! Cross-shard calls over a full mesh of bounded channels: a request carries a
 //! call id, the owner answers with a response carrying the same id, and the
-//! caller's pending call is completed through a local one-slot channel.
-//! Each shard owns its `Mesh`; payloads move as `Bytes`/`Arc`, never copied.
+//! caller's pending call is completed through a local one-slot channel. Each
+//! shard owns its `Mesh`; payloads move as `Bytes`/`Arc`, never copied.
 //! Invariant: a shard never sends itself a request (local work is called
 //! directly), and every pending call is completed or dropped with the shard.
+//!
+//! The channels are flume channels made on the main thread before any executor
+//! starts (`build`); a waiting receiver is woken through glommio's foreign-waker
+//! path. glommio's own shared channels (and `MeshBuilder`, built on them) were
+//! dropped: each end must `connect`, and a shard that connected before its peer's
+//! executor was running busy-polled, then sometimes stayed parked for good with
+//! the connection complete. Under a concurrent kill -9 and restart load that
+//! left a shard short of `shard ready` in about one start in ten
+//! (docs/reliability.md has the measurements). A bounded flume channel needs no
+//! handshake.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use glommio::channels::channel_mesh::Senders;
 use glommio::channels::local_channel::{self, LocalSender};
 
 use super::messages::{ShardRequest, ShardResponse};
@@ -31,21 +40,74 @@ pub enum MeshError {
     PeerGone(usize),
 }
 
+/// One shard's ends of the mesh: a sender to and a receiver from every other
+/// shard (`None` at its own index). Made by `build`, moved into the shard's
+/// executor.
+pub struct MeshEnds {
+    me: usize,
+    senders: Vec<Option<flume::Sender<Envelope>>>,
+    receivers: Vec<Option<flume::Receiver<Envelope>>>,
+}
+
+/// The channels of a full mesh of `shards` shards, `capacity` envelopes each:
+/// element k holds shard k's ends.
+pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
+    let mut ends: Vec<MeshEnds> = (0..shards)
+        .map(|me| MeshEnds {
+            me,
+            senders: (0..shards).map(|_| None).collect(),
+            receivers: (0..shards).map(|_| None).collect(),
+        })
+        .collect();
+    for from in 0..shards {
+        for to in (0..shards).filter(|&to| to != from) {
+            let (tx, rx) = flume::bounded(capacity);
+            ends[from].senders[to] = Some(tx);
+            ends[to].receivers[from] = Some(rx);
+        }
+    }
+    ends
+}
+
+/// Receivers from each peer: (peer shard, channel).
+pub type Inbound = Vec<(usize, flume::Receiver<Envelope>)>;
+
+impl MeshEnds {
+    /// This shard's sending side and its inbound channels.
+    pub fn split(self) -> (Mesh, Inbound) {
+        let inbound = self
+            .receivers
+            .into_iter()
+            .enumerate()
+            .filter_map(|(peer, r)| r.map(|r| (peer, r)))
+            .collect();
+        (Mesh::new(self.me, self.senders), inbound)
+    }
+}
+
 pub struct Mesh {
     me: usize,
-    senders: Senders<Envelope>,
+    /// Indexed by peer shard; `None` at `me`, and everywhere after `close`.
+    senders: RefCell<Vec<Option<flume::Sender<Envelope>>>>,
     pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
     next_call_id: Cell<u64>,
 }
 
 impl Mesh {
-    pub fn new(senders: Senders<Envelope>) -> Self {
+    fn new(me: usize, senders: Vec<Option<flume::Sender<Envelope>>>) -> Self {
         Self {
-            me: senders.peer_id(),
-            senders,
+            me,
+            senders: RefCell::new(senders),
             pending: RefCell::new(HashMap::new()),
             next_call_id: Cell::new(0),
         }
+    }
+
+    /// Err when the peer is gone or this shard closed its side.
+    async fn send_to(&self, to: usize, envelope: Envelope) -> Result<(), ()> {
+        // A clone (one atomic increment) so no RefCell borrow lives across the await.
+        let sender = self.senders.borrow()[to].clone().ok_or(())?;
+        sender.send_async(envelope).await.map_err(|_| ())
     }
 
     pub fn me(&self) -> usize {
@@ -65,7 +127,7 @@ impl Mesh {
             call_id,
             body,
         };
-        if self.senders.send_to(to, envelope).await.is_err() {
+        if self.send_to(to, envelope).await.is_err() {
             self.pending.borrow_mut().remove(&call_id);
             return Err(MeshError::PeerGone(to));
         }
@@ -76,10 +138,7 @@ impl Mesh {
     /// Answer a call that arrived from `to`.
     pub async fn reply(&self, to: usize, call_id: u64, body: ShardResponse) {
         // A peer that is gone no longer waits for the answer: dropping it is right.
-        let _ = self
-            .senders
-            .send_to(to, Envelope::Response { call_id, body })
-            .await;
+        let _ = self.send_to(to, Envelope::Response { call_id, body }).await;
     }
 
     /// Complete a pending call with the answer that came back.
@@ -94,7 +153,7 @@ impl Mesh {
     }
 
     pub fn close(&self) {
-        self.senders.close();
+        self.senders.borrow_mut().iter_mut().for_each(|s| *s = None);
         self.pending.borrow_mut().clear();
     }
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use weir_broker::client::Client;
 
+pub mod loop_disk;
+
 pub struct Broker {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
@@ -46,22 +48,28 @@ fn free_ports(n: u16) -> u16 {
 
 impl Broker {
     pub fn start(extra: &[&str]) -> Self {
+        let mut b = Self::new_stopped(extra);
+        b.spawn();
+        b
+    }
+
+    /// A broker with its directories and ports chosen but not running yet
+    /// (`start_again` starts it): lets a test mount something at `data_dir()` first.
+    pub fn new_stopped(extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("weir-test-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
         let port = free_ports(4);
         let log_path = dir.path().join("broker.log");
-        let mut b = Broker {
+        Broker {
             child: None,
             dir,
             port,
             shard_port_base: port + 1,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             log_path,
-        };
-        b.spawn();
-        b
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
