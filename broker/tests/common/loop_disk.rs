@@ -84,7 +84,11 @@ impl LoopDisk {
             match run("umount", &[&mount]) {
                 Ok(_) => break Ok(()),
                 Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => break run("umount", &["-l", &mount]).map(|_| ()).and(Err(e)),
+                Err(e) => {
+                    // Detach it from the tree anyway; the kernel frees it once unused.
+                    eprintln!("loop disk: {e}; unmounting lazily");
+                    break run("umount", &["-l", &mount]).map(|_| ());
+                }
             }
         };
         let freed = run("losetup", &["-d", &device]);
