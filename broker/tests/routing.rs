@@ -74,11 +74,11 @@ fn given_the_default_relative_data_dir_when_a_topic_is_created_should_save_the_c
     // `make run` uses ./weir-data; glommio's directory calls once failed on a
     // relative path, so every CreateTopics answered KAFKA_STORAGE_ERROR.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // From the harness's registry: tests in this binary run in parallel, and a port
+    // another test's broker holds would make this one refuse to start.
+    let port = common::free_ports(2);
+    let log_path = dir.path().join("broker.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .current_dir(dir.path())
         .args([
@@ -89,19 +89,30 @@ fn given_the_default_relative_data_dir_when_a_topic_is_created_should_save_the_c
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
-        .args(["--shard-port-base", &(port.wrapping_add(1)).to_string()])
-        .stderr(std::process::Stdio::null())
+        .args(["--shard-port-base", &(port + 1).to_string()])
+        .stderr(log)
         .spawn()
         .unwrap();
     let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = Client::connect(("127.0.0.1", port), Duration::from_millis(200)) {
-            client = Some(c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while client.is_none() && std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        client = Client::connect(("127.0.0.1", port), Duration::from_millis(200)).ok();
+        if client.is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    let result = client.expect("broker up").create_topic("rel", 1, &[]);
+    let Some(mut client) = client else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "broker not up on {port}; log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    };
+    let result = client.create_topic("rel", 1, &[]);
     let _ = child.kill();
     let _ = child.wait();
     result.unwrap();

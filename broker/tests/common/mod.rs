@@ -25,8 +25,9 @@ pub struct Broker {
 /// two brokers would share ports (SO_REUSEPORT) or one would refuse to start.
 static PORTS_TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
-/// Find `n` consecutive free ports (bootstrap + one per shard).
-fn free_ports(n: u16) -> u16 {
+/// Find `n` consecutive free ports (bootstrap + one per shard), reserved for this
+/// test process.
+pub fn free_ports(n: u16) -> u16 {
     let mut taken = PORTS_TAKEN.lock().unwrap();
     for _ in 0..200 {
         let base = TcpListener::bind("127.0.0.1:0")
