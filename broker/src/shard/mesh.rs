@@ -10,10 +10,10 @@
 //! path. glommio's own shared channels (and `MeshBuilder`, built on them) were
 //! dropped: each end must `connect`, and a shard that connected before its peer's
 //! executor was running busy-polled, then sometimes stayed parked for good with
-//! the connection complete. Under a concurrent kill -9 and restart load that
-//! left a shard short of `shard ready` in about one start in ten
-//! (docs/reliability.md has the measurements). A bounded flume channel needs no
-//! handshake.
+//! the connection complete. Beside a concurrent kill -9 and restart load that
+//! left a shard short of `shard ready` in about one start in eight with
+//! `MeshBuilder` (docs/reliability.md has the measurements). A bounded flume
+//! channel needs no handshake.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
