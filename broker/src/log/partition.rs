@@ -335,8 +335,13 @@ impl PartitionLog {
         if let Err(error) = self.close().await {
             tracing::warn!(dir = %self.shared.dir.display(), %error, "deleting a failed partition");
         }
-        // Blocking: a rare admin operation; glommio has no async recursive remove.
-        std::fs::remove_dir_all(&self.shared.dir).map_err(super::std_io_err("removing partition dir"))
+        // glommio has no async recursive remove; a big partition is thousands of unlinks,
+        // so they run on glommio's blocking-thread pool, not on the executor thread.
+        let dir = self.shared.dir.clone();
+        glommio::executor()
+            .spawn_blocking(move || std::fs::remove_dir_all(dir))
+            .await
+            .map_err(super::std_io_err("removing partition dir"))
     }
 }
 

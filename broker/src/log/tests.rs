@@ -596,3 +596,24 @@ fn given_segment_ms_and_flush_interval_when_time_passes_should_roll_and_sync_wit
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn given_a_log_with_rolled_segments_when_deleted_should_remove_its_directory() {
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let log = PartitionLog::open(path.clone(), small_config())
+            .await
+            .expect("open");
+        append_many(&log, 40, 1000).await;
+        log.flush().await.expect("flush");
+        let files = std::fs::read_dir(&path).expect("list").count();
+        assert!(files > 3, "several segments and indexes to remove, found {files}");
+        log.delete().await.expect("delete");
+        assert!(!path.exists(), "partition directory removed");
+        assert!(
+            log.append(batch(1, 10, 0, 0)).await.is_err(),
+            "a deleted log takes no appends"
+        );
+    });
+}
