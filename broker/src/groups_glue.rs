@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
     LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
     SyncGroupRequest, SyncGroupResponse,
 };
+use std::rc::Rc;
 
 use crate::groups::FetchedOffset;
 use crate::groups::GroupCoordinator;
@@ -57,7 +58,7 @@ pub enum GroupAnswer {
 }
 
 /// Run `call` on this shard's coordinator.
-pub async fn execute(coordinator: &GroupCoordinator, call: GroupCall) -> GroupAnswer {
+pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> GroupAnswer {
     match call {
         GroupCall::Join {
             req,

@@ -156,8 +156,8 @@ impl GroupCoordinator {
         self.persist(persist);
     }
 
-    /// Queues group-metadata records; their durability is not awaited (only offset commits
-    /// are acknowledged after fdatasync).
+    /// Queues group-metadata records; their durability is not awaited (offset commits and
+    /// the leader's assignments, in `sync_group`, are answered only after fdatasync).
     pub(super) fn persist(&self, records: Vec<StoreRecord>) {
         if records.is_empty() {
             return;

@@ -86,6 +86,10 @@ pub(crate) struct Group {
     pub scan_after: Option<Instant>,
     /// Wall clock (ms) of the last state change; for Empty, since when it is empty.
     pub state_timestamp_ms: i64,
+    /// CompletingRebalance: the generation whose leader assignments are being written.
+    /// Nobody is answered, and a retried leader SyncGroup only waits, until that write
+    /// is durable (then the group goes Stable) or fails.
+    pub assignments_persisting: Option<i32>,
 }
 
 impl Group {
@@ -103,6 +107,7 @@ impl Group {
             join_not_before: None,
             scan_after: None,
             state_timestamp_ms: now_ms,
+            assignments_persisting: None,
         }
     }
 

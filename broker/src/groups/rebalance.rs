@@ -4,6 +4,7 @@
 //! channels; they never await, so no RefCell borrow spans a suspension point. Metadata records
 //! they produce are pushed to `persist` and queued by the caller after the borrow ends.
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,12 +17,24 @@ use kafka_protocol::ResponseError;
 use super::coordinator::{sb, truncate_utf8, wall_ms, GroupCoordinator};
 use super::group::{Group, GroupState, Member};
 use super::store::StoreRecord;
+use super::GroupError;
 use super::{GROUPS_PER_SHARD_MAX, GROUP_MEMBERS_MAX, MEMBER_BLOB_BYTES_MAX, MEMBER_PROTOCOLS_MAX};
 use super::{NAME_BYTES_MAX, PENDING_MEMBERS_MAX};
 
 pub(super) enum Step<T> {
     Done(T),
     Wait(LocalReceiver<T>),
+}
+
+/// SyncGroup's next step: answer (now or when the rebalance completes), or, for the
+/// leader's assignments, write them and answer once they are durable.
+enum SyncStep {
+    Answer(Step<SyncGroupResponse>),
+    Persist {
+        generation: i32,
+        record: StoreRecord,
+        rx: LocalReceiver<SyncGroupResponse>,
+    },
 }
 
 /// A JoinGroup after validation, with owned fields.
@@ -485,18 +498,34 @@ impl GroupCoordinator {
 
     // ------------------------------------------------------------ SyncGroup
 
-    pub async fn sync_group(&self, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
-        match self.sync_now(&req, version) {
-            Step::Done(response) => response,
-            Step::Wait(rx) => rx
-                .recv()
-                .await
-                .unwrap_or_else(|| sync_error(ResponseError::UnknownMemberId)),
-        }
+    pub async fn sync_group(self: &Rc<Self>, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+        let rx = match self.sync_now(&req, version) {
+            SyncStep::Answer(Step::Done(response)) => return response,
+            SyncStep::Answer(Step::Wait(rx)) => rx,
+            SyncStep::Persist {
+                generation,
+                record,
+                rx,
+            } => {
+                // Kafka's rule: no member learns the assignment before it is durable. A
+                // detached task, so a leader that hangs up cannot leave the group waiting.
+                let this = Rc::clone(self);
+                let group_id = req.group_id.to_string();
+                glommio::spawn_local(async move {
+                    let stored = this.store.append(vec![record]).await;
+                    this.finish_sync(&group_id, generation, stored);
+                })
+                .detach();
+                rx
+            }
+        };
+        rx.recv()
+            .await
+            .unwrap_or_else(|| sync_error(ResponseError::UnknownMemberId))
     }
 
-    fn sync_now(&self, req: &SyncGroupRequest, version: i16) -> Step<SyncGroupResponse> {
-        let done = |e: ResponseError| Step::Done(sync_error(e));
+    fn sync_now(&self, req: &SyncGroupRequest, version: i16) -> SyncStep {
+        let done = |e: ResponseError| SyncStep::Answer(Step::Done(sync_error(e)));
         if self.closed.get() {
             return done(ResponseError::CoordinatorNotAvailable);
         }
@@ -533,14 +562,15 @@ impl GroupCoordinator {
                 let member = group.member_mut(member_id).expect("checked");
                 member.touch(now);
                 let assignment = member.assignment.clone();
-                Step::Done(self.sync_success(group, assignment))
+                SyncStep::Answer(Step::Done(self.sync_success(group, assignment)))
             }
             GroupState::CompletingRebalance => {
                 let (tx, rx) = local_channel::new_bounded(1);
                 let member = group.member_mut(member_id).expect("checked");
                 member.touch(now);
                 member.sync_waiter = Some(tx);
-                if group.is_leader(member_id) {
+                let persisting = group.assignments_persisting == Some(group.generation_id);
+                if group.is_leader(member_id) && !persisting {
                     if req
                         .assignments
                         .iter()
@@ -549,11 +579,14 @@ impl GroupCoordinator {
                         group.member_mut(member_id).expect("checked").sync_waiter = None;
                         return done(ResponseError::InvalidRequest);
                     }
-                    let record = self.complete_sync(group, req);
-                    drop(groups);
-                    self.persist(vec![record]);
+                    let record = self.store_assignments(group, req);
+                    return SyncStep::Persist {
+                        generation: group.generation_id,
+                        record,
+                        rx,
+                    };
                 }
-                Step::Wait(rx)
+                SyncStep::Answer(Step::Wait(rx))
             }
         }
     }
@@ -566,15 +599,50 @@ impl GroupCoordinator {
         r
     }
 
-    /// The leader's assignments end the rebalance: store them, go Stable, answer every
-    /// member already waiting in SyncGroup (later ones are answered from the stored copy).
-    fn complete_sync(&self, group: &mut Group, req: &SyncGroupRequest) -> StoreRecord {
+    /// The leader's assignments: kept on the members and returned as the record to
+    /// write; the group stays CompletingRebalance until `finish_sync`.
+    fn store_assignments(&self, group: &mut Group, req: &SyncGroupRequest) -> StoreRecord {
         for member in &mut group.members {
             let given = req
                 .assignments
                 .iter()
                 .find(|a| a.member_id.as_str() == member.member_id);
             member.assignment = given.map(|a| a.assignment.clone()).unwrap_or_default();
+        }
+        group.assignments_persisting = Some(group.generation_id);
+        let mut value = group.to_stored();
+        value.assignments_complete = true;
+        StoreRecord::Group {
+            group: group.group_id.clone(),
+            value,
+        }
+    }
+
+    /// The assignments of `generation` are durable (or failed to be): go Stable and
+    /// answer every member waiting in SyncGroup (later ones are answered from the stored
+    /// copy). Nothing to do if the group moved on meanwhile: whatever moved it (a member
+    /// leaving or expiring, a new join) already answered the waiters.
+    fn finish_sync(&self, group_id: &str, generation: i32, stored: Result<(), GroupError>) {
+        let mut groups = self.groups.borrow_mut();
+        let Some(group) = groups.get_mut(group_id) else {
+            return;
+        };
+        if group.state != GroupState::CompletingRebalance
+            || group.generation_id != generation
+            || group.assignments_persisting != Some(generation)
+        {
+            return;
+        }
+        group.assignments_persisting = None;
+        if let Err(e) = stored {
+            tracing::warn!(group = group_id, generation, error = %e, "group assignments not persisted; members must rejoin");
+            for member in &mut group.members {
+                member.assignment = Bytes::new();
+                if let Some(tx) = member.sync_waiter.take() {
+                    let _ = tx.try_send(sync_error(ResponseError::CoordinatorNotAvailable));
+                }
+            }
+            return;
         }
         group.state = GroupState::Stable;
         group.scan_after = None;
@@ -588,10 +656,6 @@ impl GroupCoordinator {
             if let Some(tx) = member.sync_waiter.take() {
                 let _ = tx.try_send(response);
             }
-        }
-        StoreRecord::Group {
-            group: group.group_id.clone(),
-            value: group.to_stored(),
         }
     }
 }

@@ -384,3 +384,26 @@ fn measure_offset_commit_latency_and_group_commit() {
         c.close().await.unwrap();
     });
 }
+
+#[test]
+fn given_sync_group_answered_when_the_broker_dies_at_once_should_come_back_stable_with_assignments() {
+    run(|| async {
+        let dir = tempdir();
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        let joins = form_group(&c, "g", 2, &["t"]).await;
+        let (generation, member) = (joins[0].generation_id, joins[0].member_id.as_str().to_owned());
+        // No close: whatever was not durable when SyncGroup answered is lost, as in a crash.
+        drop(c);
+
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        assert_eq!(c.group_state("g"), Some(GroupState::Stable));
+        let again = c.sync_group(sync_req("g", generation, &member, &[]), 5).await;
+        assert_eq!(again.error_code, 0);
+        assert_eq!(again.assignment.as_ref(), format!("a-{member}").as_bytes());
+        c.close().await.unwrap();
+    });
+}
