@@ -5,8 +5,13 @@
 
 pub mod smoke;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+/// The protocol tests' counting global allocator (per-thread live bytes and peak),
+/// one source for both: each decode's peak heap growth is measured with it.
+#[path = "../../protocol/tests/support/alloc.rs"]
+#[allow(dead_code, reason = "allocation_count serves the protocol tests only")]
+mod alloc;
+
+use alloc::peak_growth_bytes;
 
 use bytes::Bytes;
 use weir_protocol::api::{is_decodable, SUPPORTED_APIS};
@@ -39,61 +44,6 @@ pub const CODEC_STATE_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
 const BATCHES_MAX: usize = 4096;
 const RECORDS_MAX: usize = 1 << 20;
 
-thread_local! {
-    static CURRENT_BYTES: Cell<usize> = const { Cell::new(0) };
-    static PEAK_BYTES: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Counts this thread's live heap bytes and their peak (const thread-locals without
-/// destructors: safe to touch from inside the allocator).
-struct CountingAllocator;
-
-// SAFETY: forwards every call to `System` unchanged; only counts sizes.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        shrink(layout.size());
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grow(new_size);
-        shrink(layout.size());
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn grow(bytes: usize) {
-    let _ = CURRENT_BYTES.try_with(|c| {
-        let now = c.get() + bytes;
-        c.set(now);
-        let _ = PEAK_BYTES.try_with(|p| p.set(p.get().max(now)));
-    });
-}
-
-fn shrink(bytes: usize) {
-    let _ = CURRENT_BYTES.try_with(|c| c.set(c.get().saturating_sub(bytes)));
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Run `f` and return the peak heap growth it caused on this thread.
-pub fn peak_growth_bytes(f: impl FnOnce()) -> usize {
-    let base = CURRENT_BYTES.with(Cell::get);
-    PEAK_BYTES.with(|p| p.set(base));
-    f();
-    PEAK_BYTES.with(Cell::get).saturating_sub(base)
-}
 
 /// A byte stream as a client would send it: size-prefixed frames back to back. Each
 /// frame goes through the broker's checks (`frame_size`, `header_prefix`) and then the

@@ -1,6 +1,7 @@
 //! A counting global allocator for test binaries: per-thread live bytes and
 //! their peak, so a test can measure what one call allocates while other tests
-//! run on other threads. Include with `mod support { pub mod alloc; }`.
+//! run on other threads. Include with `mod support { pub mod alloc; }`; the fuzz
+//! targets (fuzz/src/lib.rs) include this same file by path.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
