@@ -166,9 +166,9 @@ async fn shard_main(
     mesh: MeshEnds,
     shard_count: usize,
 ) -> Result<(), String> {
-    tracing::debug!("start-up: probing direct I/O");
     let (mesh, inbound) = mesh.split();
     let shard = Rc::new(Shard::new(args.clone(), shard_count, mesh));
+    tracing::debug!("start-up: probing direct I/O");
     // Before any segment is opened on this executor (PITFALLS: glommio's
     // polled-I/O probe on a new empty file breaks Direct-I/O reads).
     crate::log::direct_io_probe(&args.data_dir)
