@@ -73,7 +73,7 @@ SMOKE_RUN = $(CARGO) run -q --release --bin
 
 .PHONY: crash-test fuzz fuzz-deps fuzz-smoke
 crash-test:
-	WEIR_CRASH_CYCLES=$(CRASH_CYCLES) WEIR_CRASH_CYCLES_ACKS1=20 WEIR_CRASH_VERIFY_EVERY=$(CRASH_VERIFY_EVERY) WEIR_POWER_CYCLES=$(POWER_CYCLES) $(CARGO) test --release -p weir-broker --test crash -- --nocapture --test-threads 1
+	WEIR_TEST_DEADLINE_SECS=3600 WEIR_CRASH_CYCLES=$(CRASH_CYCLES) WEIR_CRASH_CYCLES_ACKS1=20 WEIR_CRASH_VERIFY_EVERY=$(CRASH_VERIFY_EVERY) WEIR_POWER_CYCLES=$(POWER_CYCLES) $(CARGO) test --release -p weir-broker --test crash -- --nocapture --test-threads 1
 
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod groups;
 pub mod groups_glue;

@@ -15,6 +15,7 @@ use crate::limits;
 use crate::metadata::{store, Catalog};
 use crate::network::listener;
 use crate::shard::mesh::{self, MeshEnds};
+use crate::shard::watchdog::{self, Heartbeats};
 use crate::shard::Shard;
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -108,15 +109,20 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
     let args = Arc::new(args);
     let catalog = Arc::new(catalog);
     let mut handles = Vec::with_capacity(shard_count);
-    for (cpu, mesh) in mesh::build(shard_count, limits::MESH_CHANNEL_CAPACITY)
+    let (beats, nudges) = Heartbeats::new(shard_count);
+    let watchdog = watchdog::spawn(beats.clone()).map_err(|e| format!("cannot start the watchdog: {e}"))?;
+    for ((cpu, mesh), nudge) in mesh::build(shard_count, limits::MESH_CHANNEL_CAPACITY)
         .into_iter()
         .enumerate()
+        .zip(nudges)
     {
-        let (args, catalog) = (args.clone(), catalog.clone());
+        let (args, catalog, beats) = (args.clone(), catalog.clone(), beats.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("weir-shard-{cpu}"))
             .spawn(move || async move {
+                watchdog::start_on_shard(cpu, beats.clone(), nudge);
                 let result = shard_main(args, catalog, mesh, shard_count).await;
+                beats.retire(cpu);
                 if let Err(e) = &result {
                     // One shard down means partitions without an owner: stop them all.
                     tracing::error!(shard = cpu, error = %e, "shard failed; stopping the broker");
@@ -153,6 +159,8 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
             }
         }
     }
+    beats.stop();
+    let _ = watchdog.join();
     if failed {
         return Err("a shard failed".into());
     }

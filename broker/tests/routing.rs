@@ -93,6 +93,8 @@ fn given_the_default_relative_data_dir_when_a_topic_is_created_should_save_the_c
         .stderr(log)
         .spawn()
         .unwrap();
+    let guard = common::arm_deadline();
+    guard.watch_child(child.id());
     let mut client = None;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while client.is_none() && std::time::Instant::now() < deadline {

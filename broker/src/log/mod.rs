@@ -20,7 +20,7 @@ mod wait;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 

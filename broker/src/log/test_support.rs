@@ -67,8 +67,14 @@ pub fn data_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(base).expect("temp dir")
 }
 
+/// The longest one test's executor may run. The slowest (a model-test case) takes
+/// well under a second; a hang shows up in two minutes, not at CI's limit.
+pub const EXECUTOR_TEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Run `fut` on a fresh glommio executor on this thread.
+/// Under a deadline: a reactor that never wakes fails the run with stacks.
 pub fn run<T: 'static>(fut: impl Future<Output = T> + 'static) -> T {
+    let _deadline = crate::deadline::arm(crate::deadline::this_test(), EXECUTOR_TEST_DEADLINE);
     LocalExecutorBuilder::new(Placement::Unbound)
         .make()
         .expect("executor")

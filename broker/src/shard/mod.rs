@@ -6,6 +6,7 @@
 pub mod mesh;
 pub mod messages;
 pub mod router;
+pub mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

@@ -11,8 +11,26 @@ use weir_broker::client::Client;
 
 pub mod loop_disk;
 
+/// How long a test may hold one broker (its whole life, restarts included) before the
+/// deadline prints stacks and fails the run. `WEIR_TEST_DEADLINE_SECS` overrides it
+/// (`make crash-test` runs hundreds of cycles under one broker).
+pub fn test_deadline() -> Duration {
+    let secs = std::env::var("WEIR_TEST_DEADLINE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    Duration::from_secs(secs)
+}
+
+/// Arm the current test's deadline.
+pub fn arm_deadline() -> weir_broker::deadline::Deadline {
+    weir_broker::deadline::arm(weir_broker::deadline::this_test(), test_deadline())
+}
+
 pub struct Broker {
     child: Option<Child>,
+    /// The test's deadline: on expiry, stacks of the test and this broker, then exit 124.
+    deadline: weir_broker::deadline::Deadline,
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub shard_port_base: u16,
@@ -65,6 +83,7 @@ impl Broker {
         let log_path = dir.path().join("broker.log");
         Broker {
             child: None,
+            deadline: arm_deadline(),
             dir,
             port,
             shard_port_base: port + 1,
@@ -97,6 +116,7 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("weir binary starts");
+        self.deadline.watch_child(child.id());
         self.child = Some(child);
         self.wait_ready();
     }
@@ -135,6 +155,7 @@ impl Broker {
     /// SIGTERM and wait for a clean exit (status 0).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            self.deadline.forget_child(child.id());
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
@@ -159,6 +180,7 @@ impl Broker {
     /// SIGKILL: no chance to flush.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            self.deadline.forget_child(child.id());
             child.kill().unwrap();
             child.wait().unwrap();
         }

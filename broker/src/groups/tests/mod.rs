@@ -29,6 +29,10 @@ where
     G: FnOnce() -> F + Send + 'static,
     F: Future<Output = ()> + 'static,
 {
+    let _deadline = crate::deadline::arm(
+        crate::deadline::this_test(),
+        crate::log::test_support::EXECUTOR_TEST_DEADLINE,
+    );
     LocalExecutorBuilder::new(Placement::Unbound)
         .io_memory(1 << 20)
         .spawn(test)
