@@ -2,6 +2,9 @@
 //! then answer per the acks level: 0 never, 1 once appended (readable),
 //! -1 (all) once the group-commit fdatasync covering the batch has completed.
 //! The record bytes are appended as received (only base_offset is rewritten).
+//! Two phases: the appends run on the connection's turn (network/order.rs), so
+//! one connection's batches reach each partition in request order; the acks=all
+//! wait runs after the turn has passed on, so pipelined requests share syncs.
 
 use std::rc::Rc;
 
@@ -13,16 +16,19 @@ use weir_protocol::record_batch::{self, BatchWalker};
 use super::fan_out;
 use crate::error::log_error_code;
 use crate::log::Offset;
-use crate::shard::messages::{ProducePart, ProducePartResult, ShardRequest, ShardResponse};
+use crate::network::order::Ticket;
+use crate::shard::messages::{DurablePart, ProducePart, ProducePartResult, ShardRequest, ShardResponse};
 use crate::shard::router::split_by_owner;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest, ticket: Option<Ticket>) -> Option<ProduceResponse> {
     let acks = req.acks;
     // Drop the transactional id now for the same reason as the topic names below.
     let topic_data = req.topic_data;
     let catalog = shard.catalog();
     let mut results: Vec<ProducePartResult> = Vec::new();
+    // Per slot: where its batch goes, for the acks=all wait.
+    let mut targets: Vec<Option<(usize, String, i32)>> = Vec::new();
     let mut work = Vec::new();
     let mut shape = Vec::with_capacity(topic_data.len());
     for topic in topic_data {
@@ -34,24 +40,32 @@ pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest) -> Option<ProduceRes
             results.push(ProducePartResult {
                 index,
                 base_offset: -1,
+                last_offset: -1,
                 log_start_offset: -1,
                 ..Default::default()
             });
+            targets.push(None);
             indexes.push((part.index, index));
             if !(-1..=1).contains(&acks) {
                 results[index].error_code = ResponseError::InvalidRequiredAcks.code();
                 continue;
             }
             match meta.and_then(|m| m.owner(part.index, shard.count)) {
-                Some(owner) => work.push((
-                    owner,
-                    ProducePart {
-                        index,
-                        topic: name.clone(),
-                        partition: part.index,
-                        records: part.records,
-                    },
-                )),
+                Some(owner) => {
+                    // Until the owner answers: an unreachable owner leaves this, and
+                    // the client retries rather than taking silence for success.
+                    results[index].error_code = ResponseError::RequestTimedOut.code();
+                    targets[index] = Some((owner, name.clone(), part.index));
+                    work.push((
+                        owner,
+                        ProducePart {
+                            index,
+                            topic: name.clone(),
+                            partition: part.index,
+                            records: part.records,
+                        },
+                    ))
+                }
                 None => results[index].error_code = ResponseError::UnknownTopicOrPartition.code(),
             }
         }
@@ -60,18 +74,28 @@ pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest) -> Option<ProduceRes
         // place (it must copy a shared buffer).
         shape.push((name, indexes));
     }
+    if let Some(ticket) = &ticket {
+        ticket.wait_turn().await;
+    }
     let answers = fan_out(
         shard,
         split_by_owner(work, shard.count),
-        move |s, parts| Box::pin(async move { produce_local(&s, acks, parts).await }),
-        move |parts| ShardRequest::Produce { acks, parts },
+        |s, parts| Box::pin(async move { append_local(&s, parts).await }),
+        |parts| ShardRequest::Produce { parts },
         |answer| match answer {
             ShardResponse::Produce(r) => Some(r),
             _ => None,
         },
     )
     .await;
+    // Every batch of this request now sits in its partition's queue, offsets
+    // assigned: the connection's next Produce may append. The durability wait
+    // below overlaps with later requests, so group commit still batches them.
+    drop(ticket);
     super::place(&mut results, answers, "produce");
+    if acks == -1 {
+        await_durable(shard, &mut results, &targets).await;
+    }
     if acks == 0 {
         return None;
     }
@@ -99,28 +123,80 @@ pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest) -> Option<ProduceRes
     Some(ProduceResponse::default().with_responses(responses))
 }
 
-/// Append parts owned by this shard. Each part's batches are validated before
+/// acks=all: wait on each appended part's owner until it is durable. A part whose
+/// wait fails, or whose owner cannot be reached, gets an error: never a success
+/// that was not fdatasync'd.
+async fn await_durable(shard: &Rc<Shard>, results: &mut [ProducePartResult], targets: &[Option<(usize, String, i32)>]) {
+    let mut work = Vec::new();
+    for (r, target) in results.iter_mut().zip(targets) {
+        let Some((owner, topic, partition)) = target else {
+            continue;
+        };
+        if r.error_code != 0 {
+            continue;
+        }
+        work.push((
+            *owner,
+            DurablePart {
+                index: r.index,
+                topic: topic.clone(),
+                partition: *partition,
+                last_offset: r.last_offset,
+            },
+        ));
+    }
+    if work.is_empty() {
+        return;
+    }
+    let answers = fan_out(
+        shard,
+        split_by_owner(work, shard.count),
+        |s, parts| Box::pin(async move { durable_local(&s, parts).await }),
+        |parts| ShardRequest::AwaitDurable { parts },
+        |answer| match answer {
+            ShardResponse::Produce(r) => Some(r),
+            _ => None,
+        },
+    )
+    .await;
+    for (owner, answer) in answers {
+        match answer {
+            Ok(parts) => {
+                for p in parts.into_iter().filter(|p| p.error_code != 0) {
+                    results[p.index].error_code = p.error_code;
+                    results[p.index].error_message = p.error_message;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(owner, error = %e, "acks=all wait forward failed");
+                for (r, target) in results.iter_mut().zip(targets) {
+                    if matches!(target, Some((o, ..)) if *o == owner) && r.error_code == 0 {
+                        r.error_code = ResponseError::RequestTimedOut.code();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Append parts owned by this shard, in order; answers once each is in its
+/// partition's queue (not durable yet). Each part's batches are validated before
 /// any is appended, so a bad batch stores nothing.
-pub async fn produce_local(shard: &Rc<Shard>, acks: i16, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
+pub async fn append_local(shard: &Rc<Shard>, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
     let mut out = Vec::with_capacity(parts.len());
-    let mut durable_waits = Vec::new();
     for part in parts {
         let mut result = ProducePartResult {
-            index: 0,
+            index: part.index,
             base_offset: -1,
+            last_offset: -1,
             log_start_offset: -1,
             ..Default::default()
         };
-        let index = part.index;
-        result.index = index;
-        let (topic, partition) = (part.topic.clone(), part.partition);
         match append_part(shard, part).await {
-            Ok((base, last, start, log)) => {
+            Ok((base, last, start)) => {
                 result.base_offset = base;
+                result.last_offset = last;
                 result.log_start_offset = start;
-                if acks == -1 {
-                    durable_waits.push((out.len(), log, last, topic, partition));
-                }
             }
             Err((code, message)) => {
                 result.error_code = code;
@@ -129,21 +205,37 @@ pub async fn produce_local(shard: &Rc<Shard>, acks: i16, parts: Vec<ProducePart>
         }
         out.push(result);
     }
-    if !durable_waits.is_empty() {
-        shard.appended.notify(usize::MAX);
-    }
-    for (i, log, last, topic, partition) in durable_waits {
-        if let Err(e) = log.wait_durable(Offset(last)).await {
-            tracing::error!(shard = shard.id, error = %e, "fdatasync failed");
-            out[i].error_code = log_error_code(&e);
-            out[i].error_message = Some(e.to_string());
-            reopen_if_failed(shard, &log, topic, partition);
+    out
+}
+
+/// Wait until each part (appended on this shard) is durable. Answers only the
+/// parts that failed with their error; the others as successes.
+pub async fn durable_local(shard: &Rc<Shard>, parts: Vec<DurablePart>) -> Vec<ProducePartResult> {
+    // Group commit syncs once no more input is ready: tell it someone waits.
+    shard.appended.notify(usize::MAX);
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        let mut result = ProducePartResult {
+            index: part.index,
+            ..Default::default()
+        };
+        match shard.log(&part.topic, part.partition) {
+            None => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            Some(log) => {
+                if let Err(e) = log.wait_durable(Offset(part.last_offset)).await {
+                    tracing::error!(shard = shard.id, error = %e, "fdatasync failed");
+                    result.error_code = log_error_code(&e);
+                    result.error_message = Some(e.to_string());
+                    reopen_if_failed(shard, &log, part.topic, part.partition);
+                }
+            }
         }
+        out.push(result);
     }
     out
 }
 
-type AppendOutcome = Result<(i64, i64, i64, Rc<crate::log::PartitionLog>), (i16, Option<String>)>;
+type AppendOutcome = Result<(i64, i64, i64), (i16, Option<String>)>;
 
 async fn append_part(shard: &Rc<Shard>, part: ProducePart) -> AppendOutcome {
     let Some(log) = shard.log(&part.topic, part.partition) else {
@@ -196,7 +288,7 @@ async fn append_part(shard: &Rc<Shard>, part: ProducePart) -> AppendOutcome {
         }
     }
     shard.appended.notify(usize::MAX);
-    Ok((base, last, start, log))
+    Ok((base, last, start))
 }
 
 /// A fenced log answers KAFKA_STORAGE_ERROR; reopen it in the background so it takes

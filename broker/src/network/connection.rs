@@ -1,6 +1,7 @@
 //! One client connection: read frames (size checked before any buffer is
-//! sized), admit them, run up to `in_flight_max` handlers concurrently and
-//! write their answers strictly in request order, as Kafka requires.
+//! sized), admit them, run up to `in_flight_max` handlers concurrently, append
+//! Produce batches in request order (order.rs) and write the answers strictly
+//! in request order, as Kafka requires.
 //! Bounded: when the in-flight queue is full the reader stops reading, so a
 //! client that never reads its responses stalls only itself.
 
@@ -12,9 +13,11 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
+use kafka_protocol::messages::ApiKey;
 use weir_protocol::frame;
 
 use super::dispatch::{self, Admission};
+use super::order::Turnstile;
 use crate::limits::FRAME_READ_CHUNK_BYTES;
 use crate::shard::Shard;
 
@@ -26,6 +29,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     }
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (tx, rx) = local_channel::new_bounded::<Pending>(shard.args.in_flight_max);
+    let turnstile = Turnstile::new();
     let writer_task = glommio::spawn_local(async move {
         'responses: while let Some(pending) = rx.recv().await {
             let Some(Some(parts)) = pending.await else {
@@ -59,8 +63,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             }
             Ok(Admission::Handle(request, version)) => {
                 let shard = shard.clone();
+                // Taken here, in frame order: appends happen in ticket order (order.rs).
+                let ticket = (request.api_key == ApiKey::Produce).then(|| turnstile.ticket());
                 glommio::spawn_local(async move {
-                    match dispatch::handle(shard, *request, version, peer).await {
+                    match dispatch::handle(shard, *request, version, peer, ticket).await {
                         Ok(answer) => answer,
                         Err(e) => {
                             tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use weir_protocol::api::{is_decodable, is_supported};
 use weir_protocol::frame::{self, FrameError, Request};
 
+use super::order::Ticket;
 use crate::groups_glue::{GroupAnswer, GroupCall};
 use crate::handlers;
 use crate::shard::Shard;
@@ -118,6 +119,7 @@ pub async fn handle(
     request: Request,
     version: i16,
     peer: std::net::SocketAddr,
+    ticket: Option<Ticket>,
 ) -> Result<Option<Vec<Bytes>>, FrameError> {
     // Drop the header (its client id is a slice of the frame) before handling,
     // so the Produce records can be the frame's only remaining reference.
@@ -139,7 +141,7 @@ pub async fn handle(
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(handlers::metadata::handle(&shard, r, version).await)
         }
-        RequestKind::Produce(r) => match handlers::produce::handle(&shard, r).await {
+        RequestKind::Produce(r) => match handlers::produce::handle(&shard, r, ticket).await {
             Some(resp) => ResponseKind::Produce(resp),
             None => return Ok(None),
         },

@@ -10,9 +10,15 @@ use bytes::Bytes;
 use crate::metadata::Catalog;
 
 pub enum ShardRequest {
+    /// Append, answering once every batch is in its partition's queue with
+    /// offsets assigned (visible: acks=1), not after the fdatasync.
     Produce {
-        acks: i16,
         parts: Vec<ProducePart>,
+    },
+    /// acks=all, after `Produce` answered: wait until each part is durable.
+    /// Answered as `ShardResponse::Produce` with only the error fields meaningful.
+    AwaitDurable {
+        parts: Vec<DurablePart>,
     },
     Fetch {
         wait: FetchWait,
@@ -50,8 +56,18 @@ pub struct ProducePartResult {
     pub index: usize,
     pub error_code: i16,
     pub base_offset: i64,
+    /// Offset of the part's last record: what an acks=all request waits on.
+    pub last_offset: i64,
     pub log_start_offset: i64,
     pub error_message: Option<String>,
+}
+
+/// One appended part an acks=all request waits on.
+pub struct DurablePart {
+    pub index: usize,
+    pub topic: String,
+    pub partition: i32,
+    pub last_offset: i64,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -241,8 +241,11 @@ impl Shard {
     pub async fn handle_remote(self: &Rc<Self>, body: ShardRequest) -> ShardResponse {
         use crate::handlers;
         match body {
-            ShardRequest::Produce { acks, parts } => {
-                ShardResponse::Produce(handlers::produce::produce_local(self, acks, parts).await)
+            ShardRequest::Produce { parts } => {
+                ShardResponse::Produce(handlers::produce::append_local(self, parts).await)
+            }
+            ShardRequest::AwaitDurable { parts } => {
+                ShardResponse::Produce(handlers::produce::durable_local(self, parts).await)
             }
             ShardRequest::Fetch { wait, parts } => {
                 ShardResponse::Fetch(handlers::fetch::fetch_local(self, wait, parts).await)

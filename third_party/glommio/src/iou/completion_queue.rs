@@ -60,6 +60,30 @@ impl<'ring> CompletionQueue<'ring> {
         self.wait_inner(count).map(|_| ())
     }
 
+    /// Weir patch: block until at least `count` CQEs are ready or `timeout`
+    /// passes, whichever comes first (`IORING_ENTER_EXT_ARG` on kernels that
+    /// have it, 5.11+; liburing falls back to a timeout SQE before that). A
+    /// timeout is `Ok`: the caller looks at the ring either way.
+    pub fn wait_timeout(&mut self, count: u32, timeout: std::time::Duration) -> io::Result<()> {
+        let ts = uring_sys::__kernel_timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: timeout.subsec_nanos() as libc::c_longlong,
+        };
+        unsafe {
+            let mut cqe = MaybeUninit::uninit();
+            match resultify(uring_sys::io_uring_wait_cqes(
+                self.ring.as_ptr(),
+                cqe.as_mut_ptr(),
+                count as _,
+                &ts,
+                ptr::null(),
+            )) {
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+                other => other.map(|_| ()),
+            }
+        }
+    }
+
     #[inline(always)]
     fn wait_inner(&mut self, count: u32) -> io::Result<&mut uring_sys::io_uring_cqe> {
         unsafe {

@@ -79,14 +79,6 @@ pub(crate) fn create_eventfd() -> io::Result<RawFd> {
     syscall!(eventfd(0, libc::O_CLOEXEC))
 }
 
-/// Weir patch: the eventfd the kernel signals on every CQE of the sleepable rings.
-/// Non-blocking, so draining it never parks the executor.
-pub(crate) fn create_cqe_eventfd() -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    let fd = syscall!(eventfd(0, libc::O_CLOEXEC | libc::O_NONBLOCK))?;
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
 pub(crate) fn write_eventfd(eventfd: RawFd) {
     let buf = [1u64; 1];
     let ret = syscall!(write(eventfd, &buf as *const u64 as _, 8)).unwrap();

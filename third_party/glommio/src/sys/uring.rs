@@ -20,7 +20,7 @@ use std::{
     future::Future,
     io,
     ops::Range,
-    os::unix::io::{AsRawFd, RawFd},
+    os::unix::io::RawFd,
     panic,
     pin::Pin,
     ptr,
@@ -916,6 +916,10 @@ impl SleepableRing {
         })
     }
 
+    fn ring_fd(&self) -> RawFd {
+        self.ring.raw().ring_fd
+    }
+
     /// This function prepares a timer that fires unconditionally after a
     /// certain duration. The timer is added at the front of the queue such
     /// that it will be the first SQE submitted the next time we enter the
@@ -1039,6 +1043,69 @@ impl SleepableRing {
             false
         }
     }
+
+    /// Weir patch: `timeout` bounds the wait (see `Reactor::wait`).
+    fn sleep(&mut self, link: &Source, timeout: Duration) -> io::Result<usize> {
+        assert_eq!(
+            self.waiting_kernel_submission(),
+            0,
+            "sleeping with pending SQEs"
+        );
+        if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
+            let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
+            let op = UringDescriptor {
+                fd: link.raw(),
+                flags: SubmissionFlags::empty(),
+                user_data: to_user_data(
+                    self.source_map
+                        .borrow_mut()
+                        .add_source(link, self.submission_queue.clone()),
+                ),
+                args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+            };
+            fill_sqe(
+                &mut sqe,
+                &op,
+                DmaBuffer::new,
+                &mut self.source_map.borrow_mut(),
+            );
+
+            // We have now prepared the SQE that links the two rings. We now need to submit
+            // it successfully to be able to safely sleep.
+
+            if self
+                .submit_sqes()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?
+                != 1
+            {
+                // We failed to submit the `SQE` that links the rings. Just can't sleep.
+                // Waiting here is unsafe because we could end up waiting much longer than
+                // needed.
+                // We make the SQE a no-op and return
+                unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
+                Err(io::Error::from_raw_os_error(libc::EBUSY))
+            } else {
+                // The rings are linked. Goodnight! Weir patch: for at most `timeout`.
+                self.ring
+                    .cq()
+                    .wait_timeout(1, timeout)
+                    .map(|_| 1)
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok)
+            }
+        } else {
+            // Can't link rings because we ran out of `CQE`s. Just can't sleep.
+            // Submit what we have, once we're out of here we'll consume them
+            // and at some point will be able to sleep again.
+            self.submit_sqes()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)
+        }
+    }
 }
 
 impl UringCommon for SleepableRing {
@@ -1149,6 +1216,11 @@ impl UringCommon for SleepableRing {
     }
 }
 
+/// Weir patch: the longest a reactor sleeps without a timer due. A lost wake-up
+/// (see `Reactor::wait`) then costs at most this; an idle executor pays one extra
+/// wake-up per period.
+const SLEEP_MAX: Duration = Duration::from_millis(250);
+
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
@@ -1158,9 +1230,7 @@ pub(crate) struct Reactor {
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
-    // Weir patch: written by the kernel whenever a CQE is posted on the main or the
-    // latency ring; the reactor sleeps in ppoll(2) on it (and on the foreign notifier).
-    cqe_eventfd: std::os::fd::OwnedFd,
+    link_fd: RawFd,
 
     // This keeps the `eventfd` alive. Drop will close it when we're done
     notifier: Arc<sys::SleepNotifier>,
@@ -1270,16 +1340,7 @@ impl Reactor {
             },
         }
 
-        // Weir patch: the kernel signals this eventfd for every CQE posted on the main or
-        // the latency ring, so sleeping is a ppoll(2) on it instead of a POLL_ADD of the
-        // latency ring's fd submitted to the main ring (see `sleep`).
-        let cqe_eventfd = sys::create_cqe_eventfd()?;
-        main_ring
-            .registrar()
-            .register_eventfd(cqe_eventfd.as_raw_fd())?;
-        latency_ring
-            .registrar()
-            .register_eventfd(cqe_eventfd.as_raw_fd())?;
+        let link_fd = latency_ring.ring_fd();
 
         let eventfd_src = Source::new(
             IoRequirements::default(),
@@ -1300,7 +1361,7 @@ impl Reactor {
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
-            cqe_eventfd,
+            link_fd,
             notifier,
             eventfd_src,
             source_map,
@@ -1663,68 +1724,24 @@ impl Reactor {
         }
     }
 
-    /// Weir patch: sleep until a CQE is posted on the main or the latency ring
-    /// (the kernel writes `cqe_eventfd`), a foreign thread writes the notifier's
-    /// eventfd, a signal or io_uring task work interrupts us, or `timeout`
-    /// (the next user timer) passes, whichever comes first.
+    /// We want to go to sleep, but we can only go to sleep in one of the rings,
+    /// as we only have one thread. There are more than one sleepable rings, so
+    /// what we do is we take advantage of the fact that the ring's `ring_fd` is
+    /// pollable and register a `POLL_ADD` event into the ring we will wait on.
     ///
-    /// glommio 0.9.0 slept in `io_uring_enter` on the main ring after submitting a
-    /// POLL_ADD of the latency ring's fd to it ("linking the rings"). A thread could
-    /// stay asleep there with its wake-up already due (a timer expired, a foreign
-    /// notification written), at 0% CPU, until a ptrace attach interrupted the wait.
-    /// Here nothing has to be armed for a wake-up to arrive: every completion on
-    /// either ring signals the eventfd from inside the kernel, and the caller
-    /// drains the eventfd *before* its last look at the rings, so a completion
-    /// racing with the decision to sleep leaves the eventfd readable and the
-    /// ppoll returns at once. The timeout bounds a sleep by the next timer even
-    /// if its completion were lost.
-    fn sleep(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.cqe_eventfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.eventfd_src.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let ts = timeout.map(|d| libc::timespec {
-            tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as libc::time_t,
-            tv_nsec: d.subsec_nanos() as libc::c_long,
-        });
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(ptr::null(), |t| t as *const libc::timespec);
-        let res = unsafe {
-            libc::ppoll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                ts_ptr,
-                ptr::null(),
-            )
-        };
-        if res < 0 {
-            Self::intr_ok(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Weir patch: empty `cqe_eventfd` (non-blocking). Called before the last
-    /// look at the rings that decides whether to sleep.
-    fn drain_cqe_eventfd(&self) {
-        let mut buf = 0u64;
-        // EAGAIN (nothing posted since the last drain) is the common case.
-        let _ = unsafe {
-            libc::read(
-                self.cqe_eventfd.as_raw_fd(),
-                &mut buf as *mut u64 as *mut libc::c_void,
-                8,
-            )
-        };
+    /// We may not be able to register an `SQE` at this point, so we return an
+    /// Error and will just not sleep.
+    fn link_rings_and_sleep(&self, ring: &mut SleepableRing, timeout: Duration) -> io::Result<()> {
+        let link_rings = Source::new(
+            IoRequirements::default(),
+            self.link_fd,
+            SourceType::LinkRings,
+            None,
+            None,
+        );
+        ring.sleep(&link_rings, timeout)
+            .or_else(Self::busy_ok)
+            .map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1828,10 +1845,6 @@ impl Reactor {
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
         flush_rings!(lat_ring, poll_ring, main_ring)?;
-        // Weir patch: drain the CQE eventfd before the last look at the rings. A CQE
-        // posted after this point makes the eventfd readable again, so `sleep` cannot
-        // miss it; one posted before it is seen by the consume below.
-        self.drain_cqe_eventfd();
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
@@ -1843,8 +1856,13 @@ impl Reactor {
             && lat_ring.can_sleep();
 
         if should_sleep {
-            // Weir patch: the next user timer bounds the ppoll in `sleep` itself; no
-            // timeout SQE is armed on the latency ring for the sleep any more.
+            // We are about to go to sleep. It's ok to sleep, but if there
+            // is a timer set, we need to make sure we wake up to handle it.
+            if let Some(dur) = user_timer {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                assert!(flush_rings!(lat_ring)? > 0);
+            }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
@@ -1857,7 +1875,15 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
-                    self.sleep(user_timer).expect("ppoll failed");
+                    // Weir patch: the wake-up of this sleep travels from the latency
+                    // ring through a POLL_ADD on the main ring, and on Linux 6.18 it
+                    // was seen lost (a thread asleep here for good with its timer
+                    // long due; see README.weir.md). Bound the sleep by the next
+                    // timer, and by SLEEP_MAX when there is none, so a lost wake-up
+                    // costs at most that long instead of forever.
+                    let timeout = user_timer.map_or(SLEEP_MAX, |t| t.min(SLEEP_MAX));
+                    self.link_rings_and_sleep(&mut main_ring, timeout)
+                        .expect("some error");
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
