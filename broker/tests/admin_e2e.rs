@@ -11,6 +11,7 @@ use std::process::Command;
 
 use common::Broker;
 use serde_json::{json, Value};
+use weir_protocol::record_batch::{validate, BatchWalker, Compression};
 
 /// Two shards = two advertised brokers; a default partition count that an explicit
 /// assignment must not fall back to.
@@ -151,13 +152,14 @@ fn given_each_kafka_compression_type_when_a_topic_is_created_with_it_should_stor
         "{created}"
     );
     let topics: Vec<String> = codecs.iter().map(|c| format!("c-{c}")).collect();
+    for topic in &topics {
+        assert_eq!(created[topic]["error"], Value::Null, "{topic}: {created}");
+    }
     let mut args = vec!["describe-configs"];
     args.extend(topics.iter().map(String::as_str));
     let configs = client(&broker, &args);
-    for codec in codecs {
-        let topic = format!("c-{codec}");
-        assert_eq!(created[&topic]["error"], Value::Null, "{codec}: {created}");
-        assert_eq!(configs[&topic]["compression.type"], codec, "{codec}: {configs}");
+    for (topic, codec) in topics.iter().zip(codecs) {
+        assert_eq!(configs[topic]["compression.type"], codec, "{configs}");
     }
 
     // The topic says lz4, the producer sends gzip: the batches are kept as sent and read back.
@@ -175,6 +177,15 @@ fn given_each_kafka_compression_type_when_a_topic_is_created_with_it_should_stor
     );
     let expected: Vec<String> = (0..20).map(|i| format!("value-{i}")).collect();
     assert_eq!(round_trip, json!({"produce_errors": [], "consumed": expected}));
+    let (_, records) = broker.client().fetch("c-lz4", 0, 0, 1 << 20, 1000).unwrap();
+    let codecs: Vec<Compression> = BatchWalker::new(&records)
+        .map(|range| validate(&records[range]).unwrap().compression().unwrap())
+        .collect();
+    assert!(!codecs.is_empty());
+    assert!(
+        codecs.iter().all(|c| *c == Compression::Gzip),
+        "stored as the producer compressed them: {codecs:?}"
+    );
 }
 
 #[test]
