@@ -159,8 +159,22 @@ fn given_each_kafka_compression_type_when_a_topic_is_created_with_it_should_stor
     args.extend(topics.iter().map(String::as_str));
     let configs = client(&broker, &args);
     for (topic, codec) in topics.iter().zip(codecs) {
-        assert_eq!(configs[topic]["compression.type"], codec, "{configs}");
+        // `producer` is the default; any other value is the topic's own.
+        let source = if codec == "producer" {
+            "DEFAULT_CONFIG"
+        } else {
+            "DYNAMIC_TOPIC_CONFIG"
+        };
+        assert_eq!(
+            configs[topic]["compression.type"],
+            json!({"value": codec, "source": source}),
+            "{configs}"
+        );
     }
+    assert_eq!(
+        configs["c-lz4"]["retention.ms"]["source"], "DEFAULT_CONFIG",
+        "{configs}"
+    );
 
     // The topic says lz4, the producer sends gzip: the batches are kept as sent and read back.
     let round_trip = client(

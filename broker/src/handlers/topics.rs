@@ -29,7 +29,19 @@ use crate::shard::Shard;
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// DescribeConfigs config_source: 1 = topic config, 5 = default.
+const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
+
+/// A topic config's source as DescribeConfigs reports it: a value other than
+/// what a topic created now would get is the topic's own (a value set equal to
+/// the default cannot be told apart: the catalog keeps values, not requests).
+fn config_source(config: &TopicConfig, defaults: &TopicConfig, name: &str) -> i8 {
+    if config.get(name) == defaults.get(name) {
+        SOURCE_DEFAULT
+    } else {
+        SOURCE_TOPIC
+    }
+}
 
 /// Run an admin change on shard 0 and return its outcome.
 pub async fn admin(shard: &Rc<Shard>, req: AdminRequest) -> Vec<TopicOutcome> {
@@ -309,6 +321,7 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
     )
     .await;
     let catalog = shard.catalog();
+    let defaults = TopicConfig::defaults(&shard.args);
     let results = outcomes
         .into_iter()
         .map(|o| {
@@ -320,7 +333,7 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
                             CreatableTopicConfigs::default()
                                 .with_name((*n).to_string().into())
                                 .with_value(Some(v.into()))
-                                .with_config_source(SOURCE_DEFAULT)
+                                .with_config_source(config_source(&t.config, &defaults, n))
                         })
                     })
                     .collect()
@@ -385,6 +398,7 @@ pub async fn delete_topics(
 
 pub fn describe_configs(shard: &Shard, req: &DescribeConfigsRequest) -> DescribeConfigsResponse {
     let catalog = shard.catalog();
+    let defaults = TopicConfig::defaults(&shard.args);
     let results = req
         .resources
         .iter()
@@ -408,7 +422,7 @@ pub fn describe_configs(shard: &Shard, req: &DescribeConfigsRequest) -> Describe
                                     DescribeConfigsResourceResult::default()
                                         .with_name((*n).to_string().into())
                                         .with_value(Some(v.into()))
-                                        .with_config_source(SOURCE_DEFAULT)
+                                        .with_config_source(config_source(&t.config, &defaults, n))
                                 })
                             })
                             .collect();

@@ -15,7 +15,7 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 
 TIMEOUT_S = 15
 
@@ -84,7 +84,11 @@ def cmd_describe_configs(args):
     resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in args.topics]
     futures = a.describe_configs(resources, request_timeout=TIMEOUT_S)
     return {
-        r.name: {name: entry.value for name, entry in futures[r].result().items()} for r in resources
+        r.name: {
+            name: {"value": entry.value, "source": ConfigSource(entry.source).name}
+            for name, entry in futures[r].result().items()
+        }
+        for r in resources
     }
 
 
