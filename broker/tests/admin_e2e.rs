@@ -2,7 +2,8 @@
 //! and Consumer (`tests/clients/admin_checks.py`) against a 2-shard broker in zero-hop mode,
 //! which advertises two brokers (ids 0 and 1). Covers explicit replica assignments,
 //! topic-level `compression.type`, replication factor up to the advertised broker count,
-//! OffsetCommit for unknown topics/partitions and authorized operations.
+//! OffsetCommit for unknown topics/partitions (also through kafka-python's admin client,
+//! which shows each partition's error) and authorized operations.
 
 mod common;
 
@@ -267,7 +268,7 @@ fn given_an_unknown_topic_or_partition_when_confluent_commits_offsets_should_ans
     // callback, so which partition failed shows in what was stored: only known:0 (-1001 is
     // librdkafka's "no offset"), in the order asked: nope:0, known:0, known:2. The
     // per-partition answer itself is checked by the handler's unit test
-    // (given_unknown_topics_and_partitions_when_committing_...).
+    // (given_unknown_topics_and_partitions_when_committing_...) and by kafka-python below.
     assert_eq!(committed["error"], "UNKNOWN_TOPIC_OR_PART", "{committed}");
     let offsets: Vec<i64> = committed["committed"]
         .as_array()
@@ -276,6 +277,27 @@ fn given_an_unknown_topic_or_partition_when_confluent_commits_offsets_should_ans
         .map(|p| p["offset"].as_i64().unwrap())
         .collect();
     assert_eq!(offsets, vec![-1001, 7, -1001], "{committed}");
+
+    // kafka-python shows each partition's answer as sent: only the unknown ones fail.
+    let per_partition = client(
+        &broker,
+        &[
+            "commit-kafka-python",
+            "--group",
+            "g2",
+            "nope:0:5",
+            "known:0:7",
+            "known:2:3",
+        ],
+    );
+    assert_eq!(
+        per_partition,
+        json!([
+            ["known", 0, "NoError"],
+            ["known", 2, "UnknownTopicOrPartitionError"],
+            ["nope", 0, "UnknownTopicOrPartitionError"],
+        ])
+    );
 
     // A commit of known partitions only still succeeds.
     let ok = client(&broker, &["commit", "--group", "g", "known:1:4"]);

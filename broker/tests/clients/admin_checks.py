@@ -1,4 +1,5 @@
-"""Admin and commit calls made with confluent-kafka, run by broker/tests/admin_e2e.rs.
+"""Admin and commit calls made with confluent-kafka (one with kafka-python), run by
+broker/tests/admin_e2e.rs.
 
 One sub-command per call; each prints one JSON object on stdout with what the client saw
 (error names as librdkafka reports them, e.g. "INVALID_REPLICA_ASSIGNMENT"), so the Rust
@@ -176,6 +177,25 @@ def cmd_commit(args):
     return out
 
 
+def cmd_commit_kafka_python(args):
+    """The same commit through kafka-python's admin client, which reports every
+    partition's error as the broker sent it (librdkafka's commit callback does not)."""
+    try:
+        from kafka import KafkaAdminClient
+        from kafka import TopicPartition as KpTopicPartition
+        from kafka.structs import OffsetAndMetadata
+    except ImportError:
+        sys.exit("kafka-python is missing: run `make test-deps`")
+    a = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+    offsets = {}
+    for spec in args.offsets:
+        topic, partition, offset = spec.rsplit(":", 2)
+        offsets[KpTopicPartition(topic, int(partition))] = OffsetAndMetadata(int(offset), "", -1)
+    errors = a.alter_group_offsets(args.group, offsets)
+    a.close()
+    return [[tp.topic, tp.partition, e.__name__] for tp, e in sorted(errors.items())]
+
+
 def cmd_produce_consume(args):
     """Produces N records with the given codec, consumes them back; reports the values seen."""
     p = Producer({"bootstrap.servers": args.bootstrap, "compression.type": args.compression, "linger.ms": 5})
@@ -220,6 +240,9 @@ def main():
     p = sub.add_parser("commit")
     p.add_argument("--group", required=True)
     p.add_argument("offsets", nargs="+", help="topic:partition:offset")
+    p = sub.add_parser("commit-kafka-python")
+    p.add_argument("--group", required=True)
+    p.add_argument("offsets", nargs="+", help="topic:partition:offset")
     p = sub.add_parser("produce-consume")
     p.add_argument("--topic", required=True)
     p.add_argument("--compression", required=True)
@@ -231,6 +254,7 @@ def main():
         "describe-topics": cmd_describe_topics,
         "describe-cluster": cmd_describe_cluster,
         "commit": cmd_commit,
+        "commit-kafka-python": cmd_commit_kafka_python,
         "produce-consume": cmd_produce_consume,
     }[args.cmd]
     json.dump(handler(args), sys.stdout)
