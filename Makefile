@@ -21,6 +21,7 @@ test-deps:
 	@command -v kcat >/dev/null || { (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c 'import confluent_kafka' 2>/dev/null || $(PY) -m pip install -q 'confluent-kafka>=2.6'
+	@$(PY) -c 'import kafka' 2>/dev/null || $(PY) -m pip install -q 'kafka-python>=3.0'
 
 # The last line sums every suite, so a reader of the log sees the real total
 # (cargo's last line is the doc-test suite, often "0 passed").

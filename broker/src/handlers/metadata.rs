@@ -2,7 +2,9 @@
 //! is advertised as its own broker (node id = shard id, its own port) and a
 //! partition's leader is its owning shard, so clients connect straight to the
 //! owner. In single-address mode there is one broker, node 0, and shards
-//! forward. Unknown topics are auto-created when allowed.
+//! forward. Unknown topics are auto-created when allowed. Replicas and ISR
+//! are the topic's recorded replica list (one copy on disk, see
+//! docs/protocol.md); authorized operations are all of them (no ACLs).
 
 use std::rc::Rc;
 
@@ -29,13 +31,24 @@ pub async fn handle(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> Me
                 .collect(),
         ),
     };
+    // The flags exist from v8 (topic) and v8-10 (cluster); older requests decode them false.
+    let topic_operations = version >= 8 && req.include_topic_authorized_operations;
+    let cluster_operations = (8..=10).contains(&version) && req.include_cluster_authorized_operations;
     let allow_create = shard.args.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     if let (Some(list), true) = (&requested, allow_create) {
         auto_create(shard, list).await;
     }
     let catalog = shard.catalog();
+    let entry = |t: &TopicMeta| {
+        let e = topic_entry(shard, t);
+        if topic_operations {
+            e.with_topic_authorized_operations(TOPIC_AUTHORIZED_OPERATIONS)
+        } else {
+            e
+        }
+    };
     let topics: Vec<MetadataResponseTopic> = match requested {
-        None => catalog.topics.values().map(|t| topic_entry(shard, t)).collect(),
+        None => catalog.topics.values().map(entry).collect(),
         Some(list) => list
             .into_iter()
             .map(|(name, id)| {
@@ -44,17 +57,78 @@ pub async fn handle(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> Me
                     None => catalog.topic_by_id(id),
                 };
                 match found {
-                    Some(t) => topic_entry(shard, t),
+                    Some(t) => entry(t),
                     None => unknown_topic(name, id),
                 }
             })
             .collect(),
     };
-    MetadataResponse::default()
+    let response = MetadataResponse::default()
         .with_brokers(brokers(shard))
         .with_cluster_id(Some(catalog.cluster_id.clone().into()))
         .with_controller_id(BrokerId(0))
-        .with_topics(topics)
+        .with_topics(topics);
+    if cluster_operations {
+        response.with_cluster_authorized_operations(CLUSTER_AUTHORIZED_OPERATIONS)
+    } else {
+        response
+    }
+}
+
+/// Kafka's AclOperation codes; an authorized-operations bitfield sets bit `code`.
+const READ: u8 = 3;
+const WRITE: u8 = 4;
+const CREATE: u8 = 5;
+const DELETE: u8 = 6;
+const ALTER: u8 = 7;
+const DESCRIBE: u8 = 8;
+const CLUSTER_ACTION: u8 = 9;
+const DESCRIBE_CONFIGS: u8 = 10;
+const ALTER_CONFIGS: u8 = 11;
+const IDEMPOTENT_WRITE: u8 = 12;
+
+const fn operation_bits(ops: &[u8]) -> i32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < ops.len() {
+        bits |= 1 << ops[i];
+        i += 1;
+    }
+    bits
+}
+
+/// Weir has no ACLs, so a client may do everything: every operation Kafka
+/// defines for a topic (what Kafka answers when no authorizer is configured).
+pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = operation_bits(&[
+    READ,
+    WRITE,
+    CREATE,
+    DELETE,
+    ALTER,
+    DESCRIBE,
+    DESCRIBE_CONFIGS,
+    ALTER_CONFIGS,
+]);
+
+/// Likewise every operation Kafka defines for the cluster resource.
+pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = operation_bits(&[
+    CREATE,
+    CLUSTER_ACTION,
+    DESCRIBE_CONFIGS,
+    ALTER_CONFIGS,
+    IDEMPOTENT_WRITE,
+    ALTER,
+    DESCRIBE,
+]);
+
+/// How many brokers Metadata advertises: one per shard in zero-hop mode,
+/// one in single-address mode. Their ids are `0..count`.
+pub fn advertised_broker_count(shard: &Shard) -> usize {
+    if shard.args.single_address {
+        1
+    } else {
+        shard.count
+    }
 }
 
 async fn auto_create(shard: &Rc<Shard>, list: &[(Option<String>, uuid::Uuid)]) {
@@ -67,6 +141,7 @@ async fn auto_create(shard: &Rc<Shard>, list: &[(Option<String>, uuid::Uuid)]) {
             name: n.clone(),
             partitions: -1,
             replication_factor: -1,
+            assignments: Vec::new(),
             configs: Vec::new(),
         })
         .collect();
@@ -105,17 +180,25 @@ fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
 fn topic_entry(shard: &Shard, t: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..t.partition_count())
         .map(|p| {
-            let leader = if shard.args.single_address {
-                0
+            // Single-address mode has one broker to name; zero-hop names the
+            // owner (leader) first, then the rest of the recorded replicas.
+            let replicas: Vec<BrokerId> = if shard.args.single_address {
+                vec![BrokerId(0)]
             } else {
-                t.owner(p, shard.count).unwrap_or(0) as i32
+                t.replicas(p, shard.count)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|id| BrokerId(id as i32))
+                    .collect()
             };
+            let leader = replicas.first().copied().unwrap_or(BrokerId(0));
+            // Every replica is the one copy on disk, so none can lag: ISR = replicas.
             MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(BrokerId(leader))
+                .with_leader_id(leader)
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![BrokerId(leader)])
-                .with_isr_nodes(vec![BrokerId(leader)])
+                .with_isr_nodes(replicas.clone())
+                .with_replica_nodes(replicas)
         })
         .collect();
     MetadataResponseTopic::default()
@@ -134,4 +217,17 @@ fn unknown_topic(name: Option<String>, id: uuid::Uuid) -> MetadataResponseTopic 
         .with_error_code(code)
         .with_name(name.map(|n| TopicName(n.into())))
         .with_topic_id(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorized_operations_bitfields_match_kafkas_operation_codes() {
+        // READ..ALTER_CONFIGS without ANY(1), ALL(2), CLUSTER_ACTION(9).
+        assert_eq!(TOPIC_AUTHORIZED_OPERATIONS, 0x0df8);
+        // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+        assert_eq!(CLUSTER_AUTHORIZED_OPERATIONS, 0x1fa0);
+    }
 }

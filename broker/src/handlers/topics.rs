@@ -17,8 +17,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use super::metadata::advertised_broker_count;
 use crate::limits;
-use crate::metadata::catalog::{random_id, validate_topic_name};
+use crate::metadata::catalog::{random_id, validate_topic_name, Placement};
 use crate::metadata::{store, Catalog, TopicConfig};
 use crate::shard::messages::{
     AdminRequest, AdminResponse, NewTopic, ShardRequest, ShardResponse, TopicOutcome,
@@ -28,7 +29,19 @@ use crate::shard::Shard;
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// DescribeConfigs config_source: 1 = topic config, 5 = default.
+const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
+
+/// A topic config's source as DescribeConfigs reports it: a value other than
+/// what a topic created now would get is the topic's own (a value set equal to
+/// the default cannot be told apart: the catalog keeps values, not requests).
+fn config_source(config: &TopicConfig, defaults: &TopicConfig, name: &str) -> i8 {
+    if config.get(name) == defaults.get(name) {
+        SOURCE_DEFAULT
+    } else {
+        SOURCE_TOPIC
+    }
+}
 
 /// Run an admin change on shard 0 and return its outcome.
 pub async fn admin(shard: &Rc<Shard>, req: AdminRequest) -> Vec<TopicOutcome> {
@@ -83,13 +96,14 @@ pub async fn admin_on_shard0(shard: &Rc<Shard>, req: AdminRequest) -> AdminRespo
 fn outcome(
     name: &str,
     id: [u8; 16],
-    partitions: i32,
+    (partitions, replication_factor): (i32, usize),
     error: Option<(ResponseError, String)>,
 ) -> TopicOutcome {
     TopicOutcome {
         name: name.to_string(),
         id,
         partitions,
+        replication_factor: i16::try_from(replication_factor).unwrap_or(i16::MAX),
         error_code: error.as_ref().map_or(0, |(e, _)| e.code()),
         error_message: error.map(|(_, m)| m),
     }
@@ -104,31 +118,28 @@ fn create(
     let mut next = before.clone();
     let mut outcomes = Vec::with_capacity(topics.len());
     for t in topics {
-        let partitions = if t.partitions == -1 {
-            shard.args.default_partitions
-        } else {
-            t.partitions
-        };
-        match check_new_topic(shard, &next, &t, partitions) {
-            Err(e) => outcomes.push(outcome(&t.name, [0; 16], partitions, Some(e))),
-            Ok(config) => {
+        match check_new_topic(shard, &next, &t) {
+            Err(e) => outcomes.push(outcome(&t.name, [0; 16], (-1, 0), Some(e))),
+            Ok((config, placement)) => {
                 let id = random_id();
+                let shape = (placement.partitions(), placement.replication_factor());
                 if !validate_only {
-                    next = next.with_topic(&t.name, id, partitions, config, shard.count);
+                    next = next.with_topic(&t.name, id, placement, config, shard.count);
                 }
-                outcomes.push(outcome(&t.name, id, partitions, None));
+                outcomes.push(outcome(&t.name, id, shape, None));
             }
         }
     }
     (next, outcomes)
 }
 
+type Refusal = (ResponseError, String);
+
 fn check_new_topic(
     shard: &Shard,
     catalog: &Catalog,
     t: &NewTopic,
-    partitions: i32,
-) -> Result<TopicConfig, (ResponseError, String)> {
+) -> Result<(TopicConfig, Placement), Refusal> {
     validate_topic_name(&t.name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
     if catalog.topic(&t.name).is_some() {
         return Err((
@@ -136,14 +147,36 @@ fn check_new_topic(
             format!("topic '{}' already exists", t.name),
         ));
     }
-    if !(1..=limits::PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
-        let m = format!("partitions must be 1..={}", limits::PARTITIONS_PER_TOPIC_MAX);
-        return Err((ResponseError::InvalidPartitions, m));
-    }
-    if !matches!(t.replication_factor, -1 | 1) {
-        let m = "a single-node broker supports replication factor 1".to_string();
-        return Err((ResponseError::InvalidReplicationFactor, m));
-    }
+    let brokers = advertised_broker_count(shard);
+    let placement = if t.assignments.is_empty() {
+        let partitions = if t.partitions == -1 {
+            shard.args.default_partitions
+        } else {
+            t.partitions
+        };
+        check_partition_count(partitions)?;
+        // Up to the advertised broker count, so clients that size the factor
+        // from Metadata's brokers work; there is still one copy on disk.
+        let replication_factor = match t.replication_factor {
+            -1 => 1,
+            rf if rf >= 1 && rf as usize <= brokers => rf as usize,
+            rf => {
+                let m = format!(
+                    "replication factor {rf}: this broker advertises {brokers} broker id(s), so 1..={brokers} (one copy is kept on disk whatever the factor)"
+                );
+                return Err((ResponseError::InvalidReplicationFactor, m));
+            }
+        };
+        Placement::Balanced {
+            partitions,
+            replication_factor,
+        }
+    } else {
+        Placement::Assigned {
+            replicas: check_assignment(t, brokers)?,
+            owner_is_first_id: !shard.args.single_address,
+        }
+    };
     let mut config = TopicConfig::defaults(&shard.args);
     for (name, value) in &t.configs {
         if let Some(v) = value {
@@ -152,7 +185,70 @@ fn check_new_topic(
                 .map_err(|m| (ResponseError::InvalidConfig, m))?;
         }
     }
-    Ok(config)
+    Ok((config, placement))
+}
+
+fn check_partition_count(partitions: i32) -> Result<(), Refusal> {
+    if (1..=limits::PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+        return Ok(());
+    }
+    let m = format!("partitions must be 1..={}", limits::PARTITIONS_PER_TOPIC_MAX);
+    Err((ResponseError::InvalidPartitions, m))
+}
+
+/// An explicit replica assignment, checked with Kafka's (KRaft) rules and
+/// messages: partition count and factor come from it, so both must be -1;
+/// partitions 0, 1, 2, ... in order; each a non-empty list of advertised broker
+/// ids (`0..brokers`) without repeats, all lists the same length.
+fn check_assignment(t: &NewTopic, brokers: usize) -> Result<Vec<Vec<u32>>, Refusal> {
+    if t.replication_factor != -1 {
+        let m = "A manual partition assignment was specified, but replication factor was not set to -1.";
+        return Err((ResponseError::InvalidReplicationFactor, m.into()));
+    }
+    if t.partitions != -1 {
+        let m = "A manual partition assignment was specified, but numPartitions was not set to -1.";
+        return Err((ResponseError::InvalidPartitions, m.into()));
+    }
+    let partitions = i32::try_from(t.assignments.len()).unwrap_or(i32::MAX);
+    check_partition_count(partitions)?;
+    let invalid = |m: String| (ResponseError::InvalidReplicaAssignment, m);
+    let mut out: Vec<Vec<u32>> = Vec::with_capacity(t.assignments.len());
+    for (expected, (index, ids)) in t.assignments.iter().enumerate() {
+        if *index != expected as i32 {
+            return Err(invalid(
+                "partitions should be a consecutive 0-based integer sequence".into(),
+            ));
+        }
+        if ids.is_empty() {
+            return Err(invalid(
+                "The manual partition assignment includes an empty replica list.".into(),
+            ));
+        }
+        let mut replicas: Vec<u32> = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let advertised = u32::try_from(id).ok().filter(|id| (*id as usize) < brokers);
+            let Some(id) = advertised else {
+                return Err(invalid(format!(
+                    "The manual partition assignment includes broker {id}, but no such broker is registered (broker ids are 0..{brokers})."
+                )));
+            };
+            if replicas.contains(&id) {
+                return Err(invalid(format!(
+                    "The manual partition assignment includes the broker {id} more than once."
+                )));
+            }
+            replicas.push(id);
+        }
+        if let Some(first) = out.first().filter(|f| f.len() != replicas.len()) {
+            return Err(invalid(format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {} replica(s).",
+                replicas.len(),
+                first.len()
+            )));
+        }
+        out.push(replicas);
+    }
+    Ok(out)
 }
 
 fn delete(before: &Catalog, names: Vec<String>) -> (Catalog, Vec<TopicOutcome>) {
@@ -162,14 +258,14 @@ fn delete(before: &Catalog, names: Vec<String>) -> (Catalog, Vec<TopicOutcome>) 
         match next.topic(&name).map(|t| (t.id, t.partition_count())) {
             Some((id, partitions)) => {
                 next = next.without_topic(&name);
-                outcomes.push(outcome(&name, id, partitions, None));
+                outcomes.push(outcome(&name, id, (partitions, 0), None));
             }
             None => {
                 let e = (
                     ResponseError::UnknownTopicOrPartition,
                     format!("no topic '{name}'"),
                 );
-                outcomes.push(outcome(&name, [0; 16], 0, Some(e)));
+                outcomes.push(outcome(&name, [0; 16], (0, 0), Some(e)));
             }
         }
     }
@@ -204,6 +300,11 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
             name: t.name.0.to_string(),
             partitions: t.num_partitions,
             replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                .collect(),
             configs: t
                 .configs
                 .iter()
@@ -220,6 +321,7 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
     )
     .await;
     let catalog = shard.catalog();
+    let defaults = TopicConfig::defaults(&shard.args);
     let results = outcomes
         .into_iter()
         .map(|o| {
@@ -231,7 +333,7 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
                             CreatableTopicConfigs::default()
                                 .with_name((*n).to_string().into())
                                 .with_value(Some(v.into()))
-                                .with_config_source(SOURCE_DEFAULT)
+                                .with_config_source(config_source(&t.config, &defaults, n))
                         })
                     })
                     .collect()
@@ -242,7 +344,11 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
                 .with_error_code(o.error_code)
                 .with_error_message(o.error_message.map(Into::into))
                 .with_num_partitions(if o.error_code == 0 { o.partitions } else { -1 })
-                .with_replication_factor(if o.error_code == 0 { 1 } else { -1 })
+                .with_replication_factor(if o.error_code == 0 {
+                    o.replication_factor
+                } else {
+                    -1
+                })
                 .with_configs(configs)
         })
         .collect();
@@ -292,6 +398,7 @@ pub async fn delete_topics(
 
 pub fn describe_configs(shard: &Shard, req: &DescribeConfigsRequest) -> DescribeConfigsResponse {
     let catalog = shard.catalog();
+    let defaults = TopicConfig::defaults(&shard.args);
     let results = req
         .resources
         .iter()
@@ -315,7 +422,7 @@ pub fn describe_configs(shard: &Shard, req: &DescribeConfigsRequest) -> Describe
                                     DescribeConfigsResourceResult::default()
                                         .with_name((*n).to_string().into())
                                         .with_value(Some(v.into()))
-                                        .with_config_source(SOURCE_DEFAULT)
+                                        .with_config_source(config_source(&t.config, &defaults, n))
                                 })
                             })
                             .collect();
@@ -333,4 +440,45 @@ pub fn describe_configs(shard: &Shard, req: &DescribeConfigsRequest) -> Describe
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assigned(partitions: i32, replication_factor: i16, lists: &[(i32, &[i32])]) -> NewTopic {
+        NewTopic {
+            name: "t".into(),
+            partitions,
+            replication_factor,
+            assignments: lists.iter().map(|(p, ids)| (*p, ids.to_vec())).collect(),
+            configs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn given_explicit_assignments_when_checked_should_follow_kafkas_rules() {
+        let ok = check_assignment(&assigned(-1, -1, &[(0, &[1, 0]), (1, &[0, 1])]), 2);
+        assert_eq!(ok, Ok(vec![vec![1, 0], vec![0, 1]]));
+        let code = |t: NewTopic, brokers| check_assignment(&t, brokers).unwrap_err().0;
+        use ResponseError::*;
+        assert_eq!(code(assigned(2, -1, &[(0, &[0])]), 2), InvalidPartitions);
+        assert_eq!(code(assigned(-1, 1, &[(0, &[0])]), 2), InvalidReplicationFactor);
+        for (lists, brokers) in [
+            (&[(1, &[0][..])][..], 2),       // does not start at 0
+            (&[(0, &[0]), (2, &[1])], 2),    // gap
+            (&[(0, &[])], 2),                // empty list
+            (&[(0, &[2])], 2),               // not advertised
+            (&[(0, &[-1])], 2),              // negative id
+            (&[(0, &[1])], 1),               // single-address: only 0
+            (&[(0, &[1, 1])], 2),            // repeated
+            (&[(0, &[0]), (1, &[0, 1])], 2), // uneven
+        ] {
+            assert_eq!(
+                code(assigned(-1, -1, lists), brokers),
+                InvalidReplicaAssignment,
+                "{lists:?}"
+            );
+        }
+    }
 }

@@ -2,7 +2,9 @@
 //! and config. A value type: shard 0 derives a new catalog for each admin
 //! change and broadcasts it; other shards only read their `Arc` snapshot.
 //! Invariant: topic names are unique and valid, each topic has >= 1 partition,
-//! and `version` increases with every change.
+//! every partition has >= 1 reported replica, and `version` increases with
+//! every change. Stored durably (`store.rs`): a layout change needs a new
+//! catalog format and a reader for the old one (`legacy.rs`).
 
 use std::collections::BTreeMap;
 
@@ -19,7 +21,48 @@ pub struct TopicMeta {
     /// The shard each partition was assigned to at creation. Read through
     /// `owner`, which folds it onto the current shard count.
     pub partition_shards: Vec<u32>,
+    /// Per partition, the broker ids reported as its replicas, preferred
+    /// leader first; all the same length (the replication factor). There is
+    /// one copy on disk whatever the length (docs/protocol.md, "Brokers,
+    /// replicas and replica assignments"). Read through `replicas`.
+    pub partition_replicas: Vec<Vec<u32>>,
     pub config: TopicConfig,
+}
+
+/// Where a new topic's partitions go (`Catalog::with_topic`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Partitions on the least-loaded shards; each reports `replication_factor`
+    /// replicas: its owner, then the next shard ids in turn.
+    Balanced {
+        partitions: i32,
+        replication_factor: usize,
+    },
+    /// A validated explicit assignment: per partition, broker ids. With
+    /// `owner_is_first_id` (zero-hop: broker id = shard id) the first id owns
+    /// the partition; otherwise owners are balanced as above.
+    Assigned {
+        replicas: Vec<Vec<u32>>,
+        owner_is_first_id: bool,
+    },
+}
+
+impl Placement {
+    pub fn partitions(&self) -> i32 {
+        match self {
+            Self::Balanced { partitions, .. } => *partitions,
+            Self::Assigned { replicas, .. } => replicas.len() as i32,
+        }
+    }
+
+    pub fn replication_factor(&self) -> usize {
+        match self {
+            Self::Balanced {
+                replication_factor, ..
+            } => *replication_factor,
+            Self::Assigned { replicas, .. } => replicas.first().map_or(1, Vec::len),
+        }
+    }
 }
 
 impl TopicMeta {
@@ -35,6 +78,27 @@ impl TopicMeta {
         self.partition_shards
             .get(index)
             .map(|s| *s as usize % shard_count)
+    }
+
+    /// The broker ids reported as `partition`'s replicas when every shard is
+    /// a broker: its owner first, then the stored ids folded onto
+    /// `shard_count` without repeats (a restart with fewer shards shrinks the
+    /// list rather than report a broker that is not advertised).
+    pub fn replicas(&self, partition: i32, shard_count: usize) -> Option<Vec<u32>> {
+        let owner = self.owner(partition, shard_count)? as u32;
+        let stored = self.partition_replicas.get(partition as usize)?;
+        let mut out = vec![owner];
+        for id in stored.iter().map(|r| *r % shard_count as u32) {
+            if out.len() < stored.len() && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        Some(out)
+    }
+
+    /// Replicas per partition as CreateTopics and Metadata report it.
+    pub fn replication_factor(&self) -> usize {
+        self.partition_replicas.first().map_or(1, Vec::len)
     }
 
     pub fn uuid(&self) -> uuid::Uuid {
@@ -79,30 +143,58 @@ impl Catalog {
         load
     }
 
-    /// A new catalog with `name` added: its partitions go to the least loaded
-    /// shards (ties to the lowest id), so partition counts stay balanced.
+    /// A new catalog with `name` added, placed as `placement` says. Balanced
+    /// partitions go to the least loaded shards (ties to the lowest id), so
+    /// partition counts stay balanced.
     pub fn with_topic(
         &self,
         name: &str,
         id: [u8; 16],
-        partitions: i32,
+        placement: Placement,
         config: TopicConfig,
         shard_count: usize,
     ) -> Self {
+        let partitions = placement.partitions();
+        let replication_factor = placement.replication_factor();
         assert!(!self.topics.contains_key(name), "topic {name} exists");
         assert!((1..=limits::PARTITIONS_PER_TOPIC_MAX).contains(&partitions));
+        assert!(replication_factor >= 1, "at least one replica");
         let mut load = self.load_per_shard(shard_count);
-        let partition_shards = (0..partitions)
-            .map(|_| {
-                let (shard, _) = load
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(i, l)| (**l, *i))
-                    .expect("shards > 0");
-                load[shard] += 1;
-                shard as u32
-            })
-            .collect();
+        let mut least_loaded = || {
+            let (shard, _) = load
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, l)| (**l, *i))
+                .expect("shards > 0");
+            load[shard] += 1;
+            shard as u32
+        };
+        let (partition_shards, partition_replicas): (Vec<u32>, Vec<Vec<u32>>) = match placement {
+            Placement::Balanced { partitions, .. } => (0..partitions)
+                .map(|_| {
+                    let owner = least_loaded();
+                    let replicas = (0..replication_factor)
+                        .map(|i| ((owner as usize + i) % shard_count) as u32)
+                        .collect();
+                    (owner, replicas)
+                })
+                .unzip(),
+            Placement::Assigned {
+                replicas,
+                owner_is_first_id,
+            } => replicas
+                .into_iter()
+                .map(|ids| {
+                    assert_eq!(ids.len(), replication_factor, "validated: same length");
+                    let owner = if owner_is_first_id {
+                        ids[0] % shard_count as u32
+                    } else {
+                        least_loaded()
+                    };
+                    (owner, ids)
+                })
+                .unzip(),
+        };
         let mut next = self.clone();
         next.version += 1;
         next.topics.insert(
@@ -111,6 +203,7 @@ impl Catalog {
                 name: name.to_string(),
                 id,
                 partition_shards,
+                partition_replicas,
                 config,
             },
         );
@@ -172,13 +265,21 @@ mod tests {
             flush_messages: i64::MAX,
             flush_ms: 1000,
             max_message_bytes: 1 << 20,
+            compression_type: super::super::topic_config::CompressionType::Producer,
+        }
+    }
+
+    fn balanced(partitions: i32) -> Placement {
+        Placement::Balanced {
+            partitions,
+            replication_factor: 1,
         }
     }
 
     #[test]
     fn given_two_shards_when_topics_are_added_should_balance_partition_counts() {
-        let c = Catalog::new("c".into()).with_topic("a", random_id(), 3, config(), 2);
-        let c = c.with_topic("b", random_id(), 3, config(), 2);
+        let c = Catalog::new("c".into()).with_topic("a", random_id(), balanced(3), config(), 2);
+        let c = c.with_topic("b", random_id(), balanced(3), config(), 2);
         let load = c.load_per_shard(2);
         assert_eq!(load, vec![3, 3]);
         assert_eq!(c.version, 2);
@@ -189,10 +290,56 @@ mod tests {
 
     #[test]
     fn given_fewer_shards_after_restart_when_owner_asked_should_fold_assignment() {
-        let c = Catalog::new("c".into()).with_topic("a", random_id(), 4, config(), 4);
+        let c = Catalog::new("c".into()).with_topic("a", random_id(), balanced(4), config(), 4);
         let t = c.topic("a").unwrap();
         assert!((0..4).all(|p| t.owner(p, 1) == Some(0)));
         assert_eq!(t.owner(3, 2), Some(1));
+    }
+
+    #[test]
+    fn given_replication_factor_two_when_placed_should_report_owner_then_next_shard() {
+        let placement = Placement::Balanced {
+            partitions: 3,
+            replication_factor: 2,
+        };
+        let c = Catalog::new("c".into()).with_topic("a", random_id(), placement, config(), 2);
+        let t = c.topic("a").unwrap();
+        assert_eq!(t.replication_factor(), 2);
+        assert_eq!(t.replicas(0, 2), Some(vec![0, 1]));
+        assert_eq!(t.replicas(1, 2), Some(vec![1, 0]));
+        assert_eq!(t.replicas(2, 2), Some(vec![0, 1]));
+        assert_eq!(t.replicas(3, 2), None);
+        // One shard after a restart: one broker left to report.
+        assert_eq!(t.replicas(1, 1), Some(vec![0]));
+    }
+
+    #[test]
+    fn given_an_explicit_assignment_when_placed_should_own_by_first_id_and_keep_the_lists() {
+        let placement = Placement::Assigned {
+            replicas: vec![vec![1, 0], vec![0, 1], vec![1, 0]],
+            owner_is_first_id: true,
+        };
+        let c = Catalog::new("c".into()).with_topic("a", random_id(), placement, config(), 2);
+        let t = c.topic("a").unwrap();
+        assert_eq!(t.partition_count(), 3);
+        assert_eq!(
+            (0..3).map(|p| t.owner(p, 2).unwrap()).collect::<Vec<_>>(),
+            vec![1, 0, 1]
+        );
+        assert_eq!(t.replicas(0, 2), Some(vec![1, 0]));
+        assert_eq!(t.replicas(1, 2), Some(vec![0, 1]));
+
+        // Single-address mode: ids are all 0, owners balanced.
+        let placement = Placement::Assigned {
+            replicas: vec![vec![0], vec![0]],
+            owner_is_first_id: false,
+        };
+        let c = Catalog::new("c".into()).with_topic("b", random_id(), placement, config(), 2);
+        let t = c.topic("b").unwrap();
+        assert_eq!(
+            (0..2).map(|p| t.owner(p, 2).unwrap()).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
     }
 
     #[test]

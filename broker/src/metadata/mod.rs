@@ -4,6 +4,7 @@
 //! that shard 0 replaces by broadcasting over the mesh.
 
 pub mod catalog;
+pub mod legacy;
 pub mod store;
 pub mod topic_config;
 

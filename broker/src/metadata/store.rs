@@ -5,12 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
+use super::legacy::CatalogV1;
 use super::Catalog;
 
 const FILE_NAME: &str = "catalog.rkyv";
 const TEMP_NAME: &str = "catalog.rkyv.tmp";
 /// File layout: magic, u32 length, u32 CRC-32C of the payload, rkyv payload.
-const MAGIC: &[u8; 8] = b"WEIRCAT1";
+/// The magic names the payload's layout: format 2 added replica lists and
+/// `compression.type`; format 1 files are still read (`legacy.rs`).
+const MAGIC: &[u8; 8] = b"WEIRCAT2";
+const MAGIC_V1: &[u8; 8] = b"WEIRCAT1";
 const HEADER_BYTES: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +38,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 
 pub fn encode(catalog: &Catalog) -> Vec<u8> {
     let payload = rkyv::to_bytes::<rkyv::rancor::Error>(catalog).expect("catalog serializes");
+    frame(MAGIC, &payload)
+}
+
+fn frame(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(magic);
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
+    out.extend_from_slice(payload);
     out
 }
 
@@ -47,7 +55,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
         path: path.to_path_buf(),
         reason: reason.into(),
     };
-    if bytes.len() < HEADER_BYTES || &bytes[..8] != MAGIC {
+    if bytes.len() < HEADER_BYTES || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
         return Err(corrupt("bad magic"));
     }
     let len = u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
@@ -60,6 +68,11 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
     }
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(payload.len());
     aligned.extend_from_slice(payload);
+    if &bytes[..8] == MAGIC_V1 {
+        return rkyv::from_bytes::<CatalogV1, rkyv::rancor::Error>(&aligned)
+            .map(Catalog::from)
+            .map_err(|e| corrupt(&e.to_string()));
+    }
     rkyv::from_bytes::<Catalog, rkyv::rancor::Error>(&aligned).map_err(|e| corrupt(&e.to_string()))
 }
 
@@ -135,5 +148,43 @@ mod tests {
             decode(&bytes, dir.path()),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn given_a_format_1_catalog_when_decoded_should_give_replication_factor_1_and_producer_compression() {
+        use crate::metadata::legacy::{TopicConfigV1, TopicMetaV1};
+        use crate::metadata::topic_config::CompressionType;
+        let config = TopicConfigV1 {
+            segment_bytes: 1 << 20,
+            segment_ms: -1,
+            retention_ms: 5000,
+            retention_bytes: -1,
+            flush_messages: 1,
+            flush_ms: 1000,
+            max_message_bytes: 1 << 20,
+        };
+        let topic = TopicMetaV1 {
+            name: "t".into(),
+            id: [7; 16],
+            partition_shards: vec![1, 0, 1],
+            config,
+        };
+        let v1 = CatalogV1 {
+            cluster_id: "weir-x".into(),
+            version: 3,
+            topics: [("t".to_string(), topic)].into_iter().collect(),
+        };
+        let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&v1).unwrap();
+        let c = decode(&frame(MAGIC_V1, &payload), Path::new("catalog.rkyv")).unwrap();
+        assert_eq!((c.cluster_id.as_str(), c.version), ("weir-x", 3));
+        let t = c.topic("t").unwrap();
+        assert_eq!(t.partition_shards, vec![1, 0, 1]);
+        assert_eq!(t.partition_replicas, vec![vec![1], vec![0], vec![1]]);
+        assert_eq!(t.config.retention_ms, 5000);
+        assert_eq!(t.config.flush_messages, 1);
+        assert_eq!(t.config.compression_type, CompressionType::Producer);
+        // Saved again, it is format 2.
+        assert_eq!(&encode(&c)[..8], MAGIC);
+        assert_eq!(decode(&encode(&c), Path::new("catalog.rkyv")).unwrap(), c);
     }
 }

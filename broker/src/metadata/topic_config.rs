@@ -1,6 +1,7 @@
 //! Per-topic configuration with Kafka's names (segment.bytes, retention.ms, …)
 //! and its translation into the partition log's `LogConfig`. Immutable once in
-//! a catalog snapshot; any shard may read it.
+//! a catalog snapshot; any shard may read it. Part of the durable catalog: a
+//! field change needs a new catalog format (`metadata/legacy.rs`).
 
 use rkyv::{Archive, Deserialize, Serialize};
 
@@ -21,6 +22,47 @@ pub struct TopicConfig {
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub max_message_bytes: i32,
+    /// Recorded and reported only: batches are stored as the producer sent
+    /// them whatever this says (docs/protocol.md, `compression.type`).
+    pub compression_type: CompressionType,
+}
+
+/// Kafka's topic-level `compression.type` values.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionType {
+    Producer,
+    Uncompressed,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl CompressionType {
+    const ALL: [Self; 6] = [
+        Self::Producer,
+        Self::Uncompressed,
+        Self::Gzip,
+        Self::Snappy,
+        Self::Lz4,
+        Self::Zstd,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Producer => "producer",
+            Self::Uncompressed => "uncompressed",
+            Self::Gzip => "gzip",
+            Self::Snappy => "snappy",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+
+    /// Exact (case-sensitive) names, as Kafka's validator takes them.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == value)
+    }
 }
 
 /// Names DescribeConfigs reports and CreateTopics accepts.
@@ -34,6 +76,7 @@ pub const CONFIG_NAMES: &[&str] = &[
     "max.message.bytes",
     "cleanup.policy",
     "message.timestamp.type",
+    "compression.type",
 ];
 
 /// Bytes of appended data after which an interval-flushed partition syncs even
@@ -50,6 +93,7 @@ impl TopicConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::try_from(args.flush_ms).unwrap_or(i64::MAX),
             max_message_bytes: args.max_message_bytes,
+            compression_type: CompressionType::Producer,
         }
     }
 
@@ -86,6 +130,13 @@ impl TopicConfig {
             // only the values Weir implements are allowed.
             "cleanup.policy" if value == "delete" => {}
             "message.timestamp.type" if value == "CreateTime" => {}
+            "compression.type" => {
+                self.compression_type = CompressionType::parse(value).ok_or_else(|| {
+                    format!(
+                        "compression.type must be one of producer, uncompressed, gzip, snappy, lz4, zstd; got '{value}'"
+                    )
+                })?;
+            }
             _ => return Err(format!("unsupported config {name}={value}")),
         }
         Ok(())
@@ -102,6 +153,7 @@ impl TopicConfig {
             "max.message.bytes" => self.max_message_bytes.to_string(),
             "cleanup.policy" => "delete".to_string(),
             "message.timestamp.type" => "CreateTime".to_string(),
+            "compression.type" => self.compression_type.name().to_string(),
             _ => return None,
         })
     }
@@ -132,5 +184,32 @@ fn positive_or_unlimited(name: &str, v: i64) -> Result<i64, String> {
         Ok(v)
     } else {
         Err(format!("{name} must be positive or -1"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn defaults() -> TopicConfig {
+        let cli = crate::config::Cli::parse_from(["weir", "serve"]);
+        let crate::config::Command::Serve(args) = cli.command else {
+            unreachable!("serve parses as Serve")
+        };
+        TopicConfig::defaults(&args)
+    }
+
+    #[test]
+    fn given_each_kafka_compression_type_when_set_should_store_it_and_report_it() {
+        let mut c = defaults();
+        assert_eq!(c.get("compression.type").as_deref(), Some("producer"));
+        for name in ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"] {
+            c.set("compression.type", name).unwrap();
+            assert_eq!(c.get("compression.type").as_deref(), Some(name));
+        }
+        for bad in ["brotli", "LZ4", "", "none"] {
+            assert!(c.set("compression.type", bad).is_err(), "{bad}");
+        }
     }
 }

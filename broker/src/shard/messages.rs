@@ -134,6 +134,9 @@ pub struct NewTopic {
     /// -1: the broker default.
     pub partitions: i32,
     pub replication_factor: i16,
+    /// CreateTopics' explicit replica assignment: (partition index, broker
+    /// ids), as the client sent it; empty when none was given.
+    pub assignments: Vec<(i32, Vec<i32>)>,
     pub configs: Vec<(String, Option<String>)>,
 }
 
@@ -142,6 +145,7 @@ pub struct TopicOutcome {
     pub name: String,
     pub id: [u8; 16],
     pub partitions: i32,
+    pub replication_factor: i16,
     pub error_code: i16,
     pub error_message: Option<String>,
 }

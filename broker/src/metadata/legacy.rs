@@ -1,0 +1,74 @@
+//! Earlier catalog formats, kept so a data directory written by an older Weir
+//! still opens: each layout as it was stored, and its conversion to the
+//! current `Catalog`. Read-only; `store.rs` always writes the current format.
+
+use std::collections::BTreeMap;
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use super::catalog::TopicMeta;
+use super::topic_config::CompressionType;
+use super::{Catalog, TopicConfig};
+
+/// Format 1 (`WEIRCAT1`): no replica lists, no `compression.type`.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CatalogV1 {
+    pub cluster_id: String,
+    pub version: u64,
+    pub topics: BTreeMap<String, TopicMetaV1>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TopicMetaV1 {
+    pub name: String,
+    pub id: [u8; 16],
+    pub partition_shards: Vec<u32>,
+    pub config: TopicConfigV1,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfigV1 {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
+    pub max_message_bytes: i32,
+}
+
+impl From<CatalogV1> for Catalog {
+    /// Format 1 only had replication factor 1 and never stored compression.type,
+    /// which then meant what `producer` means.
+    fn from(v1: CatalogV1) -> Self {
+        let topics = v1
+            .topics
+            .into_iter()
+            .map(|(name, t)| {
+                let c = t.config;
+                let meta = TopicMeta {
+                    name: t.name,
+                    id: t.id,
+                    partition_replicas: t.partition_shards.iter().map(|s| vec![*s]).collect(),
+                    partition_shards: t.partition_shards,
+                    config: TopicConfig {
+                        segment_bytes: c.segment_bytes,
+                        segment_ms: c.segment_ms,
+                        retention_ms: c.retention_ms,
+                        retention_bytes: c.retention_bytes,
+                        flush_messages: c.flush_messages,
+                        flush_ms: c.flush_ms,
+                        max_message_bytes: c.max_message_bytes,
+                        compression_type: CompressionType::Producer,
+                    },
+                };
+                (name, meta)
+            })
+            .collect();
+        Catalog {
+            cluster_id: v1.cluster_id,
+            version: v1.version,
+            topics,
+        }
+    }
+}
