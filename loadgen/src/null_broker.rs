@@ -365,7 +365,7 @@ fn store(state: &State, key: (u128, i32), records: &[u8]) {
     for range in BatchWalker::new(records) {
         log.received += 1;
         let every = state.cfg.reorder_every;
-        let held = if every > 0 && log.received % every == 0 {
+        let held = if every > 0 && log.received.is_multiple_of(every) {
             log.batches.pop()
         } else {
             None

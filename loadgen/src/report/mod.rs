@@ -260,7 +260,7 @@ impl Report {
                     0.0
                 },
             },
-            order: cfg.check_order.then(|| OrderCheck {
+            order: cfg.check_order.then_some(OrderCheck {
                 checked_records: all.order_checked_records,
                 inversions: all.order_inversions,
                 gaps: all.order_gaps,
