@@ -550,13 +550,15 @@ fn given_kafka_python_defaults_and_one_partition_in_single_address_mode_when_mix
 #[test]
 fn given_kafkajs_defaults_and_one_partition_in_zero_hop_mode_when_mixed_sizes_are_produced_should_store_them_in_send_order(
 ) {
-    kafkajs_case(Routing::ZeroHop, 1, &plan_with(8, 200, 1, 5));
+    kafkajs_case(Routing::ZeroHop, 1, &plan_with(8, 400, 1, 5));
 }
 
 #[test]
-fn given_kafkajs_defaults_and_two_partitions_on_one_forwarding_connection_when_mixed_sizes_are_produced_should_store_them_in_send_order(
+fn given_kafkajs_defaults_and_one_partition_in_single_address_mode_when_mixed_sizes_are_produced_should_store_them_in_send_order(
 ) {
-    kafkajs_case(Routing::SingleAddress, 2, &plan_with(9, 200, 2, 5));
+    // One partition: kafkajs checksums in JavaScript, and spread over two partitions its
+    // requests rarely pile 8 MiB on one (1-3 inversions a run, too few to rely on).
+    kafkajs_case(Routing::SingleAddress, 1, &plan_with(9, 400, 1, 5));
 }
 
 // The project's own client: one connection, pipelined.
