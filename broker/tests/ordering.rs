@@ -39,6 +39,11 @@ const RECORD_BYTES_MIN: usize = 100;
 const RECORD_BYTES_MAX: usize = 900_000;
 /// Longest a client process may run before the test kills it and fails.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
+/// Topic configs that slow the partition's disk writer down: 64 KiB segments make it roll to
+/// a new segment for nearly every batch. For clients that send slower than the writer
+/// writes (kafkajs checksums in JavaScript): without this their bytes rarely pile up to the
+/// 8 MiB that makes an append wait, so a reordering broker passed kafkajs about half the time.
+const SLOW_WRITER: &[(&str, &str)] = &[("segment.bytes", "65536")];
 /// Bytes per Fetch when reading back: more than the largest batch, so each fetch moves on.
 const FETCH_BYTES: i32 = 8 << 20;
 
@@ -368,11 +373,15 @@ fn node() -> (PathBuf, PathBuf) {
     (PathBuf::from("node"), script)
 }
 
-/// Run the kafkajs producer (default configuration: acks=-1) over `plan` and check.
+/// Run the kafkajs producer (default configuration: acks=-1) over `plan`, into a topic with
+/// `SLOW_WRITER` configs, and check.
 fn kafkajs_case(routing: Routing, partitions: i32, plan: &[(i32, usize)]) {
     let broker = start(routing);
     let topic = "ordered";
-    broker.client().create_topic(topic, partitions, &[]).unwrap();
+    broker
+        .client()
+        .create_topic(topic, partitions, SLOW_WRITER)
+        .unwrap();
     let plan_path = write_plan(&broker, plan);
     let (node, script) = node();
     let mut cmd = Command::new(node);
@@ -407,10 +416,14 @@ fn own_client_case(
     acks: i16,
     window: usize,
     plan: &[(i32, usize)],
+    topic_configs: &[(&str, &str)],
 ) {
     let broker = start(routing);
     let topic = "ordered";
-    broker.client().create_topic(topic, partitions, &[]).unwrap();
+    broker
+        .client()
+        .create_topic(topic, partitions, topic_configs)
+        .unwrap();
     let addr = if other_shard {
         let m = broker.client().metadata(Some(&[topic])).unwrap();
         let owner = m.topics[0]
@@ -563,18 +576,27 @@ fn given_kafkajs_defaults_and_one_partition_in_zero_hop_mode_when_mixed_sizes_ar
 #[test]
 fn given_the_own_client_with_acks_1_on_one_forwarding_connection_when_mixed_sizes_are_pipelined_should_store_them_in_send_order(
 ) {
-    own_client_case(Routing::SingleAddress, false, 2, 1, 64, &plan(10, 400, 2));
+    own_client_case(Routing::SingleAddress, false, 2, 1, 64, &plan(10, 400, 2), &[]);
 }
 
 #[test]
 fn given_the_own_client_with_acks_all_on_the_other_shards_port_in_zero_hop_mode_when_mixed_sizes_are_pipelined_should_store_them_in_send_order(
 ) {
     // Only partition 0's requests are forwarded; 128 unanswered at a time (the broker reads 64),
-    // half of them 500-900 KB, well over the partition's 8 MiB of unwritten bytes.
-    own_client_case(Routing::ZeroHop, true, 1, -1, 128, &plan_with(11, 300, 1, 5));
+    // half of them 500-900 KB, well over the partition's 8 MiB of unwritten bytes; SLOW_WRITER
+    // because under heavy load from other processes it once found no inversion without it.
+    own_client_case(
+        Routing::ZeroHop,
+        true,
+        1,
+        -1,
+        128,
+        &plan_with(11, 300, 1, 5),
+        SLOW_WRITER,
+    );
 }
 
 #[test]
 fn given_the_own_client_with_acks_0_when_mixed_sizes_are_pipelined_should_store_what_arrives_in_send_order() {
-    own_client_case(Routing::SingleAddress, false, 1, 0, 0, &plan(12, 250, 1));
+    own_client_case(Routing::SingleAddress, false, 1, 0, 0, &plan(12, 250, 1), &[]);
 }
