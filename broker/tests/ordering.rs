@@ -583,10 +583,9 @@ fn given_kafkajs_defaults_and_one_partition_in_zero_hop_mode_when_mixed_sizes_ar
     kafkajs_case(Routing::ZeroHop, 1, &plan_with(8, 400, 1, 5));
 }
 
-// Not in single-address mode: there kafkajs 2.2.4 stored its last two records swapped (398
-// after 399 of 400, every run) even against a broker copy patched to handle each
-// connection's requests one at a time, where every other case passed; the cause (kafkajs
-// reusing its seed-broker connection, or forwarding) is not known yet (docs/reliability.md).
+// Not in single-address mode: there kafkajs 2.2.4 itself writes the request of its last
+// record (399 of 400) before that of the one before (strace of its writev calls), every run,
+// so the broker cannot keep the send order (docs/reliability.md, "Ordering").
 
 // The project's own client: one connection, pipelined.
 
