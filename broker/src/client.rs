@@ -193,6 +193,20 @@ impl Client {
         batch: Bytes,
         acks: i16,
     ) -> Result<i64, ClientError> {
+        self.send_produce(topic, partition, batch, acks)?;
+        self.receive_produce()
+    }
+
+    /// Write a Produce request for one batch without waiting for its answer, so a caller
+    /// can pipeline many (then read each answer, in order, with `receive_produce`; with
+    /// acks=0 none comes). Returns the correlation id.
+    pub fn send_produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        acks: i16,
+    ) -> Result<i32, ClientError> {
         use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
         let data = TopicProduceData::default()
             .with_name(TopicName(topic.to_string().into()))
@@ -203,7 +217,15 @@ impl Client {
             .with_acks(acks)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![data]);
-        match self.call(ApiKey::Produce, RequestKind::Produce(req))? {
+        let version = self.version(ApiKey::Produce)?;
+        self.send_at(ApiKey::Produce, version, &RequestKind::Produce(req))
+    }
+
+    /// The answer to the oldest Produce sent with `send_produce` and not yet read: the
+    /// base offset of its (one) batch.
+    pub fn receive_produce(&mut self) -> Result<i64, ClientError> {
+        let version = self.version(ApiKey::Produce)?;
+        match self.receive(ApiKey::Produce, version)? {
             ResponseKind::Produce(r) => {
                 let p = &r.responses[0].partition_responses[0];
                 check(p.error_code)?;

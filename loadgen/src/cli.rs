@@ -123,6 +123,12 @@ pub struct RunArgs {
     /// Verify CRC-32C of every fetched batch.
     #[arg(long)]
     pub check_crc: bool,
+    /// consume/e2e: check that each partition holds every producer's records in
+    /// the order it sent them (the per-partition sequence numbers `produce` and
+    /// `e2e` write into each value); report inversions and gaps, and fail on an
+    /// inversion.
+    #[arg(long)]
+    pub check_order: bool,
     #[arg(long)]
     pub report_json: Option<std::path::PathBuf>,
     #[arg(long)]
@@ -156,6 +162,14 @@ pub struct NullBrokerArgs {
     pub produce_error_code: i16,
     #[arg(long, default_value_t = 0)]
     pub produce_error_count: u64,
+    /// Keep what is produced in memory and serve it to Fetch (for trying
+    /// `consume --check-order`; nothing bounds the memory).
+    #[arg(long)]
+    pub store: bool,
+    /// With --store: store every Nth batch of a partition before the one
+    /// received just before it (a reordering broker; 0: never).
+    #[arg(long, default_value_t = 0, requires = "store")]
+    pub reorder_every: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -254,6 +268,7 @@ pub struct RunConfig {
     pub from: StartFrom,
     pub to_end: bool,
     pub check_crc: bool,
+    pub check_order: bool,
     pub quiet: bool,
 }
 
@@ -277,6 +292,11 @@ impl RunArgs {
         self.check_tasks(mode)?;
         if self.duration.is_none() && self.records.is_none() && !(mode == Mode::Consume && self.to_end) {
             return Err(bad("give --duration or --records (or --to-end for consume)"));
+        }
+        if self.check_order && mode == Mode::Produce {
+            return Err(bad(
+                "--check-order checks what consumers read: use it with consume or e2e",
+            ));
         }
         let threads = self.threads.unwrap_or(cores);
         if threads == 0 || threads > cores {
@@ -313,6 +333,7 @@ impl RunArgs {
             from,
             to_end: self.to_end,
             check_crc: self.check_crc,
+            check_order: self.check_order,
             quiet: self.quiet,
         })
     }
@@ -495,6 +516,10 @@ mod tests {
             ),
             (&["produce"], "--duration or --records"),
             (&["produce", "--duration", "1s", "--bogus"], "--bogus"),
+            (
+                &["produce", "--duration", "1s", "--check-order"],
+                "use it with consume or e2e",
+            ),
         ];
         for (args, needle) in cases {
             let err = config(args).expect_err(&format!("{args:?} must be rejected"));

@@ -1,6 +1,10 @@
 //! A consumer task: long-poll Fetch from each partition leader, walk the
 //! returned batches, count records and bytes, and (in e2e mode) read each
-//! record's 8-byte send stamp to record end-to-end latency.
+//! record's 8-byte send stamp to record end-to-end latency. With
+//! --check-order it also reads each record's order stamp (producer id and
+//! per-partition sequence number, see `producer::ORDER_STAMP`) and counts the
+//! records that arrive after a higher sequence number of the same producer
+//! (inversions) and the sequence numbers skipped (gaps).
 //!
 //! Shard-local; one fetch loop per leader broker. Parsing reuses one scratch
 //! buffer for decompression: no allocation per record. Stops on the run's
@@ -22,6 +26,7 @@ use crate::cli::Mode;
 use crate::client::cluster::{list_offsets, EARLIEST};
 use crate::client::conn::Connection;
 use crate::client::{error_name, is_retriable, ClientError};
+use crate::producer::order_stamp;
 use crate::shard::{connect_all, now_ns, ShardCtx, TaskPlan};
 use crate::stats::record_us;
 
@@ -47,6 +52,44 @@ struct PartitionCursor {
     partition: i32,
     next_offset: i64,
     end_offset: i64,
+    /// --check-order: the highest sequence number seen per producer id (few
+    /// producers write to one partition, so a short list).
+    last_seq: Vec<(u32, u64)>,
+}
+
+/// What --check-order found in one fetched chunk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OrderCounts {
+    pub checked: u64,
+    pub inversions: u64,
+    pub gaps: u64,
+    pub unstamped: u64,
+}
+
+/// Check one record's value against the sequence numbers seen so far in its
+/// partition. The first record of a producer starts its sequence (a consumer
+/// may start mid-stream); then each must be exactly one more than the highest
+/// seen: lower or equal is an inversion (out of send order, or a duplicate),
+/// higher skips a gap.
+fn check_order(last_seq: &mut Vec<(u32, u64)>, value: Option<&[u8]>, counts: &mut OrderCounts) {
+    let Some((producer, seq)) = value.and_then(order_stamp) else {
+        counts.unstamped += 1;
+        return;
+    };
+    counts.checked += 1;
+    match last_seq.iter_mut().find(|(p, _)| *p == producer) {
+        None => last_seq.push((producer, seq)),
+        Some((_, last)) => {
+            if seq <= *last {
+                counts.inversions += 1;
+            } else {
+                if seq > *last + 1 {
+                    counts.gaps += 1;
+                }
+                *last = seq;
+            }
+        }
+    }
 }
 
 pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
@@ -64,6 +107,7 @@ pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
             partition,
             next_offset: plan.start_offsets[i],
             end_offset: plan.end_offsets.get(i).copied().unwrap_or(i64::MAX),
+            last_seq: Vec::new(),
         };
         match by_leader.iter_mut().find(|(l, _)| *l == leader) {
             Some((_, list)) => list.push(cursor),
@@ -236,9 +280,11 @@ fn consume_records(
     scratch: &mut Vec<u8>,
 ) -> Result<(), ClientError> {
     let e2e = ctx.cfg.mode == Mode::E2e;
+    let check = ctx.cfg.check_order;
     let mut walker = BatchWalker::new(records);
     let mut count = 0u64;
     let mut bytes = 0u64;
+    let mut order = OrderCounts::default();
     for range in walker.by_ref() {
         let batch = &records[range];
         let header = record_batch::header(batch).map_err(|e| bad_batch(cursor.partition, e))?;
@@ -247,20 +293,30 @@ fn consume_records(
             continue; // a batch before our position (fetch returns whole batches)
         }
         let now = now_ns();
-        if e2e {
+        if ctx.cfg.check_crc && !e2e {
+            record_batch::validate(batch).map_err(|e| bad_batch(cursor.partition, e))?;
+        }
+        if e2e || check {
             let mut stats = ctx.stats.borrow_mut();
+            let first = cursor.next_offset;
+            let last_seq = &mut cursor.last_seq;
             let n = records::for_each_record(batch, scratch, DECOMPRESSED_BYTES_MAX, |r| {
-                if let Some(stamp) = r.value.and_then(|v| v.get(..8)) {
-                    let sent_ns = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
-                    record_us(&mut stats.e2e_us, now.saturating_sub(sent_ns) / 1_000);
+                if r.offset < first {
+                    return; // before our position: already counted
+                }
+                if e2e {
+                    if let Some(stamp) = r.value.and_then(|v| v.get(..8)) {
+                        let sent_ns = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
+                        record_us(&mut stats.e2e_us, now.saturating_sub(sent_ns) / 1_000);
+                    }
+                }
+                if check {
+                    check_order(last_seq, r.value, &mut order);
                 }
             })
             .map_err(|e| bad_batch(cursor.partition, e))?;
             count += n as u64;
         } else {
-            if ctx.cfg.check_crc {
-                record_batch::validate(batch).map_err(|e| bad_batch(cursor.partition, e))?;
-            }
             count += header.records_count.get().max(0) as u64;
         }
         bytes += batch.len() as u64;
@@ -269,6 +325,10 @@ fn consume_records(
     let mut stats = ctx.stats.borrow_mut();
     stats.consumed_records += count;
     stats.consumed_batch_bytes += bytes;
+    stats.order_checked_records += order.checked;
+    stats.order_inversions += order.inversions;
+    stats.order_gaps += order.gaps;
+    stats.order_unstamped_records += order.unstamped;
     ctx.shared.consumed_records.fetch_add(count, Ordering::Relaxed);
     Ok(())
 }
@@ -278,5 +338,47 @@ fn bad_batch(partition: i32, e: impl std::fmt::Display) -> ClientError {
         api: "Fetch",
         addr: String::new(),
         message: format!("partition {partition}: bad record batch: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamped(producer: u32, seq: u64) -> Vec<u8> {
+        let mut v = vec![b'x'; 24];
+        v[8..12].copy_from_slice(&producer.to_be_bytes());
+        v[12..20].copy_from_slice(&seq.to_be_bytes());
+        v
+    }
+
+    fn run(records: &[(u32, u64)]) -> OrderCounts {
+        let mut last = Vec::new();
+        let mut counts = OrderCounts::default();
+        for &(p, s) in records {
+            check_order(&mut last, Some(&stamped(p, s)), &mut counts);
+        }
+        counts
+    }
+
+    #[test]
+    fn given_each_producers_sequence_in_order_when_checking_should_find_nothing() {
+        // Two producers interleaved, one starting mid-stream: fine.
+        let c = run(&[(1, 0), (2, 40), (1, 1), (2, 41), (1, 2)]);
+        assert_eq!((c.checked, c.inversions, c.gaps), (5, 0, 0));
+    }
+
+    #[test]
+    fn given_records_out_of_order_when_checking_should_count_inversions_and_gaps() {
+        // 0 1 4 2 3 5: 4 skips 2 and 3 (a gap), which then come late (two inversions).
+        let c = run(&[(1, 0), (1, 1), (1, 4), (1, 2), (1, 3), (1, 5)]);
+        assert_eq!((c.checked, c.inversions, c.gaps), (6, 2, 1));
+        // A duplicate is an inversion too; a missing record only a gap.
+        let c = run(&[(1, 0), (1, 1), (1, 1), (1, 3)]);
+        assert_eq!((c.inversions, c.gaps), (1, 1));
+        let mut counts = OrderCounts::default();
+        check_order(&mut Vec::new(), Some(b"short"), &mut counts);
+        check_order(&mut Vec::new(), None, &mut counts);
+        assert_eq!((counts.checked, counts.unstamped), (0, 2));
     }
 }

@@ -26,6 +26,8 @@ fn main() -> ExitCode {
                 api_versions_max: args.api_versions_max,
                 produce_error_code: args.produce_error_code,
                 produce_error_count: args.produce_error_count,
+                store: args.store,
+                reorder_every: args.reorder_every,
             };
             match NullBroker::start(cfg.clone()) {
                 Ok(b) => {
@@ -65,6 +67,8 @@ fn self_check(duration: std::time::Duration, min_ratio: f64) -> ExitCode {
         api_versions_max: 4,
         produce_error_code: 0,
         produce_error_count: 0,
+        store: false,
+        reorder_every: 0,
     }) {
         Ok(b) => b,
         Err(e) => return fail(&format!("cannot start the null broker: {e}")),
@@ -145,6 +149,21 @@ fn run_mode(args: RunArgs, mode: Mode) -> ExitCode {
             "{} records failed after retries (errors: {:?})",
             report.totals.all.failed_records, report.errors
         ));
+    }
+    if let Some(order) = report.order.as_ref().filter(|_| report.out_of_order()) {
+        return fail(&format!(
+            "{} records out of send order ({} gaps) in {} checked",
+            order.inversions, order.gaps, order.checked_records
+        ));
+    }
+    if let Some(order) = &report.order {
+        if order.checked_records == 0 && order.unstamped_records > 0 {
+            return fail(&format!(
+                "--check-order: none of the {} records read carries an order stamp (written by \
+                 weir-loadgen produce/e2e with --record-size 20 or more)",
+                order.unstamped_records
+            ));
+        }
     }
     ExitCode::SUCCESS
 }

@@ -1,7 +1,11 @@
 //! The null broker: a minimal Kafka-protocol endpoint (ApiVersions, Metadata,
 //! CreateTopics, Produce acknowledged without storing, Fetch always empty,
 //! ListOffsets at 0) so the generator's own ceiling can be measured, with an
-//! optional periodic stall for the coordinated-omission test.
+//! optional periodic stall for the coordinated-omission test. For the tests of
+//! `--check-order` it can instead keep what it is sent in memory and serve it
+//! back (`store`), optionally storing every Nth batch of a partition before
+//! the one it received just before it (`reorder_every`), as a broker that
+//! reorders would.
 //!
 //! Plain std threads, one per connection (not glommio: it must be trivially
 //! correct, and blocking is fine here). Counts what it acknowledged; never
@@ -55,6 +59,12 @@ pub struct NullBrokerConfig {
     /// error reporting.
     pub produce_error_code: i16,
     pub produce_error_count: u64,
+    /// Keep produced batches in memory and serve them to Fetch and ListOffsets
+    /// (tests only: nothing bounds the memory).
+    pub store: bool,
+    /// With `store`: every Nth batch of a partition is stored before the
+    /// previous one (0: never).
+    pub reorder_every: u64,
 }
 
 /// What the null broker acknowledged so far.
@@ -73,6 +83,8 @@ struct State {
     addr: SocketAddr,
     started: Instant,
     topics: Mutex<HashMap<String, i32>>,
+    /// With `store`: per (topic id, partition).
+    logs: Mutex<HashMap<(u128, i32), StoredLog>>,
     stats: Arc<NullBrokerStats>,
     stop: AtomicBool,
 }
@@ -93,6 +105,7 @@ impl NullBroker {
             addr,
             started: Instant::now(),
             topics: Mutex::new(HashMap::new()),
+            logs: Mutex::new(HashMap::new()),
             stats: Arc::new(NullBrokerStats::default()),
             stop: AtomicBool::new(false),
         });
@@ -218,12 +231,14 @@ fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
             let req = FetchRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
             state.stats.fetch_requests.fetch_add(1, Ordering::Relaxed);
             let wait_ms = (req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
-            std::thread::sleep(Duration::from_millis(wait_ms));
-            respond(corr, hv, &fetch(&req), version)
+            if !state.cfg.store || !has_data(state, &req) {
+                std::thread::sleep(Duration::from_millis(wait_ms));
+            }
+            respond(corr, hv, &fetch(state, &req), version)
         }
         ApiKey::ListOffsets => {
             let req = ListOffsetsRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
-            respond(corr, hv, &list_offsets(&req), version)
+            respond(corr, hv, &list_offsets(state, &req), version)
         }
         other => Err(format!("unsupported api {other:?}")),
     }
@@ -298,9 +313,7 @@ fn api_versions(corr: i32, version: i16, max: i16) -> Bytes {
 /// A stable topic id derived from the name (the null broker keeps no state
 /// worth persisting, but clients may address topics by id).
 fn topic_id_text(name: &str) -> String {
-    let mut h = crc32c::crc32c(name.as_bytes()) as u128;
-    h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) | 1;
-    let hex = format!("{h:032x}");
+    let hex = format!("{:032x}", topic_id_u128(name));
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
@@ -309,6 +322,74 @@ fn topic_id_text(name: &str) -> String {
         &hex[16..20],
         &hex[20..32]
     )
+}
+
+fn topic_id_u128(name: &str) -> u128 {
+    let h = crc32c::crc32c(name.as_bytes()) as u128;
+    h.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) | 1
+}
+
+/// The key of a topic's logs, whether a request names it or gives its id.
+fn topic_key(name: &str, id: u128) -> u128 {
+    if name.is_empty() {
+        id
+    } else {
+        topic_id_u128(name)
+    }
+}
+
+/// One partition's batches (base offsets rewritten), with `store`.
+#[derive(Default)]
+struct StoredLog {
+    next_offset: i64,
+    /// (base offset, last offset, batch) in offset order.
+    batches: Vec<(i64, i64, Bytes)>,
+    received: u64,
+}
+
+impl StoredLog {
+    fn push(&mut self, batch: &[u8]) {
+        let delta = record_batch::header(batch).map_or(0, |h| i64::from(h.last_offset_delta.get()));
+        let mut bytes = BytesMut::from(batch);
+        bytes[..8].copy_from_slice(&self.next_offset.to_be_bytes());
+        let last = self.next_offset + delta;
+        self.batches.push((self.next_offset, last, bytes.freeze()));
+        self.next_offset = last + 1;
+    }
+}
+
+/// Append every batch of `records` (already validated) to its log.
+fn store(state: &State, key: (u128, i32), records: &[u8]) {
+    let mut logs = state.logs.lock().unwrap_or_else(|p| p.into_inner());
+    let log = logs.entry(key).or_default();
+    for range in BatchWalker::new(records) {
+        log.received += 1;
+        let every = state.cfg.reorder_every;
+        let held = if every > 0 && log.received.is_multiple_of(every) {
+            log.batches.pop()
+        } else {
+            None
+        };
+        if let Some((base, _, _)) = &held {
+            log.next_offset = *base;
+        }
+        log.push(&records[range]);
+        if let Some((_, _, bytes)) = held {
+            log.push(&bytes);
+        }
+    }
+}
+
+/// Whether a stored partition of the Fetch has records at its offset.
+fn has_data(state: &State, req: &FetchRequest) -> bool {
+    let logs = state.logs.lock().unwrap_or_else(|p| p.into_inner());
+    req.topics.iter().any(|t| {
+        let topic = topic_key(&t.topic.0, t.topic_id.as_u128());
+        t.partitions.iter().any(|p| {
+            logs.get(&(topic, p.partition))
+                .is_some_and(|l| l.next_offset > p.fetch_offset)
+        })
+    })
 }
 
 /// Partitions of `name`, or None if it does not exist.
@@ -410,10 +491,18 @@ fn produce(state: &State, req: &ProduceRequest) -> ProduceResponse {
                 .partition_data
                 .iter()
                 .map(|p| {
+                    let records = p.records.as_deref().unwrap_or_default();
                     let code = match inject_error(state) {
                         Some(code) => code,
-                        None => count_batches(state, p.records.as_deref().unwrap_or_default()),
+                        None => count_batches(state, records),
                     };
+                    if code == 0 && state.cfg.store {
+                        store(
+                            state,
+                            (topic_key(&t.name.0, t.topic_id.as_u128()), p.index),
+                            records,
+                        );
+                    }
                     PartitionProduceResponse::default()
                         .with_index(p.index)
                         .with_error_code(code)
@@ -466,23 +555,31 @@ fn count_batches(state: &State, records: &[u8]) -> i16 {
     0
 }
 
-fn fetch(req: &FetchRequest) -> FetchResponse {
+fn fetch(state: &State, req: &FetchRequest) -> FetchResponse {
+    let logs = state.logs.lock().unwrap_or_else(|p| p.into_inner());
     let responses = req
         .topics
         .iter()
         .map(|t| {
+            let topic = topic_key(&t.topic.0, t.topic_id.as_u128());
             let mut r = FetchableTopicResponse::default()
                 .with_topic(t.topic.clone())
                 .with_partitions(
                     t.partitions
                         .iter()
                         .map(|p| {
+                            let (hw, records) = match logs.get(&(topic, p.partition)) {
+                                Some(log) => {
+                                    (log.next_offset, read(log, p.fetch_offset, p.partition_max_bytes))
+                                }
+                                None => (0, Bytes::new()),
+                            };
                             PartitionData::default()
                                 .with_partition_index(p.partition)
-                                .with_high_watermark(0)
-                                .with_last_stable_offset(0)
+                                .with_high_watermark(hw)
+                                .with_last_stable_offset(hw)
                                 .with_log_start_offset(0)
-                                .with_records(Some(Bytes::new()))
+                                .with_records(Some(records))
                         })
                         .collect(),
                 );
@@ -493,11 +590,25 @@ fn fetch(req: &FetchRequest) -> FetchResponse {
     FetchResponse::default().with_responses(responses)
 }
 
-fn list_offsets(req: &ListOffsetsRequest) -> ListOffsetsResponse {
+/// Whole batches from the one holding `offset`, up to `max_bytes` (at least one).
+fn read(log: &StoredLog, offset: i64, max_bytes: i32) -> Bytes {
+    let mut out = BytesMut::new();
+    for (_, _, bytes) in log.batches.iter().filter(|(_, last, _)| *last >= offset) {
+        if !out.is_empty() && out.len() + bytes.len() > max_bytes.max(0) as usize {
+            break;
+        }
+        out.extend_from_slice(bytes);
+    }
+    out.freeze()
+}
+
+fn list_offsets(state: &State, req: &ListOffsetsRequest) -> ListOffsetsResponse {
+    let logs = state.logs.lock().unwrap_or_else(|p| p.into_inner());
     let topics = req
         .topics
         .iter()
         .map(|t| {
+            let topic = topic_key(&t.name.0, 0);
             ListOffsetsTopicResponse::default()
                 .with_name(t.name.clone())
                 .with_partitions(
@@ -506,7 +617,11 @@ fn list_offsets(req: &ListOffsetsRequest) -> ListOffsetsResponse {
                         .map(|p| {
                             ListOffsetsPartitionResponse::default()
                                 .with_partition_index(p.partition_index)
-                                .with_offset(0)
+                                .with_offset(match logs.get(&(topic, p.partition_index)) {
+                                    // LATEST (-1) is the end; EARLIEST and timestamps 0.
+                                    Some(log) if p.timestamp == -1 => log.next_offset,
+                                    _ => 0,
+                                })
                                 .with_timestamp(-1)
                         })
                         .collect(),

@@ -56,8 +56,31 @@ impl XorShift {
     }
 }
 
+/// Where a record value carries its order stamp (after the 8-byte send stamp):
+/// the producer's id (u32) and the record's sequence number in its partition
+/// (u64), both big-endian. `consume --check-order` reads them back.
+pub const ORDER_STAMP: std::ops::Range<usize> = 8..20;
+
+/// The order stamp of a value, if it is long enough to carry one:
+/// (producer id, per-partition sequence number).
+pub fn order_stamp(value: &[u8]) -> Option<(u32, u64)> {
+    let stamp = value.get(ORDER_STAMP)?;
+    let producer = u32::from_be_bytes(stamp[..4].try_into().expect("4 bytes"));
+    let seq = u64::from_be_bytes(stamp[4..].try_into().expect("8 bytes"));
+    Some((producer, seq))
+}
+
+/// A producer id unique to this run and task: two runs writing to one topic
+/// (or one run's producers sharing a partition) keep separate sequences.
+pub fn producer_id(run_start_ns: u64, index: usize) -> u32 {
+    let mixed = (run_start_ns ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (mixed >> 32) as u32
+}
+
 /// A record value: alphanumeric noise (compressible roughly like text), whose
-/// first 8 bytes are overwritten with the big-endian send stamp (ns).
+/// first 8 bytes are overwritten with the big-endian send stamp (ns) and the
+/// next 12 (when the record is that long) with the order stamp.
 pub fn value_template(record_bytes: usize, seed: u64) -> Vec<u8> {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = XorShift::new(seed);
@@ -75,6 +98,8 @@ pub fn slot_for_key(key: u64, slots: usize) -> usize {
 struct OpenBatch {
     partition: i32,
     builder: BatchBuilder,
+    /// Sequence number of the next record this producer puts in this partition.
+    next_seq: u64,
     first_intended_ns: u64,
     payload_bytes: u64,
     /// Intended send time of each record, for per-record produce latency.
@@ -86,6 +111,7 @@ impl OpenBatch {
         Self {
             partition,
             builder: BatchBuilder::new(compression),
+            next_seq: 0,
             first_intended_ns: 0,
             payload_bytes: 0,
             intended_ns: Vec::new(),
@@ -175,6 +201,11 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
     let end_ns = ctx.end_ns().unwrap_or(u64::MAX);
     let linger_ns = cfg.linger_ms * 1_000_000;
     let mut value = value_template(cfg.record_bytes, plan.index as u64 + 1);
+    let producer = producer_id(ctx.run_start_ns, plan.index).to_be_bytes();
+    let stamped = value.len() >= ORDER_STAMP.end;
+    if stamped {
+        value[ORDER_STAMP.start..ORDER_STAMP.start + 4].copy_from_slice(&producer);
+    }
     let mut rng = XorShift::new(0x5EED + plan.index as u64);
     let mut open: Vec<OpenBatch> = plan
         .partitions
@@ -207,6 +238,10 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
             let key_bytes = key.map(u64::to_be_bytes);
             value[..8].copy_from_slice(&intended.to_be_bytes());
             let batch = &mut open[slot];
+            if stamped {
+                value[ORDER_STAMP.start + 4..ORDER_STAMP.end].copy_from_slice(&batch.next_seq.to_be_bytes());
+            }
+            batch.next_seq += 1;
             batch.append(intended, key_bytes.as_ref().map(|k| &k[..]), &value);
             seq += 1;
             if batch.builder.estimated_size_bytes() >= cfg.batch_bytes {
@@ -494,5 +529,16 @@ mod tests {
         let t = value_template(64, 1);
         assert_eq!(t.len(), 64);
         assert!(t.iter().all(u8::is_ascii_alphanumeric));
+    }
+
+    #[test]
+    fn given_a_stamped_value_when_reading_the_order_stamp_should_return_producer_and_sequence() {
+        let mut v = value_template(32, 1);
+        v[8..12].copy_from_slice(&7u32.to_be_bytes());
+        v[12..20].copy_from_slice(&123_456u64.to_be_bytes());
+        assert_eq!(order_stamp(&v), Some((7, 123_456)));
+        assert_eq!(order_stamp(&v[..19]), None, "too short to carry a stamp");
+        assert_ne!(producer_id(1_000, 0), producer_id(1_000, 1));
+        assert_ne!(producer_id(1_000, 0), producer_id(2_000, 0));
     }
 }

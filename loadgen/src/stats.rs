@@ -45,6 +45,16 @@ pub struct Interval {
     pub consumed_records: u64,
     pub consumed_batch_bytes: u64,
     pub fetch_requests: u64,
+    /// --check-order: records whose order stamp was checked...
+    pub order_checked_records: u64,
+    /// ...those that came after a record of the same producer and partition
+    /// with a higher (or the same) sequence number: stored out of send order,
+    /// or twice...
+    pub order_inversions: u64,
+    /// ...sequence numbers skipped forward (records missing, or coming later),
+    pub order_gaps: u64,
+    /// ...and records too short (under 20 bytes) to carry a stamp.
+    pub order_unstamped_records: u64,
     /// Produce latency per batch: intended send of its first record → ack.
     pub produce_us: Histogram<u64>,
     /// Produce latency per record: its own intended send time → its batch's ack.
@@ -70,6 +80,10 @@ impl Interval {
             consumed_records: 0,
             consumed_batch_bytes: 0,
             fetch_requests: 0,
+            order_checked_records: 0,
+            order_inversions: 0,
+            order_gaps: 0,
+            order_unstamped_records: 0,
             produce_us: new_histogram(),
             produce_record_us: new_histogram(),
             e2e_us: new_histogram(),
@@ -94,6 +108,10 @@ impl Interval {
         self.consumed_records += other.consumed_records;
         self.consumed_batch_bytes += other.consumed_batch_bytes;
         self.fetch_requests += other.fetch_requests;
+        self.order_checked_records += other.order_checked_records;
+        self.order_inversions += other.order_inversions;
+        self.order_gaps += other.order_gaps;
+        self.order_unstamped_records += other.order_unstamped_records;
         self.produce_us
             .add(&other.produce_us)
             .expect("histograms share bounds, so add cannot fail");

@@ -22,6 +22,8 @@ fn null_broker(stall_ms: u64, stall_every_ms: u64, auto_topics: bool) -> NullBro
         api_versions_max: 4,
         produce_error_code: 0,
         produce_error_count: 0,
+        store: false,
+        reorder_every: 0,
     })
 }
 
@@ -265,6 +267,8 @@ fn given_broker_without_our_api_versions_version_when_connecting_should_fall_bac
         api_versions_max: 2,
         produce_error_code: 0,
         produce_error_count: 0,
+        store: false,
+        reorder_every: 0,
     });
     let tmp = dir();
     let args = [
@@ -298,6 +302,8 @@ fn erring_broker(code: i16, count: u64) -> NullBroker {
         api_versions_max: 4,
         produce_error_code: code,
         produce_error_count: count,
+        store: false,
+        reorder_every: 0,
     })
 }
 
@@ -351,4 +357,134 @@ fn given_non_retriable_error_when_producing_should_exit_nonzero_naming_the_code(
     );
     let report = report.expect("the report is still written");
     assert!(u64_at(&report, "/totals/all/failed_records") > 0);
+}
+
+/// A null broker that keeps what it is sent and serves it back; with `reorder_every` N it
+/// stores every Nth batch of a partition before the previous one, as a reordering broker would.
+fn storing_broker(reorder_every: u64) -> NullBroker {
+    null_broker_with(NullBrokerConfig {
+        listen: "127.0.0.1:0".to_string(),
+        stall_ms: 0,
+        stall_every_ms: 0,
+        default_partitions: 3,
+        auto_topics: true,
+        api_versions_max: 4,
+        produce_error_code: 0,
+        produce_error_count: 0,
+        store: true,
+        reorder_every,
+    })
+}
+
+/// `produce` 20,000 records (two producers per partition: keyed), then `consume --check-order`
+/// from the beginning to the end; returns the consume run's output and report.
+fn produce_then_check_order(broker: &NullBroker, tmp: &Path) -> (Output, serde_json::Value) {
+    let bootstrap = broker.addr().to_string();
+    let produce = [
+        "produce",
+        "--topic",
+        "ordered",
+        "--create",
+        "--partitions",
+        "3",
+        "--producers",
+        "2",
+        "--keys",
+        "uniform:100",
+        "--records",
+        "20000",
+        "--record-size",
+        "100",
+        "--batch-bytes",
+        "4096",
+    ];
+    let (output, _) = run_loadgen(&bootstrap, &produce, tmp);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let consume = [
+        "consume",
+        "--topic",
+        "ordered",
+        "--from",
+        "earliest",
+        "--to-end",
+        "--check-order",
+    ];
+    let (output, report) = run_loadgen(&bootstrap, &consume, tmp);
+    (output, report.expect("the report is written"))
+}
+
+#[test]
+fn given_a_broker_that_keeps_send_order_when_consuming_with_check_order_should_find_no_inversion() {
+    let broker = storing_broker(0);
+    let tmp = dir();
+    let (output, report) = produce_then_check_order(&broker, tmp.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(u64_at(&report, "/totals/all/consumed_records"), 20_000);
+    assert_eq!(u64_at(&report, "/order/checked_records"), 20_000);
+    assert_eq!(u64_at(&report, "/order/inversions"), 0);
+    assert_eq!(u64_at(&report, "/order/gaps"), 0);
+    assert!(
+        stdout.contains("order: 20000 records checked, 0 inversions, 0 gaps"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn given_a_broker_that_reorders_batches_when_consuming_with_check_order_should_count_inversions_and_fail() {
+    let broker = storing_broker(5);
+    let tmp = dir();
+    let (output, report) = produce_then_check_order(&broker, tmp.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "an inversion must fail the run");
+    assert!(stderr.contains("out of send order"), "{stderr}");
+    assert_eq!(u64_at(&report, "/order/checked_records"), 20_000);
+    let inversions = u64_at(&report, "/order/inversions");
+    let gaps = u64_at(&report, "/order/gaps");
+    assert!(inversions > 0 && gaps > 0, "inversions {inversions}, gaps {gaps}");
+}
+
+#[test]
+fn given_e2e_with_check_order_when_the_broker_keeps_order_should_check_what_it_consumed() {
+    let broker = storing_broker(0);
+    let tmp = dir();
+    let args = [
+        "e2e",
+        "--topic",
+        "e2e-ordered",
+        "--create",
+        "--partitions",
+        "3",
+        "--producers",
+        "3",
+        "--consumers",
+        "2",
+        "--record-size",
+        "64",
+        "--rate",
+        "5000",
+        "--duration",
+        "1s",
+        "--check-order",
+    ];
+    let (output, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report.expect("report");
+    let checked = u64_at(&report, "/order/checked_records");
+    assert!(checked > 2_000, "only {checked} records checked");
+    assert_eq!(checked, u64_at(&report, "/totals/all/consumed_records"));
+    assert_eq!(u64_at(&report, "/order/inversions"), 0);
+    assert_eq!(u64_at(&report, "/order/gaps"), 0);
 }

@@ -45,6 +45,22 @@ impl Counts {
     }
 }
 
+/// What `--check-order` found over the whole run (warmup included).
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+pub struct OrderCheck {
+    /// Records whose order stamp was checked.
+    pub checked_records: u64,
+    /// Records that came after a record of the same producer and partition
+    /// with a higher or equal sequence number (stored out of send order, or
+    /// twice). Any makes the run fail.
+    pub inversions: u64,
+    /// Forward jumps of a producer's sequence in a partition (records missing,
+    /// or arriving later as inversions).
+    pub gaps: u64,
+    /// Records under 20 bytes: too short to carry an order stamp.
+    pub unstamped_records: u64,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Totals {
     /// Everything, warmup included: compare these with what a broker stored.
@@ -130,6 +146,8 @@ pub struct Report {
     pub latency: Latency,
     pub errors: BTreeMap<String, u64>,
     pub cpu: Cpu,
+    /// With --check-order only.
+    pub order: Option<OrderCheck>,
     pub timeline: Vec<TimelinePoint>,
 }
 
@@ -242,6 +260,12 @@ impl Report {
                     0.0
                 },
             },
+            order: cfg.check_order.then_some(OrderCheck {
+                checked_records: all.order_checked_records,
+                inversions: all.order_inversions,
+                gaps: all.order_gaps,
+                unstamped_records: all.order_unstamped_records,
+            }),
             timeline,
             totals: Totals {
                 all: Counts::of(&all),
@@ -253,6 +277,11 @@ impl Report {
     /// Records that never got a successful answer.
     pub fn failed(&self) -> bool {
         self.totals.all.failed_records > 0
+    }
+
+    /// --check-order found records out of send order.
+    pub fn out_of_order(&self) -> bool {
+        self.order.as_ref().is_some_and(|o| o.inversions > 0)
     }
 
     pub fn to_json(&self) -> String {
@@ -319,6 +348,13 @@ impl Report {
         }
         for (name, count) in &self.errors {
             let _ = writeln!(s, "error {name}: {count}");
+        }
+        if let Some(o) = &self.order {
+            let _ = writeln!(
+                s,
+                "order: {} records checked, {} inversions, {} gaps, {} too short to check",
+                o.checked_records, o.inversions, o.gaps, o.unstamped_records
+            );
         }
         let _ = writeln!(
             s,
