@@ -52,13 +52,21 @@ pub fn arm(what: impl Into<String>, limit: Duration) -> Deadline {
 
 /// The current thread's name: libtest names each test's thread after the test.
 pub fn this_test() -> String {
-    std::thread::current().name().unwrap_or("unnamed thread").to_string()
+    std::thread::current()
+        .name()
+        .unwrap_or("unnamed thread")
+        .to_string()
 }
 
 impl Deadline {
     /// Also dump and kill process `pid` (a broker this test started) on expiry.
     pub fn watch_child(&self, pid: u32) {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner()).children.push(pid);
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .children
+            .push(pid);
     }
 
     /// `pid` is gone (stopped or killed by the test itself).
@@ -74,7 +82,11 @@ impl Deadline {
 
 impl Drop for Deadline {
     fn drop(&mut self) {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner()).finished = true;
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finished = true;
         self.inner.done.notify_all();
     }
 }
@@ -124,7 +136,12 @@ pub fn stacks(pid: u32) -> String {
             if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
                 for t in tasks.flatten() {
                     let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
-                    out += &format!("{} {} wchan={}\n", t.file_name().to_string_lossy(), read("comm").trim(), read("wchan"));
+                    out += &format!(
+                        "{} {} wchan={}\n",
+                        t.file_name().to_string_lossy(),
+                        read("comm").trim(),
+                        read("wchan")
+                    );
                 }
             }
             out

@@ -12,13 +12,27 @@ const CHILD_ENV: &str = "WEIR_DEADLINE_CHILD";
 #[test]
 fn given_an_executor_asleep_past_its_deadline_when_it_expires_should_print_stacks_and_exit_124() {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "hung_child", "--ignored", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "hung_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_ENV, "1")
         .output()
         .expect("the test binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(deadline::EXPIRED_EXIT_CODE), "stderr:\n{stderr}");
-    assert!(stderr.contains("DEADLINE EXPIRED: hung_child ran past 1 s"), "stderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(deadline::EXPIRED_EXIT_CODE),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("DEADLINE EXPIRED: hung_child ran past 1 s"),
+        "stderr:\n{stderr}"
+    );
     // gdb's stacks (or the /proc fallback) name the sleeping executor thread.
     assert!(
         stderr.contains("hung_child") && (stderr.contains("Thread") || stderr.contains("wchan=")),

@@ -21,7 +21,11 @@ use crate::shard::messages::{DurablePart, ProducePart, ProducePartResult, ShardR
 use crate::shard::router::split_by_owner;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest, ticket: Option<Ticket>) -> Option<ProduceResponse> {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    req: ProduceRequest,
+    ticket: Option<Ticket>,
+) -> Option<ProduceResponse> {
     let acks = req.acks;
     // Drop the transactional id now for the same reason as the topic names below.
     let topic_data = req.topic_data;
@@ -126,7 +130,11 @@ pub async fn handle(shard: &Rc<Shard>, req: ProduceRequest, ticket: Option<Ticke
 /// acks=all: wait on each appended part's owner until it is durable. A part whose
 /// wait fails, or whose owner cannot be reached, gets an error: never a success
 /// that was not fdatasync'd.
-async fn await_durable(shard: &Rc<Shard>, results: &mut [ProducePartResult], targets: &[Option<(usize, String, i32)>]) {
+async fn await_durable(
+    shard: &Rc<Shard>,
+    results: &mut [ProducePartResult],
+    targets: &[Option<(usize, String, i32)>],
+) {
     let mut work = Vec::new();
     for (r, target) in results.iter_mut().zip(targets) {
         let Some((owner, topic, partition)) = target else {

@@ -18,7 +18,10 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 50;
 pub const STALL_MS: u64 = 1_000;
 /// How often the watchdog thread looks.
 const CHECK_INTERVAL_MS: u64 = 100;
-const _: () = assert!(HEARTBEAT_INTERVAL_MS * 4 <= STALL_MS, "a healthy shard must tick several times per stall window");
+const _: () = assert!(
+    HEARTBEAT_INTERVAL_MS * 4 <= STALL_MS,
+    "a healthy shard must tick several times per stall window"
+);
 
 /// Heartbeats and stall counters of every shard, shared by the shards (write their
 /// own slot) and the watchdog thread (reads all).
@@ -102,17 +105,19 @@ impl Heartbeats {
 
 /// Start the watchdog thread. It ends after `Heartbeats::stop`.
 pub fn spawn(beats: Arc<Heartbeats>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("weir-watchdog".into()).spawn(move || {
-        let mut stalled = vec![false; beats.last_tick_ms.len()];
-        // Shards start ticking once they are up; give start-up the first window.
-        for last in &beats.last_tick_ms {
-            last.store(beats.now_ms(), Ordering::Relaxed);
-        }
-        while !beats.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(CHECK_INTERVAL_MS));
-            beats.check(&mut stalled);
-        }
-    })
+    std::thread::Builder::new()
+        .name("weir-watchdog".into())
+        .spawn(move || {
+            let mut stalled = vec![false; beats.last_tick_ms.len()];
+            // Shards start ticking once they are up; give start-up the first window.
+            for last in &beats.last_tick_ms {
+                last.store(beats.now_ms(), Ordering::Relaxed);
+            }
+            while !beats.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(CHECK_INTERVAL_MS));
+                beats.check(&mut stalled);
+            }
+        })
 }
 
 /// On shard `shard`'s executor, first thing: the heartbeat task (so start-up,
