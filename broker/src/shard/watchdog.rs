@@ -132,6 +132,25 @@ pub fn start_on_shard(shard: usize, beats: Arc<Heartbeats>, nudges: NudgeReceive
     })
     .detach();
     glommio::spawn_local(async move { while nudges.recv_async().await.is_ok() {} }).detach();
+    if let Some(stall_ms) = injected_stall_ms(shard) {
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_secs(1)).await;
+            tracing::warn!(shard, stall_ms, "fault injection: blocking this shard's executor");
+            // Deliberately blocking: the stall the watchdog must report.
+            std::thread::sleep(Duration::from_millis(stall_ms));
+        })
+        .detach();
+    }
+}
+
+/// Fault injection for the end-to-end test of the watchdog:
+/// `WEIR_FAULT_STALL_SHARD=<shard>:<ms>` blocks that shard's executor once, 1 s after
+/// start. Never set in production.
+fn injected_stall_ms(shard: usize) -> Option<u64> {
+    let spec = std::env::var("WEIR_FAULT_STALL_SHARD").ok()?;
+    let (which, ms) = spec.split_once(':')?;
+    (which.parse::<usize>().ok()? == shard).then_some(())?;
+    ms.parse().ok()
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub struct Broker {
     pub port: u16,
     pub shard_port_base: u16,
     pub extra: Vec<String>,
+    /// Extra environment for the broker process (fault injection).
+    pub env: Vec<(String, String)>,
     pub log_path: PathBuf,
 }
 
@@ -72,6 +74,14 @@ impl Broker {
         b
     }
 
+    /// Like `start`, with extra environment variables for the broker process.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut b = Self::new_stopped(extra);
+        b.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        b.spawn();
+        b
+    }
+
     /// A broker with its directories and ports chosen but not running yet
     /// (`start_again` starts it): lets a test mount something at `data_dir()` first.
     pub fn new_stopped(extra: &[&str]) -> Self {
@@ -88,6 +98,7 @@ impl Broker {
             port,
             shard_port_base: port + 1,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             log_path,
         }
     }
@@ -111,6 +122,7 @@ impl Broker {
             .arg(self.data_dir())
             .args(["--shard-port-base", &self.shard_port_base.to_string()])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
