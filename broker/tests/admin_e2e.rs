@@ -19,17 +19,7 @@ use weir_protocol::record_batch::{validate, BatchWalker, Compression};
 const BROKER_FLAGS: &[&str] = &["--shards", "2", "--default-partitions", "4"];
 
 fn python() -> PathBuf {
-    let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));
-    let ok = Command::new(&python)
-        .args(["-c", "import confluent_kafka"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{} with confluent-kafka is missing: run `make test-deps` (or `make test`)",
-        python.display()
-    );
-    python
+    common::venv_python("confluent_kafka")
 }
 
 /// Runs one `admin_checks.py` sub-command against `broker`; its JSON answer.

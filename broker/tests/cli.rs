@@ -64,17 +64,7 @@ fn lag_rows(broker: &Broker, group: &str, topic: &str) -> Vec<(i32, String, i64,
 }
 
 fn python() -> PathBuf {
-    let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));
-    let found = Command::new(&python)
-        .args(["-c", "import confluent_kafka"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{} with confluent-kafka is missing: run `make test-deps`",
-        python.display()
-    );
-    python
+    common::venv_python("confluent_kafka")
 }
 
 #[test]

@@ -39,17 +39,7 @@ fn client(broker: &Broker) -> Client {
 }
 
 fn python() -> PathBuf {
-    let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));
-    let ok = Command::new(&python)
-        .args(["-c", "import confluent_kafka"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{} with confluent-kafka is missing: run `make test-deps` (or `make test`)",
-        python.display()
-    );
-    python
+    common::venv_python("confluent_kafka")
 }
 
 /// (partition, offset) -> key of every record produced so far.

@@ -295,18 +295,8 @@ impl Drop for ClientProcess {
 }
 
 fn python() -> PathBuf {
-    let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));
-    let ok = Command::new(&python)
-        // crc32c: without it kafka-python checksums in pure Python (~3 MB/s).
-        .args(["-c", "import confluent_kafka, kafka, crc32c"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{} with confluent-kafka, kafka-python and crc32c is missing: run `make test-deps` (or `make test`)",
-        python.display()
-    );
-    python
+    // crc32c: without it kafka-python checksums in pure Python (~3 MB/s).
+    common::venv_python("confluent_kafka, kafka, crc32c")
 }
 
 fn clients_dir() -> &'static Path {

@@ -292,3 +292,19 @@ pub fn decode(records: &[u8]) -> Vec<(i64, String, String)> {
     }
     out
 }
+
+/// The test venv's python (made by `make test-deps`), checked to import `modules`
+/// (comma-separated, e.g. "confluent_kafka, kafka, crc32c").
+pub fn venv_python(modules: &str) -> PathBuf {
+    let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} with {modules} is missing: run `make test-deps` (or `make test`)",
+        python.display()
+    );
+    python
+}
