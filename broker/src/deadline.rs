@@ -6,7 +6,8 @@
 //! instead of holding CI until its own limit.
 //!
 //! Used by the test helpers (`log::test_support::run`, the group tests'
-//! executor, the integration harness's `Broker`) and the hang hunt.
+//! executor, the integration harness's `Broker`); the loadgen tests keep their own
+//! copy (that crate stands alone).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
