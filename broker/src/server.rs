@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::ServeArgs;
+use crate::handlers::ShardContext;
 use crate::limits;
 use crate::metadata::{store, Catalog};
 use crate::network::listener;
 use crate::shard::mesh::{self, MeshEnds};
 use crate::shard::watchdog::{self, Heartbeats};
-use crate::shard::Shard;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -111,7 +111,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
     let mut handles = Vec::with_capacity(shard_count);
     let (beats, nudges) = Heartbeats::new(shard_count);
     let watchdog = watchdog::spawn(beats.clone()).map_err(|e| format!("cannot start the watchdog: {e}"))?;
-    for ((cpu, mesh), nudge) in mesh::build(shard_count, limits::MESH_CHANNEL_CAPACITY)
+    for ((cpu, mesh), nudge) in mesh::build::<ShardContext>(shard_count, limits::MESH_CHANNEL_CAPACITY)
         .into_iter()
         .enumerate()
         .zip(nudges)
@@ -171,14 +171,14 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
 async fn shard_main(
     args: Arc<ServeArgs>,
     catalog: Arc<Catalog>,
-    mesh: MeshEnds,
+    mesh: MeshEnds<ShardContext>,
     shard_count: usize,
 ) -> Result<(), String> {
     let (mesh, inbound) = mesh.split();
-    let shard = Rc::new(Shard::new(args.clone(), shard_count, mesh));
+    let shard = Rc::new(ShardContext::new(args.clone(), shard_count, mesh));
     tracing::debug!("start-up: probing direct I/O");
-    // Before any segment is opened on this executor (PITFALLS: glommio's
-    // polled-I/O probe on a new empty file breaks Direct-I/O reads).
+    // Before any segment is opened on this executor: glommio's polled-I/O
+    // probe on a new empty file breaks Direct-I/O reads (log/probe.rs).
     crate::log::direct_io_probe(&args.data_dir)
         .await
         .map_err(|e| format!("direct I/O probe: {e}"))?;
@@ -193,26 +193,7 @@ async fn shard_main(
         .await
         .map_err(|e| format!("opening the group coordinator: {e}"))?;
     shard.set_groups(coordinator);
-    for (peer, rx) in inbound {
-        let s = shard.clone();
-        glommio::spawn_local(async move {
-            while let Ok(envelope) = rx.recv_async().await {
-                match envelope {
-                    mesh::Envelope::Request { from, call_id, body } => {
-                        debug_assert_eq!(from, peer);
-                        let s = s.clone();
-                        glommio::spawn_local(async move {
-                            let answer = s.handle_remote(body).await;
-                            s.mesh.reply(from, call_id, answer).await;
-                        })
-                        .detach();
-                    }
-                    mesh::Envelope::Response { call_id, body } => s.mesh.complete(call_id, body),
-                }
-            }
-        })
-        .detach();
-    }
+    mesh::serve_inbound(shard.clone(), inbound);
     tracing::debug!("start-up: binding listeners");
     let stop = event_listener::Event::new();
     let listeners = listener::bind(&shard).map_err(|e| format!("bind {}: {e}", args.listen))?;
@@ -239,14 +220,14 @@ async fn shard_main(
     while shard.connections.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    shard.close_logs().await;
+    shard.close().await;
     // Let peers finish calls into this shard before the mesh closes.
     glommio::timer::sleep(Duration::from_millis(100)).await;
     shard.mesh.close();
     Ok(())
 }
 
-async fn retention_loop(shard: Rc<Shard>) {
+async fn retention_loop(shard: Rc<ShardContext>) {
     loop {
         glommio::timer::sleep(Duration::from_millis(shard.args.retention_check_ms)).await;
         if shard.stopping.get() {
@@ -255,7 +236,7 @@ async fn retention_loop(shard: Rc<Shard>) {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        for log in shard.all_logs() {
+        for log in shard.partitions.all() {
             if let Err(e) = log.enforce_retention(now_ms).await {
                 tracing::warn!(shard = shard.id, error = %e, "retention failed");
             }

@@ -5,6 +5,7 @@
 //! is answered only after its record is fdatasync'd; every map, list and queue here is bounded
 //! by a `_MAX` constant below.
 
+pub mod call;
 mod coordinator;
 mod group;
 mod offsets;

@@ -10,62 +10,65 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 
-use super::fan_out;
+use super::{ownership_error, wire_offset, ShardContext};
 use crate::error::log_error_code;
 use crate::limits;
 use crate::log::Offset;
-use crate::shard::messages::{FetchPart, FetchPartResult, FetchWait, ShardRequest, ShardResponse};
-use crate::shard::router::split_by_owner;
-use crate::shard::Shard;
+use crate::shard::router::{partition_owner, split_by_owner};
+use crate::shard::{fan_out, Task};
 
-pub async fn handle(shard: &Rc<Shard>, req: FetchRequest, version: i16) -> FetchResponse {
-    let catalog = shard.catalog();
-    let mut results: Vec<FetchPartResult> = Vec::new();
-    let mut work = Vec::new();
-    let mut shape = Vec::with_capacity(req.topics.len());
-    for topic in req.topics {
-        let meta = if version >= 13 {
-            catalog.topic_by_id(topic.topic_id)
-        } else {
-            catalog.topic(&topic.topic)
-        };
-        let unknown = if version >= 13 {
-            ResponseError::UnknownTopicId.code()
-        } else {
-            ResponseError::UnknownTopicOrPartition.code()
-        };
-        let mut indexes = Vec::with_capacity(topic.partitions.len());
-        for p in topic.partitions {
-            let index = results.len();
-            results.push(FetchPartResult {
-                index,
-                high_watermark: -1,
-                log_start_offset: -1,
-                ..Default::default()
-            });
-            indexes.push((p.partition, index));
-            match meta.and_then(|m| m.owner(p.partition, shard.count).map(|o| (m, o))) {
-                Some((m, owner)) => work.push((
-                    owner,
-                    FetchPart {
-                        index,
-                        topic: m.name.clone(),
-                        partition: p.partition,
-                        offset: p.fetch_offset,
-                        max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
-                    },
-                )),
-                None if meta.is_some() => {
-                    results[index].error_code = ResponseError::UnknownTopicOrPartition.code()
-                }
-                None => results[index].error_code = unknown,
-            }
-        }
-        shape.push((topic.topic, topic.topic_id, indexes));
+#[derive(Debug, Clone, Copy)]
+pub struct FetchWait {
+    pub max_wait_ms: u64,
+    pub min_bytes: usize,
+    pub max_bytes: usize,
+}
+
+/// One partition to read, for its owner.
+#[derive(Clone)]
+pub struct FetchPart {
+    /// Slot in the client's response.
+    pub index: usize,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: Offset,
+    pub max_bytes: usize,
+}
+
+/// What the owner read for one part. The offsets are `None` when the owner
+/// does not have the partition.
+#[derive(Debug, Clone, Default)]
+pub struct FetchPartResult {
+    pub index: usize,
+    pub error_code: i16,
+    pub high_watermark: Option<Offset>,
+    pub log_start_offset: Option<Offset>,
+    pub batches: Vec<Bytes>,
+    /// `batches` as one buffer when the log read them back to back (file
+    /// reads): sent as is, no concatenation.
+    pub contiguous: Option<Bytes>,
+}
+
+impl FetchPartResult {
+    pub fn bytes(&self) -> usize {
+        self.batches.iter().map(Bytes::len).sum()
     }
+}
+
+/// Read parts owned by one shard, waiting on its appends until `wait` is met.
+pub struct Fetch {
+    pub wait: FetchWait,
+    pub parts: Vec<FetchPart>,
+}
+
+/// The request's topics in the client's order (name, id, partitions with
+/// their slots): the response is built in this shape.
+type Shape = Vec<(TopicName, uuid::Uuid, Vec<(i32, usize)>)>;
+
+pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -> FetchResponse {
     let wait = FetchWait {
         max_wait_ms: u64::try_from(req.max_wait_ms.clamp(0, limits::FETCH_WAIT_MS_MAX)).unwrap_or(0),
         min_bytes: usize::try_from(req.min_bytes).unwrap_or(0),
@@ -75,6 +78,7 @@ pub async fn handle(shard: &Rc<Shard>, req: FetchRequest, version: i16) -> Fetch
             i32::MAX as usize
         },
     };
+    let (mut results, work, shape) = route(shard, req, version);
     for r in fetch_everywhere(shard, wait, split_by_owner(work, shard.count)).await {
         let i = r.index;
         results[i] = r;
@@ -96,6 +100,61 @@ pub async fn handle(shard: &Rc<Shard>, req: FetchRequest, version: i16) -> Fetch
     FetchResponse::default().with_responses(responses)
 }
 
+/// Split the request by owning shard; parts nobody owns are answered here.
+fn route(
+    shard: &ShardContext,
+    req: FetchRequest,
+    version: i16,
+) -> (Vec<FetchPartResult>, Vec<(usize, FetchPart)>, Shape) {
+    let catalog = shard.catalog();
+    let mut results: Vec<FetchPartResult> = Vec::new();
+    let mut work = Vec::new();
+    let mut shape = Vec::with_capacity(req.topics.len());
+    for topic in req.topics {
+        // Fetch v13+ names topics by id.
+        let (name, unknown) = if version >= 13 {
+            let name = catalog.topic_by_id(topic.topic_id).map(|m| m.name.clone());
+            (name, ResponseError::UnknownTopicId)
+        } else {
+            (
+                Some(topic.topic.to_string()),
+                ResponseError::UnknownTopicOrPartition,
+            )
+        };
+        let mut indexes = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let index = results.len();
+            indexes.push((p.partition, index));
+            let mut result = FetchPartResult {
+                index,
+                ..Default::default()
+            };
+            let owner = name
+                .as_ref()
+                .map(|n| (n, partition_owner(&catalog, n, p.partition, shard.count)));
+            match owner {
+                Some((name, Some(owner))) => work.push((
+                    owner,
+                    FetchPart {
+                        index,
+                        topic: name.clone(),
+                        partition: p.partition,
+                        offset: Offset(p.fetch_offset),
+                        max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                    },
+                )),
+                Some((_, None)) if catalog.topic(name.as_deref().unwrap_or_default()).is_some() => {
+                    result.error_code = ResponseError::UnknownTopicOrPartition.code()
+                }
+                _ => result.error_code = unknown.code(),
+            }
+            results.push(result);
+        }
+        shape.push((topic.topic, topic.topic_id, indexes));
+    }
+    (results, work, shape)
+}
+
 fn partition_data(partition: i32, r: FetchPartResult) -> PartitionData {
     let records = match (r.contiguous, r.batches.len()) {
         (Some(all), _) => all,
@@ -104,9 +163,9 @@ fn partition_data(partition: i32, r: FetchPartResult) -> PartitionData {
     PartitionData::default()
         .with_partition_index(partition)
         .with_error_code(r.error_code)
-        .with_high_watermark(r.high_watermark)
-        .with_last_stable_offset(r.high_watermark)
-        .with_log_start_offset(r.log_start_offset)
+        .with_high_watermark(wire_offset(r.high_watermark))
+        .with_last_stable_offset(wire_offset(r.high_watermark))
+        .with_log_start_offset(wire_offset(r.log_start_offset))
         .with_aborted_transactions(Some(Vec::new()))
         .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
         .with_records(Some(records))
@@ -147,7 +206,7 @@ fn trim_to_max_bytes(results: &mut [FetchPartResult], max_bytes: usize) {
 }
 
 async fn fetch_everywhere(
-    shard: &Rc<Shard>,
+    shard: &Rc<ShardContext>,
     wait: FetchWait,
     work: Vec<Vec<FetchPart>>,
 ) -> Vec<FetchPartResult> {
@@ -168,17 +227,12 @@ async fn fetch_everywhere(
         max_wait_ms: 0,
         ..wait
     };
-    let copy = |w: &Vec<Vec<FetchPart>>| -> Vec<Vec<FetchPart>> {
-        w.iter()
-            .map(|parts| parts.iter().map(FetchPart::clone_part).collect())
-            .collect()
-    };
-    let first = call_owners(shard, now, copy(&work)).await;
+    let first = call_owners(shard, now, work.clone()).await;
     let total: usize = first.iter().map(FetchPartResult::bytes).sum();
     if total >= wait.min_bytes || wait.max_wait_ms == 0 {
         return first;
     }
-    let waited = wait_for_any(shard, wait, copy(&work)).await;
+    let waited = wait_for_any(shard, wait, work.clone()).await;
     if waited.iter().map(FetchPartResult::bytes).sum::<usize>() == 0 {
         return waited;
     }
@@ -186,7 +240,11 @@ async fn fetch_everywhere(
 }
 
 /// Long-poll every owner and return as soon as any returns data (or all time out).
-async fn wait_for_any(shard: &Rc<Shard>, wait: FetchWait, work: Vec<Vec<FetchPart>>) -> Vec<FetchPartResult> {
+async fn wait_for_any(
+    shard: &Rc<ShardContext>,
+    wait: FetchWait,
+    work: Vec<Vec<FetchPart>>,
+) -> Vec<FetchPartResult> {
     let (tx, rx) = glommio::channels::local_channel::new_bounded(work.len().max(1));
     let tx = Rc::new(tx);
     let mut tasks = Vec::new();
@@ -215,18 +273,12 @@ async fn wait_for_any(shard: &Rc<Shard>, wait: FetchWait, work: Vec<Vec<FetchPar
     merged
 }
 
-async fn call_owners(shard: &Rc<Shard>, wait: FetchWait, work: Vec<Vec<FetchPart>>) -> Vec<FetchPartResult> {
-    let answers = fan_out(
-        shard,
-        work,
-        move |s, parts| Box::pin(async move { fetch_local(&s, wait, parts).await }),
-        move |parts| ShardRequest::Fetch { wait, parts },
-        |answer| match answer {
-            ShardResponse::Fetch(r) => Some(r),
-            _ => None,
-        },
-    )
-    .await;
+async fn call_owners(
+    shard: &Rc<ShardContext>,
+    wait: FetchWait,
+    work: Vec<Vec<FetchPart>>,
+) -> Vec<FetchPartResult> {
+    let answers = fan_out(shard, work, |parts| Fetch { wait, parts }).await;
     let mut out = Vec::new();
     for (owner, answer) in answers {
         match answer {
@@ -237,66 +289,60 @@ async fn call_owners(shard: &Rc<Shard>, wait: FetchWait, work: Vec<Vec<FetchPart
     out
 }
 
-impl FetchPart {
-    fn clone_part(&self) -> Self {
-        Self {
-            index: self.index,
-            topic: self.topic.clone(),
-            partition: self.partition,
-            offset: self.offset,
-            max_bytes: self.max_bytes,
+impl Task<ShardContext> for Fetch {
+    type Output = Vec<FetchPartResult>;
+
+    /// Read this shard's parts, waiting on the shard's append event until
+    /// min_bytes are available or max_wait passes.
+    async fn run(self, shard: Rc<ShardContext>) -> Vec<FetchPartResult> {
+        let Fetch { wait, parts } = self;
+        let deadline = Instant::now() + Duration::from_millis(wait.max_wait_ms);
+        loop {
+            // Listen before reading so an append between the read and the wait
+            // is not missed.
+            let listener = shard.appended.listen();
+            let results = read_once(&shard, wait.max_bytes, &parts).await;
+            let total: usize = results.iter().map(FetchPartResult::bytes).sum();
+            let errored = results.iter().any(|r| r.error_code != 0);
+            let now = Instant::now();
+            if total >= wait.min_bytes || errored || now >= deadline || shard.stopping.get() {
+                return results;
+            }
+            future::or(listener, async {
+                glommio::timer::sleep(deadline - now).await;
+            })
+            .await;
         }
     }
 }
 
-/// Read this shard's parts, waiting on the shard's append event until
-/// min_bytes are available or max_wait passes.
-pub async fn fetch_local(shard: &Rc<Shard>, wait: FetchWait, parts: Vec<FetchPart>) -> Vec<FetchPartResult> {
-    let deadline = Instant::now() + Duration::from_millis(wait.max_wait_ms);
-    loop {
-        // Listen before reading so an append between the read and the wait
-        // is not missed.
-        let listener = shard.appended.listen();
-        let results = read_once(shard, wait.max_bytes, &parts).await;
-        let total: usize = results.iter().map(FetchPartResult::bytes).sum();
-        let errored = results.iter().any(|r| r.error_code != 0);
-        let now = Instant::now();
-        if total >= wait.min_bytes || errored || now >= deadline || shard.stopping.get() {
-            return results;
-        }
-        future::or(listener, async {
-            glommio::timer::sleep(deadline - now).await;
-        })
-        .await;
-    }
-}
-
-async fn read_once(shard: &Rc<Shard>, max_bytes: usize, parts: &[FetchPart]) -> Vec<FetchPartResult> {
+async fn read_once(shard: &ShardContext, max_bytes: usize, parts: &[FetchPart]) -> Vec<FetchPartResult> {
     let mut budget = max_bytes;
     let mut out = Vec::with_capacity(parts.len());
     for p in parts {
         let mut r = FetchPartResult {
             index: p.index,
-            high_watermark: -1,
-            log_start_offset: -1,
             ..Default::default()
         };
-        let Some(log) = shard.log(&p.topic, p.partition) else {
-            r.error_code = ResponseError::UnknownTopicOrPartition.code();
-            out.push(r);
-            continue;
+        let log = match shard.partitions.owned(&p.topic, p.partition) {
+            Ok(log) => log,
+            Err(o) => {
+                r.error_code = ownership_error(o).code();
+                out.push(r);
+                continue;
+            }
         };
-        r.high_watermark = log.log_end_offset().0;
-        r.log_start_offset = log.log_start_offset().0;
+        r.high_watermark = Some(log.log_end_offset());
+        r.log_start_offset = Some(log.log_start_offset());
         let limit = p.max_bytes.min(budget);
-        if p.offset == r.high_watermark || limit == 0 {
+        if Some(p.offset) == r.high_watermark || limit == 0 {
             out.push(r);
             continue;
         }
-        match log.read(Offset(p.offset), limit).await {
+        match log.read(p.offset, limit).await {
             Ok(read) => {
-                r.high_watermark = read.high_watermark.0;
-                r.log_start_offset = read.log_start_offset.0;
+                r.high_watermark = Some(read.high_watermark);
+                r.log_start_offset = Some(read.log_start_offset);
                 r.batches = read.batches;
                 r.contiguous = read.contiguous;
                 budget = budget.saturating_sub(r.bytes());
@@ -305,7 +351,7 @@ async fn read_once(shard: &Rc<Shard>, max_bytes: usize, parts: &[FetchPart]) -> 
                 // Out of range is the client's business; a corrupt or unreadable
                 // segment is the operator's, so it gets a line.
                 if !matches!(e, crate::log::LogError::OffsetOutOfRange { .. }) {
-                    tracing::error!(shard = shard.id, topic = %p.topic, partition = p.partition, offset = p.offset, error = %crate::error::chain(&e), "fetch failed");
+                    tracing::error!(shard = shard.id, topic = %p.topic, partition = p.partition, offset = p.offset.0, error = %crate::error::chain(&e), "fetch failed");
                 }
                 r.error_code = log_error_code(&e);
             }

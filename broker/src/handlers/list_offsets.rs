@@ -9,36 +9,60 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
-use super::fan_out;
+use super::{ownership_error, wire_offset, ShardContext};
 use crate::error::log_error_code;
-use crate::shard::messages::{ListOffsetsPart, ListOffsetsPartResult, ShardRequest, ShardResponse};
-use crate::shard::router::split_by_owner;
-use crate::shard::Shard;
+use crate::log::{Offset, PartitionLog};
+use crate::shard::router::{partition_owner, split_by_owner};
+use crate::shard::{fan_out, place, Slotted, Task};
+
+/// One partition to look up, for its owner.
+pub struct ListOffsetsPart {
+    /// Slot in the client's response.
+    pub index: usize,
+    pub topic: String,
+    pub partition: i32,
+    /// A timestamp in ms, or one of the LATEST/EARLIEST/... sentinels.
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOffsetsPartResult {
+    pub index: usize,
+    pub error_code: i16,
+    /// The offset found and its record's timestamp (`None`: no such record).
+    pub found: Option<(Offset, i64)>,
+}
+
+impl Slotted for ListOffsetsPartResult {
+    fn slot(&self) -> usize {
+        self.index
+    }
+}
+
+/// Look up parts owned by one shard.
+pub struct ListOffsets(pub Vec<ListOffsetsPart>);
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(shard: &Rc<Shard>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(shard: &Rc<ShardContext>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let catalog = shard.catalog();
     let mut results: Vec<ListOffsetsPartResult> = Vec::new();
     let mut work = Vec::new();
     let mut shape = Vec::new();
     for topic in req.topics {
         let name = topic.name.0.to_string();
-        let meta = catalog.topic(&name);
         let mut indexes = Vec::new();
         for p in topic.partitions {
             let index = results.len();
             results.push(ListOffsetsPartResult {
                 index,
-                offset: -1,
-                timestamp: -1,
                 ..Default::default()
             });
             indexes.push((p.partition_index, index));
-            match meta.and_then(|m| m.owner(p.partition_index, shard.count)) {
+            match partition_owner(&catalog, &name, p.partition_index, shard.count) {
                 Some(owner) => work.push((
                     owner,
                     ListOffsetsPart {
@@ -53,18 +77,8 @@ pub async fn handle(shard: &Rc<Shard>, req: ListOffsetsRequest, version: i16) ->
         }
         shape.push((topic.name, indexes));
     }
-    let answers = fan_out(
-        shard,
-        split_by_owner(work, shard.count),
-        |s, parts| Box::pin(async move { list_local(&s, parts).await }),
-        |parts| ShardRequest::ListOffsets { parts },
-        |answer| match answer {
-            ShardResponse::ListOffsets(r) => Some(r),
-            _ => None,
-        },
-    )
-    .await;
-    super::place(&mut results, answers, "list-offsets");
+    let answers = fan_out(shard, split_by_owner(work, shard.count), ListOffsets).await;
+    place(&mut results, answers, "list-offsets");
     let topics = shape
         .into_iter()
         .map(|(name, indexes)| {
@@ -75,8 +89,8 @@ pub async fn handle(shard: &Rc<Shard>, req: ListOffsetsRequest, version: i16) ->
                     ListOffsetsPartitionResponse::default()
                         .with_partition_index(partition)
                         .with_error_code(r.error_code)
-                        .with_offset(r.offset)
-                        .with_timestamp(r.timestamp)
+                        .with_offset(wire_offset(r.found.map(|(offset, _)| offset)))
+                        .with_timestamp(r.found.map_or(-1, |(_, timestamp)| timestamp))
                         .with_leader_epoch(if version >= 4 { 0 } else { -1 })
                 })
                 .collect();
@@ -88,32 +102,37 @@ pub async fn handle(shard: &Rc<Shard>, req: ListOffsetsRequest, version: i16) ->
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-pub async fn list_local(shard: &Rc<Shard>, parts: Vec<ListOffsetsPart>) -> Vec<ListOffsetsPartResult> {
-    let mut out = Vec::with_capacity(parts.len());
-    for p in parts {
-        let mut r = ListOffsetsPartResult {
-            index: p.index,
-            offset: -1,
-            timestamp: -1,
-            ..Default::default()
-        };
-        let Some(log) = shard.log(&p.topic, p.partition) else {
-            r.error_code = ResponseError::UnknownTopicOrPartition.code();
+impl Task<ShardContext> for ListOffsets {
+    type Output = Vec<ListOffsetsPartResult>;
+
+    async fn run(self, shard: Rc<ShardContext>) -> Vec<ListOffsetsPartResult> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for p in self.0 {
+            let mut r = ListOffsetsPartResult {
+                index: p.index,
+                ..Default::default()
+            };
+            match shard.partitions.owned(&p.topic, p.partition) {
+                Ok(log) => match lookup(&log, p.timestamp).await {
+                    Ok(found) => r.found = found,
+                    Err(code) => r.error_code = code,
+                },
+                Err(o) => r.error_code = ownership_error(o).code(),
+            }
             out.push(r);
-            continue;
-        };
-        match p.timestamp {
-            LATEST => r.offset = log.log_end_offset().0,
-            EARLIEST | EARLIEST_LOCAL => r.offset = log.log_start_offset().0,
-            MAX_TIMESTAMP => r.error_code = ResponseError::UnsupportedVersion.code(),
-            t if t >= 0 => match log.offset_for_timestamp(t).await {
-                Ok(Some((offset, ts))) => (r.offset, r.timestamp) = (offset.0, ts),
-                Ok(None) => {}
-                Err(e) => r.error_code = log_error_code(&e),
-            },
-            _ => r.error_code = ResponseError::InvalidRequest.code(),
         }
-        out.push(r);
+        out
     }
-    out
+}
+
+/// The offset ListOffsets answers for `timestamp` (or a sentinel), with the
+/// timestamp it reports (-1 for the sentinels, as Kafka does).
+async fn lookup(log: &PartitionLog, timestamp: i64) -> Result<Option<(Offset, i64)>, i16> {
+    match timestamp {
+        LATEST => Ok(Some((log.log_end_offset(), -1))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+        MAX_TIMESTAMP => Err(ResponseError::UnsupportedVersion.code()),
+        t if t >= 0 => log.offset_for_timestamp(t).await.map_err(|e| log_error_code(&e)),
+        _ => Err(ResponseError::InvalidRequest.code()),
+    }
 }

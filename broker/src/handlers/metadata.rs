@@ -14,13 +14,12 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
 
-use super::topics::admin;
+use super::admin::{admin, AdminRequest, NewTopic};
+use super::ShardContext;
 use crate::metadata::catalog::validate_topic_name;
 use crate::metadata::TopicMeta;
-use crate::shard::messages::{AdminRequest, NewTopic};
-use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(shard: &Rc<ShardContext>, req: MetadataRequest, version: i16) -> MetadataResponse {
     let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
         None => None,
         // v0 has no null: an empty list means every topic.
@@ -123,7 +122,7 @@ pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = operation_bits(&[
 
 /// How many brokers Metadata advertises: one per shard in zero-hop mode,
 /// one in single-address mode. Their ids are `0..count`.
-pub fn advertised_broker_count(shard: &Shard) -> usize {
+pub fn advertised_broker_count(shard: &ShardContext) -> usize {
     if shard.args.single_address {
         1
     } else {
@@ -131,7 +130,7 @@ pub fn advertised_broker_count(shard: &Shard) -> usize {
     }
 }
 
-async fn auto_create(shard: &Rc<Shard>, list: &[(Option<String>, uuid::Uuid)]) {
+async fn auto_create(shard: &Rc<ShardContext>, list: &[(Option<String>, uuid::Uuid)]) {
     let catalog = shard.catalog();
     let missing: Vec<NewTopic> = list
         .iter()
@@ -158,7 +157,7 @@ async fn auto_create(shard: &Rc<Shard>, list: &[(Option<String>, uuid::Uuid)]) {
     }
 }
 
-fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
+fn brokers(shard: &ShardContext) -> Vec<MetadataResponseBroker> {
     let host = shard.args.advertised_host();
     if shard.args.single_address {
         let port = i32::from(shard.args.listen.port());
@@ -177,7 +176,7 @@ fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-fn topic_entry(shard: &Shard, t: &TopicMeta) -> MetadataResponseTopic {
+fn topic_entry(shard: &ShardContext, t: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..t.partition_count())
         .map(|p| {
             // Single-address mode has one broker to name; zero-hop names the

@@ -1,95 +1,54 @@
 //! One module per Kafka API (or family). Each handler runs on the shard that
-//! accepted the connection, splits partition work by owning shard, calls the
-//! owners (itself directly, others over the mesh) and merges the answers back
-//! into the client's order. Handlers never block and never panic on input.
+//! accepted the connection, splits partition work by owning shard
+//! (`shard::router`), sends each owner a task (`shard::Task`: run directly on
+//! this shard, over the mesh on the others) and merges the answers back into
+//! the client's order. The owner side of an API is the `Task` impl in the
+//! API's own file. Handlers never block and never panic on input.
 
+pub mod admin;
 pub mod api_versions;
+pub mod context;
 pub mod fetch;
+pub mod group_offsets;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod topics;
 
-use std::rc::Rc;
+use kafka_protocol::ResponseError;
 
-use crate::shard::mesh::MeshError;
-use crate::shard::messages::{ShardRequest, ShardResponse};
-use crate::shard::Shard;
+pub use context::ShardContext;
 
-/// Run one call per shard that has work, concurrently, and collect
-/// `(shard, answer)` pairs. `local` is run for this shard's own work;
-/// `remote` builds the mesh request for the others.
-pub async fn fan_out<P, R, FL, FR, FU>(
-    shard: &Rc<Shard>,
-    work: Vec<Vec<P>>,
-    local: FL,
-    remote: FR,
-    unwrap: FU,
-) -> Vec<(usize, Result<Vec<R>, MeshError>)>
-where
-    P: 'static,
-    R: 'static,
-    FL: Fn(Rc<Shard>, Vec<P>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<R>>>>,
-    FR: Fn(Vec<P>) -> ShardRequest,
-    FU: Fn(ShardResponse) -> Option<Vec<R>> + Clone + 'static,
-{
-    let mut tasks = Vec::new();
-    for (owner, parts) in work.into_iter().enumerate() {
-        if parts.is_empty() {
-            continue;
-        }
-        if owner == shard.id {
-            let fut = local(shard.clone(), parts);
-            tasks.push((owner, glommio::spawn_local(async move { Ok(fut.await) })));
-        } else {
-            let request = remote(parts);
-            let shard = shard.clone();
-            let unwrap = unwrap.clone();
-            tasks.push((
-                owner,
-                glommio::spawn_local(async move {
-                    let answer = shard.mesh.call(owner, request).await?;
-                    Ok(unwrap(answer).expect("mesh answer matches its request kind"))
-                }),
-            ));
-        }
-    }
-    let mut out = Vec::with_capacity(tasks.len());
-    for (owner, task) in tasks {
-        out.push((owner, task.await));
-    }
-    out
+use crate::log::Offset;
+use crate::partitions::Ownership;
+
+/// Why an owner did not serve a part: a Kafka error code and, where useful, a
+/// message for the client.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub code: i16,
+    pub message: Option<String>,
 }
 
-/// A part's answer knows its slot in the client's response.
-pub trait Slotted {
-    fn slot(&self) -> usize;
-}
-
-impl Slotted for crate::shard::messages::ProducePartResult {
-    fn slot(&self) -> usize {
-        self.index
+pub fn refusal(error: ResponseError) -> Refused {
+    Refused {
+        code: error.code(),
+        message: None,
     }
 }
 
-impl Slotted for crate::shard::messages::ListOffsetsPartResult {
-    fn slot(&self) -> usize {
-        self.index
+/// The error for a part sent to a shard that does not have it: the topic is
+/// gone, or the client routed on a catalog that changed since (it refreshes
+/// its metadata on NOT_LEADER_OR_FOLLOWER and retries).
+pub fn ownership_error(o: Ownership) -> ResponseError {
+    match o {
+        Ownership::Unknown => ResponseError::UnknownTopicOrPartition,
+        Ownership::Elsewhere(_) => ResponseError::NotLeaderOrFollower,
     }
 }
 
-/// Put each owner's answers into their slots. A shard that could not be
-/// reached leaves its slots as they were (the caller pre-fills them with an
-/// error or the empty answer) and is logged.
-pub fn place<R: Slotted>(results: &mut [R], answers: Vec<(usize, Result<Vec<R>, MeshError>)>, what: &str) {
-    for (owner, answer) in answers {
-        match answer {
-            Ok(parts) => parts.into_iter().for_each(|r| {
-                let i = r.slot();
-                results[i] = r;
-            }),
-            Err(e) => tracing::warn!(owner, error = %e, "{what} forward failed"),
-        }
-    }
+/// An offset as the wire carries it: -1 for none.
+pub fn wire_offset(offset: Option<Offset>) -> i64 {
+    offset.map_or(-1, |o| o.0)
 }

@@ -2,121 +2,199 @@
 //! then answer per the acks level: 0 never, 1 once appended (readable),
 //! -1 (all) once the group-commit fdatasync covering the batch has completed.
 //! The record bytes are appended as received (only base_offset is rewritten).
-//! Two phases: the appends run on the connection's turn (network/order.rs), so
-//! one connection's batches reach each partition in request order; the acks=all
-//! wait runs after the turn has passed on, so pipelined requests share syncs.
+//! Two phases, two tasks: `Append` runs on the connection's turn
+//! (shard/order.rs), so one connection's batches reach each partition in
+//! request order; `AwaitDurable` (acks=all) runs after the turn has passed on,
+//! so pipelined requests share syncs.
 
 use std::rc::Rc;
 
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::ResponseError;
 use weir_protocol::record_batch::{self, BatchWalker};
 
-use super::fan_out;
+use super::{refusal, wire_offset, Refused, ShardContext};
 use crate::error::log_error_code;
-use crate::log::Offset;
-use crate::network::order::Ticket;
-use crate::shard::messages::{DurablePart, ProducePart, ProducePartResult, ShardRequest, ShardResponse};
-use crate::shard::router::split_by_owner;
-use crate::shard::Shard;
+use crate::log::{Offset, PartitionLog};
+use crate::shard::order::Ticket;
+use crate::shard::router::{partition_owner, split_by_owner};
+use crate::shard::{fan_out, place, Slotted, Task};
+
+/// One partition's batches, for its owner.
+pub struct ProducePart {
+    /// Slot in the client's response.
+    pub index: usize,
+    pub topic: String,
+    pub partition: i32,
+    pub records: Option<Bytes>,
+}
+
+/// Where an appended part landed.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub base_offset: Offset,
+    /// Offset of the part's last record: what an acks=all request waits on.
+    pub last_offset: Offset,
+    pub log_start_offset: Offset,
+}
+
+/// The owner's answer for one part: appended (offsets assigned, readable, not
+/// yet durable) or refused.
+#[derive(Debug, Clone)]
+pub struct PartAnswer {
+    pub index: usize,
+    pub outcome: Result<Appended, Refused>,
+}
+
+impl Slotted for PartAnswer {
+    fn slot(&self) -> usize {
+        self.index
+    }
+}
+
+/// Append parts owned by one shard, in order; answers once each is in its
+/// partition's queue (not durable yet).
+pub struct Append(pub Vec<ProducePart>);
+
+/// acks=all, after `Append` answered: wait until each part is durable.
+pub struct AwaitDurable(pub Vec<DurablePart>);
+
+/// One appended part an acks=all request waits on.
+pub struct DurablePart {
+    pub index: usize,
+    pub topic: String,
+    pub partition: i32,
+    pub last_offset: Offset,
+}
+
+/// Where each slot's batch went, for the acks=all wait.
+#[derive(Clone)]
+struct Target {
+    owner: usize,
+    topic: String,
+    partition: i32,
+}
+
+/// A request split by owner: the answer slots (pre-filled with errors), where
+/// each slot's batch goes, the work per owner, and the response's shape.
+struct Routed {
+    results: Vec<PartAnswer>,
+    targets: Vec<Option<Target>>,
+    work: Vec<(usize, ProducePart)>,
+    shape: Shape,
+}
+
+/// The request's partitions in the client's order, with their slots: the
+/// response is built in this shape.
+type Shape = Vec<(String, Vec<(i32, usize)>)>;
 
 pub async fn handle(
-    shard: &Rc<Shard>,
+    shard: &Rc<ShardContext>,
     req: ProduceRequest,
     ticket: Option<Ticket>,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
+    let Routed {
+        mut results,
+        targets,
+        work,
+        shape,
+    } = route(shard, req);
+    if let Some(ticket) = &ticket {
+        ticket.wait_turn().await;
+    }
+    let answers = fan_out(shard, split_by_owner(work, shard.count), Append).await;
+    // Every batch of this request now sits in its partition's queue, offsets
+    // assigned: the connection's next Produce may append. The durability wait
+    // below overlaps with later requests, so group commit still batches them.
+    drop(ticket);
+    place(&mut results, answers, "produce");
+    if acks == -1 {
+        await_durable(shard, &mut results, &targets).await;
+    }
+    (acks != 0).then(|| response(shape, &results))
+}
+
+/// Split the request by owning shard. Every slot starts refused: a part whose
+/// owner never answers keeps REQUEST_TIMED_OUT, so the client retries rather
+/// than taking silence for success.
+fn route(shard: &ShardContext, req: ProduceRequest) -> Routed {
+    let acks = req.acks;
     // Drop the transactional id now for the same reason as the topic names below.
     let topic_data = req.topic_data;
     let catalog = shard.catalog();
-    let mut results: Vec<ProducePartResult> = Vec::new();
-    // Per slot: where its batch goes, for the acks=all wait.
-    let mut targets: Vec<Option<(usize, String, i32)>> = Vec::new();
+    let mut results = Vec::new();
+    let mut targets = Vec::new();
     let mut work = Vec::new();
     let mut shape = Vec::with_capacity(topic_data.len());
     for topic in topic_data {
         let name = topic.name.0.to_string();
-        let meta = catalog.topic(&name);
         let mut indexes = Vec::with_capacity(topic.partition_data.len());
         for part in topic.partition_data {
             let index = results.len();
-            results.push(ProducePartResult {
-                index,
-                base_offset: -1,
-                last_offset: -1,
-                log_start_offset: -1,
-                ..Default::default()
-            });
-            targets.push(None);
             indexes.push((part.index, index));
-            if !(-1..=1).contains(&acks) {
-                results[index].error_code = ResponseError::InvalidRequiredAcks.code();
-                continue;
-            }
-            match meta.and_then(|m| m.owner(part.index, shard.count)) {
+            let owner = partition_owner(&catalog, &name, part.index, shard.count);
+            let (code, target) = match owner {
+                _ if !(-1..=1).contains(&acks) => (ResponseError::InvalidRequiredAcks, None),
+                None => (ResponseError::UnknownTopicOrPartition, None),
                 Some(owner) => {
-                    // Until the owner answers: an unreachable owner leaves this, and
-                    // the client retries rather than taking silence for success.
-                    results[index].error_code = ResponseError::RequestTimedOut.code();
-                    targets[index] = Some((owner, name.clone(), part.index));
+                    let (topic, partition) = (name.clone(), part.index);
                     work.push((
                         owner,
                         ProducePart {
                             index,
-                            topic: name.clone(),
-                            partition: part.index,
+                            topic,
+                            partition,
                             records: part.records,
                         },
-                    ))
+                    ));
+                    let target = Target {
+                        owner,
+                        topic: name.clone(),
+                        partition: part.index,
+                    };
+                    (ResponseError::RequestTimedOut, Some(target))
                 }
-                None => results[index].error_code = ResponseError::UnknownTopicOrPartition.code(),
-            }
+            };
+            results.push(PartAnswer {
+                index,
+                outcome: Err(refusal(code)),
+            });
+            targets.push(target);
         }
         // Keep the owned name, not the request's `StrBytes`: that is a slice of
         // the frame, and any live slice stops the log patching base_offset in
         // place (it must copy a shared buffer).
         shape.push((name, indexes));
     }
-    if let Some(ticket) = &ticket {
-        ticket.wait_turn().await;
+    Routed {
+        results,
+        targets,
+        work,
+        shape,
     }
-    let answers = fan_out(
-        shard,
-        split_by_owner(work, shard.count),
-        |s, parts| Box::pin(async move { append_local(&s, parts).await }),
-        |parts| ShardRequest::Produce { parts },
-        |answer| match answer {
-            ShardResponse::Produce(r) => Some(r),
-            _ => None,
-        },
-    )
-    .await;
-    // Every batch of this request now sits in its partition's queue, offsets
-    // assigned: the connection's next Produce may append. The durability wait
-    // below overlaps with later requests, so group commit still batches them.
-    drop(ticket);
-    super::place(&mut results, answers, "produce");
-    if acks == -1 {
-        await_durable(shard, &mut results, &targets).await;
-    }
-    if acks == 0 {
-        return None;
-    }
+}
+
+fn response(shape: Shape, results: &[PartAnswer]) -> ProduceResponse {
     let responses = shape
         .into_iter()
         .map(|(name, indexes)| {
             let partition_responses = indexes
                 .into_iter()
                 .map(|(partition, i)| {
-                    let r = &results[i];
+                    let (code, message, appended) = match &results[i].outcome {
+                        Ok(a) => (0, None, Some(*a)),
+                        Err(r) => (r.code, r.message.clone(), None),
+                    };
                     PartitionProduceResponse::default()
                         .with_index(partition)
-                        .with_error_code(r.error_code)
-                        .with_base_offset(r.base_offset)
+                        .with_error_code(code)
+                        .with_base_offset(wire_offset(appended.map(|a| a.base_offset)))
                         .with_log_append_time_ms(-1)
-                        .with_log_start_offset(r.log_start_offset)
-                        .with_error_message(r.error_message.clone().map(Into::into))
+                        .with_log_start_offset(wire_offset(appended.map(|a| a.log_start_offset)))
+                        .with_error_message(message.map(Into::into))
                 })
                 .collect();
             TopicProduceResponse::default()
@@ -124,62 +202,41 @@ pub async fn handle(
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+    ProduceResponse::default().with_responses(responses)
 }
 
 /// acks=all: wait on each appended part's owner until it is durable. A part whose
 /// wait fails, or whose owner cannot be reached, gets an error: never a success
 /// that was not fdatasync'd.
-async fn await_durable(
-    shard: &Rc<Shard>,
-    results: &mut [ProducePartResult],
-    targets: &[Option<(usize, String, i32)>],
-) {
+async fn await_durable(shard: &Rc<ShardContext>, results: &mut [PartAnswer], targets: &[Option<Target>]) {
     let mut work = Vec::new();
-    for (r, target) in results.iter_mut().zip(targets) {
-        let Some((owner, topic, partition)) = target else {
-            continue;
-        };
-        if r.error_code != 0 {
-            continue;
-        }
-        work.push((
-            *owner,
-            DurablePart {
+    for (r, target) in results.iter().zip(targets) {
+        if let (Ok(appended), Some(t)) = (&r.outcome, target) {
+            let part = DurablePart {
                 index: r.index,
-                topic: topic.clone(),
-                partition: *partition,
-                last_offset: r.last_offset,
-            },
-        ));
+                topic: t.topic.clone(),
+                partition: t.partition,
+                last_offset: appended.last_offset,
+            };
+            work.push((t.owner, part));
+        }
     }
     if work.is_empty() {
         return;
     }
-    let answers = fan_out(
-        shard,
-        split_by_owner(work, shard.count),
-        |s, parts| Box::pin(async move { durable_local(&s, parts).await }),
-        |parts| ShardRequest::AwaitDurable { parts },
-        |answer| match answer {
-            ShardResponse::Produce(r) => Some(r),
-            _ => None,
-        },
-    )
-    .await;
+    let answers = fan_out(shard, split_by_owner(work, shard.count), AwaitDurable).await;
     for (owner, answer) in answers {
         match answer {
-            Ok(parts) => {
-                for p in parts.into_iter().filter(|p| p.error_code != 0) {
-                    results[p.index].error_code = p.error_code;
-                    results[p.index].error_message = p.error_message;
+            Ok(failed) => {
+                for (index, refused) in failed {
+                    results[index].outcome = Err(refused);
                 }
             }
             Err(e) => {
                 tracing::warn!(owner, error = %e, "acks=all wait forward failed");
                 for (r, target) in results.iter_mut().zip(targets) {
-                    if matches!(target, Some((o, ..)) if *o == owner) && r.error_code == 0 {
-                        r.error_code = ResponseError::RequestTimedOut.code();
+                    if matches!(target, Some(t) if t.owner == owner) && r.outcome.is_ok() {
+                        r.outcome = Err(refusal(ResponseError::RequestTimedOut));
                     }
                 }
             }
@@ -187,70 +244,63 @@ async fn await_durable(
     }
 }
 
-/// Append parts owned by this shard, in order; answers once each is in its
-/// partition's queue (not durable yet). Each part's batches are validated before
-/// any is appended, so a bad batch stores nothing.
-pub async fn append_local(shard: &Rc<Shard>, parts: Vec<ProducePart>) -> Vec<ProducePartResult> {
-    let mut out = Vec::with_capacity(parts.len());
-    for part in parts {
-        let mut result = ProducePartResult {
-            index: part.index,
-            base_offset: -1,
-            last_offset: -1,
-            log_start_offset: -1,
-            ..Default::default()
-        };
-        match append_part(shard, part).await {
-            Ok((base, last, start)) => {
-                result.base_offset = base;
-                result.last_offset = last;
-                result.log_start_offset = start;
-            }
-            Err((code, message)) => {
-                result.error_code = code;
-                result.error_message = message;
-            }
+impl Task<ShardContext> for Append {
+    type Output = Vec<PartAnswer>;
+
+    /// Each part's batches are validated before any is appended, so a bad batch
+    /// stores nothing.
+    async fn run(self, shard: Rc<ShardContext>) -> Vec<PartAnswer> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for part in self.0 {
+            let index = part.index;
+            out.push(PartAnswer {
+                index,
+                outcome: append_part(&shard, part).await,
+            });
         }
-        out.push(result);
+        out
     }
-    out
 }
 
-/// Wait until each part (appended on this shard) is durable. Answers only the
-/// parts that failed with their error; the others as successes.
-pub async fn durable_local(shard: &Rc<Shard>, parts: Vec<DurablePart>) -> Vec<ProducePartResult> {
-    // Group commit syncs once no more input is ready: tell it someone waits.
-    shard.appended.notify(usize::MAX);
-    let mut out = Vec::with_capacity(parts.len());
-    for part in parts {
-        let mut result = ProducePartResult {
-            index: part.index,
-            ..Default::default()
-        };
-        match shard.log(&part.topic, part.partition) {
-            None => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
-            Some(log) => {
-                if let Err(e) = log.wait_durable(Offset(part.last_offset)).await {
-                    tracing::error!(shard = shard.id, error = %e, "fdatasync failed");
-                    result.error_code = log_error_code(&e);
-                    result.error_message = Some(e.to_string());
-                    reopen_if_failed(shard, &log, part.topic, part.partition);
+impl Task<ShardContext> for AwaitDurable {
+    /// The slots that failed, with their error; the others succeeded.
+    type Output = Vec<(usize, Refused)>;
+
+    async fn run(self, shard: Rc<ShardContext>) -> Vec<(usize, Refused)> {
+        // Group commit syncs once no more input is ready: tell it someone waits.
+        shard.appended.notify(usize::MAX);
+        let mut failed = Vec::new();
+        for part in self.0 {
+            let log = match shard.partitions.owned(&part.topic, part.partition) {
+                Ok(log) => log,
+                Err(o) => {
+                    failed.push((part.index, refusal(super::ownership_error(o))));
+                    continue;
                 }
+            };
+            if let Err(e) = log.wait_durable(part.last_offset).await {
+                tracing::error!(shard = shard.id, error = %e, "fdatasync failed");
+                let refused = Refused {
+                    code: log_error_code(&e),
+                    message: Some(e.to_string()),
+                };
+                failed.push((part.index, refused));
+                reopen_if_failed(&shard, &log, part.topic, part.partition);
             }
         }
-        out.push(result);
+        failed
     }
-    out
 }
 
-type AppendOutcome = Result<(i64, i64, i64), (i16, Option<String>)>;
-
-async fn append_part(shard: &Rc<Shard>, part: ProducePart) -> AppendOutcome {
-    let Some(log) = shard.log(&part.topic, part.partition) else {
-        // The catalog moved under this request (topic deleted): not ours now.
-        return Err((ResponseError::UnknownTopicOrPartition.code(), None));
+async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appended, Refused> {
+    let log = shard
+        .partitions
+        .owned(&part.topic, part.partition)
+        .map_err(|o| refusal(super::ownership_error(o)))?;
+    let corrupt = |m: String| Refused {
+        code: ResponseError::CorruptMessage.code(),
+        message: Some(m),
     };
-    let corrupt = |m: String| (ResponseError::CorruptMessage.code(), Some(m));
     let Some(records) = part.records.filter(|r| !r.is_empty()) else {
         return Err(corrupt("no record batch".into()));
     };
@@ -271,7 +321,7 @@ async fn append_part(shard: &Rc<Shard>, part: ProducePart) -> AppendOutcome {
             }
         }
     }
-    let (mut base, mut last, mut start) = (-1, -1, -1);
+    let mut appended: Option<Appended> = None;
     // The common single-batch case hands over the frame's own `Bytes`, so the
     // log can patch base_offset in place when nothing else references them.
     let batches: Vec<bytes::Bytes> = if ranges.len() == 1 {
@@ -282,27 +332,30 @@ async fn append_part(shard: &Rc<Shard>, part: ProducePart) -> AppendOutcome {
     for batch in batches {
         match log.append(batch).await {
             Ok(a) => {
-                if base < 0 {
-                    base = a.base_offset.0;
-                }
-                last = a.last_offset.0;
-                start = a.log_start_offset.0;
+                appended = Some(Appended {
+                    base_offset: appended.map_or(a.base_offset, |first| first.base_offset),
+                    last_offset: a.last_offset,
+                    log_start_offset: a.log_start_offset,
+                });
             }
             Err(e) => {
                 shard.appended.notify(usize::MAX);
                 reopen_if_failed(shard, &log, part.topic, part.partition);
-                return Err((log_error_code(&e), Some(e.to_string())));
+                return Err(Refused {
+                    code: log_error_code(&e),
+                    message: Some(e.to_string()),
+                });
             }
         }
     }
     shard.appended.notify(usize::MAX);
-    Ok((base, last, start))
+    Ok(appended.expect("at least one batch was appended"))
 }
 
 /// A fenced log answers KAFKA_STORAGE_ERROR; reopen it in the background so it takes
 /// appends again once the cause (a full disk) clears. The client retries meanwhile.
-fn reopen_if_failed(shard: &Rc<Shard>, log: &crate::log::PartitionLog, topic: String, partition: i32) {
+fn reopen_if_failed(shard: &ShardContext, log: &PartitionLog, topic: String, partition: i32) {
     if log.failure().is_some() {
-        glommio::spawn_local(shard.clone().reopen_if_failed(topic, partition)).detach();
+        glommio::spawn_local(shard.partitions.clone().reopen_if_failed(topic, partition)).detach();
     }
 }

@@ -10,3 +10,18 @@ pub mod topic_config;
 
 pub use catalog::{Catalog, TopicMeta};
 pub use topic_config::TopicConfig;
+
+/// A small topic config for unit tests that build catalogs by hand.
+#[cfg(test)]
+pub fn test_topic_config() -> TopicConfig {
+    TopicConfig {
+        segment_bytes: 1 << 20,
+        segment_ms: -1,
+        retention_ms: -1,
+        retention_bytes: -1,
+        flush_messages: i64::MAX,
+        flush_ms: 1000,
+        max_message_bytes: 1 << 20,
+        compression_type: topic_config::CompressionType::Producer,
+    }
+}

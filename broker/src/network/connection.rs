@@ -17,13 +17,13 @@ use kafka_protocol::messages::ApiKey;
 use weir_protocol::frame;
 
 use super::dispatch::{self, Admission};
-use super::order::Turnstile;
+use crate::handlers::ShardContext;
 use crate::limits::FRAME_READ_CHUNK_BYTES;
-use crate::shard::Shard;
+use crate::shard::order::Turnstile;
 
 type Pending = JoinHandle<Option<Vec<Bytes>>>;
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(shard: Rc<ShardContext>, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }

@@ -2,7 +2,8 @@
 //! pure (decode, version check) so a malformed frame is refused before any
 //! task is spawned; handling is async. Unknown APIs, unsupported versions and
 //! undecodable bodies close the connection with one log line, except
-//! ApiVersions, which always answers (KIP-511).
+//! ApiVersions, which always answers (KIP-511). `handle` has one line per API:
+//! adding one means a handler file and a line here.
 
 use std::rc::Rc;
 
@@ -11,10 +12,8 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use weir_protocol::api::{is_decodable, is_supported};
 use weir_protocol::frame::{self, FrameError, Request};
 
-use super::order::Ticket;
-use crate::groups_glue::{GroupAnswer, GroupCall};
-use crate::handlers;
-use crate::shard::Shard;
+use crate::handlers::{self, ShardContext};
+use crate::shard::order::Ticket;
 
 /// What to do with one frame.
 pub enum Admission {
@@ -73,49 +72,9 @@ pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
     Ok(Admission::Handle(Box::new(request), prefix.api_version))
 }
 
-/// The coordinator's answer as a response, or the request's own error
-/// response when the coordinator shard could not be reached.
-fn group_answer(
-    answer: Result<GroupAnswer, i16>,
-    api_key: ApiKey,
-    version: i16,
-) -> Result<ResponseKind, FrameError> {
-    use kafka_protocol::messages as m;
-    Ok(match answer {
-        Ok(GroupAnswer::Join(r)) => ResponseKind::JoinGroup(r),
-        Ok(GroupAnswer::Sync(r)) => ResponseKind::SyncGroup(r),
-        Ok(GroupAnswer::Heartbeat(r)) => ResponseKind::Heartbeat(r),
-        Ok(GroupAnswer::Leave(r)) => ResponseKind::LeaveGroup(r),
-        Ok(GroupAnswer::Commit(r)) => ResponseKind::OffsetCommit(r),
-        Ok(GroupAnswer::DeleteOffsets(r)) => ResponseKind::OffsetDelete(r),
-        Err(code) => match api_key {
-            ApiKey::JoinGroup => {
-                ResponseKind::JoinGroup(m::JoinGroupResponse::default().with_error_code(code))
-            }
-            ApiKey::SyncGroup => {
-                ResponseKind::SyncGroup(m::SyncGroupResponse::default().with_error_code(code))
-            }
-            ApiKey::Heartbeat => {
-                ResponseKind::Heartbeat(m::HeartbeatResponse::default().with_error_code(code))
-            }
-            ApiKey::LeaveGroup => {
-                ResponseKind::LeaveGroup(m::LeaveGroupResponse::default().with_error_code(code))
-            }
-            ApiKey::OffsetDelete => {
-                ResponseKind::OffsetDelete(m::OffsetDeleteResponse::default().with_error_code(code))
-            }
-            _ => {
-                let reason = format!("{api_key:?} v{version}: coordinator unreachable (error {code})");
-                return Err(FrameError::Encode(frame::anyhow_error::AnyError(reason)));
-            }
-        },
-        Ok(_) => unreachable!("each group call answers its own kind"),
-    })
-}
-
 /// Run the handler and encode its answer; `None` for acks=0 Produce.
 pub async fn handle(
-    shard: Rc<Shard>,
+    shard: Rc<ShardContext>,
     request: Request,
     version: i16,
     peer: std::net::SocketAddr,
@@ -136,93 +95,50 @@ pub async fn handle(
         .map(ToString::to_string)
         .unwrap_or_default();
     drop(header);
+    let shard = &shard;
+    use handlers::*;
+    use ResponseKind as Out;
     let body = match body {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(handlers::api_versions::response(0)),
-        RequestKind::Metadata(r) => {
-            ResponseKind::Metadata(handlers::metadata::handle(&shard, r, version).await)
-        }
-        RequestKind::Produce(r) => match handlers::produce::handle(&shard, r, ticket).await {
-            Some(resp) => ResponseKind::Produce(resp),
+        RequestKind::ApiVersions(_) => Out::ApiVersions(api_versions::response(0)),
+        RequestKind::Metadata(r) => Out::Metadata(metadata::handle(shard, r, version).await),
+        RequestKind::Produce(r) => match produce::handle(shard, r, ticket).await {
+            Some(resp) => Out::Produce(resp),
             None => return Ok(None),
         },
         RequestKind::Fetch(r) => {
             // Records go out by reference (tail cache or file read buffer), not copied.
-            let response = handlers::fetch::handle(&shard, r, version).await;
+            let response = fetch::handle(shard, r, version).await;
             return frame::encode_response_parts(api_key, version, correlation_id, &response).map(Some);
         }
-        RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(handlers::list_offsets::handle(&shard, r, version).await)
+        RequestKind::ListOffsets(r) => Out::ListOffsets(list_offsets::handle(shard, r, version).await),
+        RequestKind::CreateTopics(r) => Out::CreateTopics(topics::create_topics(shard, r).await),
+        RequestKind::DeleteTopics(r) => Out::DeleteTopics(topics::delete_topics(shard, r, version).await),
+        RequestKind::DescribeConfigs(r) => Out::DescribeConfigs(topics::describe_configs(shard, &r)),
+        RequestKind::FindCoordinator(r) => Out::FindCoordinator(groups::find_coordinator(shard, &r, version)),
+        RequestKind::JoinGroup(r) => {
+            Out::JoinGroup(groups::join_group(shard, r, version, client_id, peer).await)
         }
-        RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(handlers::topics::create_topics(&shard, r).await)
+        RequestKind::SyncGroup(r) => Out::SyncGroup(groups::sync_group(shard, r, version).await),
+        RequestKind::Heartbeat(r) => Out::Heartbeat(groups::heartbeat(shard, r, version).await),
+        RequestKind::LeaveGroup(r) => Out::LeaveGroup(groups::leave_group(shard, r, version).await),
+        RequestKind::OffsetCommit(r) => {
+            Out::OffsetCommit(group_offsets::offset_commit(shard, r, version).await)
         }
-        RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(handlers::topics::delete_topics(&shard, r, version).await)
-        }
-        RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(handlers::topics::describe_configs(&shard, &r))
-        }
-        RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(handlers::groups::find_coordinator(&shard, &r, version))
-        }
-        RequestKind::JoinGroup(req) => {
-            let group_id = req.group_id.0.to_string();
-            let client_host = handlers::groups::client_host(peer);
-            let call = GroupCall::Join {
-                req,
-                version,
-                client_id,
-                client_host,
-            };
-            group_answer(
-                handlers::groups::call(&shard, &group_id, call).await,
-                api_key,
-                version,
-            )?
-        }
-        RequestKind::SyncGroup(req) => {
-            let group_id = req.group_id.0.to_string();
-            let answer = handlers::groups::call(&shard, &group_id, GroupCall::Sync(req, version)).await;
-            group_answer(answer, api_key, version)?
-        }
-        RequestKind::Heartbeat(req) => {
-            let group_id = req.group_id.0.to_string();
-            let answer = handlers::groups::call(&shard, &group_id, GroupCall::Heartbeat(req, version)).await;
-            group_answer(answer, api_key, version)?
-        }
-        RequestKind::LeaveGroup(req) => {
-            let group_id = req.group_id.0.to_string();
-            let answer = handlers::groups::call(&shard, &group_id, GroupCall::Leave(req, version)).await;
-            group_answer(answer, api_key, version)?
-        }
-        RequestKind::OffsetCommit(req) => {
-            let group_id = req.group_id.0.to_string();
-            let answer = handlers::groups::call(&shard, &group_id, GroupCall::Commit(req, version)).await;
-            group_answer(answer, api_key, version)?
-        }
-        RequestKind::OffsetDelete(req) => {
-            let group_id = req.group_id.0.to_string();
-            let answer = handlers::groups::call(&shard, &group_id, GroupCall::DeleteOffsets(req)).await;
-            group_answer(answer, api_key, version)?
-        }
-        RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(handlers::groups::offset_fetch(&shard, r, version).await)
-        }
-        RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(handlers::groups::list_groups(&shard, r).await)
-        }
-        RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(handlers::groups::describe_groups(&shard, r).await)
-        }
-        other => {
-            let name = format!("{other:?}");
-            let name = name.split('(').next().unwrap_or("?").to_string();
-            return Err(FrameError::Encode(frame::anyhow_error::AnyError(format!(
-                "no handler for {name}"
-            ))));
-        }
+        RequestKind::OffsetFetch(r) => Out::OffsetFetch(group_offsets::offset_fetch(shard, r, version).await),
+        RequestKind::OffsetDelete(r) => Out::OffsetDelete(groups::offset_delete(shard, r).await),
+        RequestKind::ListGroups(r) => Out::ListGroups(groups::list_groups(shard, r).await),
+        RequestKind::DescribeGroups(r) => Out::DescribeGroups(groups::describe_groups(shard, r).await),
+        other => return Err(no_handler(&other)),
     };
     let mut out = BytesMut::new();
     frame::encode_response(&mut out, api_key, version, correlation_id, &body)?;
     Ok(Some(vec![out.freeze()]))
+}
+
+/// An API that passed admission but has no handler (advertised for feature
+/// detection only): the connection is closed with this error.
+fn no_handler(request: &RequestKind) -> FrameError {
+    let name = format!("{request:?}");
+    let name = name.split('(').next().unwrap_or("?").to_string();
+    FrameError::Encode(frame::anyhow_error::AnyError(format!("no handler for {name}")))
 }

@@ -10,9 +10,9 @@ use futures_lite::future;
 use glommio::net::TcpListener;
 
 use super::connection;
-use crate::shard::Shard;
+use crate::handlers::ShardContext;
 
-pub fn bind(shard: &Shard) -> std::io::Result<Vec<TcpListener>> {
+pub fn bind(shard: &ShardContext) -> std::io::Result<Vec<TcpListener>> {
     // The shard's own port is bound in both modes: zero-hop advertises it; in
     // single-address mode it stays unadvertised but lets an operator or a
     // test reach one particular shard.
@@ -24,7 +24,11 @@ pub fn bind(shard: &Shard) -> std::io::Result<Vec<TcpListener>> {
 }
 
 /// Accept until the shard stops.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, stop: event_listener::EventListener) {
+pub async fn accept_loop(
+    shard: Rc<ShardContext>,
+    listener: TcpListener,
+    stop: event_listener::EventListener,
+) {
     let per_shard_max = shard.args.connections_max.div_ceil(shard.count);
     let mut stop = stop;
     loop {

@@ -6,4 +6,3 @@
 pub mod connection;
 pub mod dispatch;
 pub mod listener;
-pub mod order;

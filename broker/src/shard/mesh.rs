@@ -1,7 +1,8 @@
 //! Cross-shard calls over a full mesh of bounded channels: a request carries a
-//! call id, the owner answers with a response carrying the same id, and the
-//! caller's pending call is completed through a local one-slot channel. Each
-//! shard owns its `Mesh`; payloads move as `Bytes`/`Arc`, never copied.
+//! call id and a task (`task.rs`), the owner runs the task and answers with its
+//! output under the same id, and the caller's pending call is completed through
+//! a local one-slot channel. Each shard owns its `Mesh`; payloads move as
+//! `Bytes`/`Arc`, never copied. `serve_inbound` is the receive loop.
 //! Invariant: a shard never sends itself a request (local work is called
 //! directly), and every pending call is completed or dropped with the shard.
 //!
@@ -15,22 +16,28 @@
 //! `MeshBuilder` (docs/reliability.md has the measurements). A bounded flume
 //! channel needs no handshake.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use glommio::channels::local_channel::{self, LocalSender};
 
-use super::messages::{ShardRequest, ShardResponse};
+use super::task::{ErasedTask, Task};
+use super::Runtime;
 
-pub enum Envelope {
+/// A task's output, type-erased for the trip back.
+type Answer = Box<dyn Any + Send>;
+
+pub enum Envelope<C> {
     Request {
         from: usize,
         call_id: u64,
-        body: ShardRequest,
+        body: Box<dyn ErasedTask<C>>,
     },
     Response {
         call_id: u64,
-        body: ShardResponse,
+        body: Answer,
     },
 }
 
@@ -43,16 +50,16 @@ pub enum MeshError {
 /// One shard's ends of the mesh: a sender to and a receiver from every other
 /// shard (`None` at its own index). Made by `build`, moved into the shard's
 /// executor.
-pub struct MeshEnds {
+pub struct MeshEnds<C> {
     me: usize,
-    senders: Vec<Option<flume::Sender<Envelope>>>,
-    receivers: Vec<Option<flume::Receiver<Envelope>>>,
+    senders: Vec<Option<flume::Sender<Envelope<C>>>>,
+    receivers: Vec<Option<flume::Receiver<Envelope<C>>>>,
 }
 
 /// The channels of a full mesh of `shards` shards, `capacity` envelopes each:
 /// element k holds shard k's ends.
-pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
-    let mut ends: Vec<MeshEnds> = (0..shards)
+pub fn build<C>(shards: usize, capacity: usize) -> Vec<MeshEnds<C>> {
+    let mut ends: Vec<MeshEnds<C>> = (0..shards)
         .map(|me| MeshEnds {
             me,
             senders: (0..shards).map(|_| None).collect(),
@@ -70,11 +77,15 @@ pub fn build(shards: usize, capacity: usize) -> Vec<MeshEnds> {
 }
 
 /// Receivers from each peer: (peer shard, channel).
-pub type Inbound = Vec<(usize, flume::Receiver<Envelope>)>;
+pub type Inbound<C> = Vec<(usize, flume::Receiver<Envelope<C>>)>;
 
-impl MeshEnds {
+impl<C: 'static> MeshEnds<C> {
+    pub fn me(&self) -> usize {
+        self.me
+    }
+
     /// This shard's sending side and its inbound channels.
-    pub fn split(self) -> (Mesh, Inbound) {
+    pub fn split(self) -> (Mesh<C>, Inbound<C>) {
         let inbound = self
             .receivers
             .into_iter()
@@ -85,16 +96,16 @@ impl MeshEnds {
     }
 }
 
-pub struct Mesh {
+pub struct Mesh<C> {
     me: usize,
     /// Indexed by peer shard; `None` at `me`, and everywhere after `close`.
-    senders: RefCell<Vec<Option<flume::Sender<Envelope>>>>,
-    pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
+    senders: RefCell<Vec<Option<flume::Sender<Envelope<C>>>>>,
+    pending: RefCell<HashMap<u64, LocalSender<Answer>>>,
     next_call_id: Cell<u64>,
 }
 
-impl Mesh {
-    fn new(me: usize, senders: Vec<Option<flume::Sender<Envelope>>>) -> Self {
+impl<C: 'static> Mesh<C> {
+    fn new(me: usize, senders: Vec<Option<flume::Sender<Envelope<C>>>>) -> Self {
         Self {
             me,
             senders: RefCell::new(senders),
@@ -104,7 +115,7 @@ impl Mesh {
     }
 
     /// Err when the peer is gone or this shard closed its side.
-    async fn send_to(&self, to: usize, envelope: Envelope) -> Result<(), ()> {
+    async fn send_to(&self, to: usize, envelope: Envelope<C>) -> Result<(), ()> {
         // A clone (one atomic increment) so no RefCell borrow lives across the await.
         let sender = self.senders.borrow()[to].clone().ok_or(())?;
         sender.send_async(envelope).await.map_err(|_| ())
@@ -114,9 +125,9 @@ impl Mesh {
         self.me
     }
 
-    /// Send `body` to shard `to` and await its answer. Awaits when the channel
+    /// Run `task` on shard `to` and await its output. Awaits when the channel
     /// is full: backpressure, never an unbounded queue.
-    pub async fn call(&self, to: usize, body: ShardRequest) -> Result<ShardResponse, MeshError> {
+    pub async fn call<T: Task<C>>(&self, to: usize, task: T) -> Result<T::Output, MeshError> {
         assert_ne!(to, self.me, "a shard calls its own handlers directly");
         let call_id = self.next_call_id.get();
         self.next_call_id.set(call_id + 1);
@@ -125,24 +136,26 @@ impl Mesh {
         let envelope = Envelope::Request {
             from: self.me,
             call_id,
-            body,
+            body: Box::new(task),
         };
         if self.send_to(to, envelope).await.is_err() {
             self.pending.borrow_mut().remove(&call_id);
             return Err(MeshError::PeerGone(to));
         }
-        let answer = rx.recv().await;
-        answer.ok_or(MeshError::PeerGone(to))
+        let answer = rx.recv().await.ok_or(MeshError::PeerGone(to))?;
+        Ok(*answer
+            .downcast::<T::Output>()
+            .expect("a reply carries the output of the task its call sent"))
     }
 
     /// Answer a call that arrived from `to`.
-    pub async fn reply(&self, to: usize, call_id: u64, body: ShardResponse) {
+    async fn reply(&self, to: usize, call_id: u64, body: Answer) {
         // A peer that is gone no longer waits for the answer: dropping it is right.
         let _ = self.send_to(to, Envelope::Response { call_id, body }).await;
     }
 
     /// Complete a pending call with the answer that came back.
-    pub fn complete(&self, call_id: u64, body: ShardResponse) {
+    fn complete(&self, call_id: u64, body: Answer) {
         let sender = self.pending.borrow_mut().remove(&call_id);
         if let Some(tx) = sender {
             // The caller may have been cancelled (connection closed): ignore.
@@ -155,5 +168,32 @@ impl Mesh {
     pub fn close(&self) {
         self.senders.borrow_mut().iter_mut().for_each(|s| *s = None);
         self.pending.borrow_mut().clear();
+    }
+}
+
+/// The receive loop of one shard: run each task that arrives from a peer on
+/// this executor (concurrently, each in its own local task) and send its output
+/// back; complete this shard's own calls as their answers return. Runs until
+/// the peers close their ends.
+pub fn serve_inbound<C: Runtime>(on: Rc<C>, inbound: Inbound<C>) {
+    for (peer, rx) in inbound {
+        let on = on.clone();
+        glommio::spawn_local(async move {
+            while let Ok(envelope) = rx.recv_async().await {
+                match envelope {
+                    Envelope::Request { from, call_id, body } => {
+                        debug_assert_eq!(from, peer);
+                        let on = on.clone();
+                        glommio::spawn_local(async move {
+                            let answer = body.run_erased(on.clone()).await;
+                            on.mesh().reply(from, call_id, answer).await;
+                        })
+                        .detach();
+                    }
+                    Envelope::Response { call_id, body } => on.mesh().complete(call_id, body),
+                }
+            }
+        })
+        .detach();
     }
 }

@@ -22,10 +22,38 @@ pub fn split_by_owner<T>(parts: Vec<(usize, T)>, shard_count: usize) -> Vec<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::catalog::{random_id, Placement};
+    use crate::metadata::test_topic_config;
 
     #[test]
     fn given_parts_of_two_shards_when_split_should_keep_order_per_shard() {
         let split = split_by_owner(vec![(1, 'a'), (0, 'b'), (1, 'c')], 2);
         assert_eq!(split, vec![vec!['b'], vec!['a', 'c']]);
+    }
+
+    #[test]
+    fn given_a_catalog_when_routing_should_name_an_owner_only_for_existing_partitions() {
+        let placement = Placement::Balanced {
+            partitions: 4,
+            replication_factor: 1,
+        };
+        let catalog =
+            Catalog::new("c".into()).with_topic("t", random_id(), placement, test_topic_config(), 2);
+        let owners: Vec<Option<usize>> = (0..4).map(|p| partition_owner(&catalog, "t", p, 2)).collect();
+        assert!(owners.iter().all(|o| matches!(o, Some(0 | 1))), "{owners:?}");
+        assert!(
+            owners.contains(&Some(0)) && owners.contains(&Some(1)),
+            "both shards own some: {owners:?}"
+        );
+        for p in 0..4 {
+            assert_eq!(
+                partition_owner(&catalog, "t", p, 2),
+                owners[p as usize],
+                "deterministic"
+            );
+        }
+        assert_eq!(partition_owner(&catalog, "t", 4, 2), None);
+        assert_eq!(partition_owner(&catalog, "t", -1, 2), None);
+        assert_eq!(partition_owner(&catalog, "missing", 0, 2), None);
     }
 }

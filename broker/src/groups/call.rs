@@ -1,6 +1,8 @@
-//! Consumer-group calls that travel to the coordinator shard of a group, and
-//! their execution on that shard. Payloads are the kafka-protocol request and
-//! response structs (`Bytes`-backed, `Send`), moved without copying.
+//! A consumer-group request as one value (`GroupCall`) that can travel to the
+//! coordinator shard of its group, its answer (`GroupAnswer`), and running it
+//! on that shard's coordinator (`execute`). Payloads are the kafka-protocol
+//! request and response structs (`Bytes`-backed, `Send`), moved without
+//! copying. Runs only on the coordinator's own shard.
 
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -11,8 +13,7 @@ use kafka_protocol::messages::{
 };
 use std::rc::Rc;
 
-use crate::groups::FetchedOffset;
-use crate::groups::GroupCoordinator;
+use super::{FetchedOffset, GroupCoordinator};
 
 pub enum GroupCall {
     Join {

@@ -1,0 +1,107 @@
+//! What one shard's handlers work with: its identity and end of the mesh (for
+//! the runtime), the partitions it owns, its group coordinator, and the state
+//! the network layer shares with it (stop flag, connection count). One per
+//! shard, behind `Rc`, touched only on that shard's executor.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::config::ServeArgs;
+use crate::groups::call::{execute, GroupCall};
+use crate::groups::GroupCoordinator;
+use crate::log::{LogError, PartitionLog};
+use crate::metadata::Catalog;
+use crate::partitions::Partitions;
+use crate::shard::{Mesh, Runtime};
+
+pub struct ShardContext {
+    pub id: usize,
+    pub count: usize,
+    pub args: Arc<ServeArgs>,
+    pub mesh: Mesh<ShardContext>,
+    pub partitions: Rc<Partitions>,
+    /// Notified after every append on this shard: long-polling fetches and
+    /// acks=all group commit wait on it.
+    pub appended: event_listener::Event,
+    /// Serialises catalog changes on shard 0 across their awaits.
+    pub admin_lock: glommio::sync::Semaphore,
+    pub stopping: Cell<bool>,
+    pub connections: Cell<usize>,
+    /// The group coordinator for the groups that hash to this shard; set once
+    /// at start-up, after the partitions are open.
+    groups: RefCell<Option<Rc<GroupCoordinator>>>,
+}
+
+impl Runtime for ShardContext {
+    fn shard_id(&self) -> usize {
+        self.id
+    }
+
+    fn shard_count(&self) -> usize {
+        self.count
+    }
+
+    fn mesh(&self) -> &Mesh<Self> {
+        &self.mesh
+    }
+}
+
+impl ShardContext {
+    pub fn new(args: Arc<ServeArgs>, count: usize, mesh: Mesh<ShardContext>) -> Self {
+        let id = mesh.me();
+        Self {
+            id,
+            count,
+            partitions: Rc::new(Partitions::new(id, count, args.data_dir.clone())),
+            args,
+            mesh,
+            appended: event_listener::Event::new(),
+            admin_lock: glommio::sync::Semaphore::new(1),
+            stopping: Cell::new(false),
+            connections: Cell::new(0),
+            groups: RefCell::new(None),
+        }
+    }
+
+    pub fn groups(&self) -> Option<Rc<GroupCoordinator>> {
+        self.groups.borrow().clone()
+    }
+
+    pub fn set_groups(&self, coordinator: Rc<GroupCoordinator>) {
+        assert!(self.groups.borrow().is_none(), "the coordinator is opened once");
+        *self.groups.borrow_mut() = Some(coordinator);
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.partitions.catalog()
+    }
+
+    /// The local log of `topic`/`partition`, if this shard owns it.
+    pub fn log(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+        self.partitions.log(topic, partition)
+    }
+
+    /// Adopt `next` (open new partitions, delete removed ones) and drop the
+    /// committed offsets of topics that are gone.
+    pub async fn apply_catalog(&self, next: Arc<Catalog>) -> Result<(), LogError> {
+        let removed = self.partitions.apply(next).await?;
+        if let Some(groups) = self.groups() {
+            for topic in removed {
+                execute(&groups, GroupCall::RemoveTopic(topic)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Close the group coordinator and every local log (flush, clean-shutdown
+    /// markers).
+    pub async fn close(&self) {
+        if let Some(groups) = self.groups() {
+            if let Err(e) = groups.close().await {
+                tracing::error!(shard = self.id, error = %e, "closing the group coordinator failed");
+            }
+        }
+        self.partitions.close_all().await;
+    }
+}
