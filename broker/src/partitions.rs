@@ -249,3 +249,45 @@ impl Partitions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::test_support::{data_dir, run};
+    use crate::metadata::catalog::{random_id, Placement};
+    use crate::metadata::test_topic_config;
+
+    #[test]
+    fn given_a_catalog_when_a_task_names_a_partition_should_serve_only_those_this_shard_owns() {
+        let dir = data_dir();
+        let path = dir.path().to_path_buf();
+        run(async move {
+            let placement = Placement::Balanced {
+                partitions: 4,
+                replication_factor: 1,
+            };
+            let catalog =
+                Catalog::new("c".into()).with_topic("t", random_id(), placement, test_topic_config(), 2);
+            let owners: Vec<Option<usize>> =
+                (0..4).map(|p| catalog.topic("t").unwrap().owner(p, 2)).collect();
+            let mine = Partitions::new(0, 2, path);
+            mine.apply(Arc::new(catalog)).await.unwrap();
+            for (p, owner) in owners.iter().enumerate() {
+                let served = mine.owned("t", p as i32);
+                match owner {
+                    Some(0) => assert!(served.is_ok(), "partition {p} is ours"),
+                    Some(other) => {
+                        assert_eq!(served.err(), Some(Ownership::Elsewhere(*other)), "partition {p}")
+                    }
+                    None => unreachable!("four partitions exist"),
+                }
+            }
+            assert_eq!(mine.owned("t", 9).err(), Some(Ownership::Unknown));
+            // The topic deleted between routing and arrival: unknown, not a panic.
+            let removed = mine.apply(Arc::new(Catalog::new("c".into()))).await.unwrap();
+            assert_eq!(removed, vec!["t".to_string()]);
+            assert_eq!(mine.owned("t", 0).err(), Some(Ownership::Unknown));
+            assert!(mine.all().is_empty());
+        });
+    }
+}

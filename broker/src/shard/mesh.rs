@@ -197,3 +197,83 @@ pub fn serve_inbound<C: Runtime>(on: Rc<C>, inbound: Inbound<C>) {
         .detach();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use super::*;
+    use crate::shard::{fan_out, Runtime, Task};
+
+    /// A context with nothing but the runtime's needs: the mesh works without
+    /// knowing any API.
+    struct Bare {
+        mesh: Mesh<Bare>,
+        count: usize,
+    }
+
+    impl Runtime for Bare {
+        fn shard_id(&self) -> usize {
+            self.mesh.me()
+        }
+        fn shard_count(&self) -> usize {
+            self.count
+        }
+        fn mesh(&self) -> &Mesh<Self> {
+            &self.mesh
+        }
+    }
+
+    /// Answers which shard ran it, with its input.
+    struct WhoRuns(Vec<u32>);
+
+    impl Task<Bare> for WhoRuns {
+        type Output = (usize, Vec<u32>);
+
+        async fn run(self, on: Rc<Bare>) -> (usize, Vec<u32>) {
+            (on.shard_id(), self.0)
+        }
+    }
+
+    #[test]
+    fn given_work_for_every_shard_when_fanned_out_should_run_each_part_on_its_owner_and_keep_order() {
+        const SHARDS: usize = 3;
+        let _deadline = crate::deadline::arm("mesh fan-out test", std::time::Duration::from_secs(60));
+        let mut threads = Vec::new();
+        for ends in build::<Bare>(SHARDS, 4) {
+            threads.push(
+                LocalExecutorBuilder::new(Placement::Unbound)
+                    .spawn(move || async move {
+                        let (mesh, inbound) = ends.split();
+                        let me = mesh.me();
+                        let on = Rc::new(Bare { mesh, count: SHARDS });
+                        serve_inbound(on.clone(), inbound);
+                        // Shard 0 calls everyone (itself directly); the others serve.
+                        let answers = if me == 0 {
+                            let work = (0..SHARDS)
+                                .map(|s| vec![s as u32 * 10, s as u32 * 10 + 1])
+                                .collect();
+                            fan_out(&on, work, WhoRuns).await
+                        } else {
+                            Vec::new()
+                        };
+                        // Stay up until shard 0 is done with everyone.
+                        glommio::timer::sleep(std::time::Duration::from_millis(500)).await;
+                        on.mesh.close();
+                        answers
+                            .into_iter()
+                            .map(|(owner, a)| (owner, a.expect("every shard answers")))
+                            .collect::<Vec<_>>()
+                    })
+                    .expect("executor"),
+            );
+        }
+        let answers: Vec<_> = threads.into_iter().map(|t| t.join().expect("join")).collect();
+        let expected: Vec<(usize, (usize, Vec<u32>))> = (0..SHARDS)
+            .map(|s| (s, (s, vec![s as u32 * 10, s as u32 * 10 + 1])))
+            .collect();
+        assert_eq!(answers[0], expected);
+    }
+}
