@@ -86,7 +86,10 @@ mod tests {
         let s = encode_subscription(&["a", "b"]);
         assert_eq!(decode_subscription(&s).unwrap(), vec!["a", "b"]);
         let assignment = vec![("a".to_string(), vec![0, 2]), ("b".to_string(), vec![1])];
-        assert_eq!(decode_assignment(&encode_assignment(&assignment)).unwrap(), assignment);
+        assert_eq!(
+            decode_assignment(&encode_assignment(&assignment)).unwrap(),
+            assignment
+        );
     }
 
     #[test]

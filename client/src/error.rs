@@ -30,7 +30,9 @@ pub enum ProtocolError {
     FrameSize { size_bytes: i64, limit_bytes: usize },
     #[error("{api:?} response lacks {what}")]
     Missing { api: ApiKey, what: String },
-    #[error("the broker supports no version of {api:?} that this client speaks (ours {ours}, broker's {theirs})")]
+    #[error(
+        "the broker supports no version of {api:?} that this client speaks (ours {ours}, broker's {theirs})"
+    )]
     NoCommonVersion {
         api: ApiKey,
         ours: String,

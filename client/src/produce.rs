@@ -43,7 +43,10 @@ pub fn encode_produce(
     records_bytes: usize,
 ) -> ProduceFrame {
     let ours = client_range(ApiKey::Produce).expect("the client speaks Produce");
-    assert!((ours.min..=ours.max).contains(&version), "produce v{version} unsupported");
+    assert!(
+        (ours.min..=ours.max).contains(&version),
+        "produce v{version} unsupported"
+    );
     let flexible = version >= PRODUCE_FLEXIBLE_MIN;
     let mut p = BytesMut::with_capacity(64 + target.topic.len() + target.client_id.len());
     p.put_i32(0);

@@ -26,7 +26,10 @@ fn missing(api: ApiKey, what: impl Into<String>) -> ProtocolError {
 }
 
 /// The answer for `partition` in a one-topic Produce.
-pub fn produce_partition(r: &ProduceResponse, partition: i32) -> Result<&PartitionProduceResponse, ProtocolError> {
+pub fn produce_partition(
+    r: &ProduceResponse,
+    partition: i32,
+) -> Result<&PartitionProduceResponse, ProtocolError> {
     r.responses
         .iter()
         .flat_map(|t| &t.partition_responses)
@@ -110,10 +113,14 @@ mod tests {
     /// Size check, correlation check, header strip, body decode: what a
     /// transport does with a frame it read.
     fn decode<T: Decodable>(frame: &[u8], api: ApiKey, version: i16) -> Result<T, ProtocolError> {
-        let prefix: [u8; 4] = frame.get(..4).and_then(|p| p.try_into().ok()).ok_or(ProtocolError::FrameSize {
-            size_bytes: frame.len() as i64,
-            limit_bytes: 4,
-        })?;
+        let prefix: [u8; 4] =
+            frame
+                .get(..4)
+                .and_then(|p| p.try_into().ok())
+                .ok_or(ProtocolError::FrameSize {
+                    size_bytes: frame.len() as i64,
+                    limit_bytes: 4,
+                })?;
         let size = response_size(prefix, RESPONSE_BYTES_MAX)?;
         let rest = Bytes::copy_from_slice(&frame[4..]);
         if rest.len() < size {
@@ -155,12 +162,18 @@ mod tests {
         for (frame, api, version) in FIXTURES {
             assert!(decode_any(frame, api, version).is_ok(), "{api:?} whole");
             for len in 0..frame.len() {
-                assert!(decode_any(&frame[..len], api, version).is_err(), "{api:?} cut at {len}");
+                assert!(
+                    decode_any(&frame[..len], api, version).is_err(),
+                    "{api:?} cut at {len}"
+                );
                 // The prefix rewritten to match the cut: a short body, not a short read.
                 let mut short = frame[..len.max(4)].to_vec();
                 short[..4].copy_from_slice(&((len.max(4) - 4) as i32).to_be_bytes());
                 if len < frame.len() && len > 4 {
-                    assert!(decode_any(&short, api, version).is_err(), "{api:?} body cut at {len}");
+                    assert!(
+                        decode_any(&short, api, version).is_err(),
+                        "{api:?} body cut at {len}"
+                    );
                 }
             }
         }

@@ -227,7 +227,10 @@ mod tests {
     fn given_the_table_when_compared_with_the_schemas_should_lie_within_them() {
         for r in CLIENT_APIS {
             let schema = r.key.valid_versions();
-            assert!(schema.min <= r.min && r.min <= r.max && r.max <= schema.max, "{r:?}");
+            assert!(
+                schema.min <= r.min && r.min <= r.max && r.max <= schema.max,
+                "{r:?}"
+            );
         }
     }
 
@@ -238,10 +241,16 @@ mod tests {
         assert_eq!(table.version(ApiKey::Fetch).unwrap(), 18);
         assert_eq!(table.version(ApiKey::Metadata).unwrap(), 4);
         let gap = table.version(ApiKey::ListOffsets).unwrap_err().to_string();
-        assert!(gap.contains("ListOffsets") && gap.contains("0..=0") && gap.contains("1..=10"), "{gap}");
+        assert!(
+            gap.contains("ListOffsets") && gap.contains("0..=0") && gap.contains("1..=10"),
+            "{gap}"
+        );
         assert!(table.version(ApiKey::CreateTopics).is_err(), "above our 7");
         let absent = table.version(ApiKey::JoinGroup).unwrap_err();
-        assert!(matches!(absent, ProtocolError::NoCommonVersion { .. }), "{absent}");
+        assert!(
+            matches!(absent, ProtocolError::NoCommonVersion { .. }),
+            "{absent}"
+        );
     }
 
     #[test]

@@ -129,7 +129,12 @@ impl Client {
     }
 
     /// Heartbeat; REBALANCE_IN_PROGRESS comes back as `ClientError::Kafka { code: 27, .. }`.
-    pub fn heartbeat(&mut self, group_id: &str, generation_id: i32, member_id: &str) -> Result<(), ClientError> {
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+    ) -> Result<(), ClientError> {
         let at = Generation {
             group_id,
             generation_id,
@@ -245,7 +250,10 @@ impl Client {
         for res in r.results {
             check(ApiKey::DescribeConfigs, res.error_code)?;
             for c in res.configs {
-                out.push((c.name.to_string(), c.value.map(|v| v.to_string()).unwrap_or_default()));
+                out.push((
+                    c.name.to_string(),
+                    c.value.map(|v| v.to_string()).unwrap_or_default(),
+                ));
             }
         }
         Ok(out)

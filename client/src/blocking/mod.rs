@@ -155,10 +155,21 @@ impl Client {
 
     /// Write a request (`request.correlation_id` is assigned here); with
     /// `answered` its answer is awaited in turn.
-    fn send_at(&mut self, mut request: Awaited, body: RequestKind, answered: bool) -> Result<(), ClientError> {
+    fn send_at(
+        &mut self,
+        mut request: Awaited,
+        body: RequestKind,
+        answered: bool,
+    ) -> Result<(), ClientError> {
         request.correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1) & i32::MAX;
-        let frame = wire::encode_request(request.api, request.version, request.correlation_id, CLIENT_ID, &body)?;
+        let frame = wire::encode_request(
+            request.api,
+            request.version,
+            request.correlation_id,
+            CLIENT_ID,
+            &body,
+        )?;
         self.stream.write_all(&frame)?;
         if answered {
             self.awaited.push_back(request);
@@ -185,13 +196,29 @@ impl Client {
         self.call(requests::metadata(topics))
     }
 
-    pub fn create_topic(&mut self, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Result<(), ClientError> {
-        let r = self.call(requests::create_topic(name, partitions, configs, BROKER_TIMEOUT_MS))?;
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<(), ClientError> {
+        let r = self.call(requests::create_topic(
+            name,
+            partitions,
+            configs,
+            BROKER_TIMEOUT_MS,
+        ))?;
         Ok(responses::topics_created(&r, false)?)
     }
 
     /// Produce one batch to one partition; returns the base offset.
-    pub fn produce(&mut self, topic: &str, partition: i32, batch: Bytes, acks: i16) -> Result<i64, ClientError> {
+    pub fn produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        acks: i16,
+    ) -> Result<i64, ClientError> {
         self.send_produce(topic, partition, batch, acks)?;
         if acks == 0 {
             return Ok(-1);
@@ -206,7 +233,13 @@ impl Client {
     /// Write a Produce request for one batch without waiting for its answer,
     /// so a caller can pipeline many, then read each answer in order with
     /// `receive_produce` (with acks=0 none comes).
-    pub fn send_produce(&mut self, topic: &str, partition: i32, batch: Bytes, acks: i16) -> Result<(), ClientError> {
+    pub fn send_produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        acks: i16,
+    ) -> Result<(), ClientError> {
         let req = requests::produce(topic, partition, batch, acks, BROKER_TIMEOUT_MS);
         let request = Awaited {
             partition,
@@ -220,7 +253,9 @@ impl Client {
     pub fn receive_produce(&mut self) -> Result<i64, ClientError> {
         let (body, sent) = self.receive_body()?;
         if sent.api != ApiKey::Produce {
-            return Err(std::io::Error::other(format!("the oldest request is {:?}, not Produce", sent.api)).into());
+            return Err(
+                std::io::Error::other(format!("the oldest request is {:?}, not Produce", sent.api)).into(),
+            );
         }
         let r: ProduceResponse = wire::decode_body(body, ApiKey::Produce, sent.version)?;
         let p = responses::produce_partition(&r, sent.partition)?;
@@ -247,7 +282,10 @@ impl Client {
             max_bytes,
             partition_max_bytes: max_bytes,
         };
-        let r = self.call_at(version, requests::fetch(topic, version, &[(partition, offset)], limits))?;
+        let r = self.call_at(
+            version,
+            requests::fetch(topic, version, &[(partition, offset)], limits),
+        )?;
         check(ApiKey::Fetch, r.error_code)?;
         let p = responses::fetch_partition(&r, partition)?;
         check(ApiKey::Fetch, p.error_code)?;
@@ -256,7 +294,12 @@ impl Client {
 
     /// ListOffsets for one partition: `EARLIEST` (-2), `LATEST` (-1) or a
     /// timestamp. Returns (offset, timestamp).
-    pub fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> Result<(i64, i64), ClientError> {
+    pub fn list_offset(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<(i64, i64), ClientError> {
         let r = self.call(requests::list_offsets(topic, &[partition], timestamp))?;
         let p = responses::list_offsets_partition(&r, partition)?;
         check(ApiKey::ListOffsets, p.error_code)?;

@@ -9,7 +9,9 @@
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
@@ -65,7 +67,11 @@ pub struct Generation<'a> {
 }
 
 /// SyncGroup: the leader passes every member's assignment, the others none.
-pub fn sync_group(at: Generation<'_>, protocol_name: &str, assignments: &[(String, Bytes)]) -> SyncGroupRequest {
+pub fn sync_group(
+    at: Generation<'_>,
+    protocol_name: &str,
+    assignments: &[(String, Bytes)],
+) -> SyncGroupRequest {
     let assignments = assignments
         .iter()
         .map(|(m, a)| {
@@ -161,6 +167,9 @@ mod tests {
     fn given_leave_group_versions_when_built_should_switch_to_member_lists_at_v3() {
         assert_eq!(leave_group("g", "m", 2).member_id.as_str(), "m");
         let v3 = leave_group("g", "m", 3);
-        assert_eq!((v3.member_id.as_str(), v3.members[0].member_id.as_str()), ("", "m"));
+        assert_eq!(
+            (v3.member_id.as_str(), v3.members[0].member_id.as_str()),
+            ("", "m")
+        );
     }
 }

@@ -50,7 +50,12 @@ pub fn metadata(topics: Option<&[&str]>) -> MetadataRequest {
 }
 
 /// CreateTopics for one topic, replication factor 1, with `configs` (key, value).
-pub fn create_topic(name: &str, partitions: i32, configs: &[(&str, &str)], timeout_ms: i32) -> CreateTopicsRequest {
+pub fn create_topic(
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+    timeout_ms: i32,
+) -> CreateTopicsRequest {
     let configs = configs
         .iter()
         .map(|(k, v)| {
@@ -105,7 +110,12 @@ pub struct TopicRef<'a> {
 }
 
 /// Fetch `(partition, offset)` pairs of one topic at `version`, as a consumer.
-pub fn fetch(topic: TopicRef<'_>, version: i16, partitions: &[(i32, i64)], limits: FetchLimits) -> FetchRequest {
+pub fn fetch(
+    topic: TopicRef<'_>,
+    version: i16,
+    partitions: &[(i32, i64)],
+    limits: FetchLimits,
+) -> FetchRequest {
     let mut t = FetchTopic::default().with_partitions(
         partitions
             .iter()
@@ -163,9 +173,18 @@ mod tests {
         };
         let topic = TopicRef { name: "t", id };
         let named = fetch(topic, 12, &[(0, 5)], limits);
-        assert_eq!((named.topics[0].topic.0.as_str(), named.topics[0].topic_id.is_nil()), ("t", true));
+        assert_eq!(
+            (
+                named.topics[0].topic.0.as_str(),
+                named.topics[0].topic_id.is_nil()
+            ),
+            ("t", true)
+        );
         let by_id = fetch(topic, 13, &[(0, 5)], limits);
-        assert_eq!((by_id.topics[0].topic.0.as_str(), by_id.topics[0].topic_id), ("", id));
+        assert_eq!(
+            (by_id.topics[0].topic.0.as_str(), by_id.topics[0].topic_id),
+            ("", id)
+        );
         assert_eq!(by_id.topics[0].partitions[0].fetch_offset, 5);
     }
 }
