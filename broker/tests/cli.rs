@@ -212,7 +212,7 @@ fn admin_reset_creates_the_group(broker: &Broker, group: &str, topic: &str) {
 /// committed everything: lag 0, shown with its member while it runs.
 fn consume_everything(broker: &Broker, group: &str, topic: &str) -> std::process::Child {
     let out = broker.dir.path().join("consumer.out");
-    let consumer = Command::new(python())
+    let mut consumer = Command::new(python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/clients/group_consumer.py"
@@ -239,11 +239,16 @@ fn consume_everything(broker: &Broker, group: &str, topic: &str) -> std::process
             && text.contains("state Stable")
             && text.contains(&format!("{topic}:"))
         {
-            return consumer;
+            break;
         }
-        assert!(Instant::now() < deadline, "consumer did not catch up:\n{text}");
+        if Instant::now() >= deadline {
+            let _ = consumer.kill();
+            let _ = consumer.wait();
+            panic!("consumer did not catch up:\n{text}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
+    consumer
 }
 
 /// SIGTERM: the consumer leaves the group and exits cleanly.
