@@ -12,11 +12,12 @@ use kafka_protocol::messages::ApiKey;
 /// transport adds where it happened (the broker's address).
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("cannot encode {api:?} v{version}: {message}")]
+    #[error("cannot encode {api:?} v{version}")]
     Encode {
         api: ApiKey,
         version: i16,
-        message: String,
+        #[source]
+        source: weir_protocol::frame::FrameError,
     },
     #[error("cannot decode {api:?} v{version} response: {message}")]
     Decode {

@@ -38,10 +38,10 @@ pub fn encode_request(
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_static_str(client_id)));
     let mut out = BytesMut::with_capacity(256);
-    frame::encode_request(&mut out, &header, body).map_err(|e| ProtocolError::Encode {
+    frame::encode_request(&mut out, &header, body).map_err(|source| ProtocolError::Encode {
         api,
         version,
-        message: error_chain(&e),
+        source,
     })?;
     Ok(out.freeze())
 }
@@ -100,17 +100,6 @@ pub fn decode_body<T: Decodable>(mut body: Bytes, api: ApiKey, version: i16) -> 
         version,
         message: format!("{e:#}"),
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 #[cfg(test)]
