@@ -310,3 +310,6 @@ impl Client {
 fn api_of<R: Request>() -> ApiKey {
     ApiKey::try_from(R::KEY).expect("kafka-protocol requests have known keys")
 }
+
+#[cfg(test)]
+mod tests;
