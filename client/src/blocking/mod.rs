@@ -90,6 +90,7 @@ impl Awaited {
     }
 }
 
+/// One connection to one broker, with the versions negotiated on it.
 pub struct Client {
     stream: TcpStream,
     next_correlation_id: i32,
@@ -211,7 +212,8 @@ impl Client {
         Ok(responses::topics_created(&r, false)?)
     }
 
-    /// Produce one batch to one partition; returns the base offset.
+    /// Produce one batch to one partition; returns the base offset (-1 with
+    /// acks=0, which the broker does not answer).
     pub fn produce(
         &mut self,
         topic: &str,

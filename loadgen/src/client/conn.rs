@@ -27,6 +27,7 @@ use weir_client::wire::{self, RESPONSE_BYTES_MAX};
 use weir_client::{Negotiation, ProtocolError, Step, VersionTable};
 
 use super::{ClientError, CLIENT_ID};
+
 /// Frames below this are copied into one write to save syscalls; larger ones
 /// (record batches) are written from their own buffer without a copy.
 const COALESCE_BYTES_MAX: usize = 16 << 10;
