@@ -106,7 +106,8 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn shard_count(&self) -> usize {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        // glommio's Placement::Fixed(n) fails for n >= CPUs (PITFALLS): never more shards than CPUs.
+        // glommio's Placement::Fixed(n) fails for n >= the number of CPUs (seen with
+        // glommio 0.9 on this machine class): never more shards than CPUs.
         self.shards.unwrap_or(cpus).clamp(1, cpus)
     }
 

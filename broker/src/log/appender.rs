@@ -18,10 +18,12 @@ use super::partition::Shared;
 use super::segment::{now_ms, open_log_file, short_write, sync_dir, write_index_files, BLOCK_BYTES};
 use super::{io_err, FlushPolicy, LogError};
 
-/// Size of one DMA write. 1 MiB matches the disk's best O_DIRECT block (PITFALLS) and
-/// is the unit of staging memory.
+/// Size of one DMA write: O_DIRECT sequential writes peaked (~1,880 MB/s) at 1 MiB
+/// blocks on this machine class (docs/architecture.md, "Speed of light"). Also the unit
+/// of staging memory.
 pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
-/// DMA writes in flight at once; PITFALLS measured 4 in flight near the disk ceiling.
+/// DMA writes in flight at once: 4 in flight came near the disk ceiling on this machine
+/// class (docs/architecture.md, "Speed of light").
 pub(crate) const WRITES_IN_FLIGHT_MAX: usize = 4;
 const _: () = assert!(CHUNK_BYTES.is_multiple_of(BLOCK_BYTES as usize));
 

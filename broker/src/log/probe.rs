@@ -1,4 +1,5 @@
-//! The glommio empty-file Direct-I/O probe workaround (see PITFALLS).
+//! The glommio 0.9 empty-file Direct-I/O probe workaround (docs/architecture.md,
+//! "Platform notes").
 //!
 //! glommio decides once per device and per executor thread whether polled I/O works,
 //! by reading the first DMA file opened there. On a new, empty file that read succeeds
