@@ -134,6 +134,18 @@ impl ServeArgs {
         }
     }
 
+    /// The defaults of new topics, from the `--segment-bytes`, `--retention-*`,
+    /// `--flush-ms` and `--max-message-bytes` flags.
+    pub fn topic_defaults(&self) -> crate::metadata::topic_config::TopicDefaults {
+        crate::metadata::topic_config::TopicDefaults {
+            segment_bytes: self.segment_bytes,
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            flush_ms: self.flush_ms,
+            max_message_bytes: self.max_message_bytes,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.in_flight_max == 0 || self.in_flight_max > limits::IN_FLIGHT_PER_CONNECTION_MAX {
             return Err(format!(

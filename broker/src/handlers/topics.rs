@@ -177,7 +177,7 @@ fn check_new_topic(
             owner_is_first_id: !shard.args.single_address,
         }
     };
-    let mut config = TopicConfig::defaults(&shard.args);
+    let mut config = TopicConfig::defaults(&shard.args.topic_defaults());
     for (name, value) in &t.configs {
         if let Some(v) = value {
             config
@@ -321,7 +321,7 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
     )
     .await;
     let catalog = shard.catalog();
-    let defaults = TopicConfig::defaults(&shard.args);
+    let defaults = TopicConfig::defaults(&shard.args.topic_defaults());
     let results = outcomes
         .into_iter()
         .map(|o| {
@@ -398,7 +398,7 @@ pub async fn delete_topics(
 
 pub fn describe_configs(shard: &Shard, req: &DescribeConfigsRequest) -> DescribeConfigsResponse {
     let catalog = shard.catalog();
-    let defaults = TopicConfig::defaults(&shard.args);
+    let defaults = TopicConfig::defaults(&shard.args.topic_defaults());
     let results = req
         .resources
         .iter()
