@@ -1,13 +1,15 @@
 //! Opening a partition directory: list segments, load or rebuild indexes, scan the tail
 //! of the last segment, cut it at the first torn, zeroed or CRC-failing batch.
 //!
-//! Runs once per partition on its owning shard, before the appender starts. Uses
-//! `std::fs` for the directory listing and small index files: start-up only. Invariant:
-//! every byte before the cut is a chain of valid batches with contiguous offsets, so a
-//! batch that was durable (fully written and synced) is never cut.
+//! Runs once per partition on its owning shard, before the appender starts: at start-up,
+//! and on a serving executor when a topic is created or a failed partition reopens. So
+//! the blocking `std::fs` calls (directory listing, stat, index-file reads) run on
+//! glommio's blocking-thread pool, never on the executor thread. Invariant: every byte
+//! before the cut is a chain of valid batches with contiguous offsets, so a batch that
+//! was durable (fully written and synced) is never cut.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use glommio::io::DmaFile;
@@ -33,16 +35,16 @@ pub(crate) struct Recovered {
 
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
     tracing::debug!(dir = %dir.display(), "recovery: start");
-    let existed = dir.is_dir();
-    std::fs::create_dir_all(dir).map_err(std_io_err("creating partition dir"))?;
+    let DirListing {
+        existed,
+        clean,
+        bases,
+    } = off_executor(dir.to_path_buf(), list_dir).await?;
     probe::ensure_probed(dir).await?;
     if let Some(parent) = dir.parent().filter(|_| !existed) {
         // The new directory's own entry must survive a power cut too.
         sync_dir(parent).await?;
     }
-    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-    let clean = marker.exists();
-    let bases = list_segments(dir)?;
     let mut segments = VecDeque::with_capacity(bases.len().max(1));
     if bases.is_empty() {
         let file = open_log_file(dir, Offset(0), true).await?;
@@ -60,7 +62,10 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
         segments.push_back(segment);
     }
     if clean {
-        std::fs::remove_file(&marker).map_err(std_io_err("removing clean-shutdown marker"))?;
+        // glommio runs the unlink on its blocking-thread pool.
+        glommio::io::remove(dir.join(CLEAN_SHUTDOWN_FILE))
+            .await
+            .map_err(io_err("removing clean-shutdown marker"))?;
         sync_dir(dir).await?;
     }
     let active = segments.back().expect("at least one segment");
@@ -80,8 +85,27 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
     })
 }
 
-/// Base offsets of the `.log` files in `dir`, ascending.
-fn list_segments(dir: &Path) -> Result<Vec<Offset>, LogError> {
+/// Run blocking `std::fs` work on glommio's blocking-thread pool: a slow directory
+/// listing or index read must not stall every connection of a serving shard.
+async fn off_executor<T: Send + 'static>(dir: PathBuf, work: impl FnOnce(&Path) -> T + Send + 'static) -> T {
+    glommio::executor().spawn_blocking(move || work(&dir)).await
+}
+
+/// What recovery learns from the partition directory before opening segments.
+struct DirListing {
+    /// The directory existed already (else its entry in the parent needs a sync).
+    existed: bool,
+    /// The clean-shutdown marker is there: the active segment's index files are good.
+    clean: bool,
+    /// Base offsets of the `.log` files, ascending.
+    bases: Vec<Offset>,
+}
+
+/// Blocking: create the directory if needed, look for the marker, list the segments.
+fn list_dir(dir: &Path) -> Result<DirListing, LogError> {
+    let existed = dir.is_dir();
+    std::fs::create_dir_all(dir).map_err(std_io_err("creating partition dir"))?;
+    let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(std_io_err("listing partition dir"))? {
         let entry = entry.map_err(std_io_err("listing partition dir"))?;
@@ -90,9 +114,42 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>, LogError> {
         }
     }
     bases.sort_unstable();
-    Ok(bases)
+    Ok(DirListing {
+        existed,
+        clean,
+        bases,
+    })
 }
 
+/// A segment's offset and time index, loaded from their files.
+struct Indexes {
+    index: OffsetIndex,
+    time_index: TimeIndex,
+}
+
+/// What a segment's files say besides its batches.
+struct SegmentFiles {
+    /// The `.log` file's mtime, standing in for its creation time (segment.ms, retention).
+    modified_ms: i64,
+    /// Its index files, when asked for and both present and valid.
+    indexes: Option<Indexes>,
+}
+
+/// Read a segment's mtime and (if `want_indexes`) its index files, on the blocking pool.
+async fn read_segment_files(
+    dir: &Path,
+    base: Offset,
+    file_end: Position,
+    want_indexes: bool,
+) -> SegmentFiles {
+    off_executor(dir.to_path_buf(), move |dir| SegmentFiles {
+        modified_ms: modified_ms(&log_path(dir, base)),
+        indexes: want_indexes.then(|| load_indexes(dir, base, file_end)).flatten(),
+    })
+    .await
+}
+
+/// Blocking: a file's mtime in ms (now if unknown).
 fn modified_ms(path: &Path) -> i64 {
     let modified = std::fs::metadata(path).and_then(|m| m.modified());
     let since = modified
@@ -101,21 +158,23 @@ fn modified_ms(path: &Path) -> i64 {
     since.map_or_else(now_ms, |d| d.as_millis() as i64)
 }
 
-fn load_indexes(dir: &Path, base: Offset, file_end: Position) -> Option<(OffsetIndex, TimeIndex)> {
+/// Blocking: read and decode both index files; `None` if either is missing or invalid.
+fn load_indexes(dir: &Path, base: Offset, file_end: Position) -> Option<Indexes> {
     let index_bytes = std::fs::read(index_path(dir, base)).ok()?;
     let time_bytes = std::fs::read(time_index_path(dir, base)).ok()?;
     let index = OffsetIndex::decode(&index_bytes, file_end.0.max(1)).ok()?;
     let time_index = TimeIndex::decode(&time_bytes).ok()?;
-    Some((index, time_index))
+    Some(Indexes { index, time_index })
 }
 
 /// A sealed segment: trust its index files if they parse, else rebuild them by a scan.
 async fn load_closed(dir: &Path, base: Offset, config: &LogConfig) -> Result<Segment, LogError> {
     let file = open_log_file(dir, base, false).await?;
     let file_end = Position(file.file_size().await.map_err(io_err("sizing segment"))?);
-    let mut segment = Segment::new(base, modified_ms(&log_path(dir, base)));
-    match load_indexes(dir, base, file_end) {
-        Some((index, time_index)) => {
+    let files = read_segment_files(dir, base, file_end, true).await;
+    let mut segment = Segment::new(base, files.modified_ms);
+    match files.indexes {
+        Some(Indexes { index, time_index }) => {
             segment.max_timestamp = time_index.last().map_or(-1, |e| e.timestamp);
             segment.index = index;
             segment.time_index = time_index;
@@ -169,8 +228,9 @@ async fn recover_active(
 ) -> Result<Segment, LogError> {
     let file = open_log_file(dir, base, false).await?;
     let file_end = Position(file.file_size().await.map_err(io_err("sizing segment"))?);
-    let mut segment = Segment::new(base, modified_ms(&log_path(dir, base)));
-    if let Some((index, time_index)) = clean.then(|| load_indexes(dir, base, file_end)).flatten() {
+    let files = read_segment_files(dir, base, file_end, clean).await;
+    let mut segment = Segment::new(base, files.modified_ms);
+    if let Some(Indexes { index, time_index }) = files.indexes {
         segment.max_timestamp = time_index.last().map_or(-1, |e| e.timestamp);
         segment.index = index;
         segment.time_index = time_index;
