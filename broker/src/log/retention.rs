@@ -4,8 +4,9 @@
 //! Runs on the partition's shard. Never touches the active segment or one the appender
 //! has not sealed yet (its bytes may not be durable). Segments leave the in-memory
 //! list first, so readers see OffsetOutOfRange at once; open file handles keep the
-//! bytes readable for a read already in progress. File removal is the blocking-ish
-//! part (glommio runs it off the reactor when it can) and lives only here and in roll.
+//! bytes readable for a read already in progress. The unlinks are blocking syscalls:
+//! glommio runs them on its blocking-thread pool, off the executor thread. Segment
+//! files are removed only here (and with the whole directory by `PartitionLog::delete`).
 
 use std::path::Path;
 
