@@ -3,8 +3,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
-# Where cargo puts the binaries: a user's CARGO_TARGET_DIR moves them out of ./target.
-TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+# Where cargo puts the binaries: a user's CARGO_TARGET_DIR (or CARGO_BUILD_TARGET_DIR,
+# cargo's config variable) moves them out of ./target.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CARGO_BUILD_TARGET_DIR),target)
 
 .PHONY: run build release test test-deps lint fmt bench bench-log bench-micro clean
 
