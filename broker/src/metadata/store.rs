@@ -94,6 +94,8 @@ pub fn load_or_init(data_dir: &Path) -> Result<Catalog, StoreError> {
     }
 }
 
+/// Blocking std::fs: only `load_or_init` calls it, before any executor runs. At
+/// runtime (CreateTopics on shard 0) the catalog goes through `save`.
 fn save_blocking(data_dir: &Path, catalog: &Catalog) -> Result<(), StoreError> {
     use std::io::Write;
     let temp = data_dir.join(TEMP_NAME);
@@ -107,7 +109,8 @@ fn save_blocking(data_dir: &Path, catalog: &Catalog) -> Result<(), StoreError> {
 }
 
 /// Save from shard 0 without blocking its executor: glommio's buffered file
-/// and directory calls go through io_uring.
+/// and directory calls go through io_uring, its rename through its
+/// blocking-thread pool.
 pub async fn save(data_dir: &Path, catalog: &Catalog) -> Result<(), StoreError> {
     let temp = data_dir.join(TEMP_NAME);
     let file = glommio::io::BufferedFile::create(&temp)
