@@ -154,3 +154,29 @@ impl ServeArgs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// `weir serve`'s flags alone.
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: super::ServeArgs,
+    }
+
+    #[test]
+    fn given_no_flags_when_parsing_serve_should_give_new_topics_kafkas_defaults() {
+        let args = Serve::parse_from(["weir"]).args;
+        let defaults = crate::metadata::TopicConfig::defaults(&args.topic_defaults());
+        for (name, kafka) in [
+            ("compression.type", "producer"),
+            ("segment.bytes", "1073741824"),
+            ("retention.ms", "604800000"),
+            ("retention.bytes", "-1"),
+        ] {
+            assert_eq!(defaults.get(name).as_deref(), Some(kafka), "{name}");
+        }
+    }
+}

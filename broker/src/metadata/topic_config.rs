@@ -203,17 +203,10 @@ fn positive_or_unlimited(name: &str, v: i64) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    /// `weir serve`'s flags alone, so the defaults below are the CLI's.
-    #[derive(Parser)]
-    struct Serve {
-        #[command(flatten)]
-        args: crate::config::ServeArgs,
-    }
-
+    /// A config as a new topic gets it (compression.type "producer").
     fn defaults() -> TopicConfig {
-        TopicConfig::defaults(&Serve::parse_from(["weir"]).args.topic_defaults())
+        crate::metadata::test_topic_config()
     }
 
     #[test]

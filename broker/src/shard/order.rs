@@ -103,9 +103,18 @@ mod tests {
 
     use super::Turnstile;
 
+    /// One executor for one test, under a deadline (a hang fails with stacks).
+    fn run(test: impl std::future::Future<Output = ()> + 'static) {
+        let _deadline = crate::deadline::arm(crate::deadline::this_test(), Duration::from_secs(60));
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .make()
+            .expect("executor")
+            .run(test);
+    }
+
     #[test]
     fn given_tickets_taken_in_order_when_later_ones_are_ready_first_should_pass_in_ticket_order() {
-        crate::log::test_support::run(async {
+        run(async {
             let gate = Turnstile::new();
             let seen = Rc::new(RefCell::new(Vec::new()));
             let tickets: Vec<_> = (0..4).map(|_| gate.ticket()).collect();
@@ -133,7 +142,7 @@ mod tests {
 
     #[test]
     fn given_a_ticket_dropped_before_its_turn_when_the_turn_reaches_it_should_skip_it() {
-        crate::log::test_support::run(async {
+        run(async {
             let gate = Turnstile::new();
             let first = gate.ticket();
             let second = gate.ticket();
