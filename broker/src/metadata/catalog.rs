@@ -257,16 +257,7 @@ mod tests {
     use super::*;
 
     fn config() -> TopicConfig {
-        TopicConfig {
-            segment_bytes: 1 << 20,
-            segment_ms: -1,
-            retention_ms: -1,
-            retention_bytes: -1,
-            flush_messages: i64::MAX,
-            flush_ms: 1000,
-            max_message_bytes: 1 << 20,
-            compression_type: super::super::topic_config::CompressionType::Producer,
-        }
+        crate::metadata::test_topic_config()
     }
 
     fn balanced(partitions: i32) -> Placement {
