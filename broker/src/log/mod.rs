@@ -11,6 +11,7 @@ mod cache;
 mod index;
 mod partition;
 mod probe;
+pub mod producers;
 mod reader;
 mod recovery;
 mod retention;
