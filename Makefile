@@ -3,11 +3,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
+# Where cargo puts the binaries: a user's CARGO_TARGET_DIR moves them out of ./target.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: run build release test test-deps lint fmt bench bench-log bench-micro clean
 
 run: release
-	./target/release/weir serve
+	$(TARGET_DIR)/release/weir serve
 
 release:
 	$(CARGO) build --release --bin weir
@@ -45,7 +47,7 @@ fmt:
 # each beside its ceiling measured in the same run, then the log benchmark.
 bench:
 	$(CARGO) build --release --bin weir --bin weir-loadgen
-	bash loadgen/scripts/bench.sh target/release/weir target/release/weir-loadgen
+	bash loadgen/scripts/bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
 	$(MAKE) bench-log
 
 # Raw glommio DMA writer vs the partition log, same bytes, one run (docs/benchmarks.md).

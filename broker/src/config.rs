@@ -106,7 +106,8 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn shard_count(&self) -> usize {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        // glommio's Placement::Fixed(n) fails for n >= CPUs (PITFALLS): never more shards than CPUs.
+        // glommio's Placement::Fixed(n) fails for n >= the number of CPUs (seen with
+        // glommio 0.9 on this machine class): never more shards than CPUs.
         self.shards.unwrap_or(cpus).clamp(1, cpus)
     }
 
@@ -130,6 +131,18 @@ impl ServeArgs {
             max_session_timeout_ms: self.group_max_session_timeout_ms,
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             ..crate::groups::GroupConfig::default()
+        }
+    }
+
+    /// The defaults of new topics, from the `--segment-bytes`, `--retention-*`,
+    /// `--flush-ms` and `--max-message-bytes` flags.
+    pub fn topic_defaults(&self) -> crate::metadata::topic_config::TopicDefaults {
+        crate::metadata::topic_config::TopicDefaults {
+            segment_bytes: self.segment_bytes,
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            flush_ms: self.flush_ms,
+            max_message_bytes: self.max_message_bytes,
         }
     }
 

@@ -345,7 +345,8 @@ struct Scenario {
     cycles: u64,
     /// Every `verify_every` cycles (and at the end) the full read runs.
     verify_every: u64,
-    kill_after_ms: (u64, u64),
+    /// Each kill lands this many ms (uniform) after the previous restart.
+    kill_after_ms: std::ops::Range<u64>,
     /// Run on a loop-device filesystem and cut the power after each kill.
     power_loss: bool,
 }
@@ -417,34 +418,74 @@ fn run(s: Scenario) -> Findings {
         .then(|| LoopDisk::create(&broker.data_dir(), POWER_DISK_MIB).expect("a loop-device filesystem"));
     broker.start_again();
     let _keep_log = KeepLogOnFailure(broker.log_path.clone());
-    {
-        let mut c = broker.client();
-        for (topic, configs) in TOPICS {
-            c.create_topic(topic, 2, configs).unwrap();
-        }
-    }
+    create_topics(&broker);
     let stop = Arc::new(AtomicBool::new(false));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let threads: Vec<_> = targets()
+    let threads = spawn_producers(&broker, s.acks, &stop, &ledger);
+    let worst = kill_and_restart(&s, &mut broker, disk.as_mut(), &ledger, &mut rng);
+    stop.store(true, Ordering::Relaxed);
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let mut f = verify(&broker, &ledger, s.acks == -1, s.cycles + 1);
+    let recovery_cuts = broker.log().matches("recovery cut").count();
+    // Unmounted once the broker that uses it is gone (a panic drops the disk first:
+    // its unmount then falls back to a lazy one).
+    broker.kill();
+    drop(disk.take());
+    let ledger = ledger.lock().unwrap();
+    print_summary(&s, seed, &ledger, &worst, &f, recovery_cuts, started);
+    f.acked_records_lost = f.acked_records_lost.max(worst.acked_records_lost);
+    assert!(!ledger.acked.is_empty(), "producers made progress");
+    f
+}
+
+fn create_topics(broker: &Broker) {
+    let mut c = broker.client();
+    for (topic, configs) in TOPICS {
+        c.create_topic(topic, 2, configs).unwrap();
+    }
+}
+
+/// One producer thread per target partition, until `stop`.
+fn spawn_producers(
+    broker: &Broker,
+    acks: i16,
+    stop: &Arc<AtomicBool>,
+    ledger: &Arc<Mutex<Ledger>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    targets()
         .into_iter()
         .enumerate()
         .map(|(id, t)| {
             let (addr, stop, ledger) = (broker.addr(), stop.clone(), ledger.clone());
-            std::thread::spawn(move || producer(id as u64, t, s.acks, addr, stop, ledger))
+            std::thread::spawn(move || producer(id as u64, t, acks, addr, stop, ledger))
         })
-        .collect();
+        .collect()
+}
+
+/// The kill cycles: kill (and cut the power, on a loop disk), restart, and every
+/// `verify_every` cycles check the acks so far; acks=all must have lost nothing.
+/// Returns the worst loss seen and the acked records checked over all cycles.
+fn kill_and_restart(
+    s: &Scenario,
+    broker: &mut Broker,
+    mut disk: Option<&mut LoopDisk>,
+    ledger: &Mutex<Ledger>,
+    rng: &mut Rng,
+) -> Findings {
     let exact = s.acks == -1;
     let mut worst = Findings::default();
     for cycle in 1..=s.cycles {
-        let (lo, hi) = s.kill_after_ms;
-        std::thread::sleep(Duration::from_millis(lo + rng.below(hi - lo)));
+        let window = &s.kill_after_ms;
+        std::thread::sleep(Duration::from_millis(
+            window.start + rng.below(window.end - window.start),
+        ));
         broker.kill();
         if let Some(disk) = disk.as_mut() {
             disk.power_cut();
         }
         broker.start_again();
         if cycle % s.verify_every == 0 || cycle == s.cycles {
-            let f = verify(&broker, &ledger, exact, cycle);
+            let f = verify(broker, ledger, exact, cycle);
             if exact {
                 assert_eq!(
                     f.acked_records_lost, 0,
@@ -455,19 +496,22 @@ fn run(s: Scenario) -> Findings {
             worst.acked_records_checked += f.acked_records_checked;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    let mut f = verify(&broker, &ledger, exact, s.cycles + 1);
-    let (batches, errors) = {
-        let l = ledger.lock().unwrap();
-        (l.acked.len(), l.errors.clone())
-    };
-    let acked_records: u64 = ledger.lock().unwrap().acked.iter().map(|a| a.count).sum();
-    let recovery_cuts = broker.log().matches("recovery cut").count();
-    // Unmounted once the broker that uses it is gone (a panic drops the disk first:
-    // its unmount then falls back to a lazy one).
-    broker.kill();
-    drop(disk.take());
+    worst
+}
+
+/// The scenario's one CRASH-SUMMARY line (docs/reliability.md).
+fn print_summary(
+    s: &Scenario,
+    seed: u64,
+    ledger: &Ledger,
+    worst: &Findings,
+    f: &Findings,
+    recovery_cuts: usize,
+    started: Instant,
+) {
+    let batches = ledger.acked.len();
+    let acked_records: u64 = ledger.acked.iter().map(|a| a.count).sum();
+    let errors = &ledger.errors;
     println!(
         "CRASH-SUMMARY scenario={} acks={} cycles={} seed={seed} acked_batches={batches} acked_records={acked_records} \
          acked_records_checked={} checks_all_cycles={} acked_lost={} duplicates={} records_read={} recovery_cuts={recovery_cuts} \
@@ -482,9 +526,6 @@ fn run(s: Scenario) -> Findings {
         f.records_read,
         started.elapsed().as_secs_f64()
     );
-    f.acked_records_lost = f.acked_records_lost.max(worst.acked_records_lost);
-    assert!(batches > 0, "producers made progress");
-    f
 }
 
 #[test]
@@ -494,7 +535,7 @@ fn given_acks_all_producers_when_the_broker_is_killed_repeatedly_should_lose_no_
         acks: -1,
         cycles: env_u64("WEIR_CRASH_CYCLES", 20),
         verify_every: env_u64("WEIR_CRASH_VERIFY_EVERY", 1),
-        kill_after_ms: (30, 600),
+        kill_after_ms: 30..600,
         power_loss: false,
     });
     assert_eq!(f.acked_records_lost, 0);
@@ -510,7 +551,7 @@ fn given_acks_1_producers_when_the_broker_is_killed_should_report_loss_and_stay_
         acks: 1,
         cycles: env_u64("WEIR_CRASH_CYCLES_ACKS1", 5),
         verify_every: 1,
-        kill_after_ms: (30, 600),
+        kill_after_ms: 30..600,
         power_loss: false,
     });
 }
@@ -532,7 +573,7 @@ fn given_acks_all_producers_when_the_power_is_cut_repeatedly_should_lose_no_ackn
         acks: -1,
         cycles: env_u64("WEIR_POWER_CYCLES", 10),
         verify_every: 1,
-        kill_after_ms: (30, 600),
+        kill_after_ms: 30..600,
         power_loss: true,
     });
     assert_eq!(f.acked_records_lost, 0);

@@ -77,6 +77,9 @@ fn decode_owned(batch: &[u8], scratch: &mut Vec<u8>) -> Result<Vec<OwnedRecord>,
     Ok(out)
 }
 
+/// key, value, headers: a record as the client sent it.
+type SentRecord = (Option<Vec<u8>>, Option<Vec<u8>>, OwnedHeaders);
+
 /// Checks one fixture file; returns the snappy framings seen (xerial or raw).
 fn check_fixture(name: &str, scratch: &mut Vec<u8>) -> Vec<bool> {
     let bin = std::fs::read(fixtures_dir().join(format!("{name}.bin"))).unwrap();
@@ -94,46 +97,67 @@ fn check_fixture(name: &str, scratch: &mut Vec<u8>) -> Vec<bool> {
             "{name}"
         );
         let batch = &bin[range];
-        let info = record_batch::validate(batch).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let header = &expected["header"];
-        let codec = codec_named(header["compression"].as_str().unwrap());
-        assert_eq!(info.compression().unwrap(), codec, "{name}");
-        assert_eq!(
-            i64::from(info.records_count),
-            header["records_count"].as_i64().unwrap()
-        );
-        assert_eq!(
-            info.producer_id,
-            header["producer_id"].as_i64().unwrap(),
-            "{name}"
-        );
+        let codec = check_batch_header(name, batch, &expected["header"]);
         if codec == Compression::Snappy {
             snappy_framings.push(batch[HEADER_BYTES..].starts_with(&XERIAL_MAGIC));
         }
         let records = decode_owned(batch, scratch).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let want: Vec<OwnedRecord> = expected["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let (o, t) = (
-                    r["offset_delta"].as_i64().unwrap(),
-                    r["timestamp_delta"].as_i64().unwrap(),
-                );
-                (
-                    o,
-                    t,
-                    json_bytes(&r["key"]),
-                    json_bytes(&r["value"]),
-                    json_headers(&r["headers"]),
-                )
-            })
-            .collect();
-        assert_eq!(records, want, "{name}: records byte for byte");
+        assert_eq!(
+            records,
+            sidecar_records(&expected["records"]),
+            "{name}: records byte for byte"
+        );
         decoded_all.extend(records.into_iter().map(|(_, _, k, v, h)| (k, v, h)));
     }
-    let mut sent: Vec<_> = sidecar["sent_records"]
+    let mut sent = sent_records(&sidecar["sent_records"]);
+    sent.sort();
+    decoded_all.sort();
+    assert_eq!(
+        decoded_all, sent,
+        "{name}: decoded records are exactly the sent ones"
+    );
+    snappy_framings
+}
+
+/// The batch validates and its header matches the sidecar's (codec, record count,
+/// producer id); returns the codec.
+fn check_batch_header(name: &str, batch: &[u8], header: &Value) -> Compression {
+    let info = record_batch::validate(batch).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let codec = codec_named(header["compression"].as_str().unwrap());
+    assert_eq!(info.compression().unwrap(), codec, "{name}");
+    assert_eq!(
+        i64::from(info.records_count),
+        header["records_count"].as_i64().unwrap()
+    );
+    assert_eq!(
+        info.producer_id,
+        header["producer_id"].as_i64().unwrap(),
+        "{name}"
+    );
+    codec
+}
+
+/// A batch's records as its sidecar lists them.
+fn sidecar_records(records: &Value) -> Vec<OwnedRecord> {
+    records
         .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["offset_delta"].as_i64().unwrap(),
+                r["timestamp_delta"].as_i64().unwrap(),
+                json_bytes(&r["key"]),
+                json_bytes(&r["value"]),
+                json_headers(&r["headers"]),
+            )
+        })
+        .collect()
+}
+
+/// The records the client was asked to send, as the sidecar lists them.
+fn sent_records(sent: &Value) -> Vec<SentRecord> {
+    sent.as_array()
         .unwrap()
         .iter()
         .map(|r| {
@@ -143,14 +167,7 @@ fn check_fixture(name: &str, scratch: &mut Vec<u8>) -> Vec<bool> {
                 json_headers(&r["headers"]),
             )
         })
-        .collect();
-    sent.sort();
-    decoded_all.sort();
-    assert_eq!(
-        decoded_all, sent,
-        "{name}: decoded records are exactly the sent ones"
-    );
-    snappy_framings
+        .collect()
 }
 
 #[test]

@@ -197,7 +197,7 @@ fn check_new_topic(
             owner_is_first_id: !shard.args.single_address,
         }
     };
-    let mut config = TopicConfig::defaults(&shard.args);
+    let mut config = TopicConfig::defaults(&shard.args.topic_defaults());
     for (name, value) in &t.configs {
         if let Some(v) = value {
             config

@@ -64,7 +64,7 @@ pub async fn create_topics(shard: &Rc<ShardContext>, req: CreateTopicsRequest) -
     )
     .await;
     let catalog = shard.catalog();
-    let defaults = TopicConfig::defaults(&shard.args);
+    let defaults = TopicConfig::defaults(&shard.args.topic_defaults());
     let results = outcomes
         .into_iter()
         .map(|o| {
@@ -141,7 +141,7 @@ pub async fn delete_topics(
 
 pub fn describe_configs(shard: &ShardContext, req: &DescribeConfigsRequest) -> DescribeConfigsResponse {
     let catalog = shard.catalog();
-    let defaults = TopicConfig::defaults(&shard.args);
+    let defaults = TopicConfig::defaults(&shard.args.topic_defaults());
     let results = req
         .resources
         .iter()

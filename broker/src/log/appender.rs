@@ -16,34 +16,37 @@ use glommio::Task;
 
 use super::partition::Shared;
 use super::segment::{now_ms, open_log_file, short_write, sync_dir, write_index_files, BLOCK_BYTES};
-use super::{io_err, FlushPolicy, LogError};
+use super::{io_err, FlushPolicy, LogError, Offset, Position};
 
-/// Size of one DMA write. 1 MiB matches the disk's best O_DIRECT block (PITFALLS) and
-/// is the unit of staging memory.
+/// Size of one DMA write: O_DIRECT sequential writes peaked (~1,880 MB/s) at 1 MiB
+/// blocks on this machine class (docs/architecture.md, "Speed of light"). Also the unit
+/// of staging memory.
 pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
-/// DMA writes in flight at once; PITFALLS measured 4 in flight near the disk ceiling.
+/// DMA writes in flight at once: 4 in flight came near the disk ceiling on this machine
+/// class (docs/architecture.md, "Speed of light").
 pub(crate) const WRITES_IN_FLIGHT_MAX: usize = 4;
 const _: () = assert!(CHUNK_BYTES.is_multiple_of(BLOCK_BYTES as usize));
 
 struct InFlight {
     task: Task<glommio::Result<usize, ()>>,
     aligned_bytes: usize,
-    end_position: u64,
+    end_position: Position,
     new_bytes: u64,
-    last_offset: Option<i64>,
+    /// The last offset whose batch ends in this write, if one does.
+    last_offset: Option<Offset>,
 }
 
 pub(crate) struct Appender {
     shared: Rc<Shared>,
-    segment_base: i64,
+    segment_base: Offset,
     file: Rc<DmaFile>,
     chunk: Option<DmaBuffer>,
     /// File position of the chunk's first byte (block aligned).
-    chunk_position: u64,
+    chunk_position: Position,
     /// Bytes filled in the chunk, carry included.
     chunk_len: usize,
     chunk_new_bytes: u64,
-    chunk_last_offset: Option<i64>,
+    chunk_last_offset: Option<Offset>,
     chunk_has_carry: bool,
     /// The partial last block already on the file; the next chunk starts with it.
     carry: Vec<u8>,
@@ -55,13 +58,13 @@ pub(crate) struct Appender {
 impl Appender {
     /// `file` is the active segment's file, `carry` the bytes of its partial last block.
     pub fn new(shared: Rc<Shared>, file: Rc<DmaFile>, carry: Vec<u8>) -> Self {
-        let (segment_base, size_bytes) = {
+        let (segment_base, end) = {
             let st = shared.state.borrow();
             let active = st.segments.back().expect("a log always has a segment");
-            (active.base_offset, active.size_bytes)
+            (active.base_offset, active.end)
         };
         assert_eq!(
-            size_bytes % BLOCK_BYTES,
+            end.0 % BLOCK_BYTES,
             carry.len() as u64,
             "carry is the partial block"
         );
@@ -72,7 +75,7 @@ impl Appender {
             segment_base,
             file,
             chunk: None,
-            chunk_position: size_bytes - carry.len() as u64,
+            chunk_position: Position(end.0 - carry.len() as u64),
             chunk_len: 0,
             chunk_new_bytes: 0,
             chunk_last_offset: None,
@@ -162,7 +165,7 @@ impl Appender {
         Ok(())
     }
 
-    async fn copy_batch(&mut self, bytes: &[u8], last_offset: i64) -> Result<(), LogError> {
+    async fn copy_batch(&mut self, bytes: &[u8], last_offset: Offset) -> Result<(), LogError> {
         let mut rest = bytes;
         while !rest.is_empty() {
             if self.chunk.is_none() {
@@ -207,13 +210,13 @@ impl Appender {
         self.carry.clear();
         self.carry.extend_from_slice(&buf.as_bytes()[len - tail..len]);
         let position = self.chunk_position;
-        assert!(position.is_multiple_of(BLOCK_BYTES) && aligned.is_multiple_of(BLOCK_BYTES as usize));
+        assert!(position.0.is_multiple_of(BLOCK_BYTES) && aligned.is_multiple_of(BLOCK_BYTES as usize));
         assert!(
             !self.chunk_has_carry || self.in_flight.is_empty(),
             "overlapping DMA writes"
         );
         let file = self.file.clone();
-        let task = glommio::spawn_local(async move { file.write_at(buf, position).await });
+        let task = glommio::spawn_local(async move { file.write_at(buf, position.0).await });
         self.in_flight.push_back(InFlight {
             task,
             aligned_bytes: aligned,
@@ -241,13 +244,13 @@ impl Appender {
         st.unwritten_bytes -= done.new_bytes;
         if let Some(last) = done.last_offset {
             assert!(last >= st.written_end_offset && last < st.next_offset);
-            st.written_end_offset = last + 1;
+            st.written_end_offset = last.next();
         }
         let base = self.segment_base;
         let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == base);
         let segment = segment.expect("the writer's segment is never deleted while written");
-        assert!(done.end_position >= segment.written_bytes && done.end_position <= segment.size_bytes);
-        segment.written_bytes = done.end_position;
+        assert!(done.end_position >= segment.written_end && done.end_position <= segment.end);
+        segment.written_end = done.end_position;
         let (limit, written_end) = (self.shared.config.tail_cache_bytes, st.written_end_offset);
         st.cache.evict(limit, written_end);
         drop(st);
@@ -284,7 +287,7 @@ impl Appender {
 impl Appender {
     /// Seal the current segment and move to a fresh file. The directory is fsynced
     /// after the create, before anything in the new file can be reported durable.
-    async fn roll(&mut self, new_base: i64) -> Result<(), LogError> {
+    async fn roll(&mut self, new_base: Offset) -> Result<(), LogError> {
         self.flush_chunk().await?;
         self.seal_current(true).await?;
         let dir = self.shared.dir.clone();
@@ -305,7 +308,7 @@ impl Appender {
         }
         self.file = file;
         self.segment_base = new_base;
-        self.chunk_position = 0;
+        self.chunk_position = Position::ZERO;
         self.carry.clear();
         Ok(())
     }
@@ -315,23 +318,16 @@ impl Appender {
     async fn seal_current(&mut self, sealed: bool) -> Result<(), LogError> {
         assert!(self.in_flight.is_empty() && self.chunk_new_bytes == 0);
         let base = self.segment_base;
-        let (size_bytes, index, time_index) = {
+        let (end, index, time_index) = {
             let mut st = self.shared.state.borrow_mut();
             let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == base);
             let segment = segment.expect("the writer's segment exists");
-            assert_eq!(
-                segment.written_bytes, segment.size_bytes,
-                "seal after every write"
-            );
+            assert_eq!(segment.written_end, segment.end, "seal after every write");
             segment.finish_time_index();
-            (
-                segment.size_bytes,
-                segment.index.clone(),
-                segment.time_index.clone(),
-            )
+            (segment.end, segment.index.clone(), segment.time_index.clone())
         };
         self.file
-            .truncate(size_bytes)
+            .truncate(end.0)
             .await
             .map_err(io_err("truncating segment"))?;
         self.file.fdatasync().await.map_err(io_err("syncing segment"))?;

@@ -9,9 +9,11 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::Offset;
+
 struct CachedBatch {
-    base_offset: i64,
-    last_offset: i64,
+    base_offset: Offset,
+    last_offset: Offset,
     bytes: Bytes,
 }
 
@@ -22,10 +24,10 @@ pub(crate) struct TailCache {
 }
 
 impl TailCache {
-    pub fn push(&mut self, base_offset: i64, last_offset: i64, bytes: Bytes) {
+    pub fn push(&mut self, base_offset: Offset, last_offset: Offset, bytes: Bytes) {
         if let Some(back) = self.batches.back() {
             assert_eq!(
-                back.last_offset + 1,
+                back.last_offset.next(),
                 base_offset,
                 "tail cache must stay contiguous"
             );
@@ -40,7 +42,7 @@ impl TailCache {
 
     /// Evict oldest batches above `limit_bytes`, but only those wholly below
     /// `written_end_offset` (already on the file).
-    pub fn evict(&mut self, limit_bytes: usize, written_end_offset: i64) {
+    pub fn evict(&mut self, limit_bytes: usize, written_end_offset: Offset) {
         while self.total_bytes > limit_bytes {
             match self.batches.front() {
                 Some(front) if front.last_offset < written_end_offset => {
@@ -53,7 +55,7 @@ impl TailCache {
     }
 
     /// Drop batches below `offset` (retention moved the log start).
-    pub fn drop_before(&mut self, offset: i64) {
+    pub fn drop_before(&mut self, offset: Offset) {
         while let Some(front) = self.batches.front() {
             if front.last_offset >= offset {
                 break;
@@ -65,7 +67,7 @@ impl TailCache {
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one),
     /// or `None` if the cache does not reach back to `offset`.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Option<Vec<Bytes>> {
+    pub fn read(&self, offset: Offset, max_bytes: usize) -> Option<Vec<Bytes>> {
         let first = self.batches.front()?;
         if first.base_offset > offset {
             return None;
@@ -97,17 +99,21 @@ mod tests {
     fn given_unwritten_batches_when_evicting_should_keep_them_above_the_limit() {
         let mut cache = TailCache::default();
         for i in 0..4 {
-            cache.push(i, i, Bytes::from(vec![0u8; 100]));
+            cache.push(Offset(i), Offset(i), Bytes::from(vec![0u8; 100]));
         }
-        cache.evict(100, 2);
+        cache.evict(100, Offset(2));
         assert_eq!(cache.total_bytes(), 200, "offsets 2 and 3 are not written yet");
-        assert!(cache.read(1, 1000).is_none());
+        assert!(cache.read(Offset(1), 1000).is_none());
         assert_eq!(
-            cache.read(2, 150).expect("cached").len(),
+            cache.read(Offset(2), 150).expect("cached").len(),
             1,
             "the second batch would exceed"
         );
-        assert_eq!(cache.read(2, 200).expect("cached").len(), 2);
-        assert_eq!(cache.read(3, 1).expect("cached").len(), 1, "at least one batch");
+        assert_eq!(cache.read(Offset(2), 200).expect("cached").len(), 2);
+        assert_eq!(
+            cache.read(Offset(3), 1).expect("cached").len(),
+            1,
+            "at least one batch"
+        );
     }
 }

@@ -6,15 +6,26 @@
 //! `(ts, rel)` means every batch of the segment before offset `base + rel` has
 //! max_timestamp <= ts. Files are big-endian, Kafka-style: 8-byte and 12-byte entries.
 
+use super::Position;
+
 /// Bytes of one `.index` entry: relative offset u32 + position u32.
 pub const INDEX_ENTRY_BYTES: usize = 8;
 /// Bytes of one `.timeindex` entry: timestamp i64 + relative offset u32.
 pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
 
+/// One `.index` entry in its file form: offset relative to the segment's base and
+/// byte position, both `u32` (a segment is at most 2 GiB and 2^32 offsets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
     pub relative_offset: u32,
     pub position: u32,
+}
+
+impl IndexEntry {
+    /// The entry's byte position in the segment file.
+    pub fn file_position(self) -> Position {
+        Position(u64::from(self.position))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +78,8 @@ impl OffsetIndex {
     }
 
     /// Drop entries pointing at or past `position` (recovery truncation).
-    pub fn truncate_to_position(&mut self, position: u64) {
-        let keep = self.entries.partition_point(|e| u64::from(e.position) < position);
+    pub fn truncate_to_position(&mut self, position: Position) {
+        let keep = self.entries.partition_point(|e| e.file_position() < position);
         self.entries.truncate(keep);
     }
 

@@ -32,9 +32,58 @@ pub use partition::PartitionLog;
 pub use probe::direct_io_probe;
 use weir_protocol::record_batch::BatchError;
 
-/// A Kafka record offset. Never a byte position: those are `u64` "positions".
+/// A Kafka record offset. Never a byte position: those are `Position`s.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Offset(pub i64);
+
+impl Offset {
+    /// The offset right after this one (a batch's last offset + 1 is where the next
+    /// batch starts).
+    #[must_use]
+    pub fn next(self) -> Offset {
+        Offset(self.0 + 1)
+    }
+
+    /// `self + delta`: a batch's base plus its `last_offset_delta`, or a segment's base
+    /// plus an index entry's relative offset.
+    #[must_use]
+    pub fn plus(self, delta: impl Into<i64>) -> Offset {
+        Offset(self.0 + delta.into())
+    }
+}
+
+/// A byte position in a segment file, from its start. Never a record offset. On disk
+/// (the `.index` entries) positions are `u32`; in memory they are this.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position(pub u64);
+
+impl Position {
+    pub const ZERO: Position = Position(0);
+}
+
+/// The position `len` bytes further on.
+impl std::ops::Add<u64> for Position {
+    type Output = Position;
+
+    fn add(self, len: u64) -> Position {
+        Position(self.0 + len)
+    }
+}
+
+impl std::ops::AddAssign<u64> for Position {
+    fn add_assign(&mut self, len: u64) {
+        self.0 += len;
+    }
+}
+
+/// Bytes from `earlier` to `self`; panics (debug) if `earlier` is further on.
+impl std::ops::Sub for Position {
+    type Output = u64;
+
+    fn sub(self, earlier: Position) -> u64 {
+        self.0 - earlier.0
+    }
+}
 
 /// Kafka caps `segment.bytes` at `Int.MaxValue`; our index stores positions as `u32`,
 /// so 2 GiB is the hard limit a segment may reach.

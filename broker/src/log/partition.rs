@@ -31,20 +31,20 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
 pub(crate) struct Pending {
     pub bytes: Bytes,
-    pub segment_base: i64,
-    pub last_offset: i64,
+    pub segment_base: Offset,
+    pub last_offset: Offset,
 }
 
 pub(crate) struct State {
     /// Oldest first; the last one is the active segment (appends go there).
     pub segments: VecDeque<Segment>,
-    pub next_offset: i64,
+    pub next_offset: Offset,
     /// Every offset below is on the file (DMA write completed).
-    pub written_end_offset: i64,
+    pub written_end_offset: Offset,
     /// Every offset below is on the file and fdatasync'd.
-    pub durable_end_offset: i64,
+    pub durable_end_offset: Offset,
     /// Callers of `wait_durable` want everything below this durable.
-    pub sync_wanted_offset: i64,
+    pub sync_wanted_offset: Offset,
     pub pending: VecDeque<Pending>,
     pub cache: TailCache,
     pub unwritten_bytes: u64,
@@ -64,7 +64,7 @@ impl State {
         Ok(())
     }
 
-    pub fn log_start_offset(&self) -> i64 {
+    pub fn log_start_offset(&self) -> Offset {
         self.segments
             .front()
             .expect("a log always has a segment")
@@ -171,7 +171,7 @@ impl PartitionLog {
         let mut st = self.shared.state.borrow_mut();
         st.check_usable()?;
         let base = st.next_offset;
-        let last = base + i64::from(info.last_offset_delta);
+        let last = base.plus(info.last_offset_delta);
         let bytes = assign_base_offset(batch, base);
         self.maybe_roll(&mut st, batch_bytes, last);
         let config = &self.shared.config;
@@ -184,7 +184,7 @@ impl PartitionLog {
             config.index_interval_bytes,
         );
         let segment_base = active.base_offset;
-        st.next_offset = last + 1;
+        st.next_offset = last.next();
         st.unwritten_bytes += batch_bytes;
         st.cache.push(base, last, bytes.clone());
         let written_end_offset = st.written_end_offset;
@@ -194,12 +194,12 @@ impl PartitionLog {
             segment_base,
             last_offset: last,
         });
-        let log_start_offset = Offset(st.log_start_offset());
+        let log_start_offset = st.log_start_offset();
         drop(st);
         self.shared.writer_wake.notify_all();
         Ok(AppendResult {
-            base_offset: Offset(base),
-            last_offset: Offset(last),
+            base_offset: base,
+            last_offset: last,
             log_start_offset,
         })
     }
@@ -207,7 +207,7 @@ impl PartitionLog {
     /// Start a new segment (in memory; the appender creates its file) when the active
     /// one is non-empty and would pass segment.bytes, is older than segment.ms, or the
     /// batch's offsets would not fit the u32 relative offsets of the index.
-    fn maybe_roll(&self, st: &mut State, batch_bytes: u64, last: i64) {
+    fn maybe_roll(&self, st: &mut State, batch_bytes: u64, last: Offset) {
         let config = &self.shared.config;
         let next_offset = st.next_offset;
         let now = now_ms();
@@ -215,11 +215,11 @@ impl PartitionLog {
         if active.is_empty() {
             return;
         }
-        let full = active.size_bytes + batch_bytes > config.segment_bytes;
+        let full = active.size_bytes() + batch_bytes > config.segment_bytes;
         let old = config
             .segment_ms
             .is_some_and(|ms| now - active.created_ms >= ms as i64);
-        let offsets_overflow = last - active.base_offset > i64::from(u32::MAX);
+        let offsets_overflow = last.0 - active.base_offset.0 > i64::from(u32::MAX);
         if full || old || offsets_overflow {
             st.segments.push_back(Segment::new(next_offset, now));
         }
@@ -233,32 +233,32 @@ impl PartitionLog {
             if let Some(failure) = &st.failure {
                 return Err(LogError::WriterFailed(failure.clone()));
             }
-            if offset.0 < st.durable_end_offset {
+            if offset < st.durable_end_offset {
                 return Ok(());
             }
-            if offset.0 >= st.next_offset {
+            if offset >= st.next_offset {
                 return Err(LogError::OffsetOutOfRange {
                     offset: offset.0,
-                    log_start_offset: st.log_start_offset(),
-                    log_end_offset: st.next_offset,
+                    log_start_offset: st.log_start_offset().0,
+                    log_end_offset: st.next_offset.0,
                 });
             }
             if st.closed {
                 return Err(LogError::Closed);
             }
-            st.sync_wanted_offset = st.sync_wanted_offset.max(offset.0 + 1);
+            st.sync_wanted_offset = st.sync_wanted_offset.max(offset.next());
         }
         self.shared.writer_wake.notify_all();
         self.shared
             .progress
             .wait_until(|| {
                 let st = self.shared.state.borrow();
-                st.durable_end_offset > offset.0 || st.failure.is_some() || st.closed
+                st.durable_end_offset > offset || st.failure.is_some() || st.closed
             })
             .await;
         let st = self.shared.state.borrow();
         match &st.failure {
-            _ if st.durable_end_offset > offset.0 => Ok(()),
+            _ if st.durable_end_offset > offset => Ok(()),
             Some(failure) => Err(LogError::WriterFailed(failure.clone())),
             None => Err(LogError::Closed),
         }
@@ -266,11 +266,19 @@ impl PartitionLog {
 
     /// Make everything appended so far durable.
     pub async fn flush(&self) -> Result<(), LogError> {
-        let last = self.shared.state.borrow().next_offset - 1;
-        if last < self.durable_end_offset().0 {
+        let Some(last) = self.last_appended_offset() else {
+            return Ok(());
+        };
+        if last < self.durable_end_offset() {
             return Ok(());
         }
-        self.wait_durable(Offset(last)).await
+        self.wait_durable(last).await
+    }
+
+    /// The offset of the last record appended, if any was.
+    fn last_appended_offset(&self) -> Option<Offset> {
+        let next = self.shared.state.borrow().next_offset;
+        (next.0 > 0).then(|| Offset(next.0 - 1))
     }
 
     /// The I/O error that stopped the writer, if it failed (the partition is fenced:
@@ -280,15 +288,15 @@ impl PartitionLog {
     }
 
     pub fn log_end_offset(&self) -> Offset {
-        Offset(self.shared.state.borrow().next_offset)
+        self.shared.state.borrow().next_offset
     }
 
     pub fn log_start_offset(&self) -> Offset {
-        Offset(self.shared.state.borrow().log_start_offset())
+        self.shared.state.borrow().log_start_offset()
     }
 
     pub fn durable_end_offset(&self) -> Offset {
-        Offset(self.shared.state.borrow().durable_end_offset)
+        self.shared.state.borrow().durable_end_offset
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -297,7 +305,7 @@ impl PartitionLog {
             .borrow()
             .segments
             .iter()
-            .map(|s| s.size_bytes)
+            .map(Segment::size_bytes)
             .sum()
     }
 
@@ -346,11 +354,11 @@ impl PartitionLog {
 }
 
 /// Rewrite base_offset in place when the buffer is uniquely owned, else copy once.
-fn assign_base_offset(batch: Bytes, base: i64) -> Bytes {
+fn assign_base_offset(batch: Bytes, base: Offset) -> Bytes {
     let mut owned = match batch.try_into_mut() {
         Ok(owned) => owned,
         Err(shared) => bytes::BytesMut::from(&shared[..]),
     };
-    set_base_offset(&mut owned, base);
+    set_base_offset(&mut owned, base.0);
     owned.freeze()
 }

@@ -1,4 +1,5 @@
-//! The glommio empty-file Direct-I/O probe workaround (see PITFALLS).
+//! The glommio 0.9 empty-file Direct-I/O probe workaround (docs/architecture.md,
+//! "Platform notes").
 //!
 //! glommio decides once per device and per executor thread whether polled I/O works,
 //! by reading the first DMA file opened there. On a new, empty file that read succeeds
@@ -23,20 +24,28 @@ thread_local! {
 }
 
 /// Write a 4 KiB file in `data_dir`, open it with `DmaFile::open` (this triggers
-/// glommio's probe on real data), check a DMA read of it, remove it. Uses std::fs for
-/// the probe file: call at start-up, before any segment is opened on this thread.
+/// glommio's probe on real data), check a DMA read of it, remove it. Call before any
+/// segment is opened on this thread. The probe file is written with a plain (blocking)
+/// `std::fs::write` on glommio's blocking-thread pool: a DMA write would need the very
+/// DmaFile open the probe must see first.
 pub async fn direct_io_probe(data_dir: &Path) -> Result<(), LogError> {
     // One file per thread: shards probe concurrently and must not remove each
     // other's file mid-read.
     let path =
         data_dir.join(format!("{PROBE_FILE}-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
     let pattern: Vec<u8> = (0..PROBE_BYTES).map(|i| (i % 251) as u8).collect();
-    std::fs::write(&path, &pattern).map_err(std_io_err("writing probe file"))?;
+    let (write_path, write_bytes) = (path.clone(), pattern.clone());
+    glommio::executor()
+        .spawn_blocking(move || std::fs::write(write_path, write_bytes))
+        .await
+        .map_err(std_io_err("writing probe file"))?;
     let file = DmaFile::open(&path).await.map_err(io_err("opening probe file"))?;
     let read = file.read_at_aligned(0, PROBE_BYTES).await;
     let matches = read.as_ref().is_ok_and(|r| r[..] == pattern[..]);
     file.close().await.map_err(io_err("closing probe file"))?;
-    std::fs::remove_file(&path).map_err(std_io_err("removing probe file"))?;
+    glommio::io::remove(&path)
+        .await
+        .map_err(io_err("removing probe file"))?;
     read.map_err(io_err("reading probe file"))?;
     if !matches {
         return Err(LogError::Probe {

@@ -13,7 +13,7 @@ use glommio::io::DmaFile;
 use weir_protocol::record_batch::{header, peek_size_bytes, validate, BatchError, HEADER_BYTES};
 
 use super::partition::PartitionLog;
-use super::{io_err, LogError, Offset, ReadResult};
+use super::{io_err, LogError, Offset, Position, ReadResult};
 
 /// Smallest file read: a few index intervals, so a lookup plus scan is one read.
 const READ_WINDOW_BYTES_MIN: usize = 64 * 1024;
@@ -22,9 +22,9 @@ const TIME_SCAN_BYTES: usize = 256 * 1024;
 
 struct FilePlan {
     file: Rc<DmaFile>,
-    segment_base_offset: i64,
-    start_position: u64,
-    end_position: u64,
+    segment_base_offset: Offset,
+    start_position: Position,
+    end_position: Position,
 }
 
 enum Scan {
@@ -42,44 +42,44 @@ impl PartitionLog {
         let (plan, mut result) = {
             let st = self.shared.state.borrow();
             let (start, end) = (st.log_start_offset(), st.next_offset);
-            if offset.0 < start || offset.0 > end {
+            if offset < start || offset > end {
                 return Err(LogError::OffsetOutOfRange {
                     offset: offset.0,
-                    log_start_offset: start,
-                    log_end_offset: end,
+                    log_start_offset: start.0,
+                    log_end_offset: end.0,
                 });
             }
             let mut result = ReadResult {
                 batches: Vec::new(),
-                high_watermark: Offset(end),
-                log_start_offset: Offset(start),
+                high_watermark: end,
+                log_start_offset: start,
                 from_cache: true,
                 contiguous: None,
             };
-            if offset.0 == end {
+            if offset == end {
                 return Ok(result);
             }
-            if let Some(batches) = st.cache.read(offset.0, max_bytes) {
+            if let Some(batches) = st.cache.read(offset, max_bytes) {
                 result.batches = batches;
                 return Ok(result);
             }
-            let index = st.segments.partition_point(|s| s.base_offset <= offset.0) - 1;
+            let index = st.segments.partition_point(|s| s.base_offset <= offset) - 1;
             let segment = &st.segments[index];
             let Some(file) = segment.file.clone() else {
                 return Ok(result);
             };
-            let entry = segment.index.lookup(segment.relative(offset.0));
+            let entry = segment.index.lookup(segment.relative(offset));
             let plan = FilePlan {
                 file,
                 segment_base_offset: segment.base_offset,
-                start_position: u64::from(entry.position),
-                end_position: segment.written_bytes,
+                start_position: entry.file_position(),
+                end_position: segment.written_end,
             };
             (plan, result)
         };
         result.from_cache = false;
         let interval = self.shared.config.index_interval_bytes as usize;
-        let (batches, contiguous) = read_file(&plan, offset.0, max_bytes, interval).await?;
+        let (batches, contiguous) = read_file(&plan, offset, max_bytes, interval).await?;
         result.batches = batches;
         result.contiguous = contiguous;
         Ok(result)
@@ -94,11 +94,11 @@ impl PartitionLog {
                 return Ok(None);
             };
             let relative = segment.time_index.lookup(ts_ms).map_or(0, |e| e.relative_offset);
-            (segment.base_offset + i64::from(relative)).max(st.log_start_offset())
+            segment.base_offset.plus(relative).max(st.log_start_offset())
         };
         // Bounded: `offset` strictly increases up to the log end offset.
         loop {
-            let result = self.read(Offset(offset), TIME_SCAN_BYTES).await?;
+            let result = self.read(offset, TIME_SCAN_BYTES).await?;
             if result.batches.is_empty() {
                 return Ok(None);
             }
@@ -107,7 +107,7 @@ impl PartitionLog {
                 if h.max_timestamp.get() >= ts_ms {
                     return Ok(Some((Offset(h.base_offset.get()), h.max_timestamp.get())));
                 }
-                offset = h.base_offset.get() + i64::from(h.last_offset_delta.get()) + 1;
+                offset = Offset(h.base_offset.get()).plus(h.last_offset_delta.get()).next();
             }
         }
     }
@@ -115,7 +115,7 @@ impl PartitionLog {
 
 async fn read_file(
     plan: &FilePlan,
-    offset: i64,
+    offset: Offset,
     max_bytes: usize,
     interval: usize,
 ) -> Result<(Vec<Bytes>, Option<Bytes>), LogError> {
@@ -126,12 +126,12 @@ async fn read_file(
         let read_bytes = (plan.end_position - position).min(window as u64) as usize;
         let buf = plan
             .file
-            .read_at(position, read_bytes)
+            .read_at(position.0, read_bytes)
             .await
             .map_err(io_err("reading segment"))?;
         let corrupt = |source| LogError::Corrupt {
-            segment_base_offset: plan.segment_base_offset,
-            position,
+            segment_base_offset: plan.segment_base_offset.0,
+            position: position.0,
             source,
         };
         match scan(&buf, offset, max_bytes).map_err(corrupt)? {
@@ -153,7 +153,7 @@ async fn read_file(
 }
 
 /// Walk batch headers in `buf` to find the batches to return for `offset`.
-fn scan(buf: &[u8], offset: i64, max_bytes: usize) -> Result<Scan, BatchError> {
+fn scan(buf: &[u8], offset: Offset, max_bytes: usize) -> Result<Scan, BatchError> {
     let mut at = 0usize;
     let mut selected: Option<usize> = None;
     loop {
@@ -166,7 +166,7 @@ fn scan(buf: &[u8], offset: i64, max_bytes: usize) -> Result<Scan, BatchError> {
             available_bytes: rest.len(),
         })?;
         let h = header(rest)?;
-        let last = h.base_offset.get() + i64::from(h.last_offset_delta.get());
+        let last = Offset(h.base_offset.get()).plus(h.last_offset_delta.get());
         match selected {
             None if last < offset => {}
             None if size > rest.len() => {
@@ -201,7 +201,7 @@ fn scan(buf: &[u8], offset: i64, max_bytes: usize) -> Result<Scan, BatchError> {
 fn split_batches(
     region: &[u8],
     plan: &FilePlan,
-    position: u64,
+    position: Position,
 ) -> Result<(Vec<Bytes>, Option<Bytes>), LogError> {
     let whole = Bytes::copy_from_slice(region);
     let mut batches = Vec::new();
@@ -210,8 +210,8 @@ fn split_batches(
         let size = peek_size_bytes(&whole[at..]).expect("scan checked the sizes");
         let batch = whole.slice(at..at + size);
         validate(&batch).map_err(|source| LogError::Corrupt {
-            segment_base_offset: plan.segment_base_offset,
-            position: position + at as u64,
+            segment_base_offset: plan.segment_base_offset.0,
+            position: (position + at as u64).0,
             source,
         })?;
         batches.push(batch);

@@ -10,8 +10,9 @@
 use std::path::Path;
 
 use super::partition::{PartitionLog, State};
+use super::segment::Segment;
 use super::segment::{index_path, log_path, time_index_path};
-use super::{io_err, LogConfig, LogError};
+use super::{io_err, LogConfig, LogError, Offset};
 
 impl PartitionLog {
     /// Delete expired sealed segments; returns how many were deleted.
@@ -19,7 +20,7 @@ impl PartitionLog {
         let victims = {
             let mut st = self.shared.state.borrow_mut();
             let count = expired_count(&st, &self.shared.config, now_ms);
-            let victims: Vec<i64> = st.segments.drain(..count).map(|s| s.base_offset).collect();
+            let victims: Vec<Offset> = st.segments.drain(..count).map(|s| s.base_offset).collect();
             let log_start_offset = st.log_start_offset();
             st.cache.drop_before(log_start_offset);
             victims
@@ -34,7 +35,7 @@ impl PartitionLog {
 /// How many leading segments may go. Kafka's size rule: drop the oldest while the log
 /// stays at or above retention_bytes without it.
 fn expired_count(st: &State, config: &LogConfig, now_ms: i64) -> usize {
-    let mut total_bytes: u64 = st.segments.iter().map(|s| s.size_bytes).sum();
+    let mut total_bytes: u64 = st.segments.iter().map(Segment::size_bytes).sum();
     let closed = st.segments.len() - 1;
     let mut count = 0;
     for segment in st.segments.iter().take(closed) {
@@ -51,17 +52,17 @@ fn expired_count(st: &State, config: &LogConfig, now_ms: i64) -> usize {
             .is_some_and(|ms| newest_ms < now_ms.saturating_sub(ms as i64));
         let by_size = config
             .retention_bytes
-            .is_some_and(|limit| total_bytes - segment.size_bytes >= limit);
+            .is_some_and(|limit| total_bytes - segment.size_bytes() >= limit);
         if !(by_time || by_size) {
             break;
         }
-        total_bytes -= segment.size_bytes;
+        total_bytes -= segment.size_bytes();
         count += 1;
     }
     count
 }
 
-async fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
+async fn remove_segment_files(dir: &Path, base: Offset) -> Result<(), LogError> {
     glommio::io::remove(log_path(dir, base))
         .await
         .map_err(io_err("removing segment"))?;

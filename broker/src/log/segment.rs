@@ -1,7 +1,7 @@
 //! One segment: its base offset, files, in-memory indexes and positions.
 //!
-//! Owned by the partition's shard. Invariants: `written_bytes <= size_bytes`, batches
-//! are contiguous from position 0, index entries point at batch starts. Only the
+//! Owned by the partition's shard. Invariants: `written_end <= end`, batches are
+//! contiguous from position 0, index entries point at batch starts. Only the
 //! appender creates or writes the `.log` file; index files are written when the segment
 //! is sealed (roll) or on clean close, and rebuilt by recovery otherwise.
 
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use glommio::io::{Directory, DmaFile, OpenOptions};
 
 use super::index::{IndexEntry, OffsetIndex, TimeIndex, TimeIndexEntry};
-use super::{io_err, LogError};
+use super::{io_err, LogError, Offset, Position};
 
 /// Digits in a segment file name: Kafka's zero-padded 20-digit base offset.
 pub const SEGMENT_NAME_DIGITS: usize = 20;
@@ -19,13 +19,14 @@ pub const SEGMENT_NAME_DIGITS: usize = 20;
 pub const BLOCK_BYTES: u64 = 4096;
 
 pub(crate) struct Segment {
-    pub base_offset: i64,
+    pub base_offset: Offset,
     /// Offset after the last batch appended to this segment.
-    pub next_offset: i64,
-    /// Bytes appended (visible); the file catches up to this.
-    pub size_bytes: u64,
-    /// Bytes on the file from completed DMA writes.
-    pub written_bytes: u64,
+    pub next_offset: Offset,
+    /// End of the bytes appended (visible): where the next batch goes, and the
+    /// segment's size. The file catches up to this.
+    pub end: Position,
+    /// End of the bytes on the file from completed DMA writes.
+    pub written_end: Position,
     /// Created by the appender on first use; `Rc` so readers may hold it across awaits.
     pub file: Option<Rc<DmaFile>>,
     pub index: OffsetIndex,
@@ -40,12 +41,12 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    pub fn new(base_offset: i64, created_ms: i64) -> Self {
+    pub fn new(base_offset: Offset, created_ms: i64) -> Self {
         Self {
             base_offset,
             next_offset: base_offset,
-            size_bytes: 0,
-            written_bytes: 0,
+            end: Position::ZERO,
+            written_end: Position::ZERO,
             file: None,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
@@ -57,11 +58,17 @@ impl Segment {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.size_bytes == 0
+        self.end == Position::ZERO
     }
 
-    pub fn relative(&self, offset: i64) -> u32 {
-        let relative = offset - self.base_offset;
+    /// Bytes appended to this segment (its size once written).
+    pub fn size_bytes(&self) -> u64 {
+        self.end.0
+    }
+
+    /// `offset` relative to the base, as the `u32` the index files store.
+    pub fn relative(&self, offset: Offset) -> u32 {
+        let relative = offset.0 - self.base_offset.0;
         assert!(
             (0..=i64::from(u32::MAX)).contains(&relative),
             "offset outside segment"
@@ -69,9 +76,9 @@ impl Segment {
         relative as u32
     }
 
-    /// Account for one batch placed at `size_bytes`; adds index entries every
+    /// Account for one batch placed at `end`; adds index entries every
     /// `index_interval_bytes` (Kafka's rule: before the batch that crosses the interval).
-    pub fn record_batch(&mut self, base: i64, last: i64, batch_bytes: u64, max_ts: i64, interval: u32) {
+    pub fn record_batch(&mut self, base: Offset, last: Offset, batch_bytes: u64, max_ts: i64, interval: u32) {
         assert_eq!(
             base, self.next_offset,
             "offsets must be contiguous within a segment"
@@ -80,7 +87,7 @@ impl Segment {
             let relative_offset = self.relative(base);
             self.index.push(IndexEntry {
                 relative_offset,
-                position: u32::try_from(self.size_bytes).expect("segment fits u32"),
+                position: u32::try_from(self.end.0).expect("segment fits u32"),
             });
             self.time_index.maybe_push(TimeIndexEntry {
                 timestamp: self.max_timestamp,
@@ -88,16 +95,16 @@ impl Segment {
             });
             self.bytes_since_index = 0;
         }
-        self.size_bytes += batch_bytes;
+        self.end += batch_bytes;
         self.bytes_since_index += batch_bytes;
-        self.next_offset = last + 1;
+        self.next_offset = last.next();
         self.max_timestamp = self.max_timestamp.max(max_ts);
     }
 
     /// Continue accounting from a known batch boundary (recovery after loading indexes).
-    pub fn resume_at(&mut self, position: u64, next_offset: i64) {
+    pub fn resume_at(&mut self, position: Position, next_offset: Offset) {
         assert!(next_offset >= self.base_offset);
-        self.size_bytes = position;
+        self.end = position;
         self.next_offset = next_offset;
         self.bytes_since_index = 0;
     }
@@ -118,7 +125,7 @@ impl Segment {
 /// and fdatasync them. Called on roll and clean close only.
 pub(crate) async fn write_index_files(
     dir: &Path,
-    base: i64,
+    base: Offset,
     index: &OffsetIndex,
     time_index: &TimeIndex,
 ) -> Result<(), LogError> {
@@ -173,29 +180,33 @@ pub(crate) fn short_write() -> LogError {
     }
 }
 
-pub(crate) fn log_path(dir: &Path, base: i64) -> PathBuf {
-    dir.join(format!("{base:0width$}.log", width = SEGMENT_NAME_DIGITS))
+pub(crate) fn log_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{:0width$}.log", base.0, width = SEGMENT_NAME_DIGITS))
 }
 
-pub(crate) fn index_path(dir: &Path, base: i64) -> PathBuf {
-    dir.join(format!("{base:0width$}.index", width = SEGMENT_NAME_DIGITS))
+pub(crate) fn index_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{:0width$}.index", base.0, width = SEGMENT_NAME_DIGITS))
 }
 
-pub(crate) fn time_index_path(dir: &Path, base: i64) -> PathBuf {
-    dir.join(format!("{base:0width$}.timeindex", width = SEGMENT_NAME_DIGITS))
+pub(crate) fn time_index_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!(
+        "{:0width$}.timeindex",
+        base.0,
+        width = SEGMENT_NAME_DIGITS
+    ))
 }
 
 /// Parse `00000000000000000042.log` into 42.
-pub(crate) fn parse_log_name(name: &str) -> Option<i64> {
+pub(crate) fn parse_log_name(name: &str) -> Option<Offset> {
     let digits = name.strip_suffix(".log")?;
     if digits.len() != SEGMENT_NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().map(Offset)
 }
 
 /// Open (or create) a segment's `.log` for DMA reads and writes.
-pub(crate) async fn open_log_file(dir: &Path, base: i64, create: bool) -> Result<Rc<DmaFile>, LogError> {
+pub(crate) async fn open_log_file(dir: &Path, base: Offset, create: bool) -> Result<Rc<DmaFile>, LogError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)

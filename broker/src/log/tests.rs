@@ -218,7 +218,7 @@ pub(super) fn index_snapshot(log: &PartitionLog) -> Vec<(i64, u64, Vec<super::In
     let st = log.shared.state.borrow();
     st.segments
         .iter()
-        .map(|s| (s.base_offset, s.size_bytes, index_entries(&s.index)))
+        .map(|s| (s.base_offset.0, s.size_bytes(), index_entries(&s.index)))
         .collect()
 }
 

@@ -5,7 +5,6 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use crate::config::ServeArgs;
 use crate::log::{FlushPolicy, LogConfig};
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -83,16 +82,30 @@ pub const CONFIG_NAMES: &[&str] = &[
 /// if `flush.ms` has not passed: bounds what a power cut can take.
 const FLUSH_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
+/// The broker-wide defaults a new topic starts from (before its CreateTopics
+/// configs apply). Plain values, so this module needs nothing from the command
+/// line: `ServeArgs::topic_defaults` fills it from `weir serve`'s flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicDefaults {
+    pub segment_bytes: u64,
+    /// -1: keep forever.
+    pub retention_ms: i64,
+    /// -1: unlimited.
+    pub retention_bytes: i64,
+    pub flush_ms: u64,
+    pub max_message_bytes: i32,
+}
+
 impl TopicConfig {
-    pub fn defaults(args: &ServeArgs) -> Self {
+    pub fn defaults(defaults: &TopicDefaults) -> Self {
         Self {
-            segment_bytes: args.segment_bytes,
+            segment_bytes: defaults.segment_bytes,
             segment_ms: 7 * 24 * 3_600_000,
-            retention_ms: args.retention_ms,
-            retention_bytes: args.retention_bytes,
+            retention_ms: defaults.retention_ms,
+            retention_bytes: defaults.retention_bytes,
             flush_messages: i64::MAX,
-            flush_ms: i64::try_from(args.flush_ms).unwrap_or(i64::MAX),
-            max_message_bytes: args.max_message_bytes,
+            flush_ms: i64::try_from(defaults.flush_ms).unwrap_or(i64::MAX),
+            max_message_bytes: defaults.max_message_bytes,
             compression_type: CompressionType::Producer,
         }
     }
@@ -197,7 +210,7 @@ mod tests {
         let crate::config::Command::Serve(args) = cli.command else {
             unreachable!("serve parses as Serve")
         };
-        TopicConfig::defaults(&args)
+        TopicConfig::defaults(&args.topic_defaults())
     }
 
     #[test]
