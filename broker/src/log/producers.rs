@@ -21,6 +21,10 @@ pub const BATCHES_KEPT: usize = 5;
 /// Kafka accepts a producer whose state expired).
 pub const PRODUCERS_MAX: usize = 65_536;
 
+/// Kafka's default `producer.id.expiration.ms` (one day): a producer with no
+/// batch for this long is forgotten, and its next batch is taken at any sequence.
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// What a batch says about its producer (RecordBatch v2 header fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerBatch {
@@ -76,12 +80,20 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SequenceError {
     #[error("producer {producer_id}: epoch {epoch} is older than the current {current}")]
-    StaleEpoch { producer_id: i64, epoch: i16, current: i16 },
+    StaleEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
     #[error("producer {producer_id}: sequence {got} where {expected} was expected")]
-    OutOfOrder { producer_id: i64, got: i32, expected: i32 },
+    OutOfOrder {
+        producer_id: i64,
+        got: i32,
+        expected: i32,
+    },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ProducerStates {
     producers: HashMap<i64, Producer>,
 }
@@ -146,11 +158,14 @@ impl ProducerStates {
         if !self.producers.contains_key(&batch.producer_id) && self.producers.len() >= PRODUCERS_MAX {
             self.evict_oldest();
         }
-        let p = self.producers.entry(batch.producer_id).or_insert_with(|| Producer {
-            epoch: batch.epoch,
-            batches: VecDeque::with_capacity(BATCHES_KEPT),
-            last_timestamp_ms: batch.timestamp_ms,
-        });
+        let p = self
+            .producers
+            .entry(batch.producer_id)
+            .or_insert_with(|| Producer {
+                epoch: batch.epoch,
+                batches: VecDeque::with_capacity(BATCHES_KEPT),
+                last_timestamp_ms: batch.timestamp_ms,
+            });
         if batch.epoch != p.epoch {
             p.epoch = batch.epoch;
             p.batches.clear();
@@ -195,6 +210,101 @@ impl ProducerStates {
     }
 }
 
+/// Snapshot file layout: magic, u32 producer count, then per producer: i64 id,
+/// i16 epoch, i64 last timestamp, u8 batch count, per batch i32 first and last
+/// sequence, i64 base and last offset; last, a u32 CRC-32C of everything before.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRPRS1";
+const PRODUCER_BYTES: usize = 8 + 2 + 8 + 1;
+const BATCH_BYTES: usize = 4 + 4 + 8 + 8;
+
+impl ProducerStates {
+    /// The state as a snapshot file's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let batches: usize = self.producers.values().map(|p| p.batches.len()).sum();
+        let mut out =
+            Vec::with_capacity(8 + 4 + self.producers.len() * PRODUCER_BYTES + batches * BATCH_BYTES + 4);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        for (id, p) in &self.producers {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&p.epoch.to_be_bytes());
+            out.extend_from_slice(&p.last_timestamp_ms.to_be_bytes());
+            out.push(p.batches.len() as u8);
+            for b in &p.batches {
+                out.extend_from_slice(&b.first_sequence.to_be_bytes());
+                out.extend_from_slice(&b.last_sequence.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.0.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.0.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Parse a snapshot; `None` for anything damaged (a torn or foreign file).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let mut r = Reader(body.strip_prefix(SNAPSHOT_MAGIC)?);
+        let count = r.u32()? as usize;
+        let mut producers = HashMap::with_capacity(count.min(PRODUCERS_MAX));
+        for _ in 0..count {
+            let id = r.i64()?;
+            let epoch = r.i16()?;
+            let last_timestamp_ms = r.i64()?;
+            let kept = usize::from(r.u8()?);
+            if kept > BATCHES_KEPT {
+                return None;
+            }
+            let mut batches = VecDeque::with_capacity(kept);
+            for _ in 0..kept {
+                batches.push_back(StoredBatch {
+                    first_sequence: r.i32()?,
+                    last_sequence: r.i32()?,
+                    base_offset: Offset(r.i64()?),
+                    last_offset: Offset(r.i64()?),
+                });
+            }
+            let producer = Producer {
+                epoch,
+                batches,
+                last_timestamp_ms,
+            };
+            producers.insert(id, producer);
+        }
+        r.0.is_empty().then_some(Self { producers })
+    }
+}
+
+/// Big-endian fields off the front of a slice; `None` past its end.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +320,11 @@ mod tests {
     }
 
     /// Append `b` at `*next` if the state says so; returns the verdict.
-    fn append(states: &mut ProducerStates, next: &mut i64, b: ProducerBatch) -> Result<Verdict, SequenceError> {
+    fn append(
+        states: &mut ProducerStates,
+        next: &mut i64,
+        b: ProducerBatch,
+    ) -> Result<Verdict, SequenceError> {
         let verdict = states.check(&b)?;
         if verdict == Verdict::Append {
             let base = Offset(*next);
@@ -223,8 +337,14 @@ mod tests {
     #[test]
     fn given_a_retried_batch_when_checked_should_answer_its_first_offsets_and_store_nothing() {
         let (mut states, mut next) = (ProducerStates::default(), 0);
-        assert_eq!(append(&mut states, &mut next, batch(7, 0, 0, 3)), Ok(Verdict::Append));
-        assert_eq!(append(&mut states, &mut next, batch(7, 0, 3, 2)), Ok(Verdict::Append));
+        assert_eq!(
+            append(&mut states, &mut next, batch(7, 0, 0, 3)),
+            Ok(Verdict::Append)
+        );
+        assert_eq!(
+            append(&mut states, &mut next, batch(7, 0, 3, 2)),
+            Ok(Verdict::Append)
+        );
         let again = append(&mut states, &mut next, batch(7, 0, 0, 3));
         let expected = StoredBatch {
             first_sequence: 0,
@@ -253,9 +373,15 @@ mod tests {
         assert!(matches!(stale, Err(SequenceError::StaleEpoch { current: 1, .. })));
         // A new epoch starts again at sequence 0, and only there.
         assert!(append(&mut states, &mut next, batch(7, 2, 5, 1)).is_err());
-        assert_eq!(append(&mut states, &mut next, batch(7, 2, 0, 1)), Ok(Verdict::Append));
+        assert_eq!(
+            append(&mut states, &mut next, batch(7, 2, 0, 1)),
+            Ok(Verdict::Append)
+        );
         // A producer this partition does not know is taken at any sequence.
-        assert_eq!(append(&mut states, &mut next, batch(9, 0, 42, 1)), Ok(Verdict::Append));
+        assert_eq!(
+            append(&mut states, &mut next, batch(9, 0, 42, 1)),
+            Ok(Verdict::Append)
+        );
     }
 
     #[test]
@@ -265,8 +391,14 @@ mod tests {
             append(&mut states, &mut next, batch(1, 0, i, 1)).unwrap();
         }
         // Batch 0 fell out of the window: it is out of order now, not a duplicate.
-        assert!(matches!(states.check(&batch(1, 0, 0, 1)), Err(SequenceError::OutOfOrder { .. })));
-        assert!(matches!(states.check(&batch(1, 0, 1, 1)), Ok(Verdict::Duplicate(_))));
+        assert!(matches!(
+            states.check(&batch(1, 0, 0, 1)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            states.check(&batch(1, 0, 1, 1)),
+            Ok(Verdict::Duplicate(_))
+        ));
     }
 
     #[test]
@@ -274,7 +406,10 @@ mod tests {
         let (mut states, mut next) = (ProducerStates::default(), 0);
         append(&mut states, &mut next, batch(3, 0, i32::MAX - 1, 2)).unwrap();
         assert_eq!(batch(3, 0, i32::MAX - 1, 2).last_sequence(), i32::MAX);
-        assert_eq!(append(&mut states, &mut next, batch(3, 0, 0, 1)), Ok(Verdict::Append));
+        assert_eq!(
+            append(&mut states, &mut next, batch(3, 0, 0, 1)),
+            Ok(Verdict::Append)
+        );
         assert_eq!(batch(3, 0, i32::MAX, 3).last_sequence(), 1);
     }
 
@@ -285,8 +420,38 @@ mod tests {
         append(&mut states, &mut next, batch(2, 0, 0, 2)).unwrap(); // offsets 2..=3
         states.truncate(Offset(2));
         assert_eq!(states.len(), 1);
-        assert_eq!(states.check(&batch(2, 0, 0, 2)), Ok(Verdict::Append), "its batch was cut");
+        assert_eq!(
+            states.check(&batch(2, 0, 0, 2)),
+            Ok(Verdict::Append),
+            "its batch was cut"
+        );
         states.expire(1_000 + 10, 10);
         assert!(states.is_empty());
+    }
+
+    #[test]
+    fn given_a_state_when_snapshotted_should_read_back_equal_and_refuse_damage() {
+        let (mut states, mut next) = (ProducerStates::default(), 0);
+        for i in 0..7 {
+            append(&mut states, &mut next, batch(1, 2, i * 3, 3)).unwrap();
+        }
+        append(&mut states, &mut next, batch(5, 0, 0, 1)).unwrap();
+        let bytes = states.encode();
+        let back = ProducerStates::decode(&bytes).expect("decodes");
+        assert_eq!(back.len(), 2);
+        for probe in [
+            batch(1, 2, 18, 3),
+            batch(1, 2, 21, 1),
+            batch(5, 0, 0, 1),
+            batch(1, 1, 0, 1),
+        ] {
+            assert_eq!(back.check(&probe), states.check(&probe), "{probe:?}");
+        }
+        for cut in [0, 3, 12, bytes.len() - 1] {
+            assert!(ProducerStates::decode(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 0x40;
+        assert!(ProducerStates::decode(&flipped).is_none());
     }
 }

@@ -131,7 +131,10 @@ mod tests {
         // The second block was reserved: a restart starts after it.
         assert_eq!(load(&path).unwrap(), 2 * BLOCK);
         let second = crate::log::test_support::run(async move {
-            ProducerIds::new(path.clone(), load(&path).unwrap()).allocate().await.unwrap()
+            ProducerIds::new(path.clone(), load(&path).unwrap())
+                .allocate()
+                .await
+                .unwrap()
         });
         assert_eq!(second, 2 * BLOCK);
     }
