@@ -229,14 +229,7 @@ impl PartitionLog {
         let bytes = assign_base_offset(batch, base);
         if self.maybe_roll(&mut st, batch_bytes, last) {
             // The state of every batch below the new segment, before this one.
-            let snapshot = st.producers.clone();
-            let dir = self.shared.dir.clone();
-            glommio::spawn_local(async move {
-                if let Err(e) = producer_snapshot::write(dir, base, &snapshot).await {
-                    tracing::warn!(error = %e, "producer snapshot at roll failed; the next open scans further");
-                }
-            })
-            .detach();
+            self.snapshot_producers_in_background(base, st.producers.clone());
         }
         let config = &self.shared.config;
         let active = st.active();
@@ -269,6 +262,16 @@ impl PartitionLog {
             last_offset: last,
             log_start_offset,
         })
+    }
+
+    fn snapshot_producers_in_background(&self, at: Offset, snapshot: ProducerStates) {
+        let dir = self.shared.dir.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = producer_snapshot::write(dir, at, &snapshot).await {
+                tracing::warn!(error = %e, "producer snapshot at roll failed; the next open scans further");
+            }
+        })
+        .detach();
     }
 
     /// Start a new segment (in memory; the appender creates its file) when the active
@@ -445,7 +448,7 @@ fn assign_base_offset(batch: Bytes, base: Offset) -> Bytes {
 /// The idempotent producer a batch names, if any. Control batches (transaction
 /// markers) carry a producer too but no sequence: they are not checked here.
 pub(crate) fn producer_batch(info: &weir_protocol::record_batch::BatchInfo) -> Option<ProducerBatch> {
-    (info.producer_id >= 0 && info.base_sequence >= 0 && !info.is_control()).then(|| ProducerBatch {
+    (info.producer_id >= 0 && info.base_sequence >= 0 && !info.is_control()).then_some(ProducerBatch {
         producer_id: info.producer_id,
         epoch: info.producer_epoch,
         first_sequence: info.base_sequence,
