@@ -1,34 +1,14 @@
-//! Command line and environment configuration (clap). Every `weir serve` flag
-//! can also be set as a `WEIR_*` environment variable. Parsed once in `main`,
-//! then shared read-only (`Arc`) by every shard.
+//! The broker's configuration: `ServeArgs`, the `weir serve` flags (a clap
+//! `Args` the `weir` binary's command line embeds). Every flag can also be set
+//! as a `WEIR_*` environment variable. Parsed once in `main`, then shared
+//! read-only (`Arc`) by every shard.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 use crate::limits;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "weir",
-    version,
-    about = "Weir: a thread-per-core, Kafka-compatible message broker"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the broker.
-    Serve(Box<ServeArgs>),
-    /// Consumer groups of a running broker: list, describe (lag), reset-offsets.
-    Group(crate::cli::GroupArgs),
-    /// Topics of a running broker: list, create, describe, delete.
-    Topic(crate::cli::TopicArgs),
-}
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {

@@ -2,10 +2,11 @@
 //!
 //! `shard` (per-core state, routing, mesh), `network` (listeners, framing,
 //! dispatch), `handlers` (one module per Kafka API), `log` (the partition log),
-//! `metadata` (the topic catalog), `server` (start-up and shutdown).
+//! `metadata` (the topic catalog), `server` (start-up and shutdown), `config`
+//! (the `weir serve` flags). The `weir` binary (`src/bin/weir/`) adds the
+//! command line and the admin commands, which talk to a running broker through
+//! `weir-client`; the library itself holds no Kafka client.
 
-pub mod cli;
-pub mod client;
 pub mod config;
 pub mod deadline;
 pub mod error;

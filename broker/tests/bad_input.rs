@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{batch, decode, Broker};
-use weir_broker::client::ClientError;
+use weir_client::blocking::ClientError;
 use weir_protocol::record_batch::Compression;
 
 fn code_of(e: ClientError) -> i16 {

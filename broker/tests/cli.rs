@@ -127,7 +127,7 @@ fn given_a_broker_when_managing_topics_should_create_list_describe_and_delete_th
         "{described}"
     );
     let err = fails(&broker.addr(), &["topic", "create", "audit", "--partitions", "4"]);
-    assert!(err.contains("TopicAlreadyExists"), "{err}");
+    assert!(err.contains("TOPIC_ALREADY_EXISTS"), "{err}");
     let err = fails(&broker.addr(), &["topic", "create", "bad", "--config", "novalue"]);
     assert!(err.contains("KEY=VALUE"), "{err}");
     assert!(ok(&broker, &["topic", "delete", "audit"]).contains("deleted topic audit"));
@@ -153,33 +153,41 @@ fn given_a_group_when_a_consumer_reads_everything_should_describe_lag_before_and
         .unwrap()
         .as_millis() as i64;
     for p in 0..PARTITIONS {
-        client
-            .produce(
-                topic,
-                p,
-                common::batch(0, RECORDS_PER_PARTITION as usize, Compression::None),
-                -1,
-            )
-            .unwrap();
+        let batch = common::batch(0, RECORDS_PER_PARTITION as usize, Compression::None);
+        client.produce(topic, p, batch, -1).unwrap();
     }
     let err = fails(&broker.addr(), &["group", "describe", group]);
     assert!(err.contains("group \"reporting\" not found"), "{err}");
+    admin_reset_creates_the_group(&broker, group, topic);
+    let consumer = consume_everything(&broker, group, topic);
+    // While the consumer is a member, resets are refused by the CLI and by the coordinator.
+    let err = fails(&broker.addr(), &reset_args(group, topic, "earliest"));
+    assert!(err.contains("can only be reset while it is Empty"), "{err}");
+    assert!(client.commit_offsets(group, -1, "", &[(topic, 0, 0)]).is_err());
+    stop(consumer);
+    let caught_up: Vec<_> = (0..PARTITIONS)
+        .map(|p| {
+            (
+                p,
+                RECORDS_PER_PARTITION.to_string(),
+                RECORDS_PER_PARTITION,
+                "0".into(),
+            )
+        })
+        .collect();
+    assert_eq!(lag_rows(&broker, group, topic), caught_up);
+    every_reset_form_works_once_empty(&broker, group, topic, before_ms);
+}
 
-    // An admin reset creates the group at the start: the lag is the whole partition.
-    let reset = ok(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            group,
-            "--topic",
-            topic,
-            "--to",
-            "earliest",
-        ],
-    );
+fn reset_args<'a>(group: &'a str, topic: &'a str, to: &'a str) -> [&'a str; 7] {
+    ["group", "reset-offsets", group, "--topic", topic, "--to", to]
+}
+
+/// An admin reset of a group nobody joined creates it at the start: the lag is the whole
+/// partition, and the group is listed as Empty.
+fn admin_reset_creates_the_group(broker: &Broker, group: &str, topic: &str) {
+    let reset = ok(broker, &reset_args(group, topic, "earliest"));
     assert_eq!(reset.lines().count(), 1 + PARTITIONS as usize, "{reset}");
-    let rows = lag_rows(&broker, group, topic);
     let full: Vec<_> = (0..PARTITIONS)
         .map(|p| {
             (
@@ -190,16 +198,19 @@ fn given_a_group_when_a_consumer_reads_everything_should_describe_lag_before_and
             )
         })
         .collect();
-    assert_eq!(rows, full);
-    let listed = ok(&broker, &["group", "list"]);
+    assert_eq!(lag_rows(broker, group, topic), full);
+    let listed = ok(broker, &["group", "list"]);
     assert!(
         listed
             .lines()
             .any(|l| l.split_whitespace().take(2).eq([group, "Empty"])),
         "{listed}"
     );
+}
 
-    // A real consumer reads everything and commits: lag 0, shown with its member while it runs.
+/// Starts a real consumer (confluent-kafka) in the group and waits until it has read and
+/// committed everything: lag 0, shown with its member while it runs.
+fn consume_everything(broker: &Broker, group: &str, topic: &str) -> std::process::Child {
     let out = broker.dir.path().join("consumer.out");
     let mut consumer = Command::new(python())
         .arg(concat!(
@@ -222,127 +233,47 @@ fn given_a_group_when_a_consumer_reads_everything_should_describe_lag_before_and
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let rows = lag_rows(&broker, group, topic);
-        let text = ok(&broker, &["group", "describe", group]);
+        let rows = lag_rows(broker, group, topic);
+        let text = ok(broker, &["group", "describe", group]);
         if rows.iter().all(|r| r.3 == "0")
             && text.contains("state Stable")
             && text.contains(&format!("{topic}:"))
         {
             break;
         }
-        assert!(Instant::now() < deadline, "consumer did not catch up:\n{text}");
+        if Instant::now() >= deadline {
+            let _ = consumer.kill();
+            let _ = consumer.wait();
+            panic!("consumer did not catch up:\n{text}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let err = fails(
-        &broker.addr(),
-        &[
-            "group",
-            "reset-offsets",
-            group,
-            "--topic",
-            topic,
-            "--to",
-            "earliest",
-        ],
-    );
-    assert!(err.contains("can only be reset while it is Empty"), "{err}");
-    // The coordinator itself refuses an admin commit (generation -1) while the group has members.
-    assert!(client.commit_offsets(group, -1, "", &[(topic, 0, 0)]).is_err());
+    consumer
+}
+
+/// SIGTERM: the consumer leaves the group and exits cleanly.
+fn stop(mut consumer: std::process::Child) {
     unsafe { libc::kill(consumer.id() as i32, libc::SIGTERM) };
     assert!(consumer.wait().unwrap().success());
-    let rows = lag_rows(&broker, group, topic);
-    let caught_up: Vec<_> = (0..PARTITIONS)
-        .map(|p| {
-            (
-                p,
-                RECORDS_PER_PARTITION.to_string(),
-                RECORDS_PER_PARTITION,
-                "0".into(),
-            )
-        })
-        .collect();
-    assert_eq!(rows, caught_up);
+}
 
-    // Empty again: every --to form works; offsets past the log end land on it.
-    ok(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            group,
-            "--topic",
-            topic,
-            "--to",
-            "offset:990",
-        ],
-    );
-    assert!(lag_rows(&broker, group, topic)
+/// Empty again: every --to form works; offsets past the log end land on it; an unknown topic
+/// and a malformed --to are refused with clear messages.
+fn every_reset_form_works_once_empty(broker: &Broker, group: &str, topic: &str, before_ms: i64) {
+    let committed_and_lag = |to: &str| {
+        ok(broker, &reset_args(group, topic, to));
+        lag_rows(broker, group, topic)
+    };
+    assert!(committed_and_lag("offset:990")
         .iter()
         .all(|r| r.1 == "990" && r.3 == "10"));
-    ok(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            group,
-            "--topic",
-            topic,
-            "--to",
-            "offset:5000",
-        ],
-    );
-    assert!(lag_rows(&broker, group, topic).iter().all(|r| r.1 == "1000"));
-    ok(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            group,
-            "--topic",
-            topic,
-            "--to",
-            &format!("timestamp:{}", before_ms - 1000),
-        ],
-    );
-    assert!(lag_rows(&broker, group, topic).iter().all(|r| r.1 == "0"));
-    ok(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            group,
-            "--topic",
-            topic,
-            "--to",
-            "latest",
-        ],
-    );
-    assert!(lag_rows(&broker, group, topic).iter().all(|r| r.3 == "0"));
-    let err = fails(
-        &broker.addr(),
-        &[
-            "group",
-            "reset-offsets",
-            group,
-            "--topic",
-            "nope",
-            "--to",
-            "latest",
-        ],
-    );
+    assert!(committed_and_lag("offset:5000").iter().all(|r| r.1 == "1000"));
+    let before = format!("timestamp:{}", before_ms - 1000);
+    assert!(committed_and_lag(&before).iter().all(|r| r.1 == "0"));
+    assert!(committed_and_lag("latest").iter().all(|r| r.3 == "0"));
+    let err = fails(&broker.addr(), &reset_args(group, "nope", "latest"));
     assert!(err.contains("topic \"nope\" not found"), "{err}");
-    let err = fails(
-        &broker.addr(),
-        &[
-            "group",
-            "reset-offsets",
-            group,
-            "--topic",
-            topic,
-            "--to",
-            "yesterday",
-        ],
-    );
+    let err = fails(&broker.addr(), &reset_args(group, topic, "yesterday"));
     assert!(err.contains("expected earliest, latest"), "{err}");
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::loop_disk::LoopDisk;
 use common::Broker;
-use weir_broker::client::{Client, ClientError};
+use weir_client::blocking::{Client, ClientError};
 use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::{validate, BatchWalker, Compression};
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::Broker;
-use weir_broker::client::Client;
+use weir_client::blocking::Client;
 use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::{validate, BatchWalker, Compression};
 
@@ -294,9 +294,9 @@ impl Drop for SmallFs {
     }
 }
 
-fn code_of(e: weir_broker::client::ClientError) -> i16 {
+fn code_of(e: weir_client::blocking::ClientError) -> i16 {
     match e {
-        weir_broker::client::ClientError::Kafka { code, .. } => code,
+        weir_client::blocking::ClientError::Kafka { code, .. } => code,
         other => panic!("expected a Kafka error code, got {other:?}"),
     }
 }

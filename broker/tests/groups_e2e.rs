@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Broker;
-use weir_broker::client::{decode_assignment, encode_assignment, encode_subscription, Client, ClientError};
+use weir_client::blocking::{decode_assignment, encode_assignment, encode_subscription, Client, ClientError};
 use weir_protocol::record_batch::Compression;
 
 const PARTITIONS: i32 = 6;
@@ -381,7 +381,7 @@ fn range_assign(topic: &str, members: &[String], partitions: i32) -> Vec<(String
 fn consume_and_commit(
     client: &mut Client,
     group: &str,
-    joined: &weir_broker::client::Joined,
+    joined: &weir_client::blocking::Joined,
     topic: &str,
     partitions: &[i32],
 ) -> Vec<String> {
@@ -427,7 +427,7 @@ fn lead_alone_and_commit_half(
     one: &mut Client,
     group: &str,
     topic: &str,
-) -> (weir_broker::client::Joined, Vec<String>) {
+) -> (weir_client::blocking::Joined, Vec<String>) {
     let protocols = [("range", encode_subscription(&[topic]))];
     let j1 = one
         .join_group(group, "", SESSION_TIMEOUT_MS as i32, &protocols)
@@ -435,7 +435,7 @@ fn lead_alone_and_commit_half(
     assert!(j1.is_leader(), "the only member leads");
     assert_eq!(j1.members.len(), 1);
     assert_eq!(
-        weir_broker::client::decode_subscription(&j1.members[0].1).unwrap(),
+        weir_client::blocking::decode_subscription(&j1.members[0].1).unwrap(),
         vec![topic.to_string()]
     );
     let ids: Vec<String> = j1.members.iter().map(|m| m.0.clone()).collect();
@@ -470,8 +470,12 @@ fn second_member_joins(
     coordinator: &str,
     group: &'static str,
     topic: &'static str,
-    j1: &weir_broker::client::Joined,
-) -> (weir_broker::client::Joined, Client, weir_broker::client::Joined) {
+    j1: &weir_client::blocking::Joined,
+) -> (
+    weir_client::blocking::Joined,
+    Client,
+    weir_client::blocking::Joined,
+) {
     let protocols = [("range", encode_subscription(&[topic]))];
     // A second member's JoinGroup parks until the first rejoins; the first learns of the
     // rebalance from its heartbeat.
@@ -692,7 +696,7 @@ fn own_session(
 const UNKNOWN_MEMBER_ID: i16 = 25;
 
 /// A generation's membership and the (partition, position) of each assigned partition.
-type Membership = (weir_broker::client::Joined, Vec<(i32, i64)>);
+type Membership = (weir_client::blocking::Joined, Vec<(i32, i64)>);
 
 /// Join and sync (leading with a range assignment when chosen); returns the membership and
 /// the committed position of each assigned partition, or `None` when the member must rejoin.

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use common::{batch, Broker};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, RequestHeader, RequestKind, TopicName};
-use weir_broker::client::Client;
+use weir_client::blocking::Client;
 use weir_protocol::frame;
 use weir_protocol::record_batch::Compression;
 

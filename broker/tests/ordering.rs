@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::Broker;
-use weir_broker::client::Client;
+use weir_client::blocking::Client;
 use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::{BatchWalker, Compression};
 

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{batch, decode, Broker};
-use weir_broker::client::Client;
+use weir_client::blocking::Client;
 use weir_protocol::record_batch::Compression;
 
 const PARTITIONS: i32 = 8;

@@ -16,16 +16,17 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
+use kafka_protocol::ResponseError;
+use weir_client::requests::{self, FetchLimits, TopicRef};
+use weir_client::{error_name, is_retriable, ProtocolError};
 use weir_protocol::record_batch::{self, BatchWalker};
 use weir_protocol::records;
 
 use crate::cli::Mode;
 use crate::client::cluster::{list_offsets, EARLIEST};
 use crate::client::conn::Connection;
-use crate::client::{error_name, is_retriable, ClientError};
+use crate::client::ClientError;
 use crate::producer::order_stamp;
 use crate::shard::{connect_all, now_ns, ShardCtx, TaskPlan};
 use crate::stats::record_us;
@@ -45,8 +46,6 @@ const DRAIN_MS_MAX: u64 = 10_000;
 const DRAIN_IDLE_MS_MAX: u64 = 2_000;
 /// A consume run without --duration ends after this long without new records.
 const CONSUME_IDLE_MS_MAX: u64 = 10_000;
-/// OFFSET_OUT_OF_RANGE: restart from the earliest offset.
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 struct PartitionCursor {
     partition: i32,
@@ -196,10 +195,10 @@ async fn fetch_loop(
     let mut drain = None;
     while !should_stop(ctx, &cursors, &mut drain) {
         let request = fetch_request(ctx, &cursors, version);
-        let response = conn.request(&request, version).await?;
+        let response = conn.request(request, version).await?;
         ctx.stats.borrow_mut().fetch_requests += 1;
         if response.error_code != 0 {
-            return Err(fetch_error(response.error_code));
+            return Err(fetch_error(conn, response.error_code));
         }
         for topic in response.responses {
             for p in topic.partitions {
@@ -212,18 +211,20 @@ async fn fetch_loop(
                             consume_records(ctx, cursor, &records, &mut scratch)?;
                         }
                     }
-                    OFFSET_OUT_OF_RANGE => {
+                    code if code == ResponseError::OffsetOutOfRange.code() => {
                         count_error(ctx, p.error_code);
                         let earliest =
                             list_offsets(conn, &ctx.cluster.topic.name, &[cursor.partition], EARLIEST)
                                 .await?;
-                        cursor.next_offset = earliest[0].1;
+                        if let Some(&(_, offset)) = earliest.first() {
+                            cursor.next_offset = offset;
+                        }
                     }
                     code if is_retriable(code) => {
                         count_error(ctx, code);
                         glommio::timer::sleep(Duration::from_millis(100)).await;
                     }
-                    code => return Err(fetch_error(code)),
+                    code => return Err(fetch_error(conn, code)),
                 }
             }
         }
@@ -231,13 +232,8 @@ async fn fetch_loop(
     Ok(())
 }
 
-fn fetch_error(code: i16) -> ClientError {
-    ClientError::Broker {
-        api: "Fetch",
-        code,
-        name: error_name(code),
-        detail: String::new(),
-    }
+fn fetch_error(conn: &Connection, code: i16) -> ClientError {
+    conn.protocol(ProtocolError::broker(ApiKey::Fetch, code, ""))
 }
 
 fn count_error(ctx: &ShardCtx, code: i16) {
@@ -247,29 +243,22 @@ fn count_error(ctx: &ShardCtx, code: i16) {
 }
 
 fn fetch_request(ctx: &ShardCtx, cursors: &[PartitionCursor], version: i16) -> FetchRequest {
-    let topic_meta = &ctx.cluster.topic;
-    let mut topic = FetchTopic::default().with_partitions(
-        cursors
-            .iter()
-            .filter(|c| c.next_offset < c.end_offset)
-            .map(|c| {
-                FetchPartition::default()
-                    .with_partition(c.partition)
-                    .with_fetch_offset(c.next_offset)
-                    .with_partition_max_bytes(PARTITION_FETCH_BYTES_MAX)
-            })
-            .collect(),
-    );
-    if version >= 13 {
-        topic.topic_id = topic_meta.raw.topic_id;
-    } else {
-        topic.topic = TopicName(StrBytes::from_string(topic_meta.name.clone()));
-    }
-    FetchRequest::default()
-        .with_max_wait_ms(FETCH_WAIT_MS)
-        .with_min_bytes(1)
-        .with_max_bytes(FETCH_BYTES_MAX)
-        .with_topics(vec![topic])
+    let topic = &ctx.cluster.topic;
+    let partitions: Vec<(i32, i64)> = cursors
+        .iter()
+        .filter(|c| c.next_offset < c.end_offset)
+        .map(|c| (c.partition, c.next_offset))
+        .collect();
+    let limits = FetchLimits {
+        max_wait_ms: FETCH_WAIT_MS,
+        max_bytes: FETCH_BYTES_MAX,
+        partition_max_bytes: PARTITION_FETCH_BYTES_MAX,
+    };
+    let at = TopicRef {
+        name: &topic.name,
+        id: topic.raw.topic_id,
+    };
+    requests::fetch(at, version, &partitions, limits)
 }
 
 /// Count the batches of one partition's records and advance its cursor.
@@ -334,10 +323,9 @@ fn consume_records(
 }
 
 fn bad_batch(partition: i32, e: impl std::fmt::Display) -> ClientError {
-    ClientError::Decode {
-        api: "Fetch",
-        addr: String::new(),
-        message: format!("partition {partition}: bad record batch: {e}"),
+    ClientError::BadRecords {
+        partition,
+        message: e.to_string(),
     }
 }
 

@@ -32,6 +32,8 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, StrBytes};
+use kafka_protocol::ResponseError;
+use weir_client::versions::CLIENT_APIS;
 use weir_protocol::record_batch::{self, BatchWalker};
 
 /// Requests larger than this are refused (Kafka's socket.request.max.bytes).
@@ -39,9 +41,9 @@ const REQUEST_BYTES_MAX: usize = 100 << 20;
 /// A Fetch waits at most this long before its (empty) answer.
 const FETCH_WAIT_MS_MAX: u64 = 500;
 /// UNSUPPORTED_VERSION, for the KIP-511 ApiVersions fallback.
-const UNSUPPORTED_VERSION: i16 = 35;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
+const TOPIC_ALREADY_EXISTS: i16 = ResponseError::TopicAlreadyExists.code();
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
 
 #[derive(Debug, Clone)]
 pub struct NullBrokerConfig {
@@ -209,7 +211,7 @@ fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
     let corr = header.correlation_id;
     let hv = key.response_header_version(version);
     match key {
-        ApiKey::ApiVersions => Ok(Some(api_versions(corr, version, state.cfg.api_versions_max))),
+        ApiKey::ApiVersions => api_versions(corr, version, state.cfg.api_versions_max),
         ApiKey::Metadata => {
             let req = MetadataRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
             respond(corr, hv, &metadata(state, &req), version)
@@ -273,41 +275,43 @@ fn respond<R: Encodable>(
     Ok(Some(buf.freeze()))
 }
 
-/// Our advertised ranges: what kafka-protocol can decode for us.
-const ADVERTISED: [(ApiKey, i16, i16); 6] = [
-    (ApiKey::Produce, 3, 13),
-    (ApiKey::Fetch, 4, 18),
-    (ApiKey::ListOffsets, 1, 10),
-    (ApiKey::Metadata, 1, 13),
-    (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
+/// The APIs served here; each is advertised with the range the Weir client
+/// speaks (`CLIENT_APIS`), so whatever the client negotiates is served.
+const SERVED: [ApiKey; 6] = [
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
 ];
 
 /// ApiVersions always answers with response header v0; an unknown version
 /// gets UNSUPPORTED_VERSION in v0 format (KIP-511).
-fn api_versions(corr: i32, version: i16, max: i16) -> Bytes {
-    let supported = (0..=max.min(4)).contains(&version);
+fn api_versions(corr: i32, version: i16, max: i16) -> Result<Option<Bytes>, String> {
+    let advertised: Vec<ApiVersion> = CLIENT_APIS
+        .iter()
+        .filter(|r| SERVED.contains(&r.key))
+        .map(|r| {
+            let hi = if r.key == ApiKey::ApiVersions {
+                max.min(r.max)
+            } else {
+                r.max
+            };
+            ApiVersion::default()
+                .with_api_key(r.key as i16)
+                .with_min_version(r.min)
+                .with_max_version(hi)
+        })
+        .collect();
+    let own = advertised
+        .iter()
+        .find(|a| a.api_key == ApiKey::ApiVersions as i16);
+    let supported = own.is_some_and(|a| (a.min_version..=a.max_version).contains(&version));
     let body = ApiVersionsResponse::default()
         .with_error_code(if supported { 0 } else { UNSUPPORTED_VERSION })
-        .with_api_keys(
-            ADVERTISED
-                .iter()
-                .map(|&(k, lo, hi)| {
-                    let hi = if k == ApiKey::ApiVersions { max.min(hi) } else { hi };
-                    ApiVersion::default()
-                        .with_api_key(k as i16)
-                        .with_min_version(lo)
-                        .with_max_version(hi)
-                })
-                .collect(),
-        );
-    let encoded =
-        crate::client::versions::encode_api_versions_response(&body, if supported { version } else { 0 });
-    let mut buf = BytesMut::with_capacity(8 + encoded.len());
-    buf.put_i32(4 + encoded.len() as i32);
-    buf.put_i32(corr);
-    buf.put_slice(&encoded);
-    buf.freeze()
+        .with_api_keys(advertised);
+    respond(corr, 0, &body, if supported { version } else { 0 })
 }
 
 /// A stable topic id derived from the name (the null broker keeps no state

@@ -13,13 +13,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use glommio::sync::{Semaphore, StaticPermit};
 use kafka_protocol::messages::{ApiKey, ProduceResponse};
-use kafka_protocol::protocol::Decodable;
+use weir_client::produce::{encode_produce, ProduceTarget};
+use weir_client::{error_name, is_retriable, responses, wire, ProtocolError};
 use weir_protocol::builder::BatchBuilder;
 
 use crate::cli::Keys;
 use crate::client::conn::Connection;
-use crate::client::frame::{encode_produce, ProduceTarget};
-use crate::client::{error_name, is_retriable, ClientError};
+use crate::client::{ClientError, CLIENT_ID};
 use crate::shard::{now_ns, ShardCtx, TaskPlan};
 use crate::stats::record_us;
 
@@ -363,6 +363,7 @@ fn transmit(
     let version = conn.version(ApiKey::Produce)?;
     let topic = &ctx.cluster.topic;
     let target = ProduceTarget {
+        client_id: CLIENT_ID,
         topic: &topic.name,
         topic_id: topic.topic_id_bytes(),
         partition: sealed.partition,
@@ -465,32 +466,22 @@ async fn settle(
 pub fn client_error_kind(e: &ClientError) -> &'static str {
     match e {
         ClientError::Timeout { .. } => "timeout",
-        ClientError::Decode { .. } => "bad-response",
+        ClientError::Protocol {
+            source: ProtocolError::Broker { .. } | ProtocolError::NoCommonVersion { .. },
+            ..
+        } => "broker-error",
+        ClientError::Protocol { .. } | ClientError::BadRecords { .. } => "bad-response",
         _ => "connection",
     }
 }
 
 /// The error code of `partition` in a Produce response body.
-fn partition_error(conn: &Connection, mut body: Bytes, partition: i32) -> Result<i16, ClientError> {
+fn partition_error(conn: &Connection, body: Bytes, partition: i32) -> Result<i16, ClientError> {
     let version = conn.version(ApiKey::Produce)?;
-    let response = ProduceResponse::decode(&mut body, version).map_err(|e| ClientError::Decode {
-        api: "Produce",
-        addr: conn.addr().to_string(),
-        message: e.to_string(),
-    })?;
-    let found = response
-        .responses
-        .iter()
-        .flat_map(|t| t.partition_responses.iter())
-        .find(|p| p.index == partition);
-    match found {
-        Some(p) => Ok(p.error_code),
-        None => Err(ClientError::Decode {
-            api: "Produce",
-            addr: conn.addr().to_string(),
-            message: format!("response lacks partition {partition}"),
-        }),
-    }
+    let response: ProduceResponse =
+        wire::decode_body(body, ApiKey::Produce, version).map_err(|e| conn.protocol(e))?;
+    let p = responses::produce_partition(&response, partition).map_err(|e| conn.protocol(e))?;
+    Ok(p.error_code)
 }
 
 #[cfg(test)]

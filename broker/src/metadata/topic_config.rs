@@ -205,12 +205,15 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    /// `weir serve`'s flags alone, so the defaults below are the CLI's.
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: crate::config::ServeArgs,
+    }
+
     fn defaults() -> TopicConfig {
-        let cli = crate::config::Cli::parse_from(["weir", "serve"]);
-        let crate::config::Command::Serve(args) = cli.command else {
-            unreachable!("serve parses as Serve")
-        };
-        TopicConfig::defaults(&args.topic_defaults())
+        TopicConfig::defaults(&Serve::parse_from(["weir"]).args.topic_defaults())
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir_broker::client::Client;
+use weir_client::blocking::Client;
 
 pub mod loop_disk;
 

@@ -8,20 +8,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, ListOffsetsRequest, MetadataRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::ResponseError;
+use weir_client::{requests, responses, ProtocolError};
 
 use super::conn::Connection;
-use super::{error_name, ClientError};
+use super::ClientError;
 
-/// TOPIC_ALREADY_EXISTS: fine for --create.
-const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub use weir_client::requests::{EARLIEST, LATEST};
 /// How long to wait for a just-created topic to get leaders everywhere.
 const LEADER_WAIT_MS_MAX: u64 = 10_000;
 /// Pause between Metadata polls while leaders are elected.
@@ -112,25 +107,11 @@ pub async fn bootstrap(
 
 async fn create_topic(conn: &Connection, topic: &str, partitions: i32) -> Result<(), ClientError> {
     let version = conn.version(ApiKey::CreateTopics)?;
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(conn.timeout().as_millis() as i32)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)]);
-    let response = conn.request(&request, version).await?;
-    for t in &response.topics {
-        if t.error_code != 0 && t.error_code != TOPIC_ALREADY_EXISTS {
-            let message = t.error_message.as_ref().map(|m| m.as_str().to_string());
-            return Err(ClientError::Broker {
-                api: "CreateTopics",
-                code: t.error_code,
-                name: error_name(t.error_code),
-                detail: format!(" for topic '{topic}': {}", message.unwrap_or_default()),
-            });
-        }
-    }
-    Ok(())
+    let timeout_ms = conn.timeout().as_millis() as i32;
+    let request = requests::create_topic(topic, partitions, &[], timeout_ms);
+    let response = conn.request(request, version).await?;
+    // An existing topic is fine for --create: the run uses it as it is.
+    responses::topics_created(&response, true).map_err(|e| conn.protocol(e))
 }
 
 enum MetadataOutcome {
@@ -142,14 +123,11 @@ enum MetadataOutcome {
 
 async fn metadata(conn: &Connection, topic: &str) -> Result<MetadataOutcome, ClientError> {
     let version = conn.version(ApiKey::Metadata)?;
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]))
-        .with_allow_auto_topic_creation(false);
-    let response = conn.request(&request, version).await?;
+    let response = conn.request(requests::metadata(Some(&[topic])), version).await?;
     if response.error_code != 0 {
         return Ok(MetadataOutcome::Failed(broker_error(
-            "Metadata",
+            conn,
+            ApiKey::Metadata,
             response.error_code,
             topic,
         )));
@@ -159,18 +137,21 @@ async fn metadata(conn: &Connection, topic: &str) -> Result<MetadataOutcome, Cli
         .iter()
         .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
         .collect();
-    let Some(raw) = response
-        .topics
-        .into_iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
-    else {
+    let Some(raw) = responses::metadata_topic(&response, topic).cloned() else {
         return Ok(MetadataOutcome::UnknownTopic);
     };
+    let unknown = [
+        ResponseError::UnknownTopicOrPartition.code(),
+        ResponseError::UnknownTopicId.code(),
+    ];
     match raw.error_code {
         0 => {}
-        3 | 100 => return Ok(MetadataOutcome::UnknownTopic),
-        5 => return Ok(MetadataOutcome::NoLeader(-1)),
-        code => return Ok(MetadataOutcome::Failed(broker_error("Metadata", code, topic))),
+        code if unknown.contains(&code) => return Ok(MetadataOutcome::UnknownTopic),
+        code if code == ResponseError::LeaderNotAvailable.code() => return Ok(MetadataOutcome::NoLeader(-1)),
+        code => {
+            let e = broker_error(conn, ApiKey::Metadata, code, topic);
+            return Ok(MetadataOutcome::Failed(e));
+        }
     }
     partitions_of(raw, brokers, topic)
 }
@@ -194,11 +175,12 @@ fn partitions_of(
     }
     for (i, p) in partitions.iter().enumerate() {
         if p.index != i as i32 {
-            return Ok(MetadataOutcome::Failed(ClientError::Decode {
-                api: "Metadata",
-                addr: String::new(),
-                message: format!("partitions of '{topic}' are not 0..n (found {})", p.index),
-            }));
+            let what = format!("partition {i} of '{topic}' (partitions are not 0..n)");
+            let e = ProtocolError::Missing {
+                api: ApiKey::Metadata,
+                what,
+            };
+            return Ok(MetadataOutcome::Failed(ClientError::protocol("", e)));
         }
         if p.leader < 0 {
             return Ok(MetadataOutcome::NoLeader(p.index));
@@ -218,18 +200,9 @@ fn partitions_of(
     }))
 }
 
-fn broker_error(api: &'static str, code: i16, topic: &str) -> ClientError {
-    ClientError::Broker {
-        api,
-        code,
-        name: error_name(code),
-        detail: format!(" for topic '{topic}'"),
-    }
+fn broker_error(conn: &Connection, api: ApiKey, code: i16, topic: &str) -> ClientError {
+    conn.protocol(ProtocolError::broker(api, code, format!(" for topic '{topic}'")))
 }
-
-/// Kafka's ListOffsets timestamps: the next offset to be written / the first kept.
-pub const LATEST: i64 = -1;
-pub const EARLIEST: i64 = -2;
 
 /// Offsets of `partitions` at `timestamp` (LATEST or EARLIEST), from their
 /// leader `conn`. Returns (partition, offset) pairs.
@@ -240,37 +213,15 @@ pub async fn list_offsets(
     timestamp: i64,
 ) -> Result<Vec<(i32, i64)>, ClientError> {
     let version = conn.version(ApiKey::ListOffsets)?;
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_current_leader_epoch(-1)
-                            .with_timestamp(timestamp)
-                    })
-                    .collect(),
-            )]);
-    let response = conn.request(&request, version).await?;
+    let request = requests::list_offsets(topic, partitions, timestamp);
+    let response = conn.request(request, version).await?;
     let mut out = Vec::with_capacity(partitions.len());
-    for t in &response.topics {
-        for p in &t.partitions {
-            if p.error_code != 0 {
-                return Err(broker_error("ListOffsets", p.error_code, topic));
-            }
-            out.push((p.partition_index, p.offset));
+    for &partition in partitions {
+        let p = responses::list_offsets_partition(&response, partition).map_err(|e| conn.protocol(e))?;
+        if p.error_code != 0 {
+            return Err(broker_error(conn, ApiKey::ListOffsets, p.error_code, topic));
         }
-    }
-    if out.len() != partitions.len() {
-        return Err(ClientError::Decode {
-            api: "ListOffsets",
-            addr: conn.addr().to_string(),
-            message: format!("asked for {} partitions, got {}", partitions.len(), out.len()),
-        });
+        out.push((partition, p.offset));
     }
     Ok(out)
 }

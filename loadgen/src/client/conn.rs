@@ -5,6 +5,8 @@
 //! Invariants: `pending` holds requests in the order their bytes were queued;
 //! in-flight requests never exceed the semaphore's permits; a dead connection
 //! fails every pending request and refuses new ones. Never blocks the executor.
+//! Framing, the size bound, the correlation check and version negotiation are
+//! `weir_client`'s; this module only moves bytes.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -19,16 +21,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
-use kafka_protocol::messages::{ApiKey, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Request};
+use kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_protocol::protocol::Request;
+use weir_client::wire::{self, RESPONSE_BYTES_MAX};
+use weir_client::{Negotiation, ProtocolError, Step, VersionTable};
 
-use super::frame::{api_name, encode_request};
-use super::versions::VersionTable;
-use super::ClientError;
+use super::{ClientError, CLIENT_ID};
 
-/// A response larger than this is a broker bug or garbage: a Fetch is capped at
-/// `FETCH_BYTES_MAX` (64 MiB) by our own request, plus headers.
-pub const RESPONSE_BYTES_MAX: usize = 80 << 20;
 /// Frames below this are copied into one write to save syscalls; larger ones
 /// (record batches) are written from their own buffer without a copy.
 const COALESCE_BYTES_MAX: usize = 16 << 10;
@@ -74,7 +73,8 @@ fn complete(slot: &Rc<RefCell<Slot>>, result: SlotResult) {
 
 struct Pending {
     correlation_id: i32,
-    header_version: i16,
+    api: ApiKey,
+    version: i16,
     slot: Rc<RefCell<Slot>>,
 }
 
@@ -126,9 +126,29 @@ impl Connection {
         glommio::spawn_local(read_loop(inner.clone(), reader)).detach();
         glommio::spawn_local(write_loop(inner.clone(), writer)).detach();
         let conn = Self { inner };
-        let table = super::versions::negotiate(&conn).await?;
+        let table = conn.negotiate().await?;
         *conn.inner.versions.borrow_mut() = table;
         Ok(conn)
+    }
+
+    /// Ask the broker which versions it speaks (with the KIP-511 fallback).
+    async fn negotiate(&self) -> Result<VersionTable, ClientError> {
+        let mut negotiation = Negotiation::new(CLIENT_ID);
+        loop {
+            let request = RequestKind::ApiVersions(negotiation.request());
+            let body = self
+                .round_trip(ApiKey::ApiVersions, negotiation.version(), &request)
+                .await?;
+            let step = negotiation.on_response(&body).map_err(|e| self.protocol(e))?;
+            if let Step::Done(table) = step {
+                return Ok(table);
+            }
+        }
+    }
+
+    /// `e`, from this connection's broker.
+    pub fn protocol(&self, e: ProtocolError) -> ClientError {
+        ClientError::protocol(&self.inner.addr, e)
     }
 
     pub fn addr(&self) -> &str {
@@ -141,7 +161,11 @@ impl Connection {
 
     /// The negotiated version of `api`, or an error naming both ranges.
     pub fn version(&self, api: ApiKey) -> Result<i16, ClientError> {
-        self.inner.versions.borrow().version(api, &self.inner.addr)
+        self.inner
+            .versions
+            .borrow()
+            .version(api)
+            .map_err(|e| self.protocol(e))
     }
 
     /// Cap the negotiated version of `api` (e.g. no topic ids → below v13).
@@ -188,7 +212,8 @@ impl Connection {
             let slot = Rc::new(RefCell::new(Slot::default()));
             st.pending.push_back(Pending {
                 correlation_id,
-                header_version: api.response_header_version(version),
+                api,
+                version,
                 slot: slot.clone(),
             });
             ResponseFuture { slot }
@@ -220,38 +245,29 @@ impl Connection {
         match glommio::timer::timeout(self.inner.timeout, async { Ok(future.await) }).await {
             Ok(result) => result,
             Err(_timed_out) => Err(ClientError::Timeout {
-                api: api_name(api),
+                api: format!("{api:?}"),
                 addr: self.inner.addr.clone(),
                 timeout_ms: self.inner.timeout.as_millis() as u64,
             }),
         }
     }
 
-    /// One request/response round trip with the negotiated (or given) version.
-    pub async fn request<R: Request>(&self, body: &R, version: i16) -> Result<R::Response, ClientError> {
+    /// One request/response round trip at `version` (negotiated, or capped).
+    pub async fn request<R>(&self, body: R, version: i16) -> Result<R::Response, ClientError>
+    where
+        R: Request + Into<RequestKind>,
+    {
         let api = ApiKey::try_from(R::KEY).expect("kafka-protocol request has a known key");
-        let _permit = self.acquire().await?;
-        let correlation_id = self.next_correlation_id();
-        let frame = encode_request(api, version, correlation_id, body)?;
-        let future = self.send(&[frame], api, version, correlation_id, true)?;
-        let mut bytes = self.wait(api, future.expect("response expected")).await?;
-        let response = R::Response::decode(&mut bytes, version).map_err(|e| ClientError::Decode {
-            api: api_name(api),
-            addr: self.inner.addr.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(response)
+        let body = self.round_trip(api, version, &body.into()).await?;
+        wire::decode_body(body, api, version).map_err(|e| self.protocol(e))
     }
 
-    /// Raw round trip, for ApiVersions whose error reply may be in v0 format.
-    pub async fn request_raw(
-        &self,
-        api: ApiKey,
-        version: i16,
-        frame: Bytes,
-        correlation_id: i32,
-    ) -> Result<Bytes, ClientError> {
+    /// Frame, send and await one request; returns the checked response body.
+    async fn round_trip(&self, api: ApiKey, version: i16, body: &RequestKind) -> Result<Bytes, ClientError> {
         let _permit = self.acquire().await?;
+        let correlation_id = self.next_correlation_id();
+        let frame = wire::encode_request(api, version, correlation_id, CLIENT_ID, body)
+            .map_err(|e| self.protocol(e))?;
         let future = self.send(&[frame], api, version, correlation_id, true)?;
         self.wait(api, future.expect("response expected")).await
     }
@@ -391,50 +407,25 @@ async fn read_loop(inner: Rc<Inner>, mut reader: ReadHalf<TcpStream>) {
     }
 }
 
-/// Match a response frame with the oldest pending request.
-fn dispatch(inner: &Inner, mut frame: Bytes) -> Result<(), ClientError> {
+/// Match a response frame with the oldest pending request. An unexpected
+/// frame or correlation id means the stream is out of step: the connection dies.
+fn dispatch(inner: &Inner, frame: Bytes) -> Result<(), ClientError> {
     let pending = inner.state.borrow_mut().pending.pop_front();
     let Some(pending) = pending else {
-        return Err(ClientError::Correlation {
-            addr: inner.addr.clone(),
-            expected: -1,
-            got: peek_i32(&frame),
-        });
+        let got = wire::correlation_id(&frame).unwrap_or(-1);
+        let e = ProtocolError::Correlation { expected: -1, got };
+        return Err(ClientError::protocol(&inner.addr, e));
     };
-    let got = peek_i32(&frame);
-    if got != pending.correlation_id {
-        let err = ClientError::Correlation {
-            addr: inner.addr.clone(),
-            expected: pending.correlation_id,
-            got,
-        };
-        complete(
-            &pending.slot,
-            Err(ClientError::Closed {
-                addr: inner.addr.clone(),
-            }),
-        );
-        return Err(err);
-    }
-    let header = ResponseHeader::decode(&mut frame, pending.header_version);
-    match header {
-        Ok(_) => complete(&pending.slot, Ok(frame)),
-        Err(e) => complete(
-            &pending.slot,
-            Err(ClientError::Decode {
-                api: "response header",
-                addr: inner.addr.clone(),
-                message: e.to_string(),
-            }),
-        ),
+    match wire::response_body(frame, pending.correlation_id, pending.api, pending.version) {
+        Ok(body) => complete(&pending.slot, Ok(body)),
+        Err(e @ ProtocolError::Correlation { .. }) => {
+            let addr = inner.addr.clone();
+            complete(&pending.slot, Err(ClientError::Closed { addr }));
+            return Err(ClientError::protocol(&inner.addr, e));
+        }
+        Err(e) => complete(&pending.slot, Err(ClientError::protocol(&inner.addr, e))),
     }
     Ok(())
-}
-
-fn peek_i32(bytes: &[u8]) -> i32 {
-    bytes
-        .get(0..4)
-        .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Read one size-prefixed frame; returns it without the prefix.
@@ -444,19 +435,13 @@ async fn read_frame(
     buf: &mut BytesMut,
     chunk: &mut [u8],
 ) -> Result<Bytes, ClientError> {
-    fill(addr, reader, buf, chunk, 4).await?;
-    let size = peek_i32(buf);
-    if size < 4 || size as usize > RESPONSE_BYTES_MAX {
-        return Err(ClientError::FrameTooLarge {
-            addr: addr.to_string(),
-            size_bytes: size.max(0) as usize,
-            limit_bytes: RESPONSE_BYTES_MAX,
-        });
-    }
-    let total = 4 + size as usize;
+    fill(addr, reader, buf, chunk, wire::SIZE_PREFIX_BYTES).await?;
+    let prefix = [buf[0], buf[1], buf[2], buf[3]];
+    let size = wire::response_size(prefix, RESPONSE_BYTES_MAX).map_err(|e| ClientError::protocol(addr, e))?;
+    let total = wire::SIZE_PREFIX_BYTES + size;
     fill(addr, reader, buf, chunk, total).await?;
     let mut frame = buf.split_to(total);
-    frame.advance(4);
+    frame.advance(wire::SIZE_PREFIX_BYTES);
     Ok(frame.freeze())
 }
 

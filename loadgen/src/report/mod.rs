@@ -316,6 +316,28 @@ impl Report {
                 t.consume_records_per_s, t.consume_mb_per_s, a.consumed_records
             );
         }
+        self.latency_table(&mut s);
+        for (name, count) in &self.errors {
+            let _ = writeln!(s, "error {name}: {count}");
+        }
+        if let Some(o) = &self.order {
+            let _ = writeln!(
+                s,
+                "order: {} records checked, {} inversions, {} gaps, {} too short to check",
+                o.checked_records, o.inversions, o.gaps, o.unstamped_records
+            );
+        }
+        let _ = writeln!(
+            s,
+            "cpu: {:.2} s for {:.3} GB moved = {:.2} cpu-s/GB (loadgen process)",
+            self.cpu.loadgen_cpu_seconds, self.cpu.gb_moved, self.cpu.cpu_seconds_per_gb
+        );
+        s
+    }
+
+    /// Latency percentiles of the produce and end-to-end histograms that
+    /// recorded anything, in milliseconds.
+    fn latency_table(&self, s: &mut String) {
         let rows = [
             ("produce (batch)", &self.latency.produce),
             ("produce (record)", &self.latency.produce_record),
@@ -346,22 +368,6 @@ impl Report {
                 p.count
             );
         }
-        for (name, count) in &self.errors {
-            let _ = writeln!(s, "error {name}: {count}");
-        }
-        if let Some(o) = &self.order {
-            let _ = writeln!(
-                s,
-                "order: {} records checked, {} inversions, {} gaps, {} too short to check",
-                o.checked_records, o.inversions, o.gaps, o.unstamped_records
-            );
-        }
-        let _ = writeln!(
-            s,
-            "cpu: {:.2} s for {:.3} GB moved = {:.2} cpu-s/GB (loadgen process)",
-            self.cpu.loadgen_cpu_seconds, self.cpu.gb_moved, self.cpu.cpu_seconds_per_gb
-        );
-        s
     }
 }
 

@@ -1,78 +1,21 @@
 //! `weir group ...` and `weir topic ...`: admin commands that talk to a running broker over
-//! the Kafka protocol with the blocking `client`, and print human-readable tables.
-//! Runs in the `weir` process only, never on a shard. Refuses to reset the offsets of a group
-//! that has members; every error becomes a non-zero exit with a message (`main`).
+//! the Kafka protocol with `weir_client::blocking`, and print human-readable tables.
+//! Runs on the `weir` process's main thread (blocking sockets), never on a shard. Refuses to
+//! reset the offsets of a group that has members; every error becomes a non-zero exit with a
+//! message (`main`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use weir_client::blocking::{Client, ClientError, CommittedOffset, GroupDescription};
+use weir_client::requests::{EARLIEST, LATEST};
 
-use crate::client::{Client, ClientError};
+use crate::args::{Bootstrap, GroupArgs, GroupCommand, TopicArgs, TopicCommand};
 
 /// How long an admin command waits to connect: a broker that does not answer in 5 s is
 /// reported unreachable rather than leaving an operator staring at a silent terminal.
 const CONNECT_TIMEOUT_MS: u64 = 5_000;
-
-#[derive(Debug, Clone, Args)]
-pub struct Bootstrap {
-    /// Address of a running broker.
-    #[arg(long, global = true, env = "WEIR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
-}
-
-#[derive(Debug, Args)]
-pub struct GroupArgs {
-    #[command(flatten)]
-    pub bootstrap: Bootstrap,
-    #[command(subcommand)]
-    pub command: GroupCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum GroupCommand {
-    /// List every consumer group with its state.
-    List,
-    /// Members, assignments, committed offsets, log end offsets and lag of a group.
-    Describe { group: String },
-    /// Set a group's committed offsets for one topic. The group must have no members.
-    ResetOffsets {
-        group: String,
-        #[arg(long)]
-        topic: String,
-        /// earliest | latest | timestamp:<ms> | offset:<n>
-        #[arg(long)]
-        to: String,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct TopicArgs {
-    #[command(flatten)]
-    pub bootstrap: Bootstrap,
-    #[command(subcommand)]
-    pub command: TopicCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TopicCommand {
-    /// List topics with their partition counts.
-    List,
-    /// Create a topic.
-    Create {
-        name: String,
-        #[arg(long, default_value_t = 1)]
-        partitions: i32,
-        /// Topic config as KEY=VALUE (repeatable), e.g. retention.ms=3600000.
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        configs: Vec<String>,
-    },
-    /// Partitions with earliest and latest offsets, and the topic's configs.
-    Describe { name: String },
-    /// Delete a topic and its data.
-    Delete { name: String },
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -321,8 +264,8 @@ fn format_assignment(assignment: &[(String, Vec<i32>)]) -> String {
 /// Every partition of every topic the group committed or is assigned, with its lag.
 fn partition_lags(
     client: &mut Client,
-    d: &crate::client::GroupDescription,
-    committed: &[crate::client::CommittedOffset],
+    d: &GroupDescription,
+    committed: &[CommittedOffset],
 ) -> Result<Vec<PartitionLag>, CliError> {
     let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
     for m in &d.members {
@@ -342,7 +285,9 @@ fn partition_lags(
         let partitions = topic_partitions(client, &topic)?
             .unwrap_or_else(|| committed.iter().filter(|c| c.0 == topic).map(|c| c.1).collect());
         for partition in partitions {
-            let log_end = client.list_offset(&topic, partition, -1).map_or(-1, |(o, _)| o);
+            let log_end = client
+                .list_offset(&topic, partition, LATEST)
+                .map_or(-1, |(o, _)| o);
             let committed = committed
                 .iter()
                 .find(|c| c.0 == topic && c.1 == partition && c.2 >= 0)
@@ -445,8 +390,8 @@ fn reset_target(client: &mut Client, topic: &str, partition: i32, to: ResetTo) -
             .map(|(o, _)| o)
             .map_err(broker(format!("listing offsets of {topic}/{partition}")))
     };
-    let earliest = list(-2)?;
-    let latest = list(-1)?;
+    let earliest = list(EARLIEST)?;
+    let latest = list(LATEST)?;
     Ok(match to {
         ResetTo::Earliest => earliest,
         ResetTo::Latest => latest,
@@ -529,11 +474,11 @@ fn topic_describe(client: &mut Client, name: &str, out: &mut impl Write) -> Resu
     let mut rows = Vec::with_capacity(partitions.len());
     for (p, leader) in partitions {
         let earliest = client
-            .list_offset(name, p, -2)
+            .list_offset(name, p, EARLIEST)
             .map_err(broker("listing offsets"))?
             .0;
         let latest = client
-            .list_offset(name, p, -1)
+            .list_offset(name, p, LATEST)
             .map_err(broker("listing offsets"))?
             .0;
         rows.push(vec![

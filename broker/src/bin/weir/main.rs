@@ -1,7 +1,13 @@
-//! The `weir` binary: parse the command line, set up logging, run.
+//! The `weir` binary: parse the command line, set up logging, run the broker
+//! (`serve`) or an admin command against a running one (`group`, `topic`).
+//! The admin commands block the main thread on their sockets; the broker
+//! starts its own shard threads.
 
+mod admin;
+mod args;
+
+use args::{Cli, Command};
 use clap::Parser;
-use weir_broker::config::{Cli, Command};
 
 fn main() {
     tracing_subscriber::fmt()
@@ -16,8 +22,8 @@ fn main() {
     let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
         Command::Serve(args) => weir_broker::server::run(*args).map_err(|e| e.to_string()),
-        Command::Group(args) => weir_broker::cli::run_group(args, &mut stdout).map_err(|e| with_sources(&e)),
-        Command::Topic(args) => weir_broker::cli::run_topic(args, &mut stdout).map_err(|e| with_sources(&e)),
+        Command::Group(args) => admin::run_group(args, &mut stdout).map_err(|e| with_sources(&e)),
+        Command::Topic(args) => admin::run_topic(args, &mut stdout).map_err(|e| with_sources(&e)),
     };
     if let Err(message) = result {
         eprintln!("weir: {message}");

@@ -1,0 +1,86 @@
+//! The `weir` command line (clap): `serve` takes the broker's `ServeArgs`;
+//! `group` and `topic` are admin commands against a running broker.
+//! Parsed once in `main`; plain data.
+
+use clap::{Args, Parser, Subcommand};
+use weir_broker::config::ServeArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "Weir: a thread-per-core, Kafka-compatible message broker"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker.
+    Serve(Box<ServeArgs>),
+    /// Consumer groups of a running broker: list, describe (lag), reset-offsets.
+    Group(GroupArgs),
+    /// Topics of a running broker: list, create, describe, delete.
+    Topic(TopicArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Bootstrap {
+    /// Address of a running broker.
+    #[arg(long, global = true, env = "WEIR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupArgs {
+    #[command(flatten)]
+    pub bootstrap: Bootstrap,
+    #[command(subcommand)]
+    pub command: GroupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List every consumer group with its state.
+    List,
+    /// Members, assignments, committed offsets, log end offsets and lag of a group.
+    Describe { group: String },
+    /// Set a group's committed offsets for one topic. The group must have no members.
+    ResetOffsets {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        /// earliest | latest | timestamp:<ms> | offset:<n>
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TopicArgs {
+    #[command(flatten)]
+    pub bootstrap: Bootstrap,
+    #[command(subcommand)]
+    pub command: TopicCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// List topics with their partition counts.
+    List,
+    /// Create a topic.
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Topic config as KEY=VALUE (repeatable), e.g. retention.ms=3600000.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+    },
+    /// Partitions with earliest and latest offsets, and the topic's configs.
+    Describe { name: String },
+    /// Delete a topic and its data.
+    Delete { name: String },
+}

@@ -1,0 +1,45 @@
+//! Administrative requests of the `weir` CLI: ListGroups, DescribeGroups,
+//! DeleteTopics, DescribeConfigs.
+//!
+//! Pure; any thread. DeleteTopics's shape changes inside our version range
+//! and takes the negotiated version.
+
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{
+    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+};
+
+use super::{sb, topic_name};
+
+/// The first DeleteTopics version that lists topics as structs (with ids).
+const DELETE_TOPICS_STATES_MIN: i16 = 6;
+/// DescribeConfigs resource type of a topic.
+const RESOURCE_TYPE_TOPIC: i8 = 2;
+
+pub fn list_groups() -> ListGroupsRequest {
+    ListGroupsRequest::default()
+}
+
+pub fn describe_group(group_id: &str) -> DescribeGroupsRequest {
+    DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group_id))])
+}
+
+/// DeleteTopics for one topic by name at the negotiated `version`.
+pub fn delete_topic(name: &str, version: i16, timeout_ms: i32) -> DeleteTopicsRequest {
+    let req = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
+    if version >= DELETE_TOPICS_STATES_MIN {
+        req.with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name(name)))])
+    } else {
+        req.with_topic_names(vec![topic_name(name)])
+    }
+}
+
+/// DescribeConfigs for every config of one topic.
+pub fn topic_configs(name: &str) -> DescribeConfigsRequest {
+    DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(RESOURCE_TYPE_TOPIC)
+        .with_resource_name(sb(name))
+        // None asks for every config; the default (an empty list) asks for none.
+        .with_configuration_keys(None)])
+}
