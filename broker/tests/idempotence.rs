@@ -18,7 +18,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use common::{venv_python, Broker};
+use weir_protocol::builder::BatchBuilder;
+use weir_protocol::record_batch::Compression;
 
 const CLIENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 /// Longest a client process may run before the test kills it and fails.
@@ -168,4 +171,53 @@ fn given_kafka_pythons_default_producer_when_the_broker_is_killed_three_times_sh
 #[test]
 fn given_idempotent_kafkajs_when_the_broker_is_killed_three_times_should_store_every_record_once_in_order() {
     run(Client::Kafkajs, 30_000, true);
+}
+
+/// Three records from producer `pid` at `epoch`, first sequence `seq`.
+fn idempotent_batch(pid: i64, epoch: i16, seq: i32) -> bytes::Bytes {
+    let mut b = BatchBuilder::new(Compression::None).with_producer(pid, epoch, seq);
+    for i in 0..3 {
+        b.push(1_000, None, Some(format!("{}", seq + i).as_bytes()), &[]);
+    }
+    let mut out = BytesMut::new();
+    b.finish_into(&mut out).unwrap();
+    out.freeze()
+}
+
+#[test]
+fn given_idempotent_batches_on_the_wire_when_retried_out_of_sequence_or_fenced_should_get_kafkas_answers() {
+    let mut broker = Broker::start(&["--shards", "2"]);
+    let mut c = broker.client();
+    c.create_topic("seq", 1, &[]).unwrap();
+    let (pid, epoch) = c.init_producer_id().unwrap();
+    let (other, _) = c.init_producer_id().unwrap();
+    assert_ne!(pid, other, "every InitProducerId gets its own id");
+    let produce = |c: &mut weir_client::blocking::Client, epoch, seq| {
+        c.produce("seq", 0, idempotent_batch(pid, epoch, seq), -1)
+            .map_err(|e| e.code())
+    };
+    assert_eq!(produce(&mut c, epoch, 0), Ok(0));
+    assert_eq!(produce(&mut c, epoch, 0), Ok(0), "a retry gets its first offset");
+    assert_eq!(produce(&mut c, epoch, 3), Ok(3));
+    assert_eq!(
+        produce(&mut c, epoch, 9),
+        Err(Some(45)),
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    assert_eq!(produce(&mut c, epoch + 1, 0), Ok(6), "a new epoch starts at 0");
+    assert_eq!(produce(&mut c, epoch, 6), Err(Some(47)), "INVALID_PRODUCER_EPOCH");
+    broker.kill();
+    broker.start_again();
+    let mut c = broker.client();
+    assert_eq!(
+        produce(&mut c, epoch + 1, 0),
+        Ok(6),
+        "a retry after kill -9 gets its first offset"
+    );
+    assert_eq!(produce(&mut c, epoch + 1, 3), Ok(9));
+    let (after, _) = c.init_producer_id().unwrap();
+    assert!(
+        after > other,
+        "ids are not reused after a restart: {after} after {other}"
+    );
 }
