@@ -215,10 +215,7 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
     // In-flight window per producer (like one Kafka producer's connection):
     // producers sharing a shard's connection cannot starve each other.
     let window = Rc::new(Semaphore::new(cfg.max_in_flight as u64));
-    let idempotent = match cfg.idempotent {
-        true => Some(init_producer_id(ctx, &plan.partitions).await?),
-        false => None,
-    };
+    let idempotent = init_producer_id(ctx, &plan.partitions).await?;
     let mut out = BytesMut::new();
     let mut sticky = 0usize;
     let mut seq = 0u64;
@@ -266,16 +263,19 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
     flush_lingering(ctx, &window, &mut open, idempotent, &mut out, u64::MAX, 0).await
 }
 
-/// The producer id and epoch of an idempotent producer task, from the broker
-/// of its first partition.
-async fn init_producer_id(ctx: &ShardCtx, partitions: &[i32]) -> Result<(i64, i16), ClientError> {
+/// With --idempotent, the producer id and epoch of this producer task, from
+/// the broker of its first partition.
+async fn init_producer_id(ctx: &ShardCtx, partitions: &[i32]) -> Result<Option<(i64, i16)>, ClientError> {
+    if !ctx.cfg.idempotent {
+        return Ok(None);
+    }
     let conn = ctx.conn_for(partitions[0]);
     let version = conn.version(ApiKey::InitProducerId)?;
     let r = conn
         .request(weir_client::requests::init_producer_id(), version)
         .await?;
     weir_client::error::check(ApiKey::InitProducerId, r.error_code).map_err(|e| conn.protocol(e))?;
-    Ok((r.producer_id.0, r.producer_epoch))
+    Ok(Some((r.producer_id.0, r.producer_epoch)))
 }
 
 /// Sleep until the next record is due or a batch's linger expires; in
