@@ -3,6 +3,7 @@
 use kafka_protocol::ResponseError;
 use weir_protocol::record_batch::BatchError;
 
+use crate::log::producers::SequenceError;
 use crate::log::LogError;
 
 /// Kafka's "no error".
@@ -21,6 +22,10 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Batch(_) => ResponseError::CorruptMessage.code(),
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         LogError::Closed => ResponseError::NotLeaderOrFollower.code(),
+        LogError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber.code()
+        }
+        LogError::Sequence(SequenceError::StaleEpoch { .. }) => ResponseError::InvalidProducerEpoch.code(),
         _ => ResponseError::KafkaStorageError.code(),
     }
 }

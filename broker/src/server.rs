@@ -13,6 +13,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::config::ServeArgs;
 use crate::handlers::ShardContext;
 use crate::limits;
+use crate::metadata::producer_ids::{self, ProducerIds};
 use crate::metadata::{store, Catalog};
 use crate::network::listener;
 use crate::shard::mesh::{self, MeshEnds};
@@ -104,6 +105,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
     args.data_dir = std::fs::canonicalize(&args.data_dir)
         .map_err(|e| format!("resolving {}: {e}", args.data_dir.display()))?;
     let catalog = store::load_or_init(&args.data_dir).map_err(|e| crate::error::chain(&e))?;
+    let first_producer_id = producer_ids::load(&args.data_dir).map_err(|e| crate::error::chain(&e))?;
     let shard_count = args.shard_count();
     let signals = block_signals();
     let args = Arc::new(args);
@@ -121,7 +123,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
             .name(&format!("weir-shard-{cpu}"))
             .spawn(move || async move {
                 watchdog::start_on_shard(cpu, beats.clone(), nudge);
-                let result = shard_main(args, catalog, mesh, shard_count).await;
+                let result = shard_main(args, catalog, mesh, shard_count, first_producer_id).await;
                 beats.retire(cpu);
                 if let Err(e) = &result {
                     // One shard down means partitions without an owner: stop them all.
@@ -173,6 +175,7 @@ async fn shard_main(
     catalog: Arc<Catalog>,
     mesh: MeshEnds<ShardContext>,
     shard_count: usize,
+    first_producer_id: i64,
 ) -> Result<(), String> {
     let (mesh, inbound) = mesh.split();
     let shard = Rc::new(ShardContext::new(args.clone(), shard_count, mesh));
@@ -193,6 +196,9 @@ async fn shard_main(
         .await
         .map_err(|e| format!("opening the group coordinator: {e}"))?;
     shard.set_groups(coordinator);
+    if shard.id == 0 {
+        shard.set_producer_ids(ProducerIds::new(args.data_dir.clone(), first_producer_id));
+    }
     mesh::serve_inbound(shard.clone(), inbound);
     tracing::debug!("start-up: binding listeners");
     let stop = event_listener::Event::new();

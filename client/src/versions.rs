@@ -52,6 +52,7 @@ pub const CLIENT_APIS: &[ApiRange] = &[
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DescribeConfigs, 1, 4),
+    range(ApiKey::InitProducerId, 0, 5),
 ];
 
 /// Our range for `key`, if this client speaks it.

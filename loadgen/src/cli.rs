@@ -108,6 +108,11 @@ pub struct RunArgs {
     /// Requests in flight per connection.
     #[arg(long, default_value_t = 8)]
     pub max_in_flight: usize,
+    /// Produce as an idempotent producer: one InitProducerId per producer task,
+    /// sequence numbers per partition (needs --acks all and --max-in-flight <= 5,
+    /// as Kafka's producer does).
+    #[arg(long)]
+    pub idempotent: bool,
     /// Retries of a batch after a retriable error.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
@@ -263,6 +268,7 @@ pub struct RunConfig {
     pub warmup_ms: u64,
     pub keys: Keys,
     pub max_in_flight: usize,
+    pub idempotent: bool,
     pub retries: u32,
     pub request_timeout_ms: u64,
     pub from: StartFrom,
@@ -298,6 +304,11 @@ impl RunArgs {
                 "--check-order checks what consumers read: use it with consume or e2e",
             ));
         }
+        if self.idempotent && (self.acks.wire() != -1 || self.max_in_flight > 5) {
+            return Err(bad(
+                "--idempotent needs --acks all and --max-in-flight of at most 5",
+            ));
+        }
         let threads = self.threads.unwrap_or(cores);
         if threads == 0 || threads > cores {
             return Err(bad(format!(
@@ -328,6 +339,7 @@ impl RunArgs {
             warmup_ms: self.warmup.as_millis() as u64,
             keys: self.keys,
             max_in_flight: self.max_in_flight,
+            idempotent: self.idempotent,
             retries: self.retries,
             request_timeout_ms: self.request_timeout.as_millis().max(1) as u64,
             from,
@@ -519,6 +531,11 @@ mod tests {
             (
                 &["produce", "--duration", "1s", "--check-order"],
                 "use it with consume or e2e",
+            ),
+            (&["produce", "--duration", "1s", "--idempotent"], "--acks all"),
+            (
+                &["produce", "--duration", "1s", "--idempotent", "--acks", "all"],
+                "--max-in-flight of at most 5",
             ),
         ];
         for (args, needle) in cases {

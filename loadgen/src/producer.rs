@@ -215,6 +215,7 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
     // In-flight window per producer (like one Kafka producer's connection):
     // producers sharing a shard's connection cannot starve each other.
     let window = Rc::new(Semaphore::new(cfg.max_in_flight as u64));
+    let idempotent = init_producer_id(ctx, &plan.partitions).await?;
     let mut out = BytesMut::new();
     let mut sticky = 0usize;
     let mut seq = 0u64;
@@ -245,12 +246,12 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
             batch.append(intended, key_bytes.as_ref().map(|k| &k[..]), &value);
             seq += 1;
             if batch.builder.estimated_size_bytes() >= cfg.batch_bytes {
-                let sealed = seal(batch, &mut out);
+                let sealed = seal(batch, idempotent, &mut out);
                 send_batch(ctx, &window, sealed).await?;
                 sticky = (sticky + 1) % open.len();
             }
         }
-        flush_lingering(ctx, &window, &mut open, &mut out, now_ns(), linger_ns).await?;
+        flush_lingering(ctx, &window, &mut open, idempotent, &mut out, now_ns(), linger_ns).await?;
         if open[sticky].builder.record_count() == 0 {
             // Like Kafka's sticky partitioner: once the current batch is gone
             // (full or lingered out), the next records go to the next
@@ -259,7 +260,22 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
         }
         pace(&schedule, seq, &open, linger_ns).await;
     }
-    flush_lingering(ctx, &window, &mut open, &mut out, u64::MAX, 0).await
+    flush_lingering(ctx, &window, &mut open, idempotent, &mut out, u64::MAX, 0).await
+}
+
+/// With --idempotent, the producer id and epoch of this producer task, from
+/// the broker of its first partition.
+async fn init_producer_id(ctx: &ShardCtx, partitions: &[i32]) -> Result<Option<(i64, i16)>, ClientError> {
+    if !ctx.cfg.idempotent {
+        return Ok(None);
+    }
+    let conn = ctx.conn_for(partitions[0]);
+    let version = conn.version(ApiKey::InitProducerId)?;
+    let r = conn
+        .request(weir_client::requests::init_producer_id(), version)
+        .await?;
+    weir_client::error::check(ApiKey::InitProducerId, r.error_code).map_err(|e| conn.protocol(e))?;
+    Ok(Some((r.producer_id.0, r.producer_epoch)))
 }
 
 /// Sleep until the next record is due or a batch's linger expires; in
@@ -288,22 +304,30 @@ async fn flush_lingering(
     ctx: &Rc<ShardCtx>,
     window: &Rc<Semaphore>,
     open: &mut [OpenBatch],
+    idempotent: Option<(i64, i16)>,
     out: &mut BytesMut,
     now: u64,
     linger_ns: u64,
 ) -> Result<(), ClientError> {
     for batch in open.iter_mut() {
         if batch.builder.record_count() > 0 && batch.first_intended_ns.saturating_add(linger_ns) <= now {
-            let sealed = seal(batch, out);
+            let sealed = seal(batch, idempotent, out);
             send_batch(ctx, window, sealed).await?;
         }
     }
     Ok(())
 }
 
-fn seal(batch: &mut OpenBatch, out: &mut BytesMut) -> Sealed {
+/// Close the open batch into `out`. An idempotent producer's batch carries its
+/// id, epoch and the partition's sequence number of its first record (Kafka's
+/// sequences are i32 and wrap to 0 after i32::MAX).
+fn seal(batch: &mut OpenBatch, idempotent: Option<(i64, i16)>, out: &mut BytesMut) -> Sealed {
     let records = batch.builder.record_count() as u64;
     assert!(records > 0, "sealing an empty batch");
+    if let Some((producer_id, epoch)) = idempotent {
+        let first_seq = (batch.next_seq - records) % (i32::MAX as u64 + 1);
+        batch.builder.set_producer(producer_id, epoch, first_seq as i32);
+    }
     batch
         .builder
         .finish_into(out)

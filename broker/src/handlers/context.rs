@@ -11,6 +11,7 @@ use crate::config::ServeArgs;
 use crate::groups::call::{execute, GroupCall};
 use crate::groups::GroupCoordinator;
 use crate::log::{LogError, PartitionLog};
+use crate::metadata::producer_ids::ProducerIds;
 use crate::metadata::Catalog;
 use crate::partitions::Partitions;
 use crate::shard::{Mesh, Runtime};
@@ -31,6 +32,8 @@ pub struct ShardContext {
     /// The group coordinator for the groups that hash to this shard; set once
     /// at start-up, after the partitions are open.
     groups: RefCell<Option<Rc<GroupCoordinator>>>,
+    /// Shard 0 only: the producer-id allocator, set once at start-up.
+    producer_ids: RefCell<Option<Rc<ProducerIds>>>,
 }
 
 impl Runtime for ShardContext {
@@ -61,6 +64,7 @@ impl ShardContext {
             stopping: Cell::new(false),
             connections: Cell::new(0),
             groups: RefCell::new(None),
+            producer_ids: RefCell::new(None),
         }
     }
 
@@ -71,6 +75,15 @@ impl ShardContext {
     pub fn set_groups(&self, coordinator: Rc<GroupCoordinator>) {
         assert!(self.groups.borrow().is_none(), "the coordinator is opened once");
         *self.groups.borrow_mut() = Some(coordinator);
+    }
+
+    pub fn producer_ids(&self) -> Option<Rc<ProducerIds>> {
+        self.producer_ids.borrow().clone()
+    }
+
+    pub fn set_producer_ids(&self, ids: ProducerIds) {
+        assert_eq!(self.id, 0, "shard 0 allocates producer ids");
+        *self.producer_ids.borrow_mut() = Some(Rc::new(ids));
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {

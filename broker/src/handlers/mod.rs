@@ -14,6 +14,7 @@ pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod producer_id;
 pub mod topics;
 
 use kafka_protocol::ResponseError;

@@ -11,6 +11,8 @@ mod cache;
 mod index;
 mod partition;
 mod probe;
+mod producer_snapshot;
+pub mod producers;
 mod reader;
 mod recovery;
 mod retention;
@@ -19,6 +21,8 @@ mod wait;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod producer_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -199,6 +203,9 @@ pub enum LogError {
     Probe { reason: &'static str },
     #[error("log is closed")]
     Closed,
+    /// An idempotent producer's batch out of sequence or from a fenced epoch.
+    #[error(transparent)]
+    Sequence(#[from] producers::SequenceError),
 }
 
 /// Build a `LogError::Io` from a glommio error, keeping the cause.

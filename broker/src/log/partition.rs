@@ -18,14 +18,17 @@ use weir_protocol::record_batch::{set_base_offset, validate};
 
 use super::appender::Appender;
 use super::cache::TailCache;
+use super::producers::{ProducerBatch, ProducerStates, Verdict};
 use super::segment::{now_ms, Segment};
 use super::wait::WaitList;
-use super::{recovery, AppendResult, LogConfig, LogError, Offset};
+use super::{producer_snapshot, recovery, AppendResult, LogConfig, LogError, Offset};
 
 /// Appended bytes not yet on the file, beyond which appends wait. Bounds staging memory
 /// (the tail cache cannot evict them) while leaving the writer 8 MiB of runway, i.e.
 /// eight 1 MiB DMA chunks, enough to keep four writes in flight.
 pub(crate) const UNWRITTEN_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// Bytes per read while rebuilding producer state from the log's tail.
+const REBUILD_READ_BYTES: usize = 1024 * 1024;
 /// Name of the clean-shutdown marker in the partition directory.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
@@ -48,6 +51,9 @@ pub(crate) struct State {
     pub pending: VecDeque<Pending>,
     pub cache: TailCache,
     pub unwritten_bytes: u64,
+    /// Idempotent producers' last batches, checked and updated in the same
+    /// synchronous step that assigns offsets.
+    pub producers: ProducerStates,
     pub closing: bool,
     pub closed: bool,
     pub failure: Option<Arc<std::io::Error>>,
@@ -123,6 +129,7 @@ impl PartitionLog {
             pending: VecDeque::new(),
             cache: TailCache::default(),
             unwritten_bytes: 0,
+            producers: ProducerStates::default(),
             closing: false,
             closed: false,
             failure: None,
@@ -141,10 +148,46 @@ impl PartitionLog {
                 task_shared.fail(error);
             }
         });
-        Ok(Rc::new(PartitionLog {
+        let log = Rc::new(PartitionLog {
             shared,
             writer: RefCell::new(Some(task)),
-        }))
+        });
+        log.rebuild_producers().await?;
+        Ok(log)
+    }
+
+    /// Rebuild idempotent producers' state: the newest snapshot within the log,
+    /// then the batches after it. Without one, from the active segment's start
+    /// (a snapshot is written at every roll, so older segments only lack one
+    /// when they predate it or a crash hit between roll and snapshot: their
+    /// producers then count as unknown, as Kafka treats expired ones).
+    async fn rebuild_producers(&self) -> Result<(), LogError> {
+        let (start, end, active_base) = {
+            let mut st = self.shared.state.borrow_mut();
+            (st.log_start_offset(), st.next_offset, st.active().base_offset)
+        };
+        let snapshot = producer_snapshot::latest(self.shared.dir.clone(), start, end).await;
+        let (mut at, mut states) = snapshot.unwrap_or((active_base, ProducerStates::default()));
+        let scanned_from = at;
+        while at < end {
+            let read = self.read(at, REBUILD_READ_BYTES).await?;
+            if read.batches.is_empty() {
+                break;
+            }
+            for batch in &read.batches {
+                let info = validate(batch)?;
+                if info.last_offset() < at.0 {
+                    continue;
+                }
+                if let Some(p) = producer_batch(&info) {
+                    states.record(&p, Offset(info.base_offset), Offset(info.last_offset()));
+                }
+                at = Offset(info.last_offset() + 1);
+            }
+        }
+        tracing::debug!(dir = %self.shared.dir.display(), from = scanned_from.0, to = end.0, producers = states.len(), "producer state rebuilt");
+        self.shared.state.borrow_mut().producers = states;
+        Ok(())
     }
 
     /// Validate exactly one batch, assign its offsets, make it readable and queue it for
@@ -170,10 +213,24 @@ impl PartitionLog {
             .await;
         let mut st = self.shared.state.borrow_mut();
         st.check_usable()?;
+        let producer = producer_batch(&info);
+        if let Some(p) = &producer {
+            if let Verdict::Duplicate(stored) = st.producers.check(p)? {
+                // A retry of a batch already stored: its first answer, nothing stored.
+                return Ok(AppendResult {
+                    base_offset: stored.base_offset,
+                    last_offset: stored.last_offset,
+                    log_start_offset: st.log_start_offset(),
+                });
+            }
+        }
         let base = st.next_offset;
         let last = base.plus(info.last_offset_delta);
         let bytes = assign_base_offset(batch, base);
-        self.maybe_roll(&mut st, batch_bytes, last);
+        if self.maybe_roll(&mut st, batch_bytes, last) {
+            // The state of every batch below the new segment, before this one.
+            self.snapshot_producers_in_background(base, st.producers.clone());
+        }
         let config = &self.shared.config;
         let active = st.active();
         active.record_batch(
@@ -186,6 +243,9 @@ impl PartitionLog {
         let segment_base = active.base_offset;
         st.next_offset = last.next();
         st.unwritten_bytes += batch_bytes;
+        if let Some(p) = &producer {
+            st.producers.record(p, base, last);
+        }
         st.cache.push(base, last, bytes.clone());
         let written_end_offset = st.written_end_offset;
         st.cache.evict(config.tail_cache_bytes, written_end_offset);
@@ -204,25 +264,37 @@ impl PartitionLog {
         })
     }
 
+    fn snapshot_producers_in_background(&self, at: Offset, snapshot: ProducerStates) {
+        let dir = self.shared.dir.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = producer_snapshot::write(dir, at, &snapshot).await {
+                tracing::warn!(error = %e, "producer snapshot at roll failed; the next open scans further");
+            }
+        })
+        .detach();
+    }
+
     /// Start a new segment (in memory; the appender creates its file) when the active
     /// one is non-empty and would pass segment.bytes, is older than segment.ms, or the
     /// batch's offsets would not fit the u32 relative offsets of the index.
-    fn maybe_roll(&self, st: &mut State, batch_bytes: u64, last: Offset) {
+    fn maybe_roll(&self, st: &mut State, batch_bytes: u64, last: Offset) -> bool {
         let config = &self.shared.config;
         let next_offset = st.next_offset;
         let now = now_ms();
         let active = st.active();
         if active.is_empty() {
-            return;
+            return false;
         }
         let full = active.size_bytes() + batch_bytes > config.segment_bytes;
         let old = config
             .segment_ms
             .is_some_and(|ms| now - active.created_ms >= ms as i64);
         let offsets_overflow = last.0 - active.base_offset.0 > i64::from(u32::MAX);
-        if full || old || offsets_overflow {
+        let roll = full || old || offsets_overflow;
+        if roll {
             st.segments.push_back(Segment::new(next_offset, now));
         }
+        roll
     }
 
     /// Resolve once every record with offset <= `offset` is on disk and fdatasync'd.
@@ -334,6 +406,16 @@ impl PartitionLog {
         if let Some(failure) = failure {
             return Err(LogError::WriterFailed(failure));
         }
+        let (end, producers) = {
+            let st = self.shared.state.borrow();
+            (
+                st.next_offset,
+                (!st.producers.is_empty()).then(|| st.producers.clone()),
+            )
+        };
+        if let Some(producers) = producers {
+            producer_snapshot::write(self.shared.dir.clone(), end, &producers).await?;
+        }
         recovery::write_clean_marker(&self.shared.dir).await
     }
 
@@ -361,4 +443,16 @@ fn assign_base_offset(batch: Bytes, base: Offset) -> Bytes {
     };
     set_base_offset(&mut owned, base.0);
     owned.freeze()
+}
+
+/// The idempotent producer a batch names, if any. Control batches (transaction
+/// markers) carry a producer too but no sequence: they are not checked here.
+pub(crate) fn producer_batch(info: &weir_protocol::record_batch::BatchInfo) -> Option<ProducerBatch> {
+    (info.producer_id >= 0 && info.base_sequence >= 0 && !info.is_control()).then_some(ProducerBatch {
+        producer_id: info.producer_id,
+        epoch: info.producer_epoch,
+        first_sequence: info.base_sequence,
+        last_offset_delta: info.last_offset_delta,
+        timestamp_ms: info.max_timestamp,
+    })
 }

@@ -11,15 +11,18 @@
 use std::path::Path;
 
 use super::partition::{PartitionLog, State};
+use super::producers::PRODUCER_ID_EXPIRATION_MS;
 use super::segment::Segment;
 use super::segment::{index_path, log_path, time_index_path};
 use super::{io_err, LogConfig, LogError, Offset};
 
 impl PartitionLog {
     /// Delete expired sealed segments; returns how many were deleted.
+    /// Also forgets idempotent producers idle for `producer.id.expiration.ms`.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<u64, LogError> {
         let victims = {
             let mut st = self.shared.state.borrow_mut();
+            st.producers.expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
             let count = expired_count(&st, &self.shared.config, now_ms);
             let victims: Vec<Offset> = st.segments.drain(..count).map(|s| s.base_offset).collect();
             let log_start_offset = st.log_start_offset();

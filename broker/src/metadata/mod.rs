@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod legacy;
+pub mod producer_ids;
 pub mod store;
 pub mod topic_config;
 

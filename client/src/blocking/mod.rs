@@ -212,6 +212,13 @@ impl Client {
         Ok(responses::topics_created(&r, false)?)
     }
 
+    /// A producer id and epoch for an idempotent producer.
+    pub fn init_producer_id(&mut self) -> Result<(i64, i16), ClientError> {
+        let r = self.call(requests::init_producer_id())?;
+        crate::error::check(ApiKey::InitProducerId, r.error_code)?;
+        Ok((r.producer_id.0, r.producer_epoch))
+    }
+
     /// Produce one batch to one partition; returns the base offset (-1 with
     /// acks=0, which the broker does not answer).
     pub fn produce(

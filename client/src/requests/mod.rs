@@ -13,8 +13,8 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    TopicName,
+    BrokerId, CreateTopicsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -81,6 +81,16 @@ pub fn already_exists(code: i16) -> bool {
 
 /// Produce one batch to one partition of a topic named (not by id: send at
 /// most `TOPIC_NAMES_VERSION_MAX`). The zero-copy framing is `produce`.
+/// InitProducerId for an idempotent (not transactional) producer.
+pub fn init_producer_id() -> InitProducerIdRequest {
+    // The schema's default transactional id is "", not null.
+    InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(-1)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
 pub fn produce(topic: &str, partition: i32, batch: Bytes, acks: i16, timeout_ms: i32) -> ProduceRequest {
     let data = TopicProduceData::default()
         .with_name(topic_name(topic))
