@@ -56,7 +56,11 @@ pub(crate) async fn write(dir: PathBuf, offset: Offset, state: &ProducerStates) 
         .map_err(std_io_err("writing a producer snapshot"))
 }
 
-/// The newest readable snapshot at or below `at_most` and not below `at_least`.
+/// The newest readable snapshot at or below `at_most` (the recovered log end) and
+/// not below `at_least` (the log start). Snapshots past the end are deleted: they
+/// describe batches a crash took away (a roll's snapshot can reach the disk before
+/// the batches below it are synced), and must not describe the offsets that get
+/// appended there next.
 pub(crate) async fn latest(
     dir: PathBuf,
     at_least: Offset,
@@ -65,6 +69,11 @@ pub(crate) async fn latest(
     glommio::executor()
         .spawn_blocking(move || {
             let offsets = list(&dir).ok()?;
+            for stale in offsets.iter().filter(|o| **o > at_most) {
+                if let Err(e) = std::fs::remove_file(path(&dir, *stale)) {
+                    tracing::warn!(dir = %dir.display(), offset = stale.0, error = %e, "removing a producer snapshot past the log end failed");
+                }
+            }
             offsets
                 .into_iter()
                 .filter(|o| (at_least..=at_most).contains(o))

@@ -100,3 +100,46 @@ fn given_idempotent_batches_when_retried_after_a_crash_should_answer_first_offse
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn given_a_snapshot_past_the_recovered_end_when_opening_should_delete_it_not_trust_it() {
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let log = PartitionLog::open(path.clone(), small_config())
+            .await
+            .expect("open");
+        let appended = append_two_producers(&log, 4).await;
+        log.close().await.expect("close");
+        // A snapshot from a future the crash took away: producer 11's batches at wrong offsets.
+        let mut stale = super::producers::ProducerStates::default();
+        let b = super::producers::ProducerBatch {
+            producer_id: 11,
+            epoch: 0,
+            first_sequence: 0,
+            last_offset_delta: 2,
+            timestamp_ms: 1_000,
+        };
+        stale.record(&b, Offset(5_000), Offset(5_002));
+        let end = appended.last().unwrap().2.plus(3);
+        let future = path.join(format!("{:020}.producers", end.0 + 100));
+        std::fs::write(&future, stale.encode()).unwrap();
+        let log = PartitionLog::open(path.clone(), small_config())
+            .await
+            .expect("reopen");
+        let names: Vec<_> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            !future.exists(),
+            "the snapshot past the end is gone: {names:?} end {end:?}"
+        );
+        let again = log.append(idempotent(3, 11, 0, 0)).await.expect("retry");
+        assert_eq!(
+            again.base_offset, appended[0].2,
+            "answered from the log, not the stale snapshot"
+        );
+        log.close().await.expect("close");
+    });
+}
