@@ -147,6 +147,17 @@ run routing-zero-hop produce --topic route --partitions 8 --producers 8 "${commo
 start_weir --single-address
 run routing-single-address produce --topic route --partitions 8 --producers 8 "${common[@]}"
 
+# 7. Idempotent producers vs plain ones, otherwise equal: acks=all and 5 requests in
+#    flight per connection (the most Kafka's idempotent producer allows), 8 partitions.
+header "Idempotent vs plain produce (acks=all, 5 in flight, 8 partitions)"
+for mode in plain idempotent; do
+  start_weir
+  flags=()
+  [[ $mode == idempotent ]] && flags=(--idempotent)
+  run "produce-$mode" produce --topic idem --partitions 8 --producers 8 --acks all --max-in-flight 5 \
+    "${flags[@]}" "${common[@]}"
+done
+
 stop_weir
 cat "$MD" >>"$OUT_MD"
 echo "appended to $OUT_MD; reports in $OUT_DIR"
