@@ -100,6 +100,11 @@ macro_rules! with_types {
                 type $resp = OffsetDeleteResponse;
                 $body
             }
+            ApiKey::InitProducerId => {
+                type $req = InitProducerIdRequest;
+                type $resp = InitProducerIdResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

@@ -131,6 +131,7 @@ generators! {
     DeleteTopicsRequest => delete_topics_request, DeleteTopicsResponse => delete_topics_response,
     DescribeConfigsRequest => describe_configs_request, DescribeConfigsResponse => describe_configs_response,
     OffsetDeleteRequest => offset_delete_request, OffsetDeleteResponse => offset_delete_response,
+    InitProducerIdRequest => init_producer_id_request, InitProducerIdResponse => init_producer_id_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -1193,5 +1194,25 @@ fn offset_delete_response(_v: i16, p: &Palette) -> OffsetDeleteResponse {
             topic
         })
         .collect();
+    m
+}
+
+fn init_producer_id_request(v: i16, p: &Palette) -> InitProducerIdRequest {
+    let mut m = InitProducerIdRequest::default();
+    m.transactional_id = p.flag(0).then(|| TransactionalId(p.s(1)));
+    m.transaction_timeout_ms = p.i32(0);
+    if v >= 3 {
+        m.producer_id = ProducerId(p.i64(0));
+        m.producer_epoch = p.i16(1);
+    }
+    m
+}
+
+fn init_producer_id_response(_v: i16, p: &Palette) -> InitProducerIdResponse {
+    let mut m = InitProducerIdResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(0);
+    m.producer_id = ProducerId(p.i64(1));
+    m.producer_epoch = p.i16(2);
     m
 }
