@@ -53,6 +53,7 @@ pub const CLIENT_APIS: &[ApiRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::InitProducerId, 0, 5),
+    range(ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// Our range for `key`, if this client speaks it.

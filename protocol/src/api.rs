@@ -61,6 +61,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The supported range for `key`, if Weir speaks it at all.

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api_versions;
 pub mod context;
+pub mod describe_producers;
 pub mod fetch;
 pub mod group_offsets;
 pub mod groups;

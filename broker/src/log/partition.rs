@@ -359,6 +359,11 @@ impl PartitionLog {
         self.shared.state.borrow().failure.clone()
     }
 
+    /// The idempotent producers this partition knows (DescribeProducers).
+    pub fn producers(&self) -> Vec<super::producers::ProducerView> {
+        self.shared.state.borrow().producers.view()
+    }
+
     pub fn log_end_offset(&self) -> Offset {
         self.shared.state.borrow().next_offset
     }

@@ -68,6 +68,15 @@ struct Producer {
     last_timestamp_ms: i64,
 }
 
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp_ms: i64,
+}
+
 /// The verdict on a batch before it is appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -191,6 +200,26 @@ impl ProducerStates {
         if let Some(id) = oldest {
             self.producers.remove(&id);
         }
+    }
+
+    /// Every producer this partition knows, for DescribeProducers: id, epoch,
+    /// the last sequence stored and the last batch's timestamp.
+    pub fn view(&self) -> Vec<ProducerView> {
+        let mut out: Vec<ProducerView> = self
+            .producers
+            .iter()
+            .filter_map(|(id, p)| {
+                let last = p.batches.back()?;
+                Some(ProducerView {
+                    producer_id: *id,
+                    epoch: p.epoch,
+                    last_sequence: last.last_sequence,
+                    last_timestamp_ms: p.last_timestamp_ms,
+                })
+            })
+            .collect();
+        out.sort_unstable_by_key(|v| v.producer_id);
+        out
     }
 
     /// Forget producers whose last batch is older than `max_age_ms`

@@ -126,6 +126,9 @@ pub async fn handle(
         }
         RequestKind::OffsetFetch(r) => Out::OffsetFetch(group_offsets::offset_fetch(shard, r, version).await),
         RequestKind::OffsetDelete(r) => Out::OffsetDelete(groups::offset_delete(shard, r).await),
+        RequestKind::DescribeProducers(r) => {
+            Out::DescribeProducers(describe_producers::handle(shard, r).await)
+        }
         RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r).await),
         RequestKind::ListGroups(r) => Out::ListGroups(groups::list_groups(shard, r).await),
         RequestKind::DescribeGroups(r) => Out::DescribeGroups(groups::describe_groups(shard, r).await),

@@ -100,6 +100,11 @@ macro_rules! with_types {
                 type $resp = OffsetDeleteResponse;
                 $body
             }
+            ApiKey::DescribeProducers => {
+                type $req = DescribeProducersRequest;
+                type $resp = DescribeProducersResponse;
+                $body
+            }
             ApiKey::InitProducerId => {
                 type $req = InitProducerIdRequest;
                 type $resp = InitProducerIdResponse;

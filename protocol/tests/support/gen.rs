@@ -132,6 +132,7 @@ generators! {
     DescribeConfigsRequest => describe_configs_request, DescribeConfigsResponse => describe_configs_response,
     OffsetDeleteRequest => offset_delete_request, OffsetDeleteResponse => offset_delete_response,
     InitProducerIdRequest => init_producer_id_request, InitProducerIdResponse => init_producer_id_response,
+    DescribeProducersRequest => describe_producers_request, DescribeProducersResponse => describe_producers_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -1214,5 +1215,54 @@ fn init_producer_id_response(_v: i16, p: &Palette) -> InitProducerIdResponse {
     m.error_code = p.i16(0);
     m.producer_id = ProducerId(p.i64(1));
     m.producer_epoch = p.i16(2);
+    m
+}
+
+fn describe_producers_request(_v: i16, p: &Palette) -> DescribeProducersRequest {
+    use describe_producers_request::TopicRequest;
+    let mut m = DescribeProducersRequest::default();
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = TopicRequest::default();
+            topic.name = p.topic(t);
+            topic.partition_indexes = (0..p.n(t)).map(|i| p.i32(i)).collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn describe_producers_response(_v: i16, p: &Palette) -> DescribeProducersResponse {
+    use describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+    let mut m = DescribeProducersResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = TopicResponse::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t))
+                .map(|i| {
+                    let mut part = PartitionResponse::default();
+                    part.partition_index = p.i32(i);
+                    part.error_code = p.i16(i);
+                    part.error_message = p.flag(i).then(|| p.s(i));
+                    part.active_producers = (0..p.n(i + 1))
+                        .map(|k| {
+                            let mut s = ProducerState::default();
+                            s.producer_id = ProducerId(p.i64(k));
+                            s.producer_epoch = p.i32(k + 1);
+                            s.last_sequence = p.i32(k + 2);
+                            s.last_timestamp = p.i64(k + 1);
+                            s.coordinator_epoch = p.i32(k + 3);
+                            s.current_txn_start_offset = p.i64(k + 2);
+                            s
+                        })
+                        .collect();
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
     m
 }
