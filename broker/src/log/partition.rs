@@ -411,16 +411,13 @@ impl PartitionLog {
         if let Some(failure) = failure {
             return Err(LogError::WriterFailed(failure));
         }
+        // Always, even with no producer: the next open then starts from this snapshot
+        // at the log end and scans nothing.
         let (end, producers) = {
             let st = self.shared.state.borrow();
-            (
-                st.next_offset,
-                (!st.producers.is_empty()).then(|| st.producers.clone()),
-            )
+            (st.next_offset, st.producers.clone())
         };
-        if let Some(producers) = producers {
-            producer_snapshot::write(self.shared.dir.clone(), end, &producers).await?;
-        }
+        producer_snapshot::write(self.shared.dir.clone(), end, &producers).await?;
         recovery::write_clean_marker(&self.shared.dir).await
     }
 

@@ -143,3 +143,24 @@ fn given_a_snapshot_past_the_recovered_end_when_opening_should_delete_it_not_tru
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn given_a_clean_close_without_idempotent_producers_when_reopening_should_scan_nothing() {
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let log = PartitionLog::open(path.clone(), small_config())
+            .await
+            .expect("open");
+        for i in 0..5 {
+            log.append(batch(3, 300, 1_000, i)).await.expect("plain append");
+        }
+        let end = log.log_end_offset();
+        log.close().await.expect("close");
+        // The clean close left a snapshot at the log end, so opening reads no batch.
+        assert!(path.join(format!("{:020}.producers", end.0)).exists());
+        let log = PartitionLog::open(path, small_config()).await.expect("reopen");
+        assert!(log.producers().is_empty());
+        log.close().await.expect("close");
+    });
+}
