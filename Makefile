@@ -18,15 +18,16 @@ release:
 build:
 	$(CARGO) build --workspace
 
-# Everything the tests need from outside Rust: kcat (Debian), confluent-kafka and
+# Everything the tests need from outside Rust: kcat (Debian), confluent-kafka,
 # kafka-python with its C CRC-32C (PyPI, into a venv; without crc32c it checksums in pure
-# Python at ~3 MB/s), kafkajs (npm, into broker/tests/clients/node_modules,
+# Python at ~3 MB/s) and aiokafka; kafkajs (npm, into broker/tests/clients/node_modules,
 # pinned by its package-lock.json). Installed only when missing.
 test-deps:
 	@command -v kcat >/dev/null || { (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c 'import confluent_kafka' 2>/dev/null || $(PY) -m pip install -q 'confluent-kafka>=2.6'
 	@$(PY) -c 'import kafka, crc32c' 2>/dev/null || $(PY) -m pip install -q 'kafka-python[crc32c]>=3.0'
+	@$(PY) -c 'import aiokafka' 2>/dev/null || $(PY) -m pip install -q 'aiokafka>=0.11'
 	@test -d broker/tests/clients/node_modules/kafkajs || npm ci -s --no-audit --no-fund --prefix broker/tests/clients
 
 # The last line sums every suite, so a reader of the log sees the real total

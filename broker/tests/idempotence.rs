@@ -1,6 +1,6 @@
 //! Idempotent producers with real clients (issue 11, first part): kafka-python's default
-//! producer (idempotence is on by default in 3.x, and needs InitProducerId), confluent-kafka
-//! and kafkajs with idempotence on. Each sends the values 0..N to partition 0 of a topic the
+//! producer (idempotence is on by default in 3.x, and needs InitProducerId), confluent-kafka,
+//! aiokafka and kafkajs with idempotence on. Each sends the values 0..N to partition 0 of a topic the
 //! broker auto-creates (one partition), and the test reads the partition back and compares
 //! the values with 0..N in offset order: every record exactly once, in send order.
 //!
@@ -30,18 +30,19 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(180);
 enum Client {
     KafkaPythonDefault,
     Confluent,
+    Aiokafka,
     Kafkajs,
 }
 
 fn spawn(client: &Client, broker: &Broker, topic: &str, count: usize) -> Child {
     let count = count.to_string();
     let mut cmd = match client {
-        Client::KafkaPythonDefault | Client::Confluent => {
-            let mut cmd = Command::new(venv_python("confluent_kafka, kafka, crc32c"));
-            let name = if matches!(client, Client::Confluent) {
-                "confluent"
-            } else {
-                "kafka-python"
+        Client::KafkaPythonDefault | Client::Confluent | Client::Aiokafka => {
+            let mut cmd = Command::new(venv_python("confluent_kafka, kafka, crc32c, aiokafka"));
+            let name = match client {
+                Client::Confluent => "confluent",
+                Client::Aiokafka => "aiokafka",
+                _ => "kafka-python",
             };
             cmd.arg(format!("{CLIENTS_DIR}/idem_producer.py")).arg(name);
             cmd
@@ -166,6 +167,11 @@ fn given_idempotent_confluent_kafka_when_the_broker_is_killed_three_times_should
 fn given_kafka_pythons_default_producer_when_the_broker_is_killed_three_times_should_store_every_record_once_in_order(
 ) {
     run(Client::KafkaPythonDefault, 30_000, true);
+}
+
+#[test]
+fn given_idempotent_aiokafka_when_the_broker_is_killed_three_times_should_store_every_record_once_in_order() {
+    run(Client::Aiokafka, 30_000, true);
 }
 
 #[test]

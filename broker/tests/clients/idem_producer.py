@@ -1,8 +1,9 @@
 """An idempotent producer, run by broker/tests/idempotence.rs.
 
 Usage: python idem_producer.py CLIENT BOOTSTRAP TOPIC COUNT
-CLIENT is `kafka-python` (its default producer: idempotence is on by default in 3.x)
-or `confluent` (confluent-kafka with enable.idempotence=true, otherwise default).
+CLIENT is `kafka-python` (its default producer: idempotence is on by default in 3.x),
+`confluent` (confluent-kafka with enable.idempotence=true, otherwise default) or
+`aiokafka` (AIOKafkaProducer with enable_idempotence=True, otherwise default).
 Sends the values "0".."COUNT-1" to partition 0 in order, prints "mark" each time
 another quarter of them is handed to the client (the test may kill the broker then),
 waits for every delivery and prints "sent COUNT errors E". Exits 0 when E is 0.
@@ -57,9 +58,39 @@ def confluent(bootstrap, topic, count):
     return len(errors) + left
 
 
+def aiokafka(bootstrap, topic, count):
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+        await p.start()
+        errors = 0
+        try:
+            futures = []
+            for i in range(count):
+                futures.append(await p.send(topic, str(i).encode(), partition=0))
+                mark(i, count)
+            await p.flush()
+            for f in futures:
+                try:
+                    await f
+                except Exception as e:  # noqa: BLE001 - counted and reported
+                    errors += 1
+                    if errors <= 3:
+                        print("error", repr(e), file=sys.stderr)
+        finally:
+            await p.stop()
+        return errors
+
+    return asyncio.run(run())
+
+
 def main():
     client, bootstrap, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    errors = {"kafka-python": kafka_python, "confluent": confluent}[client](bootstrap, topic, count)
+    clients = {"kafka-python": kafka_python, "confluent": confluent, "aiokafka": aiokafka}
+    errors = clients[client](bootstrap, topic, count)
     print(f"sent {count} errors {errors}", flush=True)
     sys.exit(1 if errors else 0)
 
