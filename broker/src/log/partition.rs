@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use glommio::Task;
-use weir_protocol::record_batch::{set_base_offset, validate};
+use weir_protocol::record_batch::{header, set_base_offset, validate, BatchHeader, ATTR_CONTROL};
 
 use super::appender::Appender;
 use super::cache::TailCache;
@@ -174,15 +174,19 @@ impl PartitionLog {
             if read.batches.is_empty() {
                 break;
             }
+            // `read` validated every batch it took from the file (CRC included): the
+            // header is all that is needed here.
             for batch in &read.batches {
-                let info = validate(batch)?;
-                if info.last_offset() < at.0 {
+                let h = header(batch)?;
+                let base = Offset(h.base_offset.get());
+                let last = base.plus(h.last_offset_delta.get());
+                if last < at {
                     continue;
                 }
-                if let Some(p) = producer_batch(&info) {
-                    states.record(&p, Offset(info.base_offset), Offset(info.last_offset()));
+                if let Some(p) = producer_batch(h) {
+                    states.record(&p, base, last);
                 }
-                at = Offset(info.last_offset() + 1);
+                at = last.next();
             }
         }
         tracing::debug!(dir = %self.shared.dir.display(), from = scanned_from.0, to = end.0, producers = states.len(), "producer state rebuilt");
@@ -213,7 +217,7 @@ impl PartitionLog {
             .await;
         let mut st = self.shared.state.borrow_mut();
         st.check_usable()?;
-        let producer = producer_batch(&info);
+        let producer = producer_batch(header(&batch)?);
         if let Some(p) = &producer {
             if let Verdict::Duplicate(stored) = st.producers.check(p)? {
                 // A retry of a batch already stored: its first answer, nothing stored.
@@ -449,12 +453,13 @@ fn assign_base_offset(batch: Bytes, base: Offset) -> Bytes {
 
 /// The idempotent producer a batch names, if any. Control batches (transaction
 /// markers) carry a producer too but no sequence: they are not checked here.
-pub(crate) fn producer_batch(info: &weir_protocol::record_batch::BatchInfo) -> Option<ProducerBatch> {
-    (info.producer_id >= 0 && info.base_sequence >= 0 && !info.is_control()).then_some(ProducerBatch {
-        producer_id: info.producer_id,
-        epoch: info.producer_epoch,
-        first_sequence: info.base_sequence,
-        last_offset_delta: info.last_offset_delta,
-        timestamp_ms: info.max_timestamp,
+fn producer_batch(h: &BatchHeader) -> Option<ProducerBatch> {
+    let control = h.attributes.get() & ATTR_CONTROL != 0;
+    (h.producer_id.get() >= 0 && h.base_sequence.get() >= 0 && !control).then_some(ProducerBatch {
+        producer_id: h.producer_id.get(),
+        epoch: h.producer_epoch.get(),
+        first_sequence: h.base_sequence.get(),
+        last_offset_delta: h.last_offset_delta.get(),
+        timestamp_ms: h.max_timestamp.get(),
     })
 }
