@@ -15,7 +15,7 @@ use super::ShardContext;
 use crate::limits;
 use crate::metadata::catalog::{random_id, validate_topic_name, Placement};
 use crate::metadata::{store, Catalog, TopicConfig};
-use crate::shard::Task;
+use crate::shard::{run_on, Task};
 
 pub enum AdminRequest {
     CreateTopics {
@@ -68,10 +68,7 @@ impl Task<ShardContext> for ApplyCatalog {
 /// Run a catalog change on shard 0 and return its outcome per topic (none
 /// when shard 0 cannot be reached).
 pub async fn admin(shard: &Rc<ShardContext>, req: AdminRequest) -> Vec<TopicOutcome> {
-    if shard.id == 0 {
-        return Admin(req).run(shard.clone()).await;
-    }
-    shard.mesh.call(0, Admin(req)).await.unwrap_or_else(|e| {
+    run_on(shard, 0, Admin(req)).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "admin forward failed");
         Vec::new()
     })

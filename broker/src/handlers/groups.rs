@@ -22,7 +22,7 @@ use kafka_protocol::ResponseError;
 use super::ShardContext;
 use crate::groups::call::{execute, GroupAnswer, GroupCall};
 use crate::groups::group_to_shard;
-use crate::shard::Task;
+use crate::shard::{run_on, Task};
 
 const KEY_TYPE_GROUP: i8 = 0;
 
@@ -47,11 +47,7 @@ pub async fn call(shard: &Rc<ShardContext>, group_id: &str, call: GroupCall) -> 
 
 /// Run `call` on shard `owner`'s coordinator.
 pub async fn call_on(shard: &Rc<ShardContext>, owner: usize, call: GroupCall) -> Result<GroupAnswer, i16> {
-    let task = GroupTask(call);
-    if owner == shard.id {
-        return task.run(shard.clone()).await;
-    }
-    shard.mesh.call(owner, task).await.unwrap_or_else(|e| {
+    run_on(shard, owner, GroupTask(call)).await.unwrap_or_else(|e| {
         tracing::warn!(owner, error = %e, "group forward failed");
         Err(ResponseError::CoordinatorNotAvailable.code())
     })

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::ResponseError;
 
 use super::ShardContext;
-use crate::shard::Task;
+use crate::shard::{run_on, Task};
 
 /// Allocate one producer id, on shard 0.
 pub struct AllocateProducerId;
@@ -39,14 +39,10 @@ pub async fn handle(shard: &Rc<ShardContext>, req: InitProducerIdRequest) -> Ini
     if req.transactional_id.is_some() {
         return failed(ResponseError::CoordinatorNotAvailable);
     }
-    let allocated = if shard.id == 0 {
-        AllocateProducerId.run(shard.clone()).await
-    } else {
-        shard.mesh.call(0, AllocateProducerId).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "producer id forward failed");
-            Err(ResponseError::CoordinatorNotAvailable)
-        })
-    };
+    let allocated = run_on(shard, 0, AllocateProducerId).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "producer id forward failed");
+        Err(ResponseError::CoordinatorNotAvailable)
+    });
     match allocated {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))

@@ -25,20 +25,31 @@ where
         if parts.is_empty() {
             continue;
         }
-        let task = task(parts);
-        let on = on.clone();
-        let handle = if owner == on.shard_id() {
-            glommio::spawn_local(async move { Ok(task.run(on).await) })
-        } else {
-            glommio::spawn_local(async move { on.mesh().call(owner, task).await })
-        };
-        running.push((owner, handle));
+        let (task, on) = (task(parts), on.clone());
+        running.push((
+            owner,
+            glommio::spawn_local(async move { run_on(&on, owner, task).await }),
+        ));
     }
     let mut out = Vec::with_capacity(running.len());
     for (owner, handle) in running {
         out.push((owner, handle.await));
     }
     out
+}
+
+/// Run `task` on shard `owner`: directly when that is this shard, over the mesh
+/// otherwise.
+pub async fn run_on<C: Runtime, T: Task<C>>(
+    on: &Rc<C>,
+    owner: usize,
+    task: T,
+) -> Result<T::Output, MeshError> {
+    if owner == on.shard_id() {
+        Ok(task.run(on.clone()).await)
+    } else {
+        on.mesh().call(owner, task).await
+    }
 }
 
 /// A part's answer knows its slot in the client's response.

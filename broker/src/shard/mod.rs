@@ -15,7 +15,7 @@ pub mod router;
 pub mod task;
 pub mod watchdog;
 
-pub use fanout::{fan_out, place, Slotted};
+pub use fanout::{fan_out, place, run_on, Slotted};
 pub use mesh::{Mesh, MeshError};
 pub use task::Task;
 
