@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 
 use super::{ownership_error, ShardContext};
 use crate::log::producers::ProducerView;
-use crate::shard::router::{partition_owner, split_by_owner};
+use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
 
 /// One partition to describe, for its owner.
@@ -52,12 +52,13 @@ pub async fn handle(shard: &Rc<ShardContext>, req: DescribeProducersRequest) -> 
     let mut shape = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         let name = topic.name.to_string();
+        let meta = catalog.topic(&name);
         let mut slots = Vec::with_capacity(topic.partition_indexes.len());
         for partition in topic.partition_indexes {
             let index = results.len();
             slots.push((partition, index));
             results.push(Err(unknown));
-            if let Some(owner) = partition_owner(&catalog, &name, partition, shard.count) {
+            if let Some(owner) = owner_of(meta, partition, shard.count) {
                 // Until the owner answers: an unreachable owner leaves a retriable error.
                 results[index] = Err(ResponseError::RequestTimedOut.code());
                 let (topic, index) = (name.clone(), index);

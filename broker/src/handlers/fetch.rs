@@ -17,7 +17,7 @@ use super::{ownership_error, wire_offset, ShardContext};
 use crate::error::log_error_code;
 use crate::limits;
 use crate::log::Offset;
-use crate::shard::router::{partition_owner, split_by_owner};
+use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
 
 #[derive(Debug, Clone, Copy)]
@@ -112,12 +112,11 @@ fn route(
     let mut shape = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         // Fetch v13+ names topics by id.
-        let (name, unknown) = if version >= 13 {
-            let name = catalog.topic_by_id(topic.topic_id).map(|m| m.name.clone());
-            (name, ResponseError::UnknownTopicId)
+        let (meta, unknown) = if version >= 13 {
+            (catalog.topic_by_id(topic.topic_id), ResponseError::UnknownTopicId)
         } else {
             (
-                Some(topic.topic.to_string()),
+                catalog.topic(&topic.topic),
                 ResponseError::UnknownTopicOrPartition,
             )
         };
@@ -129,23 +128,18 @@ fn route(
                 index,
                 ..Default::default()
             };
-            let owner = name
-                .as_ref()
-                .map(|n| (n, partition_owner(&catalog, n, p.partition, shard.count)));
-            match owner {
-                Some((name, Some(owner))) => work.push((
+            match (meta, owner_of(meta, p.partition, shard.count)) {
+                (Some(meta), Some(owner)) => work.push((
                     owner,
                     FetchPart {
                         index,
-                        topic: name.clone(),
+                        topic: meta.name.clone(),
                         partition: p.partition,
                         offset: Offset(p.fetch_offset),
                         max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                     },
                 )),
-                Some((_, None)) if catalog.topic(name.as_deref().unwrap_or_default()).is_some() => {
-                    result.error_code = ResponseError::UnknownTopicOrPartition.code()
-                }
+                (Some(_), None) => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 _ => result.error_code = unknown.code(),
             }
             results.push(result);

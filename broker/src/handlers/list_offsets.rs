@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 use super::{ownership_error, wire_offset, ShardContext};
 use crate::error::log_error_code;
 use crate::log::{Offset, PartitionLog};
-use crate::shard::router::{partition_owner, split_by_owner};
+use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, place, Slotted, Task};
 
 /// One partition to look up, for its owner.
@@ -54,6 +54,7 @@ pub async fn handle(shard: &Rc<ShardContext>, req: ListOffsetsRequest, version: 
     let mut shape = Vec::new();
     for topic in req.topics {
         let name = topic.name.0.to_string();
+        let meta = catalog.topic(&name);
         let mut indexes = Vec::new();
         for p in topic.partitions {
             let index = results.len();
@@ -62,7 +63,7 @@ pub async fn handle(shard: &Rc<ShardContext>, req: ListOffsetsRequest, version: 
                 ..Default::default()
             });
             indexes.push((p.partition_index, index));
-            match partition_owner(&catalog, &name, p.partition_index, shard.count) {
+            match owner_of(meta, p.partition_index, shard.count) {
                 Some(owner) => work.push((
                     owner,
                     ListOffsetsPart {

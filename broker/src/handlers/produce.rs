@@ -19,7 +19,7 @@ use super::{refusal, wire_offset, Refused, ShardContext};
 use crate::error::log_error_code;
 use crate::log::{Offset, PartitionLog};
 use crate::shard::order::Ticket;
-use crate::shard::router::{partition_owner, split_by_owner};
+use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, place, Slotted, Task};
 
 /// One partition's batches, for its owner.
@@ -131,11 +131,12 @@ fn route(shard: &ShardContext, req: ProduceRequest) -> Routed {
     let mut shape = Vec::with_capacity(topic_data.len());
     for topic in topic_data {
         let name = topic.name.0.to_string();
+        let meta = catalog.topic(&name);
         let mut indexes = Vec::with_capacity(topic.partition_data.len());
         for part in topic.partition_data {
             let index = results.len();
             indexes.push((part.index, index));
-            let owner = partition_owner(&catalog, &name, part.index, shard.count);
+            let owner = owner_of(meta, part.index, shard.count);
             let (code, target) = match owner {
                 _ if !(-1..=1).contains(&acks) => (ResponseError::InvalidRequiredAcks, None),
                 None => (ResponseError::UnknownTopicOrPartition, None),

@@ -1,11 +1,12 @@
 //! Pure routing: which shard owns a partition, and splitting a request's
 //! parts by owner. Deterministic and side-effect free, so it is unit-tested.
 
-use crate::metadata::Catalog;
+use crate::metadata::TopicMeta;
 
-/// The owner of `topic`/`partition` in `catalog`, or None if it does not exist.
-pub fn partition_owner(catalog: &Catalog, topic: &str, partition: i32, shard_count: usize) -> Option<usize> {
-    catalog.topic(topic)?.owner(partition, shard_count)
+/// The owner of `partition` of a topic looked up in the catalog (None: no such
+/// topic or partition). Handlers look a request's topic up once, not per partition.
+pub fn owner_of(topic: Option<&TopicMeta>, partition: i32, shard_count: usize) -> Option<usize> {
+    topic?.owner(partition, shard_count)
 }
 
 /// Group `parts` by owning shard, keeping each group's order. Index `s` of the
@@ -23,6 +24,11 @@ pub fn split_by_owner<T>(parts: Vec<(usize, T)>, shard_count: usize) -> Vec<Vec<
 mod tests {
     use super::*;
     use crate::metadata::catalog::{random_id, Placement};
+    use crate::metadata::Catalog;
+
+    fn partition_owner(catalog: &Catalog, topic: &str, partition: i32, shard_count: usize) -> Option<usize> {
+        owner_of(catalog.topic(topic), partition, shard_count)
+    }
     use crate::metadata::test_topic_config;
 
     #[test]
