@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::config::ServeArgs;
 use crate::groups::call::{execute, GroupCall};
 use crate::groups::GroupCoordinator;
-use crate::log::{LogError, PartitionLog};
+use crate::log::LogError;
 use crate::metadata::producer_ids::ProducerIds;
 use crate::metadata::Catalog;
 use crate::partitions::Partitions;
@@ -88,11 +88,6 @@ impl ShardContext {
 
     pub fn catalog(&self) -> Arc<Catalog> {
         self.partitions.catalog()
-    }
-
-    /// The local log of `topic`/`partition`, if this shard owns it.
-    pub fn log(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
-        self.partitions.log(topic, partition)
     }
 
     /// Adopt `next` (open new partitions, delete removed ones) and drop the

@@ -13,7 +13,7 @@ use kafka_protocol::ResponseError;
 use super::{ownership_error, ShardContext};
 use crate::log::producers::ProducerView;
 use crate::shard::router::{owner_of, split_by_owner};
-use crate::shard::{fan_out, Task};
+use crate::shard::{fan_out, place, Slotted, Task};
 
 /// One partition to describe, for its owner.
 pub struct ProducersPart {
@@ -23,22 +23,34 @@ pub struct ProducersPart {
     pub partition: i32,
 }
 
-/// Describe the parts one shard owns: per slot, its producers or an error code.
+/// One slot's answer: its partition's producers, or an error code.
+pub struct ProducersAnswer {
+    pub index: usize,
+    pub producers: Result<Vec<ProducerView>, i16>,
+}
+
+impl Slotted for ProducersAnswer {
+    fn slot(&self) -> usize {
+        self.index
+    }
+}
+
+/// Describe the parts one shard owns.
 pub struct DescribeProducers(pub Vec<ProducersPart>);
 
 impl Task<ShardContext> for DescribeProducers {
-    type Output = Vec<(usize, Result<Vec<ProducerView>, i16>)>;
+    type Output = Vec<ProducersAnswer>;
 
     async fn run(self, shard: Rc<ShardContext>) -> Self::Output {
         self.0
             .into_iter()
-            .map(|p| {
-                let producers = shard
+            .map(|p| ProducersAnswer {
+                index: p.index,
+                producers: shard
                     .partitions
                     .owned(&p.topic, p.partition)
                     .map(|log| log.producers())
-                    .map_err(|o| ownership_error(o).code());
-                (p.index, producers)
+                    .map_err(|o| ownership_error(o).code()),
             })
             .collect()
     }
@@ -47,7 +59,7 @@ impl Task<ShardContext> for DescribeProducers {
 pub async fn handle(shard: &Rc<ShardContext>, req: DescribeProducersRequest) -> DescribeProducersResponse {
     let catalog = shard.catalog();
     let unknown = ResponseError::UnknownTopicOrPartition.code();
-    let mut results: Vec<Result<Vec<ProducerView>, i16>> = Vec::new();
+    let mut results: Vec<ProducersAnswer> = Vec::new();
     let mut work = Vec::new();
     let mut shape = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
@@ -57,10 +69,10 @@ pub async fn handle(shard: &Rc<ShardContext>, req: DescribeProducersRequest) -> 
         for partition in topic.partition_indexes {
             let index = results.len();
             slots.push((partition, index));
-            results.push(Err(unknown));
+            let mut producers = Err(unknown);
             if let Some(owner) = owner_of(meta, partition, shard.count) {
                 // Until the owner answers: an unreachable owner leaves a retriable error.
-                results[index] = Err(ResponseError::RequestTimedOut.code());
+                producers = Err(ResponseError::RequestTimedOut.code());
                 let (topic, index) = (name.clone(), index);
                 work.push((
                     owner,
@@ -71,21 +83,18 @@ pub async fn handle(shard: &Rc<ShardContext>, req: DescribeProducersRequest) -> 
                     },
                 ));
             }
+            results.push(ProducersAnswer { index, producers });
         }
         shape.push((topic.name, slots));
     }
-    for (owner, answer) in fan_out(shard, split_by_owner(work, shard.count), DescribeProducers).await {
-        match answer {
-            Ok(parts) => parts.into_iter().for_each(|(i, r)| results[i] = r),
-            Err(e) => tracing::warn!(owner, error = %e, "describe-producers forward failed"),
-        }
-    }
+    let answers = fan_out(shard, split_by_owner(work, shard.count), DescribeProducers).await;
+    place(&mut results, answers, "describe-producers");
     let topics = shape
         .into_iter()
         .map(|(name, slots)| {
             let partitions = slots
                 .into_iter()
-                .map(|(partition, i)| partition_response(partition, &results[i]))
+                .map(|(partition, i)| partition_response(partition, &results[i].producers))
                 .collect();
             TopicResponse::default()
                 .with_name(name)

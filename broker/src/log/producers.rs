@@ -7,7 +7,8 @@
 //! Owned by the partition's log, so only its shard touches it. Invariants: per
 //! producer, the kept batches are in append order with consecutive sequences
 //! (modulo i32 wrap); the number of producers is bounded by `PRODUCERS_MAX` and
-//! by expiry (`expire`).
+//! by expiry (`expire`). A crash never leaves it describing batches the log lost:
+//! it is rebuilt on open from a snapshot at or below the recovered end.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -228,15 +229,6 @@ impl ProducerStates {
         self.producers
             .retain(|_, p| now_ms.saturating_sub(p.last_timestamp_ms) < max_age_ms);
     }
-
-    /// Forget batches at or past `offset` (the log was cut there: recovery of a
-    /// torn tail). A producer left with no batch is forgotten.
-    pub fn truncate(&mut self, offset: Offset) {
-        self.producers.retain(|_, p| {
-            p.batches.retain(|b| b.last_offset < offset);
-            !p.batches.is_empty()
-        });
-    }
 }
 
 /// Snapshot file layout: magic, u32 producer count, then per producer: i64 id,
@@ -443,17 +435,12 @@ mod tests {
     }
 
     #[test]
-    fn given_a_cut_tail_or_idle_producers_when_truncating_or_expiring_should_forget_them() {
+    fn given_idle_producers_when_expiring_should_forget_only_those_past_the_age() {
         let (mut states, mut next) = (ProducerStates::default(), 0);
-        append(&mut states, &mut next, batch(1, 0, 0, 2)).unwrap(); // offsets 0..=1
-        append(&mut states, &mut next, batch(2, 0, 0, 2)).unwrap(); // offsets 2..=3
-        states.truncate(Offset(2));
-        assert_eq!(states.len(), 1);
-        assert_eq!(
-            states.check(&batch(2, 0, 0, 2)),
-            Ok(Verdict::Append),
-            "its batch was cut"
-        );
+        append(&mut states, &mut next, batch(1, 0, 0, 2)).unwrap();
+        append(&mut states, &mut next, batch(2, 0, 0, 2)).unwrap();
+        states.expire(1_000 + 9, 10);
+        assert_eq!(states.len(), 2, "younger than the age: kept");
         states.expire(1_000 + 10, 10);
         assert!(states.is_empty());
     }
