@@ -54,6 +54,15 @@ pub const CLIENT_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::DescribeProducers, 0, 0),
+    // The client forms of the transaction APIs: AddPartitionsToTxn v4+ is
+    // broker to broker, and EndTxn v5 / TxnOffsetCommit v4+ belong to KIP-890's
+    // second transaction version, which needs Produce v12.
+    range(ApiKey::AddPartitionsToTxn, 0, 3),
+    range(ApiKey::AddOffsetsToTxn, 0, 3),
+    range(ApiKey::TxnOffsetCommit, 0, 3),
+    range(ApiKey::EndTxn, 0, 4),
+    range(ApiKey::ListTransactions, 0, 1),
+    range(ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// Our range for `key`, if this client speaks it.

@@ -10,6 +10,7 @@
 //! After an I/O or protocol error the connection is out of step: drop it.
 
 mod groups;
+mod txn;
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -30,6 +31,7 @@ pub use crate::consumer_protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
 pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember, Joined};
+pub use txn::{TxnDescription, TxnListing};
 
 /// The client id on every request; brokers log it.
 pub const CLIENT_ID: &str = "weir-client";

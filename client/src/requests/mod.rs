@@ -21,6 +21,7 @@ use kafka_protocol::ResponseError;
 
 pub mod admin;
 pub mod groups;
+pub mod txn;
 
 /// The last Produce and Fetch versions that name topics; later ones carry the
 /// topic id (KIP-516) instead.

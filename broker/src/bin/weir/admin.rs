@@ -82,7 +82,7 @@ impl std::str::FromStr for ResetTo {
     }
 }
 
-fn connect(bootstrap: &Bootstrap) -> Result<Client, CliError> {
+pub fn connect(bootstrap: &Bootstrap) -> Result<Client, CliError> {
     Client::connect(
         bootstrap.bootstrap.as_str(),
         Duration::from_millis(CONNECT_TIMEOUT_MS),
@@ -93,7 +93,7 @@ fn connect(bootstrap: &Bootstrap) -> Result<Client, CliError> {
     })
 }
 
-fn broker(context: impl Into<String>) -> impl FnOnce(ClientError) -> CliError {
+pub fn broker(context: impl Into<String>) -> impl FnOnce(ClientError) -> CliError {
     let context = context.into();
     move |source| CliError::Broker { context, source }
 }

@@ -1,5 +1,5 @@
 //! The `weir` command line (clap): `serve` takes the broker's `ServeArgs`;
-//! `group` and `topic` are admin commands against a running broker.
+//! `group`, `topic` and `txn` are admin commands against a running broker.
 //! Parsed once in `main`; plain data.
 
 use clap::{Args, Parser, Subcommand};
@@ -24,6 +24,8 @@ pub enum Command {
     Group(GroupArgs),
     /// Topics of a running broker: list, create, describe, delete.
     Topic(TopicArgs),
+    /// Transactions of a running broker: list, describe.
+    Txn(TxnArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -83,4 +85,31 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and its data.
     Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    pub bootstrap: Bootstrap,
+    #[command(subcommand)]
+    pub command: TxnCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxnCommand {
+    /// List transactional ids with their producer id and state.
+    List {
+        /// Only these states (repeatable): Empty, Ongoing, PrepareCommit,
+        /// PrepareAbort, CompleteCommit, CompleteAbort.
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// Only these producer ids (repeatable).
+        #[arg(long = "producer-id")]
+        producer_ids: Vec<i64>,
+    },
+    /// State, producer, timeout, start time and partitions of transactional ids.
+    Describe {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
