@@ -403,3 +403,71 @@ fn committed_only(log: &PartitionLog, r: &mut FetchPartResult, from: Offset, lso
         .next();
     log.aborted_txns(from, upper, &mut r.aborted);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::test_support::{batch, data_dir, run, small_config};
+    use crate::log::TxnMarker;
+
+    /// A transactional batch of two records from producer `pid`, epoch 0, sequence 0.
+    fn txn_batch(pid: i64) -> Bytes {
+        let mut b = batch(2, 50, 1_000, 1).to_vec();
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(b)
+    }
+
+    fn bases(r: &FetchPartResult) -> Vec<i64> {
+        r.batches
+            .iter()
+            .map(|b| header(b).expect("header").base_offset.get())
+            .collect()
+    }
+
+    #[test]
+    fn given_an_open_and_an_aborted_txn_when_reading_committed_should_stop_at_the_lso_and_list_the_abort() {
+        let dir = data_dir();
+        let path = dir.path().join("p0");
+        run(async move {
+            let log = PartitionLog::open(path, small_config()).await.expect("open");
+            log.append(batch(1, 10, 1_000, 0)).await.expect("0");
+            log.append(txn_batch(1)).await.expect("1-2");
+            let abort = TxnMarker {
+                producer_id: 1,
+                producer_epoch: 0,
+                commit: false,
+                coordinator_epoch: 0,
+            };
+            log.append_marker(abort).await.expect("3").expect("written");
+            log.append(batch(1, 10, 1_000, 0)).await.expect("4");
+            log.append(txn_batch(2)).await.expect("5-6, left open");
+            log.append(batch(1, 10, 1_000, 0)).await.expect("7");
+            let lso = log.last_stable_offset();
+            assert_eq!(lso, Offset(5));
+            for from in [0, 4] {
+                let read = log.read(Offset(from), 1 << 20).await.expect("read");
+                let mut r = FetchPartResult {
+                    batches: read.batches,
+                    contiguous: read.contiguous,
+                    ..Default::default()
+                };
+                committed_only(&log, &mut r, Offset(from), lso);
+                let want: Vec<i64> = [0, 1, 3, 4].into_iter().filter(|b| *b >= from).collect();
+                assert_eq!(bases(&r), want, "from {from}: in order, below the LSO");
+                let aborted: Vec<(i64, i64)> = r
+                    .aborted
+                    .iter()
+                    .map(|a| (a.producer_id, a.first_offset.0))
+                    .collect();
+                let want_aborted = if from == 0 { vec![(1, 1)] } else { Vec::new() };
+                assert_eq!(aborted, want_aborted, "from {from}");
+            }
+            log.close().await.expect("close");
+        });
+    }
+}

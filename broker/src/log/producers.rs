@@ -536,4 +536,32 @@ mod tests {
         assert_eq!(old.first_unstable_offset(), None);
         assert!(matches!(old.check(&batch(5, 2, 0, 3)), Ok(Verdict::Duplicate(_))));
     }
+
+    #[test]
+    fn given_a_producer_in_a_transaction_when_expiring_should_keep_it_until_the_marker() {
+        let (mut states, mut next) = (ProducerStates::default(), 0);
+        let txn = ProducerBatch {
+            transactional: true,
+            ..batch(1, 0, 0, 1)
+        };
+        append(&mut states, &mut next, txn).unwrap();
+        append(&mut states, &mut next, batch(2, 0, 0, 1)).unwrap();
+        states.expire(1_000_000, 10);
+        assert_eq!(
+            states.len(),
+            1,
+            "only the idle producer without a transaction went"
+        );
+        assert_eq!(states.check_marker(1, 0), Ok(MarkerVerdict::Append));
+        let aborted = states
+            .record_marker(1, 0, false, Offset(1), 1_000)
+            .expect("an abort");
+        assert_eq!(
+            (aborted.first_offset, aborted.last_stable_offset),
+            (Offset(0), Offset(2))
+        );
+        assert_eq!(states.check_marker(1, 0), Ok(MarkerVerdict::NoTransaction));
+        states.expire(1_000_000, 10);
+        assert!(states.is_empty(), "expires once the transaction ended");
+    }
 }
