@@ -15,6 +15,7 @@ use futures_lite::future;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
+use weir_protocol::record_batch::header;
 
 use super::{ownership_error, wire_offset, ShardContext};
 use crate::error::log_error_code;
@@ -23,7 +24,6 @@ use crate::log::producers::AbortedTxn;
 use crate::log::{Offset, PartitionLog};
 use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
-use weir_protocol::record_batch::header;
 
 #[derive(Debug, Clone, Copy)]
 pub struct FetchWait {
