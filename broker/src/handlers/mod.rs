@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod produce;
 pub mod producer_id;
 pub mod topics;
+pub mod txn_markers;
 
 use kafka_protocol::ResponseError;
 
