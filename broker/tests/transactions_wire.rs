@@ -358,3 +358,89 @@ fn given_unfinished_transactions_when_the_broker_restarts_should_complete_or_abo
     assert_eq!(add(&mut c, 3, "prepared", pid_p, epoch_p, "r", &[0]), vec![0]);
     assert_eq!(end(&mut c, 3, "prepared", pid_p, epoch_p, false), 0);
 }
+
+fn add_offsets(c: &mut Client, txn_id: &str, pid: i64, epoch: i16, group: &str) -> i16 {
+    let req = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(txn_id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(s(group)));
+    c.call_at(3, req).unwrap().error_code
+}
+
+fn txn_commit(c: &mut Client, txn_id: &str, pid: i64, epoch: i16, group: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let req = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s(txn_id)))
+        .with_group_id(GroupId(s(group)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("o")))
+            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    c.call_at(3, req).unwrap().topics[0].partitions[0].error_code
+}
+
+/// (error, offset) of partition o/0 in `group`, OffsetFetch v7.
+fn fetch_offset(c: &mut Client, group: &str, require_stable: bool) -> (i16, i64) {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s("o")))
+            .with_partition_indexes(vec![0])]))
+        .with_require_stable(require_stable);
+    let r = c.call_at(7, req).unwrap();
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+#[test]
+fn given_transactional_offsets_when_the_transaction_ends_should_be_visible_only_after_commit() {
+    const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    let mut broker = Broker::start(&["--shards", "2"]);
+    let mut c = broker.client();
+    c.create_topic("o", 1, &[]).unwrap();
+    let (_, pid, epoch) = init(&mut c, "offs", 60_000);
+    assert_eq!(
+        txn_commit(&mut c, "offs", pid, epoch, "g1", 5),
+        INVALID_TXN_STATE,
+        "group not added"
+    );
+    assert_eq!(add(&mut c, 3, "offs", pid, epoch, "o", &[0]), vec![0]);
+    assert_eq!(add_offsets(&mut c, "offs", pid, epoch, "g1"), 0);
+    assert_eq!(txn_commit(&mut c, "offs", pid, epoch, "g1", 42), 0);
+    assert_eq!(fetch_offset(&mut c, "g1", true), (UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(
+        fetch_offset(&mut c, "g1", false),
+        (0, -1),
+        "pending offsets are invisible"
+    );
+    assert_eq!(end(&mut c, 3, "offs", pid, epoch, true), 0);
+    assert_eq!(fetch_offset(&mut c, "g1", true), (0, 42));
+    assert_eq!(add_offsets(&mut c, "offs", pid, epoch, "g1"), 0);
+    assert_eq!(txn_commit(&mut c, "offs", pid, epoch, "g1", 99), 0);
+    assert_eq!(end(&mut c, 3, "offs", pid, epoch, false), 0);
+    assert_eq!(
+        fetch_offset(&mut c, "g1", true),
+        (0, 42),
+        "aborted offsets are dropped"
+    );
+    // Pending offsets of a transaction cut by kill -9 are dropped by recovery's abort.
+    assert_eq!(add_offsets(&mut c, "offs", pid, epoch, "g1"), 0);
+    assert_eq!(txn_commit(&mut c, "offs", pid, epoch, "g1", 77), 0);
+    drop(c);
+    broker.kill();
+    broker.start_again();
+    let mut c = broker.client();
+    wait_for("recovery's abort", || {
+        describe(&mut c, "offs").state == "CompleteAbort"
+    });
+    assert_eq!(fetch_offset(&mut c, "g1", true), (0, 42));
+    assert_eq!(txn_commit(&mut c, "offs", pid, epoch, "g1", 78), PRODUCER_FENCED);
+}

@@ -306,3 +306,27 @@ impl Task<ShardContext> for ListTxns {
         Ok(out)
     }
 }
+
+/// TxnOffsetCommit's check: the producer is current, its transaction Ongoing and the
+/// group added to it.
+pub struct VerifyOffsets {
+    pub txn_id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub group: String,
+}
+
+impl Task<ShardContext> for VerifyOffsets {
+    type Output = Result<(), TxnError>;
+
+    async fn run(self, shard: Rc<ShardContext>) -> Result<(), TxnError> {
+        let meta = coordinator(&shard)?
+            .get(&self.txn_id)
+            .ok_or(TxnError::UnknownProducer)?;
+        meta.check_producer(self.producer_id, self.epoch)?;
+        if meta.state != TxnState::Ongoing || !meta.groups.contains(&self.group) {
+            return Err(TxnError::InvalidState);
+        }
+        Ok(())
+    }
+}

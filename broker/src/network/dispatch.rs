@@ -137,6 +137,9 @@ pub async fn handle(
             Out::AddOffsetsToTxn(txn_api::add_offsets(shard, r, version).await)
         }
         RequestKind::EndTxn(r) => Out::EndTxn(txn_api::end_txn(shard, r, version).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            Out::TxnOffsetCommit(txn_offsets::txn_offset_commit(shard, r, version).await)
+        }
         RequestKind::ListTransactions(r) => Out::ListTransactions(txn_api::list_transactions(shard, r).await),
         RequestKind::DescribeTransactions(r) => {
             Out::DescribeTransactions(txn_api::describe_transactions(shard, r).await)

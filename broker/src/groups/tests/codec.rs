@@ -54,6 +54,25 @@ fn record() -> impl Strategy<Value = StoreRecord> {
             },
         }),
         name.prop_map(|group| StoreRecord::GroupDelete { group }),
+        (name, 1..3i64, name, 0..4i32, any::<i64>()).prop_map(
+            |(group, producer_id, topic, partition, offset)| StoreRecord::TxnCommit {
+                group,
+                producer_id,
+                topic,
+                partition,
+                value: CommittedOffset {
+                    offset,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 8,
+                },
+            }
+        ),
+        (name, 1..3i64, any::<bool>()).prop_map(|(group, producer_id, commit)| StoreRecord::TxnEnd {
+            group,
+            producer_id,
+            commit
+        }),
     ]
 }
 
@@ -87,6 +106,7 @@ proptest! {
         prop_assert_eq!(full.valid_bytes, bytes.len());
         prop_assert_eq!(&full.state.offsets, &replay(&records).offsets);
         prop_assert_eq!(&full.state.groups, &replay(&records).groups);
+        prop_assert_eq!(&full.state.pending, &replay(&records).pending);
         let cut_at = 8 + cut.index(bytes.len() - 7);
         let whole = ends.iter().filter(|&&e| e <= cut_at).count() - 1;
         let partial = store::scan(&bytes[..cut_at], path).unwrap();
@@ -107,4 +127,35 @@ fn given_consumer_subscription_bytes_when_parsing_should_return_topics_and_rejec
         None
     );
     assert_eq!(super::super::group::parse_subscription_topics(&[0]), None);
+}
+
+#[test]
+fn given_pending_txn_offsets_when_the_txn_ends_should_commit_or_drop_them() {
+    let pending = |producer_id, offset| StoreRecord::TxnCommit {
+        group: "g".into(),
+        producer_id,
+        topic: "t".into(),
+        partition: 0,
+        value: CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 1,
+        },
+    };
+    let end = |producer_id, commit| StoreRecord::TxnEnd {
+        group: "g".into(),
+        producer_id,
+        commit,
+    };
+    let state = replay(&[pending(1, 5), pending(2, 9)]);
+    assert!(state.has_pending("g", "t", 0));
+    assert!(state.offsets.is_empty(), "pending offsets are invisible");
+    assert_eq!(state.offset_count, 2);
+    let state = replay(&[pending(1, 5), pending(2, 9), end(2, false), end(1, true)]);
+    assert!(!state.has_pending("g", "t", 0));
+    assert_eq!(state.offsets["g"][&("t".to_string(), 0)].offset, 5);
+    assert_eq!(state.offset_count, 1);
+    let snapshot: Vec<StoreRecord> = replay(&[pending(1, 5)]).snapshot_records().collect();
+    assert_eq!(snapshot, vec![pending(1, 5)]);
 }
