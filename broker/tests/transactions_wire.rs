@@ -444,3 +444,26 @@ fn given_transactional_offsets_when_the_transaction_ends_should_be_visible_only_
     assert_eq!(fetch_offset(&mut c, "g1", true), (0, 42));
     assert_eq!(txn_commit(&mut c, "offs", pid, epoch, "g1", 78), PRODUCER_FENCED);
 }
+
+#[test]
+fn given_confluent_kafkas_transactional_producer_when_it_commits_and_aborts_should_keep_only_the_commit() {
+    let python = common::venv_python("confluent_kafka");
+    let broker = Broker::start(&["--shards", "2"]);
+    let mut c = broker.client();
+    c.create_topic("ct", 2, &[]).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/txn_producer.py");
+    let out = std::process::Command::new(python)
+        .args([script, &broker.addr(), "ct", "cg"])
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\nbroker log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log()
+    );
+    assert_eq!(stdout.trim(), "done 5", "the aborted offset 9 is dropped");
+    let d = describe(&mut c, "confluent-txn");
+    assert_eq!((d.state.as_str(), d.epoch), ("CompleteAbort", 0));
+}
