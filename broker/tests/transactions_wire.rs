@@ -33,11 +33,16 @@ fn s(v: &str) -> StrBytes {
 
 /// (error, producer id, epoch) of InitProducerId v4.
 fn init(c: &mut Client, txn_id: &str, timeout_ms: i32) -> (i16, i64, i16) {
+    init_known(c, txn_id, timeout_ms, -1, -1)
+}
+
+/// InitProducerId v4 with the producer id and epoch the client had (KIP-360).
+fn init_known(c: &mut Client, txn_id: &str, timeout_ms: i32, pid: i64, epoch: i16) -> (i16, i64, i16) {
     let req = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(s(txn_id))))
         .with_transaction_timeout_ms(timeout_ms)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch);
     let r = c.call_at(4, req).unwrap();
     (r.error_code, r.producer_id.0, r.producer_epoch)
 }
@@ -156,6 +161,13 @@ fn given_unknown_producers_or_bad_requests_when_sent_should_get_kafkas_errors() 
     assert_eq!(init(&mut c, "tx", 900_001).0, INVALID_TRANSACTION_TIMEOUT);
     let (code, pid, epoch) = init(&mut c, "tx", 60_000);
     assert_eq!((code, epoch), (0, 0));
+    // KIP-360: a known producer bumps its own epoch; another epoch or id is fenced; an
+    // unknown transactional id is created whatever producer id the client had.
+    assert_eq!(init_known(&mut c, "tx", 60_000, pid, 3).0, PRODUCER_FENCED);
+    assert_eq!(init_known(&mut c, "tx", 60_000, pid + 100, 0).0, PRODUCER_FENCED);
+    let (code, pid, epoch) = init_known(&mut c, "tx", 60_000, pid, 0);
+    assert_eq!((code, epoch), (0, 1));
+    assert_eq!(init_known(&mut c, "kip360", 60_000, 999_999, 4).0, 0);
     assert_eq!(
         end(&mut c, 3, "tx", pid, epoch, true),
         INVALID_TXN_STATE,

@@ -55,16 +55,10 @@ impl Task<ShardContext> for InitTxn {
         let coordinator = coordinator(&shard)?;
         let claim = coordinator.claim(&self.txn_id)?;
         let next = match coordinator.get(&self.txn_id) {
-            None => {
-                if self.known.is_some() || !coordinator.has_room() {
-                    return Err(if self.known.is_some() {
-                        TxnError::UnknownProducer
-                    } else {
-                        TxnError::Unavailable
-                    });
-                }
-                TxnMetadata::new(allocate(&shard).await?, self.timeout_ms, now_ms())
-            }
+            // A new id, even with a producer id given (KIP-360: a producer recovering
+            // from UNKNOWN_PRODUCER_ID after its id expired), as Kafka does.
+            None if !coordinator.has_room() => return Err(TxnError::Unavailable),
+            None => TxnMetadata::new(allocate(&shard).await?, self.timeout_ms, now_ms()),
             Some(meta) => {
                 if let Some((pid, epoch)) = self.known {
                     // KIP-360: only the current producer may bump its own epoch.
@@ -180,6 +174,22 @@ async fn send_markers(
     }
 }
 
+/// Claim `txn_id` for a request of `producer_id`/`epoch`. The producer is checked first,
+/// as Kafka orders its checks: a zombie gets fenced rather than CONCURRENT_TRANSACTIONS
+/// while another operation runs. (The caller checks again under the claim.)
+fn claim_checked(
+    coordinator: &Rc<TxnCoordinator>,
+    txn_id: &str,
+    producer_id: i64,
+    epoch: i16,
+) -> Result<Claim, TxnError> {
+    coordinator
+        .get(txn_id)
+        .ok_or(TxnError::UnknownProducer)?
+        .check_producer(producer_id, epoch)?;
+    coordinator.claim(txn_id)
+}
+
 /// AddPartitionsToTxn / AddOffsetsToTxn (groups), after the partitions were
 /// checked to exist.
 pub struct AddToTxn {
@@ -195,7 +205,7 @@ impl Task<ShardContext> for AddToTxn {
 
     async fn run(self, shard: Rc<ShardContext>) -> Result<(), TxnError> {
         let coordinator = coordinator(&shard)?;
-        let claim = coordinator.claim(&self.txn_id)?;
+        let claim = claim_checked(&coordinator, &self.txn_id, self.producer_id, self.epoch)?;
         let meta = coordinator.get(&self.txn_id).ok_or(TxnError::UnknownProducer)?;
         meta.check_producer(self.producer_id, self.epoch)?;
         let Some(next) = meta.add(&self.partitions, &self.groups, now_ms())? else {
@@ -223,7 +233,7 @@ impl Task<ShardContext> for EndTxn {
 
     async fn run(self, shard: Rc<ShardContext>) -> Result<(), TxnError> {
         let coordinator = coordinator(&shard)?;
-        let claim = coordinator.claim(&self.txn_id)?;
+        let claim = claim_checked(&coordinator, &self.txn_id, self.producer_id, self.epoch)?;
         let meta = coordinator.get(&self.txn_id).ok_or(TxnError::UnknownProducer)?;
         meta.check_producer(self.producer_id, self.epoch)?;
         let Some(prepared) = meta.end(self.commit, now_ms())? else {
