@@ -120,3 +120,47 @@ async fn run_one(
         Work::Expire => coordinator.remove(&claim).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(state: TxnState, start_ms: i64, update_ms: i64) -> TxnMetadata {
+        let mut m = TxnMetadata::new(1, 1_000, update_ms);
+        m.state = state;
+        m.start_ms = start_ms;
+        m
+    }
+
+    #[test]
+    fn given_ids_when_the_timer_looks_should_abort_complete_or_expire_as_due() {
+        let ongoing = meta(TxnState::Ongoing, 10_000, 10_000);
+        assert_eq!(work_for(&ongoing, 10_500, false), None, "within its timeout");
+        assert_eq!(work_for(&ongoing, 11_001, false), Some(Work::Abort));
+        assert_eq!(
+            work_for(&ongoing, 10_500, true),
+            Some(Work::Abort),
+            "recovery aborts all"
+        );
+        let prepared = meta(TxnState::PrepareCommit, 10_000, 10_000);
+        assert_eq!(
+            work_for(&prepared, 10_500, false),
+            None,
+            "its EndTxn is still running"
+        );
+        assert_eq!(
+            work_for(&prepared, 10_000 + STUCK_PREPARE_MS + 1, false),
+            Some(Work::Complete)
+        );
+        assert_eq!(work_for(&prepared, 10_000, true), Some(Work::Complete));
+        let done = meta(TxnState::CompleteCommit, -1, 10_000);
+        assert_eq!(
+            work_for(&done, 10_000 + TRANSACTIONAL_ID_EXPIRATION_MS, false),
+            None
+        );
+        assert_eq!(
+            work_for(&done, 10_001 + TRANSACTIONAL_ID_EXPIRATION_MS, false),
+            Some(Work::Expire)
+        );
+    }
+}
