@@ -457,15 +457,17 @@ fn given_transactional_offsets_when_the_transaction_ends_should_be_visible_only_
     assert_eq!(txn_commit(&mut c, "offs", pid, epoch, "g1", 78), PRODUCER_FENCED);
 }
 
-#[test]
-fn given_confluent_kafkas_transactional_producer_when_it_commits_and_aborts_should_keep_only_the_commit() {
-    let python = common::venv_python("confluent_kafka");
+/// Run a real client's transactional producer (tests/clients/txn_producer.py): a commit
+/// with offset 5 for its group, then an abort with offset 9; the group keeps 5.
+fn real_client(client: &str) {
+    let python = common::venv_python("confluent_kafka, kafka, aiokafka");
     let broker = Broker::start(&["--shards", "2"]);
     let mut c = broker.client();
-    c.create_topic("ct", 2, &[]).unwrap();
+    c.create_topic("o", 1, &[]).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/txn_producer.py");
+    let group = format!("{client}-group");
     let out = std::process::Command::new(python)
-        .args([script, &broker.addr(), "ct", "cg"])
+        .args([script, client, &broker.addr(), "o", &group])
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -475,7 +477,27 @@ fn given_confluent_kafkas_transactional_producer_when_it_commits_and_aborts_shou
         String::from_utf8_lossy(&out.stderr),
         broker.log()
     );
-    assert_eq!(stdout.trim(), "done 5", "the aborted offset 9 is dropped");
-    let d = describe(&mut c, "confluent-txn");
-    assert_eq!((d.state.as_str(), d.epoch), ("CompleteAbort", 0));
+    assert_eq!(stdout.trim(), "done");
+    assert_eq!(
+        fetch_offset(&mut c, &group, true),
+        (0, 5),
+        "the aborted offset 9 is dropped"
+    );
+    let d = describe(&mut c, &format!("{client}-txn"));
+    assert_eq!(d.state, "CompleteAbort");
+}
+
+#[test]
+fn given_confluent_kafkas_transactional_producer_when_it_commits_and_aborts_should_keep_only_the_commit() {
+    real_client("confluent");
+}
+
+#[test]
+fn given_kafka_pythons_transactional_producer_when_it_commits_and_aborts_should_keep_only_the_commit() {
+    real_client("kafka-python");
+}
+
+#[test]
+fn given_aiokafkas_transactional_producer_when_it_commits_and_aborts_should_keep_only_the_commit() {
+    real_client("aiokafka");
 }
