@@ -36,6 +36,7 @@ pub enum GroupCall {
     CompleteTxn {
         group_id: String,
         producer_id: i64,
+        producer_epoch: i16,
         commit: bool,
     },
     List {
@@ -99,10 +100,11 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
         GroupCall::CompleteTxn {
             group_id,
             producer_id,
+            producer_epoch,
             commit,
         } => GroupAnswer::CompleteTxn(
             coordinator
-                .complete_txn(&group_id, producer_id, commit)
+                .complete_txn(&group_id, producer_id, producer_epoch, commit)
                 .await
                 .map_err(|e| e.code()),
         ),

@@ -94,20 +94,25 @@ pub(crate) enum StoreRecord {
     TxnCommit {
         group: String,
         producer_id: i64,
+        producer_epoch: i16,
         topic: String,
         partition: i32,
         value: CommittedOffset,
     },
     /// The end of `producer_id`'s transaction in `group`: commit makes its pending
-    /// offsets the committed ones, abort drops them.
+    /// offsets of `producer_epoch` the committed ones (a fenced zombie's, of an older
+    /// epoch, are dropped), abort drops them all.
     TxnEnd {
         group: String,
         producer_id: i64,
+        producer_epoch: i16,
         commit: bool,
     },
 }
 
 pub(crate) type GroupOffsets = HashMap<(String, i32), CommittedOffset>;
+/// One producer's pending offsets in a group, each with the producer epoch that sent it.
+pub(crate) type PendingOffsets = HashMap<(String, i32), (i16, CommittedOffset)>;
 
 /// What the file says, materialized.
 #[derive(Default, Debug)]
@@ -117,7 +122,7 @@ pub(crate) struct StoreState {
     /// Counts committed and pending offsets: both are bounded by OFFSETS_PER_SHARD_MAX.
     pub offset_count: usize,
     /// Pending transactional offsets per group, per producer id.
-    pub pending: HashMap<String, HashMap<i64, GroupOffsets>>,
+    pub pending: HashMap<String, HashMap<i64, PendingOffsets>>,
 }
 
 impl StoreState {
@@ -163,26 +168,37 @@ impl StoreState {
             StoreRecord::TxnCommit {
                 group,
                 producer_id,
+                producer_epoch,
                 topic,
                 partition,
                 value,
             } => {
-                let by_producer = self.pending.entry(group).or_default();
-                let previous = by_producer
-                    .entry(producer_id)
+                let offsets = self
+                    .pending
+                    .entry(group)
                     .or_default()
-                    .insert((topic, partition), value);
-                self.offset_count += usize::from(previous.is_none());
+                    .entry(producer_id)
+                    .or_default();
+                match offsets.get_mut(&(topic.clone(), partition)) {
+                    // A zombie's late write never replaces its successor's offset.
+                    Some((epoch, _)) if *epoch > producer_epoch => {}
+                    Some(slot) => *slot = (producer_epoch, value),
+                    None => {
+                        offsets.insert((topic, partition), (producer_epoch, value));
+                        self.offset_count += 1;
+                    }
+                }
             }
             StoreRecord::TxnEnd {
                 group,
                 producer_id,
+                producer_epoch,
                 commit,
-            } => self.end_txn(group, producer_id, commit),
+            } => self.end_txn(group, producer_id, producer_epoch, commit),
         }
     }
 
-    fn end_txn(&mut self, group: String, producer_id: i64, commit: bool) {
+    fn end_txn(&mut self, group: String, producer_id: i64, producer_epoch: i16, commit: bool) {
         let Some(by_producer) = self.pending.get_mut(&group) else {
             return;
         };
@@ -194,7 +210,10 @@ impl StoreState {
         }
         self.offset_count -= offsets.len();
         if commit {
-            for ((topic, partition), value) in offsets {
+            let current = offsets
+                .into_iter()
+                .filter(|(_, (epoch, _))| *epoch == producer_epoch);
+            for ((topic, partition), (_, value)) in current {
                 self.apply(StoreRecord::Commit {
                     group: group.clone(),
                     topic,
@@ -232,15 +251,16 @@ impl StoreState {
         });
         let pending = self.pending.iter().flat_map(|(group, by_producer)| {
             by_producer.iter().flat_map(move |(producer_id, offsets)| {
-                offsets
-                    .iter()
-                    .map(move |((topic, partition), value)| StoreRecord::TxnCommit {
+                offsets.iter().map(
+                    move |((topic, partition), (epoch, value))| StoreRecord::TxnCommit {
                         group: group.clone(),
                         producer_id: *producer_id,
+                        producer_epoch: *epoch,
                         topic: topic.clone(),
                         partition: *partition,
                         value: value.clone(),
-                    })
+                    },
+                )
             })
         });
         groups.chain(offsets).chain(pending)
@@ -303,6 +323,7 @@ fn encode_body(record: &StoreRecord, out: &mut Vec<u8>) {
         StoreRecord::TxnCommit {
             group,
             producer_id,
+            producer_epoch,
             topic,
             partition,
             value,
@@ -310,6 +331,7 @@ fn encode_body(record: &StoreRecord, out: &mut Vec<u8>) {
             out.push(KIND_TXN_COMMIT);
             put_str(out, group);
             out.extend_from_slice(&producer_id.to_be_bytes());
+            out.extend_from_slice(&producer_epoch.to_be_bytes());
             put_str(out, topic);
             out.extend_from_slice(&partition.to_be_bytes());
             out.extend_from_slice(&value.offset.to_be_bytes());
@@ -320,11 +342,13 @@ fn encode_body(record: &StoreRecord, out: &mut Vec<u8>) {
         StoreRecord::TxnEnd {
             group,
             producer_id,
+            producer_epoch,
             commit,
         } => {
             out.push(KIND_TXN_END);
             put_str(out, group);
             out.extend_from_slice(&producer_id.to_be_bytes());
+            out.extend_from_slice(&producer_epoch.to_be_bytes());
             out.push(u8::from(*commit));
         }
     }
@@ -383,6 +407,10 @@ impl<'a> Reader<'a> {
     fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
+    fn i16(&mut self) -> Option<i16> {
+        self.take(2)
+            .map(|b| i16::from_be_bytes(b.try_into().expect("2 bytes")))
+    }
     fn i32(&mut self) -> Option<i32> {
         self.take(4)
             .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
@@ -430,6 +458,7 @@ fn decode_body(body: &[u8]) -> Option<StoreRecord> {
         KIND_TXN_COMMIT => StoreRecord::TxnCommit {
             group: r.string()?,
             producer_id: r.i64()?,
+            producer_epoch: r.i16()?,
             topic: r.string()?,
             partition: r.i32()?,
             value: CommittedOffset {
@@ -442,6 +471,7 @@ fn decode_body(body: &[u8]) -> Option<StoreRecord> {
         KIND_TXN_END => StoreRecord::TxnEnd {
             group: r.string()?,
             producer_id: r.i64()?,
+            producer_epoch: r.i16()?,
             commit: r.u8()? == 1,
         },
         _ => return None,

@@ -49,6 +49,7 @@ impl GroupCoordinator {
                     records.push(StoreRecord::TxnCommit {
                         group: group_id.clone(),
                         producer_id: req.producer_id.0,
+                        producer_epoch: req.producer_epoch,
                         topic: topic.name.as_str().to_owned(),
                         partition: partition.partition_index,
                         value: CommittedOffset {
@@ -100,12 +101,14 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// The end of `producer_id`'s transaction in `group_id`: durable before it returns.
+    /// The end of `producer_id`'s transaction at `producer_epoch` in `group_id`: durable
+    /// before it returns.
     /// Nothing pending (a retry after a crash, or no offsets were sent): nothing written.
     pub async fn complete_txn(
         &self,
         group_id: &str,
         producer_id: i64,
+        producer_epoch: i16,
         commit: bool,
     ) -> Result<(), ResponseError> {
         let pending = self
@@ -120,6 +123,7 @@ impl GroupCoordinator {
         let record = StoreRecord::TxnEnd {
             group: group_id.to_owned(),
             producer_id,
+            producer_epoch,
             commit,
         };
         self.store

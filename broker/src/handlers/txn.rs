@@ -128,7 +128,8 @@ pub async fn complete(
     let partitions: Vec<(String, i32)> = prepared.partitions.iter().cloned().collect();
     send_markers(shard, claim.txn_id(), marker, partitions).await?;
     for group in &prepared.groups {
-        super::txn_offsets::complete_group(shard, group, prepared.producer_id, commit).await?;
+        super::txn_offsets::complete_group(shard, group, prepared.producer_id, prepared.epoch, commit)
+            .await?;
     }
     let done = prepared.complete(now_ms());
     coordinator.put(claim, done.clone()).await?;

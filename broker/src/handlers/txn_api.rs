@@ -231,7 +231,7 @@ pub async fn list_transactions(
 }
 
 /// DescribeTransactions: each id on its owner. An unknown id gets
-/// TRANSACTIONAL_ID_NOT_FOUND.
+/// TRANSACTIONAL_ID_NOT_FOUND, an empty one INVALID_REQUEST (as Kafka).
 pub async fn describe_transactions(
     shard: &Rc<ShardContext>,
     req: DescribeTransactionsRequest,
@@ -244,11 +244,11 @@ pub async fn describe_transactions(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
             .with_transaction_start_time_ms(-1);
-        let answer = if valid_id(&txn_id) {
-            on_owner(shard, &txn_id, DescribeTxn(txn_id.clone())).await
-        } else {
-            Ok(None)
-        };
+        if !valid_id(&txn_id) {
+            states.push(described.with_error_code(ResponseError::InvalidRequest.code()));
+            continue;
+        }
+        let answer = on_owner(shard, &txn_id, DescribeTxn(txn_id.clone())).await;
         states.push(match answer {
             Ok(Some(meta)) => {
                 let mut topics: Vec<TopicData> = Vec::new();

@@ -27,11 +27,13 @@ pub async fn complete_group(
     shard: &Rc<ShardContext>,
     group: &str,
     producer_id: i64,
+    producer_epoch: i16,
     commit: bool,
 ) -> Result<(), TxnError> {
     let complete = GroupCall::CompleteTxn {
         group_id: group.to_string(),
         producer_id,
+        producer_epoch,
         commit,
     };
     match call(shard, group, complete).await {

@@ -54,10 +54,11 @@ fn record() -> impl Strategy<Value = StoreRecord> {
             },
         }),
         name.prop_map(|group| StoreRecord::GroupDelete { group }),
-        (name, 1..3i64, name, 0..4i32, any::<i64>()).prop_map(
-            |(group, producer_id, topic, partition, offset)| StoreRecord::TxnCommit {
+        (name, 1..3i64, 0..2i16, name, 0..4i32, any::<i64>()).prop_map(
+            |(group, producer_id, producer_epoch, topic, partition, offset)| StoreRecord::TxnCommit {
                 group,
                 producer_id,
+                producer_epoch,
                 topic,
                 partition,
                 value: CommittedOffset {
@@ -68,10 +69,13 @@ fn record() -> impl Strategy<Value = StoreRecord> {
                 },
             }
         ),
-        (name, 1..3i64, any::<bool>()).prop_map(|(group, producer_id, commit)| StoreRecord::TxnEnd {
-            group,
-            producer_id,
-            commit
+        (name, 1..3i64, 0..2i16, any::<bool>()).prop_map(|(group, producer_id, producer_epoch, commit)| {
+            StoreRecord::TxnEnd {
+                group,
+                producer_id,
+                producer_epoch,
+                commit,
+            }
         }),
     ]
 }
@@ -134,6 +138,7 @@ fn given_pending_txn_offsets_when_the_txn_ends_should_commit_or_drop_them() {
     let pending = |producer_id, offset| StoreRecord::TxnCommit {
         group: "g".into(),
         producer_id,
+        producer_epoch: 1,
         topic: "t".into(),
         partition: 0,
         value: CommittedOffset {
@@ -146,6 +151,7 @@ fn given_pending_txn_offsets_when_the_txn_ends_should_commit_or_drop_them() {
     let end = |producer_id, commit| StoreRecord::TxnEnd {
         group: "g".into(),
         producer_id,
+        producer_epoch: 1,
         commit,
     };
     let state = replay(&[pending(1, 5), pending(2, 9)]);
@@ -158,4 +164,32 @@ fn given_pending_txn_offsets_when_the_txn_ends_should_commit_or_drop_them() {
     assert_eq!(state.offset_count, 1);
     let snapshot: Vec<StoreRecord> = replay(&[pending(1, 5)]).snapshot_records().collect();
     assert_eq!(snapshot, vec![pending(1, 5)]);
+}
+
+#[test]
+fn given_a_zombies_late_txn_offset_when_its_successor_commits_should_drop_it() {
+    let pending = |producer_epoch, offset| StoreRecord::TxnCommit {
+        group: "g".into(),
+        producer_id: 1,
+        producer_epoch,
+        topic: "t".into(),
+        partition: offset as i32,
+        value: CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 1,
+        },
+    };
+    let commit = StoreRecord::TxnEnd {
+        group: "g".into(),
+        producer_id: 1,
+        producer_epoch: 3,
+        commit: true,
+    };
+    // Epoch 1's write lands after the fencing abort; epoch 3 commits its own only.
+    let state = replay(&[pending(1, 0), pending(3, 1), commit]);
+    let committed: Vec<i64> = state.offsets["g"].values().map(|o| o.offset).collect();
+    assert_eq!(committed, vec![1]);
+    assert_eq!(state.offset_count, 1);
 }
