@@ -194,6 +194,12 @@ fn given_unknown_producers_or_bad_requests_when_sent_should_get_kafkas_errors() 
     let r = c.call_at(3, fc).unwrap();
     assert_eq!(r.error_code, 0);
     assert!(r.port > 0);
+    let fc = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![s("tx"), s("other")]);
+    let r = c.call_at(4, fc).unwrap();
+    assert_eq!(r.coordinators.len(), 2);
+    assert!(r.coordinators.iter().all(|k| k.error_code == 0 && k.port > 0));
 }
 
 #[test]
