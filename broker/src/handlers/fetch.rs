@@ -88,6 +88,7 @@ pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -
             i32::MAX as usize
         },
     };
+    let read_committed = req.isolation_level == 1;
     let (mut results, work, shape) = route(shard, req, version);
     for r in fetch_everywhere(shard, wait, split_by_owner(work, shard.count)).await {
         let i = r.index;
@@ -99,7 +100,9 @@ pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -
         .map(|(name, id, indexes)| {
             let partitions = indexes
                 .into_iter()
-                .map(|(partition, i)| partition_data(partition, std::mem::take(&mut results[i])))
+                .map(|(partition, i)| {
+                    partition_data(partition, std::mem::take(&mut results[i]), read_committed)
+                })
                 .collect();
             FetchableTopicResponse::default()
                 .with_topic(name)
@@ -161,27 +164,30 @@ fn route(
     (results, work, shape)
 }
 
-fn partition_data(partition: i32, r: FetchPartResult) -> PartitionData {
+/// `aborted_transactions` is null for read_uncommitted, a list (maybe empty)
+/// for read_committed, as Kafka answers.
+fn partition_data(partition: i32, r: FetchPartResult, read_committed: bool) -> PartitionData {
     let records = match (r.contiguous, r.batches.len()) {
         (Some(all), _) => all,
         (None, n) => concat(r.batches, n),
     };
-    let aborted = r
-        .aborted
-        .iter()
-        .map(|a| {
-            AbortedTransaction::default()
-                .with_producer_id(ProducerId(a.producer_id))
-                .with_first_offset(a.first_offset.0)
-        })
-        .collect();
+    let aborted = read_committed.then(|| {
+        r.aborted
+            .iter()
+            .map(|a| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(a.producer_id))
+                    .with_first_offset(a.first_offset.0)
+            })
+            .collect()
+    });
     PartitionData::default()
         .with_partition_index(partition)
         .with_error_code(r.error_code)
         .with_high_watermark(wire_offset(r.high_watermark))
         .with_last_stable_offset(wire_offset(r.last_stable_offset))
         .with_log_start_offset(wire_offset(r.log_start_offset))
-        .with_aborted_transactions(Some(aborted))
+        .with_aborted_transactions(aborted)
         .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
         .with_records(Some(records))
 }
