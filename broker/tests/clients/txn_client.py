@@ -17,6 +17,7 @@ Every client runs in its default configuration plus transactional.id.
 """
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -198,6 +199,12 @@ def confluent_crash(bootstrap, topic, count):
     kill_mid = count // 2
     kill_commit = (3 * count) // 4
     committed, failed = [], []
+    # librdkafka (2.x, seen with confluent-kafka 2.16) can abort the process
+    # ("tcache_thread_shutdown(): unaligned tcache chunk detected") when a
+    # fenced transactional producer is destroyed with messages still queued.
+    # Failed instances are therefore kept alive until the process exits via
+    # os._exit below, instead of being destroyed mid-run.
+    retired = []
     p = None
     for n in range(count):
         try:
@@ -218,9 +225,12 @@ def confluent_crash(bootstrap, topic, count):
         except Exception as e:  # noqa: BLE001 - any failure abandons the transaction
             failed.append(n)
             print(f"transaction {n} failed: {e}", file=sys.stderr, flush=True)
+            retired.append(p)
             p = None
     check_all_or_nothing(bootstrap, topic, per_txn, committed, failed)
     print(json.dumps({"ok": True, "committed": len(committed), "failed": failed}), flush=True)
+    sys.stderr.flush()
+    os._exit(0)  # see `retired`
 
 
 def reconnect(bootstrap):
