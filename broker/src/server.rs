@@ -213,10 +213,11 @@ async fn shard_main(
     let stop = event_listener::Event::new();
     let listeners = listener::bind(&shard).map_err(|e| format!("bind {}: {e}", args.listen))?;
     let mut accept_tasks = Vec::new();
-    for l in listeners {
+    for (l, node) in listeners {
         accept_tasks.push(glommio::spawn_local(listener::accept_loop(
             shard.clone(),
             l,
+            node,
             stop.listen(),
         )));
     }

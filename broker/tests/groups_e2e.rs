@@ -795,3 +795,50 @@ fn given_three_own_client_consumers_when_one_closes_one_dies_and_the_broker_rest
 ) {
     three_consumers_through_close_kill_and_restart("range", OwnMember::spawn);
 }
+
+/// Issue 12: in zero-hop mode every shard is a node of the metadata, and admin clients
+/// send ListGroups to each node and merge the answers. Each group must come back once.
+#[test]
+fn given_groups_on_every_shard_when_each_node_is_asked_for_its_groups_should_list_each_group_once() {
+    let broker = Broker::start(&["--shards", "2"]);
+    let mut c = client(&broker);
+    c.create_topic("lg", 1, &[]).unwrap();
+    let groups: Vec<String> = (0..8).map(|g| format!("lg-group-{g}")).collect();
+    for g in &groups {
+        c.commit_offsets(g, -1, "", &[("lg", 0, 0)]).unwrap();
+    }
+    let ids = |listing: Vec<weir_client::blocking::GroupListing>| -> Vec<String> {
+        listing.into_iter().map(|g| g.group_id).collect()
+    };
+    let mut per_node = Vec::new();
+    for shard in 0..2u16 {
+        let addr = format!("127.0.0.1:{}", broker.shard_port_base + shard);
+        let mut node = Client::connect(addr.as_str(), Duration::from_secs(5)).unwrap();
+        per_node.extend(ids(node.list_groups().unwrap()));
+    }
+    per_node.sort();
+    assert_eq!(
+        per_node, groups,
+        "the nodes' answers together list each group once"
+    );
+    assert_eq!(
+        ids(c.list_groups().unwrap()),
+        groups,
+        "the bootstrap address lists all"
+    );
+
+    // kafka-python's admin client asks every node of the metadata, as the issue saw.
+    let script = "import sys\nfrom kafka import KafkaAdminClient\n\
+        a = KafkaAdminClient(bootstrap_servers=sys.argv[1])\n\
+        print('\\n'.join(sorted(g['group_id'] for g in a.list_groups())))\n";
+    let out = Command::new(common::venv_python("kafka"))
+        .args(["-c", script, &broker.addr()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(listed, groups, "kafka-python list_groups()");
+}

@@ -208,11 +208,23 @@ pub fn find_coordinator(
     }
 }
 
-pub async fn list_groups(shard: &Rc<ShardContext>, req: ListGroupsRequest) -> ListGroupsResponse {
+/// ListGroups. Admin clients send it to every node of the metadata and merge the
+/// answers, so a connection to one shard's advertised port (zero-hop mode) lists
+/// only the groups that shard coordinates: each group once. On the bootstrap
+/// address, or in single-address mode (one node), every shard's groups.
+pub async fn list_groups(
+    shard: &Rc<ShardContext>,
+    req: ListGroupsRequest,
+    node: Option<usize>,
+) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(ToString::to_string).collect();
     let mut groups = Vec::new();
     let mut error_code = 0;
-    for owner in 0..shard.count {
+    let owners = match node {
+        Some(s) => s..s + 1,
+        None => 0..shard.count,
+    };
+    for owner in owners {
         match call_on(
             shard,
             owner,

@@ -5,7 +5,6 @@
 //! Bounded: when the in-flight queue is full the reader stops reading, so a
 //! client that never reads its responses stalls only itself.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -23,7 +22,8 @@ use crate::shard::order::Turnstile;
 
 type Pending = JoinHandle<Option<Vec<Bytes>>>;
 
-pub async fn serve(shard: Rc<ShardContext>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(shard: Rc<ShardContext>, stream: TcpStream, from: super::Peer) {
+    let peer = from.addr;
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
@@ -66,7 +66,7 @@ pub async fn serve(shard: Rc<ShardContext>, stream: TcpStream, peer: SocketAddr)
                 // Taken here, in frame order: appends happen in ticket order (order.rs).
                 let ticket = (request.api_key == ApiKey::Produce).then(|| turnstile.ticket());
                 glommio::spawn_local(async move {
-                    match dispatch::handle(shard, *request, version, peer, ticket).await {
+                    match dispatch::handle(shard, *request, version, from, ticket).await {
                         Ok(answer) => answer,
                         Err(e) => {
                             tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");

@@ -77,7 +77,7 @@ pub async fn handle(
     shard: Rc<ShardContext>,
     request: Request,
     version: i16,
-    peer: std::net::SocketAddr,
+    peer: super::Peer,
     ticket: Option<Ticket>,
 ) -> Result<Option<Vec<Bytes>>, FrameError> {
     // Drop the header (its client id is a slice of the frame) before handling,
@@ -116,7 +116,7 @@ pub async fn handle(
         RequestKind::DescribeConfigs(r) => Out::DescribeConfigs(topics::describe_configs(shard, &r)),
         RequestKind::FindCoordinator(r) => Out::FindCoordinator(groups::find_coordinator(shard, &r, version)),
         RequestKind::JoinGroup(r) => {
-            Out::JoinGroup(groups::join_group(shard, r, version, client_id, peer).await)
+            Out::JoinGroup(groups::join_group(shard, r, version, client_id, peer.addr).await)
         }
         RequestKind::SyncGroup(r) => Out::SyncGroup(groups::sync_group(shard, r, version).await),
         RequestKind::Heartbeat(r) => Out::Heartbeat(groups::heartbeat(shard, r, version).await),
@@ -144,7 +144,7 @@ pub async fn handle(
         RequestKind::DescribeTransactions(r) => {
             Out::DescribeTransactions(txn_api::describe_transactions(shard, r).await)
         }
-        RequestKind::ListGroups(r) => Out::ListGroups(groups::list_groups(shard, r).await),
+        RequestKind::ListGroups(r) => Out::ListGroups(groups::list_groups(shard, r, peer.node).await),
         RequestKind::DescribeGroups(r) => Out::DescribeGroups(groups::describe_groups(shard, r).await),
         other => return Err(no_handler(&other)),
     };

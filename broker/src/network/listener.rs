@@ -12,14 +12,16 @@ use glommio::net::TcpListener;
 use super::connection;
 use crate::handlers::ShardContext;
 
-pub fn bind(shard: &ShardContext) -> std::io::Result<Vec<TcpListener>> {
+/// The listeners, each with the node a connection on it addresses (see `Peer::node`).
+pub fn bind(shard: &ShardContext) -> std::io::Result<Vec<(TcpListener, Option<usize>)>> {
     // The shard's own port is bound in both modes: zero-hop advertises it; in
     // single-address mode it stays unadvertised but lets an operator or a
     // test reach one particular shard.
     let own = SocketAddr::new(shard.args.listen.ip(), shard.args.shard_port(shard.id));
+    let own_node = (!shard.args.single_address).then_some(shard.id);
     Ok(vec![
-        TcpListener::bind(shard.args.listen)?,
-        TcpListener::bind(own)?,
+        (TcpListener::bind(shard.args.listen)?, None),
+        (TcpListener::bind(own)?, own_node),
     ])
 }
 
@@ -27,6 +29,7 @@ pub fn bind(shard: &ShardContext) -> std::io::Result<Vec<TcpListener>> {
 pub async fn accept_loop(
     shard: Rc<ShardContext>,
     listener: TcpListener,
+    node: Option<usize>,
     stop: event_listener::EventListener,
 ) {
     let per_shard_max = shard.args.connections_max.div_ceil(shard.count);
@@ -57,7 +60,7 @@ pub async fn accept_loop(
         shard.connections.set(shard.connections.get() + 1);
         let s = shard.clone();
         glommio::spawn_local(async move {
-            connection::serve(s.clone(), stream, peer).await;
+            connection::serve(s.clone(), stream, super::Peer { addr: peer, node }).await;
             s.connections.set(s.connections.get() - 1);
         })
         .detach();

@@ -6,3 +6,13 @@
 pub mod connection;
 pub mod dispatch;
 pub mod listener;
+
+/// Who is on the other end of a connection, and which node it addressed.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: std::net::SocketAddr,
+    /// The shard whose advertised port the client connected to (zero-hop mode): the
+    /// client takes this connection for that one node. `None` on the bootstrap
+    /// address, and in single-address mode, where the whole broker is one node.
+    pub node: Option<usize>,
+}
