@@ -192,7 +192,8 @@ impl PartitionLog {
                 limit_bytes,
             });
         }
-        let info = validate(batch)?;
+        let mut info = validate(batch)?;
+        info.max_timestamp = super::timestamps::effective_max_timestamp(batch, info.max_timestamp);
         let batch_bytes = batch.len() as u64;
         self.shared
             .progress

@@ -85,8 +85,10 @@ impl PartitionLog {
         Ok(result)
     }
 
-    /// The first batch whose max_timestamp >= `ts_ms`: (its base offset, its
-    /// max_timestamp). Batch granularity: the record inside is not located.
+    /// The first record whose timestamp >= `ts_ms`: (its offset, its timestamp).
+    /// The indexes find the batch (the first whose max_timestamp >= `ts_ms`);
+    /// its records locate the record, as Kafka answers. A batch whose records
+    /// cannot be read answers its base offset and max timestamp.
     pub async fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(Offset, i64)>, LogError> {
         let mut offset = {
             let st = self.shared.state.borrow();
@@ -104,8 +106,11 @@ impl PartitionLog {
             }
             for batch in &result.batches {
                 let h = header(batch)?;
-                if h.max_timestamp.get() >= ts_ms {
-                    return Ok(Some((Offset(h.base_offset.get()), h.max_timestamp.get())));
+                let max_ms = super::timestamps::effective_max_timestamp(batch, h.max_timestamp.get());
+                if max_ms >= ts_ms {
+                    let record = super::timestamps::first_record_at_or_after(batch, ts_ms);
+                    let (offset, ts) = record.unwrap_or((h.base_offset.get(), max_ms));
+                    return Ok(Some((Offset(offset), ts)));
                 }
                 offset = Offset(h.base_offset.get()).plus(h.last_offset_delta.get()).next();
             }

@@ -286,7 +286,7 @@ async fn scan_tail(
                         Offset(info.base_offset),
                         Offset(info.last_offset()),
                         size as u64,
-                        info.max_timestamp,
+                        super::timestamps::effective_max_timestamp(&buf[at..at + size], info.max_timestamp),
                         interval,
                     );
                     at += size;

@@ -406,7 +406,7 @@ fn given_old_and_large_segments_when_enforcing_retention_should_delete_whole_sea
 }
 
 #[test]
-fn given_timestamps_when_looking_up_should_return_first_batch_with_max_timestamp_at_or_after() {
+fn given_timestamps_when_looking_up_should_return_the_first_record_at_or_after() {
     let dir = data_dir();
     let path = dir.path().join("p0");
     run(async move {
@@ -416,10 +416,11 @@ fn given_timestamps_when_looking_up_should_return_first_batch_with_max_timestamp
         append_many(&log, 80, 300).await; // batch i: timestamps 1000+10i ..= 1000+10i+2
         for (ts, expected) in [
             (0, Some(0)),
-            (1002, Some(0)),
+            (1001, Some(1)),
+            (1002, Some(2)),
             (1003, Some(3)),
             (1500, Some(150)),
-            (1792, Some(237)),
+            (1792, Some(239)),
         ] {
             let found = log.offset_for_timestamp(ts).await.expect("lookup");
             assert_eq!(found.map(|(o, _)| o.0), expected, "ts {ts}");
@@ -428,8 +429,8 @@ fn given_timestamps_when_looking_up_should_return_first_batch_with_max_timestamp
         log.close().await.expect("close");
         let log = PartitionLog::open(path, small_config()).await.expect("reopen");
         assert_eq!(
-            log.offset_for_timestamp(1500).await.expect("lookup"),
-            Some((Offset(150), 1502))
+            log.offset_for_timestamp(1501).await.expect("lookup"),
+            Some((Offset(151), 1501))
         );
         log.close().await.expect("close");
     });
