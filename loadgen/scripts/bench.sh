@@ -75,6 +75,7 @@ run() {
   local f="$OUT_DIR/$name.json"
   local gb; gb=$(json "$f" 'r["cpu"]["gb_moved"]')
   local broker_cpu_per_gb; broker_cpu_per_gb=$(python3 -c "print(f'{($cpu1-$cpu0)/max($gb,1e-9):.2f}')")
+  echo "$broker_cpu_per_gb" >"$OUT_DIR/$name.broker-cpu-per-gb"
   printf '| %s | %.1f | %.0f | %.1f | %.3f | %.3f | %.3f | %.2f | %s |\n' "$name" \
     "$(json "$f" 'r["throughput"]["produce_mb_per_s"] or r["throughput"]["consume_mb_per_s"]')" \
     "$(json "$f" 'r["throughput"]["produce_records_per_s"] or r["throughput"]["consume_records_per_s"]')" \
@@ -99,9 +100,26 @@ def values(names):
 va, vb = values(a), values(b)
 ma, mb = statistics.median(va), statistics.median(vb)
 cpu = lambda names: statistics.median(json.load(open(f"{out}/{n}.json"))["cpu"]["cpu_seconds_per_gb"] for n in names.split())
+broker = lambda names: statistics.median(float(open(f"{out}/{n}.broker-cpu-per-gb").read()) for n in names.split())
 print(f"\n{label}: median {mb:.1f} vs baseline {ma:.1f} = **{mb / max(ma, 1e-9):.2f}** "
       f"(rounds: {', '.join(f'{x:.1f}' for x in vb)} vs {', '.join(f'{x:.1f}' for x in va)}; "
-      f"loadgen cpu-s/GB {cpu(b):.2f} vs {cpu(a):.2f})")
+      f"median cpu-s/GB loadgen {cpu(b):.2f} vs {cpu(a):.2f}, broker {broker(b):.2f} vs {broker(a):.2f})")
+PY
+}
+
+# txn_lines RUN...: per transactional run, committed/s and EndTxn latency.
+txn_lines() {
+  python3 - "$OUT_DIR" "$@" >>"$MD" <<'PY'
+import json, sys
+out = sys.argv[1]
+print()
+for name in sys.argv[2:]:
+    r = json.load(open(f"{out}/{name}.json"))
+    c, t = r["latency"]["txn_commit"], r["latency"]["txn"]
+    print(f"- {name}: {r['throughput']['txn_committed_per_s']:.1f} committed/s "
+          f"({r['totals']['all']['txn_committed']} committed, {r['totals']['all']['txn_aborted']} aborted); "
+          f"EndTxn p50 {c['p50_us'] / 1e3:.2f} ms p99 {c['p99_us'] / 1e3:.2f} ms; whole transaction "
+          f"p50 {t['p50_us'] / 1e3:.2f} ms p99 {t['p99_us'] / 1e3:.2f} ms; errors {r['errors'] or 'none'}")
 PY
 }
 
@@ -216,6 +234,7 @@ ratio "Transactions / plain produce MB/s (target >= 0.80)" 'r["throughput"]["pro
   "$plain_runs" "$txn_runs"
 ratio "Committed transactions/s (each 1,000 records; baseline: plain records/s / 1,000)" \
   'r["throughput"]["txn_committed_per_s"] or r["throughput"]["produce_records_per_s"] / 1000' "$plain_runs" "$txn_runs"
+txn_lines $txn_runs
 fi
 
 # 9. read_committed vs read_uncommitted catch-up consume of the same data: a topic
