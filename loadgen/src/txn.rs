@@ -30,8 +30,11 @@ use crate::client::ClientError;
 use crate::shard::{now_ns, ShardCtx, TaskPlan};
 use crate::stats::record_us;
 
-/// Pause before retrying a coordinator call (Kafka's retry.backoff.ms).
+/// Pause before retrying a coordinator call (Kafka's retry.backoff.ms)...
 const RETRY_BACKOFF_MS: u64 = 100;
+/// ...but only this long after CONCURRENT_TRANSACTIONS, which clears as soon
+/// as the previous EndTxn completes (Kafka's TransactionManager uses 20 ms).
+const CONCURRENT_BACKOFF_MS: u64 = 20;
 /// The transaction timeout asked for (Kafka's transaction.timeout.ms default).
 const TXN_TIMEOUT_MS: i32 = 60_000;
 
@@ -226,7 +229,12 @@ where
             return Err(conn.protocol(ProtocolError::broker(api, c, "")));
         }
         attempt += 1;
-        glommio::timer::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+        let backoff_ms = if c == ResponseError::ConcurrentTransactions.code() {
+            CONCURRENT_BACKOFF_MS
+        } else {
+            RETRY_BACKOFF_MS
+        };
+        glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
     }
 }
 
