@@ -26,6 +26,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
             ResponseError::OutOfOrderSequenceNumber.code()
         }
         LogError::Sequence(SequenceError::StaleEpoch { .. }) => ResponseError::InvalidProducerEpoch.code(),
+        LogError::Sequence(SequenceError::InvalidTxnState { .. }) => ResponseError::InvalidTxnState.code(),
+        LogError::ControlBatch => ResponseError::InvalidRecord.code(),
         _ => ResponseError::KafkaStorageError.code(),
     }
 }

@@ -19,3 +19,4 @@ pub mod network;
 pub mod partitions;
 pub mod server;
 pub mod shard;
+pub mod txn;

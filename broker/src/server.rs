@@ -196,6 +196,15 @@ async fn shard_main(
         .await
         .map_err(|e| format!("opening the group coordinator: {e}"))?;
     shard.set_groups(coordinator);
+    tracing::debug!("start-up: opening the transaction coordinator");
+    let txn_dir = args
+        .data_dir
+        .join("__transactions")
+        .join(format!("shard-{}", shard.id));
+    let txns = crate::txn::TxnCoordinator::open(&txn_dir, crate::txn::LOG_COMPACT_BYTES)
+        .await
+        .map_err(|e| format!("opening the transaction coordinator: {e}"))?;
+    shard.set_txns(txns);
     if shard.id == 0 {
         shard.set_producer_ids(ProducerIds::new(args.data_dir.clone(), first_producer_id));
     }
@@ -212,6 +221,9 @@ async fn shard_main(
         )));
     }
     glommio::spawn_local(retention_loop(shard.clone())).detach();
+    // Recovery writes markers through other shards: they serve their mesh ends
+    // once their partitions are open, so a call to one still starting waits.
+    glommio::spawn_local(crate::handlers::txn_timer::run(shard.clone())).detach();
     tracing::info!(shard = shard.id, cpu = shard.id, "shard ready");
     while !STOP.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(50)).await;

@@ -112,9 +112,9 @@ fn given_the_broker_killed_mid_transaction_and_mid_commit_should_show_each_trans
             seen.push('\n');
         }
     }
-    assert_eq!(kills, 2, "a kill mid-transaction and one mid-commit");
     let out = finish(child, "confluent-crash", seen);
     println!("{out}");
+    assert_eq!(kills, 2, "a kill mid-transaction and one mid-commit");
 }
 
 #[test]

@@ -62,6 +62,16 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DescribeProducers, 0, 0),
+    // Transactions: the versions before KIP-890's transaction version 2 (which
+    // needs Produce 12+, capped above) and before TRANSACTION_ABORTABLE (KIP-890
+    // part 1 errors in AddOffsets/EndTxn/TxnOffsetCommit v4). AddPartitionsToTxn
+    // v4+ is the broker-to-broker form.
+    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 3),
+    api(ApiKey::TxnOffsetCommit, 0, 3),
+    api(ApiKey::ListTransactions, 0, 1),
+    api(ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// The supported range for `key`, if Weir speaks it at all.

@@ -9,6 +9,7 @@ pub mod api;
 pub mod builder;
 pub mod chunked;
 pub mod compression;
+pub mod control;
 pub mod frame;
 pub mod lz4_frame;
 pub mod record_batch;

@@ -9,7 +9,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    SyncGroupRequest, SyncGroupResponse,
+    SyncGroupRequest, SyncGroupResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use std::rc::Rc;
 
@@ -29,6 +29,15 @@ pub enum GroupCall {
     FetchOffsets {
         group_id: String,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    },
+    TxnCommit(TxnOffsetCommitRequest),
+    /// The end of a transaction: commit or drop the producer's pending offsets.
+    CompleteTxn {
+        group_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
     },
     List {
         states: Vec<String>,
@@ -51,6 +60,8 @@ pub enum GroupAnswer {
     Leave(LeaveGroupResponse),
     Commit(OffsetCommitResponse),
     FetchOffsets(Result<Vec<FetchedOffset>, i16>),
+    TxnCommit(TxnOffsetCommitResponse),
+    CompleteTxn(Result<(), i16>),
     List(Vec<ListedGroup>),
     Describe(Box<DescribedGroup>),
     DeleteOffsets(OffsetDeleteResponse),
@@ -75,9 +86,25 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
         GroupCall::Heartbeat(req, v) => GroupAnswer::Heartbeat(coordinator.heartbeat(req, v).await),
         GroupCall::Leave(req, v) => GroupAnswer::Leave(coordinator.leave_group(req, v).await),
         GroupCall::Commit(req, v) => GroupAnswer::Commit(coordinator.offset_commit(req, v).await),
-        GroupCall::FetchOffsets { group_id, topics } => GroupAnswer::FetchOffsets(
+        GroupCall::FetchOffsets {
+            group_id,
+            topics,
+            require_stable,
+        } => GroupAnswer::FetchOffsets(
             coordinator
-                .offset_fetch_group(&group_id, topics)
+                .offset_fetch_group(&group_id, topics, require_stable)
+                .await
+                .map_err(|e| e.code()),
+        ),
+        GroupCall::TxnCommit(req) => GroupAnswer::TxnCommit(coordinator.txn_offset_commit(req).await),
+        GroupCall::CompleteTxn {
+            group_id,
+            producer_id,
+            producer_epoch,
+            commit,
+        } => GroupAnswer::CompleteTxn(
+            coordinator
+                .complete_txn(&group_id, producer_id, producer_epoch, commit)
                 .await
                 .map_err(|e| e.code()),
         ),

@@ -178,7 +178,8 @@ impl GroupCoordinator {
             let dead = g.state == GroupState::Empty
                 && g.members.is_empty()
                 && g.pending_members.is_empty()
-                && !state.offsets.contains_key(id);
+                && !state.offsets.contains_key(id)
+                && !state.pending.contains_key(id);
             if dead && state.groups.contains_key(id) {
                 persist.push(StoreRecord::GroupDelete { group: id.clone() });
             }

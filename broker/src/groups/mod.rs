@@ -14,6 +14,7 @@ mod record;
 mod store;
 #[cfg(test)]
 mod tests;
+mod txn_offsets;
 
 use std::path::PathBuf;
 

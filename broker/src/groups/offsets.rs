@@ -35,6 +35,9 @@ pub struct FetchedOffset {
     /// -1 when unknown.
     pub leader_epoch: i32,
     pub metadata: String,
+    /// UNSTABLE_OFFSET_COMMIT for a partition with a pending transactional offset (when
+    /// the fetch required stable offsets), else 0.
+    pub error_code: i16,
 }
 
 impl GroupCoordinator {
@@ -95,7 +98,11 @@ impl GroupCoordinator {
 
     /// Makes `records` durable, then makes sure the group is listed (a timer tick may have
     /// dropped a just-created group whose offsets were not yet durable).
-    async fn commit_records(&self, group_id: &str, records: Vec<StoreRecord>) -> Result<(), ResponseError> {
+    pub(super) async fn commit_records(
+        &self,
+        group_id: &str,
+        records: Vec<StoreRecord>,
+    ) -> Result<(), ResponseError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -155,10 +162,13 @@ impl GroupCoordinator {
 
     /// OffsetFetch for one group. `topics: None` means every partition the group committed.
     /// Partitions without a committed offset report offset -1 (no error), as Kafka does.
+    /// With `require_stable` (OffsetFetch v7+), a partition with a pending transactional
+    /// offset answers UNSTABLE_OFFSET_COMMIT and the client retries, as Kafka does.
     pub async fn offset_fetch_group(
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
     ) -> Result<Vec<FetchedOffset>, ResponseError> {
         if self.closed.get() {
             return Err(ResponseError::CoordinatorNotAvailable);
@@ -168,12 +178,21 @@ impl GroupCoordinator {
         }
         let state = self.store.state();
         let offsets = state.offsets.get(group_id);
-        let fetched = |topic: &str, partition: i32, found: Option<&CommittedOffset>| FetchedOffset {
-            topic: topic.to_owned(),
-            partition,
-            offset: found.map_or(-1, |o| o.offset),
-            leader_epoch: found.map_or(-1, |o| o.leader_epoch),
-            metadata: found.map(|o| o.metadata.clone()).unwrap_or_default(),
+        let fetched = |topic: &str, partition: i32, found: Option<&CommittedOffset>| {
+            let unstable = require_stable && state.has_pending(group_id, topic, partition);
+            let found = found.filter(|_| !unstable);
+            FetchedOffset {
+                topic: topic.to_owned(),
+                partition,
+                offset: found.map_or(-1, |o| o.offset),
+                leader_epoch: found.map_or(-1, |o| o.leader_epoch),
+                metadata: found.map(|o| o.metadata.clone()).unwrap_or_default(),
+                error_code: if unstable {
+                    ResponseError::UnstableOffsetCommit.code()
+                } else {
+                    0
+                },
+            }
         };
         let mut out = Vec::new();
         match topics {

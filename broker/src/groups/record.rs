@@ -1,4 +1,6 @@
-//! The offsets file's records: commit, delete, group metadata, group delete; their framing
+//! The offsets file's records: commit, delete, group metadata, group delete, transactional
+//! commit and transaction end (pending offsets per producer id, made visible or dropped by
+//! the end record); their framing
 //! (u32 length, u32 CRC-32C, body) and the replay of a file image into `StoreState`.
 //! Pure code, no I/O: used by `store` on the owning shard and by tests.
 //! Invariants: a frame is accepted only whole and with a matching CRC; a CRC-valid frame that
@@ -28,6 +30,8 @@ const KIND_COMMIT: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_GROUP: u8 = 3;
 const KIND_GROUP_DELETE: u8 = 4;
+const KIND_TXN_COMMIT: u8 = 5;
+const KIND_TXN_END: u8 = 6;
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct CommittedOffset {
@@ -85,16 +89,40 @@ pub(crate) enum StoreRecord {
     GroupDelete {
         group: String,
     },
+    /// An offset committed inside `producer_id`'s transaction: pending, invisible to
+    /// OffsetFetch, until a `TxnEnd` commits it.
+    TxnCommit {
+        group: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: String,
+        partition: i32,
+        value: CommittedOffset,
+    },
+    /// The end of `producer_id`'s transaction in `group`: commit makes its pending
+    /// offsets of `producer_epoch` the committed ones (a fenced zombie's, of an older
+    /// epoch, are dropped), abort drops them all.
+    TxnEnd {
+        group: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    },
 }
 
 pub(crate) type GroupOffsets = HashMap<(String, i32), CommittedOffset>;
+/// One producer's pending offsets in a group, each with the producer epoch that sent it.
+pub(crate) type PendingOffsets = HashMap<(String, i32), (i16, CommittedOffset)>;
 
 /// What the file says, materialized.
 #[derive(Default, Debug)]
 pub(crate) struct StoreState {
     pub offsets: HashMap<String, GroupOffsets>,
     pub groups: HashMap<String, StoredGroup>,
+    /// Counts committed and pending offsets: both are bounded by OFFSETS_PER_SHARD_MAX.
     pub offset_count: usize,
+    /// Pending transactional offsets per group, per producer id.
+    pub pending: HashMap<String, HashMap<i64, PendingOffsets>>,
 }
 
 impl StoreState {
@@ -133,8 +161,76 @@ impl StoreState {
                 if let Some(offsets) = self.offsets.remove(&group) {
                     self.offset_count -= offsets.len();
                 }
+                if let Some(pending) = self.pending.remove(&group) {
+                    self.offset_count -= pending.values().map(HashMap::len).sum::<usize>();
+                }
+            }
+            StoreRecord::TxnCommit {
+                group,
+                producer_id,
+                producer_epoch,
+                topic,
+                partition,
+                value,
+            } => {
+                let offsets = self
+                    .pending
+                    .entry(group)
+                    .or_default()
+                    .entry(producer_id)
+                    .or_default();
+                match offsets.get_mut(&(topic.clone(), partition)) {
+                    // A zombie's late write never replaces its successor's offset.
+                    Some((epoch, _)) if *epoch > producer_epoch => {}
+                    Some(slot) => *slot = (producer_epoch, value),
+                    None => {
+                        offsets.insert((topic, partition), (producer_epoch, value));
+                        self.offset_count += 1;
+                    }
+                }
+            }
+            StoreRecord::TxnEnd {
+                group,
+                producer_id,
+                producer_epoch,
+                commit,
+            } => self.end_txn(group, producer_id, producer_epoch, commit),
+        }
+    }
+
+    fn end_txn(&mut self, group: String, producer_id: i64, producer_epoch: i16, commit: bool) {
+        let Some(by_producer) = self.pending.get_mut(&group) else {
+            return;
+        };
+        let Some(offsets) = by_producer.remove(&producer_id) else {
+            return;
+        };
+        if by_producer.is_empty() {
+            self.pending.remove(&group);
+        }
+        self.offset_count -= offsets.len();
+        if commit {
+            let current = offsets
+                .into_iter()
+                .filter(|(_, (epoch, _))| *epoch == producer_epoch);
+            for ((topic, partition), (_, value)) in current {
+                self.apply(StoreRecord::Commit {
+                    group: group.clone(),
+                    topic,
+                    partition,
+                    value,
+                });
             }
         }
+    }
+
+    /// Whether some transaction has a pending offset for this partition of `group`.
+    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending.get(group).is_some_and(|by_producer| {
+            by_producer
+                .values()
+                .any(|o| o.contains_key(&(topic.to_owned(), partition)))
+        })
     }
 
     /// Every record needed to rebuild this state: the body of a compacted file.
@@ -153,7 +249,21 @@ impl StoreState {
                     value: value.clone(),
                 })
         });
-        groups.chain(offsets)
+        let pending = self.pending.iter().flat_map(|(group, by_producer)| {
+            by_producer.iter().flat_map(move |(producer_id, offsets)| {
+                offsets.iter().map(
+                    move |((topic, partition), (epoch, value))| StoreRecord::TxnCommit {
+                        group: group.clone(),
+                        producer_id: *producer_id,
+                        producer_epoch: *epoch,
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: value.clone(),
+                    },
+                )
+            })
+        });
+        groups.chain(offsets).chain(pending)
     }
 }
 
@@ -209,6 +319,37 @@ fn encode_body(record: &StoreRecord, out: &mut Vec<u8>) {
         StoreRecord::GroupDelete { group } => {
             out.push(KIND_GROUP_DELETE);
             put_str(out, group);
+        }
+        StoreRecord::TxnCommit {
+            group,
+            producer_id,
+            producer_epoch,
+            topic,
+            partition,
+            value,
+        } => {
+            out.push(KIND_TXN_COMMIT);
+            put_str(out, group);
+            out.extend_from_slice(&producer_id.to_be_bytes());
+            out.extend_from_slice(&producer_epoch.to_be_bytes());
+            put_str(out, topic);
+            out.extend_from_slice(&partition.to_be_bytes());
+            out.extend_from_slice(&value.offset.to_be_bytes());
+            out.extend_from_slice(&value.leader_epoch.to_be_bytes());
+            put_str(out, &value.metadata);
+            out.extend_from_slice(&value.commit_timestamp_ms.to_be_bytes());
+        }
+        StoreRecord::TxnEnd {
+            group,
+            producer_id,
+            producer_epoch,
+            commit,
+        } => {
+            out.push(KIND_TXN_END);
+            put_str(out, group);
+            out.extend_from_slice(&producer_id.to_be_bytes());
+            out.extend_from_slice(&producer_epoch.to_be_bytes());
+            out.push(u8::from(*commit));
         }
     }
 }
@@ -266,6 +407,10 @@ impl<'a> Reader<'a> {
     fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
+    fn i16(&mut self) -> Option<i16> {
+        self.take(2)
+            .map(|b| i16::from_be_bytes(b.try_into().expect("2 bytes")))
+    }
     fn i32(&mut self) -> Option<i32> {
         self.take(4)
             .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
@@ -310,6 +455,25 @@ fn decode_body(body: &[u8]) -> Option<StoreRecord> {
         },
         KIND_GROUP => decode_group(&mut r)?,
         KIND_GROUP_DELETE => StoreRecord::GroupDelete { group: r.string()? },
+        KIND_TXN_COMMIT => StoreRecord::TxnCommit {
+            group: r.string()?,
+            producer_id: r.i64()?,
+            producer_epoch: r.i16()?,
+            topic: r.string()?,
+            partition: r.i32()?,
+            value: CommittedOffset {
+                offset: r.i64()?,
+                leader_epoch: r.i32()?,
+                metadata: r.string()?,
+                commit_timestamp_ms: r.i64()?,
+            },
+        },
+        KIND_TXN_END => StoreRecord::TxnEnd {
+            group: r.string()?,
+            producer_id: r.i64()?,
+            producer_epoch: r.i16()?,
+            commit: r.u8()? == 1,
+        },
         _ => return None,
     };
     r.buf.is_empty().then_some(record)

@@ -1,5 +1,5 @@
 //! What one shard's handlers work with: its identity and end of the mesh (for
-//! the runtime), the partitions it owns, its group coordinator, and the state
+//! the runtime), the partitions it owns, its group and transaction coordinators, and the state
 //! the network layer shares with it (stop flag, connection count). One per
 //! shard, behind `Rc`, touched only on that shard's executor.
 
@@ -15,6 +15,7 @@ use crate::metadata::producer_ids::ProducerIds;
 use crate::metadata::Catalog;
 use crate::partitions::Partitions;
 use crate::shard::{Mesh, Runtime};
+use crate::txn::TxnCoordinator;
 
 pub struct ShardContext {
     pub id: usize,
@@ -34,6 +35,9 @@ pub struct ShardContext {
     groups: RefCell<Option<Rc<GroupCoordinator>>>,
     /// Shard 0 only: the producer-id allocator, set once at start-up.
     producer_ids: RefCell<Option<Rc<ProducerIds>>>,
+    /// The transaction coordinator for the transactional ids that hash to this
+    /// shard; set once at start-up.
+    txns: RefCell<Option<Rc<TxnCoordinator>>>,
 }
 
 impl Runtime for ShardContext {
@@ -65,6 +69,7 @@ impl ShardContext {
             connections: Cell::new(0),
             groups: RefCell::new(None),
             producer_ids: RefCell::new(None),
+            txns: RefCell::new(None),
         }
     }
 
@@ -75,6 +80,15 @@ impl ShardContext {
     pub fn set_groups(&self, coordinator: Rc<GroupCoordinator>) {
         assert!(self.groups.borrow().is_none(), "the coordinator is opened once");
         *self.groups.borrow_mut() = Some(coordinator);
+    }
+
+    pub fn txns(&self) -> Option<Rc<TxnCoordinator>> {
+        self.txns.borrow().clone()
+    }
+
+    pub fn set_txns(&self, coordinator: Rc<TxnCoordinator>) {
+        assert!(self.txns.borrow().is_none(), "the coordinator is opened once");
+        *self.txns.borrow_mut() = Some(coordinator);
     }
 
     pub fn producer_ids(&self) -> Option<Rc<ProducerIds>> {
@@ -109,6 +123,9 @@ impl ShardContext {
             if let Err(e) = groups.close().await {
                 tracing::error!(shard = self.id, error = %e, "closing the group coordinator failed");
             }
+        }
+        if let Some(txns) = self.txns() {
+            txns.close().await;
         }
         self.partitions.close_all().await;
     }

@@ -1,6 +1,7 @@
 //! DescribeProducers: the idempotent producers each asked partition knows (id,
-//! epoch, last sequence, last timestamp), read on the partition's owner. Weir
-//! has no transactions yet, so coordinator epoch and transaction start are -1.
+//! epoch, last sequence, last timestamp, first offset of the ongoing
+//! transaction), read on the partition's owner. The partition does not keep
+//! the coordinator epoch, so that is -1.
 
 use std::rc::Rc;
 
@@ -118,7 +119,7 @@ fn partition_response(partition: i32, result: &Result<Vec<ProducerView>, i16>) -
                         .with_last_sequence(p.last_sequence)
                         .with_last_timestamp(p.last_timestamp_ms)
                         .with_coordinator_epoch(-1)
-                        .with_current_txn_start_offset(-1)
+                        .with_current_txn_start_offset(p.txn_first_offset.map_or(-1, |o| o.0))
                 })
                 .collect(),
         ),

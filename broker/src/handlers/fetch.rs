@@ -3,20 +3,25 @@
 //! log's tail cache (the appended `Bytes`, no copy); a lagging one from the
 //! segment file. Fetch v13+ names topics by id. Sessions (KIP-227) are not
 //! kept: session_id 0 tells clients to send full fetches, which all accept.
+//! read_committed (isolation level 1) stops at the last stable offset and
+//! lists the aborted transactions in the range returned; read_uncommitted
+//! does no per-batch work beyond what it always did.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
+use weir_protocol::record_batch::header;
 
 use super::{ownership_error, wire_offset, ShardContext};
 use crate::error::log_error_code;
 use crate::limits;
-use crate::log::Offset;
+use crate::log::producers::AbortedTxn;
+use crate::log::{Offset, PartitionLog};
 use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
 
@@ -36,6 +41,8 @@ pub struct FetchPart {
     pub partition: i32,
     pub offset: Offset,
     pub max_bytes: usize,
+    /// Isolation level 1: return only batches below the last stable offset.
+    pub read_committed: bool,
 }
 
 /// What the owner read for one part. The offsets are `None` when the owner
@@ -46,6 +53,9 @@ pub struct FetchPartResult {
     pub error_code: i16,
     pub high_watermark: Option<Offset>,
     pub log_start_offset: Option<Offset>,
+    pub last_stable_offset: Option<Offset>,
+    /// read_committed: the aborted transactions overlapping the batches.
+    pub aborted: Vec<AbortedTxn>,
     pub batches: Vec<Bytes>,
     /// `batches` as one buffer when the log read them back to back (file
     /// reads): sent as is, no concatenation.
@@ -78,6 +88,7 @@ pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -
             i32::MAX as usize
         },
     };
+    let read_committed = req.isolation_level == 1;
     let (mut results, work, shape) = route(shard, req, version);
     for r in fetch_everywhere(shard, wait, split_by_owner(work, shard.count)).await {
         let i = r.index;
@@ -89,7 +100,9 @@ pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -
         .map(|(name, id, indexes)| {
             let partitions = indexes
                 .into_iter()
-                .map(|(partition, i)| partition_data(partition, std::mem::take(&mut results[i])))
+                .map(|(partition, i)| {
+                    partition_data(partition, std::mem::take(&mut results[i]), read_committed)
+                })
                 .collect();
             FetchableTopicResponse::default()
                 .with_topic(name)
@@ -107,6 +120,7 @@ fn route(
     version: i16,
 ) -> (Vec<FetchPartResult>, Vec<(usize, FetchPart)>, Shape) {
     let catalog = shard.catalog();
+    let read_committed = req.isolation_level == 1;
     let mut results: Vec<FetchPartResult> = Vec::new();
     let mut work = Vec::new();
     let mut shape = Vec::with_capacity(req.topics.len());
@@ -137,6 +151,7 @@ fn route(
                         partition: p.partition,
                         offset: Offset(p.fetch_offset),
                         max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                        read_committed,
                     },
                 )),
                 (Some(_), None) => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
@@ -149,18 +164,30 @@ fn route(
     (results, work, shape)
 }
 
-fn partition_data(partition: i32, r: FetchPartResult) -> PartitionData {
+/// `aborted_transactions` is null for read_uncommitted, a list (maybe empty)
+/// for read_committed, as Kafka answers.
+fn partition_data(partition: i32, r: FetchPartResult, read_committed: bool) -> PartitionData {
     let records = match (r.contiguous, r.batches.len()) {
         (Some(all), _) => all,
         (None, n) => concat(r.batches, n),
     };
+    let aborted = read_committed.then(|| {
+        r.aborted
+            .iter()
+            .map(|a| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(a.producer_id))
+                    .with_first_offset(a.first_offset.0)
+            })
+            .collect()
+    });
     PartitionData::default()
         .with_partition_index(partition)
         .with_error_code(r.error_code)
         .with_high_watermark(wire_offset(r.high_watermark))
-        .with_last_stable_offset(wire_offset(r.high_watermark))
+        .with_last_stable_offset(wire_offset(r.last_stable_offset))
         .with_log_start_offset(wire_offset(r.log_start_offset))
-        .with_aborted_transactions(Some(Vec::new()))
+        .with_aborted_transactions(aborted)
         .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
         .with_records(Some(records))
 }
@@ -326,10 +353,15 @@ async fn read_once(shard: &ShardContext, max_bytes: usize, parts: &[FetchPart]) 
                 continue;
             }
         };
-        r.high_watermark = Some(log.log_end_offset());
+        let high_watermark = log.log_end_offset();
+        let lso = log.last_stable_offset();
+        r.high_watermark = Some(high_watermark);
+        r.last_stable_offset = Some(lso);
         r.log_start_offset = Some(log.log_start_offset());
         let limit = p.max_bytes.min(budget);
-        if Some(p.offset) == r.high_watermark || limit == 0 {
+        // read_committed between the LSO and the high watermark: nothing yet.
+        let unstable = p.read_committed && (lso..=high_watermark).contains(&p.offset);
+        if p.offset == high_watermark || limit == 0 || unstable {
             out.push(r);
             continue;
         }
@@ -339,6 +371,9 @@ async fn read_once(shard: &ShardContext, max_bytes: usize, parts: &[FetchPart]) 
                 r.log_start_offset = Some(read.log_start_offset);
                 r.batches = read.batches;
                 r.contiguous = read.contiguous;
+                if p.read_committed {
+                    committed_only(&log, &mut r, p.offset, lso);
+                }
                 budget = budget.saturating_sub(r.bytes());
             }
             Err(e) => {
@@ -353,4 +388,92 @@ async fn read_once(shard: &ShardContext, max_bytes: usize, parts: &[FetchPart]) 
         out.push(r);
     }
     out
+}
+
+/// read_committed: drop the batches at or past `lso` (whole batches: the LSO is
+/// a batch's base offset) and list the aborted transactions overlapping
+/// [`from`, end of what is returned).
+fn committed_only(log: &PartitionLog, r: &mut FetchPartResult, from: Offset, lso: Offset) {
+    let below = |b: &Bytes| header(b).is_ok_and(|h| h.base_offset.get() < lso.0);
+    let keep = r.batches.iter().take_while(|b| below(b)).count();
+    if keep < r.batches.len() {
+        r.batches.truncate(keep);
+        let kept_bytes = r.bytes();
+        r.contiguous = r.contiguous.take().map(|all| all.slice(..kept_bytes));
+    }
+    let Some(last) = r.batches.last().and_then(|b| header(b).ok()) else {
+        return;
+    };
+    let upper = Offset(last.base_offset.get())
+        .plus(last.last_offset_delta.get())
+        .next();
+    log.aborted_txns(from, upper, &mut r.aborted);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::test_support::{batch, data_dir, run, small_config};
+    use crate::log::TxnMarker;
+
+    /// A transactional batch of two records from producer `pid`, epoch 0, sequence 0.
+    fn txn_batch(pid: i64) -> Bytes {
+        let mut b = batch(2, 50, 1_000, 1).to_vec();
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(b)
+    }
+
+    fn bases(r: &FetchPartResult) -> Vec<i64> {
+        r.batches
+            .iter()
+            .map(|b| header(b).expect("header").base_offset.get())
+            .collect()
+    }
+
+    #[test]
+    fn given_an_open_and_an_aborted_txn_when_reading_committed_should_stop_at_the_lso_and_list_the_abort() {
+        let dir = data_dir();
+        let path = dir.path().join("p0");
+        run(async move {
+            let log = PartitionLog::open(path, small_config()).await.expect("open");
+            log.append(batch(1, 10, 1_000, 0)).await.expect("0");
+            log.append(txn_batch(1)).await.expect("1-2");
+            let abort = TxnMarker {
+                producer_id: 1,
+                producer_epoch: 0,
+                commit: false,
+                coordinator_epoch: 0,
+            };
+            log.append_marker(abort).await.expect("3").expect("written");
+            log.append(batch(1, 10, 1_000, 0)).await.expect("4");
+            log.append(txn_batch(2)).await.expect("5-6, left open");
+            log.append(batch(1, 10, 1_000, 0)).await.expect("7");
+            let lso = log.last_stable_offset();
+            assert_eq!(lso, Offset(5));
+            for from in [0, 4] {
+                let read = log.read(Offset(from), 1 << 20).await.expect("read");
+                let mut r = FetchPartResult {
+                    batches: read.batches,
+                    contiguous: read.contiguous,
+                    ..Default::default()
+                };
+                committed_only(&log, &mut r, Offset(from), lso);
+                let want: Vec<i64> = [0, 1, 3, 4].into_iter().filter(|b| *b >= from).collect();
+                assert_eq!(bases(&r), want, "from {from}: in order, below the LSO");
+                let aborted: Vec<(i64, i64)> = r
+                    .aborted
+                    .iter()
+                    .map(|a| (a.producer_id, a.first_offset.0))
+                    .collect();
+                let want_aborted = if from == 0 { vec![(1, 1)] } else { Vec::new() };
+                assert_eq!(aborted, want_aborted, "from {from}");
+            }
+            log.close().await.expect("close");
+        });
+    }
 }

@@ -149,36 +149,7 @@ pub async fn offset_fetch(
     version: i16,
 ) -> OffsetFetchResponse {
     if version < 8 {
-        let topics = req.topics.map(|ts| {
-            ts.into_iter()
-                .map(|t| (t.name.0.to_string(), t.partition_indexes))
-                .collect()
-        });
-        let (code, offsets) = fetch_group(shard, req.group_id.0.to_string(), topics).await;
-        let topics = group_by_topic(offsets)
-            .into_iter()
-            .map(|(name, parts)| {
-                let partitions = parts
-                    .into_iter()
-                    .map(|o| {
-                        OffsetFetchResponsePartition::default()
-                            .with_partition_index(o.partition)
-                            .with_committed_offset(o.offset)
-                            .with_committed_leader_epoch(if version >= 5 { o.leader_epoch } else { -1 })
-                            .with_metadata(Some(o.metadata.into()))
-                    })
-                    .collect();
-                OffsetFetchResponseTopic::default()
-                    .with_name(TopicName(name.into()))
-                    .with_partitions(partitions)
-            })
-            .collect();
-        let response = OffsetFetchResponse::default().with_topics(topics);
-        return if version >= 2 {
-            response.with_error_code(code)
-        } else {
-            response
-        };
+        return offset_fetch_one(shard, req, version).await;
     }
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in req.groups {
@@ -188,7 +159,7 @@ pub async fn offset_fetch(
                 .collect()
         });
         let group_id = g.group_id.clone();
-        let (code, offsets) = fetch_group(shard, g.group_id.0.to_string(), topics).await;
+        let (code, offsets) = fetch_group(shard, g.group_id.0.to_string(), topics, req.require_stable).await;
         let topics = group_by_topic(offsets)
             .into_iter()
             .map(|(name, parts)| {
@@ -200,6 +171,7 @@ pub async fn offset_fetch(
                             .with_committed_offset(o.offset)
                             .with_committed_leader_epoch(o.leader_epoch)
                             .with_metadata(Some(o.metadata.into()))
+                            .with_error_code(o.error_code)
                     })
                     .collect();
                 OffsetFetchResponseTopics::default()
@@ -217,14 +189,56 @@ pub async fn offset_fetch(
     OffsetFetchResponse::default().with_groups(groups)
 }
 
+/// OffsetFetch v0-7: one group.
+async fn offset_fetch_one(
+    shard: &Rc<ShardContext>,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let topics = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let stable = version >= 7 && req.require_stable;
+    let (code, offsets) = fetch_group(shard, req.group_id.0.to_string(), topics, stable).await;
+    let topics = group_by_topic(offsets)
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|o| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(o.partition)
+                        .with_committed_offset(o.offset)
+                        .with_committed_leader_epoch(if version >= 5 { o.leader_epoch } else { -1 })
+                        .with_metadata(Some(o.metadata.into()))
+                        .with_error_code(o.error_code)
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(name.into()))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let response = OffsetFetchResponse::default().with_topics(topics);
+    if version >= 2 {
+        response.with_error_code(code)
+    } else {
+        response
+    }
+}
+
 async fn fetch_group(
     shard: &Rc<ShardContext>,
     group_id: String,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> (i16, Vec<FetchedOffset>) {
     let owner_call = GroupCall::FetchOffsets {
         group_id: group_id.clone(),
         topics,
+        require_stable,
     };
     match call(shard, &group_id, owner_call).await {
         Ok(GroupAnswer::FetchOffsets(Ok(offsets))) => (0, offsets),

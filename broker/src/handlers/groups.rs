@@ -1,6 +1,7 @@
 //! Consumer-group APIs: each request goes to the coordinator shard of its
 //! group (`groups::group_to_shard`) as a `GroupTask`, run there on the
-//! coordinator (`groups::call`). FindCoordinator names that shard's broker in
+//! coordinator (`groups::call`). FindCoordinator names that shard's broker (for
+//! a group, or a transactional id: `txn::txn_to_shard`) in
 //! zero-hop mode, or the single broker otherwise. A coordinator that cannot be
 //! reached answers COORDINATOR_NOT_AVAILABLE, which clients retry. The offset
 //! APIs (OffsetCommit, OffsetFetch) are in `group_offsets.rs`.
@@ -23,8 +24,10 @@ use super::ShardContext;
 use crate::groups::call::{execute, GroupAnswer, GroupCall};
 use crate::groups::group_to_shard;
 use crate::shard::{run_on, Task};
+use crate::txn::txn_to_shard;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// A group call for the coordinator shard of its group.
 pub struct GroupTask(pub GroupCall);
@@ -165,15 +168,15 @@ pub fn find_coordinator(
     version: i16,
 ) -> FindCoordinatorResponse {
     let answer = |key: &StrBytes| -> (i16, Option<String>, (i32, String, i32)) {
-        if req.key_type != KEY_TYPE_GROUP {
-            let m = "transactions are not supported".to_string();
-            return (
-                ResponseError::CoordinatorNotAvailable.code(),
-                Some(m),
+        match req.key_type {
+            KEY_TYPE_GROUP => (0, None, node_of(shard, group_to_shard(key, shard.count))),
+            KEY_TYPE_TRANSACTION => (0, None, node_of(shard, txn_to_shard(key, shard.count))),
+            other => (
+                ResponseError::InvalidRequest.code(),
+                Some(format!("unknown coordinator key type {other}")),
                 (-1, String::new(), -1),
-            );
+            ),
         }
-        (0, None, node_of(shard, group_to_shard(key, shard.count)))
     };
     if version >= 4 {
         let coordinators = req

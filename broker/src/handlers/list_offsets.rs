@@ -1,5 +1,5 @@
 //! ListOffsets: earliest (-2, and -4 "earliest local", the same here), latest
-//! (-1), or the first offset whose batch has a timestamp >= t (time index).
+//! (-1; the last stable offset for isolation level 1), or the first offset whose batch has a timestamp >= t (time index).
 
 use std::rc::Rc;
 
@@ -23,6 +23,8 @@ pub struct ListOffsetsPart {
     pub partition: i32,
     /// A timestamp in ms, or one of the LATEST/EARLIEST/... sentinels.
     pub timestamp: i64,
+    /// Isolation level 1: LATEST is the last stable offset.
+    pub read_committed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -49,6 +51,7 @@ const EARLIEST_LOCAL: i64 = -4;
 
 pub async fn handle(shard: &Rc<ShardContext>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let catalog = shard.catalog();
+    let read_committed = req.isolation_level == 1;
     let mut results: Vec<ListOffsetsPartResult> = Vec::new();
     let mut work = Vec::new();
     let mut shape = Vec::new();
@@ -71,6 +74,7 @@ pub async fn handle(shard: &Rc<ShardContext>, req: ListOffsetsRequest, version: 
                         topic: name.clone(),
                         partition: p.partition_index,
                         timestamp: p.timestamp,
+                        read_committed,
                     },
                 )),
                 None => results[index].error_code = ResponseError::UnknownTopicOrPartition.code(),
@@ -114,7 +118,7 @@ impl Task<ShardContext> for ListOffsets {
                 ..Default::default()
             };
             match shard.partitions.owned(&p.topic, p.partition) {
-                Ok(log) => match lookup(&log, p.timestamp).await {
+                Ok(log) => match lookup(&log, p.timestamp, p.read_committed).await {
                     Ok(found) => r.found = found,
                     Err(code) => r.error_code = code,
                 },
@@ -128,8 +132,13 @@ impl Task<ShardContext> for ListOffsets {
 
 /// The offset ListOffsets answers for `timestamp` (or a sentinel), with the
 /// timestamp it reports (-1 for the sentinels, as Kafka does).
-async fn lookup(log: &PartitionLog, timestamp: i64) -> Result<Option<(Offset, i64)>, i16> {
+async fn lookup(
+    log: &PartitionLog,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<Option<(Offset, i64)>, i16> {
     match timestamp {
+        LATEST if read_committed => Ok(Some((log.last_stable_offset(), -1))),
         LATEST => Ok(Some((log.log_end_offset(), -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
         MAX_TIMESTAMP => Err(ResponseError::UnsupportedVersion.code()),

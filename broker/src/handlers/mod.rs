@@ -15,8 +15,14 @@ pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod produce_txn;
 pub mod producer_id;
 pub mod topics;
+pub mod txn;
+pub mod txn_api;
+pub mod txn_markers;
+pub mod txn_offsets;
+pub mod txn_timer;
 
 use kafka_protocol::ResponseError;
 

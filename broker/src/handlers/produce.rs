@@ -96,6 +96,7 @@ pub async fn handle(
     ticket: Option<Ticket>,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
+    let txn_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
     let Routed {
         mut results,
         targets,
@@ -105,6 +106,12 @@ pub async fn handle(
     if let Some(ticket) = &ticket {
         ticket.wait_turn().await;
     }
+    // Inside the turn: a transaction's check and its append are not reordered
+    // with the connection's other requests.
+    let work = match &txn_id {
+        Some(id) => super::produce_txn::verify(shard, id, work, &mut results).await,
+        None => super::produce_txn::refuse_unexpected(work, &mut results),
+    };
     let answers = fan_out(shard, split_by_owner(work, shard.count), Append).await;
     // Every batch of this request now sits in its partition's queue, offsets
     // assigned: the connection's next Produce may append. The durability wait

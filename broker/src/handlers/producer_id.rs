@@ -1,8 +1,7 @@
 //! InitProducerId for idempotent producers: a fresh producer id at epoch 0,
 //! from shard 0's durable allocator (`metadata::producer_ids`), as Kafka's
-//! coordinator answers a request without a transactional id. Transactional ids
-//! are refused with COORDINATOR_NOT_AVAILABLE: FindCoordinator for a
-//! transaction already says transactions are not supported.
+//! coordinator answers a request without a transactional id. A transactional
+//! id goes to its transaction coordinator (`txn_api::init_producer_id`).
 
 use std::rc::Rc;
 
@@ -29,15 +28,20 @@ impl Task<ShardContext> for AllocateProducerId {
     }
 }
 
-pub async fn handle(shard: &Rc<ShardContext>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    shard: &Rc<ShardContext>,
+    req: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     let failed = |e: ResponseError| {
         InitProducerIdResponse::default()
             .with_error_code(e.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        return failed(ResponseError::CoordinatorNotAvailable);
+    if let Some(txn_id) = &req.transactional_id {
+        let txn_id = txn_id.0.to_string();
+        return super::txn_api::init_producer_id(shard, &req, &txn_id, version).await;
     }
     let allocated = run_on(shard, 0, AllocateProducerId).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "producer id forward failed");

@@ -16,6 +16,7 @@ use glommio::Task;
 
 use super::partition::Shared;
 use super::segment::{now_ms, open_log_file, short_write, sync_dir, write_index_files, BLOCK_BYTES};
+use super::txn_index;
 use super::{io_err, FlushPolicy, LogError, Offset, Position};
 
 /// Size of one DMA write: O_DIRECT sequential writes peaked (~1,880 MB/s) at 1 MiB
@@ -314,17 +315,23 @@ impl Appender {
     }
 
     /// Make the current segment exact and durable: drop the zero padding of its last
-    /// block, fdatasync, write its index files. `sealed` marks it immutable (on roll).
+    /// block, fdatasync, write its index files (the txnindex too). `sealed` marks it immutable (on roll).
     async fn seal_current(&mut self, sealed: bool) -> Result<(), LogError> {
         assert!(self.in_flight.is_empty() && self.chunk_new_bytes == 0);
         let base = self.segment_base;
-        let (end, index, time_index) = {
+        let (end, index, time_index, aborted) = {
             let mut st = self.shared.state.borrow_mut();
             let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == base);
             let segment = segment.expect("the writer's segment exists");
             assert_eq!(segment.written_end, segment.end, "seal after every write");
             segment.finish_time_index();
-            (segment.end, segment.index.clone(), segment.time_index.clone())
+            let aborted = segment.aborted.clone();
+            (
+                segment.end,
+                segment.index.clone(),
+                segment.time_index.clone(),
+                aborted,
+            )
         };
         self.file
             .truncate(end.0)
@@ -332,6 +339,8 @@ impl Appender {
             .map_err(io_err("truncating segment"))?;
         self.file.fdatasync().await.map_err(io_err("syncing segment"))?;
         write_index_files(&self.shared.dir, base, &index, &time_index).await?;
+        // Durable before `sealed` is set: the roll's producer snapshot waits for it.
+        txn_index::write(self.shared.dir.clone(), base, aborted).await?;
         let mut st = self.shared.state.borrow_mut();
         st.durable_end_offset = st.written_end_offset;
         if let Some(segment) = st.segments.iter_mut().rev().find(|s| s.base_offset == base) {

@@ -17,6 +17,8 @@ mod reader;
 mod recovery;
 mod retention;
 mod segment;
+mod txn;
+mod txn_index;
 mod wait;
 
 #[cfg(test)]
@@ -27,12 +29,15 @@ mod producer_tests;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::sync::Arc;
 
 pub use index::{IndexEntry, OffsetIndex, TimeIndex, TimeIndexEntry};
 pub use partition::PartitionLog;
 pub use probe::direct_io_probe;
+pub use txn::TxnMarker;
 use weir_protocol::record_batch::BatchError;
 
 /// A Kafka record offset. Never a byte position: those are `Position`s.
@@ -206,6 +211,10 @@ pub enum LogError {
     /// An idempotent producer's batch out of sequence or from a fenced epoch.
     #[error(transparent)]
     Sequence(#[from] producers::SequenceError),
+    /// Kafka refuses control batches from clients: only the transaction
+    /// coordinator writes markers (`append_marker`).
+    #[error("clients may not write control batches")]
+    ControlBatch,
 }
 
 /// Build a `LogError::Io` from a glommio error, keeping the cause.

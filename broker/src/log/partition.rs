@@ -6,7 +6,7 @@
 //! next_offset >= written_end_offset >= durable_end_offset; unwritten bytes are bounded
 //! (appends await room). The background appender task does all writes and syncs.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use glommio::Task;
-use weir_protocol::record_batch::{header, set_base_offset, validate, BatchHeader, ATTR_CONTROL};
+use weir_protocol::record_batch::{
+    header, set_base_offset, validate, BatchHeader, BatchInfo, ATTR_CONTROL, ATTR_TRANSACTIONAL,
+};
 
 use super::appender::Appender;
 use super::cache::TailCache;
@@ -27,8 +29,6 @@ use super::{producer_snapshot, recovery, AppendResult, LogConfig, LogError, Offs
 /// (the tail cache cannot evict them) while leaving the writer 8 MiB of runway, i.e.
 /// eight 1 MiB DMA chunks, enough to keep four writes in flight.
 pub(crate) const UNWRITTEN_BYTES_MAX: u64 = 8 * 1024 * 1024;
-/// Bytes per read while rebuilding producer state from the log's tail.
-const REBUILD_READ_BYTES: usize = 1024 * 1024;
 /// Name of the clean-shutdown marker in the partition directory.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
@@ -156,67 +156,15 @@ impl PartitionLog {
         Ok(log)
     }
 
-    /// Rebuild idempotent producers' state: the newest snapshot within the log,
-    /// then the batches after it. Without one, from the active segment's start
-    /// (a snapshot is written at every roll, so older segments only lack one
-    /// when they predate it or a crash hit between roll and snapshot: their
-    /// producers then count as unknown, as Kafka treats expired ones).
-    async fn rebuild_producers(&self) -> Result<(), LogError> {
-        let (start, end, active_base) = {
-            let mut st = self.shared.state.borrow_mut();
-            (st.log_start_offset(), st.next_offset, st.active().base_offset)
-        };
-        let snapshot = producer_snapshot::latest(self.shared.dir.clone(), start, end).await;
-        let (mut at, mut states) = snapshot.unwrap_or((active_base, ProducerStates::default()));
-        let scanned_from = at;
-        while at < end {
-            let read = self.read(at, REBUILD_READ_BYTES).await?;
-            if read.batches.is_empty() {
-                break;
-            }
-            // `read` validated every batch it took from the file (CRC included): the
-            // header is all that is needed here.
-            for batch in &read.batches {
-                let h = header(batch)?;
-                let base = Offset(h.base_offset.get());
-                let last = base.plus(h.last_offset_delta.get());
-                if last < at {
-                    continue;
-                }
-                if let Some(p) = producer_batch(h) {
-                    states.record(&p, base, last);
-                }
-                at = last.next();
-            }
-        }
-        tracing::debug!(dir = %self.shared.dir.display(), from = scanned_from.0, to = end.0, producers = states.len(), "producer state rebuilt");
-        self.shared.state.borrow_mut().producers = states;
-        Ok(())
-    }
-
     /// Validate exactly one batch, assign its offsets, make it readable and queue it for
     /// the writer. Awaits only for staging room (backpressure).
     pub async fn append(&self, batch: Bytes) -> Result<AppendResult, LogError> {
-        let limit_bytes = self.shared.config.max_batch_bytes;
-        if batch.len() > limit_bytes {
-            return Err(LogError::TooLarge {
-                batch_bytes: batch.len(),
-                limit_bytes,
-            });
-        }
-        let info = validate(&batch)?;
-        let batch_bytes = batch.len() as u64;
-        self.shared
-            .progress
-            .wait_until(|| {
-                let st = self.shared.state.borrow();
-                st.check_usable().is_err()
-                    || st.unwritten_bytes == 0
-                    || st.unwritten_bytes + batch_bytes <= UNWRITTEN_BYTES_MAX
-            })
-            .await;
-        let mut st = self.shared.state.borrow_mut();
+        let info = self.admit(&batch).await?;
+        let st = self.shared.state.borrow_mut();
         st.check_usable()?;
+        if info.is_control() {
+            return Err(LogError::ControlBatch);
+        }
         let producer = producer_batch(header(&batch)?);
         if let Some(p) = &producer {
             if let Verdict::Duplicate(stored) = st.producers.check(p)? {
@@ -228,13 +176,54 @@ impl PartitionLog {
                 });
             }
         }
+        Ok(self.commit(st, batch, &info, |st, base, last| {
+            if let Some(p) = &producer {
+                st.producers.record(p, base, last);
+            }
+        }))
+    }
+
+    /// Check a batch's size and bytes, then wait for staging room.
+    pub(super) async fn admit(&self, batch: &Bytes) -> Result<BatchInfo, LogError> {
+        let limit_bytes = self.shared.config.max_batch_bytes;
+        if batch.len() > limit_bytes {
+            return Err(LogError::TooLarge {
+                batch_bytes: batch.len(),
+                limit_bytes,
+            });
+        }
+        let info = validate(batch)?;
+        let batch_bytes = batch.len() as u64;
+        self.shared
+            .progress
+            .wait_until(|| {
+                let st = self.shared.state.borrow();
+                st.check_usable().is_err()
+                    || st.unwritten_bytes == 0
+                    || st.unwritten_bytes + batch_bytes <= UNWRITTEN_BYTES_MAX
+            })
+            .await;
+        Ok(info)
+    }
+
+    /// The critical section's second half, after the checks passed: assign the
+    /// offsets, roll if due, let `record` update producer state (after the roll,
+    /// so the roll's snapshot excludes this batch), cache and queue the bytes.
+    pub(super) fn commit(
+        &self,
+        mut st: RefMut<'_, State>,
+        batch: Bytes,
+        info: &BatchInfo,
+        record: impl FnOnce(&mut State, Offset, Offset),
+    ) -> AppendResult {
+        let batch_bytes = batch.len() as u64;
         let base = st.next_offset;
         let last = base.plus(info.last_offset_delta);
         let bytes = assign_base_offset(batch, base);
-        if self.maybe_roll(&mut st, batch_bytes, last) {
-            // The state of every batch below the new segment, before this one.
-            self.snapshot_producers_in_background(base, st.producers.clone());
-        }
+        // The state of every batch below the new segment, before this one.
+        let roll_snapshot = self
+            .maybe_roll(&mut st, batch_bytes, last)
+            .then(|| st.producers.clone());
         let config = &self.shared.config;
         let active = st.active();
         active.record_batch(
@@ -247,9 +236,7 @@ impl PartitionLog {
         let segment_base = active.base_offset;
         st.next_offset = last.next();
         st.unwritten_bytes += batch_bytes;
-        if let Some(p) = &producer {
-            st.producers.record(p, base, last);
-        }
+        record(&mut st, base, last);
         st.cache.push(base, last, bytes.clone());
         let written_end_offset = st.written_end_offset;
         st.cache.evict(config.tail_cache_bytes, written_end_offset);
@@ -260,18 +247,35 @@ impl PartitionLog {
         });
         let log_start_offset = st.log_start_offset();
         drop(st);
+        if let Some(snapshot) = roll_snapshot {
+            // After the borrow ends: glommio may run a spawned task right away.
+            self.snapshot_producers_in_background(base, snapshot);
+        }
         self.shared.writer_wake.notify_all();
-        Ok(AppendResult {
+        AppendResult {
             base_offset: base,
             last_offset: last,
             log_start_offset,
-        })
+        }
     }
 
+    /// Write the roll's producer snapshot once the segment below `at` is sealed:
+    /// its `.txnindex` must be durable first, since an open that starts from this
+    /// snapshot takes that segment's aborted transactions from the file.
     fn snapshot_producers_in_background(&self, at: Offset, snapshot: ProducerStates) {
-        let dir = self.shared.dir.clone();
+        let shared = self.shared.clone();
         glommio::spawn_local(async move {
-            if let Err(e) = producer_snapshot::write(dir, at, &snapshot).await {
+            let sealed = || {
+                let st = shared.state.borrow();
+                let below = st.segments.iter().rev().find(|s| s.base_offset < at);
+                let sealed = below.is_none_or(|s| s.sealed);
+                (sealed, st.failure.is_some() || st.closed)
+            };
+            shared.progress.wait_until(|| sealed().0 || sealed().1).await;
+            if !sealed().0 {
+                return; // failed or closed first: close writes its own snapshot
+            }
+            if let Err(e) = producer_snapshot::write(shared.dir.clone(), at, &snapshot).await {
                 tracing::warn!(error = %e, "producer snapshot at roll failed; the next open scans further");
             }
         })
@@ -453,13 +457,15 @@ fn assign_base_offset(batch: Bytes, base: Offset) -> Bytes {
 
 /// The idempotent producer a batch names, if any. Control batches (transaction
 /// markers) carry a producer too but no sequence: they are not checked here.
-fn producer_batch(h: &BatchHeader) -> Option<ProducerBatch> {
-    let control = h.attributes.get() & ATTR_CONTROL != 0;
+pub(super) fn producer_batch(h: &BatchHeader) -> Option<ProducerBatch> {
+    let attributes = h.attributes.get();
+    let control = attributes & ATTR_CONTROL != 0;
     (h.producer_id.get() >= 0 && h.base_sequence.get() >= 0 && !control).then_some(ProducerBatch {
         producer_id: h.producer_id.get(),
         epoch: h.producer_epoch.get(),
         first_sequence: h.base_sequence.get(),
         last_offset_delta: h.last_offset_delta.get(),
         timestamp_ms: h.max_timestamp.get(),
+        transactional: attributes & ATTR_TRANSACTIONAL != 0,
     })
 }

@@ -8,11 +8,13 @@
 //! pool. A snapshot is written to a temp file, fdatasync'd and renamed, so a
 //! crash leaves a whole snapshot or none; a missing or damaged one only makes
 //! the next open scan further back (or treat old producers as unknown, which
-//! Kafka also does once their state has expired).
+//! Kafka also does once their state has expired). The file format (version 2
+//! adds each producer's ongoing transaction) is at the end of this file.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use super::producers::ProducerStates;
+use super::producers::{Producer, ProducerStates, StoredBatch, BATCHES_KEPT, PRODUCERS_MAX};
 use super::{std_io_err, LogError, Offset};
 
 const SUFFIX: &str = ".producers";
@@ -83,4 +85,123 @@ pub(crate) async fn latest(
                 })
         })
         .await
+}
+
+/// Snapshot file layout (docs/format.md): magic, u32 producer count, then per
+/// producer: i64 id, i16 epoch, i64 last timestamp, [v2: i64 first offset of
+/// its ongoing transaction, -1 for none], u8 batch count, per batch i32 first
+/// and last sequence, i64 base and last offset; last, a u32 CRC-32C of
+/// everything before. Version 1 (no transaction field) is still read.
+const MAGIC_V1: &[u8; 8] = b"WEIRPRS1";
+const MAGIC_V2: &[u8; 8] = b"WEIRPRS2";
+const PRODUCER_BYTES: usize = 8 + 2 + 8 + 8 + 1;
+const BATCH_BYTES: usize = 4 + 4 + 8 + 8;
+
+impl ProducerStates {
+    /// The state as a snapshot file's bytes (version 2).
+    pub fn encode(&self) -> Vec<u8> {
+        let batches: usize = self.producers.values().map(|p| p.batches.len()).sum();
+        let mut out =
+            Vec::with_capacity(8 + 4 + self.producers.len() * PRODUCER_BYTES + batches * BATCH_BYTES + 4);
+        out.extend_from_slice(MAGIC_V2);
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        for (id, p) in &self.producers {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&p.epoch.to_be_bytes());
+            out.extend_from_slice(&p.last_timestamp_ms.to_be_bytes());
+            out.extend_from_slice(&p.txn_first_offset.map_or(-1, |o| o.0).to_be_bytes());
+            out.push(p.batches.len() as u8);
+            for b in &p.batches {
+                out.extend_from_slice(&b.first_sequence.to_be_bytes());
+                out.extend_from_slice(&b.last_sequence.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.0.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.0.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Parse a snapshot (version 1 or 2); `None` for anything damaged (a torn
+    /// or foreign file).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let (with_txn, rest) = match body.split_first_chunk::<8>()? {
+            (magic, rest) if magic == MAGIC_V2 => (true, rest),
+            (magic, rest) if magic == MAGIC_V1 => (false, rest),
+            _ => return None,
+        };
+        let mut r = Reader(rest);
+        let count = r.u32()? as usize;
+        let mut states = ProducerStates {
+            producers: HashMap::with_capacity(count.min(PRODUCERS_MAX)),
+            ..ProducerStates::default()
+        };
+        for _ in 0..count {
+            let id = r.i64()?;
+            let producer = decode_producer(&mut r, with_txn)?;
+            states.producers.insert(id, producer);
+        }
+        states.index_ongoing();
+        r.0.is_empty().then_some(states)
+    }
+}
+
+fn decode_producer(r: &mut Reader<'_>, with_txn: bool) -> Option<Producer> {
+    let epoch = r.i16()?;
+    let last_timestamp_ms = r.i64()?;
+    let txn_first_offset = if with_txn {
+        Some(r.i64()?).filter(|o| *o >= 0).map(Offset)
+    } else {
+        None
+    };
+    let kept = usize::from(r.u8()?);
+    if kept > BATCHES_KEPT {
+        return None;
+    }
+    let mut batches = VecDeque::with_capacity(kept);
+    for _ in 0..kept {
+        batches.push_back(StoredBatch {
+            first_sequence: r.i32()?,
+            last_sequence: r.i32()?,
+            base_offset: Offset(r.i64()?),
+            last_offset: Offset(r.i64()?),
+        });
+    }
+    Some(Producer {
+        epoch,
+        batches,
+        last_timestamp_ms,
+        txn_first_offset,
+    })
+}
+
+/// Big-endian fields off the front of a slice; `None` past its end.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
 }

@@ -119,6 +119,7 @@ fn given_a_snapshot_past_the_recovered_end_when_opening_should_delete_it_not_tru
             first_sequence: 0,
             last_offset_delta: 2,
             timestamp_ms: 1_000,
+            transactional: false,
         };
         stale.record(&b, Offset(5_000), Offset(5_002));
         let end = appended.last().unwrap().2.plus(3);

@@ -1,16 +1,22 @@
-//! Idempotent-producer state of one partition: per producer id, its epoch and
-//! the sequence ranges and offsets of its last `BATCHES_KEPT` batches, as Kafka
-//! keeps them. The log consults it inside the append's critical section (no
-//! await between the check and the offset assignment), so a retried batch is
-//! answered with the offsets it got the first time and is never stored twice.
+//! Idempotent and transactional producer state of one partition: per producer
+//! id, its epoch, the sequence ranges and offsets of its last `BATCHES_KEPT`
+//! batches, and the first offset of its ongoing transaction, as Kafka's
+//! ProducerStateManager keeps them. The log consults it inside the append's
+//! critical section (no await between the check and the offset assignment), so
+//! a retried batch is answered with the offsets it got the first time and is
+//! never stored twice, and a marker ends exactly the transaction it names.
 //!
 //! Owned by the partition's log, so only its shard touches it. Invariants: per
 //! producer, the kept batches are in append order with consecutive sequences
-//! (modulo i32 wrap); the number of producers is bounded by `PRODUCERS_MAX` and
-//! by expiry (`expire`). A crash never leaves it describing batches the log lost:
-//! it is rebuilt on open from a snapshot at or below the recovered end.
+//! (modulo i32 wrap); `ongoing` holds exactly the (first offset, id) of the
+//! producers whose `txn_first_offset` is set, so the first unstable offset is
+//! its minimum (O(log n)); a producer with an ongoing transaction is never
+//! expired or evicted; the number of producers is bounded by `PRODUCERS_MAX`
+//! (plus those in a transaction) and by expiry (`expire`). A crash never leaves
+//! it describing batches the log lost: it is rebuilt on open from a snapshot
+//! at or below the recovered end.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::Offset;
 
@@ -36,6 +42,8 @@ pub struct ProducerBatch {
     pub last_offset_delta: i32,
     /// The batch's max timestamp, for expiry.
     pub timestamp_ms: i64,
+    /// Attribute bit 4: the batch belongs to a transaction.
+    pub transactional: bool,
 }
 
 impl ProducerBatch {
@@ -63,10 +71,34 @@ pub struct StoredBatch {
 }
 
 #[derive(Debug, Clone)]
-struct Producer {
-    epoch: i16,
-    batches: VecDeque<StoredBatch>,
-    last_timestamp_ms: i64,
+pub(super) struct Producer {
+    pub epoch: i16,
+    pub batches: VecDeque<StoredBatch>,
+    pub last_timestamp_ms: i64,
+    /// First offset of the producer's ongoing transaction (Kafka's
+    /// `currentTxnFirstOffset`).
+    pub txn_first_offset: Option<Offset>,
+}
+
+/// An aborted transaction, as the `.txnindex` files and Fetch carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: Offset,
+    /// The offset of the abort marker.
+    pub last_offset: Offset,
+    /// The partition's last stable offset once this transaction ended: no
+    /// transaction ongoing then started below it. Lets a fetch stop scanning.
+    pub last_stable_offset: Offset,
+}
+
+/// The verdict on a transaction marker before it is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerVerdict {
+    Append,
+    /// The producer has no ongoing transaction here: nothing to end (a marker
+    /// the coordinator sends again after a crash), write nothing.
+    NoTransaction,
 }
 
 /// One producer as DescribeProducers shows it.
@@ -76,6 +108,8 @@ pub struct ProducerView {
     pub epoch: i16,
     pub last_sequence: i32,
     pub last_timestamp_ms: i64,
+    /// First offset of its ongoing transaction, if one is.
+    pub txn_first_offset: Option<Offset>,
 }
 
 /// The verdict on a batch before it is appended.
@@ -101,11 +135,15 @@ pub enum SequenceError {
         got: i32,
         expected: i32,
     },
+    #[error("producer {producer_id}: a non-transactional batch inside its ongoing transaction")]
+    InvalidTxnState { producer_id: i64 },
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct ProducerStates {
-    producers: HashMap<i64, Producer>,
+    pub(super) producers: HashMap<i64, Producer>,
+    /// (first offset, producer id) of every ongoing transaction, ordered.
+    pub(super) ongoing: BTreeSet<(Offset, i64)>,
 }
 
 impl ProducerStates {
@@ -133,7 +171,13 @@ impl ProducerStates {
                 current: p.epoch,
             });
         }
-        if batch.epoch > p.epoch {
+        if !batch.transactional && p.txn_first_offset.is_some() {
+            return Err(SequenceError::InvalidTxnState {
+                producer_id: batch.producer_id,
+            });
+        }
+        if batch.epoch > p.epoch || p.batches.is_empty() {
+            // A new epoch, or the first batch after a marker bumped the epoch.
             if batch.first_sequence != 0 {
                 return Err(SequenceError::OutOfOrder {
                     producer_id: batch.producer_id,
@@ -175,7 +219,12 @@ impl ProducerStates {
                 epoch: batch.epoch,
                 batches: VecDeque::with_capacity(BATCHES_KEPT),
                 last_timestamp_ms: batch.timestamp_ms,
+                txn_first_offset: None,
             });
+        if batch.transactional && p.txn_first_offset.is_none() {
+            p.txn_first_offset = Some(base_offset);
+            self.ongoing.insert((base_offset, batch.producer_id));
+        }
         if batch.epoch != p.epoch {
             p.epoch = batch.epoch;
             p.batches.clear();
@@ -196,6 +245,7 @@ impl ProducerStates {
         let oldest = self
             .producers
             .iter()
+            .filter(|(_, p)| p.txn_first_offset.is_none())
             .min_by_key(|(_, p)| p.last_timestamp_ms)
             .map(|(id, _)| *id);
         if let Some(id) = oldest {
@@ -209,14 +259,13 @@ impl ProducerStates {
         let mut out: Vec<ProducerView> = self
             .producers
             .iter()
-            .filter_map(|(id, p)| {
-                let last = p.batches.back()?;
-                Some(ProducerView {
-                    producer_id: *id,
-                    epoch: p.epoch,
-                    last_sequence: last.last_sequence,
-                    last_timestamp_ms: p.last_timestamp_ms,
-                })
+            .map(|(id, p)| ProducerView {
+                producer_id: *id,
+                epoch: p.epoch,
+                // -1 (Kafka's NO_SEQUENCE) after a marker started a new epoch.
+                last_sequence: p.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp_ms: p.last_timestamp_ms,
+                txn_first_offset: p.txn_first_offset,
             })
             .collect();
         out.sort_unstable_by_key(|v| v.producer_id);
@@ -226,103 +275,78 @@ impl ProducerStates {
     /// Forget producers whose last batch is older than `max_age_ms`
     /// (`producer.id.expiration.ms`).
     pub fn expire(&mut self, now_ms: i64, max_age_ms: i64) {
-        self.producers
-            .retain(|_, p| now_ms.saturating_sub(p.last_timestamp_ms) < max_age_ms);
+        self.producers.retain(|_, p| {
+            p.txn_first_offset.is_some() || now_ms.saturating_sub(p.last_timestamp_ms) < max_age_ms
+        });
     }
-}
 
-/// Snapshot file layout: magic, u32 producer count, then per producer: i64 id,
-/// i16 epoch, i64 last timestamp, u8 batch count, per batch i32 first and last
-/// sequence, i64 base and last offset; last, a u32 CRC-32C of everything before.
-const SNAPSHOT_MAGIC: &[u8; 8] = b"WEIRPRS1";
-const PRODUCER_BYTES: usize = 8 + 2 + 8 + 1;
-const BATCH_BYTES: usize = 4 + 4 + 8 + 8;
+    /// The first offset of the oldest ongoing transaction: the last stable
+    /// offset is this or the log end, whichever is lower.
+    pub fn first_unstable_offset(&self) -> Option<Offset> {
+        self.ongoing.first().map(|(offset, _)| *offset)
+    }
 
-impl ProducerStates {
-    /// The state as a snapshot file's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let batches: usize = self.producers.values().map(|p| p.batches.len()).sum();
-        let mut out =
-            Vec::with_capacity(8 + 4 + self.producers.len() * PRODUCER_BYTES + batches * BATCH_BYTES + 4);
-        out.extend_from_slice(SNAPSHOT_MAGIC);
-        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
-        for (id, p) in &self.producers {
-            out.extend_from_slice(&id.to_be_bytes());
-            out.extend_from_slice(&p.epoch.to_be_bytes());
-            out.extend_from_slice(&p.last_timestamp_ms.to_be_bytes());
-            out.push(p.batches.len() as u8);
-            for b in &p.batches {
-                out.extend_from_slice(&b.first_sequence.to_be_bytes());
-                out.extend_from_slice(&b.last_sequence.to_be_bytes());
-                out.extend_from_slice(&b.base_offset.0.to_be_bytes());
-                out.extend_from_slice(&b.last_offset.0.to_be_bytes());
-            }
+    /// Check a marker of `producer_id` at `epoch` (Kafka's appendEndTxnMarker):
+    /// an epoch below the producer's is fenced; no ongoing transaction means
+    /// there is nothing to end.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<MarkerVerdict, SequenceError> {
+        let Some(p) = self.producers.get(&producer_id) else {
+            return Ok(MarkerVerdict::NoTransaction);
+        };
+        if epoch < p.epoch {
+            return Err(SequenceError::StaleEpoch {
+                producer_id,
+                epoch,
+                current: p.epoch,
+            });
         }
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_be_bytes());
-        out
+        Ok(match p.txn_first_offset {
+            Some(_) => MarkerVerdict::Append,
+            None => MarkerVerdict::NoTransaction,
+        })
     }
 
-    /// Parse a snapshot; `None` for anything damaged (a torn or foreign file).
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+    /// Remember a marker appended at `offset`: the producer's transaction ends,
+    /// a higher epoch becomes its epoch (fencing older data; its next batch
+    /// starts at sequence 0). An abort answers the entry for the aborted index.
+    /// Called only after `check_marker` said `Append` (or while rebuilding
+    /// from the log, where a marker without a transaction is skipped).
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        offset: Offset,
+        timestamp_ms: i64,
+    ) -> Option<AbortedTxn> {
+        let p = self.producers.get_mut(&producer_id)?;
+        if epoch > p.epoch {
+            p.epoch = epoch;
+            p.batches.clear();
+        }
+        p.last_timestamp_ms = p.last_timestamp_ms.max(timestamp_ms);
+        let first_offset = p.txn_first_offset.take()?;
+        self.ongoing.remove(&(first_offset, producer_id));
+        if commit {
             return None;
         }
-        let mut r = Reader(body.strip_prefix(SNAPSHOT_MAGIC)?);
-        let count = r.u32()? as usize;
-        let mut producers = HashMap::with_capacity(count.min(PRODUCERS_MAX));
-        for _ in 0..count {
-            let id = r.i64()?;
-            let epoch = r.i16()?;
-            let last_timestamp_ms = r.i64()?;
-            let kept = usize::from(r.u8()?);
-            if kept > BATCHES_KEPT {
-                return None;
-            }
-            let mut batches = VecDeque::with_capacity(kept);
-            for _ in 0..kept {
-                batches.push_back(StoredBatch {
-                    first_sequence: r.i32()?,
-                    last_sequence: r.i32()?,
-                    base_offset: Offset(r.i64()?),
-                    last_offset: Offset(r.i64()?),
-                });
-            }
-            let producer = Producer {
-                epoch,
-                batches,
-                last_timestamp_ms,
-            };
-            producers.insert(id, producer);
-        }
-        r.0.is_empty().then_some(Self { producers })
+        // Kafka's lastStableOffset(completedTxn): the oldest other ongoing one.
+        let last_stable_offset = self.first_unstable_offset().unwrap_or(offset.next());
+        Some(AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: offset,
+            last_stable_offset,
+        })
     }
-}
 
-/// Big-endian fields off the front of a slice; `None` past its end.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take::<1>().map(|b| b[0])
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take().map(i16::from_be_bytes)
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take().map(i32::from_be_bytes)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_be_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take().map(i64::from_be_bytes)
+    /// Rebuild `ongoing` from the producers (after decoding a snapshot).
+    pub(super) fn index_ongoing(&mut self) {
+        self.ongoing = self
+            .producers
+            .iter()
+            .filter_map(|(id, p)| p.txn_first_offset.map(|o| (o, *id)))
+            .collect();
     }
 }
 
@@ -337,6 +361,7 @@ mod tests {
             first_sequence,
             last_offset_delta: records - 1,
             timestamp_ms: 1_000,
+            transactional: false,
         }
     }
 
@@ -469,5 +494,74 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[20] ^= 0x40;
         assert!(ProducerStates::decode(&flipped).is_none());
+    }
+
+    #[test]
+    fn given_ongoing_transactions_when_snapshotted_should_keep_them_and_still_read_version_1() {
+        let (mut states, mut next) = (ProducerStates::default(), 0);
+        let txn = |pid, seq| ProducerBatch {
+            transactional: true,
+            ..batch(pid, 0, seq, 2)
+        };
+        append(&mut states, &mut next, txn(1, 0)).unwrap();
+        append(&mut states, &mut next, txn(2, 0)).unwrap();
+        append(&mut states, &mut next, txn(1, 2)).unwrap();
+        append(&mut states, &mut next, batch(3, 0, 0, 1)).unwrap();
+        assert_eq!(states.first_unstable_offset(), Some(Offset(0)));
+        let back = ProducerStates::decode(&states.encode()).expect("decodes");
+        assert_eq!(back.view(), states.view());
+        assert_eq!(back.first_unstable_offset(), Some(Offset(0)));
+        let mut back = back;
+        assert!(
+            back.record_marker(1, 0, true, Offset(7), 1_000).is_none(),
+            "a commit"
+        );
+        assert_eq!(back.first_unstable_offset(), Some(Offset(2)), "producer 2's txn");
+        // Version 1: one producer, one batch, no transaction field.
+        let mut v1 = b"WEIRPRS1".to_vec();
+        v1.extend_from_slice(&1u32.to_be_bytes());
+        v1.extend_from_slice(&5i64.to_be_bytes());
+        v1.extend_from_slice(&2i16.to_be_bytes());
+        v1.extend_from_slice(&1_000i64.to_be_bytes());
+        v1.push(1);
+        for field in [0i32, 2] {
+            v1.extend_from_slice(&field.to_be_bytes());
+        }
+        for field in [10i64, 12] {
+            v1.extend_from_slice(&field.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        let old = ProducerStates::decode(&v1).expect("version 1 decodes");
+        assert_eq!(old.first_unstable_offset(), None);
+        assert!(matches!(old.check(&batch(5, 2, 0, 3)), Ok(Verdict::Duplicate(_))));
+    }
+
+    #[test]
+    fn given_a_producer_in_a_transaction_when_expiring_should_keep_it_until_the_marker() {
+        let (mut states, mut next) = (ProducerStates::default(), 0);
+        let txn = ProducerBatch {
+            transactional: true,
+            ..batch(1, 0, 0, 1)
+        };
+        append(&mut states, &mut next, txn).unwrap();
+        append(&mut states, &mut next, batch(2, 0, 0, 1)).unwrap();
+        states.expire(1_000_000, 10);
+        assert_eq!(
+            states.len(),
+            1,
+            "only the idle producer without a transaction went"
+        );
+        assert_eq!(states.check_marker(1, 0), Ok(MarkerVerdict::Append));
+        let aborted = states
+            .record_marker(1, 0, false, Offset(1), 1_000)
+            .expect("an abort");
+        assert_eq!(
+            (aborted.first_offset, aborted.last_stable_offset),
+            (Offset(0), Offset(2))
+        );
+        assert_eq!(states.check_marker(1, 0), Ok(MarkerVerdict::NoTransaction));
+        states.expire(1_000_000, 10);
+        assert!(states.is_empty(), "expires once the transaction ended");
     }
 }

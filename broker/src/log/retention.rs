@@ -70,7 +70,8 @@ async fn remove_segment_files(dir: &Path, base: Offset) -> Result<(), LogError> 
     glommio::io::remove(log_path(dir, base))
         .await
         .map_err(io_err("removing segment"))?;
-    for path in [index_path(dir, base), time_index_path(dir, base)] {
+    let txn_index = super::txn_index::txn_index_path(dir, base);
+    for path in [index_path(dir, base), time_index_path(dir, base), txn_index] {
         // Index files may be missing (never written or rebuilt on open): not an error.
         if let Err(error) = glommio::io::remove(&path).await {
             let error: std::io::Error = error.into();

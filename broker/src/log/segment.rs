@@ -38,6 +38,9 @@ pub(crate) struct Segment {
     bytes_since_index: u64,
     /// The appender has synced it and written its index files; nothing will change.
     pub sealed: bool,
+    /// Aborted transactions whose abort marker is in this segment, in offset
+    /// order (its `.txnindex`).
+    pub aborted: Vec<super::producers::AbortedTxn>,
 }
 
 impl Segment {
@@ -54,6 +57,7 @@ impl Segment {
             created_ms,
             bytes_since_index: 0,
             sealed: false,
+            aborted: Vec::new(),
         }
     }
 

@@ -129,7 +129,21 @@ pub async fn handle(
         RequestKind::DescribeProducers(r) => {
             Out::DescribeProducers(describe_producers::handle(shard, r).await)
         }
-        RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r).await),
+        RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r, version).await),
+        RequestKind::AddPartitionsToTxn(r) => {
+            Out::AddPartitionsToTxn(txn_api::add_partitions(shard, r, version).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            Out::AddOffsetsToTxn(txn_api::add_offsets(shard, r, version).await)
+        }
+        RequestKind::EndTxn(r) => Out::EndTxn(txn_api::end_txn(shard, r, version).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            Out::TxnOffsetCommit(txn_offsets::txn_offset_commit(shard, r, version).await)
+        }
+        RequestKind::ListTransactions(r) => Out::ListTransactions(txn_api::list_transactions(shard, r).await),
+        RequestKind::DescribeTransactions(r) => {
+            Out::DescribeTransactions(txn_api::describe_transactions(shard, r).await)
+        }
         RequestKind::ListGroups(r) => Out::ListGroups(groups::list_groups(shard, r).await),
         RequestKind::DescribeGroups(r) => Out::DescribeGroups(groups::describe_groups(shard, r).await),
         other => return Err(no_handler(&other)),

@@ -75,6 +75,9 @@ def send_txn(p, topic, values, commit, partition=0):
     if commit:
         p.commit_transaction(60)
     else:
+        # librdkafka purges what it has not sent yet when aborting: flush
+        # first so the aborted records are on the broker, hidden by markers.
+        p.flush(30)
         p.abort_transaction(60)
 
 
@@ -140,6 +143,7 @@ def confluent_ctp(bootstrap, topic_in, topic_out):
             p.produce(topic_out, m.value() + b"-out", partition=m.partition())
         p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
         if rounds == 2:
+            p.flush(30)  # written, then aborted (see send_txn)
             p.abort_transaction(60)
             aborted += len(msgs)
             committed = c.committed(c.assignment(), timeout=30)

@@ -110,6 +110,36 @@ macro_rules! with_types {
                 type $resp = InitProducerIdResponse;
                 $body
             }
+            ApiKey::AddPartitionsToTxn => {
+                type $req = AddPartitionsToTxnRequest;
+                type $resp = AddPartitionsToTxnResponse;
+                $body
+            }
+            ApiKey::AddOffsetsToTxn => {
+                type $req = AddOffsetsToTxnRequest;
+                type $resp = AddOffsetsToTxnResponse;
+                $body
+            }
+            ApiKey::EndTxn => {
+                type $req = EndTxnRequest;
+                type $resp = EndTxnResponse;
+                $body
+            }
+            ApiKey::TxnOffsetCommit => {
+                type $req = TxnOffsetCommitRequest;
+                type $resp = TxnOffsetCommitResponse;
+                $body
+            }
+            ApiKey::ListTransactions => {
+                type $req = ListTransactionsRequest;
+                type $resp = ListTransactionsResponse;
+                $body
+            }
+            ApiKey::DescribeTransactions => {
+                type $req = DescribeTransactionsRequest;
+                type $resp = DescribeTransactionsResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

@@ -133,6 +133,12 @@ generators! {
     OffsetDeleteRequest => offset_delete_request, OffsetDeleteResponse => offset_delete_response,
     InitProducerIdRequest => init_producer_id_request, InitProducerIdResponse => init_producer_id_response,
     DescribeProducersRequest => describe_producers_request, DescribeProducersResponse => describe_producers_response,
+    AddPartitionsToTxnRequest => add_partitions_to_txn_request, AddPartitionsToTxnResponse => add_partitions_to_txn_response,
+    AddOffsetsToTxnRequest => add_offsets_to_txn_request, AddOffsetsToTxnResponse => add_offsets_to_txn_response,
+    EndTxnRequest => end_txn_request, EndTxnResponse => end_txn_response,
+    TxnOffsetCommitRequest => txn_offset_commit_request, TxnOffsetCommitResponse => txn_offset_commit_response,
+    ListTransactionsRequest => list_transactions_request, ListTransactionsResponse => list_transactions_response,
+    DescribeTransactionsRequest => describe_transactions_request, DescribeTransactionsResponse => describe_transactions_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -1262,6 +1268,224 @@ fn describe_producers_response(_v: i16, p: &Palette) -> DescribeProducersRespons
                 })
                 .collect();
             topic
+        })
+        .collect();
+    m
+}
+
+fn add_partitions_to_txn_request(v: i16, p: &Palette) -> AddPartitionsToTxnRequest {
+    use add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
+    let topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = AddPartitionsToTxnTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1)).map(|i| p.i32(i)).collect();
+            topic
+        })
+        .collect();
+    let mut m = AddPartitionsToTxnRequest::default();
+    if v <= 3 {
+        m.v3_and_below_transactional_id = TransactionalId(p.s(1));
+        m.v3_and_below_producer_id = ProducerId(p.i64(0));
+        m.v3_and_below_producer_epoch = p.i16(1);
+        m.v3_and_below_topics = topics;
+    } else {
+        let mut txn = AddPartitionsToTxnTransaction::default();
+        txn.transactional_id = TransactionalId(p.s(1));
+        txn.producer_id = ProducerId(p.i64(0));
+        txn.producer_epoch = p.i16(1);
+        txn.verify_only = p.flag(1);
+        txn.topics = topics;
+        m.transactions = vec![txn];
+    }
+    m
+}
+
+fn add_partitions_to_txn_response(v: i16, p: &Palette) -> AddPartitionsToTxnResponse {
+    use add_partitions_to_txn_response::{
+        AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+    };
+    let topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = AddPartitionsToTxnTopicResult::default();
+            topic.name = p.topic(t);
+            topic.results_by_partition = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut r = AddPartitionsToTxnPartitionResult::default();
+                    r.partition_index = p.i32(i);
+                    r.partition_error_code = p.i16(i + 1);
+                    r
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    let mut m = AddPartitionsToTxnResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    if v <= 3 {
+        m.results_by_topic_v3_and_below = topics;
+    } else {
+        m.error_code = p.i16(2);
+        let mut r = AddPartitionsToTxnResult::default();
+        r.transactional_id = TransactionalId(p.s(1));
+        r.topic_results = topics;
+        m.results_by_transaction = vec![r];
+    }
+    m
+}
+
+fn add_offsets_to_txn_request(_v: i16, p: &Palette) -> AddOffsetsToTxnRequest {
+    let mut m = AddOffsetsToTxnRequest::default();
+    m.transactional_id = TransactionalId(p.s(0));
+    m.producer_id = ProducerId(p.i64(0));
+    m.producer_epoch = p.i16(1);
+    m.group_id = p.group(2);
+    m
+}
+
+fn add_offsets_to_txn_response(_v: i16, p: &Palette) -> AddOffsetsToTxnResponse {
+    let mut m = AddOffsetsToTxnResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(1);
+    m
+}
+
+fn end_txn_request(_v: i16, p: &Palette) -> EndTxnRequest {
+    let mut m = EndTxnRequest::default();
+    m.transactional_id = TransactionalId(p.s(0));
+    m.producer_id = ProducerId(p.i64(0));
+    m.producer_epoch = p.i16(1);
+    m.committed = p.flag(0);
+    m
+}
+
+fn end_txn_response(v: i16, p: &Palette) -> EndTxnResponse {
+    let mut m = EndTxnResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(1);
+    if v >= 5 {
+        m.producer_id = ProducerId(p.i64(0));
+        m.producer_epoch = p.i16(2);
+    }
+    m
+}
+
+fn txn_offset_commit_request(v: i16, p: &Palette) -> TxnOffsetCommitRequest {
+    use txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic};
+    let mut m = TxnOffsetCommitRequest::default();
+    m.transactional_id = TransactionalId(p.s(0));
+    m.group_id = p.group(1);
+    m.producer_id = ProducerId(p.i64(0));
+    m.producer_epoch = p.i16(1);
+    if v >= 3 {
+        m.generation_id = p.i32(2);
+        m.member_id = p.s(3);
+        m.group_instance_id = p.opt(4);
+    }
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = TxnOffsetCommitRequestTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut part = TxnOffsetCommitRequestPartition::default();
+                    part.partition_index = p.i32(i);
+                    part.committed_offset = p.i64(i);
+                    if v >= 2 {
+                        part.committed_leader_epoch = p.i32(i + 1);
+                    }
+                    part.committed_metadata = p.opt(i);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn txn_offset_commit_response(_v: i16, p: &Palette) -> TxnOffsetCommitResponse {
+    use txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
+    let mut m = TxnOffsetCommitResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = TxnOffsetCommitResponseTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut part = TxnOffsetCommitResponsePartition::default();
+                    part.partition_index = p.i32(i);
+                    part.error_code = p.i16(i + 1);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn list_transactions_request(v: i16, p: &Palette) -> ListTransactionsRequest {
+    let mut m = ListTransactionsRequest::default();
+    m.state_filters = (0..p.n(0)).map(|i| p.s(i)).collect();
+    m.producer_id_filters = (0..p.n(1)).map(|i| ProducerId(p.i64(i))).collect();
+    if v >= 1 {
+        m.duration_filter = p.i64(2);
+    }
+    if v >= 2 {
+        m.transactional_id_pattern = p.opt(3);
+    }
+    m
+}
+
+fn list_transactions_response(_v: i16, p: &Palette) -> ListTransactionsResponse {
+    use list_transactions_response::TransactionState;
+    let mut m = ListTransactionsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(1);
+    m.unknown_state_filters = (0..p.n(0)).map(|i| p.s(i)).collect();
+    m.transaction_states = (0..p.n(1))
+        .map(|i| {
+            let mut s = TransactionState::default();
+            s.transactional_id = TransactionalId(p.s(i));
+            s.producer_id = ProducerId(p.i64(i));
+            s.transaction_state = p.s(i + 1);
+            s
+        })
+        .collect();
+    m
+}
+
+fn describe_transactions_request(_v: i16, p: &Palette) -> DescribeTransactionsRequest {
+    let mut m = DescribeTransactionsRequest::default();
+    m.transactional_ids = (0..p.n(0)).map(|i| TransactionalId(p.s(i))).collect();
+    m
+}
+
+fn describe_transactions_response(_v: i16, p: &Palette) -> DescribeTransactionsResponse {
+    use describe_transactions_response::{TopicData, TransactionState};
+    let mut m = DescribeTransactionsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.transaction_states = (0..p.n(0))
+        .map(|i| {
+            let mut s = TransactionState::default();
+            s.error_code = p.i16(i);
+            s.transactional_id = TransactionalId(p.s(i));
+            s.transaction_state = p.s(i + 1);
+            s.transaction_timeout_ms = p.i32(i + 1);
+            s.transaction_start_time_ms = p.i64(i);
+            s.producer_id = ProducerId(p.i64(i + 1));
+            s.producer_epoch = p.i16(i + 2);
+            s.topics = (0..p.n(i + 1))
+                .map(|t| {
+                    let mut d = TopicData::default();
+                    d.topic = p.topic(t);
+                    d.partitions = (0..p.n(t)).map(|j| p.i32(j)).collect();
+                    d
+                })
+                .collect();
+            s
         })
         .collect();
     m

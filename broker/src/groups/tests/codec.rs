@@ -54,6 +54,29 @@ fn record() -> impl Strategy<Value = StoreRecord> {
             },
         }),
         name.prop_map(|group| StoreRecord::GroupDelete { group }),
+        (name, 1..3i64, 0..2i16, name, 0..4i32, any::<i64>()).prop_map(
+            |(group, producer_id, producer_epoch, topic, partition, offset)| StoreRecord::TxnCommit {
+                group,
+                producer_id,
+                producer_epoch,
+                topic,
+                partition,
+                value: CommittedOffset {
+                    offset,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 8,
+                },
+            }
+        ),
+        (name, 1..3i64, 0..2i16, any::<bool>()).prop_map(|(group, producer_id, producer_epoch, commit)| {
+            StoreRecord::TxnEnd {
+                group,
+                producer_id,
+                producer_epoch,
+                commit,
+            }
+        }),
     ]
 }
 
@@ -87,6 +110,7 @@ proptest! {
         prop_assert_eq!(full.valid_bytes, bytes.len());
         prop_assert_eq!(&full.state.offsets, &replay(&records).offsets);
         prop_assert_eq!(&full.state.groups, &replay(&records).groups);
+        prop_assert_eq!(&full.state.pending, &replay(&records).pending);
         let cut_at = 8 + cut.index(bytes.len() - 7);
         let whole = ends.iter().filter(|&&e| e <= cut_at).count() - 1;
         let partial = store::scan(&bytes[..cut_at], path).unwrap();
@@ -107,4 +131,65 @@ fn given_consumer_subscription_bytes_when_parsing_should_return_topics_and_rejec
         None
     );
     assert_eq!(super::super::group::parse_subscription_topics(&[0]), None);
+}
+
+#[test]
+fn given_pending_txn_offsets_when_the_txn_ends_should_commit_or_drop_them() {
+    let pending = |producer_id, offset| StoreRecord::TxnCommit {
+        group: "g".into(),
+        producer_id,
+        producer_epoch: 1,
+        topic: "t".into(),
+        partition: 0,
+        value: CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 1,
+        },
+    };
+    let end = |producer_id, commit| StoreRecord::TxnEnd {
+        group: "g".into(),
+        producer_id,
+        producer_epoch: 1,
+        commit,
+    };
+    let state = replay(&[pending(1, 5), pending(2, 9)]);
+    assert!(state.has_pending("g", "t", 0));
+    assert!(state.offsets.is_empty(), "pending offsets are invisible");
+    assert_eq!(state.offset_count, 2);
+    let state = replay(&[pending(1, 5), pending(2, 9), end(2, false), end(1, true)]);
+    assert!(!state.has_pending("g", "t", 0));
+    assert_eq!(state.offsets["g"][&("t".to_string(), 0)].offset, 5);
+    assert_eq!(state.offset_count, 1);
+    let snapshot: Vec<StoreRecord> = replay(&[pending(1, 5)]).snapshot_records().collect();
+    assert_eq!(snapshot, vec![pending(1, 5)]);
+}
+
+#[test]
+fn given_a_zombies_late_txn_offset_when_its_successor_commits_should_drop_it() {
+    let pending = |producer_epoch, offset| StoreRecord::TxnCommit {
+        group: "g".into(),
+        producer_id: 1,
+        producer_epoch,
+        topic: "t".into(),
+        partition: offset as i32,
+        value: CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 1,
+        },
+    };
+    let commit = StoreRecord::TxnEnd {
+        group: "g".into(),
+        producer_id: 1,
+        producer_epoch: 3,
+        commit: true,
+    };
+    // Epoch 1's write lands after the fencing abort; epoch 3 commits its own only.
+    let state = replay(&[pending(1, 0), pending(3, 1), commit]);
+    let committed: Vec<i64> = state.offsets["g"].values().map(|o| o.offset).collect();
+    assert_eq!(committed, vec![1]);
+    assert_eq!(state.offset_count, 1);
 }

@@ -39,7 +39,7 @@ fn given_committed_offsets_when_coordinator_reopens_should_still_have_offsets_an
         );
         assert_eq!(fetch_all(&c, "simple").await, vec![("u".into(), 3, 99)]);
         let some = c
-            .offset_fetch_group("g", Some(vec![("t".into(), vec![0, 5])]))
+            .offset_fetch_group("g", Some(vec![("t".into(), vec![0, 5])]), false)
             .await
             .unwrap();
         assert_eq!((some[0].offset, some[0].metadata.as_str()), (42, "meta"));
