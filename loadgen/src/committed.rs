@@ -17,11 +17,8 @@
 //! record once they have grown to the longest aborted list a broker sent.
 
 use kafka_protocol::messages::fetch_response::AbortedTransaction;
-use weir_protocol::record_batch::{BatchHeader, ATTR_CONTROL, ATTR_TRANSACTIONAL, HEADER_BYTES};
-use weir_protocol::varint::{read_varint, read_varlong};
-
-/// Kafka's `ControlRecordType` of an ABORT marker (COMMIT is 1).
-pub const CONTROL_TYPE_ABORT: i16 = 0;
+use weir_protocol::control::{marker_type, CONTROL_TYPE_ABORT};
+use weir_protocol::record_batch::{BatchHeader, ATTR_CONTROL, ATTR_TRANSACTIONAL};
 
 /// What a consumer does with one fetched batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,34 +93,13 @@ impl BatchFilter {
     }
 }
 
-/// The marker type (ABORT 0, COMMIT 1) in the key of a control batch's
-/// first record: key = version (i16) then type (i16). None if the batch is
-/// compressed (markers never are) or too short.
-pub fn marker_type(batch: &[u8]) -> Option<i16> {
-    let header = weir_protocol::record_batch::header(batch).ok()?;
-    if header.attributes.get() & 0x7 != 0 {
-        return None;
-    }
-    let records = batch.get(HEADER_BYTES..)?;
-    let mut at = 0usize;
-    read_varint(records, &mut at)?; // record length
-    at += 1; // record attributes
-    read_varlong(records, &mut at)?; // timestamp delta
-    read_varint(records, &mut at)?; // offset delta
-    let key_len = read_varint(records, &mut at)?;
-    if key_len < 4 {
-        return None;
-    }
-    let kind = records.get(at + 2..at + 4)?;
-    Some(i16::from_be_bytes([kind[0], kind[1]]))
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
     use kafka_protocol::messages::ProducerId;
     use weir_protocol::builder::BatchBuilder;
-    use weir_protocol::record_batch::{self, set_base_offset, Compression, CRC_START};
+    use weir_protocol::control::{encode_marker, MarkerFields};
+    use weir_protocol::record_batch::{self, set_base_offset, Compression};
 
     use super::*;
 
@@ -140,20 +116,17 @@ mod tests {
         out.to_vec()
     }
 
-    /// A COMMIT (1) or ABORT (0) marker of `producer` at `offset`, laid out
-    /// as Kafka writes it: one record, key = version 0 + type.
+    /// A COMMIT (1) or ABORT (0) marker of `producer` at `offset`, as the
+    /// broker's coordinator writes it.
     fn marker(offset: i64, producer: i64, kind: i16) -> Vec<u8> {
-        let mut b = BatchBuilder::new(Compression::None).with_producer(producer, 0, -1);
-        let key = [0, 0, kind.to_be_bytes()[0], kind.to_be_bytes()[1]];
-        b.push(1, Some(&key), Some(&[0, 0, 0, 0, 0, 0]), &[]);
-        let mut out = BytesMut::new();
-        b.finish_into(&mut out).unwrap();
-        let attributes = (ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes();
-        out[21..23].copy_from_slice(&attributes);
-        let crc = crc32c::crc32c(&out[CRC_START..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut out = encode_marker(&MarkerFields {
+            producer_id: producer,
+            producer_epoch: 0,
+            commit: kind == 1,
+            coordinator_epoch: 0,
+            timestamp_ms: 1,
+        });
         set_base_offset(&mut out, offset);
-        record_batch::validate(&out).expect("a well-formed marker");
         out.to_vec()
     }
 
@@ -236,17 +209,5 @@ mod tests {
             v,
             vec![Keep, Keep, Keep, Keep, Keep, Control, Control, Keep, Control]
         );
-    }
-
-    #[test]
-    fn given_markers_when_reading_their_type_should_tell_commit_from_abort() {
-        assert_eq!(marker_type(&marker(0, 1, 0)), Some(CONTROL_TYPE_ABORT));
-        assert_eq!(marker_type(&marker(0, 1, 1)), Some(1));
-        assert_eq!(
-            marker_type(&data(0, 1, 1, true)),
-            None,
-            "a keyless record has no type"
-        );
-        assert_eq!(marker_type(&[0u8; 10]), None);
     }
 }

@@ -101,6 +101,8 @@ pub fn slot_for_key(key: u64, slots: usize) -> usize {
 
 struct OpenBatch {
     partition: i32,
+    /// A transactional producer's id: its Produce requests carry it.
+    transactional_id: Option<Rc<str>>,
     builder: BatchBuilder,
     /// Sequence number of the next record this producer puts in this partition.
     next_seq: u64,
@@ -114,12 +116,13 @@ impl OpenBatch {
     fn new(
         partition: i32,
         compression: weir_protocol::record_batch::Compression,
-        transactional: bool,
+        transactional_id: Option<Rc<str>>,
     ) -> Self {
         let mut builder = BatchBuilder::new(compression);
-        builder.set_transactional(transactional);
+        builder.set_transactional(transactional_id.is_some());
         Self {
             partition,
+            transactional_id,
             builder,
             next_seq: 0,
             first_intended_ns: 0,
@@ -143,6 +146,7 @@ impl OpenBatch {
 /// One sealed batch on its way to the broker.
 struct Sealed {
     partition: i32,
+    transactional_id: Option<Rc<str>>,
     batch: Bytes,
     records: u64,
     payload_bytes: u64,
@@ -218,9 +222,10 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
     let linger_ns = cfg.linger_ms * 1_000_000;
     let (mut value, stamped) = stamped_value(ctx, plan);
     let mut rng = XorShift::new(0x5EED + plan.index as u64);
-    let transactional = cfg.transactional_id.is_some();
+    let txn_id: Option<Rc<str>> =
+        (cfg.transactional_id.as_deref()).map(|p| txn::transactional_id(p, plan.index).into());
     let mut open: Vec<OpenBatch> = (plan.partitions.iter())
-        .map(|&partition| OpenBatch::new(partition, cfg.compression, transactional))
+        .map(|&partition| OpenBatch::new(partition, cfg.compression, txn_id.clone()))
         .collect();
     // In-flight window per producer (like one Kafka producer's connection):
     // producers sharing a shard's connection cannot starve each other.
@@ -370,6 +375,7 @@ fn seal(batch: &mut OpenBatch, idempotent: ProducerIdentity, out: &mut BytesMut)
     let capacity = batch.intended_ns.len();
     let sealed = Sealed {
         partition: batch.partition,
+        transactional_id: batch.transactional_id.clone(),
         batch: out.split().freeze(),
         records,
         payload_bytes: batch.payload_bytes,
@@ -426,6 +432,7 @@ fn transmit(
         partition: sealed.partition,
         acks: ctx.cfg.acks,
         timeout_ms: ctx.cfg.request_timeout_ms as i32,
+        transactional_id: sealed.transactional_id.as_deref(),
     };
     let correlation_id = conn.next_correlation_id();
     let frame = encode_produce(&target, version, correlation_id, sealed.batch.len());

@@ -42,6 +42,11 @@ const TXN_TIMEOUT_MS: i32 = 60_000;
 /// transactional producer.
 pub type ProducerIdentity = Option<(i64, i16)>;
 
+/// The transactional id of producer task `index`.
+pub fn transactional_id(prefix: &str, index: usize) -> String {
+    format!("{prefix}-{index}")
+}
+
 /// Producer id and epoch for a task (none for a plain producer), and the
 /// transaction driver of a transactional one.
 pub async fn identity(
@@ -49,7 +54,7 @@ pub async fn identity(
     plan: &TaskPlan,
 ) -> Result<(ProducerIdentity, Option<TxnDriver>), ClientError> {
     if let Some(prefix) = &ctx.cfg.transactional_id {
-        let driver = TxnDriver::init(ctx, plan, format!("{prefix}-{}", plan.index)).await?;
+        let driver = TxnDriver::init(ctx, plan, transactional_id(prefix, plan.index)).await?;
         return Ok((Some((driver.producer_id, driver.epoch)), Some(driver)));
     }
     if !ctx.cfg.idempotent {
