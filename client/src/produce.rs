@@ -24,6 +24,9 @@ pub struct ProduceTarget<'a> {
     pub partition: i32,
     pub acks: i16,
     pub timeout_ms: i32,
+    /// A transactional producer's id (its batches carry the transactional
+    /// bit); `None` for every other producer.
+    pub transactional_id: Option<&'a str>,
 }
 
 /// A Produce request for one batch, less the batch: `prefix` (size, header,
@@ -48,7 +51,8 @@ pub fn encode_produce(
         "produce v{version} unsupported"
     );
     let flexible = version >= PRODUCE_FLEXIBLE_MIN;
-    let mut p = BytesMut::with_capacity(64 + target.topic.len() + target.client_id.len());
+    let txn_id_bytes = target.transactional_id.map_or(0, str::len);
+    let mut p = BytesMut::with_capacity(64 + target.topic.len() + target.client_id.len() + txn_id_bytes);
     p.put_i32(0);
     p.put_i16(ApiKey::Produce as i16);
     p.put_i16(version);
@@ -57,9 +61,11 @@ pub fn encode_produce(
     p.put_slice(target.client_id.as_bytes());
     if flexible {
         p.put_u8(0); // header tagged fields
-        p.put_u8(0); // transactional_id: compact null
-    } else {
-        p.put_i16(-1); // transactional_id: null
+    }
+    match target.transactional_id {
+        Some(id) => put_string(&mut p, flexible, id),
+        None if flexible => p.put_u8(0), // compact null
+        None => p.put_i16(-1),
     }
     p.put_i16(target.acks);
     p.put_i32(target.timeout_ms);
@@ -120,7 +126,8 @@ mod tests {
         let batch = Bytes::from(vec![7u8; 300]);
         let id = [9u8; 16];
         let ours = client_range(ApiKey::Produce).unwrap();
-        for version in ours.min..=ours.max {
+        for (version, transactional_id) in (ours.min..=ours.max).flat_map(|v| [(v, None), (v, Some("txn-7"))])
+        {
             let target = ProduceTarget {
                 client_id: "weir-test",
                 topic: "topic-x",
@@ -128,6 +135,7 @@ mod tests {
                 partition: 5,
                 acks: -1,
                 timeout_ms: 1234,
+                transactional_id,
             };
             let frame = encode_produce(&target, version, 77, batch.len());
             let mut whole = frame.prefix.to_vec();
@@ -142,6 +150,10 @@ mod tests {
             let req = ProduceRequest::decode(&mut body, version).unwrap();
             assert!(body.is_empty(), "v{version}: {} trailing bytes", body.len());
             assert_eq!((req.acks, req.timeout_ms), (-1, 1234));
+            assert_eq!(
+                req.transactional_id.as_ref().map(|t| t.0.as_str()),
+                transactional_id
+            );
             let topic = &req.topic_data[0];
             if version > TOPIC_NAMES_VERSION_MAX {
                 assert_eq!(topic.topic_id.as_bytes(), &id);

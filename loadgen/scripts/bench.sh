@@ -7,7 +7,8 @@
 # env:   DURATION (10s) WARMUP (2s) CATCHUP_BYTES (5000000000) PORT (29092)
 #        DATA_ROOT (target/bench/data: must be on the real disk, not tmpfs)
 #        OUT_DIR (target/bench) OUT_MD (docs/benchmarks.md) SAME_RATE (50000)
-# Whole run: about 3-6 minutes with the defaults (< 10 min).
+#        TXN_ROUNDS (2) TXN_CATCHUP_BYTES (2000000000) ONLY (all; e.g. "7 8 9")
+# Whole run: about 5-8 minutes with the defaults (< 10 min).
 set -euo pipefail
 
 WEIR=${1:?usage: bench.sh WEIR_BIN LOADGEN_BIN}
@@ -20,6 +21,9 @@ OUT_DIR=${OUT_DIR:-target/bench}
 OUT_MD=${OUT_MD:-docs/benchmarks.md}
 DATA_ROOT=${DATA_ROOT:-$OUT_DIR/data}
 SAME_RATE=${SAME_RATE:-50000}
+TXN_ROUNDS=${TXN_ROUNDS:-2}
+TXN_CATCHUP_BYTES=${TXN_CATCHUP_BYTES:-2000000000}
+ONLY=${ONLY:-}
 RECORD=1024
 BOOT=127.0.0.1:$PORT
 mkdir -p "$OUT_DIR" "$DATA_ROOT"
@@ -71,6 +75,7 @@ run() {
   local f="$OUT_DIR/$name.json"
   local gb; gb=$(json "$f" 'r["cpu"]["gb_moved"]')
   local broker_cpu_per_gb; broker_cpu_per_gb=$(python3 -c "print(f'{($cpu1-$cpu0)/max($gb,1e-9):.2f}')")
+  echo "$broker_cpu_per_gb" >"$OUT_DIR/$name.broker-cpu-per-gb"
   printf '| %s | %.1f | %.0f | %.1f | %.3f | %.3f | %.3f | %.2f | %s |\n' "$name" \
     "$(json "$f" 'r["throughput"]["produce_mb_per_s"] or r["throughput"]["consume_mb_per_s"]')" \
     "$(json "$f" 'r["throughput"]["produce_records_per_s"] or r["throughput"]["consume_records_per_s"]')" \
@@ -79,6 +84,43 @@ run() {
     "$(json "$f" 'r["latency"]["produce_record"]["p99_us"]/1e3')" \
     "$(json "$f" 'r["latency"]["e2e"]["p99_us"]/1e3')" \
     "$(json "$f" 'r["cpu"]["cpu_seconds_per_gb"]')" "$broker_cpu_per_gb" >>"$MD"
+}
+
+# want N: whether scenario N runs (all unless ONLY lists the ones to run).
+want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
+
+# ratio LABEL METRIC A_RUNS B_RUNS: median of METRIC over B's reports against
+# A's (the baseline), as a markdown line; METRIC is a report expression.
+ratio() {
+  python3 - "$OUT_DIR" "$@" >>"$MD" <<'PY'
+import json, statistics, sys
+out, label, metric, a, b = sys.argv[1:6]
+def values(names):
+    return [eval(metric, {"r": json.load(open(f"{out}/{n}.json"))}) for n in names.split()]
+va, vb = values(a), values(b)
+ma, mb = statistics.median(va), statistics.median(vb)
+cpu = lambda names: statistics.median(json.load(open(f"{out}/{n}.json"))["cpu"]["cpu_seconds_per_gb"] for n in names.split())
+broker = lambda names: statistics.median(float(open(f"{out}/{n}.broker-cpu-per-gb").read()) for n in names.split())
+print(f"\n{label}: median {mb:.1f} vs baseline {ma:.1f} = **{mb / max(ma, 1e-9):.2f}** "
+      f"(rounds: {', '.join(f'{x:.1f}' for x in vb)} vs {', '.join(f'{x:.1f}' for x in va)}; "
+      f"median cpu-s/GB loadgen {cpu(b):.2f} vs {cpu(a):.2f}, broker {broker(b):.2f} vs {broker(a):.2f})")
+PY
+}
+
+# txn_lines RUN...: per transactional run, committed/s and EndTxn latency.
+txn_lines() {
+  python3 - "$OUT_DIR" "$@" >>"$MD" <<'PY'
+import json, sys
+out = sys.argv[1]
+print()
+for name in sys.argv[2:]:
+    r = json.load(open(f"{out}/{name}.json"))
+    c, t = r["latency"]["txn_commit"], r["latency"]["txn"]
+    print(f"- {name}: {r['throughput']['txn_committed_per_s']:.1f} committed/s "
+          f"({r['totals']['all']['txn_committed']} committed, {r['totals']['all']['txn_aborted']} aborted); "
+          f"EndTxn p50 {c['p50_us'] / 1e3:.2f} ms p99 {c['p99_us'] / 1e3:.2f} ms; whole transaction "
+          f"p50 {t['p50_us'] / 1e3:.2f} ms p99 {t['p99_us'] / 1e3:.2f} ms; errors {r['errors'] or 'none'}")
+PY
 }
 
 header() {
@@ -106,6 +148,7 @@ rm -f "$DD_FILE"
 } >>"$MD"
 
 # 1. Max produce throughput, acks=1; 2. same with acks=all.
+if want 1; then
 for acks in 1 all; do
   header "Max produce throughput, acks=$acks (1 KiB records)"
   for parts in 1 8; do
@@ -114,8 +157,10 @@ for acks in 1 all; do
       --acks "$acks" "${common[@]}"
   done
 done
+fi
 
 # 3. e2e latency at 50% of the max from (1), 8 partitions.
+if want 3; then
 MAX_RPS=$(json "$OUT_DIR/produce-acks1-p8.json" 'int(r["throughput"]["produce_records_per_s"])')
 HALF=$(( MAX_RPS / 2 )); (( HALF < 1 )) && HALF=1
 header "End-to-end latency at a fixed $HALF rec/s (50% of max, acks=1, 8 partitions)"
@@ -123,32 +168,40 @@ start_weir
 # --check-order: the consumers also check every partition's per-producer sequence numbers
 # (e2e parses every record anyway); an inversion fails the run.
 run e2e-half e2e --topic e2e --partitions 8 --producers 4 --consumers 4 --rate "$HALF" --check-order "${common[@]}"
+fi
 
 # 4. Catch-up consume of CATCHUP_BYTES written earlier.
+if want 4; then
 header "Catch-up consume of $CATCHUP_BYTES bytes written earlier (O_DIRECT read ceiling: $DD_R)"
 start_weir
 RECORDS=$(( CATCHUP_BYTES / RECORD ))
 "$LOADGEN" produce --bootstrap "$BOOT" --topic catchup --partitions 8 --producers 8 --create \
   --record-size "$RECORD" --records "$RECORDS" --quiet >"$OUT_DIR/catchup-fill.txt"
 run catchup consume --topic catchup --consumers 8 --from earliest --to-end --record-size "$RECORD"
+fi
 
 # 5. 1,000 partitions vs 1 at the same total rate.
+if want 5; then
 header "1,000 partitions vs 1 at $SAME_RATE rec/s total"
 for parts in 1 1000; do
   start_weir
   run "same-rate-p$parts" produce --topic "many$parts" --partitions "$parts" --producers 4 \
     --rate "$SAME_RATE" "${common[@]}"
 done
+fi
 
 # 6. Zero-hop routing (default) vs single-address routing.
+if want 6; then
 header "Zero-hop vs single-address routing (acks=1, 8 partitions)"
 start_weir
 run routing-zero-hop produce --topic route --partitions 8 --producers 8 "${common[@]}"
 start_weir --single-address
 run routing-single-address produce --topic route --partitions 8 --producers 8 "${common[@]}"
+fi
 
 # 7. Idempotent producers vs plain ones, otherwise equal: acks=all and 5 requests in
 #    flight per connection (the most Kafka's idempotent producer allows), 8 partitions.
+if want 7; then
 header "Idempotent vs plain produce (acks=all, 5 in flight, 8 partitions)"
 for mode in plain idempotent; do
   start_weir
@@ -157,6 +210,56 @@ for mode in plain idempotent; do
   run "produce-$mode" produce --topic idem --partitions 8 --producers 8 --acks all --max-in-flight 5 \
     "${flags[@]}" "${common[@]}"
 done
+ratio "Idempotent / plain produce MB/s (target >= 0.95)" 'r["throughput"]["produce_mb_per_s"]' \
+  produce-plain produce-idempotent
+fi
+
+# 8. Transactions of 1,000 records vs plain (non-idempotent) produce, otherwise equal
+#    (acks=all, 5 in flight, 8 partitions, 8 producers), alternating A/B for
+#    TXN_ROUNDS rounds, each run on a fresh broker.
+if want 8; then
+header "Transactions of 1,000 records vs plain produce (acks=all, 5 in flight, 8 partitions)"
+plain_runs=""; txn_runs=""
+for round in $(seq 1 "$TXN_ROUNDS"); do
+  for mode in plain txn; do
+    start_weir
+    flags=()
+    [[ $mode == txn ]] && flags=(--transactional-id "bench-$round" --txn-records 1000)
+    run "txn-$mode-$round" produce --topic txn --partitions 8 --producers 8 --acks all --max-in-flight 5 \
+      "${flags[@]}" "${common[@]}"
+    if [[ $mode == txn ]]; then txn_runs+=" txn-$mode-$round"; else plain_runs+=" txn-$mode-$round"; fi
+  done
+done
+ratio "Transactions / plain produce MB/s (target >= 0.80)" 'r["throughput"]["produce_mb_per_s"]' \
+  "$plain_runs" "$txn_runs"
+ratio "Committed transactions/s (each 1,000 records; baseline: plain records/s / 1,000)" \
+  'r["throughput"]["txn_committed_per_s"] or r["throughput"]["produce_records_per_s"] / 1000' "$plain_runs" "$txn_runs"
+txn_lines $txn_runs
+fi
+
+# 9. read_committed vs read_uncommitted catch-up consume of the same data: a topic
+#    written by transactional producers, every 10th transaction aborted. Reads
+#    alternate (AB, BA, AB, ...) on one broker so page-cache warming favours neither.
+if want 9; then
+header "read_committed vs read_uncommitted catch-up consume of $TXN_CATCHUP_BYTES bytes (10% of transactions aborted)"
+start_weir
+"$LOADGEN" produce --bootstrap "$BOOT" --topic txcatch --partitions 8 --producers 8 --create \
+  --record-size "$RECORD" --records $(( TXN_CATCHUP_BYTES / RECORD )) --acks all --max-in-flight 5 \
+  --transactional-id fill --txn-records 1000 --txn-abort-every 10 --quiet >"$OUT_DIR/txcatch-fill.txt"
+ru_runs=""; rc_runs=""
+for round in $(seq 1 "$TXN_ROUNDS"); do
+  order="uncommitted committed"; (( round % 2 == 0 )) && order="committed uncommitted"
+  for iso in $order; do
+    run "catchup-read-$iso-$round" consume --topic txcatch --consumers 8 --from earliest --to-end \
+      --record-size "$RECORD" --isolation "read-$iso"
+    if [[ $iso == committed ]]; then rc_runs+=" catchup-read-$iso-$round"; else ru_runs+=" catchup-read-$iso-$round"; fi
+  done
+done
+ratio "read_committed / read_uncommitted catch-up MB/s fetched (target >= 0.95)" \
+  'r["throughput"]["consume_mb_per_s"]' "$ru_runs" "$rc_runs"
+echo >>"$MD"
+echo "Records counted per read (committed only for read_committed; markers never): $(for n in $ru_runs $rc_runs; do printf '%s=%s ' "$n" "$(json "$OUT_DIR/$n.json" 'r["totals"]["all"]["consumed_records"]')"; done)" >>"$MD"
+fi
 
 stop_weir
 cat "$MD" >>"$OUT_MD"

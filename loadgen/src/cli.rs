@@ -23,6 +23,9 @@ pub const IN_FLIGHT_MAX: usize = 1024;
 pub const PARTITIONS_MAX: i32 = 100_000;
 /// Tasks per kind; each holds buffers, so the total is bounded.
 pub const TASKS_MAX: usize = 4096;
+/// A transactional id prefix; "-<task>" is appended, and Kafka's ids are
+/// strings of at most i16::MAX bytes (brokers log them: keep them short).
+pub const TXN_PREFIX_BYTES_MAX: usize = 200;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -113,6 +116,22 @@ pub struct RunArgs {
     /// as Kafka's producer does).
     #[arg(long)]
     pub idempotent: bool,
+    /// Produce in transactions: each producer task is a transactional producer
+    /// with the id PREFIX-<task index> (needs --acks all and --max-in-flight of
+    /// at most 5; implies --idempotent).
+    #[arg(long, value_name = "PREFIX")]
+    pub transactional_id: Option<String>,
+    /// Records per transaction with --transactional-id.
+    #[arg(long, default_value_t = 1000)]
+    pub txn_records: u64,
+    /// With --transactional-id: abort every Nth transaction of a task instead
+    /// of committing it (0: commit every one), to leave aborted data behind.
+    #[arg(long, default_value_t = 0)]
+    pub txn_abort_every: u64,
+    /// Consumers' Fetch isolation level: read-committed drops the records of
+    /// aborted transactions (control batches are never counted either way).
+    #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
+    pub isolation: Isolation,
     /// Retries of a batch after a retriable error.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
@@ -225,6 +244,23 @@ impl CompressionArg {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// Fetch's and ListOffsets' `isolation_level`.
+    pub fn wire(self) -> i8 {
+        match self {
+            Self::ReadUncommitted => 0,
+            Self::ReadCommitted => 1,
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartFrom {
     Earliest,
@@ -269,6 +305,11 @@ pub struct RunConfig {
     pub keys: Keys,
     pub max_in_flight: usize,
     pub idempotent: bool,
+    /// Transactional id prefix; `None`: no transactions.
+    pub transactional_id: Option<String>,
+    pub txn_records: u64,
+    pub txn_abort_every: u64,
+    pub isolation: Isolation,
     pub retries: u32,
     pub request_timeout_ms: u64,
     pub from: StartFrom,
@@ -304,6 +345,7 @@ impl RunArgs {
                 "--check-order checks what consumers read: use it with consume or e2e",
             ));
         }
+        self.check_txn(mode)?;
         if self.idempotent && (self.acks.wire() != -1 || self.max_in_flight > 5) {
             return Err(bad(
                 "--idempotent needs --acks all and --max-in-flight of at most 5",
@@ -339,7 +381,12 @@ impl RunArgs {
             warmup_ms: self.warmup.as_millis() as u64,
             keys: self.keys,
             max_in_flight: self.max_in_flight,
-            idempotent: self.idempotent,
+            // A transactional producer is an idempotent one with an id.
+            idempotent: self.idempotent || self.transactional_id.is_some(),
+            transactional_id: self.transactional_id,
+            txn_records: self.txn_records,
+            txn_abort_every: self.txn_abort_every,
+            isolation: self.isolation,
             retries: self.retries,
             request_timeout_ms: self.request_timeout.as_millis().max(1) as u64,
             from,
@@ -373,6 +420,39 @@ impl RunArgs {
         }
         if self.duration == Some(Duration::ZERO) {
             return Err(bad("--duration must be positive"));
+        }
+        Ok(())
+    }
+
+    fn check_txn(&self, mode: Mode) -> Result<(), ConfigError> {
+        if self.isolation == Isolation::ReadCommitted && mode == Mode::Produce {
+            return Err(bad("--isolation is for consumers: use it with consume or e2e"));
+        }
+        let Some(prefix) = &self.transactional_id else {
+            if self.txn_abort_every > 0 {
+                return Err(bad("--txn-abort-every needs --transactional-id"));
+            }
+            return Ok(());
+        };
+        if mode == Mode::Consume {
+            return Err(bad(
+                "--transactional-id is for producers: use it with produce or e2e",
+            ));
+        }
+        // Kafka bounds a transactional id by its string length (i16); the
+        // task suffix needs room.
+        if prefix.is_empty() || prefix.len() > TXN_PREFIX_BYTES_MAX {
+            return Err(bad(format!(
+                "--transactional-id must be 1..={TXN_PREFIX_BYTES_MAX} bytes"
+            )));
+        }
+        if self.acks.wire() != -1 || self.max_in_flight > 5 {
+            return Err(bad(
+                "--transactional-id needs --acks all and --max-in-flight of at most 5 (it implies --idempotent)",
+            ));
+        }
+        if self.txn_records == 0 {
+            return Err(bad("--txn-records must be at least 1"));
         }
         Ok(())
     }
@@ -432,123 +512,5 @@ pub fn parse_keys(text: &str) -> Result<Keys, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("weir-loadgen").chain(args.iter().copied()))
-    }
-
-    fn config(args: &[&str]) -> Result<RunConfig, String> {
-        match parse(args).map_err(|e| e.to_string())?.command {
-            Command::Produce(a) => a.into_config(Mode::Produce, 2).map_err(|e| e.to_string()),
-            Command::E2e(a) => a.into_config(Mode::E2e, 2).map_err(|e| e.to_string()),
-            Command::Consume(a) => a.into_config(Mode::Consume, 2).map_err(|e| e.to_string()),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn given_full_flag_set_when_parsing_should_build_config() {
-        let c = config(&[
-            "e2e",
-            "--bootstrap",
-            "127.0.0.1:9",
-            "--topic",
-            "t",
-            "--partitions",
-            "8",
-            "--create",
-            "--producers",
-            "4",
-            "--consumers",
-            "4",
-            "--record-size",
-            "1024",
-            "--batch-bytes",
-            "65536",
-            "--linger-ms",
-            "1",
-            "--acks",
-            "all",
-            "--compression",
-            "zstd",
-            "--rate",
-            "200000",
-            "--duration",
-            "30s",
-            "--warmup",
-            "5s",
-            "--keys",
-            "uniform:100",
-        ])
-        .unwrap();
-        assert_eq!(c.acks, -1);
-        assert_eq!(c.compression, Compression::Zstd);
-        assert_eq!(c.duration_ms, Some(30_000));
-        assert_eq!(c.warmup_ms, 5_000);
-        assert_eq!(c.keys, Keys::Uniform(100));
-        assert_eq!(c.from, StartFrom::Latest);
-        assert_eq!(c.threads, 2);
-    }
-
-    #[test]
-    fn given_bad_values_when_parsing_should_reject_with_clear_message() {
-        let cases: &[(&[&str], &str)] = &[
-            (
-                &["produce", "--duration", "1s", "--acks", "2"],
-                "invalid value '2'",
-            ),
-            (
-                &["produce", "--duration", "1s", "--compression", "brotli"],
-                "brotli",
-            ),
-            (&["produce", "--duration", "x"], "not a duration"),
-            (&["produce", "--duration", "3 parsecs"], "duration"),
-            (
-                &["produce", "--duration", "1s", "--keys", "uniform:0"],
-                "positive integer",
-            ),
-            (
-                &["produce", "--duration", "1s", "--keys", "zipf:3"],
-                "expected none or uniform:N",
-            ),
-            (
-                &["produce", "--duration", "1s", "--record-size", "4"],
-                "--record-size",
-            ),
-            (
-                &["produce", "--duration", "1s", "--partitions", "0"],
-                "--partitions",
-            ),
-            (&["produce", "--duration", "1s", "--threads", "3"], "--threads"),
-            (
-                &["produce", "--duration", "1s", "--max-in-flight", "0"],
-                "--max-in-flight",
-            ),
-            (&["produce"], "--duration or --records"),
-            (&["produce", "--duration", "1s", "--bogus"], "--bogus"),
-            (
-                &["produce", "--duration", "1s", "--check-order"],
-                "use it with consume or e2e",
-            ),
-            (&["produce", "--duration", "1s", "--idempotent"], "--acks all"),
-            (
-                &["produce", "--duration", "1s", "--idempotent", "--acks", "all"],
-                "--max-in-flight of at most 5",
-            ),
-        ];
-        for (args, needle) in cases {
-            let err = config(args).expect_err(&format!("{args:?} must be rejected"));
-            assert!(err.contains(needle), "{args:?}: '{err}' lacks '{needle}'");
-        }
-    }
-
-    #[test]
-    fn given_duration_texts_when_parsing_should_convert_units() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("-1s").is_err());
-    }
-}
+#[path = "cli_tests.rs"]
+mod tests;

@@ -9,7 +9,10 @@
 //! Shard-local; one fetch loop per leader broker. Parsing reuses one scratch
 //! buffer for decompression: no allocation per record. Stops on the run's
 //! deadline, record limit, --to-end offsets, or (e2e) once producers are done
-//! and everything acknowledged was consumed.
+//! and everything acknowledged was consumed. With --isolation read-committed
+//! Fetch and ListOffsets ask for read_committed and `committed::BatchFilter`
+//! drops the batches of aborted transactions; control batches (markers) are
+//! skipped in both modes and never counted as records.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -23,10 +26,11 @@ use weir_client::{error_name, is_retriable, ProtocolError};
 use weir_protocol::record_batch::{self, BatchWalker};
 use weir_protocol::records;
 
-use crate::cli::Mode;
+use crate::cli::{Isolation, Mode};
 use crate::client::cluster::{list_offsets, EARLIEST};
 use crate::client::conn::Connection;
 use crate::client::ClientError;
+use crate::committed::{BatchFilter, Verdict};
 use crate::producer::order_stamp;
 use crate::shard::{connect_all, now_ns, ShardCtx, TaskPlan};
 use crate::stats::record_us;
@@ -192,6 +196,7 @@ async fn fetch_loop(
 ) -> Result<(), ClientError> {
     let version = conn.version(ApiKey::Fetch)?;
     let mut scratch = Vec::new();
+    let mut filter = BatchFilter::new(ctx.cfg.isolation == Isolation::ReadCommitted);
     let mut drain = None;
     while !should_stop(ctx, &cursors, &mut drain) {
         let request = fetch_request(ctx, &cursors, version);
@@ -208,14 +213,15 @@ async fn fetch_loop(
                 match p.error_code {
                     0 => {
                         if let Some(records) = p.records {
-                            consume_records(ctx, cursor, &records, &mut scratch)?;
+                            filter.reset(p.aborted_transactions.as_deref());
+                            consume_records(ctx, cursor, &records, &mut scratch, &mut filter)?;
                         }
                     }
                     code if code == ResponseError::OffsetOutOfRange.code() => {
                         count_error(ctx, p.error_code);
+                        let (topic, isolation) = (&ctx.cluster.topic.name, ctx.cfg.isolation.wire());
                         let earliest =
-                            list_offsets(conn, &ctx.cluster.topic.name, &[cursor.partition], EARLIEST)
-                                .await?;
+                            list_offsets(conn, topic, &[cursor.partition], EARLIEST, isolation).await?;
                         if let Some(&(_, offset)) = earliest.first() {
                             cursor.next_offset = offset;
                         }
@@ -258,7 +264,19 @@ fn fetch_request(ctx: &ShardCtx, cursors: &[PartitionCursor], version: i16) -> F
         name: &topic.name,
         id: topic.raw.topic_id,
     };
-    requests::fetch(at, version, &partitions, limits)
+    let mut request = requests::fetch(at, version, &partitions, limits);
+    request.isolation_level = ctx.cfg.isolation.wire();
+    request
+}
+
+/// What one partition's fetched records added up to.
+#[derive(Default)]
+struct Chunk {
+    records: u64,
+    bytes: u64,
+    aborted_records: u64,
+    control_batches: u64,
+    order: OrderCounts,
 }
 
 /// Count the batches of one partition's records and advance its cursor.
@@ -267,59 +285,82 @@ fn consume_records(
     cursor: &mut PartitionCursor,
     records: &Bytes,
     scratch: &mut Vec<u8>,
+    filter: &mut BatchFilter,
 ) -> Result<(), ClientError> {
-    let e2e = ctx.cfg.mode == Mode::E2e;
-    let check = ctx.cfg.check_order;
     let mut walker = BatchWalker::new(records);
-    let mut count = 0u64;
-    let mut bytes = 0u64;
-    let mut order = OrderCounts::default();
+    let mut chunk = Chunk::default();
     for range in walker.by_ref() {
         let batch = &records[range];
         let header = record_batch::header(batch).map_err(|e| bad_batch(cursor.partition, e))?;
         let last = header.base_offset.get() + i64::from(header.last_offset_delta.get());
+        // Before the position check: the filter's state follows the whole log.
+        let verdict = filter.verdict(batch, header);
         if last < cursor.next_offset {
             continue; // a batch before our position (fetch returns whole batches)
         }
-        let now = now_ns();
-        if ctx.cfg.check_crc && !e2e {
+        if ctx.cfg.check_crc && ctx.cfg.mode != Mode::E2e {
             record_batch::validate(batch).map_err(|e| bad_batch(cursor.partition, e))?;
         }
-        if e2e || check {
-            let mut stats = ctx.stats.borrow_mut();
-            let first = cursor.next_offset;
-            let last_seq = &mut cursor.last_seq;
-            let n = records::for_each_record(batch, scratch, DECOMPRESSED_BYTES_MAX, |r| {
-                if r.offset < first {
-                    return; // before our position: already counted
-                }
-                if e2e {
-                    if let Some(stamp) = r.value.and_then(|v| v.get(..8)) {
-                        let sent_ns = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
-                        record_us(&mut stats.e2e_us, now.saturating_sub(sent_ns) / 1_000);
-                    }
-                }
-                if check {
-                    check_order(last_seq, r.value, &mut order);
-                }
-            })
-            .map_err(|e| bad_batch(cursor.partition, e))?;
-            count += n as u64;
-        } else {
-            count += header.records_count.get().max(0) as u64;
+        match verdict {
+            Verdict::Keep => {
+                chunk.records += count_batch(ctx, cursor, batch, header, scratch, &mut chunk.order)?
+            }
+            Verdict::Aborted => chunk.aborted_records += header.records_count.get().max(0) as u64,
+            Verdict::Control => chunk.control_batches += 1,
         }
-        bytes += batch.len() as u64;
+        chunk.bytes += batch.len() as u64;
         cursor.next_offset = last + 1;
     }
     let mut stats = ctx.stats.borrow_mut();
-    stats.consumed_records += count;
-    stats.consumed_batch_bytes += bytes;
-    stats.order_checked_records += order.checked;
-    stats.order_inversions += order.inversions;
-    stats.order_gaps += order.gaps;
-    stats.order_unstamped_records += order.unstamped;
-    ctx.shared.consumed_records.fetch_add(count, Ordering::Relaxed);
+    stats.consumed_records += chunk.records;
+    stats.consumed_batch_bytes += chunk.bytes;
+    stats.aborted_records_skipped += chunk.aborted_records;
+    stats.control_batches += chunk.control_batches;
+    stats.order_checked_records += chunk.order.checked;
+    stats.order_inversions += chunk.order.inversions;
+    stats.order_gaps += chunk.order.gaps;
+    stats.order_unstamped_records += chunk.order.unstamped;
+    ctx.shared
+        .consumed_records
+        .fetch_add(chunk.records, Ordering::Relaxed);
     Ok(())
+}
+
+/// The records of one kept data batch from the cursor's position on: from the
+/// header alone, or (e2e, --check-order) by reading every record.
+fn count_batch(
+    ctx: &ShardCtx,
+    cursor: &mut PartitionCursor,
+    batch: &[u8],
+    header: &record_batch::BatchHeader,
+    scratch: &mut Vec<u8>,
+    order: &mut OrderCounts,
+) -> Result<u64, ClientError> {
+    let e2e = ctx.cfg.mode == Mode::E2e;
+    let check = ctx.cfg.check_order;
+    if !(e2e || check) {
+        return Ok(header.records_count.get().max(0) as u64);
+    }
+    let now = now_ns();
+    let mut stats = ctx.stats.borrow_mut();
+    let first = cursor.next_offset;
+    let last_seq = &mut cursor.last_seq;
+    let n = records::for_each_record(batch, scratch, DECOMPRESSED_BYTES_MAX, |r| {
+        if r.offset < first {
+            return; // before our position: already counted
+        }
+        if e2e {
+            if let Some(stamp) = r.value.and_then(|v| v.get(..8)) {
+                let sent_ns = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
+                record_us(&mut stats.e2e_us, now.saturating_sub(sent_ns) / 1_000);
+            }
+        }
+        if check {
+            check_order(last_seq, r.value, order);
+        }
+    })
+    .map_err(|e| bad_batch(cursor.partition, e))?;
+    Ok(n as u64)
 }
 
 fn bad_batch(partition: i32, e: impl std::fmt::Display) -> ClientError {

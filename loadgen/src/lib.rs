@@ -8,6 +8,7 @@
 pub mod ceiling;
 pub mod cli;
 pub mod client;
+pub mod committed;
 pub mod consumer;
 pub mod machine;
 pub mod null_broker;
@@ -16,3 +17,4 @@ pub mod report;
 pub mod runner;
 pub mod shard;
 pub mod stats;
+pub mod txn;

@@ -5,7 +5,7 @@
 //! `--check-order` it can instead keep what it is sent in memory and serve it
 //! back (`store`), optionally storing every Nth batch of a partition before
 //! the one it received just before it (`reorder_every`), as a broker that
-//! reorders would.
+//! reorders would. InitProducerId and the transaction calls: `txn`.
 //!
 //! Plain std threads, one per connection (not glommio: it must be trivially
 //! correct, and blocking is fine here). Counts what it acknowledged; never
@@ -35,6 +35,11 @@ use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Enc
 use kafka_protocol::ResponseError;
 use weir_client::versions::CLIENT_APIS;
 use weir_protocol::record_batch::{self, BatchWalker};
+
+mod store;
+mod txn;
+
+use store::{has_data, read, store, StoredLog};
 
 /// Requests larger than this are refused (Kafka's socket.request.max.bytes).
 const REQUEST_BYTES_MAX: usize = 100 << 20;
@@ -242,6 +247,7 @@ fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
             let req = ListOffsetsRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
             respond(corr, hv, &list_offsets(state, &req), version)
         }
+        key if txn::SERVED.contains(&key) => txn::handle(state, key, version, corr, hv, &mut frame),
         other => Err(format!("unsupported api {other:?}")),
     }
 }
@@ -291,7 +297,7 @@ const SERVED: [ApiKey; 6] = [
 fn api_versions(corr: i32, version: i16, max: i16) -> Result<Option<Bytes>, String> {
     let advertised: Vec<ApiVersion> = CLIENT_APIS
         .iter()
-        .filter(|r| SERVED.contains(&r.key))
+        .filter(|r| SERVED.contains(&r.key) || txn::SERVED.contains(&r.key))
         .map(|r| {
             let hi = if r.key == ApiKey::ApiVersions {
                 max.min(r.max)
@@ -340,60 +346,6 @@ fn topic_key(name: &str, id: u128) -> u128 {
     } else {
         topic_id_u128(name)
     }
-}
-
-/// One partition's batches (base offsets rewritten), with `store`.
-#[derive(Default)]
-struct StoredLog {
-    next_offset: i64,
-    /// (base offset, last offset, batch) in offset order.
-    batches: Vec<(i64, i64, Bytes)>,
-    received: u64,
-}
-
-impl StoredLog {
-    fn push(&mut self, batch: &[u8]) {
-        let delta = record_batch::header(batch).map_or(0, |h| i64::from(h.last_offset_delta.get()));
-        let mut bytes = BytesMut::from(batch);
-        bytes[..8].copy_from_slice(&self.next_offset.to_be_bytes());
-        let last = self.next_offset + delta;
-        self.batches.push((self.next_offset, last, bytes.freeze()));
-        self.next_offset = last + 1;
-    }
-}
-
-/// Append every batch of `records` (already validated) to its log.
-fn store(state: &State, key: (u128, i32), records: &[u8]) {
-    let mut logs = state.logs.lock().unwrap_or_else(|p| p.into_inner());
-    let log = logs.entry(key).or_default();
-    for range in BatchWalker::new(records) {
-        log.received += 1;
-        let every = state.cfg.reorder_every;
-        let held = if every > 0 && log.received.is_multiple_of(every) {
-            log.batches.pop()
-        } else {
-            None
-        };
-        if let Some((base, _, _)) = &held {
-            log.next_offset = *base;
-        }
-        log.push(&records[range]);
-        if let Some((_, _, bytes)) = held {
-            log.push(&bytes);
-        }
-    }
-}
-
-/// Whether a stored partition of the Fetch has records at its offset.
-fn has_data(state: &State, req: &FetchRequest) -> bool {
-    let logs = state.logs.lock().unwrap_or_else(|p| p.into_inner());
-    req.topics.iter().any(|t| {
-        let topic = topic_key(&t.topic.0, t.topic_id.as_u128());
-        t.partitions.iter().any(|p| {
-            logs.get(&(topic, p.partition))
-                .is_some_and(|l| l.next_offset > p.fetch_offset)
-        })
-    })
 }
 
 /// Partitions of `name`, or None if it does not exist.
@@ -592,18 +544,6 @@ fn fetch(state: &State, req: &FetchRequest) -> FetchResponse {
         })
         .collect();
     FetchResponse::default().with_responses(responses)
-}
-
-/// Whole batches from the one holding `offset`, up to `max_bytes` (at least one).
-fn read(log: &StoredLog, offset: i64, max_bytes: i32) -> Bytes {
-    let mut out = BytesMut::new();
-    for (_, _, bytes) in log.batches.iter().filter(|(_, last, _)| *last >= offset) {
-        if !out.is_empty() && out.len() + bytes.len() > max_bytes.max(0) as usize {
-            break;
-        }
-        out.extend_from_slice(bytes);
-    }
-    out.freeze()
 }
 
 fn list_offsets(state: &State, req: &ListOffsetsRequest) -> ListOffsetsResponse {

@@ -5,6 +5,9 @@
 //! Shard-local. The hot loop reuses its value buffer and batch builders: no
 //! allocation per record. Backpressure: a full in-flight window makes the loop
 //! wait, while the fixed-rate schedule keeps advancing (coordinated omission).
+//! With --transactional-id the loop ends a transaction every --txn-records
+//! records: it sends the open batches, and `txn::TxnDriver` waits for their
+//! acks and sends EndTxn (see txn.rs).
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -22,6 +25,7 @@ use crate::client::conn::Connection;
 use crate::client::{ClientError, CLIENT_ID};
 use crate::shard::{now_ns, ShardCtx, TaskPlan};
 use crate::stats::record_us;
+use crate::txn::{self, ProducerIdentity, TxnDriver};
 
 /// Pause before resending a batch after a retriable error (Kafka's
 /// retry.backoff.ms default).
@@ -97,6 +101,8 @@ pub fn slot_for_key(key: u64, slots: usize) -> usize {
 
 struct OpenBatch {
     partition: i32,
+    /// A transactional producer's id: its Produce requests carry it.
+    transactional_id: Option<Rc<str>>,
     builder: BatchBuilder,
     /// Sequence number of the next record this producer puts in this partition.
     next_seq: u64,
@@ -107,10 +113,17 @@ struct OpenBatch {
 }
 
 impl OpenBatch {
-    fn new(partition: i32, compression: weir_protocol::record_batch::Compression) -> Self {
+    fn new(
+        partition: i32,
+        compression: weir_protocol::record_batch::Compression,
+        transactional_id: Option<Rc<str>>,
+    ) -> Self {
+        let mut builder = BatchBuilder::new(compression);
+        builder.set_transactional(transactional_id.is_some());
         Self {
             partition,
-            builder: BatchBuilder::new(compression),
+            transactional_id,
+            builder,
             next_seq: 0,
             first_intended_ns: 0,
             payload_bytes: 0,
@@ -133,6 +146,7 @@ impl OpenBatch {
 /// One sealed batch on its way to the broker.
 struct Sealed {
     partition: i32,
+    transactional_id: Option<Rc<str>>,
     batch: Bytes,
     records: u64,
     payload_bytes: u64,
@@ -147,6 +161,18 @@ struct Schedule {
 }
 
 impl Schedule {
+    /// Producer task `index`'s share of the run's rate and record limit.
+    fn for_task(ctx: &ShardCtx, index: usize) -> Self {
+        let cfg = &ctx.cfg;
+        Self {
+            start_ns: ctx.run_start_ns,
+            rate_per_s: share(cfg.rate_per_s, index, cfg.producers),
+            records_max: cfg
+                .records_max
+                .map_or(u64::MAX, |n| share(n, index, cfg.producers)),
+        }
+    }
+
     /// When record `seq` should be sent (fixed-rate mode).
     fn intended_ns(&self, seq: u64) -> u64 {
         self.start_ns + (u128::from(seq) * 1_000_000_000 / u128::from(self.rate_per_s)) as u64
@@ -191,31 +217,20 @@ async fn wait_outstanding(ctx: &ShardCtx) {
 
 async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientError> {
     let cfg = &ctx.cfg;
-    let schedule = Schedule {
-        start_ns: ctx.run_start_ns,
-        rate_per_s: share(cfg.rate_per_s, plan.index, cfg.producers),
-        records_max: cfg
-            .records_max
-            .map_or(u64::MAX, |n| share(n, plan.index, cfg.producers)),
-    };
+    let schedule = Schedule::for_task(ctx, plan.index);
     let end_ns = ctx.end_ns().unwrap_or(u64::MAX);
     let linger_ns = cfg.linger_ms * 1_000_000;
-    let mut value = value_template(cfg.record_bytes, plan.index as u64 + 1);
-    let producer = producer_id(ctx.run_start_ns, plan.index).to_be_bytes();
-    let stamped = value.len() >= ORDER_STAMP.end;
-    if stamped {
-        value[ORDER_STAMP.start..ORDER_STAMP.start + 4].copy_from_slice(&producer);
-    }
+    let (mut value, stamped) = stamped_value(ctx, plan);
     let mut rng = XorShift::new(0x5EED + plan.index as u64);
-    let mut open: Vec<OpenBatch> = plan
-        .partitions
-        .iter()
-        .map(|&partition| OpenBatch::new(partition, cfg.compression))
+    let txn_id: Option<Rc<str>> =
+        (cfg.transactional_id.as_deref()).map(|p| txn::transactional_id(p, plan.index).into());
+    let mut open: Vec<OpenBatch> = (plan.partitions.iter())
+        .map(|&partition| OpenBatch::new(partition, cfg.compression, txn_id.clone()))
         .collect();
     // In-flight window per producer (like one Kafka producer's connection):
     // producers sharing a shard's connection cannot starve each other.
     let window = Rc::new(Semaphore::new(cfg.max_in_flight as u64));
-    let idempotent = init_producer_id(ctx, &plan.partitions).await?;
+    let (idempotent, mut txn) = txn::identity(ctx, plan).await?;
     let mut out = BytesMut::new();
     let mut sticky = 0usize;
     let mut seq = 0u64;
@@ -237,6 +252,9 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
             };
             let slot = key.map_or(sticky, |k| slot_for_key(k, open.len()));
             let key_bytes = key.map(u64::to_be_bytes);
+            if let Some(t) = txn.as_mut().filter(|t| !t.is_open()) {
+                t.begin(ctx).await?;
+            }
             value[..8].copy_from_slice(&intended.to_be_bytes());
             let batch = &mut open[slot];
             if stamped {
@@ -250,6 +268,11 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
                 send_batch(ctx, &window, sealed).await?;
                 sticky = (sticky + 1) % open.len();
             }
+            if let Some(t) = txn.as_mut() {
+                if t.record_added() {
+                    end_txn(ctx, &window, &mut open, idempotent, &mut out, t).await?;
+                }
+            }
         }
         flush_lingering(ctx, &window, &mut open, idempotent, &mut out, now_ns(), linger_ns).await?;
         if open[sticky].builder.record_count() == 0 {
@@ -260,22 +283,37 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
         }
         pace(&schedule, seq, &open, linger_ns).await;
     }
-    flush_lingering(ctx, &window, &mut open, idempotent, &mut out, u64::MAX, 0).await
+    match txn.as_mut() {
+        // The last transaction ends with whatever the run produced into it.
+        Some(t) => end_txn(ctx, &window, &mut open, idempotent, &mut out, t).await,
+        None => flush_lingering(ctx, &window, &mut open, idempotent, &mut out, u64::MAX, 0).await,
+    }
 }
 
-/// With --idempotent, the producer id and epoch of this producer task, from
-/// the broker of its first partition.
-async fn init_producer_id(ctx: &ShardCtx, partitions: &[i32]) -> Result<Option<(i64, i16)>, ClientError> {
-    if !ctx.cfg.idempotent {
-        return Ok(None);
+/// The task's value buffer, with its producer id in the order stamp when the
+/// records are long enough to carry one (then `true`).
+fn stamped_value(ctx: &ShardCtx, plan: &TaskPlan) -> (Vec<u8>, bool) {
+    let mut value = value_template(ctx.cfg.record_bytes, plan.index as u64 + 1);
+    let stamped = value.len() >= ORDER_STAMP.end;
+    if stamped {
+        let producer = producer_id(ctx.run_start_ns, plan.index).to_be_bytes();
+        value[ORDER_STAMP.start..ORDER_STAMP.start + 4].copy_from_slice(&producer);
     }
-    let conn = ctx.conn_for(partitions[0]);
-    let version = conn.version(ApiKey::InitProducerId)?;
-    let r = conn
-        .request(weir_client::requests::init_producer_id(), version)
-        .await?;
-    weir_client::error::check(ApiKey::InitProducerId, r.error_code).map_err(|e| conn.protocol(e))?;
-    Ok(Some((r.producer_id.0, r.producer_epoch)))
+    (value, stamped)
+}
+
+/// Send every open batch of the transaction, then end it (the driver waits
+/// until all of them are answered).
+async fn end_txn(
+    ctx: &Rc<ShardCtx>,
+    window: &Rc<Semaphore>,
+    open: &mut [OpenBatch],
+    idempotent: ProducerIdentity,
+    out: &mut BytesMut,
+    txn: &mut TxnDriver,
+) -> Result<(), ClientError> {
+    flush_lingering(ctx, window, open, idempotent, out, u64::MAX, 0).await?;
+    txn.end(ctx, window).await
 }
 
 /// Sleep until the next record is due or a batch's linger expires; in
@@ -321,7 +359,7 @@ async fn flush_lingering(
 /// Close the open batch into `out`. An idempotent producer's batch carries its
 /// id, epoch and the partition's sequence number of its first record (Kafka's
 /// sequences are i32 and wrap to 0 after i32::MAX).
-fn seal(batch: &mut OpenBatch, idempotent: Option<(i64, i16)>, out: &mut BytesMut) -> Sealed {
+fn seal(batch: &mut OpenBatch, idempotent: ProducerIdentity, out: &mut BytesMut) -> Sealed {
     let records = batch.builder.record_count() as u64;
     assert!(records > 0, "sealing an empty batch");
     if let Some((producer_id, epoch)) = idempotent {
@@ -337,6 +375,7 @@ fn seal(batch: &mut OpenBatch, idempotent: Option<(i64, i16)>, out: &mut BytesMu
     let capacity = batch.intended_ns.len();
     let sealed = Sealed {
         partition: batch.partition,
+        transactional_id: batch.transactional_id.clone(),
         batch: out.split().freeze(),
         records,
         payload_bytes: batch.payload_bytes,
@@ -393,6 +432,7 @@ fn transmit(
         partition: sealed.partition,
         acks: ctx.cfg.acks,
         timeout_ms: ctx.cfg.request_timeout_ms as i32,
+        transactional_id: sealed.transactional_id.as_deref(),
     };
     let correlation_id = conn.next_correlation_id();
     let frame = encode_produce(&target, version, correlation_id, sealed.batch.len());

@@ -128,8 +128,9 @@ async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, StartOffsets), Cli
         } else {
             LATEST
         };
-        let starts = list_offsets(&leader, &cluster.topic.name, &led, start_ts).await?;
-        let ends = list_offsets(&leader, &cluster.topic.name, &led, LATEST).await?;
+        let (topic, isolation) = (&cluster.topic.name, cfg.isolation.wire());
+        let starts = list_offsets(&leader, topic, &led, start_ts, isolation).await?;
+        let ends = list_offsets(&leader, topic, &led, LATEST, isolation).await?;
         for ((p, start), (_, end)) in starts.into_iter().zip(ends) {
             offsets.insert(p, (start, end));
         }

@@ -55,12 +55,23 @@ pub struct Interval {
     pub order_gaps: u64,
     /// ...and records too short (under 20 bytes) to carry a stamp.
     pub order_unstamped_records: u64,
+    /// Transactions ended with EndTxn(commit) / EndTxn(abort) and answered.
+    pub txn_committed: u64,
+    pub txn_aborted: u64,
+    /// read_committed: records of aborted transactions fetched and dropped.
+    pub aborted_records_skipped: u64,
+    /// Control batches (transaction markers) fetched: never counted as records.
+    pub control_batches: u64,
     /// Produce latency per batch: intended send of its first record → ack.
     pub produce_us: Histogram<u64>,
     /// Produce latency per record: its own intended send time → its batch's ack.
     pub produce_record_us: Histogram<u64>,
     /// End-to-end latency per record: intended send → consumer receipt.
     pub e2e_us: Histogram<u64>,
+    /// Per committed transaction: EndTxn(commit) sent → its answer.
+    pub txn_commit_us: Histogram<u64>,
+    /// Per committed transaction: AddPartitionsToTxn sent → EndTxn answered.
+    pub txn_us: Histogram<u64>,
     /// Error counts by name, e.g. "NOT_LEADER_OR_FOLLOWER(6)" or "timeout".
     pub errors: BTreeMap<String, u64>,
 }
@@ -84,9 +95,15 @@ impl Interval {
             order_inversions: 0,
             order_gaps: 0,
             order_unstamped_records: 0,
+            txn_committed: 0,
+            txn_aborted: 0,
+            aborted_records_skipped: 0,
+            control_batches: 0,
             produce_us: new_histogram(),
             produce_record_us: new_histogram(),
             e2e_us: new_histogram(),
+            txn_commit_us: new_histogram(),
+            txn_us: new_histogram(),
             errors: BTreeMap::new(),
         }
     }
@@ -112,6 +129,17 @@ impl Interval {
         self.order_inversions += other.order_inversions;
         self.order_gaps += other.order_gaps;
         self.order_unstamped_records += other.order_unstamped_records;
+        self.txn_committed += other.txn_committed;
+        self.txn_aborted += other.txn_aborted;
+        self.aborted_records_skipped += other.aborted_records_skipped;
+        self.control_batches += other.control_batches;
+        for (mine, theirs) in [
+            (&mut self.txn_commit_us, &other.txn_commit_us),
+            (&mut self.txn_us, &other.txn_us),
+        ] {
+            mine.add(theirs)
+                .expect("histograms share bounds, so add cannot fail");
+        }
         self.produce_us
             .add(&other.produce_us)
             .expect("histograms share bounds, so add cannot fail");

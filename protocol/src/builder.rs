@@ -12,7 +12,9 @@ use zerocopy::byteorder::big_endian::{I16, I32, I64, U32};
 use zerocopy::IntoBytes;
 
 use crate::compression::{CompressionError, Compressor};
-use crate::record_batch::{BatchHeader, Compression, CRC_START, HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2};
+use crate::record_batch::{
+    BatchHeader, Compression, ATTR_TRANSACTIONAL, CRC_START, HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2,
+};
 use crate::varint::{put_varint, put_varlong, varint_len, varlong_len};
 
 /// Kafka's "no producer id / epoch / sequence" value for non-idempotent batches.
@@ -41,6 +43,9 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    /// Attribute bit 4: the batch belongs to a transaction (a transactional
+    /// producer sets it on every batch it writes inside one).
+    transactional: bool,
     /// Encoded records, uncompressed, back to back.
     records: Vec<u8>,
     record_count: usize,
@@ -58,6 +63,7 @@ impl BatchBuilder {
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
             base_sequence: -1,
+            transactional: false,
             records: Vec::new(),
             record_count: 0,
             base_timestamp_ms: -1,
@@ -79,6 +85,12 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+    }
+
+    /// Mark the next batches as transactional (kept across `clear`, like the
+    /// producer fields).
+    pub fn set_transactional(&mut self, transactional: bool) {
+        self.transactional = transactional;
     }
 
     /// Whether to fall back to no compression when the codec does not shrink
@@ -168,7 +180,9 @@ impl BatchBuilder {
             partition_leader_epoch: I32::new(NO_PARTITION_LEADER_EPOCH),
             magic: MAGIC_V2,
             crc: U32::new(0),
-            attributes: I16::new(codec.attribute_bits()),
+            attributes: I16::new(
+                codec.attribute_bits() | if self.transactional { ATTR_TRANSACTIONAL } else { 0 },
+            ),
             last_offset_delta: I32::new(self.record_count as i32 - 1),
             base_timestamp: I64::new(self.base_timestamp_ms),
             max_timestamp: I64::new(self.max_timestamp_ms),
@@ -239,6 +253,26 @@ mod tests {
     use super::*;
     use crate::record_batch::validate;
     use crate::records::for_each_record;
+
+    #[test]
+    fn given_transactional_builder_when_finishing_should_set_bit_4_and_keep_codec_bits() {
+        let mut builder = BatchBuilder::new(Compression::Lz4).with_producer(7, 1, 0);
+        builder.set_compress_only_if_smaller(false);
+        builder.set_transactional(true);
+        for _ in 0..2 {
+            builder.push(1, None, Some(b"value"), &[]);
+            let mut out = BytesMut::new();
+            builder.finish_into(&mut out).unwrap();
+            let info = validate(&out).unwrap();
+            assert_eq!(info.attributes & ATTR_TRANSACTIONAL, ATTR_TRANSACTIONAL);
+            assert_eq!(info.compression().unwrap(), Compression::Lz4);
+        }
+        builder.set_transactional(false);
+        builder.push(1, None, Some(b"value"), &[]);
+        let mut out = BytesMut::new();
+        builder.finish_into(&mut out).unwrap();
+        assert_eq!(validate(&out).unwrap().attributes & ATTR_TRANSACTIONAL, 0);
+    }
 
     #[test]
     fn given_records_when_built_and_iterated_should_round_trip_for_every_codec() {

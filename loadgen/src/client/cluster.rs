@@ -21,6 +21,8 @@ pub use weir_client::requests::{EARLIEST, LATEST};
 const LEADER_WAIT_MS_MAX: u64 = 10_000;
 /// Pause between Metadata polls while leaders are elected.
 const METADATA_RETRY_MS: u64 = 100;
+/// ListOffsets carries an isolation level from v2 on.
+const ISOLATION_VERSION_MIN: i16 = 2;
 
 /// One partition and the broker leading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,15 +207,20 @@ fn broker_error(conn: &Connection, api: ApiKey, code: i16, topic: &str) -> Clien
 }
 
 /// Offsets of `partitions` at `timestamp` (LATEST or EARLIEST), from their
-/// leader `conn`. Returns (partition, offset) pairs.
+/// leader `conn`, at `isolation` (1: read_committed, whose LATEST is the last
+/// stable offset). Returns (partition, offset) pairs.
 pub async fn list_offsets(
     conn: &Connection,
     topic: &str,
     partitions: &[i32],
     timestamp: i64,
+    isolation: i8,
 ) -> Result<Vec<(i32, i64)>, ClientError> {
     let version = conn.version(ApiKey::ListOffsets)?;
-    let request = requests::list_offsets(topic, partitions, timestamp);
+    let mut request = requests::list_offsets(topic, partitions, timestamp);
+    if version >= ISOLATION_VERSION_MIN {
+        request.isolation_level = isolation;
+    }
     let response = conn.request(request, version).await?;
     let mut out = Vec::with_capacity(partitions.len());
     for &partition in partitions {

@@ -27,6 +27,13 @@ pub struct Counts {
     pub consumed_records: u64,
     pub consumed_batch_bytes: u64,
     pub fetch_requests: u64,
+    /// Transactions committed / aborted (EndTxn answered without error).
+    pub txn_committed: u64,
+    pub txn_aborted: u64,
+    /// read_committed: records of aborted transactions dropped by consumers.
+    pub aborted_records_skipped: u64,
+    /// Transaction markers fetched (never counted as records).
+    pub control_batches: u64,
 }
 
 impl Counts {
@@ -41,6 +48,10 @@ impl Counts {
             consumed_records: iv.consumed_records,
             consumed_batch_bytes: iv.consumed_batch_bytes,
             fetch_requests: iv.fetch_requests,
+            txn_committed: iv.txn_committed,
+            txn_aborted: iv.txn_aborted,
+            aborted_records_skipped: iv.aborted_records_skipped,
+            control_batches: iv.control_batches,
         }
     }
 }
@@ -80,8 +91,11 @@ pub struct Throughput {
     /// Record value bytes acknowledged per second, 10^6 bytes.
     pub produce_mb_per_s: f64,
     pub consume_records_per_s: f64,
-    /// RecordBatch bytes fetched per second, 10^6 bytes.
+    /// RecordBatch bytes fetched per second, 10^6 bytes (every batch fetched:
+    /// also those read_committed drops, and markers).
     pub consume_mb_per_s: f64,
+    /// Committed transactions per second (produce seconds).
+    pub txn_committed_per_s: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -92,6 +106,10 @@ pub struct Latency {
     pub produce_record: Percentiles,
     /// Per record: intended send time → consumer receipt.
     pub e2e: Percentiles,
+    /// Per committed transaction: EndTxn(commit) round trip...
+    pub txn_commit: Percentiles,
+    /// ...and AddPartitionsToTxn sent → EndTxn(commit) answered.
+    pub txn: Percentiles,
     /// (percentile, µs) points of the percentile spectrum.
     pub produce_spectrum: Vec<(f64, u64)>,
     pub produce_record_spectrum: Vec<(f64, u64)>,
@@ -241,12 +259,15 @@ impl Report {
                 produce_mb_per_s: measured.acked_payload_bytes as f64 / 1e6 / produce_seconds,
                 consume_records_per_s: measured.consumed_records as f64 / consume_seconds,
                 consume_mb_per_s: measured.consumed_batch_bytes as f64 / 1e6 / consume_seconds,
+                txn_committed_per_s: measured.txn_committed as f64 / produce_seconds,
             },
             latency: Latency {
                 produce: Percentiles::of(&measured.produce_us),
                 produce_record: Percentiles::of(&measured.produce_record_us),
                 produce_record_spectrum: spectrum(&measured.produce_record_us),
                 e2e: Percentiles::of(&measured.e2e_us),
+                txn_commit: Percentiles::of(&measured.txn_commit_us),
+                txn: Percentiles::of(&measured.txn_us),
                 produce_spectrum: spectrum(&measured.produce_us),
                 e2e_spectrum: spectrum(&measured.e2e_us),
             },
@@ -316,6 +337,7 @@ impl Report {
                 t.consume_records_per_s, t.consume_mb_per_s, a.consumed_records
             );
         }
+        self.txn_lines(&mut s);
         self.latency_table(&mut s);
         for (name, count) in &self.errors {
             let _ = writeln!(s, "error {name}: {count}");
@@ -335,6 +357,28 @@ impl Report {
         s
     }
 
+    /// Transactions and read_committed counts, when there are any.
+    fn txn_lines(&self, s: &mut String) {
+        let a = &self.totals.all;
+        if self.parameters.transactional_id.is_some() {
+            let _ = writeln!(
+                s,
+                "transactions: {:>7.1} committed/s | committed {} aborted {} (all) | {} records each",
+                self.throughput.txn_committed_per_s,
+                a.txn_committed,
+                a.txn_aborted,
+                self.parameters.txn_records
+            );
+        }
+        if self.parameters.consumers > 0 {
+            let _ = writeln!(
+                s,
+                "isolation: {:?} | {} records of aborted transactions dropped, {} control batches skipped (all)",
+                self.parameters.isolation, a.aborted_records_skipped, a.control_batches
+            );
+        }
+    }
+
     /// Latency percentiles of the produce and end-to-end histograms that
     /// recorded anything, in milliseconds.
     fn latency_table(&self, s: &mut String) {
@@ -342,6 +386,8 @@ impl Report {
             ("produce (batch)", &self.latency.produce),
             ("produce (record)", &self.latency.produce_record),
             ("end-to-end", &self.latency.e2e),
+            ("txn commit", &self.latency.txn_commit),
+            ("txn (whole)", &self.latency.txn),
         ];
         if rows.iter().any(|(_, p)| p.count > 0) {
             let _ = writeln!(
