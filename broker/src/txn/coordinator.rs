@@ -13,8 +13,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::record::TxnRecord;
-use super::state::{TxnError, TxnMetadata};
-use super::store::{TxnStore, TxnStoreError};
+use super::state::{TxnError, TxnMetadata, TxnState};
+use super::store::{Sync, TxnStore, TxnStoreError};
 use super::TXN_IDS_PER_SHARD_MAX;
 
 pub struct TxnCoordinator {
@@ -89,13 +89,22 @@ impl TxnCoordinator {
         self.len() < TXN_IDS_PER_SHARD_MAX
     }
 
-    /// Log `meta` for the claimed id, and install it once durable.
+    /// Log `meta` for the claimed id, and install it once durable. A Complete*
+    /// state is installed once written, without waiting for a sync: lost in a
+    /// crash, it leaves the Prepare* before it, which recovery completes again
+    /// (markers and group offsets are idempotent). That takes one of EndTxn's
+    /// three serial syncs off its answer, as Kafka writes CompleteCommit after
+    /// answering.
     pub async fn put(&self, claim: &Claim, meta: TxnMetadata) -> Result<(), TxnError> {
+        let sync = match meta.state {
+            TxnState::CompleteCommit | TxnState::CompleteAbort => Sync::Lazy,
+            _ => Sync::Durable,
+        };
         let record = TxnRecord::State {
             txn_id: claim.txn_id.clone(),
             meta: meta.clone(),
         };
-        self.store.append(&[record]).await.map_err(|e| {
+        self.store.append(&[record], sync).await.map_err(|e| {
             tracing::error!(error = %e, "transaction log append failed");
             TxnError::Unavailable
         })?;
@@ -109,7 +118,7 @@ impl TxnCoordinator {
             txn_id: claim.txn_id.clone(),
         };
         self.store
-            .append(&[record])
+            .append(&[record], Sync::Durable)
             .await
             .map_err(|_| TxnError::Unavailable)?;
         self.txns.borrow_mut().remove(&claim.txn_id);
@@ -121,8 +130,7 @@ impl TxnCoordinator {
         if !self.store.wants_compaction() {
             return;
         }
-        let live = self.txns.borrow().clone();
-        if let Err(e) = self.store.compact(&live).await {
+        if let Err(e) = self.store.compact(|| self.txns.borrow().clone()).await {
             tracing::error!(error = %e, "transaction log compaction failed");
         }
     }

@@ -1,15 +1,23 @@
 //! The durable transaction log of one shard: `transactions.log` in the shard's
-//! directory, appended one write + fdatasync at a time, replayed on open (torn
-//! tail truncated) and compacted (the live ids rewritten to a temp file, synced,
-//! renamed over the log, directory synced) when it grew past a bound. Owned by
-//! one shard's `TxnCoordinator`. Invariant: `append` returns Ok only once its
-//! records are durable; after a failed write the store refuses all writes.
+//! directory, replayed on open (torn tail truncated) and compacted (the live ids
+//! rewritten to a temp file, synced, renamed over the log, directory synced) when
+//! it grew past a bound. Owned by one shard's `TxnCoordinator`.
+//!
+//! Writes go one at a time (positions never overlap); fdatasyncs are group
+//! commits: an append waits until one sync started after its write has finished,
+//! so concurrent transactions of the shard share syncs instead of queueing one
+//! sync each (measured: 8 transactional producers, two coordinators, EndTxn p50
+//! 18-27 ms with one sync per record). Invariants: `append(.., Sync::Durable)`
+//! returns Ok only once its records are durable, and a later durable append or a
+//! compaction makes every earlier write durable too; after a failed write or
+//! sync the store refuses all writes.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use event_listener::Event;
 use glommio::io::{BufferedFile, Directory, OpenOptions};
 use glommio::sync::Semaphore;
 
@@ -40,15 +48,57 @@ fn glommio_io(context: &'static str, e: glommio::GlommioError<()>) -> TxnStoreEr
     }
 }
 
+/// Whether an append waits for its records to be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    Durable,
+    /// Written, not synced: a record whose loss a restart repairs (a Complete*
+    /// state: recovery completes its Prepare* again, idempotently).
+    Lazy,
+}
+
 pub struct TxnStore {
     dir: PathBuf,
     file: RefCell<Option<Rc<BufferedFile>>>,
     position: Cell<u64>,
     compact_at: Cell<u64>,
     compact_min: u64,
-    /// One write + fdatasync at a time, so positions never overlap.
+    /// One write (or compaction) at a time, so positions never overlap.
     lock: Semaphore,
     failed: Cell<bool>,
+    /// Bytes ever written and ever made durable, counted across compactions
+    /// (which make everything written durable), so a waiter's target survives one.
+    written: Cell<u64>,
+    durable: Cell<u64>,
+    /// A sync is running; the others wait for it and then, if it started before
+    /// their write, start the next one.
+    syncing: Cell<bool>,
+    /// Appends written but not returned yet: compaction waits for them, so the
+    /// live ids it snapshots include their states.
+    unsettled: Cell<usize>,
+    /// Notified when a sync ends and when an append returns.
+    changed: Event,
+}
+
+/// Marks one running sync; clears the mark and wakes the waiters when dropped,
+/// also if the sync's future is cancelled.
+struct Syncing<'a>(&'a TxnStore);
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        self.0.syncing.set(false);
+        self.0.changed.notify(usize::MAX);
+    }
+}
+
+/// One append between its write and its return.
+struct Unsettled<'a>(&'a TxnStore);
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        self.0.unsettled.set(self.0.unsettled.get() - 1);
+        self.0.changed.notify(usize::MAX);
+    }
 }
 
 impl TxnStore {
@@ -109,6 +159,11 @@ impl TxnStore {
             compact_min,
             lock: Semaphore::new(1),
             failed: Cell::new(false),
+            written: Cell::new(0),
+            durable: Cell::new(0),
+            syncing: Cell::new(false),
+            unsettled: Cell::new(0),
+            changed: Event::new(),
         });
         Ok((store, scanned.txns))
     }
@@ -122,8 +177,27 @@ impl TxnStore {
         self.position.get() >= self.compact_at.get()
     }
 
-    /// Append `records` and return once they are fdatasync'd.
-    pub async fn append(&self, records: &[TxnRecord]) -> Result<(), TxnStoreError> {
+    /// Append `records`; with `Sync::Durable`, return once they are fdatasync'd.
+    pub async fn append(&self, records: &[TxnRecord], sync: Sync) -> Result<(), TxnStoreError> {
+        let mut bytes = Vec::new();
+        records.iter().for_each(|r| encode_record(r, &mut bytes));
+        let end = self.write(bytes).await.inspect_err(|e| self.fail(e))?;
+        // Counted from the write on (`write` counted it; no await in between).
+        let _unsettled = Unsettled(self);
+        if sync == Sync::Durable {
+            self.sync_to(end).await.inspect_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: &TxnStoreError) {
+        if !self.failed.replace(true) {
+            tracing::error!(error = %e, "transaction log write failed; refusing further writes");
+        }
+    }
+
+    /// Write `bytes` at the end; returns the `written` count that covers them.
+    async fn write(&self, bytes: Vec<u8>) -> Result<u64, TxnStoreError> {
         let _turn = self
             .lock
             .acquire_permit(1)
@@ -132,35 +206,67 @@ impl TxnStore {
         if self.failed.get() {
             return Err(TxnStoreError::Failed);
         }
-        let mut bytes = Vec::new();
-        records.iter().for_each(|r| encode_record(r, &mut bytes));
-        let result = self.write_durably(bytes).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "transaction log write failed; refusing further writes");
-            self.failed.set(true);
-        }
-        result
-    }
-
-    async fn write_durably(&self, bytes: Vec<u8>) -> Result<(), TxnStoreError> {
         let file = self.file.borrow().clone().ok_or(TxnStoreError::Failed)?;
         let len = bytes.len() as u64;
         write_all(&file, bytes, self.position.get()).await?;
-        file.fdatasync()
-            .await
-            .map_err(|e| glommio_io("fdatasync of the transaction log", e))?;
         self.position.set(self.position.get() + len);
-        Ok(())
+        self.written.set(self.written.get() + len);
+        // Before the lock is released: a compaction waiting for it must see us.
+        self.unsettled.set(self.unsettled.get() + 1);
+        Ok(self.written.get())
+    }
+
+    /// Return once everything up to `end` (a `written` count) is durable: by a
+    /// sync that started after it was written, ours or another append's.
+    async fn sync_to(&self, end: u64) -> Result<(), TxnStoreError> {
+        // Bounded: each round either returns or waits for a running sync to end,
+        // and a sync we start covers `end`.
+        loop {
+            if self.durable.get() >= end {
+                return Ok(());
+            }
+            if self.failed.get() {
+                return Err(TxnStoreError::Failed);
+            }
+            if self.syncing.get() {
+                let listener = self.changed.listen();
+                if self.syncing.get() {
+                    listener.await;
+                }
+                continue;
+            }
+            let file = self.file.borrow().clone().ok_or(TxnStoreError::Failed)?;
+            let target = self.written.get();
+            self.syncing.set(true);
+            let _syncing = Syncing(self);
+            file.fdatasync()
+                .await
+                .map_err(|e| glommio_io("fdatasync of the transaction log", e))?;
+            self.durable.set(self.durable.get().max(target));
+        }
     }
 
     /// Rewrite the log as `live` (the coordinator's current ids), atomically.
-    pub async fn compact(&self, live: &HashMap<String, TxnMetadata>) -> Result<(), TxnStoreError> {
+    /// `live` is called once no append is between its write and its return, so
+    /// the ids it returns include every state written before.
+    pub async fn compact(
+        &self,
+        live: impl FnOnce() -> HashMap<String, TxnMetadata>,
+    ) -> Result<(), TxnStoreError> {
         let _turn = self
             .lock
             .acquire_permit(1)
             .await
             .map_err(|_| TxnStoreError::Failed)?;
-        let image = snapshot(live);
+        // Bounded: the lock stops new writes, so `unsettled` only falls.
+        while self.unsettled.get() > 0 {
+            let listener = self.changed.listen();
+            if self.unsettled.get() > 0 {
+                listener.await;
+            }
+        }
+        let written = self.written.get();
+        let image = snapshot(&live());
         let length = image.len() as u64;
         let temp_path = self.dir.join(COMPACT_FILE_NAME);
         let mut temp = BufferedFile::create(&temp_path)
@@ -189,11 +295,20 @@ impl TxnStore {
         }
         self.position.set(length);
         self.compact_at.set(self.compact_min.max(2 * length));
+        // The synced snapshot holds every state written so far.
+        self.durable.set(self.durable.get().max(written));
         Ok(())
     }
 
     pub async fn close(&self) {
         let _turn = self.lock.acquire_permit(1).await;
+        if self.durable.get() < self.written.get() && !self.failed.get() {
+            // Lazy records: a clean stop leaves nothing for recovery to redo.
+            let file = self.file.borrow().clone();
+            if let Some(file) = file {
+                let _ = file.fdatasync().await;
+            }
+        }
         if let Some(file) = self.file.replace(None) {
             if let Ok(file) = Rc::try_unwrap(file) {
                 let _ = file.close().await;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::record::{decode_record, encode_record, scan, TxnRecord, FILE_MAGIC};
 use super::state::{TxnError, TxnMetadata, TxnState, EPOCH_MAX};
-use super::store::{snapshot, TxnStore, FILE_NAME};
+use super::store::{snapshot, Sync, TxnStore, FILE_NAME};
 
 fn tp(t: &str, p: i32) -> (String, i32) {
     (t.to_string(), p)
@@ -161,7 +161,7 @@ fn given_a_log_when_reopened_should_replay_truncate_and_compact() {
         let (store, txns) = TxnStore::open(&dir_path, 1 << 20).await.unwrap();
         assert!(store.file_bytes() < 200, "compacted to one record");
         let record = TxnRecord::Remove { txn_id: "a".into() };
-        store.append(&[record]).await.unwrap();
+        store.append(&[record], Sync::Durable).await.unwrap();
         store.close().await;
         txns
     });
@@ -170,4 +170,61 @@ fn given_a_log_when_reopened_should_replay_truncate_and_compact() {
     assert!(!s.torn && s.txns.is_empty());
     let live: HashMap<String, TxnMetadata> = [("b".to_string(), sample())].into();
     assert_eq!(scan(&snapshot(&live)).unwrap().txns, live);
+}
+
+/// Many concurrent durable appends (sharing syncs) and lazy ones, then a
+/// compaction in the middle: after a reopen every id has its last state.
+#[test]
+fn given_concurrent_durable_and_lazy_appends_with_a_compaction_when_reopened_should_hold_every_last_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let ex = glommio::LocalExecutorBuilder::default().make().unwrap();
+    let want: HashMap<String, TxnMetadata> = ex.run(async move {
+        let (store, _) = TxnStore::open(&dir_path, 1 << 20).await.unwrap();
+        let live = std::rc::Rc::new(std::cell::RefCell::new(HashMap::new()));
+        let mut tasks = Vec::new();
+        for i in 0..40u16 {
+            let (s, l) = (store.clone(), live.clone());
+            tasks.push(glommio::spawn_local(async move {
+                let (store, live) = (s, l);
+                let mut meta = sample();
+                meta.epoch = i as i16;
+                let id = format!("t{i}");
+                let record = TxnRecord::State {
+                    txn_id: id.clone(),
+                    meta: meta.clone(),
+                };
+                let sync = if i % 3 == 0 { Sync::Lazy } else { Sync::Durable };
+                store.append(&[record], sync).await.unwrap();
+                live.borrow_mut().insert(id, meta);
+            }));
+            if i == 20 {
+                let (s, l) = (store.clone(), live.clone());
+                tasks.push(glommio::spawn_local(async move {
+                    s.compact(|| l.borrow().clone()).await.unwrap();
+                }));
+            }
+        }
+        for t in tasks {
+            t.await;
+        }
+        // One durable append makes the lazy ones before it durable too.
+        let last = TxnRecord::State {
+            txn_id: "last".into(),
+            meta: sample(),
+        };
+        store.append(&[last], Sync::Durable).await.unwrap();
+        live.borrow_mut().insert("last".into(), sample());
+        store.close().await;
+        let want = live.borrow().clone();
+        want
+    });
+    let dir_path = dir.path().to_path_buf();
+    let ex = glommio::LocalExecutorBuilder::default().make().unwrap();
+    let got = ex.run(async move {
+        let (store, txns) = TxnStore::open(&dir_path, 1 << 20).await.unwrap();
+        store.close().await;
+        txns
+    });
+    assert_eq!(got, want);
 }
