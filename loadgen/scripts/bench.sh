@@ -200,18 +200,23 @@ run routing-single-address produce --topic route --partitions 8 --producers 8 "$
 fi
 
 # 7. Idempotent producers vs plain ones, otherwise equal: acks=all and 5 requests in
-#    flight per connection (the most Kafka's idempotent producer allows), 8 partitions.
+#    flight per connection (the most Kafka's idempotent producer allows), 8 partitions;
+#    alternating A/B for TXN_ROUNDS rounds (one pair swung 0.82-1.15 on this machine).
 if want 7; then
 header "Idempotent vs plain produce (acks=all, 5 in flight, 8 partitions)"
-for mode in plain idempotent; do
-  start_weir
-  flags=()
-  [[ $mode == idempotent ]] && flags=(--idempotent)
-  run "produce-$mode" produce --topic idem --partitions 8 --producers 8 --acks all --max-in-flight 5 \
-    "${flags[@]}" "${common[@]}"
+plain_runs=""; idem_runs=""
+for round in $(seq 1 "$TXN_ROUNDS"); do
+  for mode in plain idempotent; do
+    start_weir
+    flags=()
+    [[ $mode == idempotent ]] && flags=(--idempotent)
+    run "produce-$mode-$round" produce --topic idem --partitions 8 --producers 8 --acks all --max-in-flight 5 \
+      "${flags[@]}" "${common[@]}"
+    if [[ $mode == idempotent ]]; then idem_runs+=" produce-$mode-$round"; else plain_runs+=" produce-$mode-$round"; fi
+  done
 done
 ratio "Idempotent / plain produce MB/s (target >= 0.95)" 'r["throughput"]["produce_mb_per_s"]' \
-  produce-plain produce-idempotent
+  "$plain_runs" "$idem_runs"
 fi
 
 # 8. Transactions of 1,000 records vs plain (non-idempotent) produce, otherwise equal
