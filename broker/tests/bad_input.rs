@@ -135,3 +135,104 @@ fn given_a_non_produce_frame_over_the_control_limit_should_close_the_connection(
     assert!(broker.log().contains("limit for non-Produce requests"));
     broker.client().metadata(None).unwrap();
 }
+
+fn put_str(f: &mut Vec<u8>, s: &str) {
+    f.extend_from_slice(&(s.len() as i16).to_be_bytes());
+    f.extend_from_slice(s.as_bytes());
+}
+
+/// A request frame (size prefix included) with header v1 and `body`.
+fn old_request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&api_key.to_be_bytes());
+    f.extend_from_slice(&version.to_be_bytes());
+    f.extend_from_slice(&correlation_id.to_be_bytes());
+    put_str(&mut f, "old-client");
+    f.extend_from_slice(body);
+    let mut framed = (f.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&f);
+    framed
+}
+
+fn read_answer(s: &mut TcpStream) -> Vec<u8> {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).unwrap();
+    body
+}
+
+/// Issue 12: versions Weir advertises (Produce v0-2, Fetch v0-3, for librdkafka 2.0's
+/// compression detection) or that pre-ApiVersions clients send (OffsetCommit v0-1,
+/// DescribeConfigs v0) get their API's answer with UNSUPPORTED_VERSION (35) per partition
+/// or resource, and the connection stays open; an acks=0 Produce v0 is closed (it reads no
+/// answer, as Kafka closes after a failed acks=0 produce).
+#[test]
+fn given_old_request_versions_should_answer_unsupported_version_in_their_own_response() {
+    let broker = Broker::start(&[]);
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let topic_with_partition = |f: &mut Vec<u8>, rest: &[u8]| {
+        f.extend_from_slice(&1i32.to_be_bytes());
+        put_str(f, "t");
+        f.extend_from_slice(&1i32.to_be_bytes());
+        f.extend_from_slice(&0i32.to_be_bytes());
+        f.extend_from_slice(rest);
+    };
+    let mut produce = Vec::new();
+    produce.extend_from_slice(&1i16.to_be_bytes()); // acks
+    produce.extend_from_slice(&1000i32.to_be_bytes());
+    topic_with_partition(&mut produce, &[0, 0, 0, 0]); // empty message set
+    let mut fetch = Vec::new();
+    for v in [-1i32, 100, 1] {
+        fetch.extend_from_slice(&v.to_be_bytes());
+    }
+    let mut rest = 0i64.to_be_bytes().to_vec();
+    rest.extend_from_slice(&(1i32 << 20).to_be_bytes());
+    topic_with_partition(&mut fetch, &rest);
+    let mut commit = Vec::new();
+    put_str(&mut commit, "g");
+    let mut rest = 5i64.to_be_bytes().to_vec();
+    rest.extend_from_slice(&(-1i16).to_be_bytes());
+    topic_with_partition(&mut commit, &rest);
+    let mut configs = 1i32.to_be_bytes().to_vec();
+    configs.push(2);
+    put_str(&mut configs, "t");
+    configs.extend_from_slice(&(-1i32).to_be_bytes());
+    // (api key, version, body, where the error code sits in the answer after the size)
+    let cases: [(i16, i16, &[u8], usize); 4] = [
+        (0, 2, &produce, 4 + 4 + 3 + 4 + 4),
+        (1, 0, &fetch, 4 + 4 + 3 + 4 + 4),
+        (8, 0, &commit, 4 + 4 + 3 + 4 + 4),
+        (32, 0, &configs, 4 + 4 + 4),
+    ];
+    for (i, (key, version, body, code_at)) in cases.into_iter().enumerate() {
+        s.write_all(&old_request(key, version, i as i32, body)).unwrap();
+        let answer = read_answer(&mut s);
+        assert_eq!(
+            &answer[..4],
+            &(i as i32).to_be_bytes(),
+            "api {key} v{version}: correlation id"
+        );
+        assert_eq!(
+            &answer[code_at..code_at + 2],
+            &35i16.to_be_bytes(),
+            "api {key} v{version}: {answer:?}"
+        );
+    }
+    // The same connection still serves: ApiVersions v0.
+    s.write_all(&old_request(18, 0, 99, &[])).unwrap();
+    let answer = read_answer(&mut s);
+    assert_eq!(&answer[..4], &99i32.to_be_bytes());
+    assert_eq!(
+        &answer[4..6],
+        &0i16.to_be_bytes(),
+        "ApiVersions answered without error"
+    );
+
+    let mut acks0 = produce.clone();
+    acks0[..2].copy_from_slice(&0i16.to_be_bytes());
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.write_all(&old_request(0, 0, 1, &acks0)).unwrap();
+    assert_closed(s);
+}

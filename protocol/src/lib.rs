@@ -11,6 +11,7 @@ pub mod chunked;
 pub mod compression;
 pub mod control;
 pub mod frame;
+pub mod legacy;
 pub mod lz4_frame;
 pub mod record_batch;
 pub mod records;

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use weir_protocol::api::{is_decodable, is_supported};
 use weir_protocol::frame::{self, FrameError, Request};
+use weir_protocol::legacy;
 
 use crate::handlers::{self, ShardContext};
 use crate::shard::order::Ticket;
@@ -36,6 +37,10 @@ pub enum Refusal {
     ControlFrameTooLarge { api_key: ApiKey, size_bytes: usize },
     #[error("malformed request")]
     Malformed(#[from] FrameError),
+    #[error("malformed old-version request")]
+    MalformedLegacy(#[from] weir_protocol::legacy::LegacyError),
+    #[error("acks=0 Produce v{0}, a version Weir does not decode: closing so the client notices")]
+    LegacyAcksZero(i16),
 }
 
 pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
@@ -43,6 +48,19 @@ pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
         size_bytes: frame.len() as i64,
     })?;
     let api_key = ApiKey::try_from(prefix.api_key).map_err(|()| Refusal::UnknownApi(prefix.api_key))?;
+    if legacy::covers(prefix.api_key, prefix.api_version) {
+        // Versions with message format v0/v1 that Weir does not decode: the API's
+        // own response with UNSUPPORTED_VERSION, not a closed connection.
+        tracing::info!(
+            ?api_key,
+            version = prefix.api_version,
+            "answering UNSUPPORTED_VERSION to an old request version"
+        );
+        return match legacy::answer(&frame)? {
+            legacy::Answer::Respond(bytes) => Ok(Admission::Immediate(bytes)),
+            legacy::Answer::Close => Err(Refusal::LegacyAcksZero(prefix.api_version)),
+        };
+    }
     if !is_supported(api_key, prefix.api_version) {
         if api_key == ApiKey::ApiVersions {
             let body = ResponseKind::ApiVersions(handlers::api_versions::unsupported());
@@ -62,7 +80,8 @@ pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
         });
     }
     if !is_decodable(api_key, prefix.api_version) {
-        // Advertised for librdkafka 2.0's feature detection only (see api.rs).
+        // Unreachable for the versions `legacy` answers; kept for any other gap
+        // between the advertised and the decodable range.
         return Err(Refusal::UnsupportedVersion {
             api_key,
             api_version: prefix.api_version,
