@@ -136,6 +136,11 @@ async fn respond(
             Out::DescribeProducers(describe_producers::handle(shard, r).await)
         }
         RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r, version).await),
+        RequestKind::DescribeCluster(r) => Out::DescribeCluster(describe_cluster::handle(shard, &r)),
+        RequestKind::ElectLeaders(r) => Out::ElectLeaders(elect_leaders::handle(shard, r, version)),
+        RequestKind::DescribeLogDirs(r) => {
+            Out::DescribeLogDirs(describe_log_dirs::handle(shard, r, peer.node).await)
+        }
         other => return respond_groups(shard, other, version, client_id, peer).await,
     })
 }

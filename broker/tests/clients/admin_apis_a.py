@@ -68,7 +68,8 @@ def ck_elect(args):
     for name, kind in (("preferred", ElectionType.PREFERRED), ("unclean", ElectionType.UNCLEAN)):
         parts = [TopicPartition(t, int(p)) for t, p in (s.rsplit(":", 1) for s in args.partitions)]
         try:
-            result = a.elect_leaders(kind, parts, request_timeout=TIMEOUT_S).result()
+            # confluent-kafka 2.16's binding refuses a request_timeout keyword here (SystemError).
+            result = a.elect_leaders(kind, parts).result(timeout=TIMEOUT_S)
             out[name] = {
                 f"{tp.topic}:{tp.partition}": (err.name() if err is not None else None)
                 for tp, err in result.items()
