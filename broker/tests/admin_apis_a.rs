@@ -2,7 +2,8 @@
 //! them, each in its default configuration: confluent-kafka's AdminClient and kafka-python's
 //! KafkaAdminClient (`tests/clients/admin_apis_a.py`), kafkajs's admin
 //! (`tests/clients/admin_apis_a.js`), and `weir group delete`, against a fresh 2-shard broker
-//! in zero-hop mode (two advertised brokers). Bad input gets Kafka's error codes and the
+//! in zero-hop mode (two advertised brokers), plus edge requests no client sends, on the wire
+//! (endpoint types, election types, v0, cluster-wide). Bad input gets Kafka's error codes and the
 //! broker keeps serving.
 
 mod common;
@@ -341,4 +342,70 @@ fn given_produced_data_when_log_dirs_are_described_should_report_growing_sizes_o
     assert_eq!(unknown["sizes"], json!({}), "{unknown}");
     // confluent-kafka 2.16 has no describe_log_dirs; if a later one does, extend this test.
     assert_eq!(ck["available"], false, "{ck}");
+}
+
+/// Requests no admin client here sends, on the wire: each gets Kafka's code, and the
+/// broker keeps serving.
+#[test]
+fn given_edge_requests_on_the_wire_should_answer_kafkas_codes_and_keep_serving() {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{
+        DeleteGroupsRequest, DescribeClusterRequest, DescribeLogDirsRequest, ElectLeadersRequest, GroupId,
+        TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let broker = Broker::start(BROKER_FLAGS);
+    let mut c = broker.client();
+    c.create_topic("edge", 2, &[]).unwrap();
+    let cluster = |t: i8| DescribeClusterRequest::default().with_endpoint_type(t);
+    assert_eq!(c.call_at(1, cluster(2)).unwrap().error_code, 114, "controllers");
+    assert_eq!(c.call_at(1, cluster(9)).unwrap().error_code, 115, "unknown type");
+
+    let all = c.call_at(2, ElectLeadersRequest::default().with_topic_partitions(None));
+    let all = all.unwrap();
+    assert_eq!(all.error_code, 0);
+    assert!(
+        all.replica_election_results.is_empty(),
+        "cluster-wide: no election ran"
+    );
+    let named = Some(vec![TopicPartitions::default()
+        .with_topic(TopicName(StrBytes::from_static_str("edge")))
+        .with_partitions(vec![0, 1])]);
+    let v0 = c
+        .call_at(
+            0,
+            ElectLeadersRequest::default().with_topic_partitions(named.clone()),
+        )
+        .unwrap();
+    let codes: Vec<i16> = v0.replica_election_results[0]
+        .partition_result
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [0, 0], "v0 has no ELECTION_NOT_NEEDED");
+    let bad = ElectLeadersRequest::default()
+        .with_election_type(5)
+        .with_topic_partitions(named);
+    assert_eq!(c.call_at(2, bad).unwrap().error_code, 42, "INVALID_REQUEST");
+
+    // The bootstrap address is no one node: every partition, from both shards.
+    let dirs = c
+        .call_at(4, DescribeLogDirsRequest::default().with_topics(None))
+        .unwrap();
+    assert_eq!(dirs.results.len(), 1);
+    let dir = &dirs.results[0];
+    assert!(dir.total_bytes > 0 && dir.usable_bytes >= 0, "{dir:?}");
+    let edge = dir.topics.iter().find(|t| t.name.as_str() == "edge").unwrap();
+    let partitions: Vec<i32> = edge.partitions.iter().map(|p| p.partition_index).collect();
+    assert_eq!(partitions, [0, 1]);
+
+    let empty_id =
+        DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_static_str(""))]);
+    assert_eq!(
+        c.call_at(2, empty_id).unwrap().results[0].error_code,
+        24,
+        "INVALID_GROUP_ID"
+    );
+    assert_eq!(c.metadata(Some(&["edge"])).unwrap().topics.len(), 1);
 }
