@@ -72,6 +72,10 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::TxnOffsetCommit, 0, 3),
     api(ApiKey::ListTransactions, 0, 1),
     api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The supported range for `key`, if Weir speaks it at all.

@@ -46,6 +46,10 @@ pub enum GroupCall {
         group_id: String,
     },
     DeleteOffsets(OffsetDeleteRequest),
+    /// DeleteGroups for one group.
+    Delete {
+        group_id: String,
+    },
     Reset {
         group_id: String,
         offsets: Vec<(String, i32, i64)>,
@@ -65,6 +69,7 @@ pub enum GroupAnswer {
     List(Vec<ListedGroup>),
     Describe(Box<DescribedGroup>),
     DeleteOffsets(OffsetDeleteResponse),
+    Delete(Result<(), i16>),
     Reset(Result<(), i16>),
     Done,
 }
@@ -113,6 +118,9 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
             GroupAnswer::Describe(Box::new(coordinator.describe_group(&group_id)))
         }
         GroupCall::DeleteOffsets(req) => GroupAnswer::DeleteOffsets(coordinator.offset_delete(req).await),
+        GroupCall::Delete { group_id } => {
+            GroupAnswer::Delete(coordinator.delete_group(&group_id).await.map_err(|e| e.code()))
+        }
         GroupCall::Reset { group_id, offsets } => GroupAnswer::Reset(
             coordinator
                 .reset_offsets(&group_id, offsets)

@@ -7,6 +7,7 @@
 
 pub mod call;
 mod coordinator;
+mod delete;
 mod group;
 mod offsets;
 mod rebalance;

@@ -4,18 +4,20 @@
 //! a group, or a transactional id: `txn::txn_to_shard`) in
 //! zero-hop mode, or the single broker otherwise. A coordinator that cannot be
 //! reached answers COORDINATOR_NOT_AVAILABLE, which clients retry. The offset
-//! APIs (OffsetCommit, OffsetFetch) are in `group_offsets.rs`.
+//! APIs (OffsetCommit, OffsetFetch) are in `group_offsets.rs`. DeleteGroups
+//! deletes each group on its coordinator, durably, before answering.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
-    BrokerId, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    SyncGroupRequest, SyncGroupResponse,
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    OffsetDeleteRequest, OffsetDeleteResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -264,6 +266,30 @@ pub async fn describe_groups(shard: &Rc<ShardContext>, req: DescribeGroupsReques
         }
     }
     DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// DeleteGroups: each group on its coordinator, in the client's order. Unknown
+/// groups get GROUP_ID_NOT_FOUND, groups with members NON_EMPTY_GROUP (Kafka's
+/// codes); an unreachable coordinator COORDINATOR_NOT_AVAILABLE.
+pub async fn delete_groups(shard: &Rc<ShardContext>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for id in req.groups_names {
+        let group_id = id.0.to_string();
+        let delete = GroupCall::Delete {
+            group_id: group_id.clone(),
+        };
+        let code = match call(shard, &group_id, delete).await {
+            Ok(GroupAnswer::Delete(result)) => result.err().unwrap_or(0),
+            Ok(_) => unreachable!("Delete answers Delete"),
+            Err(code) => code,
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(code),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
 }
 
 /// The host part of a peer address, for DescribeGroups' client_host.

@@ -65,7 +65,7 @@ pub async fn handle(shard: &Rc<ShardContext>, req: MetadataRequest, version: i16
     let response = MetadataResponse::default()
         .with_brokers(brokers(shard))
         .with_cluster_id(Some(catalog.cluster_id.clone().into()))
-        .with_controller_id(BrokerId(0))
+        .with_controller_id(BrokerId(CONTROLLER_ID))
         .with_topics(topics);
     if cluster_operations {
         response.with_cluster_authorized_operations(CLUSTER_AUTHORIZED_OPERATIONS)
@@ -73,6 +73,10 @@ pub async fn handle(shard: &Rc<ShardContext>, req: MetadataRequest, version: i16
         response
     }
 }
+
+/// The node named controller (Metadata, DescribeCluster): shard 0's, which
+/// writes the catalog.
+pub const CONTROLLER_ID: i32 = 0;
 
 /// Kafka's AclOperation codes; an authorized-operations bitfield sets bit `code`.
 const READ: u8 = 3;
@@ -157,21 +161,27 @@ async fn auto_create(shard: &Rc<ShardContext>, list: &[(Option<String>, uuid::Uu
     }
 }
 
-fn brokers(shard: &ShardContext) -> Vec<MetadataResponseBroker> {
+/// The brokers clients see, as (node id, host, port): node 0 on the listen
+/// port in single-address mode, one node per shard on its own port in zero-hop
+/// mode. Metadata and DescribeCluster both advertise exactly these.
+pub fn advertised_nodes(shard: &ShardContext) -> Vec<(i32, String, i32)> {
     let host = shard.args.advertised_host();
     if shard.args.single_address {
-        let port = i32::from(shard.args.listen.port());
-        return vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(0))
-            .with_host(host.into())
-            .with_port(port)];
+        return vec![(0, host, i32::from(shard.args.listen.port()))];
     }
     (0..shard.count)
-        .map(|s| {
+        .map(|s| (s as i32, host.clone(), i32::from(shard.args.shard_port(s))))
+        .collect()
+}
+
+fn brokers(shard: &ShardContext) -> Vec<MetadataResponseBroker> {
+    advertised_nodes(shard)
+        .into_iter()
+        .map(|(id, host, port)| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(s as i32))
-                .with_host(host.clone().into())
-                .with_port(i32::from(shard.args.shard_port(s)))
+                .with_node_id(BrokerId(id))
+                .with_host(host.into())
+                .with_port(port)
         })
         .collect()
 }

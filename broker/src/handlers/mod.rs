@@ -8,7 +8,10 @@
 pub mod admin;
 pub mod api_versions;
 pub mod context;
+pub mod describe_cluster;
+pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod group_offsets;
 pub mod groups;

@@ -2,8 +2,9 @@
 //! pure (decode, version check) so a malformed frame is refused before any
 //! task is spawned; handling is async. Unknown APIs, unsupported versions and
 //! undecodable bodies close the connection with one log line, except
-//! ApiVersions, which always answers (KIP-511). `handle` has one line per API:
-//! adding one means a handler file and a line here.
+//! ApiVersions, which always answers (KIP-511). `handle` and the `respond*`
+//! functions it calls have one line per API: adding one means a handler file
+//! and a line here.
 
 use std::rc::Rc;
 
@@ -115,24 +116,65 @@ pub async fn handle(
         .unwrap_or_default();
     drop(header);
     let shard = &shard;
-    use handlers::*;
-    use ResponseKind as Out;
     let body = match body {
-        RequestKind::ApiVersions(_) => Out::ApiVersions(api_versions::response(0)),
-        RequestKind::Metadata(r) => Out::Metadata(metadata::handle(shard, r, version).await),
-        RequestKind::Produce(r) => match produce::handle(shard, r, ticket).await {
-            Some(resp) => Out::Produce(resp),
+        RequestKind::Produce(r) => match handlers::produce::handle(shard, r, ticket).await {
+            Some(resp) => ResponseKind::Produce(resp),
             None => return Ok(None),
         },
         RequestKind::Fetch(r) => {
             // Records go out by reference (tail cache or file read buffer), not copied.
-            let response = fetch::handle(shard, r, version).await;
+            let response = handlers::fetch::handle(shard, r, version).await;
             return frame::encode_response_parts(api_key, version, correlation_id, &response).map(Some);
         }
+        other => respond(shard, other, version, client_id, peer).await?,
+    };
+    let mut out = BytesMut::new();
+    frame::encode_response(&mut out, api_key, version, correlation_id, &body)?;
+    Ok(Some(vec![out.freeze()]))
+}
+
+/// Every API but Produce and Fetch: one line each; the group and transaction
+/// APIs in `respond_groups`.
+async fn respond(
+    shard: &Rc<ShardContext>,
+    body: RequestKind,
+    version: i16,
+    client_id: String,
+    peer: super::Peer,
+) -> Result<ResponseKind, FrameError> {
+    use handlers::*;
+    use ResponseKind as Out;
+    Ok(match body {
+        RequestKind::ApiVersions(_) => Out::ApiVersions(api_versions::response(0)),
+        RequestKind::Metadata(r) => Out::Metadata(metadata::handle(shard, r, version).await),
         RequestKind::ListOffsets(r) => Out::ListOffsets(list_offsets::handle(shard, r, version).await),
         RequestKind::CreateTopics(r) => Out::CreateTopics(topics::create_topics(shard, r).await),
         RequestKind::DeleteTopics(r) => Out::DeleteTopics(topics::delete_topics(shard, r, version).await),
         RequestKind::DescribeConfigs(r) => Out::DescribeConfigs(topics::describe_configs(shard, &r)),
+        RequestKind::DescribeProducers(r) => {
+            Out::DescribeProducers(describe_producers::handle(shard, r).await)
+        }
+        RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r, version).await),
+        RequestKind::DescribeCluster(r) => Out::DescribeCluster(describe_cluster::handle(shard, &r)),
+        RequestKind::ElectLeaders(r) => Out::ElectLeaders(elect_leaders::handle(shard, r, version)),
+        RequestKind::DescribeLogDirs(r) => {
+            Out::DescribeLogDirs(describe_log_dirs::handle(shard, r, peer.node).await)
+        }
+        other => return respond_groups(shard, other, version, client_id, peer).await,
+    })
+}
+
+/// The consumer-group and transaction APIs.
+async fn respond_groups(
+    shard: &Rc<ShardContext>,
+    body: RequestKind,
+    version: i16,
+    client_id: String,
+    peer: super::Peer,
+) -> Result<ResponseKind, FrameError> {
+    use handlers::*;
+    use ResponseKind as Out;
+    Ok(match body {
         RequestKind::FindCoordinator(r) => Out::FindCoordinator(groups::find_coordinator(shard, &r, version)),
         RequestKind::JoinGroup(r) => {
             Out::JoinGroup(groups::join_group(shard, r, version, client_id, peer.addr).await)
@@ -145,10 +187,9 @@ pub async fn handle(
         }
         RequestKind::OffsetFetch(r) => Out::OffsetFetch(group_offsets::offset_fetch(shard, r, version).await),
         RequestKind::OffsetDelete(r) => Out::OffsetDelete(groups::offset_delete(shard, r).await),
-        RequestKind::DescribeProducers(r) => {
-            Out::DescribeProducers(describe_producers::handle(shard, r).await)
-        }
-        RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r, version).await),
+        RequestKind::ListGroups(r) => Out::ListGroups(groups::list_groups(shard, r, peer.node).await),
+        RequestKind::DescribeGroups(r) => Out::DescribeGroups(groups::describe_groups(shard, r).await),
+        RequestKind::DeleteGroups(r) => Out::DeleteGroups(groups::delete_groups(shard, r).await),
         RequestKind::AddPartitionsToTxn(r) => {
             Out::AddPartitionsToTxn(txn_api::add_partitions(shard, r, version).await)
         }
@@ -163,13 +204,8 @@ pub async fn handle(
         RequestKind::DescribeTransactions(r) => {
             Out::DescribeTransactions(txn_api::describe_transactions(shard, r).await)
         }
-        RequestKind::ListGroups(r) => Out::ListGroups(groups::list_groups(shard, r, peer.node).await),
-        RequestKind::DescribeGroups(r) => Out::DescribeGroups(groups::describe_groups(shard, r).await),
         other => return Err(no_handler(&other)),
-    };
-    let mut out = BytesMut::new();
-    frame::encode_response(&mut out, api_key, version, correlation_id, &body)?;
-    Ok(Some(vec![out.freeze()]))
+    })
 }
 
 /// An API that passed admission but has no handler (advertised for feature

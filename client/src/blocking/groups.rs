@@ -1,7 +1,7 @@
 //! Group membership and group administration on the blocking `Client`:
 //! FindCoordinator, JoinGroup (with the KIP-394 member-id round trip),
 //! SyncGroup, Heartbeat, LeaveGroup, OffsetCommit/OffsetFetch, ListGroups,
-//! DescribeGroups; and topic administration (DeleteTopics, DescribeConfigs).
+//! DescribeGroups, DeleteGroups; and topic administration (DeleteTopics, DescribeConfigs).
 //!
 //! Blocking thread only, like the rest of `blocking`.
 
@@ -232,6 +232,16 @@ impl Client {
             protocol: g.protocol_data.to_string(),
             members,
         })
+    }
+
+    /// DeleteGroups for one group: its metadata and committed offsets go.
+    /// GROUP_ID_NOT_FOUND and NON_EMPTY_GROUP come back as `ClientError::Kafka`.
+    pub fn delete_group(&mut self, group_id: &str) -> Result<(), ClientError> {
+        let r = self.call(admin::delete_group(group_id))?;
+        for g in &r.results {
+            check(ApiKey::DeleteGroups, g.error_code)?;
+        }
+        Ok(())
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<(), ClientError> {

@@ -1,5 +1,5 @@
 //! Administrative requests of the `weir` CLI: ListGroups, DescribeGroups,
-//! DeleteTopics, DescribeConfigs.
+//! DeleteGroups, DeleteTopics, DescribeConfigs.
 //!
 //! Pure; any thread. DeleteTopics's shape changes inside our version range
 //! and takes the negotiated version.
@@ -7,7 +7,8 @@
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, GroupId,
+    ListGroupsRequest,
 };
 
 use super::{sb, topic_name};
@@ -23,6 +24,10 @@ pub fn list_groups() -> ListGroupsRequest {
 
 pub fn describe_group(group_id: &str) -> DescribeGroupsRequest {
     DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group_id))])
+}
+
+pub fn delete_group(group_id: &str) -> DeleteGroupsRequest {
+    DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb(group_id))])
 }
 
 /// DeleteTopics for one topic by name at the negotiated `version`.

@@ -140,6 +140,26 @@ macro_rules! with_types {
                 type $resp = DescribeTransactionsResponse;
                 $body
             }
+            ApiKey::DeleteGroups => {
+                type $req = DeleteGroupsRequest;
+                type $resp = DeleteGroupsResponse;
+                $body
+            }
+            ApiKey::DescribeCluster => {
+                type $req = DescribeClusterRequest;
+                type $resp = DescribeClusterResponse;
+                $body
+            }
+            ApiKey::ElectLeaders => {
+                type $req = ElectLeadersRequest;
+                type $resp = ElectLeadersResponse;
+                $body
+            }
+            ApiKey::DescribeLogDirs => {
+                type $req = DescribeLogDirsRequest;
+                type $resp = DescribeLogDirsResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

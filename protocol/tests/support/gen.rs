@@ -139,6 +139,10 @@ generators! {
     TxnOffsetCommitRequest => txn_offset_commit_request, TxnOffsetCommitResponse => txn_offset_commit_response,
     ListTransactionsRequest => list_transactions_request, ListTransactionsResponse => list_transactions_response,
     DescribeTransactionsRequest => describe_transactions_request, DescribeTransactionsResponse => describe_transactions_response,
+    DeleteGroupsRequest => delete_groups_request, DeleteGroupsResponse => delete_groups_response,
+    DescribeClusterRequest => describe_cluster_request, DescribeClusterResponse => describe_cluster_response,
+    ElectLeadersRequest => elect_leaders_request, ElectLeadersResponse => elect_leaders_response,
+    DescribeLogDirsRequest => describe_log_dirs_request, DescribeLogDirsResponse => describe_log_dirs_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -1486,6 +1490,168 @@ fn describe_transactions_response(_v: i16, p: &Palette) -> DescribeTransactionsR
                 })
                 .collect();
             s
+        })
+        .collect();
+    m
+}
+
+fn delete_groups_request(_v: i16, p: &Palette) -> DeleteGroupsRequest {
+    let mut m = DeleteGroupsRequest::default();
+    m.groups_names = (0..p.n(0)).map(|i| GroupId(p.s(i))).collect();
+    m
+}
+
+fn delete_groups_response(_v: i16, p: &Palette) -> DeleteGroupsResponse {
+    use delete_groups_response::DeletableGroupResult;
+    let mut m = DeleteGroupsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.results = (0..p.n(0))
+        .map(|i| {
+            let mut r = DeletableGroupResult::default();
+            r.group_id = GroupId(p.s(i));
+            r.error_code = p.i16(i);
+            r
+        })
+        .collect();
+    m
+}
+
+fn describe_cluster_request(v: i16, p: &Palette) -> DescribeClusterRequest {
+    let mut m = DescribeClusterRequest::default();
+    m.include_cluster_authorized_operations = p.flag(0);
+    if v >= 1 {
+        m.endpoint_type = p.i8(0);
+    }
+    if v >= 2 {
+        m.include_fenced_brokers = p.flag(1);
+    }
+    m
+}
+
+fn describe_cluster_response(v: i16, p: &Palette) -> DescribeClusterResponse {
+    use describe_cluster_response::DescribeClusterBroker;
+    let mut m = DescribeClusterResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(0);
+    m.error_message = p.flag(0).then(|| p.s(0));
+    if v >= 1 {
+        m.endpoint_type = p.i8(1);
+    }
+    m.cluster_id = p.s(1);
+    m.controller_id = BrokerId(p.i32(1));
+    m.brokers = (0..p.n(0))
+        .map(|i| {
+            let mut b = DescribeClusterBroker::default();
+            b.broker_id = BrokerId(p.i32(i));
+            b.host = p.s(i);
+            b.port = p.i32(i + 1);
+            b.rack = p.flag(i).then(|| p.s(i + 1));
+            if v >= 2 {
+                b.is_fenced = p.flag(i + 1);
+            }
+            b
+        })
+        .collect();
+    m.cluster_authorized_operations = p.i32(2);
+    m
+}
+
+fn elect_leaders_request(v: i16, p: &Palette) -> ElectLeadersRequest {
+    use elect_leaders_request::TopicPartitions;
+    let mut m = ElectLeadersRequest::default();
+    if v >= 1 {
+        m.election_type = p.i8(0);
+    }
+    m.topic_partitions = p.flag(0).then(|| {
+        (0..p.n(0))
+            .map(|t| {
+                let mut tp = TopicPartitions::default();
+                tp.topic = p.topic(t);
+                tp.partitions = (0..p.n(t + 1)).map(|i| p.i32(i)).collect();
+                tp
+            })
+            .collect()
+    });
+    m.timeout_ms = p.i32(0);
+    m
+}
+
+fn elect_leaders_response(v: i16, p: &Palette) -> ElectLeadersResponse {
+    use elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+    let mut m = ElectLeadersResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    if v >= 1 {
+        m.error_code = p.i16(0);
+    }
+    m.replica_election_results = (0..p.n(0))
+        .map(|t| {
+            let mut r = ReplicaElectionResult::default();
+            r.topic = p.topic(t);
+            r.partition_result = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut pr = PartitionResult::default();
+                    pr.partition_id = p.i32(i);
+                    pr.error_code = p.i16(i);
+                    pr.error_message = p.flag(i).then(|| p.s(i));
+                    pr
+                })
+                .collect();
+            r
+        })
+        .collect();
+    m
+}
+
+fn describe_log_dirs_request(_v: i16, p: &Palette) -> DescribeLogDirsRequest {
+    use describe_log_dirs_request::DescribableLogDirTopic;
+    let mut m = DescribeLogDirsRequest::default();
+    m.topics = p.flag(0).then(|| {
+        (0..p.n(0))
+            .map(|t| {
+                let mut d = DescribableLogDirTopic::default();
+                d.topic = p.topic(t);
+                d.partitions = (0..p.n(t + 1)).map(|i| p.i32(i)).collect();
+                d
+            })
+            .collect()
+    });
+    m
+}
+
+fn describe_log_dirs_response(v: i16, p: &Palette) -> DescribeLogDirsResponse {
+    use describe_log_dirs_response::{DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic};
+    let mut m = DescribeLogDirsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    if v >= 3 {
+        m.error_code = p.i16(0);
+    }
+    m.results = (0..p.n(0))
+        .map(|r| {
+            let mut d = DescribeLogDirsResult::default();
+            d.error_code = p.i16(r);
+            d.log_dir = p.s(r);
+            d.topics = (0..p.n(r + 1))
+                .map(|t| {
+                    let mut topic = DescribeLogDirsTopic::default();
+                    topic.name = p.topic(t);
+                    topic.partitions = (0..p.n(t))
+                        .map(|i| {
+                            let mut part = DescribeLogDirsPartition::default();
+                            part.partition_index = p.i32(i);
+                            part.partition_size = p.i64(i);
+                            part.offset_lag = p.i64(i + 1);
+                            part.is_future_key = p.flag(i);
+                            part
+                        })
+                        .collect();
+                    topic
+                })
+                .collect();
+            if v >= 4 {
+                d.total_bytes = p.i64(r);
+                d.usable_bytes = p.i64(r + 1);
+            }
+            d
         })
         .collect();
     m

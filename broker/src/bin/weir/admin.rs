@@ -33,6 +33,8 @@ pub enum CliError {
     },
     #[error("group {0:?} not found")]
     UnknownGroup(String),
+    #[error("group {0:?} has members: stop its consumers before deleting it")]
+    GroupInUse(String),
     #[error("topic {0:?} not found")]
     UnknownTopic(String),
     #[error(
@@ -103,6 +105,7 @@ pub fn run_group(args: GroupArgs, out: &mut impl Write) -> Result<(), CliError> 
     match args.command {
         GroupCommand::List => group_list(&mut client, out),
         GroupCommand::Describe { group } => group_describe(&mut client, &group, out),
+        GroupCommand::Delete { group } => crate::group_delete::run(&mut client, &group, out),
         GroupCommand::ResetOffsets { group, topic, to } => {
             let to: ResetTo = to.parse()?;
             group_reset(&mut client, &group, &topic, to, out)

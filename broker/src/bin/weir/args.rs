@@ -20,7 +20,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker.
     Serve(Box<ServeArgs>),
-    /// Consumer groups of a running broker: list, describe (lag), reset-offsets.
+    /// Consumer groups of a running broker: list, describe (lag), delete, reset-offsets.
     Group(GroupArgs),
     /// Topics of a running broker: list, create, describe, delete.
     Topic(TopicArgs),
@@ -49,6 +49,8 @@ pub enum GroupCommand {
     List,
     /// Members, assignments, committed offsets, log end offsets and lag of a group.
     Describe { group: String },
+    /// Delete a group and its committed offsets. The group must have no members.
+    Delete { group: String },
     /// Set a group's committed offsets for one topic. The group must have no members.
     ResetOffsets {
         group: String,

@@ -5,6 +5,7 @@
 
 mod admin;
 mod args;
+mod group_delete;
 mod txn;
 
 use args::{Cli, Command};

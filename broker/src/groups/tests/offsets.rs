@@ -1,5 +1,5 @@
 //! Offset tests: durability across reopen, torn tails, group commit, compaction, retention,
-//! topic removal and OffsetDelete rules.
+//! topic removal, OffsetDelete and DeleteGroups rules.
 
 use super::*;
 
@@ -404,6 +404,44 @@ fn given_sync_group_answered_when_the_broker_dies_at_once_should_come_back_stabl
         let again = c.sync_group(sync_req("g", generation, &member, &[]), 5).await;
         assert_eq!(again.error_code, 0);
         assert_eq!(again.assignment.as_ref(), format!("a-{member}").as_bytes());
+        c.close().await.unwrap();
+    });
+}
+
+#[test]
+fn given_groups_when_deleted_should_follow_kafkas_rules_and_stay_deleted_after_reopen() {
+    run(|| async {
+        let dir = tempdir();
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        form_group(&c, "live", 1, &["t"]).await;
+        let r = c
+            .offset_commit(commit_req("idle", -1, "", &[("t", 0, 5)]), 8)
+            .await;
+        assert_eq!(commit_codes(&r), vec![0]);
+        assert_eq!(c.delete_group("live").await, Err(ResponseError::NonEmptyGroup));
+        assert_eq!(c.delete_group("none").await, Err(ResponseError::GroupIdNotFound));
+        assert_eq!(c.delete_group("").await, Err(ResponseError::InvalidGroupId));
+        // A commit queued while the delete syncs starts a new group after it.
+        let (deleted, recommitted) = futures_lite::future::zip(
+            c.delete_group("idle"),
+            c.offset_commit(commit_req("idle", -1, "", &[("t", 1, 9)]), 8),
+        )
+        .await;
+        assert_eq!(deleted, Ok(()));
+        assert_eq!(commit_codes(&recommitted), vec![0]);
+        assert_eq!(fetch_all(&c, "idle").await, vec![("t".into(), 1, 9)]);
+        c.close().await.unwrap();
+        drop(c);
+
+        let c = GroupCoordinator::open(dir.path().into(), test_config())
+            .await
+            .unwrap();
+        assert_eq!(fetch_all(&c, "idle").await, vec![("t".into(), 1, 9)]);
+        assert_eq!(c.delete_group("idle").await, Ok(()));
+        assert!(fetch_all(&c, "idle").await.is_empty());
+        assert_eq!(c.group_state("idle"), None);
         c.close().await.unwrap();
     });
 }
