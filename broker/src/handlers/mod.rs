@@ -8,6 +8,8 @@
 pub mod admin;
 pub mod api_versions;
 pub mod context;
+pub mod create_partitions;
+pub mod delete_records;
 pub mod describe_producers;
 pub mod fetch;
 pub mod group_offsets;

@@ -54,6 +54,9 @@ pub(crate) struct State {
     /// Idempotent producers' last batches, checked and updated in the same
     /// synchronous step that assigns offsets.
     pub producers: ProducerStates,
+    /// DeleteRecords' floor (`start_offset.rs`): the log starts at the greater of
+    /// this and the first segment's base offset.
+    pub start_floor: Offset,
     pub closing: bool,
     pub closed: bool,
     pub failure: Option<Arc<std::io::Error>>,
@@ -71,10 +74,12 @@ impl State {
     }
 
     pub fn log_start_offset(&self) -> Offset {
-        self.segments
+        let first = self
+            .segments
             .front()
             .expect("a log always has a segment")
-            .base_offset
+            .base_offset;
+        first.max(self.start_floor)
     }
 
     pub fn active(&mut self) -> &mut Segment {
@@ -90,6 +95,8 @@ pub(crate) struct Shared {
     pub writer_wake: WaitList,
     /// Appenders (staging room) and durability waiters wait here for writer progress.
     pub progress: WaitList,
+    /// Serializes log start offset moves (`start_offset.rs`).
+    pub start_lock: glommio::sync::Semaphore,
 }
 
 impl Shared {
@@ -130,6 +137,9 @@ impl PartitionLog {
             cache: TailCache::default(),
             unwritten_bytes: 0,
             producers: ProducerStates::default(),
+            // A floor beyond the recovered end cannot be: it is saved only once
+            // the records below it are durable.
+            start_floor: recovered.start_floor.min(next_offset),
             closing: false,
             closed: false,
             failure: None,
@@ -140,6 +150,7 @@ impl PartitionLog {
             state: RefCell::new(state),
             writer_wake: WaitList::default(),
             progress: WaitList::default(),
+            start_lock: glommio::sync::Semaphore::new(1),
         });
         let appender = Appender::new(shared.clone(), recovered.active_file, recovered.carry);
         let task_shared = shared.clone();

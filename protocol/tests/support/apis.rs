@@ -95,6 +95,16 @@ macro_rules! with_types {
                 type $resp = DescribeConfigsResponse;
                 $body
             }
+            ApiKey::CreatePartitions => {
+                type $req = CreatePartitionsRequest;
+                type $resp = CreatePartitionsResponse;
+                $body
+            }
+            ApiKey::DeleteRecords => {
+                type $req = DeleteRecordsRequest;
+                type $resp = DeleteRecordsResponse;
+                $body
+            }
             ApiKey::OffsetDelete => {
                 type $req = OffsetDeleteRequest;
                 type $resp = OffsetDeleteResponse;

@@ -130,6 +130,8 @@ generators! {
     CreateTopicsRequest => create_topics_request, CreateTopicsResponse => create_topics_response,
     DeleteTopicsRequest => delete_topics_request, DeleteTopicsResponse => delete_topics_response,
     DescribeConfigsRequest => describe_configs_request, DescribeConfigsResponse => describe_configs_response,
+    CreatePartitionsRequest => create_partitions_request, CreatePartitionsResponse => create_partitions_response,
+    DeleteRecordsRequest => delete_records_request, DeleteRecordsResponse => delete_records_response,
     OffsetDeleteRequest => offset_delete_request, OffsetDeleteResponse => offset_delete_response,
     InitProducerIdRequest => init_producer_id_request, InitProducerIdResponse => init_producer_id_response,
     DescribeProducersRequest => describe_producers_request, DescribeProducersResponse => describe_producers_response,
@@ -1486,6 +1488,92 @@ fn describe_transactions_response(_v: i16, p: &Palette) -> DescribeTransactionsR
                 })
                 .collect();
             s
+        })
+        .collect();
+    m
+}
+
+fn create_partitions_request(_v: i16, p: &Palette) -> CreatePartitionsRequest {
+    use create_partitions_request::*;
+    let mut m = CreatePartitionsRequest::default();
+    m.timeout_ms = p.i32(0);
+    m.validate_only = p.flag(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = CreatePartitionsTopic::default();
+            topic.name = p.topic(t);
+            topic.count = p.i32(t);
+            topic.assignments = p.flag(t + 1).then(|| {
+                (0..p.n(t))
+                    .map(|i| {
+                        let mut a = CreatePartitionsAssignment::default();
+                        a.broker_ids = (0..p.n(i)).map(|b| p.broker(b)).collect();
+                        a
+                    })
+                    .collect()
+            });
+            topic
+        })
+        .collect();
+    m
+}
+
+fn create_partitions_response(_v: i16, p: &Palette) -> CreatePartitionsResponse {
+    use create_partitions_response::*;
+    let mut m = CreatePartitionsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.results = (0..p.n(0))
+        .map(|t| {
+            let mut r = CreatePartitionsTopicResult::default();
+            r.name = p.topic(t);
+            r.error_code = p.i16(t);
+            r.error_message = p.opt(t);
+            r
+        })
+        .collect();
+    m
+}
+
+fn delete_records_request(_v: i16, p: &Palette) -> DeleteRecordsRequest {
+    use delete_records_request::*;
+    let mut m = DeleteRecordsRequest::default();
+    m.timeout_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = DeleteRecordsTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut part = DeleteRecordsPartition::default();
+                    part.partition_index = p.i32(i);
+                    part.offset = p.i64(i);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn delete_records_response(_v: i16, p: &Palette) -> DeleteRecordsResponse {
+    use delete_records_response::*;
+    let mut m = DeleteRecordsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = DeleteRecordsTopicResult::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut r = DeleteRecordsPartitionResult::default();
+                    r.partition_index = p.i32(i);
+                    r.low_watermark = p.i64(i);
+                    r.error_code = p.i16(i);
+                    r
+                })
+                .collect();
+            topic
         })
         .collect();
     m

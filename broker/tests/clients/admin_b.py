@@ -1,0 +1,107 @@
+"""CreatePartitions (and the admin calls after it) through real admin clients in their
+default configuration, run by broker/tests/admin_apis_b.rs: confluent-kafka's AdminClient
+("cp-*" sub-commands) and kafka-python's KafkaAdminClient ("kp-*"). Each sub-command prints
+one JSON object with what the client saw (error names as the client reports them).
+"""
+import argparse
+import json
+
+TIMEOUT_S = 15
+
+
+def cp_error(exc):
+    from confluent_kafka import KafkaException
+    if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "name"):
+        return exc.args[0].name()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def cp_admin(args):
+    from confluent_kafka.admin import AdminClient
+    return AdminClient({"bootstrap.servers": args.bootstrap})
+
+
+def cp_grow(args):
+    """create_partitions for each topic=count pair; per topic its error or null."""
+    from confluent_kafka.admin import NewPartitions
+    a = cp_admin(args)
+    news = [NewPartitions(t, int(c)) for t, c in (x.split("=") for x in args.items)]
+    futures = a.create_partitions(news, validate_only=args.validate_only, request_timeout=TIMEOUT_S)
+    out = {}
+    for topic, f in futures.items():
+        try:
+            f.result()
+            out[topic] = None
+        except Exception as e:  # noqa: BLE001 - the error name is the result
+            out[topic] = cp_error(e)
+    return out
+
+
+def cp_partitions(args):
+    """Partition count Metadata reports per topic."""
+    a = cp_admin(args)
+    out = {}
+    for t in args.items:
+        md = a.list_topics(topic=t, timeout=TIMEOUT_S)
+        out[t] = len(md.topics[t].partitions)
+    return out
+
+
+def cp_produce_fetch(args):
+    """Produce one record to each topic:partition item and read it back from there."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    p = Producer({"bootstrap.servers": args.bootstrap})
+    out = {}
+    for item in args.items:
+        topic, part = item.split(":")
+        value = f"v-{item}".encode()
+        delivered = []
+        p.produce(topic, value, partition=int(part), on_delivery=lambda e, m: delivered.append((e, m)))
+        p.flush(TIMEOUT_S)
+        err, msg = delivered[0]
+        if err is not None:
+            out[item] = {"error": err.name()}
+            continue
+        c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "admin-b", "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, int(part), msg.offset())])
+        got = c.poll(TIMEOUT_S)
+        c.close()
+        out[item] = {"offset": msg.offset(), "read": got.value().decode() if got and not got.error() else None}
+    return out
+
+
+def kp_grow(args):
+    """kafka-python create_partitions, one topic=count per request; per topic its error."""
+    from kafka.admin import KafkaAdminClient, NewPartitions
+    a = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+    out = {}
+    for t, c in (x.split("=") for x in args.items):
+        try:
+            a.create_partitions({t: NewPartitions(int(c))}, validate_only=args.validate_only)
+            out[t] = None
+        except Exception as e:  # noqa: BLE001 - the error class is the result
+            out[t] = type(e).__name__
+    a.close()
+    return out
+
+
+COMMANDS = {
+    "cp-grow": cp_grow,
+    "cp-partitions": cp_partitions,
+    "cp-produce-fetch": cp_produce_fetch,
+    "kp-grow": kp_grow,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--validate-only", action="store_true")
+    ap.add_argument("command", choices=sorted(COMMANDS))
+    ap.add_argument("items", nargs="*")
+    args = ap.parse_args()
+    print(json.dumps(COMMANDS[args.command](args)))
+
+
+if __name__ == "__main__":
+    main()
