@@ -91,3 +91,61 @@ fn given_real_admin_clients_when_partitions_are_added_should_serve_them_and_refu
     let rw = client(&broker, &["cp-produce-fetch", "grow:3"]);
     assert_eq!(rw["grow:3"]["offset"], 1, "{rw}");
 }
+
+/// Produces `n` records to `topic`/`partition` with the weir client.
+fn produce(broker: &Broker, topic: &str, partition: i32, n: usize) {
+    let mut c = broker.client();
+    for i in 0..n {
+        let batch = common::batch(i, 1, weir_protocol::record_batch::Compression::None);
+        c.produce(topic, partition, batch, -1).unwrap();
+    }
+}
+
+#[test]
+fn given_real_admin_clients_when_records_are_deleted_should_move_the_start_durably_and_refuse_beyond_the_end()
+{
+    let mut broker = Broker::start(BROKER_FLAGS);
+    broker.client().create_topic("dr", 2, &[]).unwrap();
+    produce(&broker, "dr", 0, 10);
+    produce(&broker, "dr", 1, 10);
+
+    // Bad input first: nothing changes.
+    let bad = client(&broker, &["cp-delete", "dr:0:11"]);
+    assert_eq!(bad, json!({"dr:0": "OFFSET_OUT_OF_RANGE"}));
+    let bad = client(&broker, &["kp-delete", "dr:1:99", "nope:0:1"]);
+    assert_eq!(
+        bad,
+        json!({"dr:1": "OffsetOutOfRangeError", "nope:0": "UnknownTopicOrPartitionError"})
+    );
+    let seen = client(&broker, &["cp-earliest", "dr:0", "dr:1"]);
+    assert_eq!(seen["dr:0"]["earliest"], 0, "{seen}");
+    assert_eq!(seen["dr:1"]["earliest"], 0, "{seen}");
+
+    let moved = client(&broker, &["cp-delete", "dr:0:4"]);
+    assert_eq!(moved, json!({"dr:0": 4}));
+    let moved = client(&broker, &["kp-delete", "dr:1:7"]);
+    assert_eq!(moved, json!({"dr:1": 7}));
+    // Not above the current start: the start stays and is answered.
+    let same = client(&broker, &["cp-delete", "dr:0:2"]);
+    assert_eq!(same, json!({"dr:0": 4}));
+
+    let check = |broker: &Broker| {
+        let seen = client(broker, &["cp-earliest", "dr:0", "dr:1"]);
+        assert_eq!(seen["dr:0"], json!({"earliest": 4, "high": 10, "first_read": 4}));
+        assert_eq!(seen["dr:1"], json!({"earliest": 7, "high": 10, "first_read": 7}));
+        let below = broker.client().fetch("dr", 0, 2, 1 << 20, 0);
+        assert_eq!(
+            below.unwrap_err().code(),
+            Some(1),
+            "OFFSET_OUT_OF_RANGE below the start"
+        );
+    };
+    check(&broker);
+    broker.kill();
+    broker.start_again();
+    check(&broker);
+
+    // -1: the high watermark.
+    let all = client(&broker, &["cp-delete", "dr:0:-1"]);
+    assert_eq!(all, json!({"dr:0": 10}));
+}

@@ -137,9 +137,8 @@ impl PartitionLog {
             cache: TailCache::default(),
             unwritten_bytes: 0,
             producers: ProducerStates::default(),
-            // A floor beyond the recovered end cannot be: it is saved only once
-            // the records below it are durable.
-            start_floor: recovered.start_floor.min(next_offset),
+            // Set after the producer rebuild below, whose scan may start below it.
+            start_floor: Offset(0),
             closing: false,
             closed: false,
             failure: None,
@@ -164,6 +163,10 @@ impl PartitionLog {
             writer: RefCell::new(Some(task)),
         });
         log.rebuild_producers().await?;
+        // A floor beyond the recovered end cannot be (it is saved only once the
+        // records below it are durable); `min` keeps the invariant regardless.
+        let floor = recovered.start_floor.min(next_offset);
+        log.shared.state.borrow_mut().start_floor = floor;
         Ok(log)
     }
 

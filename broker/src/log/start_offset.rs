@@ -139,3 +139,49 @@ mod tests {
         assert_eq!(decode(&bad[..19]), None);
     }
 }
+
+#[cfg(test)]
+mod log_tests {
+    use super::super::test_support::{batch, data_dir, run, small_config};
+    use super::*;
+
+    #[test]
+    fn given_deleted_records_when_reopened_and_retention_runs_should_keep_the_start_and_drop_old_segments() {
+        let dir = data_dir();
+        let path = dir.path().join("t-0");
+        run(async move {
+            let log = PartitionLog::open(path.clone(), small_config()).await.unwrap();
+            for i in 0..40 {
+                log.append(batch(1, 1000, i, 1)).await.unwrap();
+            }
+            let end = log.log_end_offset();
+            assert!(log.segment_count() > 2);
+            let beyond = log.delete_records_before(Some(end.next())).await;
+            assert!(matches!(beyond, Err(LogError::OffsetOutOfRange { .. })));
+            assert!(log.delete_records_before(Some(Offset(-5))).await.is_err());
+            assert_eq!(log.log_start_offset(), Offset(0));
+            assert_eq!(
+                log.delete_records_before(Some(Offset(30))).await.unwrap(),
+                Offset(30)
+            );
+            assert_eq!(
+                log.delete_records_before(Some(Offset(3))).await.unwrap(),
+                Offset(30)
+            );
+            assert!(matches!(
+                log.read(Offset(29), 1 << 20).await,
+                Err(LogError::OffsetOutOfRange { .. })
+            ));
+            assert!(log.read(Offset(30), 1 << 20).await.is_ok());
+            let segments = log.segment_count();
+            assert!(log.enforce_retention(0).await.unwrap() > 0);
+            assert!(log.segment_count() < segments);
+            assert_eq!(log.log_start_offset(), Offset(30));
+            log.close().await.unwrap();
+            let log = PartitionLog::open(path, small_config()).await.unwrap();
+            assert_eq!(log.log_start_offset(), Offset(30));
+            assert_eq!(log.delete_records_before(None).await.unwrap(), end);
+            log.close().await.unwrap();
+        });
+    }
+}

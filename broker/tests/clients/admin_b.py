@@ -85,11 +85,63 @@ def kp_grow(args):
     return out
 
 
+def cp_delete(args):
+    """delete_records for topic:partition:offset items; per item the low watermark or error."""
+    from confluent_kafka import TopicPartition
+    a = cp_admin(args)
+    tps = [TopicPartition(t, int(p), int(o)) for t, p, o in (x.split(":") for x in args.items)]
+    futures = a.delete_records(tps, request_timeout=TIMEOUT_S)
+    out = {}
+    for tp, f in futures.items():
+        key = f"{tp.topic}:{tp.partition}"
+        try:
+            out[key] = f.result().low_watermark
+        except Exception as e:  # noqa: BLE001 - the error name is the result
+            out[key] = cp_error(e)
+    return out
+
+
+def cp_earliest(args):
+    """Per topic:partition: ListOffsets earliest, and the first offset a consumer
+    starting at earliest reads."""
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+    out = {}
+    for item in args.items:
+        topic, part = item.split(":")
+        c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "admin-b", "enable.auto.commit": False})
+        low, high = c.get_watermark_offsets(TopicPartition(topic, int(part)), timeout=TIMEOUT_S)
+        c.assign([TopicPartition(topic, int(part), OFFSET_BEGINNING)])
+        got = c.poll(TIMEOUT_S)
+        c.close()
+        first = got.offset() if got is not None and not got.error() else None
+        out[item] = {"earliest": low, "high": high, "first_read": first}
+    return out
+
+
+def kp_delete(args):
+    """kafka-python delete_records for topic:partition:offset items, one request each."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+    a = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+    out = {}
+    for t, p, o in (x.split(":") for x in args.items):
+        try:
+            r = a.delete_records({TopicPartition(t, int(p)): int(o)})
+            out[f"{t}:{p}"] = r[TopicPartition(t, int(p))]["low_watermark"]
+        except Exception as e:  # noqa: BLE001 - the error class is the result
+            out[f"{t}:{p}"] = type(e).__name__
+    a.close()
+    return out
+
+
 COMMANDS = {
     "cp-grow": cp_grow,
     "cp-partitions": cp_partitions,
     "cp-produce-fetch": cp_produce_fetch,
     "kp-grow": kp_grow,
+    "cp-delete": cp_delete,
+    "cp-earliest": cp_earliest,
+    "kp-delete": kp_delete,
 }
 
 
