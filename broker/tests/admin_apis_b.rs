@@ -149,3 +149,74 @@ fn given_real_admin_clients_when_records_are_deleted_should_move_the_start_durab
     let all = client(&broker, &["cp-delete", "dr:0:-1"]);
     assert_eq!(all, json!({"dr:0": 10}));
 }
+
+fn topic_config(broker: &Broker, topic: &str, name: &str) -> Value {
+    client(broker, &["cp-describe", topic])[topic][name]["value"].clone()
+}
+
+#[test]
+fn given_real_admin_clients_when_topic_configs_are_altered_should_apply_them_durably_and_refuse_bad_ones() {
+    let mut broker = Broker::start(BROKER_FLAGS);
+    broker.client().create_topic("cfg", 2, &[]).unwrap();
+    let before = topic_config(&broker, "cfg", "retention.ms");
+
+    // Bad input: Kafka's codes, nothing changes.
+    let bad = client(
+        &broker,
+        &["cp-alter", "cfg:SET:retention.ms=-7", "nope:SET:retention.ms=1"],
+    );
+    assert_eq!(
+        bad,
+        json!({"cfg": "INVALID_CONFIG", "nope": "UNKNOWN_TOPIC_OR_PART"})
+    );
+    let bad = client(&broker, &["cp-alter", "cfg:SET:no.such.config=1"]);
+    assert_eq!(bad, json!({"cfg": "INVALID_CONFIG"}));
+    let checked = client(
+        &broker,
+        &["--validate-only", "cp-alter", "cfg:SET:retention.ms=5000"],
+    );
+    assert_eq!(checked, json!({"cfg": null}));
+    assert_eq!(topic_config(&broker, "cfg", "retention.ms"), before);
+
+    let ok = client(
+        &broker,
+        &[
+            "cp-alter",
+            "cfg:SET:retention.ms=5000",
+            "cfg:SET:segment.ms=60000",
+        ],
+    );
+    assert_eq!(ok, json!({"cfg": null}));
+    assert_eq!(topic_config(&broker, "cfg", "retention.ms"), "5000");
+    assert_eq!(topic_config(&broker, "cfg", "segment.ms"), "60000");
+    let ok = client(&broker, &["cp-alter", "cfg:DELETE:segment.ms"]);
+    assert_eq!(ok, json!({"cfg": null}));
+    assert_eq!(
+        topic_config(&broker, "cfg", "retention.ms"),
+        "5000",
+        "incremental keeps the rest"
+    );
+
+    // AlterConfigs (legacy) replaces the whole set.
+    let ok = client(&broker, &["--legacy", "cp-alter", "cfg:max.message.bytes=2000"]);
+    assert_eq!(ok, json!({"cfg": null}));
+    assert_eq!(topic_config(&broker, "cfg", "retention.ms"), before);
+    assert_eq!(topic_config(&broker, "cfg", "max.message.bytes"), "2000");
+
+    // kafka-python.
+    let kp = client(&broker, &["kp-alter", "cfg:retention.ms=7000"]);
+    assert_eq!(kp, json!({"cfg": "OK"}));
+    let kp = client(&broker, &["kp-alter", "cfg:retention.ms=abc"]);
+    assert!(kp["cfg"].as_str().unwrap().contains("InvalidConfig"), "{kp}");
+    let seen = client(&broker, &["kp-describe", "cfg"]);
+    assert_eq!(seen["cfg"]["retention.ms"], "7000", "{seen}");
+
+    // Durable, and the new max.message.bytes is live: a larger batch is refused.
+    broker.kill();
+    broker.start_again();
+    assert_eq!(topic_config(&broker, "cfg", "retention.ms"), "7000");
+    let big = common::batch(0, 200, weir_protocol::record_batch::Compression::None);
+    assert!(big.len() > 2000);
+    let refused = broker.client().produce("cfg", 0, big, -1).unwrap_err();
+    assert_eq!(refused.code(), Some(10), "MESSAGE_TOO_LARGE");
+}

@@ -25,6 +25,11 @@ pub enum AdminRequest {
     DeleteTopics {
         names: Vec<String>,
     },
+    /// AlterConfigs and IncrementalAlterConfigs for topics (`alter_configs.rs`).
+    AlterConfigs {
+        changes: Vec<super::alter_configs::TopicChange>,
+        validate_only: bool,
+    },
     /// CreatePartitions (`create_partitions.rs`).
     CreatePartitions {
         topics: Vec<super::create_partitions::Growth>,
@@ -100,6 +105,10 @@ impl Task<ShardContext> for Admin {
                 topics,
                 validate_only,
             } => super::create_partitions::grow(&shard, &before, topics, validate_only),
+            AdminRequest::AlterConfigs {
+                changes,
+                validate_only,
+            } => super::alter_configs::apply_changes(&shard, &before, changes, validate_only),
         };
         if next.version == before.version {
             return outcomes;

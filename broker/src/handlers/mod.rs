@@ -6,6 +6,7 @@
 //! API's own file. Handlers never block and never panic on input.
 
 pub mod admin;
+pub mod alter_configs;
 pub mod api_versions;
 pub mod context;
 pub mod create_partitions;

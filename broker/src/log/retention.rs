@@ -23,7 +23,7 @@ impl PartitionLog {
         let victims = {
             let mut st = self.shared.state.borrow_mut();
             st.producers.expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
-            let count = expired_count(&st, &self.shared.config, now_ms);
+            let count = expired_count(&st, &self.shared.config(), now_ms);
             let victims: Vec<Offset> = st.segments.drain(..count).map(|s| s.base_offset).collect();
             let log_start_offset = st.log_start_offset();
             st.cache.drop_before(log_start_offset);

@@ -257,6 +257,16 @@ impl Catalog {
         next
     }
 
+    /// A new catalog where `name` has `config` (AlterConfigs).
+    pub fn with_topic_config(&self, name: &str, config: TopicConfig) -> Self {
+        let mut next = self.clone();
+        if let Some(t) = next.topics.get_mut(name) {
+            t.config = config;
+            next.version += 1;
+        }
+        next
+    }
+
     pub fn without_topic(&self, name: &str) -> Self {
         let mut next = self.clone();
         next.version += 1;

@@ -161,6 +161,10 @@ async fn admin_apis(shard: &Rc<ShardContext>, body: RequestKind) -> Result<Respo
     Ok(match body {
         RequestKind::CreatePartitions(r) => Out::CreatePartitions(create_partitions::handle(shard, r).await),
         RequestKind::DeleteRecords(r) => Out::DeleteRecords(delete_records::handle(shard, r).await),
+        RequestKind::AlterConfigs(r) => Out::AlterConfigs(alter_configs::alter(shard, r).await),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Out::IncrementalAlterConfigs(alter_configs::incremental(shard, r).await)
+        }
         other => return Err(no_handler(&other)),
     })
 }

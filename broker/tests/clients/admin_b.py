@@ -134,6 +134,84 @@ def kp_delete(args):
     return out
 
 
+def cp_alter(args):
+    """incremental_alter_configs (items "topic:SET:k=v" / "topic:DELETE:k") or, with
+    --legacy, alter_configs ("topic:k=v", replacing the whole set); per topic its error."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    a = cp_admin(args)
+    by_topic = {}
+    for item in args.items:
+        if args.legacy:
+            topic, kv = item.split(":", 1)
+            by_topic.setdefault(topic, {})[kv.split("=")[0]] = kv.split("=", 1)[1]
+        else:
+            topic, op, kv = item.split(":", 2)
+            name, _, value = kv.partition("=")
+            entry = ConfigEntry(name, value or None, incremental_operation=getattr(AlterConfigOpType, op))
+            by_topic.setdefault(topic, []).append(entry)
+    if args.legacy:
+        resources = [ConfigResource("TOPIC", t, set_config=c) for t, c in by_topic.items()]
+        futures = a.alter_configs(resources, validate_only=args.validate_only, request_timeout=TIMEOUT_S)
+    else:
+        resources = [ConfigResource("TOPIC", t, incremental_configs=c) for t, c in by_topic.items()]
+        futures = a.incremental_alter_configs(resources, validate_only=args.validate_only, request_timeout=TIMEOUT_S)
+    out = {}
+    for res, f in futures.items():
+        try:
+            f.result()
+            out[res.name] = None
+        except Exception as e:  # noqa: BLE001 - the error name is the result
+            out[res.name] = cp_error(e)
+    return out
+
+
+def cp_describe(args):
+    """describe_configs of topics (and "broker:0"): name -> value or error."""
+    from confluent_kafka.admin import ConfigResource
+    a = cp_admin(args)
+    out = {}
+    for item in args.items:
+        kind, name = ("BROKER", item.split(":")[1]) if item.startswith("broker:") else ("TOPIC", item)
+        f = a.describe_configs([ConfigResource(kind, name)], request_timeout=TIMEOUT_S)
+        try:
+            entries = list(f.values())[0].result()
+            out[item] = {k: {"value": v.value, "source": v.source} for k, v in entries.items()}
+        except Exception as e:  # noqa: BLE001 - the error name is the result
+            out[item] = cp_error(e)
+    return out
+
+
+def kp_alter(args):
+    """kafka-python alter_configs ("topic:k=v"); per topic its error code (0: none)."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+    a = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+    out = {}
+    for item in args.items:
+        topic, kv = item.split(":", 1)
+        k, v = kv.split("=", 1)
+        try:
+            r = a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={k: v})])
+            # kafka-python 3: {"topic": {name: "OK" or the error's text}}
+            out[topic] = r["topic"][topic].split("-")[0].split(":")[0].strip()
+        except Exception as e:  # noqa: BLE001 - the error class is the result
+            out[topic] = type(e).__name__
+    a.close()
+    return out
+
+
+def kp_describe(args):
+    """kafka-python describe_configs of one topic: its retention.ms value."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+    a = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+    out = {}
+    for t in args.items:
+        r = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t)])
+        # kafka-python 3: {"topic": {name: {config: {...}}}}, modified configs only.
+        out[t] = {k: c.get("value") for k, c in r["topic"][t].items()}
+    a.close()
+    return out
+
+
 COMMANDS = {
     "cp-grow": cp_grow,
     "cp-partitions": cp_partitions,
@@ -142,6 +220,10 @@ COMMANDS = {
     "cp-delete": cp_delete,
     "cp-earliest": cp_earliest,
     "kp-delete": kp_delete,
+    "cp-alter": cp_alter,
+    "cp-describe": cp_describe,
+    "kp-alter": kp_alter,
+    "kp-describe": kp_describe,
 }
 
 
@@ -149,6 +231,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--validate-only", action="store_true")
+    ap.add_argument("--legacy", action="store_true")
     ap.add_argument("command", choices=sorted(COMMANDS))
     ap.add_argument("items", nargs="*")
     args = ap.parse_args()

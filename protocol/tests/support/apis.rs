@@ -105,6 +105,16 @@ macro_rules! with_types {
                 type $resp = DeleteRecordsResponse;
                 $body
             }
+            ApiKey::AlterConfigs => {
+                type $req = AlterConfigsRequest;
+                type $resp = AlterConfigsResponse;
+                $body
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                type $req = IncrementalAlterConfigsRequest;
+                type $resp = IncrementalAlterConfigsResponse;
+                $body
+            }
             ApiKey::OffsetDelete => {
                 type $req = OffsetDeleteRequest;
                 type $resp = OffsetDeleteResponse;

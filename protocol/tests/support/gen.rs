@@ -132,6 +132,9 @@ generators! {
     DescribeConfigsRequest => describe_configs_request, DescribeConfigsResponse => describe_configs_response,
     CreatePartitionsRequest => create_partitions_request, CreatePartitionsResponse => create_partitions_response,
     DeleteRecordsRequest => delete_records_request, DeleteRecordsResponse => delete_records_response,
+    AlterConfigsRequest => alter_configs_request, AlterConfigsResponse => alter_configs_response,
+    IncrementalAlterConfigsRequest => incremental_alter_configs_request,
+    IncrementalAlterConfigsResponse => incremental_alter_configs_response,
     OffsetDeleteRequest => offset_delete_request, OffsetDeleteResponse => offset_delete_response,
     InitProducerIdRequest => init_producer_id_request, InitProducerIdResponse => init_producer_id_response,
     DescribeProducersRequest => describe_producers_request, DescribeProducersResponse => describe_producers_response,
@@ -1574,6 +1577,87 @@ fn delete_records_response(_v: i16, p: &Palette) -> DeleteRecordsResponse {
                 })
                 .collect();
             topic
+        })
+        .collect();
+    m
+}
+
+fn alter_configs_request(_v: i16, p: &Palette) -> AlterConfigsRequest {
+    use alter_configs_request::*;
+    let mut m = AlterConfigsRequest::default();
+    m.validate_only = p.flag(0);
+    m.resources = (0..p.n(0))
+        .map(|r| {
+            let mut res = AlterConfigsResource::default();
+            res.resource_type = p.i8(r);
+            res.resource_name = p.s(r);
+            res.configs = (0..p.n(r + 1))
+                .map(|i| {
+                    let mut c = AlterableConfig::default();
+                    c.name = p.s(i);
+                    c.value = p.opt(i);
+                    c
+                })
+                .collect();
+            res
+        })
+        .collect();
+    m
+}
+
+fn alter_configs_response(_v: i16, p: &Palette) -> AlterConfigsResponse {
+    use alter_configs_response::*;
+    let mut m = AlterConfigsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.responses = (0..p.n(0))
+        .map(|r| {
+            let mut res = AlterConfigsResourceResponse::default();
+            res.error_code = p.i16(r);
+            res.error_message = p.opt(r);
+            res.resource_type = p.i8(r);
+            res.resource_name = p.s(r);
+            res
+        })
+        .collect();
+    m
+}
+
+fn incremental_alter_configs_request(_v: i16, p: &Palette) -> IncrementalAlterConfigsRequest {
+    use incremental_alter_configs_request::*;
+    let mut m = IncrementalAlterConfigsRequest::default();
+    m.validate_only = p.flag(0);
+    m.resources = (0..p.n(0))
+        .map(|r| {
+            let mut res = AlterConfigsResource::default();
+            res.resource_type = p.i8(r);
+            res.resource_name = p.s(r);
+            res.configs = (0..p.n(r + 1))
+                .map(|i| {
+                    let mut c = AlterableConfig::default();
+                    c.name = p.s(i);
+                    c.config_operation = p.i8(i);
+                    c.value = p.opt(i);
+                    c
+                })
+                .collect();
+            res
+        })
+        .collect();
+    m
+}
+
+fn incremental_alter_configs_response(_v: i16, p: &Palette) -> IncrementalAlterConfigsResponse {
+    use incremental_alter_configs_response::*;
+    let mut m = IncrementalAlterConfigsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.responses = (0..p.n(0))
+        .map(|r| {
+            let mut res = AlterConfigsResourceResponse::default();
+            res.error_code = p.i16(r);
+            res.error_message = p.opt(r);
+            res.resource_type = p.i8(r);
+            res.resource_name = p.s(r);
+            res
         })
         .collect();
     m
