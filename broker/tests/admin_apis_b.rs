@@ -220,3 +220,31 @@ fn given_real_admin_clients_when_topic_configs_are_altered_should_apply_them_dur
     let refused = broker.client().produce("cfg", 0, big, -1).unwrap_err();
     assert_eq!(refused.code(), Some(10), "MESSAGE_TOO_LARGE");
 }
+
+#[test]
+fn given_serve_flags_when_the_broker_resource_is_described_should_show_them_under_kafkas_names() {
+    let broker = Broker::start(&["--shards", "2", "--retention-ms", "123456"]);
+    let seen = client(&broker, &["cp-describe", "broker:0"]);
+    let configs = &seen["broker:0"];
+    assert_eq!(
+        configs["log.retention.ms"],
+        json!({"value": "123456", "source": 4}),
+        "STATIC_BROKER_CONFIG: {seen}"
+    );
+    assert_eq!(
+        configs["num.partitions"],
+        json!({"value": "1", "source": 5}),
+        "{seen}"
+    );
+    assert_eq!(configs["auto.create.topics.enable"]["value"], "true", "{seen}");
+    assert_eq!(
+        configs["log.segment.bytes"]["value"],
+        (1u64 << 30).to_string(),
+        "{seen}"
+    );
+    // Broker configs are static: altering them is refused, and the broker keeps serving.
+    let refused = client(&broker, &["cp-alter", "broker/0:SET:log.retention.ms=1"]);
+    assert_eq!(refused, json!({"0": "INVALID_REQUEST"}));
+    let seen = client(&broker, &["cp-describe", "broker:0"]);
+    assert_eq!(seen["broker:0"]["log.retention.ms"]["value"], "123456");
+}

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod broker_configs;
 pub mod context;
 pub mod create_partitions;
 pub mod delete_records;

@@ -153,7 +153,12 @@ def cp_alter(args):
         resources = [ConfigResource("TOPIC", t, set_config=c) for t, c in by_topic.items()]
         futures = a.alter_configs(resources, validate_only=args.validate_only, request_timeout=TIMEOUT_S)
     else:
-        resources = [ConfigResource("TOPIC", t, incremental_configs=c) for t, c in by_topic.items()]
+        # "broker/<id>" names the broker resource.
+        resources = [
+            ConfigResource("BROKER", t[7:], incremental_configs=c) if t.startswith("broker/")
+            else ConfigResource("TOPIC", t, incremental_configs=c)
+            for t, c in by_topic.items()
+        ]
         futures = a.incremental_alter_configs(resources, validate_only=args.validate_only, request_timeout=TIMEOUT_S)
     out = {}
     for res, f in futures.items():
