@@ -248,3 +248,29 @@ fn given_serve_flags_when_the_broker_resource_is_described_should_show_them_unde
     let seen = client(&broker, &["cp-describe", "broker:0"]);
     assert_eq!(seen["broker:0"]["log.retention.ms"]["value"], "123456");
 }
+
+#[test]
+fn given_kafkajs_admin_when_partitions_records_and_configs_change_should_see_the_changes() {
+    let broker = Broker::start(BROKER_FLAGS);
+    broker.client().create_topic("kjs", 1, &[]).unwrap();
+    produce(&broker, "kjs", 0, 5);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+    let out = Command::new("node")
+        .arg(format!("{dir}/admin_b.js"))
+        .args([&broker.addr(), "kjs"])
+        .current_dir(dir)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "admin_b.js failed: {}\nstdout: {}\nstderr: {}\nbroker log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        broker.log()
+    );
+    // And the broker agrees.
+    let seen = client(&broker, &["cp-earliest", "kjs:0"]);
+    assert_eq!(seen["kjs:0"]["earliest"], 3, "{seen}");
+    assert_eq!(partition_count(&broker, "kjs"), 3);
+}
