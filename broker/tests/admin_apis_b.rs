@@ -274,3 +274,118 @@ fn given_kafkajs_admin_when_partitions_records_and_configs_change_should_see_the
     assert_eq!(seen["kjs:0"]["earliest"], 3, "{seen}");
     assert_eq!(partition_count(&broker, "kjs"), 3);
 }
+
+fn weir_cli(broker: &Broker, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .args(["--bootstrap", &broker.addr()])
+        .output()
+        .expect("weir runs")
+}
+
+fn cli_ok(broker: &Broker, args: &[&str]) -> String {
+    let out = weir_cli(broker, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "weir {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn cli_fails(broker: &Broker, args: &[&str]) -> String {
+    let out = weir_cli(broker, args);
+    assert!(!out.status.success(), "weir {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn given_the_cli_when_topics_change_should_grow_delete_records_and_alter_configs() {
+    let broker = Broker::start(BROKER_FLAGS);
+    broker.client().create_topic("cli", 1, &[]).unwrap();
+    produce(&broker, "cli", 0, 6);
+
+    let grown = cli_ok(&broker, &["topic", "add-partitions", "cli", "--count", "3"]);
+    assert!(grown.contains("now has 3 partition(s)"), "{grown}");
+    assert_eq!(partition_count(&broker, "cli"), 3);
+    let err = cli_fails(&broker, &["topic", "add-partitions", "cli", "--count", "2"]);
+    assert!(
+        err.contains("INVALID_PARTITIONS") || err.contains("InvalidPartitions"),
+        "{err}"
+    );
+    let err = cli_fails(&broker, &["topic", "add-partitions", "nope", "--count", "2"]);
+    assert!(err.contains("not found"), "{err}");
+
+    let moved = cli_ok(
+        &broker,
+        &[
+            "topic",
+            "delete-records",
+            "cli",
+            "--partition",
+            "0",
+            "--before",
+            "4",
+        ],
+    );
+    assert!(moved.contains("now starts at offset 4"), "{moved}");
+    let err = cli_fails(
+        &broker,
+        &[
+            "topic",
+            "delete-records",
+            "cli",
+            "--partition",
+            "0",
+            "--before",
+            "99",
+        ],
+    );
+    assert!(
+        err.contains("OFFSET_OUT_OF_RANGE") || err.contains("OffsetOutOfRange"),
+        "{err}"
+    );
+    let all = cli_ok(
+        &broker,
+        &[
+            "topic",
+            "delete-records",
+            "cli",
+            "--partition",
+            "0",
+            "--before",
+            "-1",
+        ],
+    );
+    assert!(all.contains("now starts at offset 6"), "{all}");
+
+    cli_alter_config(&broker);
+}
+
+/// `weir topic alter-config` on the topic "cli".
+fn cli_alter_config(broker: &Broker) {
+    let altered = cli_ok(
+        broker,
+        &[
+            "topic",
+            "alter-config",
+            "cli",
+            "--set",
+            "retention.ms=5000",
+            "--delete",
+            "segment.ms",
+        ],
+    );
+    assert!(altered.contains("altered 2 config(s)"), "{altered}");
+    assert_eq!(topic_config(broker, "cli", "retention.ms"), "5000");
+    let err = cli_fails(
+        broker,
+        &["topic", "alter-config", "cli", "--set", "retention.ms=x"],
+    );
+    assert!(
+        err.contains("INVALID_CONFIG") || err.contains("InvalidConfig"),
+        "{err}"
+    );
+    assert_eq!(topic_config(broker, "cli", "retention.ms"), "5000");
+}

@@ -5,6 +5,7 @@
 
 mod admin;
 mod args;
+mod topic_changes;
 mod txn;
 
 use args::{Cli, Command};
