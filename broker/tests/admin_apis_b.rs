@@ -243,6 +243,9 @@ fn given_serve_flags_when_the_broker_resource_is_described_should_show_them_unde
         "{seen}"
     );
     // Broker configs are static: altering them is refused, and the broker keeps serving.
+    let kp = client(&broker, &["kp-describe", "broker/0"]);
+    assert_eq!(kp["broker/0"]["log.retention.ms"], "123456", "{kp}");
+    assert_eq!(kp["broker/0"]["num.partitions"], "1", "{kp}");
     let refused = client(&broker, &["cp-alter", "broker/0:SET:log.retention.ms=1"]);
     assert_eq!(refused, json!({"0": "INVALID_REQUEST"}));
     let seen = client(&broker, &["cp-describe", "broker:0"]);

@@ -210,9 +210,15 @@ def kp_describe(args):
     a = KafkaAdminClient(bootstrap_servers=args.bootstrap)
     out = {}
     for t in args.items:
-        r = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t)])
-        # kafka-python 3: {"topic": {name: {config: {...}}}}, modified configs only.
-        out[t] = {k: c.get("value") for k, c in r["topic"][t].items()}
+        # "broker/<id>" names the broker resource.
+        kind, name = ("broker", t[7:]) if t.startswith("broker/") else ("topic", t)
+        rtype = ConfigResourceType.BROKER if kind == "broker" else ConfigResourceType.TOPIC
+        # kafka-python 3's default filter shows dynamic/topic-modified configs only,
+        # which hides static broker configs: ask for all of a broker's.
+        filt = "all" if kind == "broker" else "modified"
+        r = a.describe_configs([ConfigResource(rtype, name)], config_filter=filt)
+        # {"topic": {name: {config: {...}}}}
+        out[t] = {k: c.get("value") for k, c in r[kind][name].items()}
     a.close()
     return out
 
