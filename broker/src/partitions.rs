@@ -120,7 +120,8 @@ impl Partitions {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    /// Adopt `next`: open the partitions newly assigned here, delete those
+    /// Adopt `next`: open the partitions newly assigned here, give open ones
+    /// their topic's current config, delete those
     /// whose topic is gone (or was re-created with a new id). Opening runs
     /// recovery, so this is also the start-up path. Returns the names of the
     /// topics that are gone, for the group coordinator to forget.
@@ -142,8 +143,12 @@ impl Partitions {
         }
         for topic in next.topics.values() {
             for p in 0..topic.partition_count() {
-                if topic.owner(p, self.shard_count) != Some(self.shard) || self.log(&topic.name, p).is_some()
-                {
+                if topic.owner(p, self.shard_count) != Some(self.shard) {
+                    continue;
+                }
+                if let Some(log) = self.log(&topic.name, p) {
+                    // AlterConfigs: an open log follows its topic's config live.
+                    log.set_config(topic.config.log_config())?;
                     continue;
                 }
                 let log =

@@ -53,6 +53,9 @@ pub const CLIENT_APIS: &[ApiRange] = &[
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DescribeConfigs, 1, 4),
+    range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::DeleteRecords, 0, 2),
+    range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::DescribeProducers, 0, 0),
     // The client forms of the transaction APIs: AddPartitionsToTxn v4+ is

@@ -1,4 +1,4 @@
-//! Catalog changes (create and delete topics). They run on shard 0, the only
+//! Catalog changes (create and delete topics, add partitions). They run on shard 0, the only
 //! catalog writer, one at a time (`admin_lock`): the new catalog is saved
 //! (durable) and then applied on every shard before the client hears about
 //! it, so a Produce right after CreateTopics finds its log. Other shards send
@@ -24,6 +24,16 @@ pub enum AdminRequest {
     },
     DeleteTopics {
         names: Vec<String>,
+    },
+    /// AlterConfigs and IncrementalAlterConfigs for topics (`alter_configs.rs`).
+    AlterConfigs {
+        changes: Vec<super::alter_configs::TopicChange>,
+        validate_only: bool,
+    },
+    /// CreatePartitions (`create_partitions.rs`).
+    CreatePartitions {
+        topics: Vec<super::create_partitions::Growth>,
+        validate_only: bool,
     },
 }
 
@@ -91,6 +101,14 @@ impl Task<ShardContext> for Admin {
                 validate_only,
             } => create(&shard, &before, topics, validate_only),
             AdminRequest::DeleteTopics { names } => delete(&before, names),
+            AdminRequest::CreatePartitions {
+                topics,
+                validate_only,
+            } => super::create_partitions::grow(&shard, &before, topics, validate_only),
+            AdminRequest::AlterConfigs {
+                changes,
+                validate_only,
+            } => super::alter_configs::apply_changes(&shard, &before, changes, validate_only),
         };
         if next.version == before.version {
             return outcomes;
@@ -110,7 +128,7 @@ impl Task<ShardContext> for Admin {
     }
 }
 
-fn outcome(
+pub(super) fn outcome(
     name: &str,
     id: [u8; 16],
     (partitions, replication_factor): (i32, usize),
@@ -150,7 +168,7 @@ fn create(
     (next, outcomes)
 }
 
-type Refusal = (ResponseError, String);
+pub(super) type Refusal = (ResponseError, String);
 
 fn check_new_topic(
     shard: &ShardContext,
@@ -205,7 +223,7 @@ fn check_new_topic(
     Ok((config, placement))
 }
 
-fn check_partition_count(partitions: i32) -> Result<(), Refusal> {
+pub(super) fn check_partition_count(partitions: i32) -> Result<(), Refusal> {
     if (1..=limits::PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
         return Ok(());
     }

@@ -6,8 +6,12 @@
 //! API's own file. Handlers never block and never panic on input.
 
 pub mod admin;
+pub mod alter_configs;
 pub mod api_versions;
+pub mod broker_configs;
 pub mod context;
+pub mod create_partitions;
+pub mod delete_records;
 pub mod describe_cluster;
 pub mod describe_log_dirs;
 pub mod describe_producers;

@@ -175,7 +175,13 @@ pub fn describe_configs(shard: &ShardContext, req: &DescribeConfigsRequest) -> D
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_error_message(Some("unknown topic".to_string().into())),
                 },
-                RESOURCE_BROKER => base,
+                RESOURCE_BROKER => {
+                    let keys: Option<Vec<String>> = r
+                        .configuration_keys
+                        .as_ref()
+                        .map(|k| k.iter().map(ToString::to_string).collect());
+                    base.with_configs(super::broker_configs::describe(&shard.args, keys.as_deref()))
+                }
                 _ => base
                     .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some("unsupported resource type".to_string().into())),

@@ -123,7 +123,7 @@ impl Appender {
             let st = self.shared.state.borrow();
             !st.pending.is_empty() || st.closing || st.sync_wanted_offset > st.durable_end_offset
         };
-        match self.shared.config.flush {
+        match self.shared.config().flush {
             FlushPolicy::EveryAppend => self.shared.writer_wake.wait_until(ready).await,
             // The timer is only a backstop for the interval policy.
             FlushPolicy::Interval { ms, .. } => {
@@ -143,7 +143,7 @@ impl Appender {
         if st.sync_wanted_offset > st.durable_end_offset {
             return true;
         }
-        match self.shared.config.flush {
+        match self.shared.config().flush {
             FlushPolicy::EveryAppend => true,
             FlushPolicy::Interval { ms, bytes } => {
                 self.bytes_since_sync >= bytes || now_ms() - self.synced_ms >= ms as i64
@@ -252,7 +252,7 @@ impl Appender {
         let segment = segment.expect("the writer's segment is never deleted while written");
         assert!(done.end_position >= segment.written_end && done.end_position <= segment.end);
         segment.written_end = done.end_position;
-        let (limit, written_end) = (self.shared.config.tail_cache_bytes, st.written_end_offset);
+        let (limit, written_end) = (self.shared.config().tail_cache_bytes, st.written_end_offset);
         st.cache.evict(limit, written_end);
         drop(st);
         self.shared.progress.notify_all();
@@ -293,8 +293,8 @@ impl Appender {
         self.seal_current(true).await?;
         let dir = self.shared.dir.clone();
         let file = open_log_file(&dir, new_base, true).await?;
-        if self.shared.config.preallocate {
-            let bytes = self.shared.config.segment_bytes;
+        if self.shared.config().preallocate {
+            let bytes = self.shared.config().segment_bytes;
             file.pre_allocate(bytes, true)
                 .await
                 .map_err(io_err("preallocating segment"))?;

@@ -17,6 +17,7 @@ mod reader;
 mod recovery;
 mod retention;
 mod segment;
+mod start_offset;
 mod timestamps;
 mod txn;
 mod txn_index;

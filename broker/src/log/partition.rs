@@ -54,6 +54,9 @@ pub(crate) struct State {
     /// Idempotent producers' last batches, checked and updated in the same
     /// synchronous step that assigns offsets.
     pub producers: ProducerStates,
+    /// DeleteRecords' floor (`start_offset.rs`): the log starts at the greater of
+    /// this and the first segment's base offset.
+    pub start_floor: Offset,
     pub closing: bool,
     pub closed: bool,
     pub failure: Option<Arc<std::io::Error>>,
@@ -71,10 +74,12 @@ impl State {
     }
 
     pub fn log_start_offset(&self) -> Offset {
-        self.segments
+        let first = self
+            .segments
             .front()
             .expect("a log always has a segment")
-            .base_offset
+            .base_offset;
+        first.max(self.start_floor)
     }
 
     pub fn active(&mut self) -> &mut Segment {
@@ -84,15 +89,23 @@ impl State {
 
 pub(crate) struct Shared {
     pub dir: PathBuf,
-    pub config: LogConfig,
+    /// Replaced whole by `set_config` (AlterConfigs); read through `config()`.
+    config: RefCell<LogConfig>,
     pub state: RefCell<State>,
     /// The appender waits here for input, sync requests or close.
     pub writer_wake: WaitList,
     /// Appenders (staging room) and durability waiters wait here for writer progress.
     pub progress: WaitList,
+    /// Serializes log start offset moves (`start_offset.rs`).
+    pub start_lock: glommio::sync::Semaphore,
 }
 
 impl Shared {
+    /// The config now (a copy: callers never hold a borrow across an await).
+    pub fn config(&self) -> LogConfig {
+        self.config.borrow().clone()
+    }
+
     pub fn fail(&self, error: LogError) {
         let source = match error {
             LogError::Io { source, .. } => source,
@@ -130,16 +143,19 @@ impl PartitionLog {
             cache: TailCache::default(),
             unwritten_bytes: 0,
             producers: ProducerStates::default(),
+            // Set after the producer rebuild below, whose scan may start below it.
+            start_floor: Offset(0),
             closing: false,
             closed: false,
             failure: None,
         };
         let shared = Rc::new(Shared {
             dir,
-            config,
+            config: RefCell::new(config),
             state: RefCell::new(state),
             writer_wake: WaitList::default(),
             progress: WaitList::default(),
+            start_lock: glommio::sync::Semaphore::new(1),
         });
         let appender = Appender::new(shared.clone(), recovered.active_file, recovered.carry);
         let task_shared = shared.clone();
@@ -153,6 +169,10 @@ impl PartitionLog {
             writer: RefCell::new(Some(task)),
         });
         log.rebuild_producers().await?;
+        // A floor beyond the recovered end cannot be (it is saved only once the
+        // records below it are durable); `min` keeps the invariant regardless.
+        let floor = recovered.start_floor.min(next_offset);
+        log.shared.state.borrow_mut().start_floor = floor;
         Ok(log)
     }
 
@@ -185,7 +205,7 @@ impl PartitionLog {
 
     /// Check a batch's size and bytes, then wait for staging room.
     pub(super) async fn admit(&self, batch: &Bytes) -> Result<BatchInfo, LogError> {
-        let limit_bytes = self.shared.config.max_batch_bytes;
+        let limit_bytes = self.shared.config().max_batch_bytes;
         if batch.len() > limit_bytes {
             return Err(LogError::TooLarge {
                 batch_bytes: batch.len(),
@@ -225,7 +245,7 @@ impl PartitionLog {
         let roll_snapshot = self
             .maybe_roll(&mut st, batch_bytes, last)
             .then(|| st.producers.clone());
-        let config = &self.shared.config;
+        let config = self.shared.config();
         let active = st.active();
         active.record_batch(
             base,
@@ -287,7 +307,7 @@ impl PartitionLog {
     /// one is non-empty and would pass segment.bytes, is older than segment.ms, or the
     /// batch's offsets would not fit the u32 relative offsets of the index.
     fn maybe_roll(&self, st: &mut State, batch_bytes: u64, last: Offset) -> bool {
-        let config = &self.shared.config;
+        let config = self.shared.config();
         let next_offset = st.next_offset;
         let now = now_ms();
         let active = st.active();
@@ -364,6 +384,22 @@ impl PartitionLog {
 
     /// The I/O error that stopped the writer, if it failed (the partition is fenced:
     /// appends answer `WriterFailed` until the shard reopens it).
+    /// Adopt a topic's altered config (AlterConfigs): segment size and age, retention,
+    /// flush policy and batch limit apply from the next append, roll and retention run.
+    /// The tail cache and preallocation are the broker's, not the topic's: kept.
+    pub fn set_config(&self, next: LogConfig) -> Result<(), LogError> {
+        let mut current = self.shared.config.borrow_mut();
+        let next = LogConfig {
+            tail_cache_bytes: current.tail_cache_bytes,
+            preallocate: current.preallocate,
+            index_interval_bytes: current.index_interval_bytes,
+            ..next
+        };
+        next.check()?;
+        *current = next;
+        Ok(())
+    }
+
     pub fn failure(&self) -> Option<Arc<std::io::Error>> {
         self.shared.state.borrow().failure.clone()
     }

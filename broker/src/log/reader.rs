@@ -78,7 +78,7 @@ impl PartitionLog {
             (plan, result)
         };
         result.from_cache = false;
-        let interval = self.shared.config.index_interval_bytes as usize;
+        let interval = self.shared.config().index_interval_bytes as usize;
         let (batches, contiguous) = read_file(&plan, offset, max_bytes, interval).await?;
         result.batches = batches;
         result.contiguous = contiguous;

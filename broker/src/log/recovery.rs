@@ -31,6 +31,8 @@ pub(crate) struct Recovered {
     pub active_file: Rc<DmaFile>,
     /// The partial last block of the active segment, rewritten by the next write.
     pub carry: Vec<u8>,
+    /// DeleteRecords' saved floor (`start_offset.rs`); zero when none.
+    pub start_floor: Offset,
 }
 
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
@@ -78,10 +80,14 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
             .await
             .map_err(io_err("preallocating segment"))?;
     }
+    let start_floor = off_executor(dir.to_path_buf(), super::start_offset::read_blocking)
+        .await?
+        .unwrap_or(Offset(0));
     Ok(Recovered {
         segments,
         active_file,
         carry,
+        start_floor,
     })
 }
 

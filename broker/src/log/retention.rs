@@ -1,5 +1,5 @@
-//! Retention: delete whole sealed segments by time and by size, advancing the log
-//! start offset.
+//! Retention: delete whole sealed segments by time, by size, and wholly below the
+//! DeleteRecords floor, advancing the log start offset.
 //!
 //! Runs on the partition's shard. Never touches the active segment or one the appender
 //! has not sealed yet (its bytes may not be durable). Segments leave the in-memory
@@ -23,7 +23,7 @@ impl PartitionLog {
         let victims = {
             let mut st = self.shared.state.borrow_mut();
             st.producers.expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
-            let count = expired_count(&st, &self.shared.config, now_ms);
+            let count = expired_count(&st, &self.shared.config(), now_ms);
             let victims: Vec<Offset> = st.segments.drain(..count).map(|s| s.base_offset).collect();
             let log_start_offset = st.log_start_offset();
             st.cache.drop_before(log_start_offset);
@@ -54,10 +54,12 @@ fn expired_count(st: &State, config: &LogConfig, now_ms: i64) -> usize {
         let by_time = config
             .retention_ms
             .is_some_and(|ms| newest_ms < now_ms.saturating_sub(ms as i64));
+        // Wholly below DeleteRecords' floor (`start_offset.rs`).
+        let deleted = segment.next_offset <= st.start_floor;
         let by_size = config
             .retention_bytes
             .is_some_and(|limit| total_bytes - segment.size_bytes() >= limit);
-        if !(by_time || by_size) {
+        if !(by_time || by_size || deleted) {
             break;
         }
         total_bytes -= segment.size_bytes();

@@ -210,6 +210,63 @@ impl Catalog {
         next
     }
 
+    /// A new catalog where `name` has `replicas.len()` more partitions, appended
+    /// after its existing ones (which keep their owners, so existing keys keep
+    /// their partitions). Each new partition reports the broker ids in its
+    /// list; its owner is the first id when `owner_is_first_id` (zero-hop:
+    /// broker id = shard id), else the least-loaded shard as at creation. An
+    /// empty list means "as at creation": least-loaded owner, then the next
+    /// shard ids up to the topic's replication factor.
+    pub fn with_more_partitions(
+        &self,
+        name: &str,
+        replicas: Vec<Vec<u32>>,
+        owner_is_first_id: bool,
+        shard_count: usize,
+    ) -> Self {
+        let mut load = self.load_per_shard(shard_count);
+        let mut next = self.clone();
+        let topic = next
+            .topics
+            .get_mut(name)
+            .expect("caller checked the topic exists");
+        let factor = topic.replication_factor();
+        for ids in replicas {
+            let owner = if owner_is_first_id && !ids.is_empty() {
+                ids[0] % shard_count as u32
+            } else {
+                let (shard, _) = load
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(i, l)| (**l, *i))
+                    .expect("shards > 0");
+                shard as u32
+            };
+            load[owner as usize] += 1;
+            let ids = if ids.is_empty() {
+                (0..factor)
+                    .map(|i| ((owner as usize + i) % shard_count) as u32)
+                    .collect()
+            } else {
+                ids
+            };
+            topic.partition_shards.push(owner);
+            topic.partition_replicas.push(ids);
+        }
+        next.version += 1;
+        next
+    }
+
+    /// A new catalog where `name` has `config` (AlterConfigs).
+    pub fn with_topic_config(&self, name: &str, config: TopicConfig) -> Self {
+        let mut next = self.clone();
+        if let Some(t) = next.topics.get_mut(name) {
+            t.config = config;
+            next.version += 1;
+        }
+        next
+    }
+
     pub fn without_topic(&self, name: &str) -> Self {
         let mut next = self.clone();
         next.version += 1;
@@ -331,6 +388,23 @@ mod tests {
             (0..2).map(|p| t.owner(p, 2).unwrap()).collect::<Vec<_>>(),
             vec![0, 1]
         );
+    }
+
+    #[test]
+    fn given_a_topic_when_partitions_are_added_should_keep_existing_owners_and_balance_the_new() {
+        let c = Catalog::new("c".into()).with_topic("a", random_id(), balanced(3), config(), 2);
+        let before: Vec<_> = (0..3).map(|p| c.topic("a").unwrap().owner(p, 2)).collect();
+        let c2 = c.with_more_partitions("a", vec![Vec::new(); 3], false, 2);
+        let t = c2.topic("a").unwrap();
+        assert_eq!(t.partition_count(), 6);
+        assert_eq!(c2.version, c.version + 1);
+        let after: Vec<_> = (0..3).map(|p| t.owner(p, 2)).collect();
+        assert_eq!(before, after);
+        assert_eq!(c2.load_per_shard(2), vec![3, 3]);
+        assert_eq!(t.replicas(5, 2).unwrap().len(), 1);
+        let c3 = c2.with_more_partitions("a", vec![vec![1], vec![1]], true, 2);
+        let t = c3.topic("a").unwrap();
+        assert_eq!((t.owner(6, 2), t.owner(7, 2)), (Some(1), Some(1)));
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub async fn handle(
 }
 
 /// Every API but Produce and Fetch: one line each; the group and transaction
-/// APIs in `respond_groups`.
+/// APIs in `respond_groups`, topic administration in `admin_apis`.
 async fn respond(
     shard: &Rc<ShardContext>,
     body: RequestKind,
@@ -203,6 +203,21 @@ async fn respond_groups(
         RequestKind::ListTransactions(r) => Out::ListTransactions(txn_api::list_transactions(shard, r).await),
         RequestKind::DescribeTransactions(r) => {
             Out::DescribeTransactions(txn_api::describe_transactions(shard, r).await)
+        }
+        other => return admin_apis(shard, other).await,
+    })
+}
+
+/// Topic administration beyond create and delete: one line per API.
+async fn admin_apis(shard: &Rc<ShardContext>, body: RequestKind) -> Result<ResponseKind, FrameError> {
+    use handlers::*;
+    use ResponseKind as Out;
+    Ok(match body {
+        RequestKind::CreatePartitions(r) => Out::CreatePartitions(create_partitions::handle(shard, r).await),
+        RequestKind::DeleteRecords(r) => Out::DeleteRecords(delete_records::handle(shard, r).await),
+        RequestKind::AlterConfigs(r) => Out::AlterConfigs(alter_configs::alter(shard, r).await),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Out::IncrementalAlterConfigs(alter_configs::incremental(shard, r).await)
         }
         other => return Err(no_handler(&other)),
     })

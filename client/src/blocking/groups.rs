@@ -253,6 +253,40 @@ impl Client {
         Ok(())
     }
 
+    /// CreatePartitions: grow `name` to `count` partitions.
+    pub fn create_partitions(&mut self, name: &str, count: i32) -> Result<(), ClientError> {
+        let r = self.call(admin::create_partitions(name, count, BROKER_TIMEOUT_MS))?;
+        for t in &r.results {
+            check(ApiKey::CreatePartitions, t.error_code)?;
+        }
+        Ok(())
+    }
+
+    /// DeleteRecords for one partition; the new log start offset.
+    pub fn delete_records(&mut self, name: &str, partition: i32, offset: i64) -> Result<i64, ClientError> {
+        let r = self.call(admin::delete_records(name, partition, offset, BROKER_TIMEOUT_MS))?;
+        let mut low = -1;
+        for p in r.topics.iter().flat_map(|t| &t.partitions) {
+            check(ApiKey::DeleteRecords, p.error_code)?;
+            low = p.low_watermark;
+        }
+        Ok(low)
+    }
+
+    /// IncrementalAlterConfigs for one topic.
+    pub fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        set: &[(&str, &str)],
+        delete: &[&str],
+    ) -> Result<(), ClientError> {
+        let r = self.call(admin::alter_topic_configs(name, set, delete))?;
+        for res in &r.responses {
+            check(ApiKey::IncrementalAlterConfigs, res.error_code)?;
+        }
+        Ok(())
+    }
+
     /// DescribeConfigs for one topic: (name, value) pairs.
     pub fn topic_configs(&mut self, name: &str) -> Result<Vec<(String, String)>, ClientError> {
         let r = self.call(admin::topic_configs(name))?;

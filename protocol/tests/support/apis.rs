@@ -95,6 +95,26 @@ macro_rules! with_types {
                 type $resp = DescribeConfigsResponse;
                 $body
             }
+            ApiKey::CreatePartitions => {
+                type $req = CreatePartitionsRequest;
+                type $resp = CreatePartitionsResponse;
+                $body
+            }
+            ApiKey::DeleteRecords => {
+                type $req = DeleteRecordsRequest;
+                type $resp = DeleteRecordsResponse;
+                $body
+            }
+            ApiKey::AlterConfigs => {
+                type $req = AlterConfigsRequest;
+                type $resp = AlterConfigsResponse;
+                $body
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                type $req = IncrementalAlterConfigsRequest;
+                type $resp = IncrementalAlterConfigsResponse;
+                $body
+            }
             ApiKey::OffsetDelete => {
                 type $req = OffsetDeleteRequest;
                 type $resp = OffsetDeleteResponse;

@@ -130,6 +130,11 @@ generators! {
     CreateTopicsRequest => create_topics_request, CreateTopicsResponse => create_topics_response,
     DeleteTopicsRequest => delete_topics_request, DeleteTopicsResponse => delete_topics_response,
     DescribeConfigsRequest => describe_configs_request, DescribeConfigsResponse => describe_configs_response,
+    CreatePartitionsRequest => create_partitions_request, CreatePartitionsResponse => create_partitions_response,
+    DeleteRecordsRequest => delete_records_request, DeleteRecordsResponse => delete_records_response,
+    AlterConfigsRequest => alter_configs_request, AlterConfigsResponse => alter_configs_response,
+    IncrementalAlterConfigsRequest => incremental_alter_configs_request,
+    IncrementalAlterConfigsResponse => incremental_alter_configs_response,
     OffsetDeleteRequest => offset_delete_request, OffsetDeleteResponse => offset_delete_response,
     InitProducerIdRequest => init_producer_id_request, InitProducerIdResponse => init_producer_id_response,
     DescribeProducersRequest => describe_producers_request, DescribeProducersResponse => describe_producers_response,
@@ -1652,6 +1657,173 @@ fn describe_log_dirs_response(v: i16, p: &Palette) -> DescribeLogDirsResponse {
                 d.usable_bytes = p.i64(r + 1);
             }
             d
+        })
+        .collect();
+    m
+}
+
+fn create_partitions_request(_v: i16, p: &Palette) -> CreatePartitionsRequest {
+    use create_partitions_request::*;
+    let mut m = CreatePartitionsRequest::default();
+    m.timeout_ms = p.i32(0);
+    m.validate_only = p.flag(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = CreatePartitionsTopic::default();
+            topic.name = p.topic(t);
+            topic.count = p.i32(t);
+            topic.assignments = p.flag(t + 1).then(|| {
+                (0..p.n(t))
+                    .map(|i| {
+                        let mut a = CreatePartitionsAssignment::default();
+                        a.broker_ids = (0..p.n(i)).map(|b| p.broker(b)).collect();
+                        a
+                    })
+                    .collect()
+            });
+            topic
+        })
+        .collect();
+    m
+}
+
+fn create_partitions_response(_v: i16, p: &Palette) -> CreatePartitionsResponse {
+    use create_partitions_response::*;
+    let mut m = CreatePartitionsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.results = (0..p.n(0))
+        .map(|t| {
+            let mut r = CreatePartitionsTopicResult::default();
+            r.name = p.topic(t);
+            r.error_code = p.i16(t);
+            r.error_message = p.opt(t);
+            r
+        })
+        .collect();
+    m
+}
+
+fn delete_records_request(_v: i16, p: &Palette) -> DeleteRecordsRequest {
+    use delete_records_request::*;
+    let mut m = DeleteRecordsRequest::default();
+    m.timeout_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = DeleteRecordsTopic::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut part = DeleteRecordsPartition::default();
+                    part.partition_index = p.i32(i);
+                    part.offset = p.i64(i);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn delete_records_response(_v: i16, p: &Palette) -> DeleteRecordsResponse {
+    use delete_records_response::*;
+    let mut m = DeleteRecordsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = DeleteRecordsTopicResult::default();
+            topic.name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut r = DeleteRecordsPartitionResult::default();
+                    r.partition_index = p.i32(i);
+                    r.low_watermark = p.i64(i);
+                    r.error_code = p.i16(i);
+                    r
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn alter_configs_request(_v: i16, p: &Palette) -> AlterConfigsRequest {
+    use alter_configs_request::*;
+    let mut m = AlterConfigsRequest::default();
+    m.validate_only = p.flag(0);
+    m.resources = (0..p.n(0))
+        .map(|r| {
+            let mut res = AlterConfigsResource::default();
+            res.resource_type = p.i8(r);
+            res.resource_name = p.s(r);
+            res.configs = (0..p.n(r + 1))
+                .map(|i| {
+                    let mut c = AlterableConfig::default();
+                    c.name = p.s(i);
+                    c.value = p.opt(i);
+                    c
+                })
+                .collect();
+            res
+        })
+        .collect();
+    m
+}
+
+fn alter_configs_response(_v: i16, p: &Palette) -> AlterConfigsResponse {
+    use alter_configs_response::*;
+    let mut m = AlterConfigsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.responses = (0..p.n(0))
+        .map(|r| {
+            let mut res = AlterConfigsResourceResponse::default();
+            res.error_code = p.i16(r);
+            res.error_message = p.opt(r);
+            res.resource_type = p.i8(r);
+            res.resource_name = p.s(r);
+            res
+        })
+        .collect();
+    m
+}
+
+fn incremental_alter_configs_request(_v: i16, p: &Palette) -> IncrementalAlterConfigsRequest {
+    use incremental_alter_configs_request::*;
+    let mut m = IncrementalAlterConfigsRequest::default();
+    m.validate_only = p.flag(0);
+    m.resources = (0..p.n(0))
+        .map(|r| {
+            let mut res = AlterConfigsResource::default();
+            res.resource_type = p.i8(r);
+            res.resource_name = p.s(r);
+            res.configs = (0..p.n(r + 1))
+                .map(|i| {
+                    let mut c = AlterableConfig::default();
+                    c.name = p.s(i);
+                    c.config_operation = p.i8(i);
+                    c.value = p.opt(i);
+                    c
+                })
+                .collect();
+            res
+        })
+        .collect();
+    m
+}
+
+fn incremental_alter_configs_response(_v: i16, p: &Palette) -> IncrementalAlterConfigsResponse {
+    use incremental_alter_configs_response::*;
+    let mut m = IncrementalAlterConfigsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.responses = (0..p.n(0))
+        .map(|r| {
+            let mut res = AlterConfigsResourceResponse::default();
+            res.error_code = p.i16(r);
+            res.error_message = p.opt(r);
+            res.resource_type = p.i8(r);
+            res.resource_name = p.s(r);
+            res
         })
         .collect();
     m

@@ -130,6 +130,7 @@ pub fn run_topic(args: TopicArgs, out: &mut impl Write) -> Result<(), CliError> 
             writeln!(out, "deleted topic {name}")?;
             Ok(())
         }
+        other => crate::topic_changes::run(&mut client, other, out),
     }
 }
 
@@ -406,7 +407,7 @@ fn reset_target(client: &mut Client, topic: &str, partition: i32, to: ResetTo) -
     })
 }
 
-fn unknown_topic_or(e: ClientError, topic: &str, context: &str) -> CliError {
+pub fn unknown_topic_or(e: ClientError, topic: &str, context: &str) -> CliError {
     match e {
         ClientError::Kafka { code, .. }
             if code == kafka_protocol::ResponseError::UnknownTopicOrPartition.code() =>

@@ -87,6 +87,28 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and its data.
     Delete { name: String },
+    /// Grow a topic to COUNT partitions (existing partitions are untouched).
+    AddPartitions {
+        name: String,
+        #[arg(long)]
+        count: i32,
+    },
+    /// Delete a partition's records before OFFSET (-1: all, up to the high watermark).
+    DeleteRecords {
+        name: String,
+        #[arg(long)]
+        partition: i32,
+        #[arg(long, allow_hyphen_values = true)]
+        before: i64,
+    },
+    /// Change topic configs: --set KEY=VALUE and --delete KEY (back to the default), repeatable.
+    AlterConfig {
+        name: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

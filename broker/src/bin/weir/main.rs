@@ -6,6 +6,7 @@
 mod admin;
 mod args;
 mod group_delete;
+mod topic_changes;
 mod txn;
 
 use args::{Cli, Command};
