@@ -64,6 +64,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DescribeProducers, 0, 0),
     // Transactions: the versions before KIP-890's transaction version 2 (which

@@ -21,6 +21,7 @@ pub mod group_offsets;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_txn;
 pub mod producer_id;

@@ -148,6 +148,9 @@ async fn respond(
         RequestKind::ApiVersions(_) => Out::ApiVersions(api_versions::response(0)),
         RequestKind::Metadata(r) => Out::Metadata(metadata::handle(shard, r, version).await),
         RequestKind::ListOffsets(r) => Out::ListOffsets(list_offsets::handle(shard, r, version).await),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            Out::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, r).await)
+        }
         RequestKind::CreateTopics(r) => Out::CreateTopics(topics::create_topics(shard, r).await),
         RequestKind::DeleteTopics(r) => Out::DeleteTopics(topics::delete_topics(shard, r, version).await),
         RequestKind::DescribeConfigs(r) => Out::DescribeConfigs(topics::describe_configs(shard, &r)),

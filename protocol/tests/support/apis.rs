@@ -115,6 +115,11 @@ macro_rules! with_types {
                 type $resp = IncrementalAlterConfigsResponse;
                 $body
             }
+            ApiKey::OffsetForLeaderEpoch => {
+                type $req = OffsetForLeaderEpochRequest;
+                type $resp = OffsetForLeaderEpochResponse;
+                $body
+            }
             ApiKey::OffsetDelete => {
                 type $req = OffsetDeleteRequest;
                 type $resp = OffsetDeleteResponse;

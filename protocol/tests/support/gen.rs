@@ -136,6 +136,8 @@ generators! {
     IncrementalAlterConfigsRequest => incremental_alter_configs_request,
     IncrementalAlterConfigsResponse => incremental_alter_configs_response,
     OffsetDeleteRequest => offset_delete_request, OffsetDeleteResponse => offset_delete_response,
+    OffsetForLeaderEpochRequest => offset_for_leader_epoch_request,
+    OffsetForLeaderEpochResponse => offset_for_leader_epoch_response,
     InitProducerIdRequest => init_producer_id_request, InitProducerIdResponse => init_producer_id_response,
     DescribeProducersRequest => describe_producers_request, DescribeProducersResponse => describe_producers_response,
     AddPartitionsToTxnRequest => add_partitions_to_txn_request, AddPartitionsToTxnResponse => add_partitions_to_txn_response,
@@ -1824,6 +1826,55 @@ fn incremental_alter_configs_response(_v: i16, p: &Palette) -> IncrementalAlterC
             res.resource_type = p.i8(r);
             res.resource_name = p.s(r);
             res
+        })
+        .collect();
+    m
+}
+
+fn offset_for_leader_epoch_request(v: i16, p: &Palette) -> OffsetForLeaderEpochRequest {
+    use offset_for_leader_epoch_request::*;
+    let mut m = OffsetForLeaderEpochRequest::default();
+    if v >= 3 {
+        m.replica_id = p.broker(0);
+    }
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = OffsetForLeaderTopic::default();
+            topic.topic = p.topic(t);
+            topic.partitions = (0..p.n(t))
+                .map(|i| {
+                    let mut part = OffsetForLeaderPartition::default();
+                    part.partition = p.i32(i);
+                    part.current_leader_epoch = p.i32(i + 1);
+                    part.leader_epoch = p.i32(i + 2);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+fn offset_for_leader_epoch_response(_v: i16, p: &Palette) -> OffsetForLeaderEpochResponse {
+    use offset_for_leader_epoch_response::*;
+    let mut m = OffsetForLeaderEpochResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = OffsetForLeaderTopicResult::default();
+            topic.topic = p.topic(t);
+            topic.partitions = (0..p.n(t))
+                .map(|i| {
+                    let mut part = EpochEndOffset::default();
+                    part.error_code = p.i16(i);
+                    part.partition = p.i32(i);
+                    part.leader_epoch = p.i32(i + 1);
+                    part.end_offset = p.i64(i);
+                    part
+                })
+                .collect();
+            topic
         })
         .collect();
     m
