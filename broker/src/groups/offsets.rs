@@ -40,6 +40,19 @@ pub struct FetchedOffset {
     pub error_code: i16,
 }
 
+/// One committed partition's own checks, the same for OffsetCommit and
+/// TxnOffsetCommit: a name and index that can be a partition, and metadata
+/// within its bound.
+pub(super) fn check_partition(topic: &str, partition: i32, metadata: &str) -> Result<(), ResponseError> {
+    if topic.is_empty() || topic.len() > NAME_BYTES_MAX || partition < 0 {
+        Err(ResponseError::UnknownTopicOrPartition)
+    } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
+        Err(ResponseError::OffsetMetadataTooLarge)
+    } else {
+        Ok(())
+    }
+}
+
 impl GroupCoordinator {
     /// OffsetCommit (v2-9): validated like Kafka's classic coordinator, then written and
     /// fdatasync'd before the response is built.
@@ -55,18 +68,8 @@ impl GroupCoordinator {
             out.name = topic.name.clone();
             for (p, partition) in topic.partitions.iter().enumerate() {
                 let metadata = partition.committed_metadata.as_deref().unwrap_or("");
-                let result = group_result.and_then(|()| {
-                    if topic.name.is_empty()
-                        || topic.name.len() > NAME_BYTES_MAX
-                        || partition.partition_index < 0
-                    {
-                        Err(ResponseError::UnknownTopicOrPartition)
-                    } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
-                        Err(ResponseError::OffsetMetadataTooLarge)
-                    } else {
-                        Ok(())
-                    }
-                });
+                let result = group_result
+                    .and_then(|()| check_partition(topic.name.as_str(), partition.partition_index, metadata));
                 let mut po = OffsetCommitResponsePartition::default();
                 po.partition_index = partition.partition_index;
                 po.error_code = result.err().map_or(0, |e| e.code());

@@ -11,8 +11,9 @@ use kafka_protocol::ResponseError;
 
 use super::coordinator::{wall_ms, GroupCoordinator};
 use super::group::Group;
+use super::offsets::check_partition;
 use super::record::{CommittedOffset, StoreRecord};
-use super::{GROUPS_PER_SHARD_MAX, NAME_BYTES_MAX, OFFSET_METADATA_BYTES_MAX};
+use super::{GROUPS_PER_SHARD_MAX, NAME_BYTES_MAX};
 
 impl GroupCoordinator {
     /// TxnOffsetCommit: validated as Kafka's doTxnCommitOffsets (a member id, when given,
@@ -29,18 +30,8 @@ impl GroupCoordinator {
             out.name = topic.name.clone();
             for (p, partition) in topic.partitions.iter().enumerate() {
                 let metadata = partition.committed_metadata.as_deref().unwrap_or("");
-                let result = group_result.and_then(|()| {
-                    if topic.name.is_empty()
-                        || topic.name.len() > NAME_BYTES_MAX
-                        || partition.partition_index < 0
-                    {
-                        Err(ResponseError::UnknownTopicOrPartition)
-                    } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
-                        Err(ResponseError::OffsetMetadataTooLarge)
-                    } else {
-                        Ok(())
-                    }
-                });
+                let result = group_result
+                    .and_then(|()| check_partition(topic.name.as_str(), partition.partition_index, metadata));
                 let mut po = TxnOffsetCommitResponsePartition::default();
                 po.partition_index = partition.partition_index;
                 po.error_code = result.err().map_or(0, |e| e.code());
