@@ -12,6 +12,12 @@
 #                                           over 120 s is a hang (stacks, then killed)
 #   hang-hunt.sh restart WEIR CYCLES        broker/scripts/restart-stress.sh with that binary
 #
+#   hang-hunt.sh parallel N WORKLOAD BIN RUNS
+#                                           N copies of one workload at once, RUNS each,
+#                                           each in its own $OUT/pN directory (more
+#                                           contention per run; the model test is mostly
+#                                           waiting on fdatasync, so N runs fit 2 vCPUs)
+#
 #   hang-hunt.sh build-wakeup               build tools/glommio-wakeup twice:
 #                                           target/hunt-old (crates.io glommio 0.9.0) and
 #                                           target/hunt-new (third_party/glommio, patched)
@@ -77,6 +83,17 @@ model)
     fi
   done
   echo "HUNT model $BIN: $RUNS runs (x48 executor cases), $hangs hangs or failures, $(($(date +%s) - t0)) s"
+  ;;
+parallel)
+  N=$2 W=$3 BIN=$4 RUNS=$5
+  t0=$(date +%s); pids=()
+  for k in $(seq 1 "$N"); do
+    OUT="$OUT/p$k" bash "$0" "$W" "$BIN" "$RUNS" >"$OUT/parallel-$W-$k.log" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  cat "$OUT"/parallel-"$W"-*.log
+  echo "HUNT parallel $N x $W $BIN: $((N * RUNS)) runs, $(cat "$OUT"/parallel-"$W"-*.log | grep -c '^FAIL/HANG\|^HANG') hangs or failures, $(($(date +%s) - t0)) s"
   ;;
 restart)
   BIN=$2 CYCLES=$3

@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// Bootstrap address every shard accepts on (SO_REUSEPORT).
     #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
     pub listen: SocketAddr,
+    /// Serve Prometheus metrics on `/metrics` and readiness on `/health` at this
+    /// address (HTTP, from shard 0). Default: off.
+    #[arg(long, env = "WEIR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Host name advertised in Metadata (default: the listen IP).
     #[arg(long, env = "WEIR_ADVERTISED_HOST")]
     pub advertised_host: Option<String>,

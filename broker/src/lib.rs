@@ -2,7 +2,8 @@
 //!
 //! `shard` (per-core state, routing, mesh), `network` (listeners, framing,
 //! dispatch), `handlers` (one module per Kafka API), `log` (the partition log),
-//! `metadata` (the topic catalog), `server` (start-up and shutdown), `config`
+//! `metadata` (the topic catalog), `metrics` (counters and the Prometheus
+//! endpoint), `server` (start-up and shutdown), `config`
 //! (the `weir serve` flags). The `weir` binary (`src/bin/weir/`) adds the
 //! command line and the admin commands, which talk to a running broker through
 //! `weir-client`; the library itself holds no Kafka client.
@@ -15,6 +16,7 @@ pub mod handlers;
 pub mod limits;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod network;
 pub mod partitions;
 pub mod server;

@@ -116,6 +116,27 @@ impl Partitions {
             .collect()
     }
 
+    /// Every open log with its topic and partition.
+    pub fn named(&self) -> Vec<(String, i32, Rc<PartitionLog>)> {
+        self.logs
+            .borrow()
+            .iter()
+            .flat_map(|(topic, t)| {
+                t.partitions
+                    .iter()
+                    .map(|(p, log)| (topic.clone(), *p, log.clone()))
+            })
+            .collect()
+    }
+
+    /// Failed reopens in a row of a fenced partition, and whether one is running now.
+    pub fn reopen_state(&self, topic: &str, partition: i32) -> (u32, bool) {
+        self.reopens
+            .borrow()
+            .get(&(topic.to_owned(), partition))
+            .map_or((0, false), |r| (r.failures, r.running))
+    }
+
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
         self.data_dir.join(format!("{topic}-{partition}"))
     }

@@ -35,7 +35,10 @@ fn ensure_ports_free(args: &ServeArgs) -> Result<(), String> {
     const PORT_RELEASE_WAIT_MS: u64 = 5_000;
     let ip = args.listen.ip();
     let shard_ports = (0..args.shard_count()).map(|s| std::net::SocketAddr::new(ip, args.shard_port(s)));
-    let ports: Vec<std::net::SocketAddr> = std::iter::once(args.listen).chain(shard_ports).collect();
+    let ports: Vec<std::net::SocketAddr> = std::iter::once(args.listen)
+        .chain(shard_ports)
+        .chain(args.metrics_listen)
+        .collect();
     let deadline = Instant::now() + Duration::from_millis(PORT_RELEASE_WAIT_MS);
     loop {
         let Some(taken) = ports.iter().find(|a| listening(**a)) else {
@@ -123,7 +126,8 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
             .name(&format!("weir-shard-{cpu}"))
             .spawn(move || async move {
                 watchdog::start_on_shard(cpu, beats.clone(), nudge);
-                let result = shard_main(args, catalog, mesh, shard_count, first_producer_id).await;
+                let result =
+                    shard_main(args, catalog, mesh, shard_count, beats.clone(), first_producer_id).await;
                 beats.retire(cpu);
                 if let Err(e) = &result {
                     // One shard down means partitions without an owner: stop them all.
@@ -175,6 +179,7 @@ async fn shard_main(
     catalog: Arc<Catalog>,
     mesh: MeshEnds<ShardContext>,
     shard_count: usize,
+    beats: Arc<Heartbeats>,
     first_producer_id: i64,
 ) -> Result<(), String> {
     let (mesh, inbound) = mesh.split();
@@ -185,11 +190,70 @@ async fn shard_main(
     crate::log::direct_io_probe(&args.data_dir)
         .await
         .map_err(|e| format!("direct I/O probe: {e}"))?;
+    let stop = event_listener::Event::new();
+    // Before the partitions open, so /health can say "not ready" during recovery.
+    if let (0, Some(addr)) = (shard.id, args.metrics_listen) {
+        let listener = crate::metrics::http::bind(addr).map_err(|e| format!("bind metrics {addr}: {e}"))?;
+        glommio::spawn_local(crate::metrics::http::serve(
+            shard.clone(),
+            listener,
+            beats.clone(),
+            stop.listen(),
+        ))
+        .detach();
+    }
     tracing::debug!("start-up: opening partitions");
     shard
         .apply_catalog(catalog)
         .await
         .map_err(|e| format!("opening partitions: {e}"))?;
+    open_coordinators(&shard, &args, first_producer_id).await?;
+    mesh::serve_inbound(shard.clone(), inbound);
+    tracing::debug!("start-up: binding listeners");
+    let listeners = listener::bind(&shard).map_err(|e| format!("bind {}: {e}", args.listen))?;
+    let mut accept_tasks = Vec::new();
+    for (l, node) in listeners {
+        accept_tasks.push(glommio::spawn_local(listener::accept_loop(
+            shard.clone(),
+            l,
+            node,
+            stop.listen(),
+        )));
+    }
+    glommio::spawn_local(retention_loop(shard.clone())).detach();
+    // Recovery writes markers through other shards: they serve their mesh ends
+    // once their partitions are open, so a call to one still starting waits.
+    glommio::spawn_local(crate::handlers::txn_timer::run(shard.clone())).detach();
+    tracing::info!(shard = shard.id, cpu = shard.id, "shard ready");
+    beats.set_ready(shard.id, true);
+    while !STOP.load(Ordering::SeqCst) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    shard.stopping.set(true);
+    beats.set_ready(shard.id, false);
+    stop.notify(usize::MAX);
+    shard.appended.notify(usize::MAX);
+    for t in accept_tasks {
+        t.await;
+    }
+    let deadline = Instant::now() + Duration::from_millis(limits::SHUTDOWN_DRAIN_MS);
+    while shard.connections.get() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    shard.close().await;
+    // Let peers finish calls into this shard before the mesh closes.
+    glommio::timer::sleep(Duration::from_millis(100)).await;
+    shard.mesh.close();
+    Ok(())
+}
+
+/// The group and transaction coordinators of this shard, and on shard 0 the
+/// producer-id allocator.
+async fn open_coordinators(
+    shard: &Rc<ShardContext>,
+    args: &ServeArgs,
+    first_producer_id: i64,
+) -> Result<(), String> {
     tracing::debug!("start-up: opening the group coordinator");
     let groups_dir = args.data_dir.join("__groups").join(format!("shard-{}", shard.id));
     let coordinator = crate::groups::GroupCoordinator::open(groups_dir, args.group_config())
@@ -208,41 +272,6 @@ async fn shard_main(
     if shard.id == 0 {
         shard.set_producer_ids(ProducerIds::new(args.data_dir.clone(), first_producer_id));
     }
-    mesh::serve_inbound(shard.clone(), inbound);
-    tracing::debug!("start-up: binding listeners");
-    let stop = event_listener::Event::new();
-    let listeners = listener::bind(&shard).map_err(|e| format!("bind {}: {e}", args.listen))?;
-    let mut accept_tasks = Vec::new();
-    for (l, node) in listeners {
-        accept_tasks.push(glommio::spawn_local(listener::accept_loop(
-            shard.clone(),
-            l,
-            node,
-            stop.listen(),
-        )));
-    }
-    glommio::spawn_local(retention_loop(shard.clone())).detach();
-    // Recovery writes markers through other shards: they serve their mesh ends
-    // once their partitions are open, so a call to one still starting waits.
-    glommio::spawn_local(crate::handlers::txn_timer::run(shard.clone())).detach();
-    tracing::info!(shard = shard.id, cpu = shard.id, "shard ready");
-    while !STOP.load(Ordering::SeqCst) {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
-    shard.stopping.set(true);
-    stop.notify(usize::MAX);
-    shard.appended.notify(usize::MAX);
-    for t in accept_tasks {
-        t.await;
-    }
-    let deadline = Instant::now() + Duration::from_millis(limits::SHUTDOWN_DRAIN_MS);
-    while shard.connections.get() > 0 && Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
-    }
-    shard.close().await;
-    // Let peers finish calls into this shard before the mesh closes.
-    glommio::timer::sleep(Duration::from_millis(100)).await;
-    shard.mesh.close();
     Ok(())
 }
 

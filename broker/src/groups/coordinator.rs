@@ -350,6 +350,21 @@ impl GroupCoordinator {
         }
     }
 
+    /// Every committed offset this shard holds, as (group, topic, partition, offset),
+    /// for the consumer-lag metrics.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let state = self.store.state();
+        state
+            .offsets
+            .iter()
+            .flat_map(|(group, offsets)| {
+                offsets
+                    .iter()
+                    .map(move |((topic, partition), c)| (group.clone(), topic.clone(), *partition, c.offset))
+            })
+            .collect()
+    }
+
     /// Fails every waiting call with COORDINATOR_NOT_AVAILABLE, waits for queued records to
     /// become durable and closes the offsets file.
     pub async fn close(&self) -> Result<(), GroupError> {

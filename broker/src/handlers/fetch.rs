@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use weir_protocol::record_batch::header;
 
@@ -95,12 +95,20 @@ pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -
         results[i] = r;
     }
     trim_to_max_bytes(&mut results, wait.max_bytes);
+    let catalog = shard.catalog();
     let responses = shape
         .into_iter()
         .map(|(name, id, indexes)| {
+            // v13+ names topics by id only: the metrics want the name.
+            let label = if name.is_empty() {
+                catalog.topic_by_id(id).map_or("", |t| t.name.as_str())
+            } else {
+                name.as_str()
+            };
             let partitions = indexes
                 .into_iter()
                 .map(|(partition, i)| {
+                    count_out(label, partition, &results[i]);
                     partition_data(partition, std::mem::take(&mut results[i]), read_committed)
                 })
                 .collect();
@@ -162,6 +170,17 @@ fn route(
         shape.push((topic.topic, topic.topic_id, indexes));
     }
     (results, work, shape)
+}
+
+/// What the client gets for one partition, after the trim, into this shard's counters.
+fn count_out(topic: &str, partition: i32, r: &FetchPartResult) {
+    crate::metrics::with(|m| {
+        m.error(ApiKey::Fetch as i16, r.error_code);
+        if !r.batches.is_empty() {
+            let records = r.batches.iter().map(|b| crate::metrics::batch_records(b)).sum();
+            m.fetched(topic, partition, r.bytes() as u64, records);
+        }
+    });
 }
 
 /// `aborted_transactions` is null for read_uncommitted, a list (maybe empty)

@@ -273,7 +273,10 @@ impl Appender {
     async fn sync(&mut self) -> Result<(), LogError> {
         self.flush_chunk().await?;
         let target = self.shared.state.borrow().written_end_offset;
+        let started = std::time::Instant::now();
         self.file.fdatasync().await.map_err(io_err("syncing segment"))?;
+        let micros = started.elapsed().as_micros() as u64;
+        crate::metrics::with(|m| m.synced(micros, self.bytes_since_sync));
         self.synced_ms = now_ms();
         self.bytes_since_sync = 0;
         let mut st = self.shared.state.borrow_mut();

@@ -6,7 +6,7 @@
 //! next_offset >= written_end_offset >= durable_end_offset; unwritten bytes are bounded
 //! (appends await room). The background appender task does all writes and syncs.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -121,6 +121,22 @@ impl Shared {
 pub struct PartitionLog {
     pub(crate) shared: Rc<Shared>,
     writer: RefCell<Option<Task<()>>>,
+    /// What producers appended here since open, for the metrics endpoint.
+    pub stats: PartitionStats,
+}
+
+/// A partition's appends since its log was opened (shard-local, `Cell`s).
+#[derive(Default)]
+pub struct PartitionStats {
+    pub bytes_in: Cell<u64>,
+    pub records_in: Cell<u64>,
+}
+
+impl PartitionStats {
+    fn appended(&self, bytes: u64, records: u64) {
+        self.bytes_in.set(self.bytes_in.get() + bytes);
+        self.records_in.set(self.records_in.get() + records);
+    }
 }
 
 impl PartitionLog {
@@ -167,6 +183,7 @@ impl PartitionLog {
         let log = Rc::new(PartitionLog {
             shared,
             writer: RefCell::new(Some(task)),
+            stats: PartitionStats::default(),
         });
         log.rebuild_producers().await?;
         // A floor beyond the recovered end cannot be (it is saved only once the
@@ -196,11 +213,16 @@ impl PartitionLog {
                 });
             }
         }
-        Ok(self.commit(st, batch, &info, |st, base, last| {
+        let (batch_bytes, records) = (batch.len() as u64, crate::metrics::batch_records(&batch));
+        let appended = self.commit(st, batch, &info, |st, base, last| {
             if let Some(p) = &producer {
                 st.producers.record(p, base, last);
             }
-        }))
+        });
+        // Producers' batches only (not retried duplicates, not markers).
+        self.stats.appended(batch_bytes, records);
+        crate::metrics::with(|m| m.appended(batch_bytes, records));
+        Ok(appended)
     }
 
     /// Check a batch's size and bytes, then wait for staging room.

@@ -61,6 +61,7 @@ impl PartitionLog {
             }
             if let Some(batches) = st.cache.read(offset, max_bytes) {
                 result.batches = batches;
+                crate::metrics::with(|m| m.read_served(true));
                 return Ok(result);
             }
             let index = st.segments.partition_point(|s| s.base_offset <= offset) - 1;
@@ -78,6 +79,7 @@ impl PartitionLog {
             (plan, result)
         };
         result.from_cache = false;
+        crate::metrics::with(|m| m.read_served(false));
         let interval = self.shared.config().index_interval_bytes as usize;
         let (batches, contiguous) = read_file(&plan, offset, max_bytes, interval).await?;
         result.batches = batches;

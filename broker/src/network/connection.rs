@@ -65,7 +65,9 @@ pub async fn serve(shard: Rc<ShardContext>, stream: TcpStream, from: super::Peer
                 let shard = shard.clone();
                 // Taken here, in frame order: appends happen in ticket order (order.rs).
                 let ticket = (request.api_key == ApiKey::Produce).then(|| turnstile.ticket());
+                let in_flight = crate::metrics::InFlight::enter();
                 glommio::spawn_local(async move {
+                    let _in_flight = in_flight;
                     match dispatch::handle(shard, *request, version, from, ticket).await {
                         Ok(answer) => answer,
                         Err(e) => {

@@ -7,6 +7,7 @@
 //! and a line here.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -15,6 +16,7 @@ use weir_protocol::frame::{self, FrameError, Request};
 use weir_protocol::legacy;
 
 use crate::handlers::{self, ShardContext};
+use crate::metrics;
 use crate::shard::order::Ticket;
 
 /// What to do with one frame.
@@ -116,21 +118,43 @@ pub async fn handle(
         .unwrap_or_default();
     drop(header);
     let shard = &shard;
+    let started = Instant::now();
     let body = match body {
         RequestKind::Produce(r) => match handlers::produce::handle(shard, r, ticket).await {
-            Some(resp) => ResponseKind::Produce(resp),
-            None => return Ok(None),
+            Some(resp) => {
+                count_produce_errors(&resp);
+                ResponseKind::Produce(resp)
+            }
+            None => {
+                metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
+                return Ok(None);
+            }
         },
         RequestKind::Fetch(r) => {
             // Records go out by reference (tail cache or file read buffer), not copied.
             let response = handlers::fetch::handle(shard, r, version).await;
+            metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
             return frame::encode_response_parts(api_key, version, correlation_id, &response).map(Some);
         }
         other => respond(shard, other, version, client_id, peer).await?,
     };
+    metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
     let mut out = BytesMut::new();
     frame::encode_response(&mut out, api_key, version, correlation_id, &body)?;
     Ok(Some(vec![out.freeze()]))
+}
+
+fn elapsed_us(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+fn count_produce_errors(resp: &kafka_protocol::messages::ProduceResponse) {
+    metrics::with(|m| {
+        resp.responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .for_each(|p| m.error(ApiKey::Produce as i16, p.error_code));
+    });
 }
 
 /// Every API but Produce and Fetch: one line each; the group and transaction

@@ -165,6 +165,18 @@ impl<C: 'static> Mesh<C> {
         }
     }
 
+    /// Envelopes queued towards each peer (`None` for this shard and closed
+    /// ends), and this shard's calls awaiting an answer: for the metrics.
+    pub fn depths(&self) -> (Vec<Option<usize>>, usize) {
+        let queued = self
+            .senders
+            .borrow()
+            .iter()
+            .map(|s| s.as_ref().map(flume::Sender::len))
+            .collect();
+        (queued, self.pending.borrow().len())
+    }
+
     pub fn close(&self) {
         self.senders.borrow_mut().iter_mut().for_each(|s| *s = None);
         self.pending.borrow_mut().clear();

@@ -33,6 +33,8 @@ pub struct Heartbeats {
     stalls: Vec<AtomicU64>,
     nudges: Vec<flume::Sender<()>>,
     stop: AtomicBool,
+    /// Per shard: partitions open and listening, not yet stopping (`/health`).
+    ready: Vec<AtomicBool>,
 }
 
 /// A shard's end of its nudge channel: a task awaiting it is all a nudge needs.
@@ -47,6 +49,7 @@ impl Heartbeats {
             stalls: (0..shard_count).map(|_| AtomicU64::new(0)).collect(),
             nudges,
             stop: AtomicBool::new(false),
+            ready: (0..shard_count).map(|_| AtomicBool::new(false)).collect(),
         });
         (beats, receivers)
     }
@@ -69,6 +72,20 @@ impl Heartbeats {
     /// Stalls seen so far on `shard`.
     pub fn stall_count(&self, shard: usize) -> u64 {
         self.stalls[shard].load(Ordering::Relaxed)
+    }
+
+    /// Stalls seen so far, per shard.
+    pub fn stall_counts(&self) -> Vec<u64> {
+        self.stalls.iter().map(|s| s.load(Ordering::Relaxed)).collect()
+    }
+
+    /// Shard `shard` serves (or, with `false`, has begun to stop).
+    pub fn set_ready(&self, shard: usize, ready: bool) {
+        self.ready[shard].store(ready, Ordering::Relaxed);
+    }
+
+    pub fn readiness(&self) -> Vec<bool> {
+        self.ready.iter().map(|r| r.load(Ordering::Relaxed)).collect()
     }
 
     pub fn stop(&self) {

@@ -1,0 +1,122 @@
+//! A scrape's view of one shard: `Collect` is a mesh task that runs on the shard
+//! it is sent to and copies that shard's counters, its partitions' gauges and
+//! its groups' committed offsets into a `ShardSnapshot` (plain `Send` data).
+//! The shard that serves `/metrics` gathers one per shard and renders them
+//! (`exposition.rs`); nothing is shared between shards while they run.
+
+use std::rc::Rc;
+
+use super::counters::{self, Flow, API_KEY_SLOTS};
+use super::histogram::Buckets;
+use crate::handlers::ShardContext;
+use crate::shard::Task;
+
+/// One partition's gauges and intake, from its owning shard.
+#[derive(Clone, Debug)]
+pub struct PartitionSample {
+    pub topic: String,
+    pub partition: i32,
+    pub size_bytes: u64,
+    pub segments: usize,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub bytes_in: u64,
+    pub records_in: u64,
+    /// The writer failed and the log waits to be reopened.
+    pub failed: bool,
+    pub reopen_failures: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct ShardSnapshot {
+    pub shard: usize,
+    /// (API key, latency histogram) for every API this shard answered.
+    pub requests: Vec<(i16, Buckets)>,
+    /// ((API key, error code), count).
+    pub errors: Vec<((i16, i16), u64)>,
+    pub bytes_in: u64,
+    pub records_in: u64,
+    pub bytes_out: u64,
+    pub records_out: u64,
+    /// (topic, partition, what fetches answered here carried).
+    pub out: Vec<(String, i32, Flow)>,
+    pub fsync_latency_us: Buckets,
+    pub group_commit_bytes: Buckets,
+    pub reads_cached: u64,
+    pub reads_file: u64,
+    pub connections: usize,
+    pub in_flight: i64,
+    /// Envelopes queued towards each peer shard, and calls awaiting answers.
+    pub mesh_queued: Vec<(usize, usize)>,
+    pub mesh_pending_calls: usize,
+    pub partitions: Vec<PartitionSample>,
+    /// (group, topic, partition, committed offset) of the groups this shard coordinates.
+    pub committed: Vec<(String, String, i32, i64)>,
+}
+
+/// Sent to every shard by a scrape.
+pub struct Collect;
+
+impl Task<ShardContext> for Collect {
+    type Output = ShardSnapshot;
+
+    async fn run(self, on: Rc<ShardContext>) -> ShardSnapshot {
+        let mut snap = counters::with(|m| ShardSnapshot {
+            shard: on.id,
+            requests: (0..API_KEY_SLOTS)
+                .filter(|&k| m.request_latency_us[k].count() > 0)
+                .map(|k| (k as i16, m.request_latency_us[k].snapshot()))
+                .collect(),
+            errors: m.errors.borrow().iter().map(|(k, v)| (*k, *v)).collect(),
+            bytes_in: m.bytes_in.get(),
+            records_in: m.records_in.get(),
+            bytes_out: m.bytes_out.get(),
+            records_out: m.records_out.get(),
+            out: m
+                .out_by_partition
+                .borrow()
+                .iter()
+                .flat_map(|(t, parts)| parts.iter().map(move |(p, f)| (t.clone(), *p, *f)))
+                .collect(),
+            fsync_latency_us: m.fsync_latency_us.snapshot(),
+            group_commit_bytes: m.group_commit_bytes.snapshot(),
+            reads_cached: m.reads_cached.get(),
+            reads_file: m.reads_file.get(),
+            connections: on.connections.get(),
+            in_flight: m.in_flight.get(),
+            mesh_queued: Vec::new(),
+            mesh_pending_calls: 0,
+            partitions: Vec::new(),
+            committed: Vec::new(),
+        });
+        let (queued, pending) = on.mesh.depths();
+        snap.mesh_queued = queued
+            .into_iter()
+            .enumerate()
+            .filter_map(|(peer, q)| q.map(|q| (peer, q)))
+            .collect();
+        snap.mesh_pending_calls = pending;
+        snap.partitions = on
+            .partitions
+            .named()
+            .into_iter()
+            .map(|(topic, partition, log)| {
+                let (reopen_failures, _) = on.partitions.reopen_state(&topic, partition);
+                PartitionSample {
+                    size_bytes: log.size_bytes(),
+                    segments: log.segment_count(),
+                    high_watermark: log.log_end_offset().0,
+                    log_start_offset: log.log_start_offset().0,
+                    bytes_in: log.stats.bytes_in.get(),
+                    records_in: log.stats.records_in.get(),
+                    failed: log.failure().is_some(),
+                    reopen_failures,
+                    topic,
+                    partition,
+                }
+            })
+            .collect();
+        snap.committed = on.groups().map(|g| g.committed_offsets()).unwrap_or_default();
+        snap
+    }
+}
