@@ -193,8 +193,9 @@ async fn shard_main(
     let stop = event_listener::Event::new();
     // Before the partitions open, so /health can say "not ready" during recovery.
     if let (0, Some(addr)) = (shard.id, args.metrics_listen) {
-        let listener = crate::metrics::http::bind(addr).map_err(|e| format!("bind metrics {addr}: {e}"))?;
-        glommio::spawn_local(crate::metrics::http::serve(
+        let listener =
+            crate::network::metrics::http::bind(addr).map_err(|e| format!("bind metrics {addr}: {e}"))?;
+        glommio::spawn_local(crate::network::metrics::http::serve(
             shard.clone(),
             listener,
             beats.clone(),

@@ -1,12 +1,10 @@
-//! Metrics: shard-local counters on the hot path (`counters`, `histogram`), a
-//! per-shard snapshot taken on that shard at scrape time (`snapshot`), and the
-//! Prometheus endpoint on shard 0 (`http`, `exposition`). Counting is a `Cell`
-//! add per request or batch; everything else happens when someone scrapes.
+//! Metrics counters: shard-local `Cell`s on the hot path (`counters`,
+//! `histogram`), one add per request or batch. A leaf module: the log, the
+//! network and the handlers count into it; the Prometheus endpoint that reads
+//! them at scrape time lives in `network::metrics`.
 
 mod counters;
-mod exposition;
 mod histogram;
-pub mod http;
-mod snapshot;
 
-pub use counters::{batch_records, with, InFlight};
+pub use counters::{batch_records, with, Flow, InFlight, ShardCounters, API_KEY_SLOTS};
+pub use histogram::Buckets;

@@ -1,11 +1,13 @@
 //! The network side of a shard: accepting connections, framing, pipelining
 //! and dispatching requests to the API handlers. Everything here runs on the
 //! shard that accepted the connection; partition work is forwarded by the
-//! handlers, never by the network layer.
+//! handlers, never by the network layer. `metrics` is the HTTP endpoint that
+//! exposes the shards' counters.
 
 pub mod connection;
 pub mod dispatch;
 pub mod listener;
+pub mod metrics;
 
 /// Who is on the other end of a connection, and which node it addressed.
 #[derive(Debug, Clone, Copy)]

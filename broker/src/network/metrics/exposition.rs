@@ -10,9 +10,9 @@ use std::fmt::Write;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
 
-use super::counters::Flow;
-use super::histogram::Buckets;
 use super::snapshot::{PartitionSample, ShardSnapshot};
+use crate::metrics::Buckets;
+use crate::metrics::Flow;
 
 /// A family rendered from one field: name, help, and how to read the value.
 type Row<T, V> = (&'static str, &'static str, fn(&T) -> V);

@@ -6,9 +6,9 @@
 
 use std::rc::Rc;
 
-use super::counters::{self, Flow, API_KEY_SLOTS};
-use super::histogram::Buckets;
 use crate::handlers::ShardContext;
+use crate::metrics::Buckets;
+use crate::metrics::{self as counters, Flow, API_KEY_SLOTS};
 use crate::shard::Task;
 
 /// One partition's gauges and intake, from its owning shard.
