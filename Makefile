@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # cargo's config variable) moves them out of ./target.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CARGO_BUILD_TARGET_DIR),target)
 
-.PHONY: run build release test test-deps lint fmt bench bench-log bench-micro clean
+.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-micro clean
 
 run: release
 	$(TARGET_DIR)/release/weir serve
@@ -50,7 +50,14 @@ fmt:
 bench:
 	$(CARGO) build --release --bin weir --bin weir-loadgen
 	bash loadgen/scripts/bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
+	$(MAKE) bench-metrics
 	$(MAKE) bench-log
+
+# The metrics endpoint's cost: produce with it off and on (scraped every second),
+# alternating, in one run (docs/benchmarks.md, "Metrics").
+bench-metrics:
+	$(CARGO) build --release --bin weir --bin weir-loadgen
+	bash loadgen/scripts/metrics-cost.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
 
 # Raw glommio DMA writer vs the partition log, same bytes, one run (docs/benchmarks.md).
 bench-log:

@@ -315,3 +315,43 @@ fn given_hostile_http_clients_when_scraping_should_answer_errors_and_keep_servin
         "a log line for the dropped request"
     );
 }
+
+/// docs/grafana/weir-dashboard.json must only query metrics the broker exports.
+#[test]
+fn given_the_grafana_dashboard_when_compared_with_a_scrape_should_query_only_exported_metrics() {
+    let (_b, metrics) = broker();
+    let (_, body) = get(&metrics, "/metrics");
+    let families: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/weir-dashboard.json");
+    let dashboard: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t["expr"].as_str().unwrap())
+        .collect();
+    assert!(exprs.len() >= 14, "a panel per concern");
+    let mut used = 0;
+    for expr in exprs {
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("weir_"))
+        {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| families.contains(f)))
+                .unwrap_or(name);
+            assert!(
+                families.contains(&family),
+                "the dashboard queries {name}, which /metrics does not export"
+            );
+            used += 1;
+        }
+    }
+    assert!(used >= 20, "{used} metric references");
+}
