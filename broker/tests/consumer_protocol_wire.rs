@@ -13,7 +13,9 @@ use std::path::Path;
 use bytes::Bytes;
 use common::Broker;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
     OffsetCommitRequest, TopicName,
@@ -31,7 +33,11 @@ fn s(v: &str) -> StrBytes {
 
 fn topic_id(c: &mut Client, topic: &str) -> Uuid {
     let m = c.metadata(Some(&[topic])).unwrap();
-    m.topics.iter().find(|t| t.name.as_deref().map(|n| n.as_str()) == Some(topic)).unwrap().topic_id
+    m.topics
+        .iter()
+        .find(|t| t.name.as_deref().map(|n| n.as_str()) == Some(topic))
+        .unwrap()
+        .topic_id
 }
 
 struct Beat<'a> {
@@ -124,7 +130,11 @@ fn given_two_members_when_the_second_joins_should_move_partitions_only_after_rev
 
     let b = ok(&Beat::join("rg", "member-b", &["rt"]).send(&mut c)).clone();
     assert_eq!(b.member_epoch, 2, "b joins at the new group epoch");
-    assert_eq!(assigned(&b), Some(BTreeMap::new()), "a still holds every partition: b waits");
+    assert_eq!(
+        assigned(&b),
+        Some(BTreeMap::new()),
+        "a still holds every partition: b waits"
+    );
 
     // a learns it must give up two partitions; its epoch stays 1 until it has.
     let a2 = ok(&Beat::at("rg", "member-a", 1, Some(vec![(t, vec![0, 1, 2, 3])])).send(&mut c)).clone();
@@ -150,7 +160,15 @@ fn given_two_members_when_the_second_joins_should_move_partitions_only_after_rev
     d.group_ids = vec![GroupId(s("rg")), GroupId(s("nope"))];
     let r = c.call_at(1, d).unwrap();
     let g = &r.groups[0];
-    assert_eq!((g.error_code, g.group_state.as_str(), g.group_epoch, g.assignment_epoch), (0, "Stable", 2, 2));
+    assert_eq!(
+        (
+            g.error_code,
+            g.group_state.as_str(),
+            g.group_epoch,
+            g.assignment_epoch
+        ),
+        (0, "Stable", 2, 2)
+    );
     assert_eq!(g.assignor_name.as_str(), "uniform");
     assert_eq!(g.members.len(), 2);
     for m in &g.members {
@@ -208,7 +226,8 @@ fn given_bad_heartbeats_when_sent_should_get_kafkas_errors_change_nothing_and_ke
     assert_eq!(joined.member_epoch, 1);
     // A classic group with a member.
     let subscription = Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 2, b'b', b't', 0, 0, 0, 0]);
-    c.join_group("classic", "", 30_000, &[("range", subscription)]).unwrap();
+    c.join_group("classic", "", 30_000, &[("range", subscription)])
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let mut before = BTreeMap::new();
     dir_sizes(&broker.data_dir(), &mut before);
@@ -222,23 +241,46 @@ fn given_bad_heartbeats_when_sent_should_get_kafkas_errors_change_nothing_and_ke
     let mut bad_regex = Beat::join("bg", "m2", &[]);
     bad_regex.topics = None;
     bad_regex.regex = Some("b(t");
-    assert_eq!(code(&bad_regex.send(&mut c)), ResponseError::InvalidRegularExpression.code());
+    assert_eq!(
+        code(&bad_regex.send(&mut c)),
+        ResponseError::InvalidRegularExpression.code()
+    );
     let mut bad_assignor = Beat::join("bg", "m3", &["bt"]);
     bad_assignor.assignor = Some("sticky");
-    assert_eq!(code(&bad_assignor.send(&mut c)), ResponseError::UnsupportedAssignor.code());
+    assert_eq!(
+        code(&bad_assignor.send(&mut c)),
+        ResponseError::UnsupportedAssignor.code()
+    );
     let mut no_subscription = Beat::join("bg", "m4", &[]);
     no_subscription.topics = None;
-    assert_eq!(code(&no_subscription.send(&mut c)), ResponseError::InvalidRequest.code());
+    assert_eq!(
+        code(&no_subscription.send(&mut c)),
+        ResponseError::InvalidRequest.code()
+    );
     let no_member_id = Beat::join("bg", "", &["bt"]).send(&mut c);
-    assert_eq!(code(&no_member_id), ResponseError::InvalidRequest.code(), "v1 needs a client member id");
+    assert_eq!(
+        code(&no_member_id),
+        ResponseError::InvalidRequest.code(),
+        "v1 needs a client member id"
+    );
     let classic = Beat::join("classic", "m5", &["bt"]).send(&mut c);
     assert_eq!(code(&classic), ResponseError::GroupIdNotFound.code());
     let left = Beat::at("nosuchgroup", "m6", -1, None).send(&mut c);
     assert_eq!(code(&left), ResponseError::GroupIdNotFound.code());
     // Offset commits are checked against the member epoch.
-    assert_eq!(commit(&mut c, "bg", "m1", 0), ResponseError::StaleMemberEpoch.code());
-    assert_eq!(commit(&mut c, "bg", "ghost", 1), ResponseError::UnknownMemberId.code());
-    assert_eq!(commit(&mut c, "bg", "", -1), ResponseError::UnknownMemberId.code(), "admin commit to a non-empty group");
+    assert_eq!(
+        commit(&mut c, "bg", "m1", 0),
+        ResponseError::StaleMemberEpoch.code()
+    );
+    assert_eq!(
+        commit(&mut c, "bg", "ghost", 1),
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(
+        commit(&mut c, "bg", "", -1),
+        ResponseError::UnknownMemberId.code(),
+        "admin commit to a non-empty group"
+    );
 
     let mut after = BTreeMap::new();
     dir_sizes(&broker.data_dir(), &mut after);
@@ -246,6 +288,10 @@ fn given_bad_heartbeats_when_sent_should_get_kafkas_errors_change_nothing_and_ke
     // Still serving, and the group is intact: m1 alone, with both partitions.
     let d = ok(&Beat::at("bg", "m1", 1, Some(vec![(t, vec![0, 1])])).send(&mut c)).clone();
     assert_eq!(d.member_epoch, 1);
-    assert_eq!(commit(&mut c, "bg", "m1", 1), 0, "a commit at the member's epoch is accepted");
+    assert_eq!(
+        commit(&mut c, "bg", "m1", 1),
+        0,
+        "a commit at the member's epoch is accepted"
+    );
     c.metadata(None).unwrap();
 }

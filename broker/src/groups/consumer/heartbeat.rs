@@ -5,7 +5,7 @@
 //! INVALID_REGULAR_EXPRESSION, UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED,
 //! and GROUP_ID_NOT_FOUND for a classic group that still has members.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use kafka_protocol::messages::consumer_group_describe_response as describe;
@@ -144,17 +144,31 @@ fn wire_assignment(a: &Assignment) -> WireAssignment {
     w
 }
 
-/// The subscribed topics of every member, resolved against `catalog`.
-fn resolve_topics(
-    group: &ConsumerGroup,
-    catalog: &Catalog,
-) -> std::collections::BTreeMap<String, (uuid::Uuid, i32)> {
-    catalog
-        .topics
-        .iter()
-        .filter(|(name, _)| group.members.values().any(|m| m.subscribes_to(name)))
-        .map(|(name, t)| (name.clone(), (t.uuid(), t.partition_count())))
-        .collect()
+/// The subscribed topics of every member, resolved against `catalog`: the union of names is
+/// looked up, and only with regexes is the catalog scanned, once per distinct regex.
+fn resolve_topics(group: &ConsumerGroup, catalog: &Catalog) -> BTreeMap<String, (uuid::Uuid, i32)> {
+    let names: BTreeSet<&str> = group
+        .members
+        .values()
+        .flat_map(|m| m.topic_names.iter().map(String::as_str))
+        .collect();
+    let mut regexes: BTreeMap<&str, &regex::Regex> = BTreeMap::new();
+    for (src, re) in group.members.values().filter_map(|m| m.regex.as_ref()) {
+        regexes.insert(src, re);
+    }
+    let entry = |t: &crate::metadata::TopicMeta| (t.name.clone(), (t.uuid(), t.partition_count()));
+    let mut out: BTreeMap<String, (uuid::Uuid, i32)> =
+        names.iter().filter_map(|n| catalog.topic(n)).map(entry).collect();
+    for re in regexes.values() {
+        out.extend(
+            catalog
+                .topics
+                .values()
+                .filter(|t| re.is_match(&t.name))
+                .map(entry),
+        );
+    }
+    out
 }
 
 impl GroupCoordinator {
