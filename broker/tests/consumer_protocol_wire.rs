@@ -216,6 +216,17 @@ fn commit(c: &mut Client, group: &str, member: &str, epoch: i32) -> i16 {
     c.call_at(9, r).unwrap().topics[0].partitions[0].error_code
 }
 
+/// Offset commits to a consumer group are checked against the member epoch (m1 is at 1).
+fn commits_are_checked(c: &mut Client) {
+    assert_eq!(commit(c, "bg", "m1", 0), ResponseError::StaleMemberEpoch.code());
+    assert_eq!(commit(c, "bg", "ghost", 1), ResponseError::UnknownMemberId.code());
+    assert_eq!(
+        commit(c, "bg", "", -1),
+        ResponseError::UnknownMemberId.code(),
+        "admin commit to a non-empty group"
+    );
+}
+
 #[test]
 fn given_bad_heartbeats_when_sent_should_get_kafkas_errors_change_nothing_and_keep_serving() {
     let broker = Broker::start(FLAGS);
@@ -267,20 +278,7 @@ fn given_bad_heartbeats_when_sent_should_get_kafkas_errors_change_nothing_and_ke
     assert_eq!(code(&classic), ResponseError::GroupIdNotFound.code());
     let left = Beat::at("nosuchgroup", "m6", -1, None).send(&mut c);
     assert_eq!(code(&left), ResponseError::GroupIdNotFound.code());
-    // Offset commits are checked against the member epoch.
-    assert_eq!(
-        commit(&mut c, "bg", "m1", 0),
-        ResponseError::StaleMemberEpoch.code()
-    );
-    assert_eq!(
-        commit(&mut c, "bg", "ghost", 1),
-        ResponseError::UnknownMemberId.code()
-    );
-    assert_eq!(
-        commit(&mut c, "bg", "", -1),
-        ResponseError::UnknownMemberId.code(),
-        "admin commit to a non-empty group"
-    );
+    commits_are_checked(&mut c);
 
     let mut after = BTreeMap::new();
     dir_sizes(&broker.data_dir(), &mut after);

@@ -139,25 +139,11 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
                 .map_err(|e| e.code()),
         ),
         GroupCall::List { states, types } => GroupAnswer::List(coordinator.list_groups(&states, &types)),
-        GroupCall::ConsumerHeartbeat {
-            req,
-            version,
-            catalog,
-            client_id,
-            client_host,
-        } => {
-            let caller = Caller {
-                client_id: &client_id,
-                client_host: &client_host,
-            };
-            let response = coordinator.consumer_heartbeat(&req, version, &catalog, &caller);
-            GroupAnswer::ConsumerHeartbeat(Box::new(response))
-        }
-        GroupCall::ConsumerDescribe { group_id } => {
-            GroupAnswer::ConsumerDescribe(Box::new(coordinator.consumer_describe(&group_id)))
-        }
         GroupCall::Describe { group_id } => {
             GroupAnswer::Describe(Box::new(coordinator.describe_group(&group_id)))
+        }
+        call @ (GroupCall::ConsumerHeartbeat { .. } | GroupCall::ConsumerDescribe { .. }) => {
+            execute_consumer(coordinator, call)
         }
         GroupCall::DeleteOffsets(req) => GroupAnswer::DeleteOffsets(coordinator.offset_delete(req).await),
         GroupCall::Delete { group_id } => {
@@ -175,5 +161,29 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
             }
             GroupAnswer::Done
         }
+    }
+}
+
+/// The KIP-848 calls: synchronous on the coordinator (nothing to persist).
+fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> GroupAnswer {
+    match call {
+        GroupCall::ConsumerHeartbeat {
+            req,
+            version,
+            catalog,
+            client_id,
+            client_host,
+        } => {
+            let caller = Caller {
+                client_id: &client_id,
+                client_host: &client_host,
+            };
+            let response = coordinator.consumer_heartbeat(&req, version, &catalog, &caller);
+            GroupAnswer::ConsumerHeartbeat(Box::new(response))
+        }
+        GroupCall::ConsumerDescribe { group_id } => {
+            GroupAnswer::ConsumerDescribe(Box::new(coordinator.consumer_describe(&group_id)))
+        }
+        _ => unreachable!("only consumer calls come here"),
     }
 }

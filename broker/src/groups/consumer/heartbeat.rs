@@ -44,8 +44,14 @@ fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<Option<
     if req.group_id.is_empty() || too_long(&req.group_id) {
         return refuse(ResponseError::InvalidRequest, "GroupId can't be empty.");
     }
-    if too_long(&req.member_id) || req.instance_id.as_deref().is_some_and(too_long) {
-        return refuse(ResponseError::InvalidRequest, "MemberId or InstanceId too long.");
+    if too_long(&req.member_id)
+        || req.instance_id.as_deref().is_some_and(too_long)
+        || req.rack_id.as_deref().is_some_and(too_long)
+    {
+        return refuse(
+            ResponseError::InvalidRequest,
+            "MemberId, InstanceId or RackId too long.",
+        );
     }
     if version >= 1 && req.member_id.is_empty() {
         return refuse(ResponseError::InvalidRequest, "MemberId can't be empty.");
@@ -56,6 +62,11 @@ fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<Option<
             "InstanceId and RackId can't be empty.",
         );
     }
+    validate_epoch(req)?;
+    validate_subscription(req)
+}
+
+fn validate_epoch(req: &ConsumerGroupHeartbeatRequest) -> Result<(), Refusal> {
     let epoch = req.member_epoch;
     if epoch < LEAVE_STATIC_EPOCH || (epoch == LEAVE_STATIC_EPOCH && req.instance_id.is_none()) {
         return refuse(
@@ -86,6 +97,11 @@ fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<Option<
             );
         }
     }
+    Ok(())
+}
+
+fn validate_subscription(req: &ConsumerGroupHeartbeatRequest) -> Result<Option<regex::Regex>, Refusal> {
+    let too_long = |s: &str| s.len() > NAME_BYTES_MAX;
     let names = req.subscribed_topic_names.as_deref().unwrap_or_default();
     if names.len() > SUBSCRIBED_TOPICS_MAX || names.iter().any(|n| too_long(n)) {
         return refuse(ResponseError::InvalidRequest, "SubscribedTopicNames too large.");
