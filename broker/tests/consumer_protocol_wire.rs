@@ -293,3 +293,45 @@ fn given_bad_heartbeats_when_sent_should_get_kafkas_errors_change_nothing_and_ke
     );
     c.metadata(None).unwrap();
 }
+
+#[test]
+fn given_a_regex_subscription_when_a_matching_topic_is_created_should_assign_it_at_the_next_heartbeat() {
+    let broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("re-a", 2, &[]).unwrap();
+    c.create_topic("other", 2, &[]).unwrap();
+    let a = topic_id(&mut c, "re-a");
+    let mut join = Beat::join("xg", "rx", &[]);
+    join.topics = None;
+    join.regex = Some("re-.*");
+    join.assignor = Some("range");
+    let r = ok(&join.send(&mut c)).clone();
+    assert_eq!(
+        assigned(&r),
+        Some(BTreeMap::from([(a, vec![0, 1])])),
+        "only the matching topic"
+    );
+    let epoch = r.member_epoch;
+
+    c.create_topic("re-b", 3, &[]).unwrap();
+    let b = topic_id(&mut c, "re-b");
+    let r2 = ok(&Beat::at("xg", "rx", epoch, Some(vec![(a, vec![0, 1])])).send(&mut c)).clone();
+    assert_eq!(r2.member_epoch, epoch + 1, "a new matching topic bumps the epoch");
+    assert_eq!(
+        assigned(&r2),
+        Some(BTreeMap::from([(a, vec![0, 1]), (b, vec![0, 1, 2])]))
+    );
+
+    let mut d = ConsumerGroupDescribeRequest::default();
+    d.group_ids = vec![GroupId(s("xg"))];
+    let g = c.call_at(1, d).unwrap().groups.remove(0);
+    assert_eq!(g.assignor_name.as_str(), "range");
+    assert_eq!(
+        g.members[0]
+            .subscribed_topic_regex
+            .as_ref()
+            .map(|r| r.to_string())
+            .as_deref(),
+        Some("re-.*")
+    );
+}
