@@ -241,6 +241,12 @@ impl GroupCoordinator {
             }
             r.member_id = Some(req.member_id.clone());
             r.member_epoch = req.member_epoch;
+            // The last member gone: a group without offsets is forgotten now, not at some
+            // later event, so groups left behind by departed consumers do not accumulate.
+            let mut persist = Vec::new();
+            self.drop_dead_groups(&mut groups, &mut persist);
+            drop(groups);
+            self.persist(persist);
             return Ok(());
         }
         let created = !groups.contains_key(group_id);
