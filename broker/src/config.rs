@@ -75,6 +75,16 @@ pub struct ServeArgs {
     /// group.max.session.timeout.ms
     #[arg(long, env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
     pub group_max_session_timeout_ms: i32,
+    /// group.consumer.heartbeat.interval.ms: how often KIP-848 consumers (group.protocol=consumer)
+    /// are told to heartbeat.
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// group.consumer.session.timeout.ms: a KIP-848 consumer that does not heartbeat for this
+    /// long is removed and its partitions go to the others.
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_SESSION_TIMEOUT_MS", default_value_t = 45000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_consumer_session_timeout_ms: i32,
     /// offsets.retention.minutes: committed offsets of a group that stays empty this long expire.
     #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 7 * 24 * 60)]
     pub offsets_retention_minutes: i64,
@@ -114,6 +124,8 @@ impl ServeArgs {
             min_session_timeout_ms: self.group_min_session_timeout_ms,
             max_session_timeout_ms: self.group_max_session_timeout_ms,
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+            consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
+            consumer_session_timeout_ms: self.group_consumer_session_timeout_ms,
             ..crate::groups::GroupConfig::default()
         }
     }

@@ -12,6 +12,13 @@ use kafka_protocol::messages::{
     SyncGroupRequest, SyncGroupResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+
+use super::consumer::Caller;
+use crate::metadata::Catalog;
 
 use super::{FetchedOffset, GroupCoordinator};
 
@@ -30,6 +37,8 @@ pub enum GroupCall {
         group_id: String,
         topics: Option<Vec<(String, Vec<i32>)>>,
         require_stable: bool,
+        /// OffsetFetch v9+: the member id and epoch a KIP-848 member sends.
+        member: Option<(String, i32)>,
     },
     TxnCommit(TxnOffsetCommitRequest),
     /// The end of a transaction: commit or drop the producer's pending offsets.
@@ -41,6 +50,19 @@ pub enum GroupCall {
     },
     List {
         states: Vec<String>,
+        types: Vec<String>,
+    },
+    /// KIP-848 ConsumerGroupHeartbeat, with the sender's catalog snapshot to resolve topics.
+    ConsumerHeartbeat {
+        req: Box<ConsumerGroupHeartbeatRequest>,
+        version: i16,
+        catalog: Arc<Catalog>,
+        client_id: String,
+        client_host: String,
+    },
+    /// ConsumerGroupDescribe for one group.
+    ConsumerDescribe {
+        group_id: String,
     },
     Describe {
         group_id: String,
@@ -68,6 +90,8 @@ pub enum GroupAnswer {
     CompleteTxn(Result<(), i16>),
     List(Vec<ListedGroup>),
     Describe(Box<DescribedGroup>),
+    ConsumerHeartbeat(Box<ConsumerGroupHeartbeatResponse>),
+    ConsumerDescribe(Box<ConsumerDescribedGroup>),
     DeleteOffsets(OffsetDeleteResponse),
     Delete(Result<(), i16>),
     Reset(Result<(), i16>),
@@ -95,9 +119,10 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
             group_id,
             topics,
             require_stable,
+            member,
         } => GroupAnswer::FetchOffsets(
             coordinator
-                .offset_fetch_group(&group_id, topics, require_stable)
+                .offset_fetch_group(&group_id, topics, require_stable, member)
                 .await
                 .map_err(|e| e.code()),
         ),
@@ -113,9 +138,12 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
                 .await
                 .map_err(|e| e.code()),
         ),
-        GroupCall::List { states } => GroupAnswer::List(coordinator.list_groups(&states)),
+        GroupCall::List { states, types } => GroupAnswer::List(coordinator.list_groups(&states, &types)),
         GroupCall::Describe { group_id } => {
             GroupAnswer::Describe(Box::new(coordinator.describe_group(&group_id)))
+        }
+        call @ (GroupCall::ConsumerHeartbeat { .. } | GroupCall::ConsumerDescribe { .. }) => {
+            execute_consumer(coordinator, call)
         }
         GroupCall::DeleteOffsets(req) => GroupAnswer::DeleteOffsets(coordinator.offset_delete(req).await),
         GroupCall::Delete { group_id } => {
@@ -133,5 +161,29 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
             }
             GroupAnswer::Done
         }
+    }
+}
+
+/// The KIP-848 calls: synchronous on the coordinator (nothing to persist).
+fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> GroupAnswer {
+    match call {
+        GroupCall::ConsumerHeartbeat {
+            req,
+            version,
+            catalog,
+            client_id,
+            client_host,
+        } => {
+            let caller = Caller {
+                client_id: &client_id,
+                client_host: &client_host,
+            };
+            let response = coordinator.consumer_heartbeat(&req, version, &catalog, &caller);
+            GroupAnswer::ConsumerHeartbeat(Box::new(response))
+        }
+        GroupCall::ConsumerDescribe { group_id } => {
+            GroupAnswer::ConsumerDescribe(Box::new(coordinator.consumer_describe(&group_id)))
+        }
+        _ => unreachable!("only consumer calls come here"),
     }
 }

@@ -115,6 +115,10 @@ impl GroupCoordinator {
         let mut changed = false;
         let mut groups = self.groups.borrow_mut();
         for group in groups.values_mut() {
+            if group.consumer.is_some() {
+                changed |= Self::consumer_tick(group, now);
+                continue;
+            }
             let idle = group.members.is_empty() && group.pending_members.is_empty();
             // A Stable group has nothing due before its earliest deadline (heartbeats only
             // push deadlines later), so most ticks skip it without looking at its members.
@@ -176,6 +180,7 @@ impl GroupCoordinator {
         let state = self.store.state();
         groups.retain(|id, g| {
             let dead = g.state == GroupState::Empty
+                && !g.has_consumer_members()
                 && g.members.is_empty()
                 && g.pending_members.is_empty()
                 && !state.offsets.contains_key(id)

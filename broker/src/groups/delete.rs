@@ -24,7 +24,11 @@ impl GroupCoordinator {
         }
         {
             let mut groups = self.groups.borrow_mut();
-            let state = groups.get(group_id).map_or(GroupState::Dead, |g| g.state);
+            let state = match groups.get(group_id) {
+                None => GroupState::Dead,
+                Some(g) if g.has_consumer_members() => GroupState::Stable,
+                Some(g) => g.state,
+            };
             match state {
                 GroupState::Empty => {}
                 GroupState::Dead => return Err(ResponseError::GroupIdNotFound),

@@ -90,6 +90,9 @@ pub(crate) struct Group {
     /// Nobody is answered, and a retried leader SyncGroup only waits, until that write
     /// is durable (then the group goes Stable) or fails.
     pub assignments_persisting: Option<i32>,
+    /// Set when the group is a KIP-848 consumer group; the classic fields above then stay
+    /// Empty (no classic member can join until it is empty again).
+    pub consumer: Option<Box<super::consumer::ConsumerGroup>>,
 }
 
 impl Group {
@@ -108,7 +111,13 @@ impl Group {
             scan_after: None,
             state_timestamp_ms: now_ms,
             assignments_persisting: None,
+            consumer: None,
         }
+    }
+
+    /// Whether this is a KIP-848 consumer group with members.
+    pub fn has_consumer_members(&self) -> bool {
+        self.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
     }
 
     pub fn member(&self, member_id: &str) -> Option<&Member> {

@@ -1,4 +1,4 @@
-//! Consumer groups (Kafka's classic protocol) and their committed offsets.
+//! Consumer groups (Kafka's classic protocol, and KIP-848's in `consumer`) and their committed offsets.
 //! Owns: one `GroupCoordinator` per shard for the groups `group_to_shard` maps to that shard.
 //! Only the owning shard touches a coordinator (it is `!Send`, behind an `Rc`); other shards
 //! forward group requests to it. Invariants: a group's generation only grows; an OffsetCommit
@@ -6,6 +6,7 @@
 //! by a `_MAX` constant below.
 
 pub mod call;
+pub mod consumer;
 mod coordinator;
 mod delete;
 mod group;
@@ -69,6 +70,10 @@ pub struct GroupConfig {
     /// The offsets file is compacted into a snapshot once it grows past this size (and past
     /// twice the previous snapshot, so a large live state does not compact in a loop).
     pub offsets_file_compact_bytes: u64,
+    /// group.consumer.heartbeat.interval.ms: the interval KIP-848 members are told to keep.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// group.consumer.session.timeout.ms: a KIP-848 member silent this long is removed.
+    pub consumer_session_timeout_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -81,6 +86,8 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             timer_tick_ms: 50,
             offsets_file_compact_bytes: 64 * 1024 * 1024,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_session_timeout_ms: 45_000,
         }
     }
 }

@@ -56,8 +56,8 @@ pub(super) fn check_partition(topic: &str, partition: i32, metadata: &str) -> Re
 impl GroupCoordinator {
     /// OffsetCommit (v2-9): validated like Kafka's classic coordinator, then written and
     /// fdatasync'd before the response is built.
-    pub async fn offset_commit(&self, req: OffsetCommitRequest, _version: i16) -> OffsetCommitResponse {
-        let group_result = self.validate_commit(&req);
+    pub async fn offset_commit(&self, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+        let group_result = self.validate_commit(&req, version);
         let now_ms = wall_ms();
         let group_id = req.group_id.as_str().to_owned();
         let mut response = OffsetCommitResponse::default();
@@ -123,7 +123,7 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    fn validate_commit(&self, req: &OffsetCommitRequest) -> Result<(), ResponseError> {
+    fn validate_commit(&self, req: &OffsetCommitRequest, version: i16) -> Result<(), ResponseError> {
         if self.closed.get() {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
@@ -144,6 +144,9 @@ impl GroupCoordinator {
             return Ok(());
         };
         let member_id = req.member_id.as_str();
+        if let Some(cg) = group.consumer.as_deref() {
+            return cg.validate_offset_commit(member_id, req.generation_id_or_member_epoch, version);
+        }
         if group.is_fenced(member_id, req.group_instance_id.as_deref()) {
             return Err(ResponseError::FencedInstanceId);
         }
@@ -172,12 +175,19 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
         require_stable: bool,
+        member: Option<(String, i32)>,
     ) -> Result<Vec<FetchedOffset>, ResponseError> {
         if self.closed.get() {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
         if group_id.is_empty() || group_id.len() > NAME_BYTES_MAX {
             return Err(ResponseError::InvalidGroupId);
+        }
+        if let Some((member_id, epoch)) = member {
+            let groups = self.groups.borrow();
+            if let Some(cg) = groups.get(group_id).and_then(|g| g.consumer.as_deref()) {
+                cg.validate_offset_fetch(&member_id, epoch)?;
+            }
         }
         let state = self.store.state();
         let offsets = state.offsets.get(group_id);
@@ -407,22 +417,33 @@ impl GroupCoordinator {
 
     /// ListGroups: every group this shard coordinates, optionally filtered by state name
     /// (case-insensitive, as Kafka's ListGroups v4+).
-    pub fn list_groups(&self, states_filter: &[String]) -> Vec<ListedGroup> {
+    pub fn list_groups(&self, states_filter: &[String], types_filter: &[String]) -> Vec<ListedGroup> {
         let groups = self.groups.borrow();
+        let listed = |g: &Group| -> (&'static str, &'static str, String) {
+            match g.consumer.as_deref() {
+                Some(cg) => (cg.state().name(), "consumer", "consumer".to_owned()),
+                None => (
+                    g.state.name(),
+                    "classic",
+                    g.protocol_type.clone().unwrap_or_default(),
+                ),
+            }
+        };
         let mut out: Vec<ListedGroup> = groups
             .values()
-            .filter(|g| {
-                states_filter.is_empty()
-                    || states_filter
-                        .iter()
-                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+            .map(|g| (g, listed(g)))
+            .filter(|(_, (state, kind, _))| {
+                let pass = |filter: &[String], v: &str| {
+                    filter.is_empty() || filter.iter().any(|s| s.eq_ignore_ascii_case(v))
+                };
+                pass(states_filter, state) && pass(types_filter, kind)
             })
-            .map(|g| {
+            .map(|(g, (state, kind, protocol_type))| {
                 let mut l = ListedGroup::default();
                 l.group_id = GroupId(sb(&g.group_id));
-                l.protocol_type = sb(g.protocol_type.as_deref().unwrap_or(""));
-                l.group_state = sb(g.state.name());
-                l.group_type = sb("classic");
+                l.protocol_type = sb(&protocol_type);
+                l.group_state = sb(state);
+                l.group_type = sb(kind);
                 l
             })
             .collect();
@@ -440,7 +461,8 @@ impl GroupCoordinator {
             return d;
         }
         let groups = self.groups.borrow();
-        let Some(group) = groups.get(group_id) else {
+        // A consumer group is not a classic group: Dead without error, as Kafka up to v5.
+        let Some(group) = groups.get(group_id).filter(|g| g.consumer.is_none()) else {
             d.group_state = sb(GroupState::Dead.name());
             return d;
         };

@@ -189,6 +189,16 @@ impl GroupCoordinator {
             groups.insert(group_id.to_owned(), Group::new(group_id.to_owned(), wall_ms()));
         }
         let group = groups.get_mut(group_id).expect("inserted above");
+        if group.has_consumer_members() {
+            // Mixed classic/consumer groups (Kafka 4's classic members in a consumer group)
+            // are not supported: docs/groups.md.
+            return Step::Done(join_error(
+                ResponseError::InconsistentGroupProtocol,
+                &joiner.member_id,
+            ));
+        }
+        // An empty consumer group becomes classic; its offsets stay.
+        group.consumer = None;
         let step = if !group.supports_protocols(&joiner.protocol_type, &joiner.protocols) {
             Step::Done(join_error(
                 ResponseError::InconsistentGroupProtocol,

@@ -159,7 +159,18 @@ pub async fn offset_fetch(
                 .collect()
         });
         let group_id = g.group_id.clone();
-        let (code, offsets) = fetch_group(shard, g.group_id.0.to_string(), topics, req.require_stable).await;
+        // v9+: a KIP-848 member names itself; the coordinator checks it against the group.
+        let member = (version >= 9)
+            .then(|| (g.member_id.as_deref().unwrap_or("").to_owned(), g.member_epoch))
+            .filter(|(id, epoch)| !id.is_empty() || *epoch >= 0);
+        let (code, offsets) = fetch_group(
+            shard,
+            g.group_id.0.to_string(),
+            topics,
+            req.require_stable,
+            member,
+        )
+        .await;
         let topics = group_by_topic(offsets)
             .into_iter()
             .map(|(name, parts)| {
@@ -201,7 +212,7 @@ async fn offset_fetch_one(
             .collect()
     });
     let stable = version >= 7 && req.require_stable;
-    let (code, offsets) = fetch_group(shard, req.group_id.0.to_string(), topics, stable).await;
+    let (code, offsets) = fetch_group(shard, req.group_id.0.to_string(), topics, stable, None).await;
     let topics = group_by_topic(offsets)
         .into_iter()
         .map(|(name, parts)| {
@@ -234,11 +245,13 @@ async fn fetch_group(
     group_id: String,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
+    member: Option<(String, i32)>,
 ) -> (i16, Vec<FetchedOffset>) {
     let owner_call = GroupCall::FetchOffsets {
         group_id: group_id.clone(),
         topics,
         require_stable,
+        member,
     };
     match call(shard, &group_id, owner_call).await {
         Ok(GroupAnswer::FetchOffsets(Ok(offsets))) => (0, offsets),

@@ -60,7 +60,7 @@ pub async fn call_on(shard: &Rc<ShardContext>, owner: usize, call: GroupCall) ->
 
 /// Run `call` on its group's coordinator and take out the answer `pick`
 /// expects; `failed` builds the response for an unreachable coordinator.
-async fn on_coordinator<R>(
+pub(super) async fn on_coordinator<R>(
     shard: &Rc<ShardContext>,
     group_id: &str,
     group_call: GroupCall,
@@ -220,6 +220,7 @@ pub async fn list_groups(
     node: Option<usize>,
 ) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(ToString::to_string).collect();
+    let types: Vec<String> = req.types_filter.iter().map(ToString::to_string).collect();
     let mut groups = Vec::new();
     let mut error_code = 0;
     let owners = match node {
@@ -232,6 +233,7 @@ pub async fn list_groups(
             owner,
             GroupCall::List {
                 states: states.clone(),
+                types: types.clone(),
             },
         )
         .await

@@ -217,6 +217,12 @@ async fn respond_groups(
         RequestKind::ListGroups(r) => Out::ListGroups(groups::list_groups(shard, r, peer.node).await),
         RequestKind::DescribeGroups(r) => Out::DescribeGroups(groups::describe_groups(shard, r).await),
         RequestKind::DeleteGroups(r) => Out::DeleteGroups(groups::delete_groups(shard, r).await),
+        RequestKind::ConsumerGroupHeartbeat(r) => Out::ConsumerGroupHeartbeat(
+            consumer_groups::heartbeat(shard, r, version, client_id, peer.addr).await,
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            Out::ConsumerGroupDescribe(consumer_groups::describe(shard, r).await)
+        }
         RequestKind::AddPartitionsToTxn(r) => {
             Out::AddPartitionsToTxn(txn_api::add_partitions(shard, r, version).await)
         }

@@ -185,6 +185,16 @@ macro_rules! with_types {
                 type $resp = DescribeLogDirsResponse;
                 $body
             }
+            ApiKey::ConsumerGroupHeartbeat => {
+                type $req = ConsumerGroupHeartbeatRequest;
+                type $resp = ConsumerGroupHeartbeatResponse;
+                $body
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                type $req = ConsumerGroupDescribeRequest;
+                type $resp = ConsumerGroupDescribeResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

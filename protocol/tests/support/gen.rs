@@ -150,6 +150,10 @@ generators! {
     DescribeClusterRequest => describe_cluster_request, DescribeClusterResponse => describe_cluster_response,
     ElectLeadersRequest => elect_leaders_request, ElectLeadersResponse => elect_leaders_response,
     DescribeLogDirsRequest => describe_log_dirs_request, DescribeLogDirsResponse => describe_log_dirs_response,
+    ConsumerGroupHeartbeatRequest => consumer_group_heartbeat_request,
+    ConsumerGroupHeartbeatResponse => consumer_group_heartbeat_response,
+    ConsumerGroupDescribeRequest => consumer_group_describe_request,
+    ConsumerGroupDescribeResponse => consumer_group_describe_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -1875,6 +1879,117 @@ fn offset_for_leader_epoch_response(_v: i16, p: &Palette) -> OffsetForLeaderEpoc
                 })
                 .collect();
             topic
+        })
+        .collect();
+    m
+}
+
+fn consumer_group_heartbeat_request(v: i16, p: &Palette) -> ConsumerGroupHeartbeatRequest {
+    use consumer_group_heartbeat_request::TopicPartitions;
+    let mut m = ConsumerGroupHeartbeatRequest::default();
+    m.group_id = p.group(0);
+    m.member_id = p.s(1);
+    m.member_epoch = p.i32(0);
+    m.instance_id = p.opt(2);
+    m.rack_id = p.opt(3);
+    m.rebalance_timeout_ms = p.i32(1);
+    m.subscribed_topic_names = p.flag(0).then(|| (0..p.n(0)).map(|i| p.topic(i)).collect());
+    if v >= 1 {
+        m.subscribed_topic_regex = p.opt(4);
+    }
+    m.server_assignor = p.opt(5);
+    m.topic_partitions = p.flag(1).then(|| {
+        (0..p.n(1))
+            .map(|t| {
+                let mut tp = TopicPartitions::default();
+                tp.topic_id = p.uuid(t);
+                tp.partitions = (0..p.n(t + 2)).map(|i| p.i32(i)).collect();
+                tp
+            })
+            .collect()
+    });
+    m
+}
+
+fn consumer_group_heartbeat_response(_v: i16, p: &Palette) -> ConsumerGroupHeartbeatResponse {
+    use consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+    let mut m = ConsumerGroupHeartbeatResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(1);
+    m.error_message = p.opt(0);
+    m.member_id = p.opt(1);
+    m.member_epoch = p.i32(2);
+    m.heartbeat_interval_ms = p.i32(3);
+    m.assignment = p.flag(0).then(|| {
+        let mut a = Assignment::default();
+        a.topic_partitions = (0..p.n(0))
+            .map(|t| {
+                let mut tp = TopicPartitions::default();
+                tp.topic_id = p.uuid(t);
+                tp.partitions = (0..p.n(t + 1)).map(|i| p.i32(i)).collect();
+                tp
+            })
+            .collect();
+        a
+    });
+    m
+}
+
+fn consumer_group_describe_request(_v: i16, p: &Palette) -> ConsumerGroupDescribeRequest {
+    let mut m = ConsumerGroupDescribeRequest::default();
+    m.group_ids = (0..p.n(0)).map(|i| p.group(i)).collect();
+    m.include_authorized_operations = p.flag(0);
+    m
+}
+
+fn consumer_group_describe_response(v: i16, p: &Palette) -> ConsumerGroupDescribeResponse {
+    use consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
+    let assignment = |k: usize| {
+        let mut a = Assignment::default();
+        a.topic_partitions = (0..p.n(k))
+            .map(|t| {
+                let mut tp = TopicPartitions::default();
+                tp.topic_id = p.uuid(t);
+                tp.topic_name = p.topic(t);
+                tp.partitions = (0..p.n(t + 1)).map(|i| p.i32(i)).collect();
+                tp
+            })
+            .collect();
+        a
+    };
+    let mut m = ConsumerGroupDescribeResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.groups = (0..p.n(0))
+        .map(|g| {
+            let mut d = DescribedGroup::default();
+            d.error_code = p.i16(g);
+            d.error_message = p.opt(g);
+            d.group_id = p.group(g);
+            d.group_state = p.s(g + 1);
+            d.group_epoch = p.i32(g);
+            d.assignment_epoch = p.i32(g + 1);
+            d.assignor_name = p.s(g + 2);
+            d.members = (0..p.n(g + 1))
+                .map(|i| {
+                    let mut mem = Member::default();
+                    mem.member_id = p.s(i);
+                    mem.instance_id = p.opt(i + 1);
+                    mem.rack_id = p.opt(i + 2);
+                    mem.member_epoch = p.i32(i);
+                    mem.client_id = p.s(i + 1);
+                    mem.client_host = p.s(i + 2);
+                    mem.subscribed_topic_names = (0..p.n(i)).map(|t| p.topic(t)).collect();
+                    mem.subscribed_topic_regex = p.opt(i + 3);
+                    mem.assignment = assignment(i);
+                    mem.target_assignment = assignment(i + 1);
+                    if v >= 1 {
+                        mem.member_type = p.i8(i);
+                    }
+                    mem
+                })
+                .collect();
+            d.authorized_operations = p.i32(g + 2);
+            d
         })
         .collect();
     m

@@ -154,7 +154,10 @@ fn commit_codes(r: &OffsetCommitResponse) -> Vec<i16> {
 }
 
 async fn fetch_all(c: &GroupCoordinator, group: &str) -> Vec<(String, i32, i64)> {
-    let fetched = c.offset_fetch_group(group, None, false).await.expect("fetch");
+    let fetched = c
+        .offset_fetch_group(group, None, false, None)
+        .await
+        .expect("fetch");
     fetched
         .into_iter()
         .map(|f| (f.topic, f.partition, f.offset))

@@ -39,7 +39,7 @@ fn given_committed_offsets_when_coordinator_reopens_should_still_have_offsets_an
         );
         assert_eq!(fetch_all(&c, "simple").await, vec![("u".into(), 3, 99)]);
         let some = c
-            .offset_fetch_group("g", Some(vec![("t".into(), vec![0, 5])]), false)
+            .offset_fetch_group("g", Some(vec![("t".into(), vec![0, 5])]), false, None)
             .await
             .unwrap();
         assert_eq!((some[0].offset, some[0].metadata.as_str()), (42, "meta"));
@@ -53,12 +53,12 @@ fn given_committed_offsets_when_coordinator_reopens_should_still_have_offsets_an
             0
         );
         let listed: Vec<String> = c
-            .list_groups(&[])
+            .list_groups(&[], &[])
             .iter()
             .map(|l| l.group_id.as_str().to_owned())
             .collect();
         assert_eq!(listed, vec!["g".to_owned(), "simple".to_owned()]);
-        let empty_only = c.list_groups(&["empty".to_owned()]);
+        let empty_only = c.list_groups(&["empty".to_owned()], &[]);
         assert_eq!(empty_only.len(), 1);
         c.close().await.unwrap();
     });

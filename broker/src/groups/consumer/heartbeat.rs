@@ -1,0 +1,506 @@
+//! ConsumerGroupHeartbeat and ConsumerGroupDescribe on the coordinator, and the consumer-group
+//! part of the group timer. Runs on the coordinator's shard; never awaits while it holds the
+//! groups borrow (nothing here is persisted: see `consumer/mod.rs`).
+//! Bad input gets Kafka's codes: INVALID_REQUEST for malformed fields, UNSUPPORTED_ASSIGNOR,
+//! INVALID_REGULAR_EXPRESSION, UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED,
+//! and GROUP_ID_NOT_FOUND for a classic group that still has members.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use kafka_protocol::messages::consumer_group_describe_response as describe;
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment as WireAssignment, TopicPartitions,
+};
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::ResponseError;
+
+use super::assignor::{Assignment, ASSIGNORS};
+use super::reconcile::{reconcile, MemberState, Reconciled};
+use super::{ConsumerGroup, ConsumerMember, OWNED_PARTITIONS_MAX, SUBSCRIBED_TOPICS_MAX};
+use crate::groups::coordinator::{sb, truncate_utf8, wall_ms, GroupCoordinator};
+use crate::groups::group::Group;
+use crate::groups::{GROUPS_PER_SHARD_MAX, GROUP_MEMBERS_MAX, NAME_BYTES_MAX};
+use crate::metadata::Catalog;
+
+const LEAVE_STATIC_EPOCH: i32 = -2;
+
+/// A refused heartbeat: Kafka's code and its message.
+type Refusal = (ResponseError, String);
+
+fn refuse<T>(error: ResponseError, message: impl Into<String>) -> Result<T, Refusal> {
+    Err((error, message.into()))
+}
+
+/// Who sent the heartbeat (from the request header and the connection).
+pub struct Caller<'a> {
+    pub client_id: &'a str,
+    pub client_host: &'a str,
+}
+
+/// The request's checks that need no group state.
+fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<Option<regex::Regex>, Refusal> {
+    let too_long = |s: &str| s.len() > NAME_BYTES_MAX;
+    if req.group_id.is_empty() || too_long(&req.group_id) {
+        return refuse(ResponseError::InvalidRequest, "GroupId can't be empty.");
+    }
+    if too_long(&req.member_id)
+        || req.instance_id.as_deref().is_some_and(too_long)
+        || req.rack_id.as_deref().is_some_and(too_long)
+    {
+        return refuse(
+            ResponseError::InvalidRequest,
+            "MemberId, InstanceId or RackId too long.",
+        );
+    }
+    if version >= 1 && req.member_id.is_empty() {
+        return refuse(ResponseError::InvalidRequest, "MemberId can't be empty.");
+    }
+    if req.instance_id.as_deref() == Some("") || req.rack_id.as_deref() == Some("") {
+        return refuse(
+            ResponseError::InvalidRequest,
+            "InstanceId and RackId can't be empty.",
+        );
+    }
+    validate_epoch(req)?;
+    validate_subscription(req)
+}
+
+fn validate_epoch(req: &ConsumerGroupHeartbeatRequest) -> Result<(), Refusal> {
+    let epoch = req.member_epoch;
+    if epoch < LEAVE_STATIC_EPOCH || (epoch == LEAVE_STATIC_EPOCH && req.instance_id.is_none()) {
+        return refuse(
+            ResponseError::InvalidRequest,
+            format!("Invalid MemberEpoch {epoch}."),
+        );
+    }
+    if (epoch > 0 || epoch == -1) && req.member_id.is_empty() {
+        return refuse(ResponseError::InvalidRequest, "MemberId can't be empty.");
+    }
+    if epoch == 0 {
+        if req.rebalance_timeout_ms == -1 {
+            return refuse(
+                ResponseError::InvalidRequest,
+                "RebalanceTimeoutMs must be provided in first request.",
+            );
+        }
+        if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+            return refuse(
+                ResponseError::InvalidRequest,
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+            );
+        }
+        if req.topic_partitions.as_ref().is_none_or(|t| !t.is_empty()) {
+            return refuse(
+                ResponseError::InvalidRequest,
+                "TopicPartitions must be empty when (re-)joining.",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn validate_subscription(req: &ConsumerGroupHeartbeatRequest) -> Result<Option<regex::Regex>, Refusal> {
+    let too_long = |s: &str| s.len() > NAME_BYTES_MAX;
+    let names = req.subscribed_topic_names.as_deref().unwrap_or_default();
+    if names.len() > SUBSCRIBED_TOPICS_MAX || names.iter().any(|n| too_long(n)) {
+        return refuse(ResponseError::InvalidRequest, "SubscribedTopicNames too large.");
+    }
+    let owned: usize = req
+        .topic_partitions
+        .iter()
+        .flatten()
+        .map(|t| t.partitions.len())
+        .sum();
+    if owned > OWNED_PARTITIONS_MAX {
+        return refuse(ResponseError::InvalidRequest, "TopicPartitions too large.");
+    }
+    if let Some(name) = req.server_assignor.as_deref() {
+        if !ASSIGNORS.contains(&name) {
+            return refuse(
+                ResponseError::UnsupportedAssignor,
+                format!("ServerAssignor {name} is not supported. Supported assignors: uniform, range."),
+            );
+        }
+    }
+    match req.subscribed_topic_regex.as_deref() {
+        None => Ok(None),
+        Some(re) if too_long(re) => refuse(
+            ResponseError::InvalidRegularExpression,
+            "SubscribedTopicRegex too long.",
+        ),
+        Some(re) => regex::Regex::new(&format!("^(?:{re})$")).map(Some).map_err(|e| {
+            (
+                ResponseError::InvalidRegularExpression,
+                format!("SubscribedTopicRegex {re} is invalid: {e}"),
+            )
+        }),
+    }
+}
+
+fn owned_partitions(req: &ConsumerGroupHeartbeatRequest) -> Option<Assignment> {
+    let topics = req.topic_partitions.as_ref()?;
+    let mut out = Assignment::new();
+    for t in topics {
+        out.entry(t.topic_id)
+            .or_default()
+            .extend(t.partitions.iter().copied());
+    }
+    Some(out)
+}
+
+fn wire_assignment(a: &Assignment) -> WireAssignment {
+    let mut w = WireAssignment::default();
+    for (topic, partitions) in a {
+        let mut tp = TopicPartitions::default();
+        tp.topic_id = *topic;
+        tp.partitions = partitions.iter().copied().collect();
+        w.topic_partitions.push(tp);
+    }
+    w
+}
+
+/// The subscribed topics of every member, resolved against `catalog`: the union of names is
+/// looked up, and only with regexes is the catalog scanned, once per distinct regex.
+fn resolve_topics(group: &ConsumerGroup, catalog: &Catalog) -> BTreeMap<String, (uuid::Uuid, i32)> {
+    let names: BTreeSet<&str> = group
+        .members
+        .values()
+        .flat_map(|m| m.topic_names.iter().map(String::as_str))
+        .collect();
+    let mut regexes: BTreeMap<&str, &regex::Regex> = BTreeMap::new();
+    for (src, re) in group.members.values().filter_map(|m| m.regex.as_ref()) {
+        regexes.insert(src, re);
+    }
+    let entry = |t: &crate::metadata::TopicMeta| (t.name.clone(), (t.uuid(), t.partition_count()));
+    let mut out: BTreeMap<String, (uuid::Uuid, i32)> =
+        names.iter().filter_map(|n| catalog.topic(n)).map(entry).collect();
+    for re in regexes.values() {
+        out.extend(
+            catalog
+                .topics
+                .values()
+                .filter(|t| re.is_match(&t.name))
+                .map(entry),
+        );
+    }
+    out
+}
+
+impl GroupCoordinator {
+    /// ConsumerGroupHeartbeat (v0-v1): join, heartbeat, reconcile or leave.
+    pub fn consumer_heartbeat(
+        &self,
+        req: &ConsumerGroupHeartbeatRequest,
+        version: i16,
+        catalog: &Catalog,
+        caller: &Caller<'_>,
+    ) -> ConsumerGroupHeartbeatResponse {
+        let mut r = ConsumerGroupHeartbeatResponse::default();
+        let result = if self.closed.get() {
+            refuse(ResponseError::CoordinatorNotAvailable, "closed")
+        } else {
+            validate(req, version).and_then(|re| self.heartbeat_validated(req, re, catalog, caller, &mut r))
+        };
+        if let Err((error, message)) = result {
+            tracing::debug!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), ?error, %message, "ConsumerGroupHeartbeat refused");
+            r = ConsumerGroupHeartbeatResponse::default();
+            r.error_code = error.code();
+            r.error_message = Some(sb(&message));
+            r.member_epoch = -1;
+        }
+        r
+    }
+
+    fn heartbeat_validated(
+        &self,
+        req: &ConsumerGroupHeartbeatRequest,
+        regex: Option<regex::Regex>,
+        catalog: &Catalog,
+        caller: &Caller<'_>,
+        r: &mut ConsumerGroupHeartbeatResponse,
+    ) -> Result<(), Refusal> {
+        let group_id = req.group_id.as_str();
+        let mut groups = self.groups.borrow_mut();
+        if req.member_epoch < 0 {
+            let cg = groups.get_mut(group_id).and_then(|g| g.consumer.as_deref_mut());
+            let Some(cg) = cg else {
+                return refuse(
+                    ResponseError::GroupIdNotFound,
+                    format!("Group {group_id} not found."),
+                );
+            };
+            if !cg.remove_member(&req.member_id) {
+                return refuse(
+                    ResponseError::UnknownMemberId,
+                    format!(
+                        "Member {} is not a member of group {group_id}.",
+                        req.member_id.as_str()
+                    ),
+                );
+            }
+            r.member_id = Some(req.member_id.clone());
+            r.member_epoch = req.member_epoch;
+            // The last member gone: a group without offsets is forgotten now, not at some
+            // later event, so groups left behind by departed consumers do not accumulate.
+            let mut persist = Vec::new();
+            self.drop_dead_groups(&mut groups, &mut persist);
+            drop(groups);
+            self.persist(persist);
+            return Ok(());
+        }
+        let created = !groups.contains_key(group_id);
+        if created {
+            if req.member_epoch != 0 {
+                // Membership is not persisted: a group unknown here may be one a restart
+                // forgot, and UNKNOWN_MEMBER_ID makes its members rejoin (docs/groups.md).
+                return refuse(
+                    ResponseError::UnknownMemberId,
+                    format!("Group {group_id} has no member {}.", req.member_id.as_str()),
+                );
+            }
+            if groups.len() >= GROUPS_PER_SHARD_MAX {
+                return refuse(ResponseError::CoordinatorNotAvailable, "too many groups");
+            }
+            groups.insert(group_id.to_owned(), Group::new(group_id.to_owned(), wall_ms()));
+        }
+        let group = groups.get_mut(group_id).expect("present");
+        let result = self.heartbeat_in_group(group, req, regex, catalog, caller, r);
+        if result.is_err() && created {
+            groups.remove(group_id);
+        }
+        result
+    }
+
+    fn heartbeat_in_group(
+        &self,
+        group: &mut Group,
+        req: &ConsumerGroupHeartbeatRequest,
+        regex: Option<regex::Regex>,
+        catalog: &Catalog,
+        caller: &Caller<'_>,
+        r: &mut ConsumerGroupHeartbeatResponse,
+    ) -> Result<(), Refusal> {
+        let group_id = group.group_id.clone();
+        if group.consumer.is_none() {
+            let classic_empty = group.members.is_empty() && group.pending_members.is_empty();
+            if !classic_empty {
+                return refuse(
+                    ResponseError::GroupIdNotFound,
+                    format!("Group {group_id} is not a consumer group."),
+                );
+            }
+            if req.member_epoch != 0 {
+                return refuse(
+                    ResponseError::UnknownMemberId,
+                    format!("Group {group_id} has no member {}.", req.member_id.as_str()),
+                );
+            }
+            // An empty classic group (offsets only) becomes a consumer group; offsets stay.
+            group.protocol_type = None;
+            group.protocol_name = None;
+            group.consumer = Some(Box::default());
+        }
+        let cg = group.consumer.as_deref_mut().expect("set above");
+        let member_id = if req.member_id.is_empty() {
+            self.new_member_id(caller.client_id)
+        } else {
+            req.member_id.as_str().to_owned()
+        };
+        let now = Instant::now();
+        let mut bump = self.admit_member(cg, req, &member_id, now, caller)?;
+        let member = cg.members.get_mut(&member_id).expect("admitted");
+        bump |= update_subscription(member, req, regex);
+        if let Some(rack) = req.rack_id.as_deref() {
+            member.rack_id = Some(rack.to_owned());
+        }
+        if req.rebalance_timeout_ms >= 0 {
+            member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        }
+        member.touch(now, self.config.consumer_session_timeout_ms);
+        let topics = resolve_topics(cg, catalog);
+        if bump || topics != cg.topics {
+            cg.topics = topics;
+            cg.group_epoch += 1;
+        }
+        if cg.group_epoch > cg.assignment_epoch {
+            cg.compute_target();
+        }
+        let before = cg.members[&member_id].r.assigned.clone();
+        reconcile_member(cg, &member_id, owned_partitions(req).as_ref(), now);
+        let member = &cg.members[&member_id];
+        let full = req.member_epoch == 0
+            || (req.rebalance_timeout_ms != -1
+                && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
+                && req.topic_partitions.is_some());
+        if full || member.r.assigned != before {
+            r.assignment = Some(wire_assignment(&member.r.assigned));
+        }
+        r.member_id = Some(sb(&member_id));
+        r.member_epoch = member.r.epoch;
+        r.heartbeat_interval_ms = self.config.consumer_heartbeat_interval_ms;
+        Ok(())
+    }
+
+    /// Finds or adds the member and checks its epoch; whether the group epoch must move.
+    fn admit_member(
+        &self,
+        cg: &mut ConsumerGroup,
+        req: &ConsumerGroupHeartbeatRequest,
+        member_id: &str,
+        now: Instant,
+        caller: &Caller<'_>,
+    ) -> Result<bool, Refusal> {
+        let epoch = req.member_epoch;
+        if epoch == 0 {
+            let rejoin = cg.members.contains_key(member_id);
+            if !rejoin && cg.members.len() >= GROUP_MEMBERS_MAX {
+                return refuse(
+                    ResponseError::GroupMaxSizeReached,
+                    "The consumer group has reached its maximum capacity.",
+                );
+            }
+            // A member rejoining with epoch 0 starts over: what it held is released.
+            cg.members.remove(member_id);
+            cg.target.remove(member_id);
+            cg.members.insert(
+                member_id.to_owned(),
+                ConsumerMember {
+                    member_id: member_id.to_owned(),
+                    instance_id: req.instance_id.as_deref().map(str::to_owned),
+                    rack_id: None,
+                    client_id: truncate_utf8(caller.client_id, NAME_BYTES_MAX).to_owned(),
+                    client_host: truncate_utf8(caller.client_host, NAME_BYTES_MAX).to_owned(),
+                    rebalance_timeout_ms: req.rebalance_timeout_ms,
+                    topic_names: BTreeSet::new(),
+                    regex: None,
+                    assignor: None,
+                    r: Reconciled::joining(),
+                    session_deadline: now,
+                    revocation_deadline: None,
+                },
+            );
+            return Ok(true);
+        }
+        let Some(member) = cg.members.get(member_id) else {
+            return refuse(
+                ResponseError::UnknownMemberId,
+                format!("Member {member_id} is not a member of the group."),
+            );
+        };
+        let owned = owned_partitions(req);
+        let acceptable_previous = epoch == member.r.previous_epoch
+            && owned.as_ref().is_some_and(|o| {
+                o.iter()
+                    .all(|(t, ps)| member.r.assigned.get(t).is_some_and(|a| ps.is_subset(a)))
+            });
+        if epoch > member.r.epoch || (epoch < member.r.epoch && !acceptable_previous) {
+            return refuse(ResponseError::FencedMemberEpoch, format!("The consumer group member has a smaller member epoch ({epoch}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.", member.r.epoch));
+        }
+        Ok(false)
+    }
+
+    /// ConsumerGroupDescribe for one group: GROUP_ID_NOT_FOUND for an unknown or classic group.
+    pub fn consumer_describe(&self, group_id: &str) -> describe::DescribedGroup {
+        let mut d = describe::DescribedGroup::default();
+        d.group_id = kafka_protocol::messages::GroupId(sb(group_id));
+        d.authorized_operations = i32::MIN;
+        if self.closed.get() {
+            d.error_code = ResponseError::CoordinatorNotAvailable.code();
+            return d;
+        }
+        let groups = self.groups.borrow();
+        let Some(cg) = groups.get(group_id).and_then(|g| g.consumer.as_deref()) else {
+            d.error_code = ResponseError::GroupIdNotFound.code();
+            d.error_message = Some(sb(&format!("Group {group_id} not found.")));
+            return d;
+        };
+        d.group_state = sb(cg.state().name());
+        d.group_epoch = cg.group_epoch;
+        d.assignment_epoch = cg.assignment_epoch;
+        d.assignor_name = sb(&cg.assignor());
+        let described = |a: &Assignment| {
+            let mut out = describe::Assignment::default();
+            for (id, ps) in a {
+                let mut tp = describe::TopicPartitions::default();
+                tp.topic_id = *id;
+                tp.topic_name = kafka_protocol::messages::TopicName(sb(cg.topic_name(id).unwrap_or("")));
+                tp.partitions = ps.iter().copied().collect();
+                out.topic_partitions.push(tp);
+            }
+            out
+        };
+        for m in cg.members.values() {
+            let mut dm = describe::Member::default();
+            dm.member_id = sb(&m.member_id);
+            dm.instance_id = m.instance_id.as_deref().map(sb);
+            dm.rack_id = m.rack_id.as_deref().map(sb);
+            dm.member_epoch = m.r.epoch;
+            dm.client_id = sb(&m.client_id);
+            dm.client_host = sb(&m.client_host);
+            dm.subscribed_topic_names = m
+                .topic_names
+                .iter()
+                .map(|n| kafka_protocol::messages::TopicName(sb(n)))
+                .collect();
+            dm.subscribed_topic_regex = m.regex.as_ref().map(|(src, _)| sb(src));
+            dm.assignment = described(&m.r.assigned);
+            dm.target_assignment = described(cg.target.get(&m.member_id).unwrap_or(&Assignment::new()));
+            dm.member_type = 1;
+            d.members.push(dm);
+        }
+        d
+    }
+
+    /// The consumer-group share of a timer tick: expires members; whether anything changed.
+    pub(in crate::groups) fn consumer_tick(group: &mut Group, now: Instant) -> bool {
+        let group_id = group.group_id.clone();
+        group
+            .consumer
+            .as_deref_mut()
+            .is_some_and(|cg| cg.expire(now, &group_id))
+    }
+}
+
+/// Applies the heartbeat's subscription fields (absent = unchanged); whether they changed.
+fn update_subscription(
+    member: &mut ConsumerMember,
+    req: &ConsumerGroupHeartbeatRequest,
+    regex: Option<regex::Regex>,
+) -> bool {
+    let mut changed = false;
+    if let Some(names) = &req.subscribed_topic_names {
+        let names: BTreeSet<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
+        changed |= names != member.topic_names;
+        member.topic_names = names;
+    }
+    if let (Some(src), Some(re)) = (req.subscribed_topic_regex.as_deref(), regex) {
+        if member.regex.as_ref().map(|(s, _)| s.as_str()) != Some(src) {
+            member.regex = Some((src.to_owned(), re));
+            changed = true;
+        }
+    }
+    if let Some(name) = req.server_assignor.as_deref() {
+        changed |= member.assignor.as_deref() != Some(name);
+        member.assignor = Some(name.to_owned());
+    }
+    changed
+}
+
+/// One reconciliation step for `member_id` towards its target.
+fn reconcile_member(cg: &mut ConsumerGroup, member_id: &str, owned: Option<&Assignment>, now: Instant) {
+    let empty = Assignment::new();
+    let target = cg.target.get(member_id).unwrap_or(&empty);
+    let holders = cg.holders();
+    let held_by_other = |t: uuid::Uuid, p: i32| holders.get(&(t, p)).is_some_and(|h| *h != member_id);
+    let current = &cg.members[member_id];
+    let next = reconcile(&current.r, cg.assignment_epoch, target, owned, &held_by_other);
+    let member = cg.members.get_mut(member_id).expect("present");
+    if next.state != MemberState::UnrevokedPartitions {
+        member.revocation_deadline = None;
+    } else if member.revocation_deadline.is_none() {
+        let timeout = std::time::Duration::from_millis(member.rebalance_timeout_ms.max(0) as u64);
+        member.revocation_deadline = Some(now + timeout);
+    }
+    member.r = next;
+}

@@ -1,0 +1,237 @@
+//! KIP-848 consumer groups ("consumer" group type): members, the group epoch, the target
+//! assignment and its epoch. The server assigns (`assignor`), each member moves to its target
+//! one safe step at a time (`reconcile`); the ConsumerGroupHeartbeat/Describe handling and the
+//! session timer live in `heartbeat`. A `ConsumerGroup` hangs off the shard's `Group` entry of
+//! the same id, so classic and consumer groups share one namespace and one offsets store.
+//! Owned by the coordinator's shard; in memory only (members rejoin after a restart, see
+//! docs/groups.md). Invariants: group_epoch >= assignment_epoch >= every member epoch; the
+//! target covers exactly the current members; members <= GROUP_MEMBERS_MAX.
+
+pub mod assignor;
+mod heartbeat;
+pub mod reconcile;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use assignor::{Assignment, AssignorMember, DEFAULT_ASSIGNOR};
+pub use heartbeat::Caller;
+use reconcile::{MemberState, Reconciled};
+
+/// Subscribed topic names one heartbeat may carry (a real consumer sends its own list).
+pub const SUBSCRIBED_TOPICS_MAX: usize = 10_000;
+/// Owned partitions one heartbeat may report.
+pub const OWNED_PARTITIONS_MAX: usize = 100_000;
+
+pub(crate) struct ConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub topic_names: BTreeSet<String>,
+    pub regex: Option<(String, regex::Regex)>,
+    pub assignor: Option<String>,
+    pub r: Reconciled,
+    pub session_deadline: Instant,
+    /// Set while UnrevokedPartitions: the member is removed if it has not revoked by then.
+    pub revocation_deadline: Option<Instant>,
+}
+
+impl ConsumerMember {
+    pub fn subscribes_to(&self, topic: &str) -> bool {
+        self.topic_names.contains(topic) || self.regex.as_ref().is_some_and(|(_, re)| re.is_match(topic))
+    }
+
+    pub fn touch(&mut self, now: Instant, session_timeout_ms: i32) {
+        self.session_deadline = now + Duration::from_millis(session_timeout_ms.max(0) as u64);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerGroupState {
+    Empty,
+    Assigning,
+    Reconciling,
+    Stable,
+}
+
+impl ConsumerGroupState {
+    /// The names Kafka uses in ListGroups and ConsumerGroupDescribe.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::Assigning => "Assigning",
+            Self::Reconciling => "Reconciling",
+            Self::Stable => "Stable",
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct ConsumerGroup {
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    /// Target assignment per member, at `assignment_epoch`.
+    pub target: BTreeMap<String, Assignment>,
+    /// Topics some member subscribes to, as of the last heartbeat: name -> (id, partitions).
+    /// A change (topic created, deleted, grown, regex matching more) bumps the group epoch.
+    pub topics: BTreeMap<String, (Uuid, i32)>,
+}
+
+impl ConsumerGroup {
+    pub fn state(&self) -> ConsumerGroupState {
+        if self.members.is_empty() {
+            ConsumerGroupState::Empty
+        } else if self.group_epoch > self.assignment_epoch {
+            ConsumerGroupState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|m| m.r.epoch != self.assignment_epoch || m.r.state != MemberState::Stable)
+        {
+            ConsumerGroupState::Reconciling
+        } else {
+            ConsumerGroupState::Stable
+        }
+    }
+
+    /// The assignor in use: the one most members name (ties to the smaller name), else uniform.
+    pub fn assignor(&self) -> String {
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for name in self.members.values().filter_map(|m| m.assignor.as_deref()) {
+            *votes.entry(name).or_default() += 1;
+        }
+        let best = votes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)));
+        best.map_or(DEFAULT_ASSIGNOR, |(name, _)| name).to_owned()
+    }
+
+    pub fn topic_name(&self, id: &Uuid) -> Option<&str> {
+        self.topics
+            .iter()
+            .find(|(_, (tid, _))| tid == id)
+            .map(|(name, _)| name.as_str())
+    }
+
+    fn subscribed_ids(&self, member: &ConsumerMember) -> BTreeSet<Uuid> {
+        self.topics
+            .iter()
+            .filter(|(name, _)| member.subscribes_to(name))
+            .map(|(_, (id, _))| *id)
+            .collect()
+    }
+
+    /// Recomputes the target assignment for the current members at the group epoch.
+    pub fn compute_target(&mut self) {
+        let subscribed: Vec<BTreeSet<Uuid>> = self.members.values().map(|m| self.subscribed_ids(m)).collect();
+        let empty = Assignment::new();
+        let members: Vec<AssignorMember<'_>> = self
+            .members
+            .values()
+            .zip(&subscribed)
+            .map(|(m, s)| AssignorMember {
+                member_id: &m.member_id,
+                subscribed: s,
+                previous: self.target.get(&m.member_id).unwrap_or(&empty),
+            })
+            .collect();
+        let sizes: BTreeMap<Uuid, i32> = self.topics.values().map(|(id, n)| (*id, *n)).collect();
+        let target = assignor::assign(&self.assignor(), &members, &sizes);
+        self.target = target;
+        self.assignment_epoch = self.group_epoch;
+    }
+
+    /// Who holds each partition now (assigned or pending revocation), for reconciliation.
+    pub fn holders(&self) -> HashMap<(Uuid, i32), &str> {
+        let mut out = HashMap::new();
+        for m in self.members.values() {
+            for a in [&m.r.assigned, &m.r.pending_revocation] {
+                for (t, ps) in a {
+                    for p in ps {
+                        out.insert((*t, *p), m.member_id.as_str());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes a member; its partitions become free and the group epoch moves on.
+    pub fn remove_member(&mut self, member_id: &str) -> bool {
+        if self.members.remove(member_id).is_none() {
+            return false;
+        }
+        self.target.remove(member_id);
+        self.group_epoch += 1;
+        self.compute_target();
+        true
+    }
+
+    /// Removes members whose session or revocation deadline passed; whether any was removed.
+    pub fn expire(&mut self, now: Instant, group_id: &str) -> bool {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now))
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in &expired {
+            tracing::info!(group = %group_id, member = %id, "consumer group member expired");
+            self.remove_member(id);
+        }
+        !expired.is_empty()
+    }
+}
+
+impl ConsumerGroup {
+    /// OffsetCommit from a group of this type, as Kafka's consumer group checks it: an admin
+    /// or simple consumer (epoch < 0) may commit only while the group is empty; a member must
+    /// be known, use OffsetCommit v9+ and send its current epoch.
+    pub fn validate_offset_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        version: i16,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError;
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        if version < 9 {
+            return Err(ResponseError::UnsupportedVersion);
+        }
+        if epoch != member.r.epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
+    /// OffsetFetch v9+ naming a member: it must be known and at its current epoch. A fetch
+    /// without member (admin tools) is not checked.
+    pub fn validate_offset_fetch(
+        &self,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError;
+        if member_id.is_empty() && epoch < 0 {
+            return Ok(());
+        }
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        if epoch != member.r.epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+}
