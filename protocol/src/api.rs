@@ -81,6 +81,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The supported range for `key`, if Weir speaks it at all.

@@ -185,6 +185,11 @@ macro_rules! with_types {
                 type $resp = DescribeLogDirsResponse;
                 $body
             }
+            ApiKey::DescribeTopicPartitions => {
+                type $req = DescribeTopicPartitionsRequest;
+                type $resp = DescribeTopicPartitionsResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

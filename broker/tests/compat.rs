@@ -1,0 +1,118 @@
+//! The compatibility suite: against one fresh 2-shard broker in zero-hop mode, the real
+//! clients of confluent-kafka and kafka-python (`tests/clients/compat.py`) and kafkajs
+//! (`tests/clients/compat.js`), each in its default configuration, run every operation of
+//! issue 12 side by side; an old client (librdkafka 2.0.2, through kcat) is replayed from
+//! its captured frames (`protocol/tests/fixtures/frames/kcat-2.0.2`); the Go clients
+//! (`tests/clients/go`) run when their Debian packages are installed. Every client prints
+//! one JSON line per operation; the test renders them as the client x operation matrix,
+//! writes it to target/compat-matrix.md and compares it with the block in
+//! docs/protocol.md (`WEIR_UPDATE_COMPAT_MATRIX=1`, or `make compat-matrix`, rewrites the
+//! block). Any "fail" fails the test.
+
+mod common;
+#[path = "compat/frames.rs"]
+mod frames;
+#[path = "compat/matrix.rs"]
+mod matrix;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use common::Broker;
+use matrix::Line;
+
+const CLIENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+/// `--retention-ms` shows up in DescribeConfigs as the broker's static `log.retention.ms`.
+const BROKER_FLAGS: &[&str] = &[
+    "--shards",
+    "2",
+    "--group-initial-rebalance-delay-ms",
+    "100",
+    "--retention-ms",
+    "86400000",
+];
+
+fn python_client(broker: &Broker, client: &str, phase: &str) -> (String, Child) {
+    let python = common::venv_python("confluent_kafka, kafka");
+    let child = Command::new(python)
+        .arg(format!("{CLIENTS_DIR}/compat.py"))
+        .args([
+            "--bootstrap",
+            &broker.addr(),
+            "--client",
+            client,
+            "--phase",
+            phase,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    (format!("compat.py --client {client} --phase {phase}"), child)
+}
+
+fn kafkajs(broker: &Broker, phase: &str) -> (String, Child) {
+    let modules = PathBuf::from(CLIENTS_DIR).join("node_modules/kafkajs");
+    assert!(
+        modules.is_dir(),
+        "{} is missing: run `make test-deps` (or `make test`)",
+        modules.display()
+    );
+    let child = Command::new("node")
+        .arg(format!("{CLIENTS_DIR}/compat.js"))
+        .args([broker.addr().as_str(), phase])
+        .current_dir(CLIENTS_DIR)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    (format!("compat.js {phase}"), child)
+}
+
+/// Waits for every client and collects their JSON lines.
+fn collect(broker: &Broker, children: Vec<(String, Child)>) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for (what, child) in children {
+        let out = child.wait_with_output().expect("client runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{what} failed: {}\nstdout: {stdout}\nstderr: {}\nbroker log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            broker.log()
+        );
+        for l in stdout.lines().filter(|l| l.starts_with('{')) {
+            lines.push(Line::parse(l).unwrap_or_else(|e| panic!("bad line from {what}: {e}: {l}")));
+        }
+    }
+    lines
+}
+
+fn run_clients(broker: &Broker, phase: &str) -> Vec<Line> {
+    let children = vec![
+        python_client(broker, "confluent", phase),
+        python_client(broker, "kafka-python", phase),
+        kafkajs(broker, phase),
+    ];
+    collect(broker, children)
+}
+
+#[test]
+fn given_a_fresh_broker_when_every_client_runs_every_operation_should_pass_and_match_the_documented_matrix() {
+    let mut broker = Broker::start(BROKER_FLAGS);
+    let mut lines = run_clients(&broker, "main");
+    lines.extend(frames::replay_kcat_2_0_2(&broker));
+    broker.restart();
+    lines.extend(run_clients(&broker, "restart"));
+    matrix::fill_missing(&mut lines);
+    let table = matrix::render(&lines);
+    matrix::write_target(&table);
+    let failed: Vec<String> = lines
+        .iter()
+        .filter(|l| l.result != "ok" && l.result != "n/a")
+        .map(|l| format!("{} / {}: {} {}", l.client, l.op, l.result, l.detail))
+        .collect();
+    assert!(failed.is_empty(), "failed:\n{}\n\n{table}", failed.join("\n"));
+    matrix::compare_with_docs(&table);
+}
