@@ -15,7 +15,7 @@ use kafka_protocol::messages::{ApiKey, ResponseKind};
 use weir_protocol::frame;
 
 use super::common::Broker;
-use super::matrix::{Line, OPS};
+use super::matrix::{fill_not_run, Line};
 
 const CLIENT: &str = "librdkafka 2.0.2 (frames)";
 const TOPIC: &str = "kcat202";
@@ -175,10 +175,6 @@ pub fn replay_kcat_2_0_2(broker: &Broker) -> Vec<Line> {
         line("Produce", all_succeeded(&produced, &[ApiKey::Produce])),
         line("Fetch", fetch),
     ];
-    for op in OPS {
-        if !lines.iter().any(|l| l.op == *op) {
-            lines.push(Line::new(CLIENT, op, "n/a", "n/a (not in the captured frames)"));
-        }
-    }
+    fill_not_run(&mut lines, CLIENT, "not in the captured frames");
     lines
 }

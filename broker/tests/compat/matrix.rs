@@ -47,7 +47,13 @@ pub const CLIENTS: &[&str] = &[
     "kafka-python",
     "kafkajs",
     "librdkafka 2.0.2 (frames)",
+    "sarama 1.22 (default)",
+    "sarama 1.22 (V2_1_0_0)",
+    "kafka-go 0.2",
 ];
+
+/// Columns run only when their tools are installed.
+const OPTIONAL_CLIENTS: &[&str] = super::go::CLIENTS;
 
 /// The matrix's rows, in order: every operation each client must report.
 pub const OPS: &[&str] = &[
@@ -76,9 +82,22 @@ pub const OPS: &[&str] = &[
 pub const BEGIN: &str = "<!-- compat-matrix:begin -->";
 pub const END: &str = "<!-- compat-matrix:end -->";
 
-/// A line for every (client, op) no client reported: a failure.
-pub fn fill_missing(lines: &mut Vec<Line>) {
-    for client in CLIENTS {
+/// An "n/a" line for each op `client` does not run, saying `why`.
+pub fn fill_not_run(lines: &mut Vec<Line>, client: &str, why: &str) {
+    for op in OPS {
+        if !lines.iter().any(|l| l.client == client && l.op == *op) {
+            lines.push(Line::new(client, op, "n/a", why));
+        }
+    }
+}
+
+/// A line for every (client, op) no client reported: a failure. The optional
+/// columns only when they ran.
+pub fn fill_missing(lines: &mut Vec<Line>, optional_ran: bool) {
+    for client in CLIENTS
+        .iter()
+        .filter(|c| optional_ran || !OPTIONAL_CLIENTS.contains(c))
+    {
         for op in OPS {
             if !lines.iter().any(|l| l.client == *client && l.op == *op) {
                 lines.push(Line::new(client, op, "fail", "no result reported"));
@@ -95,6 +114,8 @@ fn cell(lines: &[Line], client: &str, op: &str) -> String {
     match found.as_slice() {
         [l] if l.result == "ok" => "ok".into(),
         [l] if l.result == "n/a" => l.detail.clone(),
+        // A request version Weir does not decode, refused as documented.
+        [l] if l.result == "unsupported" => format!("UNSUPPORTED_VERSION: {}", l.detail),
         [_] => "**FAIL**".into(),
         _ => format!("**FAIL** ({} results)", found.len()),
     }
@@ -102,10 +123,15 @@ fn cell(lines: &[Line], client: &str, op: &str) -> String {
 
 /// The markdown table: one row per operation, one column per client.
 pub fn render(lines: &[Line]) -> String {
-    let mut out = format!("| operation | {} |\n", CLIENTS.join(" | "));
-    out.push_str(&format!("| --- |{}\n", " --- |".repeat(CLIENTS.len())));
+    let ran: Vec<&str> = CLIENTS
+        .iter()
+        .copied()
+        .filter(|c| lines.iter().any(|l| l.client == *c))
+        .collect();
+    let mut out = format!("| operation | {} |\n", ran.join(" | "));
+    out.push_str(&format!("| --- |{}\n", " --- |".repeat(ran.len())));
     for op in OPS {
-        let cells: Vec<String> = CLIENTS.iter().map(|c| cell(lines, c, op)).collect();
+        let cells: Vec<String> = ran.iter().map(|c| cell(lines, c, op)).collect();
         out.push_str(&format!("| {op} | {} |\n", cells.join(" | ")));
     }
     for l in lines.iter().filter(|l| !OPS.contains(&l.op.as_str())) {
