@@ -70,3 +70,15 @@ pub fn spawn(binary: &Path, broker: &Broker) -> (String, Child) {
         .expect("the Go program runs");
     ("tests/clients/go/weircompat".into(), child)
 }
+
+/// The batches sarama wrote to the Go program's topic, as (records, max timestamp):
+/// sarama 1.22 leaves every batch's max timestamp at -1, which the time index must see past.
+pub fn stored_batches(broker: &Broker) -> Vec<(i32, i64)> {
+    let (_, records) = broker.client().fetch("go-ts", 0, 0, 1 << 20, 100).unwrap();
+    weir_protocol::record_batch::BatchWalker::new(&records)
+        .map(|range| {
+            let h = weir_protocol::record_batch::header(&records[range]).unwrap();
+            (h.records_count.get(), h.max_timestamp.get())
+        })
+        .collect()
+}

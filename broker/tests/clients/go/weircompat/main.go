@@ -132,7 +132,7 @@ func saramaV210(addr string) {
 		admin.Close()
 	}
 	report(saramaV2, "CreateTopics", "1 partition", err)
-	report(saramaV2, "Produce", "10 records in one request, offsets 0-9", produceTen(addr, cfg))
+	report(saramaV2, "Produce", "10 records, offsets 0-9", produceTen(addr, cfg))
 	report(saramaV2, "Fetch", "10 records in order", consumeTen(addr, cfg))
 	client, err := sarama.NewClient([]string{addr}, cfg)
 	if err != nil {
