@@ -54,16 +54,8 @@ fn python_client(broker: &Broker, client: &str, phase: &str) -> (String, Child) 
 }
 
 fn kafkajs(broker: &Broker, phase: &str) -> (String, Child) {
-    let modules = PathBuf::from(CLIENTS_DIR).join("node_modules/kafkajs");
-    assert!(
-        modules.is_dir(),
-        "{} is missing: run `make test-deps` (or `make test`)",
-        modules.display()
-    );
-    let child = Command::new("node")
-        .arg(format!("{CLIENTS_DIR}/compat.js"))
+    let child = common::kafkajs_script("compat.js")
         .args([broker.addr().as_str(), phase])
-        .current_dir(CLIENTS_DIR)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

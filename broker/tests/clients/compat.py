@@ -37,7 +37,16 @@ def expect(got, want, what):
     check(got == want, f"{what}: expected {want!r}, got {got!r}")
 
 
-class Confluent:
+class Client:
+    """What both Python clients share: the group member kept for ListGroups/DescribeGroups."""
+    member = None
+
+    def close_member(self):
+        if self.member is not None:
+            self.member.close()
+
+
+class Confluent(Client):
     name = "confluent-kafka"
     tag = "ck"
 
@@ -45,7 +54,6 @@ class Confluent:
         from confluent_kafka.admin import AdminClient
         self.bootstrap = bootstrap
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
-        self.member = None
 
     def producer(self):
         from confluent_kafka import Producer
@@ -108,10 +116,6 @@ class Confluent:
         committed = c.committed([TopicPartition(topic, 0)], timeout=TIMEOUT_S)[0].offset
         self.member = c
         return values, committed
-
-    def close_member(self):
-        if self.member is not None:
-            self.member.close()
 
     def create_partitions(self, topic, count):
         from confluent_kafka.admin import NewPartitions
@@ -191,7 +195,7 @@ def _source_name(source):
     return ConfigSource(source).name
 
 
-class KafkaPython:
+class KafkaPython(Client):
     name = "kafka-python"
     tag = "kp"
 
@@ -199,7 +203,6 @@ class KafkaPython:
         from kafka import KafkaAdminClient
         self.bootstrap = bootstrap
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        self.member = None
 
     def create_topic(self, topic, partitions):
         from kafka.admin import NewTopic
@@ -249,10 +252,6 @@ class KafkaPython:
         committed = c.committed(TopicPartition(topic, 0))
         self.member = c
         return values, committed
-
-    def close_member(self):
-        if self.member is not None:
-            self.member.close()
 
     def create_partitions(self, topic, count):
         from kafka.admin import NewPartitions
