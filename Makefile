@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # cargo's config variable) moves them out of ./target.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CARGO_BUILD_TARGET_DIR),target)
 
-.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-micro clean
+.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-micro clean compat-matrix
 
 run: release
 	$(TARGET_DIR)/release/weir serve
@@ -21,9 +21,16 @@ build:
 # Everything the tests need from outside Rust: kcat (Debian), confluent-kafka,
 # kafka-python with its C CRC-32C (PyPI, into a venv; without crc32c it checksums in pure
 # Python at ~3 MB/s) and aiokafka; kafkajs (npm, into broker/tests/clients/node_modules,
-# pinned by its package-lock.json). Installed only when missing.
+# pinned by its package-lock.json); Go with Debian's sarama and kafka-go (the
+# compatibility suite builds its Go program offline from /usr/share/gocode). Installed
+# only when missing.
+GO_DEBS := golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
 test-deps:
 	@command -v kcat >/dev/null || { (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
+	@{ command -v go >/dev/null && test -d /usr/share/gocode/src/github.com/Shopify/sarama \
+	  && test -d /usr/share/gocode/src/github.com/segmentio/kafka-go; } \
+	  || { (apt-get update -qq && apt-get install -y -qq $(GO_DEBS)) >/dev/null; } \
+	  || echo "SKIPPED: $(GO_DEBS) could not be installed; the compatibility suite runs without its Go columns"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c 'import confluent_kafka' 2>/dev/null || $(PY) -m pip install -q 'confluent-kafka>=2.6'
 	@$(PY) -c 'import kafka, crc32c' 2>/dev/null || $(PY) -m pip install -q 'kafka-python[crc32c]>=3.0'
@@ -37,6 +44,11 @@ test: test-deps
 	set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
 	$(MAKE) fuzz-smoke
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test-output.log
+
+# Reruns the compatibility suite and rewrites the client x operation matrix in
+# docs/protocol.md from its results (broker/tests/compat.rs).
+compat-matrix: test-deps
+	WEIR_UPDATE_COMPAT_MATRIX=1 $(CARGO) test -p weir-broker --test compat
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -409,3 +409,84 @@ fn given_edge_requests_on_the_wire_should_answer_kafkas_codes_and_keep_serving()
     );
     assert_eq!(c.metadata(Some(&["edge"])).unwrap().topics.len(), 1);
 }
+
+/// A DescribeTopicPartitions answer: (topic, partitions) in order, and the next cursor.
+type Page = (Vec<(String, Vec<i32>)>, Option<(String, i32)>);
+
+/// DescribeTopicPartitions edges no client here sends, on the wire: every topic (none
+/// named) paged by a limit falling between topics and inside one, a limit of 0 (clamped to
+/// 1), an invalid topic name.
+#[test]
+fn given_describe_topic_partitions_on_the_wire_should_page_every_topic_by_cursor() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    use kafka_protocol::messages::{
+        DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let broker = Broker::start(BROKER_FLAGS);
+    let mut c = broker.client();
+    for (t, n) in [("dtp-a", 2), ("dtp-b", 3), ("dtp-c", 1)] {
+        c.create_topic(t, n, &[]).unwrap();
+    }
+    let name = |s: &str| TopicName(StrBytes::from_string(s.into()));
+    let mut ask = |topics: &[&str], limit: i32, cursor: Option<(String, i32)>| {
+        let req = DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| TopicRequest::default().with_name(name(t)))
+                    .collect(),
+            )
+            .with_response_partition_limit(limit)
+            .with_cursor(cursor.map(|(t, p)| {
+                Cursor::default()
+                    .with_topic_name(name(&t))
+                    .with_partition_index(p)
+            }));
+        c.call_at(0, req).unwrap()
+    };
+    let pages = |r: &DescribeTopicPartitionsResponse| -> Page {
+        let topics = r
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().unwrap().to_string();
+                (name, t.partitions.iter().map(|p| p.partition_index).collect())
+            })
+            .collect();
+        let next = r
+            .next_cursor
+            .as_ref()
+            .map(|c| (c.topic_name.to_string(), c.partition_index));
+        (topics, next)
+    };
+    let owned = |v: &[(&str, &[i32])]| -> Vec<(String, Vec<i32>)> {
+        v.iter().map(|(t, p)| (t.to_string(), p.to_vec())).collect()
+    };
+    // Every topic: 2 fills the first page exactly; the cursor points at the next topic's start.
+    let (got, next) = pages(&ask(&[], 2, None));
+    assert_eq!(got, owned(&[("dtp-a", &[0, 1])]));
+    assert_eq!(next, Some(("dtp-b".into(), 0)));
+    let (got, next) = pages(&ask(&[], 2, next));
+    assert_eq!(got, owned(&[("dtp-b", &[0, 1])]));
+    assert_eq!(next, Some(("dtp-b".into(), 2)));
+    let (got, next) = pages(&ask(&[], 2, next));
+    assert_eq!(got, owned(&[("dtp-b", &[2]), ("dtp-c", &[0])]));
+    assert_eq!(next, None);
+    // A limit of 0 is clamped to 1.
+    let (got, next) = pages(&ask(&["dtp-c", "dtp-a"], 0, None));
+    assert_eq!(got, owned(&[("dtp-a", &[0])]));
+    assert_eq!(next, Some(("dtp-a".into(), 1)));
+    // Named: sorted; an invalid name INVALID_TOPIC_EXCEPTION (17), an unknown one 3.
+    let r = ask(&["dtp-c", "bad/name", "dtp-none"], 10, None);
+    let codes: Vec<(String, i16)> = r
+        .topics
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().to_string(), t.error_code))
+        .collect();
+    let want = [("bad/name", 17), ("dtp-c", 0), ("dtp-none", 3)];
+    assert_eq!(codes, want.map(|(t, e)| (t.to_string(), e)));
+    assert!(r.topics[1].topic_id != uuid::Uuid::nil() && r.topics[2].topic_id == uuid::Uuid::nil());
+    assert_eq!(r.topics[1].partitions[0].eligible_leader_replicas, Some(vec![]));
+}

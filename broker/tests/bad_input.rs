@@ -236,3 +236,191 @@ fn given_old_request_versions_should_answer_unsupported_version_in_their_own_res
     s.write_all(&old_request(0, 0, 1, &acks0)).unwrap();
     assert_closed(s);
 }
+
+/// Every file under the data dir with its bytes, except segment data and indexes
+/// (written by the produce before): the catalog, log-start offsets, group and
+/// transaction logs.
+fn disk_state(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.strip_prefix(dir).unwrap().display().to_string();
+            if path.is_dir() {
+                stack.push(path);
+                out.push((name, Vec::new()));
+            } else if name.ends_with(".log") && !name.starts_with("__") || name.ends_with(".index") {
+                out.push((name, Vec::new()));
+            } else {
+                out.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The partition count, retention.ms and partition 0's start and end, as clients see them.
+fn described(c: &mut weir_client::blocking::Client, topic: &str) -> (usize, String, i64, i64) {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    let partitions = c.metadata(Some(&[topic])).unwrap().topics[0].partitions.len();
+    let r = c
+        .call_at(
+            4,
+            DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(topic.to_string().into())
+                .with_configuration_keys(None)]),
+        )
+        .unwrap();
+    let retention = r.results[0]
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "retention.ms")
+        .and_then(|e| e.value.as_ref().map(ToString::to_string))
+        .unwrap_or_else(|| panic!("no retention.ms: {r:?}"));
+    let start = c.list_offset(topic, 0, -2).unwrap().0;
+    let end = c.list_offset(topic, 0, -1).unwrap().0;
+    (partitions, retention, start, end)
+}
+
+mod admin_requests {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    pub fn grow(topic: &str, count: i32) -> CreatePartitionsRequest {
+        CreatePartitionsRequest::default()
+            .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_count(count)])
+            .with_timeout_ms(5000)
+    }
+
+    pub fn alter(kind: i8, name: &str, key: &str, value: &str) -> IncrementalAlterConfigsRequest {
+        use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let config = AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.into()))
+            .with_value(Some(StrBytes::from_string(value.into())));
+        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(StrBytes::from_string(name.into()))
+            .with_configs(vec![config])])
+    }
+
+    pub fn legacy_alter(name: &str, key: &str, value: &str) -> AlterConfigsRequest {
+        use alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let config = AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.into()))
+            .with_value(Some(StrBytes::from_string(value.into())));
+        AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(name.into()))
+            .with_configs(vec![config])])
+    }
+
+    pub fn describe(kind: i8, name: &str) -> DescribeConfigsRequest {
+        DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(kind)
+                .with_resource_name(StrBytes::from_string(name.into())),
+        ])
+    }
+
+    pub fn delete_records(topic: &str, offset: i64) -> DeleteRecordsRequest {
+        use delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+        DeleteRecordsRequest::default()
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(offset)])])
+            .with_timeout_ms(5000)
+    }
+
+    pub fn describe_partitions(
+        topics: &[&str],
+        cursor: Option<(&str, i32)>,
+    ) -> DescribeTopicPartitionsRequest {
+        use describe_topic_partitions_request::{Cursor, TopicRequest};
+        DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        TopicRequest::default().with_name(TopicName(StrBytes::from_string(t.to_string())))
+                    })
+                    .collect(),
+            )
+            .with_response_partition_limit(2000)
+            .with_cursor(cursor.map(|(t, p)| {
+                Cursor::default()
+                    .with_topic_name(TopicName(StrBytes::from_string(t.into())))
+                    .with_partition_index(p)
+            }))
+    }
+}
+
+/// Each bad admin request gets Kafka's code (an unknown topic 3, a count not above
+/// today's or negative INVALID_PARTITIONS 37, a bad value or unknown config name
+/// INVALID_CONFIG 40, a broker id not served INVALID_REQUEST 42, deleting beyond the
+/// high watermark OFFSET_OUT_OF_RANGE 1, a bad cursor INVALID_REQUEST), nothing
+/// changes on disk or in what clients see, and the broker keeps serving.
+#[test]
+fn given_bad_admin_requests_should_answer_kafkas_codes_change_nothing_and_keep_serving() {
+    use admin_requests::*;
+    let broker = Broker::start(&["--shards", "2"]);
+    let mut c = broker.client();
+    c.create_topic("bad", 2, &[]).unwrap();
+    c.produce("bad", 0, batch(0, 5, Compression::None), -1).unwrap();
+    let before = (disk_state(&broker.data_dir()), described(&mut c, "bad"));
+
+    for (count, code) in [(2, 37), (1, 37), (-3, 37), (0, 37)] {
+        let r = c.call_at(3, grow("bad", count)).unwrap();
+        assert_eq!(r.results[0].error_code, code, "count {count}");
+    }
+    assert_eq!(c.call_at(3, grow("nope", 4)).unwrap().results[0].error_code, 3);
+    for (key, value, code) in [("retention.ms", "abc", 40), ("no.such.config", "1", 40)] {
+        let r = c.call_at(1, alter(2, "bad", key, value)).unwrap();
+        assert_eq!(r.responses[0].error_code, code, "incremental {key}={value}");
+        let r = c.call_at(2, legacy_alter("bad", key, value)).unwrap();
+        assert_eq!(r.responses[0].error_code, code, "legacy {key}={value}");
+    }
+    let r = c.call_at(1, alter(2, "nope", "retention.ms", "1000")).unwrap();
+    assert_eq!(r.responses[0].error_code, 3);
+    let r = c.call_at(1, alter(4, "7", "log.retention.ms", "1000")).unwrap();
+    assert_eq!(r.responses[0].error_code, 42, "broker resource");
+    assert_eq!(
+        c.call_at(4, describe(2, "nope")).unwrap().results[0].error_code,
+        3
+    );
+    assert_eq!(
+        c.call_at(4, describe(4, "7")).unwrap().results[0].error_code,
+        42,
+        "broker 7"
+    );
+    let r = c.call_at(2, delete_records("bad", 6)).unwrap();
+    assert_eq!(
+        r.topics[0].partitions[0].error_code, 1,
+        "beyond the high watermark"
+    );
+    let r = c
+        .call_at(0, describe_partitions(&["bad"], Some(("other", 0))))
+        .unwrap();
+    assert_eq!(r.topics[0].error_code, 42, "cursor outside the named topics");
+    let r = c
+        .call_at(0, describe_partitions(&["bad"], Some(("bad", -1))))
+        .unwrap();
+    assert_eq!(r.topics[0].error_code, 42, "negative cursor partition");
+
+    let after = (disk_state(&broker.data_dir()), described(&mut c, "bad"));
+    assert_eq!(after.1, before.1, "described before and after");
+    assert!(after.0 == before.0, "files changed on disk");
+    // Still serving: produce, then read everything back in order.
+    c.produce("bad", 0, batch(5, 5, Compression::None), -1).unwrap();
+    let (high, records) = c.fetch("bad", 0, 0, 1 << 20, 100).unwrap();
+    assert_eq!(high, 10);
+    let offsets: Vec<i64> = decode(&records).into_iter().map(|r| r.0).collect();
+    assert_eq!(offsets, (0..10).collect::<Vec<_>>());
+}

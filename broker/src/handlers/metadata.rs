@@ -186,20 +186,24 @@ fn brokers(shard: &ShardContext) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
+/// `p`'s replicas as clients see them, leader first (Metadata,
+/// DescribeTopicPartitions). Single-address mode has one broker to name;
+/// zero-hop names the owner, then the rest of the recorded replicas.
+pub fn partition_replicas(shard: &ShardContext, t: &TopicMeta, p: i32) -> Vec<BrokerId> {
+    if shard.args.single_address {
+        return vec![BrokerId(0)];
+    }
+    t.replicas(p, shard.count)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|id| BrokerId(id as i32))
+        .collect()
+}
+
 fn topic_entry(shard: &ShardContext, t: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..t.partition_count())
         .map(|p| {
-            // Single-address mode has one broker to name; zero-hop names the
-            // owner (leader) first, then the rest of the recorded replicas.
-            let replicas: Vec<BrokerId> = if shard.args.single_address {
-                vec![BrokerId(0)]
-            } else {
-                t.replicas(p, shard.count)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|id| BrokerId(id as i32))
-                    .collect()
-            };
+            let replicas = partition_replicas(shard, t, p);
             let leader = replicas.first().copied().unwrap_or(BrokerId(0));
             // Every replica is the one copy on disk, so none can lag: ISR = replicas.
             MetadataResponsePartition::default()

@@ -139,6 +139,13 @@ pub async fn delete_topics(
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
+/// A broker resource name Kafka accepts: empty (the broker's defaults) or an
+/// advertised broker id (a name Kafka's broker answers INVALID_REQUEST for otherwise).
+fn is_advertised_broker(shard: &ShardContext, name: &str) -> bool {
+    let count = super::metadata::advertised_broker_count(shard);
+    name.is_empty() || name.parse::<usize>().is_ok_and(|id| id < count)
+}
+
 pub fn describe_configs(shard: &ShardContext, req: &DescribeConfigsRequest) -> DescribeConfigsResponse {
     let catalog = shard.catalog();
     let defaults = TopicConfig::defaults(&shard.args.topic_defaults());
@@ -175,6 +182,11 @@ pub fn describe_configs(shard: &ShardContext, req: &DescribeConfigsRequest) -> D
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_error_message(Some("unknown topic".to_string().into())),
                 },
+                RESOURCE_BROKER if !is_advertised_broker(shard, &r.resource_name) => base
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(
+                        format!("unexpected broker id {:?}", r.resource_name.as_str()).into(),
+                    )),
                 RESOURCE_BROKER => {
                     let keys: Option<Vec<String>> = r
                         .configuration_keys

@@ -184,6 +184,9 @@ async fn respond(
         RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r, version).await),
         RequestKind::DescribeCluster(r) => Out::DescribeCluster(describe_cluster::handle(shard, &r)),
         RequestKind::ElectLeaders(r) => Out::ElectLeaders(elect_leaders::handle(shard, r, version)),
+        RequestKind::DescribeTopicPartitions(r) => {
+            Out::DescribeTopicPartitions(describe_topic_partitions::handle(shard, &r))
+        }
         RequestKind::DescribeLogDirs(r) => {
             Out::DescribeLogDirs(describe_log_dirs::handle(shard, r, peer.node).await)
         }

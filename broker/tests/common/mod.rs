@@ -235,6 +235,21 @@ pub fn kcat() -> Command {
     Command::new("kcat")
 }
 
+/// `node SCRIPT` for a kafkajs script in tests/clients, run from there; kafkajs must be
+/// installed (`make test-deps` installs it); fail loudly otherwise.
+pub fn kafkajs_script(script: &str) -> Command {
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let modules = clients.join("node_modules/kafkajs");
+    assert!(
+        modules.is_dir(),
+        "{} is missing: run `make test-deps` (or `make test`)",
+        modules.display()
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(clients.join(script)).current_dir(clients);
+    cmd
+}
+
 pub fn run(cmd: &mut Command, stdin: Option<&Path>) -> String {
     if let Some(p) = stdin {
         cmd.stdin(std::fs::File::open(p).unwrap());

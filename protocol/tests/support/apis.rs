@@ -195,6 +195,11 @@ macro_rules! with_types {
                 type $resp = ConsumerGroupDescribeResponse;
                 $body
             }
+            ApiKey::DescribeTopicPartitions => {
+                type $req = DescribeTopicPartitionsRequest;
+                type $resp = DescribeTopicPartitionsResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

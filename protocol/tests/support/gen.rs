@@ -154,6 +154,8 @@ generators! {
     ConsumerGroupHeartbeatResponse => consumer_group_heartbeat_response,
     ConsumerGroupDescribeRequest => consumer_group_describe_request,
     ConsumerGroupDescribeResponse => consumer_group_describe_response,
+    DescribeTopicPartitionsRequest => describe_topic_partitions_request,
+    DescribeTopicPartitionsResponse => describe_topic_partitions_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -1665,6 +1667,60 @@ fn describe_log_dirs_response(v: i16, p: &Palette) -> DescribeLogDirsResponse {
             d
         })
         .collect();
+    m
+}
+
+fn describe_topic_partitions_request(_v: i16, p: &Palette) -> DescribeTopicPartitionsRequest {
+    use describe_topic_partitions_request::{Cursor, TopicRequest};
+    let mut m = DescribeTopicPartitionsRequest::default();
+    m.topics = (0..p.n(0))
+        .map(|i| TopicRequest::default().with_name(p.topic(i)))
+        .collect();
+    m.response_partition_limit = p.i32(0);
+    m.cursor = p.flag(0).then(|| {
+        Cursor::default()
+            .with_topic_name(p.topic(1))
+            .with_partition_index(p.i32(1))
+    });
+    m
+}
+
+fn describe_topic_partitions_response(_v: i16, p: &Palette) -> DescribeTopicPartitionsResponse {
+    use describe_topic_partitions_response::*;
+    let ids = |i: usize| (0..p.n(i)).map(|j| BrokerId(p.i32(j))).collect::<Vec<_>>();
+    let mut m = DescribeTopicPartitionsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = DescribeTopicPartitionsResponseTopic::default();
+            topic.error_code = p.i16(t);
+            topic.name = p.flag(t).then(|| p.topic(t));
+            topic.topic_id = p.uuid(t);
+            topic.is_internal = p.flag(t + 1);
+            topic.topic_authorized_operations = p.i32(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    let mut part = DescribeTopicPartitionsResponsePartition::default();
+                    part.error_code = p.i16(i);
+                    part.partition_index = p.i32(i);
+                    part.leader_id = BrokerId(p.i32(i + 1));
+                    part.leader_epoch = p.i32(i + 2);
+                    part.replica_nodes = ids(i);
+                    part.isr_nodes = ids(i + 1);
+                    part.eligible_leader_replicas = p.flag(i).then(|| ids(i + 2));
+                    part.last_known_elr = p.flag(i + 1).then(|| ids(i));
+                    part.offline_replicas = ids(i + 1);
+                    part
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m.next_cursor = p.flag(2).then(|| {
+        Cursor::default()
+            .with_topic_name(p.topic(2))
+            .with_partition_index(p.i32(2))
+    });
     m
 }
 
