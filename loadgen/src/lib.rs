@@ -16,5 +16,7 @@ pub mod producer;
 pub mod report;
 pub mod runner;
 pub mod shard;
+pub mod signals;
 pub mod stats;
 pub mod txn;
+pub mod workload;
