@@ -263,11 +263,11 @@ fn given_two_reports_when_comparing_should_write_one_page_with_both_runs_and_rat
     );
     assert_eq!(
         html.matches("<polyline").count(),
-        4,
-        "one line per run in each chart"
+        6,
+        "payload and wire lines per run, one spectrum line per run"
     );
     assert!(
-        html.contains("payload MB/s") && html.contains("99.9%"),
+        html.contains("MB/s (10^6 B/s)") && html.contains(">after, wire<") && html.contains("99.9%"),
         "axes carry units and ticks"
     );
 }

@@ -148,14 +148,14 @@ pub fn render(runs: &[Run]) -> String {
     );
     s.push_str(&runs_table(runs));
     s.push_str(&figures_table(runs));
-    for (title, pointer) in [
+    for (title, side) in [
         (
-            "Produced over time (payload MB/s, acknowledged)",
-            "/produce_payload_mb",
+            "Produced over time (acknowledged; solid: payload, dashed: wire)",
+            "produce",
         ),
-        ("Consumed over time (payload MB/s)", "/consume_payload_mb"),
+        ("Consumed over time (solid: payload, dashed: wire)", "consume"),
     ] {
-        if let Some(svg) = timeline_svg(runs, pointer) {
+        if let Some(svg) = timeline_svg(runs, side) {
             let _ = write!(s, "<h2>{title}</h2>{svg}");
         }
     }
@@ -246,36 +246,39 @@ fn figures_table(runs: &[Run]) -> String {
     s
 }
 
-/// Each run's whole seconds of one timeline field (a count per second, so a
-/// rate); None when no run has any.
-fn timeline_svg(runs: &[Run], field: &str) -> Option<String> {
+/// Each run's whole seconds of one side's payload and wire MB (counts per
+/// second, so rates); None when no run has any.
+fn timeline_svg(runs: &[Run], side: &str) -> Option<String> {
     let mut series = Vec::new();
     for (i, run) in runs.iter().enumerate() {
-        let points: Vec<(f64, f64)> = run
-            .report
-            .pointer("/timeline")
-            .and_then(Value::as_array)
-            .map(|tl| {
-                tl.iter()
-                    .filter(|p| num(p, "/seconds").unwrap_or(1.0) >= WHOLE_SECOND)
-                    .filter_map(|p| Some((num(p, "/second")?, num(p, field)?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if points.iter().any(|p| p.1 > 0.0) {
-            series.push(Series {
-                label: run.label.clone(),
-                color: PALETTE[i % PALETTE.len()],
-                dashed: false,
-                points,
-            });
+        for (unit, dashed) in [("payload", false), ("wire", true)] {
+            let field = format!("/{side}_{unit}_mb");
+            let points: Vec<(f64, f64)> = run
+                .report
+                .pointer("/timeline")
+                .and_then(Value::as_array)
+                .map(|tl| {
+                    tl.iter()
+                        .filter(|p| num(p, "/seconds").unwrap_or(1.0) >= WHOLE_SECOND)
+                        .filter_map(|p| Some((num(p, "/second")?, num(p, &field)?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if points.iter().any(|p| p.1 > 0.0) {
+                series.push(Series {
+                    label: format!("{}, {unit}", run.label),
+                    color: PALETTE[i % PALETTE.len()],
+                    dashed,
+                    points,
+                });
+            }
         }
     }
     (!series.is_empty()).then(|| {
         plot::render(&Chart {
             x_axis: XAxis::Linear,
             x_label: "seconds since the start of each run",
-            y_label: "payload MB/s (10^6 B/s)",
+            y_label: "MB/s (10^6 B/s)",
             series,
         })
     })
@@ -323,7 +326,7 @@ mod tests {
             serde_json::json!({
                 "schema": "weir-loadgen/2", "mode": "produce",
                 "throughput": {"produce": {"records_per_s": mb * 1000.0, "payload_mb_per_s": mb}},
-                "timeline": [{"second": 0, "seconds": 1.0, "produce_payload_mb": mb},
+                "timeline": [{"second": 0, "seconds": 1.0, "produce_payload_mb": mb, "produce_wire_mb": mb},
                              {"second": 1, "seconds": 0.2, "produce_payload_mb": mb / 5.0}],
                 "latency": {"produce_record_spectrum": [[50.0, 1000], [99.0, 4000]]}
             })
@@ -346,12 +349,16 @@ mod tests {
         assert!(page.contains("100.0 (&times;1.00)"));
         assert_eq!(
             page.matches("<polyline").count(),
-            4,
-            "2 throughput + 2 spectrum lines"
+            6,
+            "2 x (payload, wire) + 2 spectrum lines"
+        );
+        assert!(
+            page.contains(">before, payload<") && page.contains(">after, wire<"),
+            "the throughput legend names each run and unit"
         );
         assert!(
             page.contains(">before<") && page.contains(">after<"),
-            "legend names each run"
+            "the spectrum legend names each run"
         );
     }
 }

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 330.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+/// Room for the last x tick label ("99.999%") to the right of the axis end.
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 20.0;
 const BOTTOM: f64 = 50.0;
 /// The spectrum's x axis ends at 99.999%: 1/(1-p) = 10^5.
