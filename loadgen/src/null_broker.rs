@@ -49,6 +49,8 @@ use store::{has_data, read, store, StoredLog};
 const REQUEST_BYTES_MAX: usize = 100 << 20;
 /// A Fetch waits at most this long before its (empty) answer.
 const FETCH_WAIT_MS_MAX: u64 = 500;
+/// The end offset ListOffsets gives with `serve_fetch_bytes`: out of reach.
+const SERVED_END_OFFSET: i64 = 1 << 50;
 /// UNSUPPORTED_VERSION, for the KIP-511 ApiVersions fallback.
 const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
 const TOPIC_ALREADY_EXISTS: i16 = ResponseError::TopicAlreadyExists.code();
@@ -580,6 +582,8 @@ fn list_offsets(state: &State, req: &ListOffsetsRequest) -> ListOffsetsResponse 
                                 .with_offset(match logs.get(&(topic, p.partition_index)) {
                                     // LATEST (-1) is the end; EARLIEST and timestamps 0.
                                     Some(log) if p.timestamp == -1 => log.next_offset,
+                                    // Served batches never end (for --to-end runs).
+                                    _ if p.timestamp == -1 && state.served.is_some() => SERVED_END_OFFSET,
                                     _ => 0,
                                 })
                                 .with_timestamp(-1)

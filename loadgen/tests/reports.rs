@@ -157,6 +157,24 @@ fn given_a_broker_serving_prebuilt_batches_when_consuming_should_count_every_ser
 }
 
 #[test]
+fn given_a_log_too_long_to_read_when_consuming_to_the_end_should_stop_at_the_duration() {
+    // The served log's end offset is out of reach: only --duration ends the run.
+    let broker = broker(false, 256 << 10);
+    let tmp = dir();
+    let args = ["consume", "--topic", "endless", "--to-end", "--duration", "1s"];
+    let started = Instant::now();
+    let (out, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "--duration capped --to-end"
+    );
+    let report = report.expect("a report");
+    assert!(u64_at(&report, "/totals/all/consumed_records") > 0);
+    assert!(f64_at(&report, "/throughput/measured_seconds") < 3.0);
+}
+
+#[test]
 fn given_sigterm_in_the_middle_when_running_should_write_an_interrupted_report_of_what_it_measured() {
     let broker = broker(false, 0);
     let tmp = dir();
@@ -252,10 +270,14 @@ fn given_two_reports_when_comparing_should_write_one_page_with_both_runs_and_rat
         .find(|r| r.contains("produce records/s"))
         .expect("a records/s row");
     assert!(row.contains("(&times;1.00)"), "{row}");
-    assert!(
-        row.contains("(&times;1.9") || row.contains("(&times;2.0"),
-        "{row}"
-    );
+    let ratio: f64 = row
+        .rsplit("(&times;")
+        .next()
+        .and_then(|r| r.split(')').next())
+        .and_then(|r| r.parse().ok())
+        .expect("a ratio in the second run's cell");
+    // Loose: on a loaded machine the slower run's last batches wait longer.
+    assert!((1.5..2.5).contains(&ratio), "{row}");
     assert_eq!(
         html.matches("<svg").count(),
         2,
