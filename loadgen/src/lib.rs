@@ -15,6 +15,7 @@ pub mod null_broker;
 pub mod producer;
 pub mod report;
 pub mod runner;
+pub mod schedule;
 pub mod shard;
 pub mod signals;
 pub mod stats;

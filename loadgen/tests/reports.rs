@@ -195,7 +195,21 @@ fn given_sigterm_in_the_middle_when_running_should_write_an_interrupted_report_o
         .arg(&json)
         .spawn()
         .expect("the loadgen runs");
-    std::thread::sleep(Duration::from_millis(1_700));
+    // Mid-run: once the broker has acknowledged some records (however
+    // slowly a loaded machine starts the run).
+    let stats = broker.stats();
+    let waiting = Instant::now();
+    let before_signal = loop {
+        let acked = stats.acked_records.load(Ordering::Relaxed);
+        if acked >= 10_000 {
+            break acked;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(40),
+            "the run never got going"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let started = Instant::now();
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
@@ -221,8 +235,14 @@ fn given_sigterm_in_the_middle_when_running_should_write_an_interrupted_report_o
     assert_eq!(report["interrupted_by"], "SIGTERM");
     let acked = u64_at(&report, "/totals/all/acked_records");
     assert_eq!(acked, broker.stats().acked_records.load(Ordering::Relaxed));
-    assert!(acked > 10_000, "about 1.5 s at 20,000/s measured, got {acked}");
-    assert!(f64_at(&report, "/throughput/measured_seconds") < 10.0);
+    assert!(
+        acked >= before_signal,
+        "what was measured before the signal is in the report"
+    );
+    assert!(
+        f64_at(&report, "/throughput/measured_seconds") < 50.0,
+        "the 60 s run was cut short"
+    );
 }
 
 #[test]
