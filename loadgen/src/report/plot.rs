@@ -14,6 +14,9 @@ const BOTTOM: f64 = 50.0;
 /// The spectrum's x axis ends at 99.999%: 1/(1-p) = 10^5.
 pub const SPECTRUM_NINES_MAX: f64 = 5.0;
 
+/// The y axis reaches this much above the highest point.
+const LEGEND_HEADROOM: f64 = 1.3;
+
 /// Colours of successive series (distinguishable, also in grey print).
 pub const PALETTE: [&str; 8] = [
     "#1f5fbf", "#d35400", "#2a9d3a", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b",
@@ -83,8 +86,10 @@ pub fn render(chart: &Chart<'_>) -> String {
          <rect width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#fcfcfc\"/>"
     );
     let all = || chart.series.iter().flat_map(|s| s.points.iter());
-    let y_step = tick_step(all().map(|p| p.1).fold(0.0, f64::max));
-    let y_max = (all().map(|p| p.1).fold(0.0, f64::max) / y_step).ceil().max(1.0) * y_step;
+    // Headroom above the highest point, for the legend in the top left.
+    let top = all().map(|p| p.1).fold(0.0, f64::max) * LEGEND_HEADROOM;
+    let y_step = tick_step(top);
+    let y_max = (top / y_step).ceil().max(1.0) * y_step;
     let (x_max, x_step) = match chart.x_axis {
         XAxis::Linear => {
             let raw = all().map(|p| p.0).fold(0.0, f64::max).max(1.0);
@@ -198,6 +203,16 @@ fn axis_labels(s: &mut String, chart: &Chart<'_>) {
 
 fn legend(s: &mut String, series: &[Series]) {
     let x = LEFT + 12.0;
+    let widest = series.iter().map(|s| s.label.chars().count()).max().unwrap_or(0);
+    let _ = write!(
+        s,
+        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#fcfcfc\" \
+         fill-opacity=\"0.85\" stroke=\"#ddd\"/>",
+        x - 6.0,
+        TOP + 4.0,
+        36.0 + widest as f64 * 6.5,
+        series.len() as f64 * 16.0 + 6.0
+    );
     for (i, ser) in series.iter().enumerate() {
         let y = TOP + 14.0 + i as f64 * 16.0;
         let dash = if ser.dashed {
