@@ -145,7 +145,7 @@ DD_W=$(dd if=/dev/zero of="$DD_FILE" bs=1M count="$DD_MB" oflag=direct 2>&1 | ta
 DD_R=$(dd if="$DD_FILE" of=/dev/null bs=1M iflag=direct 2>&1 | tail -1 | awk -F, '{print $NF}')
 rm -f "$DD_FILE"
 # The generator's own ceilings (null broker, produce and consume), same run.
-SELF=$("$LOADGEN" self-check --duration 5s --min-ratio 0 | grep -v '^loopback' | sed 's/^/  - /')
+SELF=$("$LOADGEN" self-check --duration 5s --min-ratio 0 | sed 's/^/- /')
 
 {
   echo "## weir-loadgen scenarios ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
