@@ -254,7 +254,14 @@ fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
             if state.served.is_none() && (!state.cfg.store || !has_data(state, &req)) {
                 std::thread::sleep(Duration::from_millis(wait_ms));
             }
-            respond(corr, hv, &fetch(state, &req), version)
+            let response = fetch(state, &req);
+            // Room for every record set up front: growing a MiB-sized buffer
+            // by doubling would copy it again and again (the consume ceiling).
+            let records: usize = (response.responses.iter())
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            respond_sized(corr, hv, &response, version, records + 1024)
         }
         ApiKey::ListOffsets => {
             let req = ListOffsetsRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
@@ -282,7 +289,17 @@ fn respond<R: Encodable>(
     body: &R,
     version: i16,
 ) -> Result<Option<Bytes>, String> {
-    let mut buf = BytesMut::with_capacity(128);
+    respond_sized(corr, header_version, body, version, 128)
+}
+
+fn respond_sized<R: Encodable>(
+    corr: i32,
+    header_version: i16,
+    body: &R,
+    version: i16,
+    capacity: usize,
+) -> Result<Option<Bytes>, String> {
+    let mut buf = BytesMut::with_capacity(capacity);
     buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(corr)
