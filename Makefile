@@ -57,8 +57,11 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# The end-to-end scenarios (loadgen/scripts/bench.sh) against a fresh Weir,
-# each beside its ceiling measured in the same run, then the log benchmark.
+# The end-to-end scenarios (loadgen/workloads/*.toml, run by
+# loadgen/scripts/bench.sh) against a fresh Weir, each beside the ceilings
+# measured in the same run (loopback TCP, O_DIRECT disk, and the generator's
+# own produce and consume ceilings: weir-loadgen self-check), then the log
+# benchmark.
 bench:
 	$(CARGO) build --release --bin weir --bin weir-loadgen
 	bash loadgen/scripts/bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen

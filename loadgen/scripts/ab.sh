@@ -41,7 +41,7 @@ import json, sys
 r = json.load(open(sys.argv[1])); label = sys.argv[2]
 cpu = (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5])
 gb = max(r["cpu"]["gb_moved"], 1e-9)
-print(f'{label} {r["throughput"]["produce_mb_per_s"]:.1f} {r["latency"]["produce_record"]["p99_us"]/1e3:.1f} {cpu/gb:.2f} {r["errors"] if "errors" in r else ""}')
+print(f'{label} {r["throughput"]["produce"]["payload_mb_per_s"]:.1f} {r["latency"]["produce_record"]["p99_us"]/1e3:.1f} {cpu/gb:.2f} {r["errors"] if "errors" in r else ""}')
 PY
 }
 

@@ -50,9 +50,57 @@ pub enum Command {
     NullBroker(NullBrokerArgs),
     /// Measure the loopback TCP ceiling (64 KiB writes to a reader thread).
     TcpCeiling(CeilingArgs),
-    /// Measure the ceiling, then produce against an in-process null broker,
-    /// and fail if the generator reaches less than --min-ratio of the ceiling.
+    /// Measure the ceiling, then produce to and consume from an in-process
+    /// null broker, and fail if the generator reaches less than --min-ratio of
+    /// the ceiling in either.
     SelfCheck(SelfCheckArgs),
+    /// Overlay JSON reports of several runs on one HTML page: throughput over
+    /// time, latency spectra, and ratios against the first run.
+    Compare(CompareArgs),
+    /// Run a named workload file (TOML; see loadgen/workloads/).
+    Run(WorkloadArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Two or more JSON reports (--report-json); the first is the baseline.
+    #[arg(required = true, num_args = 2..)]
+    pub reports: Vec<std::path::PathBuf>,
+    /// The HTML page to write.
+    #[arg(long, short, default_value = "compare.html")]
+    pub output: std::path::PathBuf,
+    /// Names of the runs, comma-separated (default: the file names).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkloadArgs {
+    /// The workload file.
+    pub workload: std::path::PathBuf,
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Override the workload's duration.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Override the workload's warmup.
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Override the workload's topic name.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Override the workload's rate (and rate steps), records/s.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Override the workload's record limit.
+    #[arg(long)]
+    pub records: Option<u64>,
+    #[arg(long)]
+    pub report_json: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub report_html: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -83,8 +131,12 @@ pub struct RunArgs {
     /// Shards (pinned executors); default: the available cores.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Record value bytes (the smallest, with --record-size-max).
     #[arg(long, default_value_t = 1024)]
     pub record_size: usize,
+    /// Record value sizes uniform in --record-size..=this.
+    #[arg(long)]
+    pub record_size_max: Option<usize>,
     #[arg(long, default_value_t = 65536)]
     pub batch_bytes: usize,
     #[arg(long, default_value_t = 1)]
@@ -96,6 +148,10 @@ pub struct RunArgs {
     /// Records per second in total; 0 = as fast as possible.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Rates over time instead of --rate: "0:1000,30:50000,40:1000" is
+    /// 1,000 rec/s from the start, 50,000 from 30 s, 1,000 again from 40 s.
+    #[arg(long, value_parser = parse_rate_steps)]
+    pub rate_steps: Option<RateSteps>,
     /// How long to measure, e.g. 30s, 500ms, 2m.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -194,6 +250,10 @@ pub struct NullBrokerArgs {
     /// received just before it (a reordering broker; 0: never).
     #[arg(long, default_value_t = 0, requires = "store")]
     pub reorder_every: u64,
+    /// Answer every Fetch with this many bytes per partition of pre-built
+    /// 1 KiB records (the consume ceiling; 0: empty answers).
+    #[arg(long, default_value_t = 0, conflicts_with = "store")]
+    pub serve_fetch_bytes: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -273,6 +333,17 @@ pub enum Keys {
     Uniform(u64),
 }
 
+/// One step of --rate-steps: from `at_ms` after the start, `rate` records/s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RateStep {
+    pub at_ms: u64,
+    pub rate: u64,
+}
+
+/// A parsed --rate-steps (a newtype: clap takes a Vec as a repeated flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateSteps(pub Vec<RateStep>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -292,13 +363,17 @@ pub struct RunConfig {
     pub producers: usize,
     pub consumers: usize,
     pub threads: usize,
+    /// Record value bytes: uniform in record_bytes..=record_bytes_max.
     pub record_bytes: usize,
+    pub record_bytes_max: usize,
     pub batch_bytes: usize,
     pub linger_ms: u64,
     pub acks: i16,
     #[serde(serialize_with = "ser_compression")]
     pub compression: Compression,
     pub rate_per_s: u64,
+    /// Empty: `rate_per_s` throughout.
+    pub rate_steps: Vec<RateStep>,
     pub duration_ms: Option<u64>,
     pub records_max: Option<u64>,
     pub warmup_ms: u64,
@@ -371,11 +446,13 @@ impl RunArgs {
             consumers: if mode == Mode::Produce { 0 } else { self.consumers },
             threads,
             record_bytes: self.record_size,
+            record_bytes_max: self.record_size_max.unwrap_or(self.record_size),
             batch_bytes: self.batch_bytes,
             linger_ms: self.linger_ms,
             acks: self.acks.wire(),
             compression: self.compression.codec(),
-            rate_per_s: self.rate,
+            rate_per_s: self.rate_steps.as_ref().map_or(self.rate, |s| s.0[0].rate),
+            rate_steps: self.rate_steps.map(|s| s.0).unwrap_or_default(),
             duration_ms: self.duration.map(|d| d.as_millis() as u64),
             records_max: self.records,
             warmup_ms: self.warmup.as_millis() as u64,
@@ -405,6 +482,13 @@ impl RunArgs {
             return Err(bad(format!(
                 "--record-size must be {RECORD_BYTES_MIN}..={RECORD_BYTES_MAX} bytes (it carries an 8-byte send stamp)"
             )));
+        }
+        if let Some(max) = self.record_size_max {
+            if max < self.record_size || max > RECORD_BYTES_MAX {
+                return Err(bad(format!(
+                    "--record-size-max must be --record-size..={RECORD_BYTES_MAX}"
+                )));
+            }
         }
         if self.batch_bytes == 0 || self.batch_bytes > BATCH_BYTES_MAX {
             return Err(bad(format!("--batch-bytes must be 1..={BATCH_BYTES_MAX}")));
@@ -469,47 +553,23 @@ impl RunArgs {
         if needs_producers && self.rate > 0 && self.rate < self.producers as u64 {
             return Err(bad("--rate must be at least one record/s per producer"));
         }
+        if let Some(steps) = &self.rate_steps {
+            if self.rate > 0 {
+                return Err(bad("give --rate or --rate-steps, not both"));
+            }
+            if steps.0.iter().any(|s| s.rate < self.producers as u64) {
+                return Err(bad(
+                    "every --rate-steps rate must be at least one record/s per producer",
+                ));
+            }
+        }
         Ok(())
     }
 }
 
-/// "30s", "500ms", "2m", "1h", "1.5s", or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (try 30s, 500ms, 2m)"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "us" => value / 1e6,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit '{other}' (use ms, s, m, h)")),
-    };
-    if !seconds.is_finite() || !(0.0..=1e7).contains(&seconds) {
-        return Err(format!("duration '{text}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// "none" or "uniform:N" with N >= 1.
-pub fn parse_keys(text: &str) -> Result<Keys, String> {
-    if text == "none" {
-        return Ok(Keys::None);
-    }
-    let count = text
-        .strip_prefix("uniform:")
-        .ok_or_else(|| format!("keys '{text}': expected none or uniform:N"))?;
-    match count.parse::<u64>() {
-        Ok(n) if n >= 1 => Ok(Keys::Uniform(n)),
-        _ => Err(format!("keys '{text}': N must be a positive integer")),
-    }
-}
+#[path = "cli_values.rs"]
+mod values;
+pub use values::{check_rate_steps, parse_duration, parse_keys, parse_rate_steps};
 
 #[cfg(test)]
 #[path = "cli_tests.rs"]

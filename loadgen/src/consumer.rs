@@ -273,6 +273,9 @@ fn fetch_request(ctx: &ShardCtx, cursors: &[PartitionCursor], version: i16) -> F
 #[derive(Default)]
 struct Chunk {
     records: u64,
+    /// Key + value bytes of the records counted.
+    payload_bytes: u64,
+    /// Batch bytes as fetched (wire).
     bytes: u64,
     aborted_records: u64,
     control_batches: u64,
@@ -303,7 +306,9 @@ fn consume_records(
         }
         match verdict {
             Verdict::Keep => {
-                chunk.records += count_batch(ctx, cursor, batch, header, scratch, &mut chunk.order)?
+                let (records, payload) = count_batch(ctx, cursor, batch, scratch, &mut chunk.order)?;
+                chunk.records += records;
+                chunk.payload_bytes += payload;
             }
             Verdict::Aborted => chunk.aborted_records += header.records_count.get().max(0) as u64,
             Verdict::Control => chunk.control_batches += 1,
@@ -313,6 +318,7 @@ fn consume_records(
     }
     let mut stats = ctx.stats.borrow_mut();
     stats.consumed_records += chunk.records;
+    stats.consumed_payload_bytes += chunk.payload_bytes;
     stats.consumed_batch_bytes += chunk.bytes;
     stats.aborted_records_skipped += chunk.aborted_records;
     stats.control_batches += chunk.control_batches;
@@ -326,29 +332,30 @@ fn consume_records(
     Ok(())
 }
 
-/// The records of one kept data batch from the cursor's position on: from the
-/// header alone, or (e2e, --check-order) by reading every record.
+/// The records of one kept data batch from the cursor's position on, and
+/// their key + value bytes: every record is read (decompressed if need be, as
+/// any consumer would), so the payload is counted exactly; e2e also records
+/// each record's latency, --check-order checks its stamp.
 fn count_batch(
     ctx: &ShardCtx,
     cursor: &mut PartitionCursor,
     batch: &[u8],
-    header: &record_batch::BatchHeader,
     scratch: &mut Vec<u8>,
     order: &mut OrderCounts,
-) -> Result<u64, ClientError> {
+) -> Result<(u64, u64), ClientError> {
     let e2e = ctx.cfg.mode == Mode::E2e;
     let check = ctx.cfg.check_order;
-    if !(e2e || check) {
-        return Ok(header.records_count.get().max(0) as u64);
-    }
-    let now = now_ns();
+    let now = if e2e { now_ns() } else { 0 };
     let mut stats = ctx.stats.borrow_mut();
     let first = cursor.next_offset;
     let last_seq = &mut cursor.last_seq;
-    let n = records::for_each_record(batch, scratch, DECOMPRESSED_BYTES_MAX, |r| {
+    let (mut records, mut payload) = (0u64, 0u64);
+    records::for_each_record(batch, scratch, DECOMPRESSED_BYTES_MAX, |r| {
         if r.offset < first {
             return; // before our position: already counted
         }
+        records += 1;
+        payload += (r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len)) as u64;
         if e2e {
             if let Some(stamp) = r.value.and_then(|v| v.get(..8)) {
                 let sent_ns = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
@@ -360,7 +367,7 @@ fn count_batch(
         }
     })
     .map_err(|e| bad_batch(cursor.partition, e))?;
-    Ok(n as u64)
+    Ok((records, payload))
 }
 
 fn bad_batch(partition: i32, e: impl std::fmt::Display) -> ClientError {

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use weir_loadgen::cli::{Cli, Command, Mode, RunArgs};
+use weir_loadgen::cli::{Cli, Command, CompareArgs, Mode, RunArgs, WorkloadArgs};
 use weir_loadgen::machine::available_cores;
 use weir_loadgen::null_broker::{NullBroker, NullBrokerConfig};
 use weir_loadgen::report::html;
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
                 produce_error_count: args.produce_error_count,
                 store: args.store,
                 reorder_every: args.reorder_every,
+                serve_fetch_bytes: args.serve_fetch_bytes,
             };
             match NullBroker::start(cfg.clone()) {
                 Ok(b) => {
@@ -49,16 +50,76 @@ fn main() -> ExitCode {
             Err(e) => fail(&format!("tcp-ceiling failed: {e}")),
         },
         Command::SelfCheck(args) => self_check(args.duration, args.min_ratio),
+        Command::Compare(args) => compare(&args),
+        Command::Run(args) => run_workload(&args),
     }
 }
 
-/// The generator's own ceiling next to the loopback ceiling, in one run.
+/// `compare`: one HTML page overlaying the given reports.
+fn compare(args: &CompareArgs) -> ExitCode {
+    let runs = match weir_loadgen::report::compare::load(&args.reports, &args.labels) {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let page = weir_loadgen::report::compare::render(&runs);
+    if let Err(e) = std::fs::write(&args.output, page) {
+        return fail(&format!("cannot write {}: {e}", args.output.display()));
+    }
+    println!("wrote {} ({} runs)", args.output.display(), runs.len());
+    ExitCode::SUCCESS
+}
+
+/// `run WORKLOAD`: the workload file's flags, then the same run as typed.
+fn run_workload(args: &WorkloadArgs) -> ExitCode {
+    let parsed = weir_loadgen::workload::load(&args.workload).and_then(|w| w.run_args(args));
+    match parsed {
+        Ok((mode, run_args)) => run_mode(run_args, mode),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// The generator's own ceilings next to the loopback ceiling, in one run:
+/// produce to a null broker that acknowledges without storing, then consume
+/// from one that serves pre-built batches.
 fn self_check(duration: std::time::Duration, min_ratio: f64) -> ExitCode {
     let ceiling = match weir_loadgen::ceiling::tcp_ceiling(std::time::Duration::from_secs(3)) {
         Ok(bps) => bps,
         Err(e) => return fail(&format!("tcp-ceiling failed: {e}")),
     };
-    let broker = match NullBroker::start(NullBrokerConfig {
+    println!(
+        "loopback TCP ceiling {:.1} MB/s (64 KiB writes, one stream)",
+        ceiling / 1e6
+    );
+    let mut worst = f64::MAX;
+    for mode in [Mode::Produce, Mode::Consume] {
+        let (wire_bps, cpu_per_gb) = match self_check_run(mode, duration) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        };
+        let ratio = wire_bps / ceiling;
+        worst = worst.min(ratio);
+        println!(
+            "{:<7} generator vs null broker {:.1} MB/s (wire: batch bytes) = {:.0}% of the ceiling \
+             ({:.2} loadgen cpu-s/GB)",
+            mode.name(),
+            wire_bps / 1e6,
+            ratio * 100.0,
+            cpu_per_gb
+        );
+    }
+    if worst < min_ratio {
+        return fail(&format!(
+            "generator reached {:.0}% of the ceiling, below {:.0}%",
+            worst * 100.0,
+            min_ratio * 100.0
+        ));
+    }
+    ExitCode::SUCCESS
+}
+
+/// One self-check run: (wire bytes per second, loadgen cpu-s per GB).
+fn self_check_run(mode: Mode, duration: std::time::Duration) -> Result<(f64, f64), String> {
+    let broker = NullBroker::start(NullBrokerConfig {
         listen: "127.0.0.1:0".to_string(),
         stall_ms: 0,
         stall_every_ms: 0,
@@ -69,53 +130,43 @@ fn self_check(duration: std::time::Duration, min_ratio: f64) -> ExitCode {
         produce_error_count: 0,
         store: false,
         reorder_every: 0,
-    }) {
-        Ok(b) => b,
-        Err(e) => return fail(&format!("cannot start the null broker: {e}")),
-    };
+        serve_fetch_bytes: if mode == Mode::Consume { 1 << 20 } else { 0 },
+    })
+    .map_err(|e| format!("cannot start the null broker: {e}"))?;
     let addr = broker.addr().to_string();
     let secs = format!("{}ms", duration.as_millis());
+    let tasks = if mode == Mode::Consume {
+        "--consumers"
+    } else {
+        "--producers"
+    };
     let argv = [
         "weir-loadgen",
-        "produce",
+        mode.name(),
         "--bootstrap",
         &addr,
         "--topic",
         "self-check",
         "--partitions",
         "8",
-        "--producers",
+        tasks,
         "8",
         "--duration",
         &secs,
         "--quiet",
     ];
-    let Command::Produce(run_args) = Cli::parse_from(argv).command else {
-        unreachable!("argv names the produce subcommand")
+    let (Command::Produce(run_args) | Command::Consume(run_args)) = Cli::parse_from(argv).command else {
+        unreachable!("argv names the produce or consume subcommand")
     };
-    let report = match run_args.into_config(Mode::Produce, available_cores()).map(run) {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return fail(&e.to_string()),
-        Err(e) => return fail(&e.to_string()),
+    let cfg = run_args
+        .into_config(mode, available_cores())
+        .map_err(|e| e.to_string())?;
+    let report = run(cfg).map_err(|e| e.to_string())?;
+    let wire_bps = match mode {
+        Mode::Consume => report.throughput.consume.wire_mb_per_s * 1e6,
+        _ => report.throughput.produce.wire_mb_per_s * 1e6,
     };
-    let generated = report.totals.measured.acked_batch_bytes as f64 / report.throughput.produce_seconds;
-    let ratio = generated / ceiling;
-    println!(
-        "loopback TCP ceiling {:.1} MB/s; generator vs null broker {:.1} MB/s (batch bytes) = {:.0}% \
-         ({:.2} loadgen cpu-s/GB)",
-        ceiling / 1e6,
-        generated / 1e6,
-        ratio * 100.0,
-        report.cpu.cpu_seconds_per_gb
-    );
-    if ratio < min_ratio {
-        return fail(&format!(
-            "generator reached {:.0}% of the ceiling, below {:.0}%",
-            ratio * 100.0,
-            min_ratio * 100.0
-        ));
-    }
-    ExitCode::SUCCESS
+    Ok((wire_bps, report.cpu.cpu_seconds_per_gb))
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -129,6 +180,9 @@ fn run_mode(args: RunArgs, mode: Mode) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
+    if let Err(e) = weir_loadgen::signals::install() {
+        return fail(&format!("cannot install the SIGINT/SIGTERM handlers: {e}"));
+    }
     let report = match run(cfg) {
         Ok(r) => r,
         Err(e) => return fail(&e.to_string()),
@@ -143,6 +197,10 @@ fn run_mode(args: RunArgs, mode: Mode) -> ExitCode {
         if let Err(e) = std::fs::write(&path, html::render(&report)) {
             return fail(&format!("cannot write {}: {e}", path.display()));
         }
+    }
+    if let Some(signal) = report.interrupted_by {
+        eprintln!("weir-loadgen: interrupted by {signal}; reports cover the run until then");
+        return ExitCode::from(weir_loadgen::signals::exit_status());
     }
     if report.failed() {
         return fail(&format!(

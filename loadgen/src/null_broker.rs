@@ -5,7 +5,8 @@
 //! `--check-order` it can instead keep what it is sent in memory and serve it
 //! back (`store`), optionally storing every Nth batch of a partition before
 //! the one it received just before it (`reorder_every`), as a broker that
-//! reorders would. InitProducerId and the transaction calls: `txn`.
+//! reorders would. InitProducerId and the transaction calls: `txn`. For the
+//! consume ceiling it answers every Fetch with pre-built batches (`served`).
 //!
 //! Plain std threads, one per connection (not glommio: it must be trivially
 //! correct, and blocking is fine here). Counts what it acknowledged; never
@@ -36,8 +37,11 @@ use kafka_protocol::ResponseError;
 use weir_client::versions::CLIENT_APIS;
 use weir_protocol::record_batch::{self, BatchWalker};
 
+mod served;
 mod store;
 mod txn;
+
+pub use served::SERVED_RECORD_BYTES;
 
 use store::{has_data, read, store, StoredLog};
 
@@ -45,6 +49,8 @@ use store::{has_data, read, store, StoredLog};
 const REQUEST_BYTES_MAX: usize = 100 << 20;
 /// A Fetch waits at most this long before its (empty) answer.
 const FETCH_WAIT_MS_MAX: u64 = 500;
+/// The end offset ListOffsets gives with `serve_fetch_bytes`: out of reach.
+const SERVED_END_OFFSET: i64 = 1 << 50;
 /// UNSUPPORTED_VERSION, for the KIP-511 ApiVersions fallback.
 const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
 const TOPIC_ALREADY_EXISTS: i16 = ResponseError::TopicAlreadyExists.code();
@@ -72,6 +78,10 @@ pub struct NullBrokerConfig {
     /// With `store`: every Nth batch of a partition is stored before the
     /// previous one (0: never).
     pub reorder_every: u64,
+    /// Answer every Fetch with about this many bytes per partition of
+    /// pre-built batches of 1 KiB records, at the offset asked for (0: empty
+    /// answers after the wait).
+    pub serve_fetch_bytes: usize,
 }
 
 /// What the null broker acknowledged so far.
@@ -94,6 +104,7 @@ struct State {
     logs: Mutex<HashMap<(u128, i32), StoredLog>>,
     stats: Arc<NullBrokerStats>,
     stop: AtomicBool,
+    served: Option<served::Served>,
 }
 
 /// A running null broker; `stop` (or dropping it) ends the accept loop.
@@ -107,6 +118,7 @@ impl NullBroker {
     pub fn start(cfg: NullBrokerConfig) -> io::Result<Self> {
         let listener = TcpListener::bind(&cfg.listen)?;
         let addr = listener.local_addr()?;
+        let cfg_serve = cfg.serve_fetch_bytes;
         let state = Arc::new(State {
             cfg,
             addr,
@@ -115,6 +127,7 @@ impl NullBroker {
             logs: Mutex::new(HashMap::new()),
             stats: Arc::new(NullBrokerStats::default()),
             stop: AtomicBool::new(false),
+            served: (cfg_serve > 0).then(|| served::Served::build(cfg_serve)),
         });
         let st = state.clone();
         let accept = std::thread::Builder::new()
@@ -238,10 +251,17 @@ fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
             let req = FetchRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
             state.stats.fetch_requests.fetch_add(1, Ordering::Relaxed);
             let wait_ms = (req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
-            if !state.cfg.store || !has_data(state, &req) {
+            if state.served.is_none() && (!state.cfg.store || !has_data(state, &req)) {
                 std::thread::sleep(Duration::from_millis(wait_ms));
             }
-            respond(corr, hv, &fetch(state, &req), version)
+            let response = fetch(state, &req);
+            // Room for every record set up front: growing a MiB-sized buffer
+            // by doubling would copy it again and again (the consume ceiling).
+            let records: usize = (response.responses.iter())
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            respond_sized(corr, hv, &response, version, records + 1024)
         }
         ApiKey::ListOffsets => {
             let req = ListOffsetsRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
@@ -269,7 +289,17 @@ fn respond<R: Encodable>(
     body: &R,
     version: i16,
 ) -> Result<Option<Bytes>, String> {
-    let mut buf = BytesMut::with_capacity(128);
+    respond_sized(corr, header_version, body, version, 128)
+}
+
+fn respond_sized<R: Encodable>(
+    corr: i32,
+    header_version: i16,
+    body: &R,
+    version: i16,
+    capacity: usize,
+) -> Result<Option<Bytes>, String> {
+    let mut buf = BytesMut::with_capacity(capacity);
     buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(corr)
@@ -525,6 +555,11 @@ fn fetch(state: &State, req: &FetchRequest) -> FetchResponse {
                         .iter()
                         .map(|p| {
                             let (hw, records) = match logs.get(&(topic, p.partition)) {
+                                _ if state.served.is_some() => {
+                                    let served = state.served.as_ref().expect("checked");
+                                    let (bytes, hw) = served.read(p.fetch_offset, p.partition_max_bytes);
+                                    (hw, bytes)
+                                }
                                 Some(log) => {
                                     (log.next_offset, read(log, p.fetch_offset, p.partition_max_bytes))
                                 }
@@ -564,6 +599,8 @@ fn list_offsets(state: &State, req: &ListOffsetsRequest) -> ListOffsetsResponse 
                                 .with_offset(match logs.get(&(topic, p.partition_index)) {
                                     // LATEST (-1) is the end; EARLIEST and timestamps 0.
                                     Some(log) if p.timestamp == -1 => log.next_offset,
+                                    // Served batches never end (for --to-end runs).
+                                    _ if p.timestamp == -1 && state.served.is_some() => SERVED_END_OFFSET,
                                     _ => 0,
                                 })
                                 .with_timestamp(-1)

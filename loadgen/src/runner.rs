@@ -77,6 +77,7 @@ pub fn run(cfg: RunConfig) -> Result<Report, RunError> {
         produce_end_ns: shared.produce_end_ns.load(Ordering::Acquire),
         consume_end_ns: shared.consume_end_ns.load(Ordering::Acquire),
         end_ns,
+        interrupted_by: crate::signals::received(),
     };
     Ok(Report::build(
         &cfg,
@@ -234,6 +235,11 @@ fn aggregate(cfg: &RunConfig, shared: &Shared, rx: &Receiver<ShardMsg>, shards: 
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if crate::signals::received().is_some() && !shared.stopped() {
+            // Shards see the stop flag at their next batch or fetch, send
+            // what they measured and finish: the report covers it.
+            shared.request_stop();
+        }
         while let Some(entry) = pending.first_entry() {
             if !seen.complete(*entry.key()) {
                 break;
@@ -269,13 +275,13 @@ fn progress(iv: &Interval, so_far: &Interval, cfg: &RunConfig, tty: bool) {
         ""
     };
     let line = format!(
-        "[{:>4}s] produced {:>9} rec/s {:>8.1} MB/s p99 so far {:>7} ms | consumed {:>9} rec/s {:>8.1} MB/s e2e p99 so far {:>7} ms | errors {}{}",
+        "[{:>4}s] produced {:>9} rec/s {:>8.1} payload MB/s p99 so far {:>7} ms | consumed {:>9} rec/s {:>8.1} payload MB/s e2e p99 so far {:>7} ms | errors {}{}",
         iv.second,
         iv.acked_records,
         iv.acked_payload_bytes as f64 / 1e6,
         p99_ms(&so_far.produce_record_us),
         iv.consumed_records,
-        iv.consumed_batch_bytes as f64 / 1e6,
+        iv.consumed_payload_bytes as f64 / 1e6,
         p99_ms(&so_far.e2e_us),
         iv.errors.values().sum::<u64>(),
         warm,

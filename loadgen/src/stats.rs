@@ -32,7 +32,7 @@ pub struct Interval {
     pub second: u64,
     /// Records handed to the network (Produce requests written).
     pub sent_records: u64,
-    /// Value bytes of those records (the payload a user cares about).
+    /// Key + value bytes of those records (the payload a user cares about).
     pub sent_payload_bytes: u64,
     /// RecordBatch bytes on the wire (after compression).
     pub sent_batch_bytes: u64,
@@ -43,6 +43,9 @@ pub struct Interval {
     pub failed_records: u64,
     pub produce_requests: u64,
     pub consumed_records: u64,
+    /// Key + value bytes of the records consumed (decompressed).
+    pub consumed_payload_bytes: u64,
+    /// RecordBatch bytes fetched, as they came over the wire (compressed).
     pub consumed_batch_bytes: u64,
     pub fetch_requests: u64,
     /// --check-order: records whose order stamp was checked...
@@ -89,6 +92,7 @@ impl Interval {
             failed_records: 0,
             produce_requests: 0,
             consumed_records: 0,
+            consumed_payload_bytes: 0,
             consumed_batch_bytes: 0,
             fetch_requests: 0,
             order_checked_records: 0,
@@ -123,6 +127,7 @@ impl Interval {
         self.failed_records += other.failed_records;
         self.produce_requests += other.produce_requests;
         self.consumed_records += other.consumed_records;
+        self.consumed_payload_bytes += other.consumed_payload_bytes;
         self.consumed_batch_bytes += other.consumed_batch_bytes;
         self.fetch_requests += other.fetch_requests;
         self.order_checked_records += other.order_checked_records;

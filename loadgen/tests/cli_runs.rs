@@ -220,6 +220,7 @@ fn given_broker_without_our_api_versions_version_when_connecting_should_fall_bac
         produce_error_count: 0,
         store: false,
         reorder_every: 0,
+        serve_fetch_bytes: 0,
     });
     let tmp = dir();
     let args = [
@@ -255,6 +256,7 @@ fn erring_broker(code: i16, count: u64) -> NullBroker {
         produce_error_count: count,
         store: false,
         reorder_every: 0,
+        serve_fetch_bytes: 0,
     })
 }
 
@@ -324,6 +326,7 @@ fn storing_broker(reorder_every: u64) -> NullBroker {
         produce_error_count: 0,
         store: true,
         reorder_every,
+        serve_fetch_bytes: 0,
     })
 }
 

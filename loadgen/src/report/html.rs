@@ -4,25 +4,25 @@
 
 use std::fmt::Write as _;
 
+use super::plot::{self, Chart, Series, XAxis, PALETTE};
 use super::Report;
-
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 300.0;
-const MARGIN: f64 = 50.0;
-/// The spectrum's x axis ends at 99.999%: 1/(1-p) = 10^5.
-const SPECTRUM_NINES_MAX: f64 = 5.0;
 
 pub fn render(report: &Report) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>weir-loadgen {mode}</title>\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}svg{{background:#fafafa}}</style>\
-         </head><body><h1>weir-loadgen {mode}: {topic}</h1>",
+         <style>{STYLE}</style></head><body><h1>weir-loadgen {mode}: {topic}</h1>",
         mode = report.mode,
         topic = escape(&report.parameters.topic),
     );
+    if report.interrupted {
+        let _ = write!(
+            s,
+            "<p class=\"warn\">Interrupted by {}: the figures cover the run until then.</p>",
+            report.interrupted_by.unwrap_or("a signal")
+        );
+    }
     let _ = write!(
         s,
         "<p>{} | {} cores | kernel {} | {:.1} s measured</p>",
@@ -32,9 +32,9 @@ pub fn render(report: &Report) -> String {
         report.throughput.measured_seconds
     );
     s.push_str(&summary_table(report));
-    s.push_str("<h2>Throughput over time (MB/s)</h2>");
+    s.push_str("<h2>Throughput over time</h2>");
     s.push_str(&throughput_svg(report));
-    s.push_str("<h2>Latency percentile spectrum (ms)</h2>");
+    s.push_str("<h2>Latency percentile spectrum</h2>");
     s.push_str(&spectrum_svg(report));
     let params = serde_json::to_string_pretty(&report.parameters).unwrap_or_default();
     let _ = write!(
@@ -45,8 +45,35 @@ pub fn render(report: &Report) -> String {
     s
 }
 
+/// The page style, shared with the comparison page.
+pub const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:62em}\
+    table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}\
+    th:first-child,td:first-child{text-align:left}.warn{color:#b00;font-weight:bold}\
+    .note{color:#555;font-size:90%}";
+
 fn summary_table(report: &Report) -> String {
-    let mut s = String::from("<table><tr><th>latency (ms)</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>count</th></tr>");
+    let t = &report.throughput;
+    let mut s = String::from(
+        "<table><tr><th></th><th>records/s</th><th>payload MB/s</th><th>wire MB/s</th>\
+         <th>payload/wire</th></tr>",
+    );
+    let rows = [
+        ("produce (acked)", report.parameters.producers > 0, &t.produce),
+        ("consume", report.parameters.consumers > 0, &t.consume),
+    ];
+    for (name, _, r) in rows.iter().filter(|r| r.1) {
+        let _ = write!(
+            s,
+            "<tr><td>{name}</td><td>{:.0}</td><td>{:.1}</td><td>{:.1}</td><td>{:.2}</td></tr>",
+            r.records_per_s, r.payload_mb_per_s, r.wire_mb_per_s, r.compression_ratio
+        );
+    }
+    s.push_str(
+        "</table><p class=\"note\">payload: record key + value bytes (uncompressed); wire: \
+         RecordBatch bytes as sent or fetched (after compression, headers included); \
+         MB = 10<sup>6</sup> bytes.</p>",
+    );
+    s.push_str("<table><tr><th>latency (ms)</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>count</th></tr>");
     let rows = [
         ("produce (batch)", &report.latency.produce),
         ("produce (record)", &report.latency.produce_record),
@@ -60,143 +87,75 @@ fn summary_table(report: &Report) -> String {
             ms(p.p50_us), ms(p.p90_us), ms(p.p99_us), ms(p.p999_us), ms(p.p9999_us), ms(p.max_us), p.count
         );
     }
-    let t = &report.throughput;
     let _ = write!(
         s,
-        "</table><p>produce {:.0} rec/s, {:.1} MB/s; consume {:.0} rec/s, {:.1} MB/s; \
-         loadgen {:.2} cpu-s per GB moved; errors: {}</p>",
-        t.produce_records_per_s,
-        t.produce_mb_per_s,
-        t.consume_records_per_s,
-        t.consume_mb_per_s,
+        "</table><p>loadgen {:.2} cpu-s per GB moved (wire); errors: {}</p>",
         report.cpu.cpu_seconds_per_gb,
         report.errors.values().sum::<u64>()
     );
     s
 }
 
-fn svg_open(s: &mut String) {
-    let _ = write!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\">"
-    );
-}
-
-fn polyline(s: &mut String, points: &[(f64, f64)], color: &str) {
-    let coords: Vec<String> = points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-    let _ = write!(
-        s,
-        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
-        coords.join(" ")
-    );
-}
-
-fn axes(s: &mut String, y_max: f64, y_label: &str) {
-    let (x0, y0, x1, y1) = (MARGIN, HEIGHT - MARGIN, WIDTH - 10.0, 10.0);
-    let _ = write!(
-        s,
-        "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\" stroke=\"#333\"/>\
-         <line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{y1}\" stroke=\"#333\"/>\
-         <text x=\"4\" y=\"{}\" font-size=\"11\">{y_max:.2}</text>\
-         <text x=\"4\" y=\"{y0}\" font-size=\"11\">0</text>\
-         <text x=\"{}\" y=\"{}\" font-size=\"11\">{y_label}</text>",
-        y1 + 10.0,
-        x0 + 6.0,
-        y1 + 12.0
-    );
-}
-
 fn throughput_svg(report: &Report) -> String {
-    let mut s = String::new();
-    svg_open(&mut s);
-    let pts = &report.timeline;
-    let x_max = pts.last().map_or(1, |p| p.second.max(1)) as f64;
-    let y_max = pts
+    // Whole seconds only: the last, partial one would read as a fall.
+    let whole: Vec<_> = report
+        .timeline
         .iter()
-        .map(|p| p.acked_mb.max(p.consumed_mb))
-        .fold(0.0f64, f64::max)
-        .max(1e-3);
-    axes(
-        &mut s,
-        y_max,
-        "MB/s: blue = produced (acked), green = consumed; x = seconds",
-    );
-    let map = |sec: u64, v: f64| {
-        (
-            MARGIN + sec as f64 / x_max * (WIDTH - MARGIN - 10.0),
-            HEIGHT - MARGIN - v / y_max * (HEIGHT - MARGIN - 10.0),
-        )
+        .filter(|p| p.seconds >= WHOLE_SECOND)
+        .collect();
+    let mut series = Vec::new();
+    let mut add = |label: &str, color, dashed, f: &dyn Fn(&super::TimelinePoint) -> f64| {
+        series.push(Series {
+            label: label.to_string(),
+            color,
+            dashed,
+            points: whole.iter().map(|p| (p.second as f64, f(p))).collect(),
+        });
     };
-    let produced: Vec<(f64, f64)> = pts.iter().map(|p| map(p.second, p.acked_mb)).collect();
-    let consumed: Vec<(f64, f64)> = pts.iter().map(|p| map(p.second, p.consumed_mb)).collect();
-    polyline(&mut s, &produced, "#1f5fbf");
-    polyline(&mut s, &consumed, "#2a9d3a");
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{}\" font-size=\"11\">{x_max:.0} s</text></svg>",
-        WIDTH - 40.0,
-        HEIGHT - MARGIN + 15.0
-    );
-    s
-}
-
-/// x = number of nines, log10(1 / (1 - p)), capped at SPECTRUM_NINES_MAX.
-fn nines(percentile: f64) -> f64 {
-    let rest = 1.0 - percentile / 100.0;
-    if rest <= 0.0 {
-        SPECTRUM_NINES_MAX
-    } else {
-        (1.0 / rest).log10().min(SPECTRUM_NINES_MAX)
+    if report.parameters.producers > 0 {
+        add("produced, payload", PALETTE[0], false, &|p| p.produce_payload_mb);
+        add("produced, wire", PALETTE[0], true, &|p| p.produce_wire_mb);
     }
+    if report.parameters.consumers > 0 {
+        add("consumed, payload", PALETTE[2], false, &|p| p.consume_payload_mb);
+        add("consumed, wire", PALETTE[2], true, &|p| p.consume_wire_mb);
+    }
+    plot::render(&Chart {
+        x_axis: XAxis::Linear,
+        x_label: "seconds since the start (whole seconds only)",
+        y_label: "MB/s (10^6 B/s)",
+        series,
+    })
 }
 
 fn spectrum_svg(report: &Report) -> String {
-    let mut s = String::new();
-    svg_open(&mut s);
+    let l = &report.latency;
     let series = [
-        (&report.latency.produce_spectrum, "#1f5fbf"),
-        (&report.latency.produce_record_spectrum, "#8e44ad"),
-        (&report.latency.e2e_spectrum, "#c0392b"),
-    ];
-    let y_max = series
-        .iter()
-        .flat_map(|(pts, _)| pts.iter().map(|p| p.1 as f64 / 1e3))
-        .fold(0.0f64, f64::max)
-        .max(1e-3);
-    axes(
-        &mut s,
-        y_max,
-        "ms: blue = produce/batch, purple = produce/record, red = end-to-end; x = percentile",
-    );
-    for (pts, color) in series {
-        let mapped: Vec<(f64, f64)> = pts
-            .iter()
-            .map(|&(pct, us)| {
-                (
-                    MARGIN + nines(pct) / SPECTRUM_NINES_MAX * (WIDTH - MARGIN - 10.0),
-                    HEIGHT - MARGIN - (us as f64 / 1e3) / y_max * (HEIGHT - MARGIN - 10.0),
-                )
-            })
-            .collect();
-        polyline(&mut s, &mapped, color);
-    }
-    for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
-        .iter()
-        .enumerate()
-    {
-        let x = MARGIN + i as f64 / SPECTRUM_NINES_MAX * (WIDTH - MARGIN - 10.0);
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\">{label}</text>",
-            x - 10.0,
-            HEIGHT - MARGIN + 15.0
-        );
-    }
-    s.push_str("</svg>");
-    s
+        ("produce, per batch", &l.produce_spectrum, PALETTE[0]),
+        ("produce, per record", &l.produce_record_spectrum, PALETTE[3]),
+        ("end-to-end", &l.e2e_spectrum, PALETTE[4]),
+    ]
+    .into_iter()
+    .filter(|(_, pts, _)| !pts.is_empty())
+    .map(|(label, pts, color)| Series {
+        label: label.to_string(),
+        color,
+        dashed: false,
+        points: pts.iter().map(|&(pct, us)| (pct, us as f64 / 1e3)).collect(),
+    })
+    .collect();
+    plot::render(&Chart {
+        x_axis: XAxis::Nines,
+        x_label: "percentile",
+        y_label: "latency (ms)",
+        series,
+    })
 }
 
-fn escape(text: &str) -> String {
+/// A timeline point covering at least this much of its second is whole.
+pub const WHOLE_SECOND: f64 = 0.999;
+
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -208,10 +167,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_percentiles_when_mapping_to_nines_should_be_log_scaled_and_capped() {
-        assert!((nines(90.0) - 1.0).abs() < 1e-9);
-        assert!((nines(99.9) - 3.0).abs() < 1e-6);
-        assert_eq!(nines(100.0), SPECTRUM_NINES_MAX);
+    fn given_markup_when_escaping_should_neutralise_it() {
         assert_eq!(escape("<a&\">"), "&lt;a&amp;&quot;&gt;");
     }
 }

@@ -3,7 +3,9 @@
 //! timeline; rendered as a human table, JSON (schema in docs/loadgen.md) and
 //! a self-contained HTML page. Main thread only, after the shards finished.
 
+pub mod compare;
 pub mod html;
+pub mod plot;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,7 +16,7 @@ use crate::machine::Machine;
 use crate::stats::{spectrum, Interval, Percentiles};
 
 /// Bumped when a field changes meaning or disappears.
-pub const SCHEMA: &str = "weir-loadgen/1";
+pub const SCHEMA: &str = "weir-loadgen/2";
 
 #[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
 pub struct Counts {
@@ -25,6 +27,8 @@ pub struct Counts {
     pub acked_batch_bytes: u64,
     pub produce_requests: u64,
     pub consumed_records: u64,
+    /// Key + value bytes of the records consumed (after decompression).
+    pub consumed_payload_bytes: u64,
     pub consumed_batch_bytes: u64,
     pub fetch_requests: u64,
     /// Transactions committed / aborted (EndTxn answered without error).
@@ -46,6 +50,7 @@ impl Counts {
             acked_batch_bytes: iv.acked_batch_bytes,
             produce_requests: iv.produce_requests,
             consumed_records: iv.consumed_records,
+            consumed_payload_bytes: iv.consumed_payload_bytes,
             consumed_batch_bytes: iv.consumed_batch_bytes,
             fetch_requests: iv.fetch_requests,
             txn_committed: iv.txn_committed,
@@ -80,6 +85,35 @@ pub struct Totals {
     pub measured: Counts,
 }
 
+/// The three ways to count what moved, for produce or consume alike.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Rates {
+    pub records_per_s: f64,
+    /// Record key + value bytes per second (uncompressed), 10^6 B/s.
+    pub payload_mb_per_s: f64,
+    /// RecordBatch bytes per second as they crossed the wire (after
+    /// compression; batch and record headers included), 10^6 B/s.
+    pub wire_mb_per_s: f64,
+    /// Payload bytes / wire bytes: the compression ratio (just under 1
+    /// without compression: the headers).
+    pub compression_ratio: f64,
+}
+
+impl Rates {
+    fn of(records: u64, payload_bytes: u64, wire_bytes: u64, seconds: f64) -> Self {
+        Self {
+            records_per_s: records as f64 / seconds,
+            payload_mb_per_s: payload_bytes as f64 / 1e6 / seconds,
+            wire_mb_per_s: wire_bytes as f64 / 1e6 / seconds,
+            compression_ratio: if wire_bytes > 0 {
+                payload_bytes as f64 / wire_bytes as f64
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Throughput {
     /// From the end of warmup to the end of the run.
@@ -87,13 +121,11 @@ pub struct Throughput {
     /// From the end of warmup until the last producer / consumer finished.
     pub produce_seconds: f64,
     pub consume_seconds: f64,
-    pub produce_records_per_s: f64,
-    /// Record value bytes acknowledged per second, 10^6 bytes.
-    pub produce_mb_per_s: f64,
-    pub consume_records_per_s: f64,
-    /// RecordBatch bytes fetched per second, 10^6 bytes (every batch fetched:
-    /// also those read_committed drops, and markers).
-    pub consume_mb_per_s: f64,
+    /// Acknowledged records per produce second.
+    pub produce: Rates,
+    /// Consumed records per consume second (wire: every batch fetched, also
+    /// those read_committed drops, and markers).
+    pub consume: Rates,
     /// Committed transactions per second (produce seconds).
     pub txn_committed_per_s: f64,
 }
@@ -120,19 +152,26 @@ pub struct Latency {
 pub struct Cpu {
     /// User + system seconds of this process over the whole run.
     pub loadgen_cpu_seconds: f64,
-    /// Acknowledged plus fetched RecordBatch bytes, 10^9 bytes, whole run.
+    /// Acknowledged plus fetched RecordBatch (wire) bytes, 10^9 bytes, whole run.
     pub gb_moved: f64,
     pub cpu_seconds_per_gb: f64,
 }
 
+/// One second of the run. Counts, not rates: divide by `seconds`, the part of
+/// the second the run covered (below 1 only for the last, partial one).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TimelinePoint {
     pub second: u64,
+    pub seconds: f64,
     pub warmup: bool,
-    pub acked_records: u64,
-    pub acked_mb: f64,
-    pub consumed_records: u64,
-    pub consumed_mb: f64,
+    pub produce_records: u64,
+    /// Acknowledged key + value bytes, 10^6 B.
+    pub produce_payload_mb: f64,
+    /// Acknowledged RecordBatch bytes, 10^6 B.
+    pub produce_wire_mb: f64,
+    pub consume_records: u64,
+    pub consume_payload_mb: f64,
+    pub consume_wire_mb: f64,
     pub produce_p50_us: u64,
     pub produce_p99_us: u64,
     pub produce_max_us: u64,
@@ -156,6 +195,11 @@ pub struct Report {
     pub tool_version: &'static str,
     pub mode: &'static str,
     pub started_unix_ms: u64,
+    /// The run was ended by SIGINT or SIGTERM: the figures cover what was
+    /// measured until then.
+    pub interrupted: bool,
+    /// "SIGINT" or "SIGTERM" when interrupted.
+    pub interrupted_by: Option<&'static str>,
     pub parameters: RunConfig,
     pub machine: Machine,
     pub cluster: ClusterInfo,
@@ -176,6 +220,8 @@ pub struct Window {
     pub produce_end_ns: u64,
     pub consume_end_ns: u64,
     pub end_ns: u64,
+    /// The signal that ended the run early, if one did.
+    pub interrupted_by: Option<&'static str>,
 }
 
 impl Window {
@@ -216,6 +262,31 @@ impl Aggregate {
     }
 }
 
+impl Throughput {
+    fn of(measured: &Interval, window: &Window, warmup_s: u64) -> Self {
+        let produce_seconds = window.seconds_to(window.produce_end_ns.max(window.run_start_ns), warmup_s);
+        let consume_seconds = window.seconds_to(window.consume_end_ns.max(window.run_start_ns), warmup_s);
+        Self {
+            measured_seconds: window.seconds_to(window.end_ns, warmup_s),
+            produce_seconds,
+            consume_seconds,
+            produce: Rates::of(
+                measured.acked_records,
+                measured.acked_payload_bytes,
+                measured.acked_batch_bytes,
+                produce_seconds,
+            ),
+            consume: Rates::of(
+                measured.consumed_records,
+                measured.consumed_payload_bytes,
+                measured.consumed_batch_bytes,
+                consume_seconds,
+            ),
+            txn_committed_per_s: measured.txn_committed as f64 / produce_seconds,
+        }
+    }
+}
+
 impl Report {
     pub fn build(
         cfg: &RunConfig,
@@ -229,18 +300,21 @@ impl Report {
         let Aggregate {
             all,
             measured,
-            timeline,
+            mut timeline,
             ..
         } = aggregate;
-        let measured_seconds = window.seconds_to(window.end_ns, warmup_s);
-        let produce_seconds = window.seconds_to(window.produce_end_ns.max(window.run_start_ns), warmup_s);
-        let consume_seconds = window.seconds_to(window.consume_end_ns.max(window.run_start_ns), warmup_s);
+        let elapsed_s = window.end_ns.saturating_sub(window.run_start_ns) as f64 / 1e9;
+        for p in &mut timeline {
+            p.seconds = (elapsed_s - p.second as f64).clamp(0.0, 1.0);
+        }
         let gb_moved = (all.acked_batch_bytes + all.consumed_batch_bytes) as f64 / 1e9;
         Self {
             schema: SCHEMA,
             tool_version: env!("CARGO_PKG_VERSION"),
             mode: cfg.mode.name(),
             started_unix_ms: window.run_start_ns / 1_000_000,
+            interrupted: window.interrupted_by.is_some(),
+            interrupted_by: window.interrupted_by,
             parameters: cfg.clone(),
             machine,
             cluster: ClusterInfo {
@@ -251,16 +325,7 @@ impl Report {
                     .has_topic_id()
                     .then(|| cluster.topic.raw.topic_id.to_string()),
             },
-            throughput: Throughput {
-                measured_seconds,
-                produce_seconds,
-                consume_seconds,
-                produce_records_per_s: measured.acked_records as f64 / produce_seconds,
-                produce_mb_per_s: measured.acked_payload_bytes as f64 / 1e6 / produce_seconds,
-                consume_records_per_s: measured.consumed_records as f64 / consume_seconds,
-                consume_mb_per_s: measured.consumed_batch_bytes as f64 / 1e6 / consume_seconds,
-                txn_committed_per_s: measured.txn_committed as f64 / produce_seconds,
-            },
+            throughput: Throughput::of(&measured, &window, warmup_s),
             latency: Latency {
                 produce: Percentiles::of(&measured.produce_us),
                 produce_record: Percentiles::of(&measured.produce_record_us),
@@ -323,19 +388,45 @@ impl Report {
             self.parameters.threads,
             t.measured_seconds
         );
-        if self.parameters.producers > 0 {
+        if self.interrupted {
             let _ = writeln!(
                 s,
-                "produce: {:>12.0} rec/s {:>9.1} MB/s | acked {} failed {} (all, incl. warmup)",
-                t.produce_records_per_s, t.produce_mb_per_s, a.acked_records, a.failed_records
+                "INTERRUPTED by {}: the figures cover the run until then",
+                self.interrupted_by.unwrap_or("a signal")
             );
         }
-        if self.parameters.consumers > 0 {
-            let _ = writeln!(
-                s,
-                "consume: {:>12.0} rec/s {:>9.1} MB/s | consumed {} (all)",
-                t.consume_records_per_s, t.consume_mb_per_s, a.consumed_records
-            );
+        let _ = writeln!(
+            s,
+            "{:<8} {:>12} {:>14} {:>14} {:>12}   (payload: key+value bytes; wire: RecordBatch bytes, after compression; MB = 10^6 B)",
+            "", "records/s", "payload MB/s", "wire MB/s", "payload/wire"
+        );
+        let rows = [
+            (
+                "produce",
+                self.parameters.producers > 0,
+                &t.produce,
+                a.acked_records,
+                "acked",
+            ),
+            (
+                "consume",
+                self.parameters.consumers > 0,
+                &t.consume,
+                a.consumed_records,
+                "consumed",
+            ),
+        ];
+        for (name, present, r, count, verb) in rows {
+            if present {
+                let _ = writeln!(
+                    s,
+                    "{name:<8} {:>12.0} {:>14.1} {:>14.1} {:>12.2}   {verb} {count} (all, incl. warmup)",
+                    r.records_per_s, r.payload_mb_per_s, r.wire_mb_per_s, r.compression_ratio
+                );
+            }
+        }
+        if self.parameters.producers > 0 && a.failed_records > 0 {
+            let _ = writeln!(s, "produce: {} records failed", a.failed_records);
         }
         self.txn_lines(&mut s);
         self.latency_table(&mut s);
@@ -422,11 +513,14 @@ fn point(iv: &Interval, warmup_s: u64) -> TimelinePoint {
     let e = Percentiles::of(&iv.e2e_us);
     TimelinePoint {
         second: iv.second,
+        seconds: 1.0,
         warmup: iv.second < warmup_s,
-        acked_records: iv.acked_records,
-        acked_mb: iv.acked_payload_bytes as f64 / 1e6,
-        consumed_records: iv.consumed_records,
-        consumed_mb: iv.consumed_batch_bytes as f64 / 1e6,
+        produce_records: iv.acked_records,
+        produce_payload_mb: iv.acked_payload_bytes as f64 / 1e6,
+        produce_wire_mb: iv.acked_batch_bytes as f64 / 1e6,
+        consume_records: iv.consumed_records,
+        consume_payload_mb: iv.consumed_payload_bytes as f64 / 1e6,
+        consume_wire_mb: iv.consumed_batch_bytes as f64 / 1e6,
         produce_p50_us: p.p50_us,
         produce_p99_us: p.p99_us,
         produce_max_us: p.max_us,

@@ -1,6 +1,8 @@
 //! Helpers of the loadgen's acceptance tests: the in-process null broker, and
 //! running the binary with a deadline and reading its JSON report.
 
+#![allow(dead_code)] // each test binary uses some of the helpers
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ pub fn null_broker(stall_ms: u64, stall_every_ms: u64, auto_topics: bool) -> Nul
         produce_error_count: 0,
         store: false,
         reorder_every: 0,
+        serve_fetch_bytes: 0,
     })
 }
 
