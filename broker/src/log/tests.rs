@@ -546,8 +546,13 @@ fn given_concurrent_appender_and_reader_when_chunks_split_batches_should_read_ev
         let mut seen = Vec::new();
         let mut offset = 0i64;
         let mut from_file = 0;
-        // Let the appender get ahead so written batches leave the (zero-sized) cache.
-        glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+        // Start reading only once the appender has written some batches, so they have
+        // left the (zero-sized) cache and the first read must go to the file. A fixed
+        // sleep was not enough on a loaded machine: the writer had not written yet and
+        // every read was served from the unwritten batches in the cache.
+        while log.shared.state.borrow().written_end_offset == Offset(0) {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
         while seen.len() < count {
             let result = log.read(Offset(offset), 200_000).await.expect("read");
             from_file += usize::from(!result.from_cache && !result.batches.is_empty());
