@@ -34,21 +34,7 @@ pub async fn accept_loop(
 ) {
     let per_shard_max = shard.args.connections_max.div_ceil(shard.count);
     let mut stop = stop;
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            (&mut stop).await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else { break };
-        let stream = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(shard = shard.id, error = %e, "accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    while let Some(stream) = accept_until(&listener, &mut stop, "kafka").await {
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -64,5 +50,29 @@ pub async fn accept_loop(
             s.connections.set(s.connections.get() - 1);
         })
         .detach();
+    }
+}
+
+/// The next connection, or `None` once `stop` fires. A failed accept (out of
+/// file descriptors, say) is logged and retried after a short pause, so a burst
+/// of failures cannot spin the shard.
+pub async fn accept_until(
+    listener: &TcpListener,
+    stop: &mut event_listener::EventListener,
+    what: &str,
+) -> Option<glommio::net::TcpStream> {
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            (&mut *stop).await;
+            None
+        })
+        .await?;
+        match accepted {
+            Ok(stream) => return Some(stream),
+            Err(e) => {
+                tracing::warn!(listener = what, error = %e, "accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
     }
 }

@@ -75,10 +75,7 @@ fn shard_flows(out: &mut String, shards: &[ShardSnapshot]) {
         ),
     ];
     for (name, help, get) in rows {
-        family(out, name, "counter", help);
-        for s in shards {
-            let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, get(s));
-        }
+        per_shard(out, shards, name, "counter", help, |s| get(s).to_string());
     }
 }
 
@@ -230,16 +227,14 @@ fn storage(out: &mut String, shards: &[ShardSnapshot]) {
             s.shard, s.reads_file
         );
     }
-    family(
+    per_shard(
         out,
+        shards,
         "weir_tail_cache_hit_ratio",
         "gauge",
         "Share of log reads served from the tail cache since start (NaN before any read).",
+        |s| (s.reads_cached as f64 / (s.reads_cached + s.reads_file) as f64).to_string(),
     );
-    for s in shards {
-        let ratio = s.reads_cached as f64 / (s.reads_cached + s.reads_file) as f64;
-        let _ = writeln!(out, "weir_tail_cache_hit_ratio{{shard=\"{}\"}} {ratio}", s.shard);
-    }
 }
 
 fn partitions(out: &mut String, shards: &[ShardSnapshot]) {
@@ -333,28 +328,22 @@ fn lag(out: &mut String, shards: &[ShardSnapshot]) {
 }
 
 fn runtime(out: &mut String, shards: &[ShardSnapshot], health: &Health<'_>) {
-    family(
+    per_shard(
         out,
+        shards,
         "weir_connections",
         "gauge",
         "Open client connections, per shard.",
+        |s| s.connections.to_string(),
     );
-    for s in shards {
-        let _ = writeln!(out, "weir_connections{{shard=\"{}\"}} {}", s.shard, s.connections);
-    }
-    family(
+    per_shard(
         out,
+        shards,
         "weir_in_flight_requests",
         "gauge",
         "Requests decoded and not yet answered, per shard.",
+        |s| s.in_flight.to_string(),
     );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "weir_in_flight_requests{{shard=\"{}\"}} {}",
-            s.shard, s.in_flight
-        );
-    }
     family(
         out,
         "weir_mesh_queue_depth",
@@ -370,35 +359,50 @@ fn runtime(out: &mut String, shards: &[ShardSnapshot], health: &Health<'_>) {
             );
         }
     }
-    family(
+    per_shard(
         out,
+        shards,
         "weir_mesh_pending_calls",
         "gauge",
         "Cross-shard calls a shard awaits answers to.",
+        |s| s.mesh_pending_calls.to_string(),
     );
-    for s in shards {
-        let _ = writeln!(
-            out,
-            "weir_mesh_pending_calls{{shard=\"{}\"}} {}",
-            s.shard, s.mesh_pending_calls
-        );
-    }
-    family(
+    let ready: Vec<u8> = health.ready.iter().map(|r| u8::from(*r)).collect();
+    per_index(
         out,
+        &ready,
         "weir_shard_ready",
         "gauge",
         "1 once a shard has opened its partitions and listens.",
     );
-    for (shard, ready) in health.ready.iter().enumerate() {
-        let _ = writeln!(out, "weir_shard_ready{{shard=\"{shard}\"}} {}", u8::from(*ready));
-    }
-    family(
+    per_index(
         out,
+        health.stalls,
         "weir_shard_stalls_total",
         "counter",
         "Times the watchdog saw a shard silent for over a second.",
     );
-    for (shard, stalls) in health.stalls.iter().enumerate() {
-        let _ = writeln!(out, "weir_shard_stalls_total{{shard=\"{shard}\"}} {stalls}");
+}
+
+/// One family with one sample per shard snapshot, labelled by shard.
+fn per_shard(
+    out: &mut String,
+    shards: &[ShardSnapshot],
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&ShardSnapshot) -> String,
+) {
+    family(out, name, kind, help);
+    for s in shards {
+        let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, value(s));
+    }
+}
+
+/// One family with one sample per shard, from a per-shard slice (the watchdog's view).
+fn per_index<T: std::fmt::Display>(out: &mut String, values: &[T], name: &str, kind: &str, help: &str) {
+    family(out, name, kind, help);
+    for (shard, v) in values.iter().enumerate() {
+        let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {v}");
     }
 }

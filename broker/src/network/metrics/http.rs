@@ -16,6 +16,7 @@ use glommio::net::{TcpListener, TcpStream};
 use super::exposition::{self, Health};
 use super::snapshot::{Collect, ShardSnapshot};
 use crate::handlers::ShardContext;
+use crate::network::listener::accept_until;
 use crate::shard::fanout::run_on;
 use crate::shard::watchdog::Heartbeats;
 
@@ -41,21 +42,7 @@ pub async fn serve(
 ) {
     let open = Rc::new(std::cell::Cell::new(0usize));
     let mut stop = stop;
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            (&mut stop).await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else { break };
-        let stream = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics endpoint: accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    while let Some(stream) = accept_until(&listener, &mut stop, "metrics").await {
         if open.get() >= CONNECTIONS_MAX {
             tracing::warn!(
                 limit = CONNECTIONS_MAX,
