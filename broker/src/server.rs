@@ -36,7 +36,8 @@ fn ensure_ports_free(args: &ServeArgs) -> Result<(), String> {
     let ip = args.listen.ip();
     let shard_ports = (0..args.shard_count()).map(|s| std::net::SocketAddr::new(ip, args.shard_port(s)));
     let tls_ports = args.tls_listen.into_iter().flat_map(|t| {
-        let own = (0..args.shard_count()).map(move |s| std::net::SocketAddr::new(t.ip(), args.tls_shard_port(s)));
+        let own =
+            (0..args.shard_count()).map(move |s| std::net::SocketAddr::new(t.ip(), args.tls_shard_port(s)));
         std::iter::once(t).chain(own)
     });
     let ports: Vec<std::net::SocketAddr> = std::iter::once(args.listen)

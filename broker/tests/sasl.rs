@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::Broker;
-use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestKind, SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::messages::{
+    ApiKey, MetadataRequest, RequestKind, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use serde_json::Value;
 use weir_client::blocking::Client;
 use weir_protocol::scram::{ClientExchange, Mechanism};
@@ -52,7 +54,17 @@ fn start_with_admin(extra: &[&str], sasl_on_plaintext: bool) -> Broker {
     let dir = b.data_dir();
     let dir = dir.to_str().unwrap();
     for m in ["SCRAM-SHA-512", "SCRAM-SHA-256"] {
-        weir_ok(&["user", "add", ADMIN.0, "--password", ADMIN.1, "--mechanism", m, "--data-dir", dir]);
+        weir_ok(&[
+            "user",
+            "add",
+            ADMIN.0,
+            "--password",
+            ADMIN.1,
+            "--mechanism",
+            m,
+            "--data-dir",
+            dir,
+        ]);
     }
     if sasl_on_plaintext {
         b.sasl_login = Some((ADMIN.0.into(), ADMIN.1.into()));
@@ -63,7 +75,8 @@ fn start_with_admin(extra: &[&str], sasl_on_plaintext: bool) -> Broker {
 
 fn admin_client(b: &Broker) -> Client {
     let mut c = b.client();
-    c.sasl_authenticate("SCRAM-SHA-512", ADMIN.0, ADMIN.1).expect("admin logs in");
+    c.sasl_authenticate("SCRAM-SHA-512", ADMIN.0, ADMIN.1)
+        .expect("admin logs in");
     c
 }
 
@@ -87,7 +100,8 @@ fn json(what: &str, out: &std::process::Output, b: &Broker) -> Value {
         String::from_utf8_lossy(&out.stderr),
         b.log()
     );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{what}: {e}: {stdout}"))
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{what}: {e}: {stdout}"))
 }
 
 fn py(b: &Broker, args: &[&str]) -> Value {
@@ -114,7 +128,10 @@ fn expected(n: usize, partitions: usize) -> Value {
 fn assert_no_secrets(b: &Broker) {
     let log = b.log();
     for secret in [ADMIN.1, ALICE.1, WRONG] {
-        assert!(!log.contains(secret), "the broker log contains a password ({secret})");
+        assert!(
+            !log.contains(secret),
+            "the broker log contains a password ({secret})"
+        );
     }
 }
 
@@ -154,7 +171,8 @@ impl Raw {
     fn handshake(&mut self, mechanism: &str) -> kafka_protocol::messages::SaslHandshakeResponse {
         let req = SaslHandshakeRequest::default().with_mechanism(mechanism.to_string().into());
         self.send(ApiKey::SaslHandshake, 1, req.into());
-        self.receive(ApiKey::SaslHandshake, 1).expect("a handshake answer")
+        self.receive(ApiKey::SaslHandshake, 1)
+            .expect("a handshake answer")
     }
 
     fn authenticate(&mut self, token: &str) -> Option<kafka_protocol::messages::SaslAuthenticateResponse> {
@@ -170,27 +188,75 @@ fn given_sasl_on_plaintext_when_clients_authenticate_should_serve_the_right_pass
     let mut admin = admin_client(&b);
     admin.create_topic("t", 4, &[]).unwrap();
     let added = weir_user(&b, &["add", ALICE.0, "--password", ALICE.1]);
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
 
-    for (i, mechanism) in ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"].into_iter().enumerate() {
+    for (i, mechanism) in ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+        .into_iter()
+        .enumerate()
+    {
         let topic = format!("t{i}");
         admin.create_topic(&topic, 2, &[]).unwrap();
-        let user = if mechanism == "SCRAM-SHA-256" { ADMIN } else { ALICE };
+        let user = if mechanism == "SCRAM-SHA-256" {
+            ADMIN
+        } else {
+            ALICE
+        };
         let got = py(
             &b,
-            &["roundtrip", "--bootstrap", &b.addr(), "--mechanism", mechanism, "--user", user.0, "--password", user.1, "--topic", &topic, "--count", "20"],
+            &[
+                "roundtrip",
+                "--bootstrap",
+                &b.addr(),
+                "--mechanism",
+                mechanism,
+                "--user",
+                user.0,
+                "--password",
+                user.1,
+                "--topic",
+                &topic,
+                "--count",
+                "20",
+            ],
         );
         assert_eq!(got["delivered"], 20, "{mechanism}: {got}");
-        assert_eq!(got["consumed"], expected(20, 2), "{mechanism}: order per partition");
+        assert_eq!(
+            got["consumed"],
+            expected(20, 2),
+            "{mechanism}: order per partition"
+        );
         let bad = py(
             &b,
-            &["badlogin", "--bootstrap", &b.addr(), "--mechanism", mechanism, "--user", ALICE.0, "--password", WRONG],
+            &[
+                "badlogin",
+                "--bootstrap",
+                &b.addr(),
+                "--mechanism",
+                mechanism,
+                "--user",
+                ALICE.0,
+                "--password",
+                WRONG,
+            ],
         );
         assert_ne!(bad["list_topics"], "ok", "{mechanism}: {bad}");
-        assert!(bad["errors"].as_array().unwrap().contains(&"_AUTHENTICATION".into()), "{mechanism}: {bad}");
+        assert!(
+            bad["errors"]
+                .as_array()
+                .unwrap()
+                .contains(&"_AUTHENTICATION".into()),
+            "{mechanism}: {bad}"
+        );
     }
     let log = b.log();
-    assert!(log.contains("SASL authentication failed"), "no failure line:\n{log}");
+    assert!(
+        log.contains("SASL authentication failed"),
+        "no failure line:\n{log}"
+    );
     assert!(log.contains("SASL authenticated"), "no success line");
     assert_no_secrets(&b);
 }
@@ -203,13 +269,18 @@ fn given_bad_sasl_exchanges_on_the_wire_should_answer_kafkas_errors_close_and_ke
         let mut raw = Raw::connect(&b.addr());
         let r = raw.handshake(m);
         assert_eq!(r.error_code, 33, "{m}");
-        assert_eq!(r.mechanisms.iter().map(|m| m.to_string()).collect::<Vec<_>>(), ["SCRAM-SHA-512"]);
+        assert_eq!(
+            r.mechanisms.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            ["SCRAM-SHA-512"]
+        );
         assert!(raw.closed(), "{m}: still open");
     }
     // A request before authentication: closed without an answer.
     let mut raw = Raw::connect(&b.addr());
     raw.send(ApiKey::Metadata, 12, MetadataRequest::default().into());
-    assert!(raw.receive::<kafka_protocol::messages::MetadataResponse>(ApiKey::Metadata, 12).is_none());
+    assert!(raw
+        .receive::<kafka_protocol::messages::MetadataResponse>(ApiKey::Metadata, 12)
+        .is_none());
     // SaslAuthenticate before SaslHandshake: ILLEGAL_SASL_STATE.
     let mut raw = Raw::connect(&b.addr());
     assert_eq!(raw.authenticate("n,,n=admin,r=abc").unwrap().error_code, 34);
@@ -242,7 +313,9 @@ fn given_bad_sasl_exchanges_on_the_wire_should_answer_kafkas_errors_close_and_ke
     // The broker still serves a proper login, which gets ILLEGAL_SASL_STATE for a second handshake.
     let mut c = admin_client(&b);
     assert!(c.metadata(None).is_ok());
-    let again = c.call(SaslHandshakeRequest::default().with_mechanism("SCRAM-SHA-512".into())).unwrap();
+    let again = c
+        .call(SaslHandshakeRequest::default().with_mechanism("SCRAM-SHA-512".into()))
+        .unwrap();
     assert_eq!(again.error_code, 34);
     let log = b.log();
     for line in [
@@ -252,7 +325,10 @@ fn given_bad_sasl_exchanges_on_the_wire_should_answer_kafkas_errors_close_and_ke
         "nonce does not match",
         "no such user",
     ] {
-        let found = log.lines().find(|l| l.contains(line)).unwrap_or_else(|| panic!("no {line:?} in:\n{log}"));
+        let found = log
+            .lines()
+            .find(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("no {line:?} in:\n{log}"));
         assert!(found.contains("peer=127.0.0.1:"), "{found}");
     }
     assert!(!log.contains("panicked"), "{log}");
@@ -262,10 +338,26 @@ fn given_bad_sasl_exchanges_on_the_wire_should_answer_kafkas_errors_close_and_ke
 #[test]
 fn given_users_managed_with_the_cli_should_round_trip_survive_a_restart_and_store_no_password() {
     let mut b = start_with_admin(&["--sasl-mechanisms", MECHANISMS], true);
-    let out = weir_user(&b, &["add", ALICE.0, "--password", ALICE.1, "--mechanism", "SCRAM-SHA-256", "--iterations", "4096"]);
+    let out = weir_user(
+        &b,
+        &[
+            "add",
+            ALICE.0,
+            "--password",
+            ALICE.1,
+            "--mechanism",
+            "SCRAM-SHA-256",
+            "--iterations",
+            "4096",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listed = String::from_utf8(weir_user(&b, &["list"]).stdout).unwrap();
-    let rows: Vec<Vec<&str>> = listed.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(
         rows,
         [
@@ -276,12 +368,18 @@ fn given_users_managed_with_the_cli_should_round_trip_survive_a_restart_and_stor
         "{listed}"
     );
     // Out of Kafka's iteration range: refused by the CLI; on the wire UNACCEPTABLE_CREDENTIAL.
-    assert!(!weir_user(&b, &["add", "bob", "--password", "x", "--iterations", "100"]).status.success());
+    assert!(
+        !weir_user(&b, &["add", "bob", "--password", "x", "--iterations", "100"])
+            .status
+            .success()
+    );
     let mut admin = admin_client(&b);
     let r = admin.upsert_user("bob", Mechanism::Sha512, 100, "x").unwrap();
     assert_eq!(r.error_code, 93, "{r:?}");
     // Describe: unknown user RESOURCE_NOT_FOUND, the same user twice DUPLICATE_RESOURCE.
-    let d = admin.describe_users(Some(&["alice", "nobody", "admin", "admin"])).unwrap();
+    let d = admin
+        .describe_users(Some(&["alice", "nobody", "admin", "admin"]))
+        .unwrap();
     let codes: Vec<(&str, i16)> = d.iter().map(|u| (u.user.as_str(), u.error_code)).collect();
     assert_eq!(codes, [("alice", 0), ("nobody", 91), ("admin", 92)]);
     // The catalog holds no password.
@@ -289,7 +387,9 @@ fn given_users_managed_with_the_cli_should_round_trip_survive_a_restart_and_stor
     assert!(!catalog.windows(ALICE.1.len()).any(|w| w == ALICE.1.as_bytes()));
     b.restart();
     let mut alice = b.client();
-    alice.sasl_authenticate("SCRAM-SHA-256", ALICE.0, ALICE.1).expect("alice after a restart");
+    alice
+        .sasl_authenticate("SCRAM-SHA-256", ALICE.0, ALICE.1)
+        .expect("alice after a restart");
     let mut wrong = b.client();
     assert!(wrong.sasl_authenticate("SCRAM-SHA-256", ALICE.0, WRONG).is_err());
     let out = weir_user(&b, &["remove", ALICE.0]);
@@ -298,20 +398,72 @@ fn given_users_managed_with_the_cli_should_round_trip_survive_a_restart_and_stor
     assert!(gone.sasl_authenticate("SCRAM-SHA-256", ALICE.0, ALICE.1).is_err());
     let listed = String::from_utf8(weir_user(&b, &["list"]).stdout).unwrap();
     assert!(!listed.contains("alice"), "{listed}");
-    assert!(!weir_user(&b, &["remove", ALICE.0]).status.success(), "removing twice");
+    assert!(
+        !weir_user(&b, &["remove", ALICE.0]).status.success(),
+        "removing twice"
+    );
     assert_no_secrets(&b);
 }
 
 /// A test CA-signed certificate for 127.0.0.1 / localhost: (ca.pem, cert.pem, key.pem).
 fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=weir-test-ca"]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "server.csr", "-subj", "/CN=localhost"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=weir-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
     (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
 }
 
@@ -322,16 +474,36 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
     let tls_port = common::free_ports(3);
     let tls_listen = format!("127.0.0.1:{tls_port}");
     let flags = [
-        "--shards", "2", "--group-initial-rebalance-delay-ms", "100",
-        "--sasl-mechanisms", MECHANISMS, "--sasl-listeners", "tls",
-        "--tls-listen", &tls_listen, "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap(),
+        "--shards",
+        "2",
+        "--group-initial-rebalance-delay-ms",
+        "100",
+        "--sasl-mechanisms",
+        MECHANISMS,
+        "--sasl-listeners",
+        "tls",
+        "--tls-listen",
+        &tls_listen,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
     ];
     let b = start_with_admin(&flags, false);
     let ca = ca.to_str().unwrap();
     // Plaintext (no SASL here) is advertised its own ports; TLS its own.
     let mut plain = b.client();
-    let ports: Vec<i32> = plain.metadata(None).unwrap().brokers.iter().map(|x| x.port).collect();
-    assert_eq!(ports, [i32::from(b.shard_port_base), i32::from(b.shard_port_base) + 1]);
+    let ports: Vec<i32> = plain
+        .metadata(None)
+        .unwrap()
+        .brokers
+        .iter()
+        .map(|x| x.port)
+        .collect();
+    assert_eq!(
+        ports,
+        [i32::from(b.shard_port_base), i32::from(b.shard_port_base) + 1]
+    );
     plain.create_topic("s", 4, &[]).unwrap();
     plain.create_topic("k", 4, &[]).unwrap();
     plain.create_topic("j", 4, &[]).unwrap();
@@ -339,20 +511,58 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
 
     let got = py(
         &b,
-        &["roundtrip", "--bootstrap", &tls_listen, "--protocol", "SASL_SSL", "--ca", ca, "--user", ADMIN.0, "--password", ADMIN.1, "--topic", "s", "--count", "40"],
+        &[
+            "roundtrip",
+            "--bootstrap",
+            &tls_listen,
+            "--protocol",
+            "SASL_SSL",
+            "--ca",
+            ca,
+            "--user",
+            ADMIN.0,
+            "--password",
+            ADMIN.1,
+            "--topic",
+            "s",
+            "--count",
+            "40",
+        ],
     );
     assert_eq!(got["brokers"], tls_ports, "{got}");
     assert_eq!(got["delivered"], 40, "{got}");
     assert_eq!(got["consumed"], expected(40, 4), "confluent-kafka SASL_SSL order");
     let bad = py(
         &b,
-        &["badlogin", "--bootstrap", &tls_listen, "--protocol", "SASL_SSL", "--ca", ca, "--user", ADMIN.0, "--password", WRONG],
+        &[
+            "badlogin",
+            "--bootstrap",
+            &tls_listen,
+            "--protocol",
+            "SASL_SSL",
+            "--ca",
+            ca,
+            "--user",
+            ADMIN.0,
+            "--password",
+            WRONG,
+        ],
     );
     assert_ne!(bad["list_topics"], "ok", "{bad}");
-    assert!(bad["errors"].as_array().unwrap().contains(&"_AUTHENTICATION".into()), "{bad}");
+    assert!(
+        bad["errors"]
+            .as_array()
+            .unwrap()
+            .contains(&"_AUTHENTICATION".into()),
+        "{bad}"
+    );
 
     let modules = PathBuf::from(CLIENTS_DIR).join("node_modules/kafkajs");
-    assert!(modules.is_dir(), "{} is missing: run `make test-deps`", modules.display());
+    assert!(
+        modules.is_dir(),
+        "{} is missing: run `make test-deps`",
+        modules.display()
+    );
     let node = |password: &str, topic: &str| {
         let out = Command::new("node")
             .arg(format!("{CLIENTS_DIR}/sasl_client.js"))
@@ -373,7 +583,8 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
     // A TLS handshake of garbage: closed, logged with the peer; the broker keeps serving TLS.
     let mut g = TcpStream::connect(&tls_listen).unwrap();
     g.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    g.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 0xff, 0xfe]).unwrap();
+    g.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 0xff, 0xfe])
+        .unwrap();
     g.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     let mut buf = [0u8; 256];
     let closed = loop {
@@ -385,11 +596,30 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
     assert!(closed);
     let again = py(
         &b,
-        &["roundtrip", "--bootstrap", &tls_listen, "--protocol", "SASL_SSL", "--ca", ca, "--user", ADMIN.0, "--password", ADMIN.1, "--topic", "s", "--count", "4"],
+        &[
+            "roundtrip",
+            "--bootstrap",
+            &tls_listen,
+            "--protocol",
+            "SASL_SSL",
+            "--ca",
+            ca,
+            "--user",
+            ADMIN.0,
+            "--password",
+            ADMIN.1,
+            "--topic",
+            "s",
+            "--count",
+            "4",
+        ],
     );
     assert_eq!(again["delivered"], 4, "after garbage: {again}");
     let log = b.log();
-    let line = log.lines().find(|l| l.contains("TLS handshake failed")).expect("a handshake failure line");
+    let line = log
+        .lines()
+        .find(|l| l.contains("TLS handshake failed"))
+        .expect("a handshake failure line");
     assert!(line.contains("peer=127.0.0.1:"), "{line}");
     assert!(!log.contains("panicked"));
     assert_no_secrets(&b);
@@ -420,20 +650,48 @@ fn kcat_round_trip(tls_listen: &str, ca: &str, b: &Broker) {
         .unwrap();
     p.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = p.wait_with_output().unwrap();
-    assert!(out.status.success(), "kcat -P: {}\n{}", String::from_utf8_lossy(&out.stderr), b.log());
+    assert!(
+        out.status.success(),
+        "kcat -P: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        b.log()
+    );
     let out = common::kcat()
-        .args(["-b", tls_listen, "-C", "-t", "k", "-p", "1", "-o", "beginning", "-e", "-f", "%s\n"])
+        .args([
+            "-b",
+            tls_listen,
+            "-C",
+            "-t",
+            "k",
+            "-p",
+            "1",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%s\n",
+        ])
         .args(sasl(ADMIN.1))
         .output()
         .unwrap();
-    assert!(out.status.success(), "kcat -C: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kcat -C: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), input);
     let out = common::kcat()
         .args(["-b", tls_listen, "-L", "-m", "10"])
         .args(sasl(WRONG))
         .output()
         .unwrap();
-    assert!(!out.status.success(), "kcat with a wrong password listed metadata");
+    assert!(
+        !out.status.success(),
+        "kcat with a wrong password listed metadata"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Authentication failed") || stderr.contains("SASL"), "{stderr}");
+    assert!(
+        stderr.contains("Authentication failed") || stderr.contains("SASL"),
+        "{stderr}"
+    );
 }

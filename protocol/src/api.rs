@@ -81,9 +81,12 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::DescribeLogDirs, 1, 4),
-    // SASL (broker/src/network/sasl.rs): SaslHandshake v0's raw-token exchange
-    // is not implemented, so only v1, which frames tokens in SaslAuthenticate.
-    api(ApiKey::SaslHandshake, 1, 1),
+    // SASL (broker/src/network/sasl.rs). SaslHandshake v0 is advertised because
+    // librdkafka 2.0.2 (Debian's kcat) enables SASL handshakes only when the
+    // range includes 0 (measured: "SASL Handshake not supported by broker");
+    // it then uses v1. A v0 request (raw tokens after it) is answered
+    // UNSUPPORTED_VERSION and the connection closed.
+    api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),

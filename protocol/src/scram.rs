@@ -166,13 +166,17 @@ pub fn encode_saslname(s: &str) -> String {
 
 pub fn parse_client_first(bytes: &[u8]) -> Result<ClientFirst, ScramError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-    let (cbind, rest) = text.split_once(',').ok_or(ScramError::Malformed("no gs2 header"))?;
+    let (cbind, rest) = text
+        .split_once(',')
+        .ok_or(ScramError::Malformed("no gs2 header"))?;
     match cbind {
         "n" | "y" => {}
         c if c.starts_with("p=") => return Err(ScramError::ChannelBinding),
         _ => return Err(ScramError::Malformed("bad channel binding flag")),
     }
-    let (authzid, bare) = rest.split_once(',').ok_or(ScramError::Malformed("no gs2 header"))?;
+    let (authzid, bare) = rest
+        .split_once(',')
+        .ok_or(ScramError::Malformed("no gs2 header"))?;
     if !authzid.is_empty() && !authzid.starts_with("a=") {
         return Err(ScramError::Malformed("bad authzid"));
     }
@@ -214,9 +218,7 @@ pub struct ClientFinal {
 
 pub fn parse_client_final(bytes: &[u8]) -> Result<ClientFinal, ScramError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ScramError::Malformed("not UTF-8"))?;
-    let (without_proof, proof) = text
-        .rsplit_once(",p=")
-        .ok_or(ScramError::Malformed("no proof"))?;
+    let (without_proof, proof) = text.rsplit_once(",p=").ok_or(ScramError::Malformed("no proof"))?;
     let mut attrs = without_proof.split(',');
     let channel_binding = attrs
         .next()
@@ -247,7 +249,10 @@ pub fn verify_client_final(
     server_nonce: &str,
     fin: &ClientFinal,
 ) -> Result<String, ScramError> {
-    if fin.nonce != server_nonce {
+    // Kafka's ScramSaslServer checks `endsWith`, not equality: librdkafka
+    // before 2.2 (Debian's kcat has 2.0.2) sends the client nonce twice
+    // (measured: its client-final carries client nonce + server nonce).
+    if !fin.nonce.ends_with(server_nonce) {
         return Err(ScramError::BadNonce);
     }
     if B64.decode(&fin.channel_binding).ok().as_deref() != Some(first.gs2_header.as_bytes()) {
@@ -315,7 +320,9 @@ impl ClientExchange {
             return Err(ScramError::BadNonce);
         }
         let salt = B64.decode(salt).map_err(|_| ScramError::Malformed("salt"))?;
-        let iterations: u32 = iterations.parse().map_err(|_| ScramError::Malformed("iterations"))?;
+        let iterations: u32 = iterations
+            .parse()
+            .map_err(|_| ScramError::Malformed("iterations"))?;
         let m = self.mechanism;
         let salted = m.salted_password(password, &salt, iterations);
         let client_key = m.hmac(&salted, b"Client Key");
@@ -359,7 +366,10 @@ mod tests {
         assert_eq!(first.username, "user");
         let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
         let sf = server_first(nonce, &cred.salt, 4096);
-        assert_eq!(sf, "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+        assert_eq!(
+            sf,
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        );
         let fin = parse_client_final(
             b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
         )
@@ -394,10 +404,21 @@ mod tests {
 
     #[test]
     fn given_bad_messages_when_parsed_should_refuse() {
-        for bad in [&b""[..], b"n,,", b"x,,n=u,r=a", b"n,,n=,r=a", b"n,,n=u", b"n,,n=a=b,r=x", b"\xff"] {
+        for bad in [
+            &b""[..],
+            b"n,,",
+            b"x,,n=u,r=a",
+            b"n,,n=,r=a",
+            b"n,,n=u",
+            b"n,,n=a=b,r=x",
+            b"\xff",
+        ] {
             assert!(parse_client_first(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(parse_client_first(b"p=tls,,n=u,r=a"), Err(ScramError::ChannelBinding));
+        assert_eq!(
+            parse_client_first(b"p=tls,,n=u,r=a"),
+            Err(ScramError::ChannelBinding)
+        );
         assert!(parse_client_final(b"c=biws,r=x").is_err());
         assert!(parse_client_final(b"c=biws,r=x,p=!!").is_err());
         assert_eq!(parse_plain(b"\0u\0p").unwrap(), ("u".to_string(), &b"p"[..]));

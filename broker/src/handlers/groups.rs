@@ -161,7 +161,11 @@ fn node_of(shard: &ShardContext, s: usize, tls: bool) -> (i32, String, i32) {
     if shard.args.single_address {
         (0, host, i32::from(shard.args.advertised_port(None, tls)))
     } else {
-        (s as i32, host, i32::from(shard.args.advertised_port(Some(s), tls)))
+        (
+            s as i32,
+            host,
+            i32::from(shard.args.advertised_port(Some(s), tls)),
+        )
     }
 }
 

@@ -20,7 +20,12 @@ use crate::metadata::catalog::validate_topic_name;
 use crate::metadata::TopicMeta;
 
 /// `tls`: the client came in on the TLS listener, so the TLS ports are advertised.
-pub async fn handle(shard: &Rc<ShardContext>, req: MetadataRequest, version: i16, tls: bool) -> MetadataResponse {
+pub async fn handle(
+    shard: &Rc<ShardContext>,
+    req: MetadataRequest,
+    version: i16,
+    tls: bool,
+) -> MetadataResponse {
     let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
         None => None,
         // v0 has no null: an empty list means every topic.
@@ -172,7 +177,13 @@ pub fn advertised_nodes(shard: &ShardContext, tls: bool) -> Vec<(i32, String, i3
         return vec![(0, host, i32::from(shard.args.advertised_port(None, tls)))];
     }
     (0..shard.count)
-        .map(|s| (s as i32, host.clone(), i32::from(shard.args.advertised_port(Some(s), tls))))
+        .map(|s| {
+            (
+                s as i32,
+                host.clone(),
+                i32::from(shard.args.advertised_port(Some(s), tls)),
+            )
+        })
         .collect()
 }
 

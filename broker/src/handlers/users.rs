@@ -26,14 +26,27 @@ use crate::metadata::Catalog;
 /// One checked change, for shard 0.
 #[derive(Debug, Clone)]
 pub enum UserChange {
-    Upsert { user: String, credential: ScramCredential },
-    Delete { user: String, mechanism: i8 },
+    Upsert {
+        user: String,
+        credential: ScramCredential,
+    },
+    Delete {
+        user: String,
+        mechanism: i8,
+    },
 }
 
-pub fn describe(shard: &ShardContext, req: &DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+pub fn describe(
+    shard: &ShardContext,
+    req: &DescribeUserScramCredentialsRequest,
+) -> DescribeUserScramCredentialsResponse {
     let catalog = shard.catalog();
     let results = match req.users.as_ref().filter(|u| !u.is_empty()) {
-        None => catalog.users.keys().map(|u| describe_one(&catalog, u, false)).collect(),
+        None => catalog
+            .users
+            .keys()
+            .map(|u| describe_one(&catalog, u, false))
+            .collect(),
         Some(users) => {
             let mut seen = HashSet::new();
             let twice: HashSet<&str> = users
@@ -83,7 +96,10 @@ fn describe_one(catalog: &Catalog, user: &str, duplicate: bool) -> DescribeUserS
     result.with_credential_infos(infos)
 }
 
-pub async fn alter(shard: &Rc<ShardContext>, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+pub async fn alter(
+    shard: &Rc<ShardContext>,
+    req: AlterUserScramCredentialsRequest,
+) -> AlterUserScramCredentialsResponse {
     let mut counts = std::collections::HashMap::<&str, usize>::new();
     let names = req
         .deletions
@@ -139,7 +155,9 @@ pub async fn alter(shard: &Rc<ShardContext>, req: AlterUserScramCredentialsReque
                 Err((e, m)) => (e.code(), Some(m)),
                 Ok(_) => outcomes
                     .next()
-                    .map_or((ResponseError::RequestTimedOut.code(), None), |o| (o.error_code, o.error_message)),
+                    .map_or((ResponseError::RequestTimedOut.code(), None), |o| {
+                        (o.error_code, o.error_message)
+                    }),
             };
             AlterUserScramCredentialsResult::default()
                 .with_user(user.into())
@@ -152,7 +170,10 @@ pub async fn alter(shard: &Rc<ShardContext>, req: AlterUserScramCredentialsReque
 
 fn check_name(user: &str, duplicate: bool) -> Result<(), Refusal> {
     if user.is_empty() {
-        return Err((ResponseError::UnacceptableCredential, "Username must not be empty".into()));
+        return Err((
+            ResponseError::UnacceptableCredential,
+            "Username must not be empty".into(),
+        ));
     }
     if duplicate {
         let m = "A user credential cannot be altered twice in the same request";
@@ -162,10 +183,18 @@ fn check_name(user: &str, duplicate: bool) -> Result<(), Refusal> {
 }
 
 fn mechanism(t: i8) -> Result<Mechanism, Refusal> {
-    Mechanism::from_kafka_type(t).ok_or((ResponseError::UnsupportedSaslMechanism, "Unknown SCRAM mechanism".into()))
+    Mechanism::from_kafka_type(t).ok_or((
+        ResponseError::UnsupportedSaslMechanism,
+        "Unknown SCRAM mechanism".into(),
+    ))
 }
 
-fn check_upsertion(m: Mechanism, iterations: i32, salt: &[u8], salted_password: &[u8]) -> Result<(), Refusal> {
+fn check_upsertion(
+    m: Mechanism,
+    iterations: i32,
+    salt: &[u8],
+    salted_password: &[u8],
+) -> Result<(), Refusal> {
     let unacceptable = |msg: &str| Err((ResponseError::UnacceptableCredential, msg.to_string()));
     if iterations < MIN_ITERATIONS {
         return unacceptable("Too few iterations");

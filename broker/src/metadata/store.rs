@@ -205,7 +205,13 @@ mod tests {
             partitions: 2,
             replication_factor: 1,
         };
-        let c = Catalog::new("weir-y".into()).with_topic("t", random_id(), placement, crate::metadata::test_topic_config(), 2);
+        let c = Catalog::new("weir-y".into()).with_topic(
+            "t",
+            random_id(),
+            placement,
+            crate::metadata::test_topic_config(),
+            2,
+        );
         let v2 = CatalogV2 {
             cluster_id: c.cluster_id.clone(),
             version: c.version,

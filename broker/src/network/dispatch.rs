@@ -182,7 +182,9 @@ async fn respond(
             Out::DescribeProducers(describe_producers::handle(shard, r).await)
         }
         RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r, version).await),
-        RequestKind::DescribeCluster(r) => Out::DescribeCluster(describe_cluster::handle(shard, &r, peer.tls)),
+        RequestKind::DescribeCluster(r) => {
+            Out::DescribeCluster(describe_cluster::handle(shard, &r, peer.tls))
+        }
         RequestKind::ElectLeaders(r) => Out::ElectLeaders(elect_leaders::handle(shard, r, version)),
         RequestKind::DescribeLogDirs(r) => {
             Out::DescribeLogDirs(describe_log_dirs::handle(shard, r, peer.node).await)
@@ -202,7 +204,9 @@ async fn respond_groups(
     use handlers::*;
     use ResponseKind as Out;
     Ok(match body {
-        RequestKind::FindCoordinator(r) => Out::FindCoordinator(groups::find_coordinator(shard, &r, version, peer.tls)),
+        RequestKind::FindCoordinator(r) => {
+            Out::FindCoordinator(groups::find_coordinator(shard, &r, version, peer.tls))
+        }
         RequestKind::JoinGroup(r) => {
             Out::JoinGroup(groups::join_group(shard, r, version, client_id, peer.addr).await)
         }
@@ -256,7 +260,9 @@ async fn admin_apis(shard: &Rc<ShardContext>, body: RequestKind) -> Result<Respo
         // is authenticated already or on a listener without SASL: as Kafka's
         // KafkaApis, ILLEGAL_SASL_STATE.
         RequestKind::SaslHandshake(_) => Out::SaslHandshake(crate::network::sasl::illegal_handshake(shard)),
-        RequestKind::SaslAuthenticate(_) => Out::SaslAuthenticate(crate::network::sasl::illegal_authenticate()),
+        RequestKind::SaslAuthenticate(_) => {
+            Out::SaslAuthenticate(crate::network::sasl::illegal_authenticate())
+        }
         other => return Err(no_handler(&other)),
     })
 }

@@ -121,7 +121,9 @@ async fn serve_tls(shard: Rc<ShardContext>, stream: glommio::net::TcpStream, fro
     };
     match future::or(handshake, timeout).await {
         Some(Ok(tls)) => connection::serve(shard, tls, from).await,
-        Some(Err(e)) => tracing::warn!(peer = %from.addr, error = %e, "TLS handshake failed; closing connection"),
+        Some(Err(e)) => {
+            tracing::warn!(peer = %from.addr, error = %e, "TLS handshake failed; closing connection")
+        }
         None => tracing::warn!(peer = %from.addr, "TLS handshake timed out; closing connection"),
     }
 }

@@ -1,6 +1,7 @@
 //! SASL authentication of one connection, before it reaches the pipelined
 //! request loop (connection.rs): SaslHandshake v1 then SaslAuthenticate with
-//! PLAIN (one round) or SCRAM-SHA-256/512 (two rounds). Only ApiVersions,
+//! PLAIN (one round) or SCRAM-SHA-256/512 (two rounds); SaslHandshake v0
+//! (raw tokens) is answered UNSUPPORTED_VERSION. Only ApiVersions,
 //! SaslHandshake and SaslAuthenticate are answered until then; anything else,
 //! a failed exchange or an unknown mechanism closes the connection with a log
 //! line naming the peer (as Kafka's SaslServerAuthenticator). Requests are
@@ -56,7 +57,12 @@ enum Step {
 
 /// Run the exchange; the principal (`User:name`) on success, `None` when the
 /// connection must close (every such path has logged why).
-pub async fn authenticate<R, W>(shard: &ShardContext, reader: &mut R, writer: &mut W, peer: &Peer) -> Option<Rc<str>>
+pub async fn authenticate<R, W>(
+    shard: &ShardContext,
+    reader: &mut R,
+    writer: &mut W,
+    peer: &Peer,
+) -> Option<Rc<str>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -78,7 +84,8 @@ where
     let addr = peer.addr;
     let mut state = State::Start;
     loop {
-        let frame = match super::connection::read_frame(reader, crate::limits::CONTROL_FRAME_BYTES_MAX).await {
+        let frame = match super::connection::read_frame(reader, crate::limits::CONTROL_FRAME_BYTES_MAX).await
+        {
             Ok(Some(f)) => f.freeze(),
             Ok(None) => {
                 tracing::warn!(peer = %addr, "connection closed before SASL authentication completed");
@@ -103,8 +110,11 @@ where
         let api_key = request.api_key;
         let correlation_id = request.header.correlation_id;
         let (body, step) = match request.body {
-            RequestKind::ApiVersions(_) => (ResponseKind::ApiVersions(api_versions::response(0)), Step::Continue),
-            RequestKind::SaslHandshake(r) => handshake(shard, &mut state, &r, peer),
+            RequestKind::ApiVersions(_) => (
+                ResponseKind::ApiVersions(api_versions::response(0)),
+                Step::Continue,
+            ),
+            RequestKind::SaslHandshake(r) => handshake(shard, &mut state, &r, version, peer),
             RequestKind::SaslAuthenticate(r) => authenticate_step(shard, &mut state, r, peer).await,
             _ => {
                 tracing::warn!(peer = %addr, ?api_key, "request before SASL authentication (ILLEGAL_SASL_STATE); closing connection");
@@ -133,11 +143,27 @@ where
 
 /// The mechanisms `--sasl-mechanisms` enabled, in its order.
 fn enabled(shard: &ShardContext) -> Vec<kafka_protocol::protocol::StrBytes> {
-    shard.args.sasl_mechanisms.iter().map(|m| m.clone().into()).collect()
+    shard
+        .args
+        .sasl_mechanisms
+        .iter()
+        .map(|m| m.clone().into())
+        .collect()
 }
 
-fn handshake(shard: &ShardContext, state: &mut State, r: &SaslHandshakeRequest, peer: &Peer) -> (ResponseKind, Step) {
+fn handshake(
+    shard: &ShardContext,
+    state: &mut State,
+    r: &SaslHandshakeRequest,
+    version: i16,
+    peer: &Peer,
+) -> (ResponseKind, Step) {
     let response = SaslHandshakeResponse::default().with_mechanisms(enabled(shard));
+    if version == 0 {
+        tracing::warn!(peer = %peer.addr, "SaslHandshake v0 (raw SASL tokens) is not supported; closing connection");
+        let r = response.with_error_code(ResponseError::UnsupportedVersion.code());
+        return (ResponseKind::SaslHandshake(r), Step::Close);
+    }
     if !matches!(state, State::Start) {
         tracing::warn!(peer = %peer.addr, "second SaslHandshake (ILLEGAL_SASL_STATE); closing connection");
         let r = response.with_error_code(ResponseError::IllegalSaslState.code());
@@ -194,7 +220,10 @@ async fn authenticate_step(
             Ok(round) => {
                 let bytes = Bytes::from(round.server_first.clone().into_bytes());
                 *state = State::ServerFirst(Box::new(round));
-                (ResponseKind::SaslAuthenticate(auth_response(bytes)), Step::Continue)
+                (
+                    ResponseKind::SaslAuthenticate(auth_response(bytes)),
+                    Step::Continue,
+                )
             }
             Err(()) => scram_failed(m),
         },
@@ -235,13 +264,23 @@ fn scram_final(round: &ScramRound, bytes: &[u8], peer: &Peer) -> (ResponseKind, 
     let m = round.mechanism;
     let user = &round.first.username;
     let verified = scram::parse_client_final(bytes).and_then(|fin| {
-        scram::verify_client_final(m, &round.credential, &round.first, &round.server_first, &round.nonce, &fin)
+        scram::verify_client_final(
+            m,
+            &round.credential,
+            &round.first,
+            &round.server_first,
+            &round.nonce,
+            &fin,
+        )
     });
     match verified {
         Ok(server_final) => {
             tracing::info!(peer = %peer.addr, user = %user.escape_debug(), mechanism = m.name(), "SASL authenticated");
             let bytes = Bytes::from(server_final.into_bytes());
-            (ResponseKind::SaslAuthenticate(auth_response(bytes)), Step::Done(user.clone()))
+            (
+                ResponseKind::SaslAuthenticate(auth_response(bytes)),
+                Step::Done(user.clone()),
+            )
         }
         Err(e) => {
             tracing::warn!(peer = %peer.addr, user = %user.escape_debug(), mechanism = m.name(), reason = %e, "SASL authentication failed; closing connection");
@@ -261,9 +300,11 @@ async fn plain(shard: &ShardContext, bytes: &[u8], peer: &Peer) -> (ResponseKind
     };
     // The strongest stored credential: PLAIN derives its StoredKey from the password.
     let catalog = shard.catalog();
-    let found = [Mechanism::Sha512, Mechanism::Sha256]
-        .into_iter()
-        .find_map(|m| catalog.credential(&user, m.kafka_type()).map(|c| (m, c.credential())));
+    let found = [Mechanism::Sha512, Mechanism::Sha256].into_iter().find_map(|m| {
+        catalog
+            .credential(&user, m.kafka_type())
+            .map(|c| (m, c.credential()))
+    });
     let ok = match found {
         None => false,
         Some((m, credential)) => {
@@ -275,7 +316,10 @@ async fn plain(shard: &ShardContext, bytes: &[u8], peer: &Peer) -> (ResponseKind
     };
     if ok {
         tracing::info!(peer = %peer.addr, user = %user.escape_debug(), mechanism = PLAIN, "SASL authenticated");
-        return (ResponseKind::SaslAuthenticate(auth_response(Bytes::new())), Step::Done(user));
+        return (
+            ResponseKind::SaslAuthenticate(auth_response(Bytes::new())),
+            Step::Done(user),
+        );
     }
     tracing::warn!(peer = %peer.addr, user = %user.escape_debug(), mechanism = PLAIN, "SASL authentication failed: unknown user or wrong password; closing connection");
     failed(FAILED)

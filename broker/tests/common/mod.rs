@@ -147,7 +147,9 @@ impl Broker {
                 None => Some(c),
                 Some((u, p)) => c.sasl_authenticate("SCRAM-SHA-512", u, p).ok().map(|()| c),
             };
-            let connected = Client::connect(self.addr(), Duration::from_millis(500)).ok().and_then(login);
+            let connected = Client::connect(self.addr(), Duration::from_millis(500))
+                .ok()
+                .and_then(login);
             if let Some(mut c) = connected {
                 // Every advertised shard port must answer too (zero-hop mode).
                 if let Ok(m) = c.metadata(None) {

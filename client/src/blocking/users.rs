@@ -46,7 +46,12 @@ fn refused(message: String) -> ClientError {
 impl Client {
     /// Authenticate this connection as `user` with `mechanism` (PLAIN,
     /// SCRAM-SHA-256 or SCRAM-SHA-512).
-    pub fn sasl_authenticate(&mut self, mechanism: &str, user: &str, password: &str) -> Result<(), ClientError> {
+    pub fn sasl_authenticate(
+        &mut self,
+        mechanism: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(), ClientError> {
         let r = self.call(SaslHandshakeRequest::default().with_mechanism(mechanism.to_string().into()))?;
         check(ApiKey::SaslHandshake, r.error_code)?;
         let Some(scram) = Mechanism::from_name(mechanism) else {
@@ -69,7 +74,10 @@ impl Client {
         let r = self.call(SaslAuthenticateRequest::default().with_auth_bytes(token))?;
         if r.error_code != 0 {
             let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
-            return Err(refused(format!("SASL authentication failed ({}): {message}", r.error_code)));
+            return Err(refused(format!(
+                "SASL authentication failed ({}): {message}",
+                r.error_code
+            )));
         }
         Ok(r.auth_bytes)
     }

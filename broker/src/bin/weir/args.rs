@@ -42,7 +42,12 @@ pub struct Bootstrap {
     #[arg(long, global = true, env = "WEIR_SASL_PASSWORD", hide_env_values = true)]
     pub sasl_password: Option<String>,
     /// SASL mechanism for --sasl-user: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN.
-    #[arg(long, global = true, env = "WEIR_SASL_MECHANISM", default_value = "SCRAM-SHA-512")]
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_SASL_MECHANISM",
+        default_value = "SCRAM-SHA-512"
+    )]
     pub sasl_mechanism: String,
 }
 
