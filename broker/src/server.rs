@@ -104,10 +104,15 @@ fn listening(addr: std::net::SocketAddr) -> bool {
         })
 }
 
-pub fn run(mut args: ServeArgs) -> Result<(), String> {
+/// Checks before anything is opened: the flags, free ports, the TLS certificate and key.
+fn preflight(args: &ServeArgs) -> Result<(), String> {
     args.validate()?;
-    ensure_ports_free(&args)?;
-    crate::network::tls::init(&args)?;
+    ensure_ports_free(args)?;
+    crate::network::tls::init(args)
+}
+
+pub fn run(mut args: ServeArgs) -> Result<(), String> {
+    preflight(&args)?;
     // An absolute data directory: glommio's directory and rename calls failed on
     // a relative one (the default ./weir-data), so resolve it once here.
     std::fs::create_dir_all(&args.data_dir)

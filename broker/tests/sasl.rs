@@ -193,7 +193,6 @@ fn given_sasl_on_plaintext_when_clients_authenticate_should_serve_the_right_pass
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-
     for (i, mechanism) in ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
         .into_iter()
         .enumerate()
@@ -205,52 +204,14 @@ fn given_sasl_on_plaintext_when_clients_authenticate_should_serve_the_right_pass
         } else {
             ALICE
         };
-        let got = py(
-            &b,
-            &[
-                "roundtrip",
-                "--bootstrap",
-                &b.addr(),
-                "--mechanism",
-                mechanism,
-                "--user",
-                user.0,
-                "--password",
-                user.1,
-                "--topic",
-                &topic,
-                "--count",
-                "20",
-            ],
-        );
+        let got = roundtrip(&b, &Via::plaintext(&b.addr(), mechanism), user, &topic, 20);
         assert_eq!(got["delivered"], 20, "{mechanism}: {got}");
         assert_eq!(
             got["consumed"],
             expected(20, 2),
             "{mechanism}: order per partition"
         );
-        let bad = py(
-            &b,
-            &[
-                "badlogin",
-                "--bootstrap",
-                &b.addr(),
-                "--mechanism",
-                mechanism,
-                "--user",
-                ALICE.0,
-                "--password",
-                WRONG,
-            ],
-        );
-        assert_ne!(bad["list_topics"], "ok", "{mechanism}: {bad}");
-        assert!(
-            bad["errors"]
-                .as_array()
-                .unwrap()
-                .contains(&"_AUTHENTICATION".into()),
-            "{mechanism}: {bad}"
-        );
+        assert_bad_login(&b, &Via::plaintext(&b.addr(), mechanism));
     }
     let log = b.log();
     assert!(
@@ -259,6 +220,76 @@ fn given_sasl_on_plaintext_when_clients_authenticate_should_serve_the_right_pass
     );
     assert!(log.contains("SASL authenticated"), "no success line");
     assert_no_secrets(&b);
+}
+
+/// How sasl_client.py connects.
+struct Via<'a> {
+    bootstrap: &'a str,
+    protocol: &'a str,
+    mechanism: &'a str,
+    ca: Option<&'a str>,
+}
+
+impl<'a> Via<'a> {
+    fn plaintext(bootstrap: &'a str, mechanism: &'a str) -> Self {
+        Via {
+            bootstrap,
+            protocol: "SASL_PLAINTEXT",
+            mechanism,
+            ca: None,
+        }
+    }
+
+    fn ssl(bootstrap: &'a str, ca: &'a str) -> Self {
+        Via {
+            bootstrap,
+            protocol: "SASL_SSL",
+            mechanism: "SCRAM-SHA-512",
+            ca: Some(ca),
+        }
+    }
+
+    fn args(&self, command: &'a str, user: &'a str, password: &'a str) -> Vec<&'a str> {
+        let mut a = vec![
+            command,
+            "--bootstrap",
+            self.bootstrap,
+            "--protocol",
+            self.protocol,
+        ];
+        a.extend([
+            "--mechanism",
+            self.mechanism,
+            "--user",
+            user,
+            "--password",
+            password,
+        ]);
+        if let Some(ca) = self.ca {
+            a.extend(["--ca", ca]);
+        }
+        a
+    }
+}
+
+/// confluent-kafka produces `count` records round-robin to `topic` and reads them back.
+fn roundtrip(b: &Broker, via: &Via, (user, password): (&str, &str), topic: &str, count: usize) -> Value {
+    let count = count.to_string();
+    let mut args = via.args("roundtrip", user, password);
+    args.extend(["--topic", topic, "--count", &count]);
+    py(b, &args)
+}
+
+/// A wrong password: confluent-kafka gets no metadata and an _AUTHENTICATION error.
+fn assert_bad_login(b: &Broker, via: &Via) {
+    let bad = py(b, &via.args("badlogin", ALICE.0, WRONG));
+    assert_ne!(bad["list_topics"], "ok", "{}: {bad}", via.mechanism);
+    let errors = bad["errors"].as_array().unwrap();
+    assert!(
+        errors.contains(&"_AUTHENTICATION".into()),
+        "{}: {bad}",
+        via.mechanism
+    );
 }
 
 #[test]
@@ -473,22 +504,10 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
     let (ca, cert, key) = make_certs(certs.path());
     let tls_port = common::free_ports(3);
     let tls_listen = format!("127.0.0.1:{tls_port}");
-    let flags = [
-        "--shards",
-        "2",
-        "--group-initial-rebalance-delay-ms",
-        "100",
-        "--sasl-mechanisms",
-        MECHANISMS,
-        "--sasl-listeners",
-        "tls",
-        "--tls-listen",
-        &tls_listen,
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ];
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut flags = vec!["--shards", "2", "--group-initial-rebalance-delay-ms", "100"];
+    flags.extend(["--sasl-mechanisms", MECHANISMS, "--sasl-listeners", "tls"]);
+    flags.extend(["--tls-listen", &tls_listen, "--tls-cert", cert, "--tls-key", key]);
     let b = start_with_admin(&flags, false);
     let ca = ca.to_str().unwrap();
     // Plaintext (no SASL here) is advertised its own ports; TLS its own.
@@ -504,116 +523,20 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
         ports,
         [i32::from(b.shard_port_base), i32::from(b.shard_port_base) + 1]
     );
-    plain.create_topic("s", 4, &[]).unwrap();
-    plain.create_topic("k", 4, &[]).unwrap();
-    plain.create_topic("j", 4, &[]).unwrap();
+    for topic in ["s", "k", "j"] {
+        plain.create_topic(topic, 4, &[]).unwrap();
+    }
     let tls_ports = serde_json::json!([[0, "127.0.0.1", tls_port + 1], [1, "127.0.0.1", tls_port + 2]]);
-
-    let got = py(
-        &b,
-        &[
-            "roundtrip",
-            "--bootstrap",
-            &tls_listen,
-            "--protocol",
-            "SASL_SSL",
-            "--ca",
-            ca,
-            "--user",
-            ADMIN.0,
-            "--password",
-            ADMIN.1,
-            "--topic",
-            "s",
-            "--count",
-            "40",
-        ],
-    );
+    let via = Via::ssl(&tls_listen, ca);
+    let got = roundtrip(&b, &via, ADMIN, "s", 40);
     assert_eq!(got["brokers"], tls_ports, "{got}");
     assert_eq!(got["delivered"], 40, "{got}");
     assert_eq!(got["consumed"], expected(40, 4), "confluent-kafka SASL_SSL order");
-    let bad = py(
-        &b,
-        &[
-            "badlogin",
-            "--bootstrap",
-            &tls_listen,
-            "--protocol",
-            "SASL_SSL",
-            "--ca",
-            ca,
-            "--user",
-            ADMIN.0,
-            "--password",
-            WRONG,
-        ],
-    );
-    assert_ne!(bad["list_topics"], "ok", "{bad}");
-    assert!(
-        bad["errors"]
-            .as_array()
-            .unwrap()
-            .contains(&"_AUTHENTICATION".into()),
-        "{bad}"
-    );
-
-    let modules = PathBuf::from(CLIENTS_DIR).join("node_modules/kafkajs");
-    assert!(
-        modules.is_dir(),
-        "{} is missing: run `make test-deps`",
-        modules.display()
-    );
-    let node = |password: &str, topic: &str| {
-        let out = Command::new("node")
-            .arg(format!("{CLIENTS_DIR}/sasl_client.js"))
-            .args([tls_listen.as_str(), ca, ADMIN.0, password, topic, "12"])
-            .current_dir(CLIENTS_DIR)
-            .output()
-            .expect("node runs");
-        json("sasl_client.js", &out, &b)
-    };
-    let got = node(ADMIN.1, "j");
-    assert_eq!(got["consumed"], expected(12, 4), "kafkajs order: {got}");
-    assert_eq!(got["brokers"], tls_ports);
-    let bad = node(WRONG, "j");
-    assert_eq!(bad["error"], "KafkaJSSASLAuthenticationError", "{bad}");
-
+    assert_bad_login(&b, &via);
+    kafkajs_round_trip(&b, &tls_listen, ca, &tls_ports);
     kcat_round_trip(&tls_listen, ca, &b);
-
-    // A TLS handshake of garbage: closed, logged with the peer; the broker keeps serving TLS.
-    let mut g = TcpStream::connect(&tls_listen).unwrap();
-    g.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    g.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 0xff, 0xfe])
-        .unwrap();
-    g.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-    let mut buf = [0u8; 256];
-    let closed = loop {
-        match g.read(&mut buf) {
-            Ok(0) | Err(_) => break true,
-            Ok(_) => continue, // a TLS alert
-        }
-    };
-    assert!(closed);
-    let again = py(
-        &b,
-        &[
-            "roundtrip",
-            "--bootstrap",
-            &tls_listen,
-            "--protocol",
-            "SASL_SSL",
-            "--ca",
-            ca,
-            "--user",
-            ADMIN.0,
-            "--password",
-            ADMIN.1,
-            "--topic",
-            "s",
-            "--count",
-            "4",
-        ],
-    );
+    garbage_handshake(&tls_listen);
+    let again = roundtrip(&b, &via, ADMIN, "s", 4);
     assert_eq!(again["delivered"], 4, "after garbage: {again}");
     let log = b.log();
     let line = log
@@ -623,6 +546,55 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
     assert!(line.contains("peer=127.0.0.1:"), "{line}");
     assert!(!log.contains("panicked"));
     assert_no_secrets(&b);
+}
+
+/// kafkajs (ssl + SCRAM-SHA-512) round-trips 12 records in order and is told the TLS ports;
+/// a wrong password is a KafkaJSSASLAuthenticationError.
+fn kafkajs_round_trip(b: &Broker, tls_listen: &str, ca: &str, tls_ports: &Value) {
+    let modules = PathBuf::from(CLIENTS_DIR).join("node_modules/kafkajs");
+    assert!(
+        modules.is_dir(),
+        "{} is missing: run `make test-deps`",
+        modules.display()
+    );
+    let node = |password: &str| {
+        let out = Command::new("node")
+            .arg(format!("{CLIENTS_DIR}/sasl_client.js"))
+            .args([tls_listen, ca, ADMIN.0, password, "j", "12"])
+            .current_dir(CLIENTS_DIR)
+            .output()
+            .expect("node runs");
+        json("sasl_client.js", &out, b)
+    };
+    let got = node(ADMIN.1);
+    assert_eq!(got["consumed"], expected(12, 4), "kafkajs order: {got}");
+    assert_eq!(&got["brokers"], tls_ports);
+    let bad = node(WRONG);
+    assert_eq!(bad["error"], "KafkaJSSASLAuthenticationError", "{bad}");
+}
+
+/// A TLS handshake of garbage: the broker closes the connection (after an alert, if any).
+fn garbage_handshake(tls_listen: &str) {
+    let mut g = TcpStream::connect(tls_listen).unwrap();
+    g.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    g.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 0xff, 0xfe])
+        .unwrap();
+    let _ = g.write_all(b"GET / HTTP/1.1\r\n\r\n");
+    let mut buf = [0u8; 256];
+    loop {
+        match g.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue, // a TLS alert
+            Err(e) => {
+                let timed_out = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+                assert!(!timed_out, "the broker kept a garbage TLS connection open");
+                break;
+            }
+        }
+    }
 }
 
 /// kcat produces 10 lines over SASL_SSL and SCRAM-SHA-512 and reads them back in order; a

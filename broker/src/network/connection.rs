@@ -41,19 +41,7 @@ where
     }
     let (tx, rx) = local_channel::new_bounded::<Pending>(shard.args.in_flight_max);
     let turnstile = Turnstile::new();
-    let writer_task = glommio::spawn_local(async move {
-        'responses: while let Some(pending) = rx.recv().await {
-            let Some(Some(parts)) = pending.await else {
-                continue;
-            };
-            for part in parts {
-                if writer.write_all(&part).await.is_err() {
-                    break 'responses;
-                }
-            }
-        }
-        let _ = writer.close().await;
-    });
+    let writer_task = glommio::spawn_local(write_responses(rx, writer));
     loop {
         let frame = match read_frame(&mut reader, shard.args.frame_bytes_max).await {
             Ok(Some(f)) => f,
@@ -102,6 +90,21 @@ where
     }
     drop(tx);
     writer_task.await;
+}
+
+/// Write each answer in request order until the channel or the socket closes.
+async fn write_responses<W: AsyncWrite + Unpin>(rx: local_channel::LocalReceiver<Pending>, mut writer: W) {
+    'responses: while let Some(pending) = rx.recv().await {
+        let Some(Some(parts)) = pending.await else {
+            continue;
+        };
+        for part in parts {
+            if writer.write_all(&part).await.is_err() {
+                break 'responses;
+            }
+        }
+    }
+    let _ = writer.close().await;
 }
 
 /// Read one frame body. `Ok(None)` on a clean end of stream between frames.
