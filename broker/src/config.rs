@@ -15,6 +15,30 @@ pub struct ServeArgs {
     /// Bootstrap address every shard accepts on (SO_REUSEPORT).
     #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
     pub listen: SocketAddr,
+    /// A TLS listener beside the plaintext one (bootstrap address; zero-hop
+    /// per-shard TLS ports follow from `--tls-shard-port-base`). Needs
+    /// `--tls-cert` and `--tls-key`. Default: no TLS listener.
+    #[arg(long, env = "WEIR_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+    /// First per-shard TLS port in zero-hop mode; shard k listens on base + k.
+    /// Default: TLS listen port + 1.
+    #[arg(long, env = "WEIR_TLS_SHARD_PORT_BASE")]
+    pub tls_shard_port_base: Option<u16>,
+    /// PEM certificate chain of the TLS listener (server certificate first).
+    #[arg(long, env = "WEIR_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the TLS listener.
+    #[arg(long, env = "WEIR_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Enable SASL with these mechanisms (comma separated: SCRAM-SHA-512,
+    /// SCRAM-SHA-256, PLAIN). Default: none, SASL off.
+    #[arg(long, env = "WEIR_SASL_MECHANISMS", value_delimiter = ',')]
+    pub sasl_mechanisms: Vec<String>,
+    /// Which listeners require SASL when it is enabled: `all`, `tls` (plaintext
+    /// stays unauthenticated, e.g. on a loopback address for administration) or
+    /// `plaintext`.
+    #[arg(long, env = "WEIR_SASL_LISTENERS", value_enum, default_value = "all")]
+    pub sasl_listeners: SaslListeners,
     /// Serve Prometheus metrics on `/metrics` and readiness on `/health` at this
     /// address (HTTP, from shard 0). Default: off.
     #[arg(long, env = "WEIR_METRICS_LISTEN")]
@@ -97,7 +121,44 @@ pub struct ServeArgs {
     pub retention_check_ms: u64,
 }
 
+/// Which listeners require SASL authentication (`--sasl-listeners`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SaslListeners {
+    All,
+    Tls,
+    Plaintext,
+}
+
 impl ServeArgs {
+    /// The port clients are told to use for `node` (`None`: the bootstrap
+    /// address) on the plaintext or the TLS listener.
+    pub fn advertised_port(&self, node: Option<usize>, tls: bool) -> u16 {
+        match (node, tls, self.tls_listen) {
+            (None, true, Some(t)) => t.port(),
+            (Some(s), true, Some(_)) => self.tls_shard_port(s),
+            (None, _, _) => self.listen.port(),
+            (Some(s), _, _) => self.shard_port(s),
+        }
+    }
+
+    /// Shard `shard`'s own TLS port (when a TLS listener is configured).
+    pub fn tls_shard_port(&self, shard: usize) -> u16 {
+        let tls_port = self.tls_listen.map_or(0, |t| t.port());
+        let base = self.tls_shard_port_base.unwrap_or(tls_port.saturating_add(1));
+        base.saturating_add(u16::try_from(shard).unwrap_or(u16::MAX))
+    }
+
+    /// Whether connections on the plaintext (`tls` false) or TLS listener must
+    /// authenticate with SASL first.
+    pub fn sasl_required(&self, tls: bool) -> bool {
+        !self.sasl_mechanisms.is_empty()
+            && match self.sasl_listeners {
+                SaslListeners::All => true,
+                SaslListeners::Tls => tls,
+                SaslListeners::Plaintext => !tls,
+            }
+    }
+
     pub fn shard_count(&self) -> usize {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         // glommio's Placement::Fixed(n) fails for n >= the number of CPUs (seen with
@@ -166,6 +227,16 @@ impl ServeArgs {
         }
         if self.max_message_bytes <= 0 {
             return Err("--max-message-bytes must be positive".into());
+        }
+        if self.tls_listen.is_some() != (self.tls_cert.is_some() && self.tls_key.is_some()) {
+            return Err("--tls-listen, --tls-cert and --tls-key go together".into());
+        }
+        for m in &self.sasl_mechanisms {
+            if m != "PLAIN" && weir_protocol::scram::Mechanism::from_name(m).is_none() {
+                return Err(format!(
+                    "unknown SASL mechanism {m}: SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN are supported"
+                ));
+            }
         }
         Ok(())
     }

@@ -35,8 +35,14 @@ fn ensure_ports_free(args: &ServeArgs) -> Result<(), String> {
     const PORT_RELEASE_WAIT_MS: u64 = 5_000;
     let ip = args.listen.ip();
     let shard_ports = (0..args.shard_count()).map(|s| std::net::SocketAddr::new(ip, args.shard_port(s)));
+    let tls_ports = args.tls_listen.into_iter().flat_map(|t| {
+        let own =
+            (0..args.shard_count()).map(move |s| std::net::SocketAddr::new(t.ip(), args.tls_shard_port(s)));
+        std::iter::once(t).chain(own)
+    });
     let ports: Vec<std::net::SocketAddr> = std::iter::once(args.listen)
         .chain(shard_ports)
+        .chain(tls_ports)
         .chain(args.metrics_listen)
         .collect();
     let deadline = Instant::now() + Duration::from_millis(PORT_RELEASE_WAIT_MS);
@@ -98,9 +104,15 @@ fn listening(addr: std::net::SocketAddr) -> bool {
         })
 }
 
-pub fn run(mut args: ServeArgs) -> Result<(), String> {
+/// Checks before anything is opened: the flags, free ports, the TLS certificate and key.
+fn preflight(args: &ServeArgs) -> Result<(), String> {
     args.validate()?;
-    ensure_ports_free(&args)?;
+    ensure_ports_free(args)?;
+    crate::network::tls::init(args)
+}
+
+pub fn run(mut args: ServeArgs) -> Result<(), String> {
+    preflight(&args)?;
     // An absolute data directory: glommio's directory and rename calls failed on
     // a relative one (the default ./weir-data), so resolve it once here.
     std::fs::create_dir_all(&args.data_dir)
@@ -213,11 +225,10 @@ async fn shard_main(
     tracing::debug!("start-up: binding listeners");
     let listeners = listener::bind(&shard).map_err(|e| format!("bind {}: {e}", args.listen))?;
     let mut accept_tasks = Vec::new();
-    for (l, node) in listeners {
+    for bound in listeners {
         accept_tasks.push(glommio::spawn_local(listener::accept_loop(
             shard.clone(),
-            l,
-            node,
+            bound,
             stop.listen(),
         )));
     }

@@ -67,6 +67,11 @@ pub const CLIENT_APIS: &[ApiRange] = &[
     range(ApiKey::EndTxn, 0, 4),
     range(ApiKey::ListTransactions, 0, 1),
     range(ApiKey::DescribeTransactions, 0, 0),
+    // SASL: the v1 handshake only (tokens framed in SaslAuthenticate).
+    range(ApiKey::SaslHandshake, 1, 1),
+    range(ApiKey::SaslAuthenticate, 0, 2),
+    range(ApiKey::DescribeUserScramCredentials, 0, 0),
+    range(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Our range for `key`, if this client speaks it.

@@ -15,6 +15,7 @@ pub mod legacy;
 pub mod lz4_frame;
 pub mod record_batch;
 pub mod records;
+pub mod scram;
 pub mod varint;
 
 pub use kafka_protocol;

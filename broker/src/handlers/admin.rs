@@ -1,4 +1,4 @@
-//! Catalog changes (create and delete topics, add partitions). They run on shard 0, the only
+//! Catalog changes (create and delete topics, add partitions, SASL users). They run on shard 0, the only
 //! catalog writer, one at a time (`admin_lock`): the new catalog is saved
 //! (durable) and then applied on every shard before the client hears about
 //! it, so a Produce right after CreateTopics finds its log. Other shards send
@@ -34,6 +34,10 @@ pub enum AdminRequest {
     CreatePartitions {
         topics: Vec<super::create_partitions::Growth>,
         validate_only: bool,
+    },
+    /// AlterUserScramCredentials (`users.rs`).
+    AlterUsers {
+        changes: Vec<super::users::UserChange>,
     },
 }
 
@@ -109,6 +113,7 @@ impl Task<ShardContext> for Admin {
                 changes,
                 validate_only,
             } => super::alter_configs::apply_changes(&shard, &before, changes, validate_only),
+            AdminRequest::AlterUsers { changes } => super::users::apply(&before, changes),
         };
         if next.version == before.version {
             return outcomes;

@@ -15,7 +15,7 @@ use super::ShardContext;
 const ENDPOINT_BROKERS: i8 = 1;
 const ENDPOINT_CONTROLLERS: i8 = 2;
 
-pub fn handle(shard: &ShardContext, req: &DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(shard: &ShardContext, req: &DescribeClusterRequest, tls: bool) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default().with_endpoint_type(req.endpoint_type);
     // As Kafka's brokers: a controller request is the wrong endpoint, an unknown type unsupported.
     let refused = match req.endpoint_type {
@@ -29,7 +29,7 @@ pub fn handle(shard: &ShardContext, req: &DescribeClusterRequest) -> DescribeClu
             .with_error_code(e.code())
             .with_error_message(Some(message.into()));
     }
-    let brokers = advertised_nodes(shard)
+    let brokers = advertised_nodes(shard, tls)
         .into_iter()
         .map(|(id, host, port)| {
             DescribeClusterBroker::default()

@@ -154,13 +154,18 @@ pub async fn offset_delete(shard: &Rc<ShardContext>, req: OffsetDeleteRequest) -
     .await
 }
 
-/// The (node id, host, port) clients should use for shard `s`.
-fn node_of(shard: &ShardContext, s: usize) -> (i32, String, i32) {
+/// The (node id, host, port) clients should use for shard `s` (on the TLS
+/// listener when `tls`).
+fn node_of(shard: &ShardContext, s: usize, tls: bool) -> (i32, String, i32) {
     let host = shard.args.advertised_host();
     if shard.args.single_address {
-        (0, host, i32::from(shard.args.listen.port()))
+        (0, host, i32::from(shard.args.advertised_port(None, tls)))
     } else {
-        (s as i32, host, i32::from(shard.args.shard_port(s)))
+        (
+            s as i32,
+            host,
+            i32::from(shard.args.advertised_port(Some(s), tls)),
+        )
     }
 }
 
@@ -168,11 +173,12 @@ pub fn find_coordinator(
     shard: &ShardContext,
     req: &FindCoordinatorRequest,
     version: i16,
+    tls: bool,
 ) -> FindCoordinatorResponse {
     let answer = |key: &StrBytes| -> (i16, Option<String>, (i32, String, i32)) {
         match req.key_type {
-            KEY_TYPE_GROUP => (0, None, node_of(shard, group_to_shard(key, shard.count))),
-            KEY_TYPE_TRANSACTION => (0, None, node_of(shard, txn_to_shard(key, shard.count))),
+            KEY_TYPE_GROUP => (0, None, node_of(shard, group_to_shard(key, shard.count), tls)),
+            KEY_TYPE_TRANSACTION => (0, None, node_of(shard, txn_to_shard(key, shard.count), tls)),
             other => (
                 ResponseError::InvalidRequest.code(),
                 Some(format!("unknown coordinator key type {other}")),

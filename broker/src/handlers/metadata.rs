@@ -19,7 +19,13 @@ use super::ShardContext;
 use crate::metadata::catalog::validate_topic_name;
 use crate::metadata::TopicMeta;
 
-pub async fn handle(shard: &Rc<ShardContext>, req: MetadataRequest, version: i16) -> MetadataResponse {
+/// `tls`: the client came in on the TLS listener, so the TLS ports are advertised.
+pub async fn handle(
+    shard: &Rc<ShardContext>,
+    req: MetadataRequest,
+    version: i16,
+    tls: bool,
+) -> MetadataResponse {
     let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
         None => None,
         // v0 has no null: an empty list means every topic.
@@ -63,7 +69,7 @@ pub async fn handle(shard: &Rc<ShardContext>, req: MetadataRequest, version: i16
             .collect(),
     };
     let response = MetadataResponse::default()
-        .with_brokers(brokers(shard))
+        .with_brokers(brokers(shard, tls))
         .with_cluster_id(Some(catalog.cluster_id.clone().into()))
         .with_controller_id(BrokerId(CONTROLLER_ID))
         .with_topics(topics);
@@ -163,19 +169,26 @@ async fn auto_create(shard: &Rc<ShardContext>, list: &[(Option<String>, uuid::Uu
 
 /// The brokers clients see, as (node id, host, port): node 0 on the listen
 /// port in single-address mode, one node per shard on its own port in zero-hop
-/// mode. Metadata and DescribeCluster both advertise exactly these.
-pub fn advertised_nodes(shard: &ShardContext) -> Vec<(i32, String, i32)> {
+/// mode. Metadata and DescribeCluster both advertise exactly these; the ports
+/// are the TLS listener's to a client on it (`tls`).
+pub fn advertised_nodes(shard: &ShardContext, tls: bool) -> Vec<(i32, String, i32)> {
     let host = shard.args.advertised_host();
     if shard.args.single_address {
-        return vec![(0, host, i32::from(shard.args.listen.port()))];
+        return vec![(0, host, i32::from(shard.args.advertised_port(None, tls)))];
     }
     (0..shard.count)
-        .map(|s| (s as i32, host.clone(), i32::from(shard.args.shard_port(s))))
+        .map(|s| {
+            (
+                s as i32,
+                host.clone(),
+                i32::from(shard.args.advertised_port(Some(s), tls)),
+            )
+        })
         .collect()
 }
 
-fn brokers(shard: &ShardContext) -> Vec<MetadataResponseBroker> {
-    advertised_nodes(shard)
+fn brokers(shard: &ShardContext, tls: bool) -> Vec<MetadataResponseBroker> {
+    advertised_nodes(shard, tls)
         .into_iter()
         .map(|(id, host, port)| {
             MetadataResponseBroker::default()

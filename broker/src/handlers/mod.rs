@@ -33,6 +33,7 @@ pub mod txn_api;
 pub mod txn_markers;
 pub mod txn_offsets;
 pub mod txn_timer;
+pub mod users;
 
 use kafka_protocol::ResponseError;
 

@@ -106,11 +106,37 @@ impl TopicMeta {
     }
 }
 
+/// One user's salted SCRAM credential for one mechanism (never the password
+/// nor the salted password: RFC 5802's StoredKey and ServerKey).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    /// Kafka's ScramMechanism type: 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512.
+    pub mechanism: i8,
+    pub salt: Vec<u8>,
+    pub iterations: i32,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+impl ScramCredential {
+    pub fn credential(&self) -> weir_protocol::scram::Credential {
+        weir_protocol::scram::Credential {
+            salt: self.salt.clone(),
+            iterations: self.iterations,
+            stored_key: self.stored_key.clone(),
+            server_key: self.server_key.clone(),
+        }
+    }
+}
+
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct Catalog {
     pub cluster_id: String,
     pub version: u64,
     pub topics: BTreeMap<String, TopicMeta>,
+    /// SASL users: per user name, at most one credential per mechanism,
+    /// ordered by mechanism type (`with_credential`).
+    pub users: BTreeMap<String, Vec<ScramCredential>>,
 }
 
 impl Catalog {
@@ -119,7 +145,38 @@ impl Catalog {
             cluster_id,
             version: 0,
             topics: BTreeMap::new(),
+            users: BTreeMap::new(),
         }
+    }
+
+    /// `user`'s credential for the mechanism of Kafka type `mechanism`.
+    pub fn credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredential> {
+        self.users.get(user)?.iter().find(|c| c.mechanism == mechanism)
+    }
+
+    /// A new catalog where `user` has `credential` (replacing one of the same mechanism).
+    pub fn with_credential(&self, user: &str, credential: ScramCredential) -> Self {
+        let mut next = self.clone();
+        let list = next.users.entry(user.to_string()).or_default();
+        list.retain(|c| c.mechanism != credential.mechanism);
+        list.push(credential);
+        list.sort_by_key(|c| c.mechanism);
+        next.version += 1;
+        next
+    }
+
+    /// A new catalog without `user`'s credential for `mechanism` (the user goes
+    /// when its last credential does); `None` when there was none.
+    pub fn without_credential(&self, user: &str, mechanism: i8) -> Option<Self> {
+        self.credential(user, mechanism)?;
+        let mut next = self.clone();
+        let list = next.users.get_mut(user)?;
+        list.retain(|c| c.mechanism != mechanism);
+        if list.is_empty() {
+            next.users.remove(user);
+        }
+        next.version += 1;
+        Some(next)
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicMeta> {

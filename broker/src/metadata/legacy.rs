@@ -10,6 +10,25 @@ use super::catalog::TopicMeta;
 use super::topic_config::CompressionType;
 use super::{Catalog, TopicConfig};
 
+/// Format 2 (`WEIRCAT2`): the topics, no SASL users.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CatalogV2 {
+    pub cluster_id: String,
+    pub version: u64,
+    pub topics: BTreeMap<String, TopicMeta>,
+}
+
+impl From<CatalogV2> for Catalog {
+    fn from(v2: CatalogV2) -> Self {
+        Catalog {
+            cluster_id: v2.cluster_id,
+            version: v2.version,
+            topics: v2.topics,
+            users: BTreeMap::new(),
+        }
+    }
+}
+
 /// Format 1 (`WEIRCAT1`): no replica lists, no `compression.type`.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct CatalogV1 {
@@ -69,6 +88,7 @@ impl From<CatalogV1> for Catalog {
             cluster_id: v1.cluster_id,
             version: v1.version,
             topics,
+            users: BTreeMap::new(),
         }
     }
 }

@@ -5,15 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use super::legacy::CatalogV1;
+use super::legacy::{CatalogV1, CatalogV2};
 use super::Catalog;
 
 const FILE_NAME: &str = "catalog.rkyv";
 const TEMP_NAME: &str = "catalog.rkyv.tmp";
 /// File layout: magic, u32 length, u32 CRC-32C of the payload, rkyv payload.
 /// The magic names the payload's layout: format 2 added replica lists and
-/// `compression.type`; format 1 files are still read (`legacy.rs`).
-const MAGIC: &[u8; 8] = b"WEIRCAT2";
+/// `compression.type`, format 3 the SASL users' SCRAM credentials; format 1
+/// and 2 files are still read (`legacy.rs`).
+const MAGIC: &[u8; 8] = b"WEIRCAT3";
+const MAGIC_V2: &[u8; 8] = b"WEIRCAT2";
 const MAGIC_V1: &[u8; 8] = b"WEIRCAT1";
 const HEADER_BYTES: usize = 16;
 
@@ -55,7 +57,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
         path: path.to_path_buf(),
         reason: reason.into(),
     };
-    if bytes.len() < HEADER_BYTES || (&bytes[..8] != MAGIC && &bytes[..8] != MAGIC_V1) {
+    if bytes.len() < HEADER_BYTES || ![&MAGIC[..], MAGIC_V2, MAGIC_V1].contains(&&bytes[..8]) {
         return Err(corrupt("bad magic"));
     }
     let len = u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
@@ -70,6 +72,11 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
     aligned.extend_from_slice(payload);
     if &bytes[..8] == MAGIC_V1 {
         return rkyv::from_bytes::<CatalogV1, rkyv::rancor::Error>(&aligned)
+            .map(Catalog::from)
+            .map_err(|e| corrupt(&e.to_string()));
+    }
+    if &bytes[..8] == MAGIC_V2 {
+        return rkyv::from_bytes::<CatalogV2, rkyv::rancor::Error>(&aligned)
             .map(Catalog::from)
             .map_err(|e| corrupt(&e.to_string()));
     }
@@ -96,7 +103,7 @@ pub fn load_or_init(data_dir: &Path) -> Result<Catalog, StoreError> {
 
 /// Blocking std::fs: only `load_or_init` calls it, before any executor runs. At
 /// runtime (CreateTopics on shard 0) the catalog goes through `save`.
-fn save_blocking(data_dir: &Path, catalog: &Catalog) -> Result<(), StoreError> {
+pub fn save_blocking(data_dir: &Path, catalog: &Catalog) -> Result<(), StoreError> {
     use std::io::Write;
     let temp = data_dir.join(TEMP_NAME);
     let mut f = std::fs::File::create(&temp).map_err(io(&temp))?;
@@ -186,8 +193,45 @@ mod tests {
         assert_eq!(t.config.retention_ms, 5000);
         assert_eq!(t.config.flush_messages, 1);
         assert_eq!(t.config.compression_type, CompressionType::Producer);
-        // Saved again, it is format 2.
+        // Saved again, it is format 3.
         assert_eq!(&encode(&c)[..8], MAGIC);
         assert_eq!(decode(&encode(&c), Path::new("catalog.rkyv")).unwrap(), c);
+    }
+
+    #[test]
+    fn given_a_format_2_catalog_when_decoded_should_keep_topics_and_have_no_users() {
+        use crate::metadata::catalog::{random_id, Placement, ScramCredential};
+        let placement = Placement::Balanced {
+            partitions: 2,
+            replication_factor: 1,
+        };
+        let c = Catalog::new("weir-y".into()).with_topic(
+            "t",
+            random_id(),
+            placement,
+            crate::metadata::test_topic_config(),
+            2,
+        );
+        let v2 = CatalogV2 {
+            cluster_id: c.cluster_id.clone(),
+            version: c.version,
+            topics: c.topics.clone(),
+        };
+        let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&v2).unwrap();
+        let back = decode(&frame(MAGIC_V2, &payload), Path::new("catalog.rkyv")).unwrap();
+        assert_eq!(back, c);
+        assert!(back.users.is_empty());
+        let cred = ScramCredential {
+            mechanism: 2,
+            salt: vec![1; 16],
+            iterations: 4096,
+            stored_key: vec![2; 64],
+            server_key: vec![3; 64],
+        };
+        let with_user = back.with_credential("alice", cred.clone());
+        let again = decode(&encode(&with_user), Path::new("catalog.rkyv")).unwrap();
+        assert_eq!(again.credential("alice", 2), Some(&cred));
+        assert_eq!(again.credential("alice", 1), None);
+        assert!(again.without_credential("alice", 2).unwrap().users.is_empty());
     }
 }

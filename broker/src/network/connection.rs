@@ -4,13 +4,14 @@
 //! in request order, as Kafka requires.
 //! Bounded: when the in-flight queue is full the reader stops reading, so a
 //! client that never reads its responses stalls only itself.
+//! On a listener that requires SASL, `sasl::authenticate` runs first; the
+//! loop below then has no per-request authentication cost.
 
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel;
-use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
 use kafka_protocol::messages::ApiKey;
 use weir_protocol::frame;
@@ -22,27 +23,25 @@ use crate::shard::order::Turnstile;
 
 type Pending = JoinHandle<Option<Vec<Bytes>>>;
 
-pub async fn serve(shard: Rc<ShardContext>, stream: TcpStream, from: super::Peer) {
+/// Serve one connection (plaintext TCP or TLS over it) until it closes.
+pub async fn serve<S>(shard: Rc<ShardContext>, stream: S, mut from: super::Peer)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let peer = from.addr;
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(%peer, error = %e, "set_nodelay failed");
-    }
     let (mut reader, mut writer) = futures_lite::io::split(stream);
-    let (tx, rx) = local_channel::new_bounded::<Pending>(shard.args.in_flight_max);
-    let turnstile = Turnstile::new();
-    let writer_task = glommio::spawn_local(async move {
-        'responses: while let Some(pending) = rx.recv().await {
-            let Some(Some(parts)) = pending.await else {
-                continue;
-            };
-            for part in parts {
-                if writer.write_all(&part).await.is_err() {
-                    break 'responses;
-                }
+    if shard.args.sasl_required(from.tls) {
+        match super::sasl::authenticate(&shard, &mut reader, &mut writer, &from).await {
+            Some(principal) => from.principal = Some(principal),
+            None => {
+                let _ = writer.close().await;
+                return;
             }
         }
-        let _ = writer.close().await;
-    });
+    }
+    let (tx, rx) = local_channel::new_bounded::<Pending>(shard.args.in_flight_max);
+    let turnstile = Turnstile::new();
+    let writer_task = glommio::spawn_local(write_responses(rx, writer));
     loop {
         let frame = match read_frame(&mut reader, shard.args.frame_bytes_max).await {
             Ok(Some(f)) => f,
@@ -66,6 +65,7 @@ pub async fn serve(shard: Rc<ShardContext>, stream: TcpStream, from: super::Peer
                 // Taken here, in frame order: appends happen in ticket order (order.rs).
                 let ticket = (request.api_key == ApiKey::Produce).then(|| turnstile.ticket());
                 let in_flight = crate::metrics::InFlight::enter();
+                let from = from.clone();
                 glommio::spawn_local(async move {
                     let _in_flight = in_flight;
                     match dispatch::handle(shard, *request, version, from, ticket).await {
@@ -92,8 +92,23 @@ pub async fn serve(shard: Rc<ShardContext>, stream: TcpStream, from: super::Peer
     writer_task.await;
 }
 
+/// Write each answer in request order until the channel or the socket closes.
+async fn write_responses<W: AsyncWrite + Unpin>(rx: local_channel::LocalReceiver<Pending>, mut writer: W) {
+    'responses: while let Some(pending) = rx.recv().await {
+        let Some(Some(parts)) = pending.await else {
+            continue;
+        };
+        for part in parts {
+            if writer.write_all(&part).await.is_err() {
+                break 'responses;
+            }
+        }
+    }
+    let _ = writer.close().await;
+}
+
 /// Read one frame body. `Ok(None)` on a clean end of stream between frames.
-async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
+pub(super) async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
     reader: &mut R,
     frame_bytes_max: usize,
 ) -> Result<Option<BytesMut>, String> {

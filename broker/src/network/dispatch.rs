@@ -170,7 +170,7 @@ async fn respond(
     use ResponseKind as Out;
     Ok(match body {
         RequestKind::ApiVersions(_) => Out::ApiVersions(api_versions::response(0)),
-        RequestKind::Metadata(r) => Out::Metadata(metadata::handle(shard, r, version).await),
+        RequestKind::Metadata(r) => Out::Metadata(metadata::handle(shard, r, version, peer.tls).await),
         RequestKind::ListOffsets(r) => Out::ListOffsets(list_offsets::handle(shard, r, version).await),
         RequestKind::OffsetForLeaderEpoch(r) => {
             Out::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(shard, r).await)
@@ -182,7 +182,9 @@ async fn respond(
             Out::DescribeProducers(describe_producers::handle(shard, r).await)
         }
         RequestKind::InitProducerId(r) => Out::InitProducerId(producer_id::handle(shard, r, version).await),
-        RequestKind::DescribeCluster(r) => Out::DescribeCluster(describe_cluster::handle(shard, &r)),
+        RequestKind::DescribeCluster(r) => {
+            Out::DescribeCluster(describe_cluster::handle(shard, &r, peer.tls))
+        }
         RequestKind::ElectLeaders(r) => Out::ElectLeaders(elect_leaders::handle(shard, r, version)),
         RequestKind::DescribeTopicPartitions(r) => {
             Out::DescribeTopicPartitions(describe_topic_partitions::handle(shard, &r))
@@ -205,7 +207,9 @@ async fn respond_groups(
     use handlers::*;
     use ResponseKind as Out;
     Ok(match body {
-        RequestKind::FindCoordinator(r) => Out::FindCoordinator(groups::find_coordinator(shard, &r, version)),
+        RequestKind::FindCoordinator(r) => {
+            Out::FindCoordinator(groups::find_coordinator(shard, &r, version, peer.tls))
+        }
         RequestKind::JoinGroup(r) => {
             Out::JoinGroup(groups::join_group(shard, r, version, client_id, peer.addr).await)
         }
@@ -254,6 +258,19 @@ async fn admin_apis(shard: &Rc<ShardContext>, body: RequestKind) -> Result<Respo
         RequestKind::AlterConfigs(r) => Out::AlterConfigs(alter_configs::alter(shard, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
             Out::IncrementalAlterConfigs(alter_configs::incremental(shard, r).await)
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            Out::DescribeUserScramCredentials(users::describe(shard, &r))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            Out::AlterUserScramCredentials(users::alter(shard, r).await)
+        }
+        // Authentication happens before dispatch (sasl.rs); here the connection
+        // is authenticated already or on a listener without SASL: as Kafka's
+        // KafkaApis, ILLEGAL_SASL_STATE.
+        RequestKind::SaslHandshake(_) => Out::SaslHandshake(crate::network::sasl::illegal_handshake(shard)),
+        RequestKind::SaslAuthenticate(_) => {
+            Out::SaslAuthenticate(crate::network::sasl::illegal_authenticate())
         }
         other => return Err(no_handler(&other)),
     })

@@ -1,7 +1,8 @@
 //! Accept loops of one shard: the bootstrap address (shared by all shards
 //! through SO_REUSEPORT, so the kernel spreads connections) and this shard's
-//! own port (advertised in zero-hop mode only). Enforces the per-shard
-//! connection limit.
+//! own port (advertised in zero-hop mode only), for the plaintext listener and,
+//! with `--tls-listen`, the TLS one. Enforces the per-shard connection limit
+//! (both listeners together).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -12,29 +13,57 @@ use glommio::net::TcpListener;
 use super::connection;
 use crate::handlers::ShardContext;
 
-/// The listeners, each with the node a connection on it addresses (see `Peer::node`).
-pub fn bind(shard: &ShardContext) -> std::io::Result<Vec<(TcpListener, Option<usize>)>> {
+/// One bound socket: the node a connection on it addresses (see `Peer::node`)
+/// and whether it speaks TLS.
+pub struct Bound {
+    pub listener: TcpListener,
+    pub node: Option<usize>,
+    pub tls: bool,
+}
+
+/// The listeners of this shard.
+pub fn bind(shard: &ShardContext) -> std::io::Result<Vec<Bound>> {
     // The shard's own port is bound in both modes: zero-hop advertises it; in
     // single-address mode it stays unadvertised but lets an operator or a
     // test reach one particular shard.
-    let own = SocketAddr::new(shard.args.listen.ip(), shard.args.shard_port(shard.id));
-    let own_node = (!shard.args.single_address).then_some(shard.id);
-    Ok(vec![
-        (TcpListener::bind(shard.args.listen)?, None),
-        (TcpListener::bind(own)?, own_node),
-    ])
+    let args = &shard.args;
+    let own = SocketAddr::new(args.listen.ip(), args.shard_port(shard.id));
+    let own_node = (!args.single_address).then_some(shard.id);
+    let mut out = vec![
+        Bound {
+            listener: TcpListener::bind(args.listen)?,
+            node: None,
+            tls: false,
+        },
+        Bound {
+            listener: TcpListener::bind(own)?,
+            node: own_node,
+            tls: false,
+        },
+    ];
+    if let Some(tls) = args.tls_listen {
+        let own = SocketAddr::new(tls.ip(), args.tls_shard_port(shard.id));
+        out.push(Bound {
+            listener: TcpListener::bind(tls)?,
+            node: None,
+            tls: true,
+        });
+        out.push(Bound {
+            listener: TcpListener::bind(own)?,
+            node: own_node,
+            tls: true,
+        });
+    }
+    Ok(out)
 }
 
 /// Accept until the shard stops.
-pub async fn accept_loop(
-    shard: Rc<ShardContext>,
-    listener: TcpListener,
-    node: Option<usize>,
-    stop: event_listener::EventListener,
-) {
+pub async fn accept_loop(shard: Rc<ShardContext>, bound: Bound, stop: event_listener::EventListener) {
+    let Bound { listener, node, tls } = bound;
     let per_shard_max = shard.args.connections_max.div_ceil(shard.count);
     let mut stop = stop;
-    while let Some(stream) = accept_until(&listener, &mut stop, "kafka").await {
+    while let Some(stream) = accept_until(&listener, &mut stop, if tls { "kafka-tls" } else { "kafka" }).await
+    {
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -45,11 +74,44 @@ pub async fn accept_loop(
         }
         shard.connections.set(shard.connections.get() + 1);
         let s = shard.clone();
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "set_nodelay failed");
+        }
+        let from = super::Peer {
+            addr: peer,
+            node,
+            tls,
+            principal: None,
+        };
         glommio::spawn_local(async move {
-            connection::serve(s.clone(), stream, super::Peer { addr: peer, node }).await;
+            if tls {
+                serve_tls(s.clone(), stream, from).await;
+            } else {
+                connection::serve(s.clone(), stream, from).await;
+            }
             s.connections.set(s.connections.get() - 1);
         })
         .detach();
+    }
+}
+
+/// Finish the TLS handshake (bounded by `tls::HANDSHAKE_TIMEOUT`), then serve.
+async fn serve_tls(shard: Rc<ShardContext>, stream: glommio::net::TcpStream, from: super::Peer) {
+    let Some(acceptor) = super::tls::acceptor() else {
+        tracing::error!(peer = %from.addr, "TLS listener without a certificate; closing");
+        return;
+    };
+    let handshake = async { Some(acceptor.accept(stream).await) };
+    let timeout = async {
+        glommio::timer::sleep(super::tls::HANDSHAKE_TIMEOUT).await;
+        None
+    };
+    match future::or(handshake, timeout).await {
+        Some(Ok(tls)) => connection::serve(shard, tls, from).await,
+        Some(Err(e)) => {
+            tracing::warn!(peer = %from.addr, error = %e, "TLS handshake failed; closing connection")
+        }
+        None => tracing::warn!(peer = %from.addr, "TLS handshake timed out; closing connection"),
     }
 }
 

@@ -8,13 +8,21 @@ pub mod connection;
 pub mod dispatch;
 pub mod listener;
 pub mod metrics;
+pub mod sasl;
+pub mod tls;
 
 /// Who is on the other end of a connection, and which node it addressed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Peer {
     pub addr: std::net::SocketAddr,
     /// The shard whose advertised port the client connected to (zero-hop mode): the
     /// client takes this connection for that one node. `None` on the bootstrap
     /// address, and in single-address mode, where the whole broker is one node.
     pub node: Option<usize>,
+    /// The connection came in on the TLS listener: Metadata, FindCoordinator
+    /// and DescribeCluster advertise the TLS ports to it.
+    pub tls: bool,
+    /// `User:name` once SASL authentication succeeded (`None` when the listener
+    /// needs none). Where an authorization check reads who is asking.
+    pub principal: Option<std::rc::Rc<str>>,
 }

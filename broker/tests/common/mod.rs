@@ -38,6 +38,9 @@ pub struct Broker {
     /// Extra environment for the broker process (fault injection).
     pub env: Vec<(String, String)>,
     pub log_path: PathBuf,
+    /// (user, password) to authenticate with (SCRAM-SHA-512) while waiting for
+    /// readiness, for a broker whose plaintext listener requires SASL.
+    pub sasl_login: Option<(String, String)>,
 }
 
 /// Port ranges already handed out in this test process. Parallel tests check their ranges
@@ -100,6 +103,7 @@ impl Broker {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
             log_path,
+            sasl_login: None,
         }
     }
 
@@ -139,7 +143,14 @@ impl Broker {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("weir exited early with {status}; log:\n{}", self.log());
             }
-            if let Ok(mut c) = Client::connect(self.addr(), Duration::from_millis(500)) {
+            let login = |mut c: Client| match &self.sasl_login {
+                None => Some(c),
+                Some((u, p)) => c.sasl_authenticate("SCRAM-SHA-512", u, p).ok().map(|()| c),
+            };
+            let connected = Client::connect(self.addr(), Duration::from_millis(500))
+                .ok()
+                .and_then(login);
+            if let Some(mut c) = connected {
                 // Every advertised shard port must answer too (zero-hop mode).
                 if let Ok(m) = c.metadata(None) {
                     let all_up = m.brokers.iter().all(|b| {

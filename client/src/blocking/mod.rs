@@ -11,6 +11,7 @@
 
 mod groups;
 mod txn;
+mod users;
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -32,6 +33,7 @@ pub use crate::consumer_protocol::{
 };
 pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember, Joined};
 pub use txn::{TxnDescription, TxnListing};
+pub use users::{UserAltered, UserCredentials};
 
 /// The client id on every request; brokers log it.
 pub const CLIENT_ID: &str = "weir-client";

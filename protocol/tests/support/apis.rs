@@ -200,6 +200,26 @@ macro_rules! with_types {
                 type $resp = DescribeTopicPartitionsResponse;
                 $body
             }
+            ApiKey::SaslHandshake => {
+                type $req = SaslHandshakeRequest;
+                type $resp = SaslHandshakeResponse;
+                $body
+            }
+            ApiKey::SaslAuthenticate => {
+                type $req = SaslAuthenticateRequest;
+                type $resp = SaslAuthenticateResponse;
+                $body
+            }
+            ApiKey::DescribeUserScramCredentials => {
+                type $req = DescribeUserScramCredentialsRequest;
+                type $resp = DescribeUserScramCredentialsResponse;
+                $body
+            }
+            ApiKey::AlterUserScramCredentials => {
+                type $req = AlterUserScramCredentialsRequest;
+                type $resp = AlterUserScramCredentialsResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

@@ -156,6 +156,12 @@ generators! {
     ConsumerGroupDescribeResponse => consumer_group_describe_response,
     DescribeTopicPartitionsRequest => describe_topic_partitions_request,
     DescribeTopicPartitionsResponse => describe_topic_partitions_response,
+    SaslHandshakeRequest => sasl_handshake_request, SaslHandshakeResponse => sasl_handshake_response,
+    SaslAuthenticateRequest => sasl_authenticate_request, SaslAuthenticateResponse => sasl_authenticate_response,
+    DescribeUserScramCredentialsRequest => describe_user_scram_credentials_request,
+    DescribeUserScramCredentialsResponse => describe_user_scram_credentials_response,
+    AlterUserScramCredentialsRequest => alter_user_scram_credentials_request,
+    AlterUserScramCredentialsResponse => alter_user_scram_credentials_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -2046,6 +2052,118 @@ fn consumer_group_describe_response(v: i16, p: &Palette) -> ConsumerGroupDescrib
                 .collect();
             d.authorized_operations = p.i32(g + 2);
             d
+        })
+        .collect();
+    m
+}
+
+fn sasl_handshake_request(_v: i16, p: &Palette) -> SaslHandshakeRequest {
+    let mut m = SaslHandshakeRequest::default();
+    m.mechanism = p.s(0);
+    m
+}
+
+fn sasl_handshake_response(_v: i16, p: &Palette) -> SaslHandshakeResponse {
+    let mut m = SaslHandshakeResponse::default();
+    m.error_code = p.i16(0);
+    m.mechanisms = (0..p.n(0)).map(|i| p.s(i)).collect();
+    m
+}
+
+fn sasl_authenticate_request(_v: i16, p: &Palette) -> SaslAuthenticateRequest {
+    let mut m = SaslAuthenticateRequest::default();
+    m.auth_bytes = p.bytes(0);
+    m
+}
+
+fn sasl_authenticate_response(v: i16, p: &Palette) -> SaslAuthenticateResponse {
+    let mut m = SaslAuthenticateResponse::default();
+    m.error_code = p.i16(0);
+    m.error_message = p.opt(0);
+    m.auth_bytes = p.bytes(1);
+    if v >= 1 {
+        m.session_lifetime_ms = p.i64(0);
+    }
+    m
+}
+
+fn describe_user_scram_credentials_request(_v: i16, p: &Palette) -> DescribeUserScramCredentialsRequest {
+    use describe_user_scram_credentials_request::UserName;
+    let mut m = DescribeUserScramCredentialsRequest::default();
+    m.users = p.flag(0).then(|| {
+        (0..p.n(0))
+            .map(|i| {
+                let mut u = UserName::default();
+                u.name = p.s(i);
+                u
+            })
+            .collect()
+    });
+    m
+}
+
+fn describe_user_scram_credentials_response(_v: i16, p: &Palette) -> DescribeUserScramCredentialsResponse {
+    use describe_user_scram_credentials_response::{CredentialInfo, DescribeUserScramCredentialsResult};
+    let mut m = DescribeUserScramCredentialsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(0);
+    m.error_message = p.opt(0);
+    m.results = (0..p.n(0))
+        .map(|i| {
+            let mut r = DescribeUserScramCredentialsResult::default();
+            r.user = p.s(i);
+            r.error_code = p.i16(i);
+            r.error_message = p.opt(i + 1);
+            r.credential_infos = (0..p.n(i + 1))
+                .map(|j| {
+                    let mut c = CredentialInfo::default();
+                    c.mechanism = p.i8(j);
+                    c.iterations = p.i32(j + 1);
+                    c
+                })
+                .collect();
+            r
+        })
+        .collect();
+    m
+}
+
+fn alter_user_scram_credentials_request(_v: i16, p: &Palette) -> AlterUserScramCredentialsRequest {
+    use alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion};
+    let mut m = AlterUserScramCredentialsRequest::default();
+    m.deletions = (0..p.n(0))
+        .map(|i| {
+            let mut d = ScramCredentialDeletion::default();
+            d.name = p.s(i);
+            d.mechanism = p.i8(i);
+            d
+        })
+        .collect();
+    m.upsertions = (0..p.n(1))
+        .map(|i| {
+            let mut u = ScramCredentialUpsertion::default();
+            u.name = p.s(i);
+            u.mechanism = p.i8(i);
+            u.iterations = p.i32(i);
+            u.salt = p.bytes(i);
+            u.salted_password = p.bytes(i + 1);
+            u
+        })
+        .collect();
+    m
+}
+
+fn alter_user_scram_credentials_response(_v: i16, p: &Palette) -> AlterUserScramCredentialsResponse {
+    use alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+    let mut m = AlterUserScramCredentialsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.results = (0..p.n(0))
+        .map(|i| {
+            let mut r = AlterUserScramCredentialsResult::default();
+            r.user = p.s(i);
+            r.error_code = p.i16(i);
+            r.error_message = p.opt(i);
+            r
         })
         .collect();
     m

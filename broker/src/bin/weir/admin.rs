@@ -84,15 +84,23 @@ impl std::str::FromStr for ResetTo {
     }
 }
 
+/// Connect, and authenticate when `--sasl-user` is given.
 pub fn connect(bootstrap: &Bootstrap) -> Result<Client, CliError> {
-    Client::connect(
+    let mut client = Client::connect(
         bootstrap.bootstrap.as_str(),
         Duration::from_millis(CONNECT_TIMEOUT_MS),
     )
     .map_err(|source| CliError::Unreachable {
         addr: bootstrap.bootstrap.clone(),
         source,
-    })
+    })?;
+    if let Some(user) = &bootstrap.sasl_user {
+        let password = bootstrap.sasl_password.as_deref().unwrap_or_default();
+        client
+            .sasl_authenticate(&bootstrap.sasl_mechanism, user, password)
+            .map_err(broker(format!("authenticating as {user}")))?;
+    }
+    Ok(client)
 }
 
 pub fn broker(context: impl Into<String>) -> impl FnOnce(ClientError) -> CliError {

@@ -26,6 +26,8 @@ pub enum Command {
     Topic(TopicArgs),
     /// Transactions of a running broker: list, describe.
     Txn(TxnArgs),
+    /// SASL users (SCRAM credentials): add, remove, list.
+    User(UserArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -33,6 +35,20 @@ pub struct Bootstrap {
     /// Address of a running broker.
     #[arg(long, global = true, env = "WEIR_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
+    /// Authenticate as this SASL user (when the broker's listener requires SASL).
+    #[arg(long, global = true, env = "WEIR_SASL_USER")]
+    pub sasl_user: Option<String>,
+    /// The SASL user's password (prefer the environment variable: a flag shows in `ps`).
+    #[arg(long, global = true, env = "WEIR_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
+    /// SASL mechanism for --sasl-user: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN.
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_SASL_MECHANISM",
+        default_value = "SCRAM-SHA-512"
+    )]
+    pub sasl_mechanism: String,
 }
 
 #[derive(Debug, Args)]
@@ -136,4 +152,42 @@ pub enum TxnCommand {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(flatten)]
+    pub bootstrap: Bootstrap,
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user or change its password (a salted SCRAM credential; the
+    /// password itself is never sent nor stored).
+    Add {
+        name: String,
+        /// The password (prefer WEIR_USER_PASSWORD: a flag shows in `ps`).
+        #[arg(long, env = "WEIR_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// SCRAM-SHA-512 or SCRAM-SHA-256.
+        #[arg(long, default_value = "SCRAM-SHA-512")]
+        mechanism: String,
+        /// PBKDF2 iterations, 4096..=16384.
+        #[arg(long, default_value_t = 8192)]
+        iterations: i32,
+        /// Write into the catalog of this data directory instead of asking a
+        /// broker: the first user's bootstrap. The broker must be stopped.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// Remove a user's credential (every mechanism unless --mechanism).
+    Remove {
+        name: String,
+        #[arg(long)]
+        mechanism: Option<String>,
+    },
+    /// Every user with its mechanisms and iterations.
+    List,
 }

@@ -8,6 +8,7 @@ mod args;
 mod group_delete;
 mod topic_changes;
 mod txn;
+mod users;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -28,6 +29,7 @@ fn main() {
         Command::Group(args) => admin::run_group(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::Topic(args) => admin::run_topic(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::Txn(args) => txn::run(args, &mut stdout).map_err(|e| with_sources(&e)),
+        Command::User(args) => users::run(args, &mut stdout).map_err(|e| with_sources(&e)),
     };
     if let Err(message) = result {
         eprintln!("weir: {message}");
