@@ -152,6 +152,20 @@ fn given_a_loadgen_run_when_scraping_should_agree_with_its_totals_within_one_per
         total(&consumed, "consumed_batch_bytes"),
     );
     check_partitions(&s, records_in);
+    // A deleted topic's series go, read counters (kept by name on every shard) included.
+    b.client().delete_topic("metered").expect("delete");
+    let gone = scrape(&metrics);
+    for name in [
+        "weir_partition_bytes_out_total",
+        "weir_partition_records_in_total",
+        "weir_high_watermark",
+    ] {
+        assert_eq!(
+            sum(&gone, name, &["topic=\"metered\""]),
+            0.0,
+            "{name} after delete"
+        );
+    }
 }
 
 /// A produce then a consume run of weir-loadgen, with a scrape every 50 ms

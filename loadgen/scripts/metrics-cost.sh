@@ -37,7 +37,7 @@ import json, sys
 r = json.load(open(sys.argv[1])); label = sys.argv[2]
 cpu = (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5])
 t = r["throughput"]
-mbps = t["produce"]["wire_mb_per_s"] if "produce" in t else t["produce_mb_per_s"]  # schema 2, else 1
+mbps = t["produce"]["wire_mb_per_s"]
 gb = max(r["cpu"]["gb_moved"], 1e-9)
 print(f'{label} {mbps:.1f} {r["latency"]["produce_record"]["p99_us"]/1e3:.1f} {cpu/gb:.2f} {sys.argv[6]}')
 PY

@@ -105,9 +105,11 @@ impl ShardContext {
     }
 
     /// Adopt `next` (open new partitions, delete removed ones) and drop the
-    /// committed offsets of topics that are gone.
+    /// committed offsets and read counters of topics that are gone.
     pub async fn apply_catalog(&self, next: Arc<Catalog>) -> Result<(), LogError> {
         let removed = self.partitions.apply(next).await?;
+        // Every shard answers fetches, so every shard holds read counters by name.
+        crate::metrics::with(|m| removed.iter().for_each(|t| m.forget_topic(t)));
         if let Some(groups) = self.groups() {
             for topic in removed {
                 execute(&groups, GroupCall::RemoveTopic(topic)).await;
