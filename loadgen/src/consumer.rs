@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, FetchRequest};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use weir_client::requests::{self, FetchLimits, TopicRef};
 use weir_client::{error_name, is_retriable, ProtocolError};
@@ -53,7 +53,11 @@ const CONSUME_IDLE_MS_MAX: u64 = 10_000;
 
 struct PartitionCursor {
     partition: i32,
+    /// The next record to count.
     next_offset: i64,
+    /// The next offset to fetch: ahead of `next_offset` while a prefetched
+    /// Fetch is in flight.
+    fetch_offset: i64,
     end_offset: i64,
     /// --check-order: the highest sequence number seen per producer id (few
     /// producers write to one partition, so a short list).
@@ -109,6 +113,7 @@ pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
         let cursor = PartitionCursor {
             partition,
             next_offset: plan.start_offsets[i],
+            fetch_offset: plan.start_offsets[i],
             end_offset: plan.end_offsets.get(i).copied().unwrap_or(i64::MAX),
             last_seq: Vec::new(),
         };
@@ -198,12 +203,31 @@ async fn fetch_loop(
     let mut scratch = Vec::new();
     let mut filter = BatchFilter::new(ctx.cfg.isolation == Isolation::ReadCommitted);
     let mut drain = None;
+    let mut prefetched = None;
     while !should_stop(ctx, &cursors, &mut drain) {
-        let request = fetch_request(ctx, &cursors, version);
-        let response = conn.request(request, version).await?;
+        let response = match prefetched.take() {
+            Some(in_flight) => conn.finish(in_flight).await?,
+            None => {
+                for c in &mut cursors {
+                    c.fetch_offset = c.next_offset;
+                }
+                conn.request(fetch_request(ctx, &cursors, version), version)
+                    .await?
+            }
+        };
         ctx.stats.borrow_mut().fetch_requests += 1;
         if response.error_code != 0 {
             return Err(fetch_error(conn, response.error_code));
+        }
+        // Ask for what follows before reading this answer, as Kafka's clients
+        // keep fetching while the application works: the answer's batch
+        // headers give the next offsets. Only when every partition is fine
+        // (an error changes positions) and the run goes on.
+        if advance_fetch_offsets(&response, &mut cursors)
+            && cursors.iter().any(|c| c.fetch_offset < c.end_offset)
+            && !should_stop(ctx, &cursors, &mut drain)
+        {
+            prefetched = Some(conn.begin(fetch_request(ctx, &cursors, version), version).await?);
         }
         for topic in response.responses {
             for p in topic.partitions {
@@ -238,6 +262,28 @@ async fn fetch_loop(
     Ok(())
 }
 
+/// Move each cursor's fetch position past the batches `response` holds for
+/// it; false (nothing moved) when any partition has an error.
+fn advance_fetch_offsets(response: &FetchResponse, cursors: &mut [PartitionCursor]) -> bool {
+    let parts = || response.responses.iter().flat_map(|t| t.partitions.iter());
+    if parts().any(|p| p.error_code != 0) {
+        return false;
+    }
+    for p in parts() {
+        let Some(cursor) = cursors.iter_mut().find(|c| c.partition == p.partition_index) else {
+            continue;
+        };
+        let Some(records) = &p.records else { continue };
+        for range in BatchWalker::new(records) {
+            if let Ok(h) = record_batch::header(&records[range]) {
+                let last = h.base_offset.get() + i64::from(h.last_offset_delta.get());
+                cursor.fetch_offset = cursor.fetch_offset.max(last + 1);
+            }
+        }
+    }
+    true
+}
+
 fn fetch_error(conn: &Connection, code: i16) -> ClientError {
     conn.protocol(ProtocolError::broker(ApiKey::Fetch, code, ""))
 }
@@ -252,8 +298,8 @@ fn fetch_request(ctx: &ShardCtx, cursors: &[PartitionCursor], version: i16) -> F
     let topic = &ctx.cluster.topic;
     let partitions: Vec<(i32, i64)> = cursors
         .iter()
-        .filter(|c| c.next_offset < c.end_offset)
-        .map(|c| (c.partition, c.next_offset))
+        .filter(|c| c.fetch_offset < c.end_offset)
+        .map(|c| (c.partition, c.fetch_offset))
         .collect();
     let limits = FetchLimits {
         max_wait_ms: FETCH_WAIT_MS,

@@ -191,6 +191,7 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(256 << 10, stream.try_clone()?);
     let mut writer = BufWriter::with_capacity(64 << 10, stream);
+    let mut conn = served::ServedConn::default();
     loop {
         let mut size = [0u8; 4];
         if let Err(e) = reader.read_exact(&mut size) {
@@ -209,6 +210,11 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
         }
         let mut frame = vec![0u8; size as usize];
         reader.read_exact(&mut frame)?;
+        if let (Some(served), true) = (&state.served, is_fetch(&frame)) {
+            writer.flush()?;
+            served_fetch(state, served, &mut conn, Bytes::from(frame), writer.get_mut())?;
+            continue;
+        }
         let response =
             handle(state, Bytes::from(frame)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if let Some(bytes) = response {
@@ -219,6 +225,27 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
             writer.flush()?;
         }
     }
+}
+
+fn is_fetch(frame: &[u8]) -> bool {
+    frame.get(..2) == Some(&(ApiKey::Fetch as i16).to_be_bytes()[..])
+}
+
+/// A Fetch of the consume ceiling: the served batches, written without a copy.
+fn served_fetch(
+    state: &State,
+    served: &served::Served,
+    conn: &mut served::ServedConn,
+    mut frame: Bytes,
+    out: &mut TcpStream,
+) -> io::Result<()> {
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    let header = decode_request_header_from_buffer(&mut frame).map_err(|e| invalid(e.to_string()))?;
+    let version = header.request_api_version;
+    let req = FetchRequest::decode(&mut frame, version).map_err(|e| invalid(e.to_string()))?;
+    state.stats.fetch_requests.fetch_add(1, Ordering::Relaxed);
+    let hv = ApiKey::Fetch.response_header_version(version);
+    conn.respond(served, &req, header.correlation_id, hv, version, out)
 }
 
 /// Decode one request and build its framed response (None for acks=0).
@@ -251,7 +278,7 @@ fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
             let req = FetchRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
             state.stats.fetch_requests.fetch_add(1, Ordering::Relaxed);
             let wait_ms = (req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
-            if state.served.is_none() && (!state.cfg.store || !has_data(state, &req)) {
+            if !state.cfg.store || !has_data(state, &req) {
                 std::thread::sleep(Duration::from_millis(wait_ms));
             }
             let response = fetch(state, &req);
@@ -555,11 +582,6 @@ fn fetch(state: &State, req: &FetchRequest) -> FetchResponse {
                         .iter()
                         .map(|p| {
                             let (hw, records) = match logs.get(&(topic, p.partition)) {
-                                _ if state.served.is_some() => {
-                                    let served = state.served.as_ref().expect("checked");
-                                    let (bytes, hw) = served.read(p.fetch_offset, p.partition_max_bytes);
-                                    (hw, bytes)
-                                }
                                 Some(log) => {
                                     (log.next_offset, read(log, p.fetch_offset, p.partition_max_bytes))
                                 }

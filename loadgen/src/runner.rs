@@ -38,8 +38,6 @@ pub enum RunError {
     Client(#[from] ClientError),
     #[error("cannot start shard executor: {0}")]
     Executor(String),
-    #[error("run failed: {0}")]
-    Failed(String),
 }
 
 /// Run the generator; returns the report (also when records failed: the
@@ -68,9 +66,6 @@ pub fn run(cfg: RunConfig) -> Result<Report, RunError> {
         let _ = h.join();
     }
     let end_ns = now_ns();
-    if let Some(failure) = shared.failure() {
-        return Err(RunError::Failed(failure));
-    }
     let cpu_used = cpu_seconds() - cpu_start;
     let window = Window {
         run_start_ns,
@@ -79,14 +74,11 @@ pub fn run(cfg: RunConfig) -> Result<Report, RunError> {
         end_ns,
         interrupted_by: crate::signals::received(),
     };
-    Ok(Report::build(
-        &cfg,
-        &cluster,
-        Machine::probe(),
-        aggregate,
-        window,
-        cpu_used,
-    ))
+    let mut report = Report::build(&cfg, &cluster, Machine::probe(), aggregate, window, cpu_used);
+    // A run that failed midway (a broker gone, a fatal error) still reports
+    // what it measured until then; the caller writes it, then fails.
+    report.failed_with = shared.failure();
+    Ok(report)
 }
 
 /// Per partition: (first offset to fetch, end offset at start).

@@ -1,7 +1,8 @@
 //! Reports a user can trust: payload and wire bytes against a null broker that
 //! counts the wire bytes itself (uncompressed and lz4, produce and consume),
 //! the consume ceiling's served batches, a run ended by SIGTERM that still
-//! writes its (interrupted) report, and `compare` over two reports.
+//! writes its (interrupted) report, a run whose broker dies that still
+//! writes its (failed) report, and `compare` over two reports.
 
 mod common;
 
@@ -243,6 +244,73 @@ fn given_sigterm_in_the_middle_when_running_should_write_an_interrupted_report_o
         f64_at(&report, "/throughput/measured_seconds") < 50.0,
         "the 60 s run was cut short"
     );
+}
+
+/// Wait for `child` to exit, at most `limit`.
+fn exit_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(started.elapsed() < limit, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn given_a_broker_killed_in_the_middle_when_running_should_write_a_failed_report_of_what_it_measured() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut null = Command::new(BIN)
+        .args(["null-broker", "--listen", &addr])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the null broker runs");
+    let tmp = dir();
+    let json = tmp.path().join("report.json");
+    let mut child = Command::new(BIN)
+        .args([
+            "produce",
+            "--topic",
+            "gone",
+            "--rate",
+            "20000",
+            "--duration",
+            "60s",
+            "--quiet",
+        ])
+        .args(["--bootstrap", &addr])
+        .arg("--report-json")
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the loadgen runs");
+    std::thread::sleep(Duration::from_secs(3));
+    null.kill().expect("kill -9 the null broker");
+    let _ = null.wait();
+    let status = exit_within(
+        &mut child,
+        Duration::from_secs(30),
+        "the run did not end after its broker died",
+    );
+    assert_eq!(status.code(), Some(1), "a failed run exits 1");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report exists"))
+            .expect("parses");
+    let error = report["failed_with"]
+        .as_str()
+        .expect("failed_with names the error");
+    assert!(error.contains(&addr), "the error names the broker: {error}");
+    assert_eq!(report["interrupted"], false);
+    assert!(
+        u64_at(&report, "/totals/all/acked_records") > 0,
+        "what was acknowledged before the kill is in the report"
+    );
+    assert!(f64_at(&report, "/throughput/measured_seconds") < 50.0);
 }
 
 #[test]

@@ -26,6 +26,7 @@ use kafka_protocol::protocol::Request;
 use weir_client::wire::{self, RESPONSE_BYTES_MAX};
 use weir_client::{Negotiation, ProtocolError, Step, VersionTable};
 
+use super::frames::FramePool;
 use super::{ClientError, CLIENT_ID};
 
 /// Frames below this are copied into one write to save syscalls; larger ones
@@ -34,6 +35,11 @@ const COALESCE_BYTES_MAX: usize = 16 << 10;
 /// Socket read granularity: large enough for a 64 KiB batch ack storm or a
 /// big Fetch response in few syscalls.
 const READ_CHUNK_BYTES: usize = 256 << 10;
+/// A frame with at least this much still to come is read in place (`read_large`).
+const DIRECT_READ_BYTES: usize = 64 << 10;
+/// The read for the next size prefix after a large frame (glommio's own
+/// receive buffer is 8 KiB; a read this small goes through it).
+const PREFIX_READ_BYTES: usize = 4 << 10;
 
 type SlotResult = Result<Bytes, ClientError>;
 
@@ -41,6 +47,15 @@ type SlotResult = Result<Bytes, ClientError>;
 struct Slot {
     result: Option<SlotResult>,
     waker: Option<Waker>,
+}
+
+/// A request sent with `Connection::begin`, not yet answered.
+pub struct InFlight<R> {
+    future: ResponseFuture,
+    _permit: StaticPermit,
+    api: ApiKey,
+    version: i16,
+    _request: std::marker::PhantomData<R>,
 }
 
 /// Resolves to the response body (after the response header).
@@ -262,6 +277,44 @@ impl Connection {
         wire::decode_body(body, api, version).map_err(|e| self.protocol(e))
     }
 
+    /// Send a request now and answer later (`finish`): a consumer prefetching
+    /// its next Fetch while it reads the last one. Holds an in-flight permit
+    /// until finished or dropped.
+    pub async fn begin<R>(&self, body: R, version: i16) -> Result<InFlight<R>, ClientError>
+    where
+        R: Request + Into<RequestKind>,
+    {
+        let api = ApiKey::try_from(R::KEY).expect("kafka-protocol request has a known key");
+        let permit = self.acquire().await?;
+        let correlation_id = self.next_correlation_id();
+        let frame = wire::encode_request(api, version, correlation_id, CLIENT_ID, &body.into())
+            .map_err(|e| self.protocol(e))?;
+        let future = self.send(&[frame], api, version, correlation_id, true)?;
+        Ok(InFlight {
+            future: future.expect("response expected"),
+            _permit: permit,
+            api,
+            version,
+            _request: std::marker::PhantomData,
+        })
+    }
+
+    /// The answer to a request sent with `begin`.
+    pub async fn finish<R>(&self, in_flight: InFlight<R>) -> Result<R::Response, ClientError>
+    where
+        R: Request,
+    {
+        let InFlight {
+            future,
+            _permit,
+            api,
+            version,
+            ..
+        } = in_flight;
+        let body = self.wait(api, future).await?;
+        wire::decode_body(body, api, version).map_err(|e| self.protocol(e))
+    }
+
     /// Frame, send and await one request; returns the checked response body.
     async fn round_trip(&self, api: ApiKey, version: i16, body: &RequestKind) -> Result<Bytes, ClientError> {
         let _permit = self.acquire().await?;
@@ -391,8 +444,18 @@ async fn read_loop(inner: Rc<Inner>, mut reader: ReadHalf<TcpStream>) {
     // Reads land here first: zeroed once, so a 60-byte ack does not pay for
     // initialising a fresh 256 KiB tail of `buf` on every read.
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let pool = FramePool::default();
+    let mut last_large = false;
     loop {
-        let result = read_frame(&inner.addr, &mut reader, &mut buf, &mut chunk).await;
+        let result = read_frame(
+            &inner.addr,
+            &mut reader,
+            &mut buf,
+            &mut chunk,
+            &pool,
+            &mut last_large,
+        )
+        .await;
         let frame = match result {
             Ok(f) => f,
             Err(e) => {
@@ -434,15 +497,69 @@ async fn read_frame(
     reader: &mut ReadHalf<TcpStream>,
     buf: &mut BytesMut,
     chunk: &mut [u8],
+    pool: &FramePool,
+    last_large: &mut bool,
 ) -> Result<Bytes, ClientError> {
-    fill(addr, reader, buf, chunk, wire::SIZE_PREFIX_BYTES).await?;
+    // After a large frame, expect another: read its prefix in a small read,
+    // so little of its body takes the copying path (`read_large`).
+    let prefix_read = if *last_large {
+        PREFIX_READ_BYTES
+    } else {
+        chunk.len()
+    };
+    fill(
+        addr,
+        reader,
+        buf,
+        &mut chunk[..prefix_read],
+        wire::SIZE_PREFIX_BYTES,
+    )
+    .await?;
     let prefix = [buf[0], buf[1], buf[2], buf[3]];
     let size = wire::response_size(prefix, RESPONSE_BYTES_MAX).map_err(|e| ClientError::protocol(addr, e))?;
     let total = wire::SIZE_PREFIX_BYTES + size;
+    *last_large = total.saturating_sub(buf.len()) >= DIRECT_READ_BYTES;
+    if *last_large {
+        return read_large(addr, reader, buf, pool, total).await;
+    }
     fill(addr, reader, buf, chunk, total).await?;
     let mut frame = buf.split_to(total);
     frame.advance(wire::SIZE_PREFIX_BYTES);
     Ok(frame.freeze())
+}
+
+/// The rest of a large frame read straight into a recycled buffer (`frames`):
+/// only what `buf` already holds of it is copied.
+async fn read_large(
+    addr: &str,
+    reader: &mut ReadHalf<TcpStream>,
+    buf: &mut BytesMut,
+    pool: &FramePool,
+    total: usize,
+) -> Result<Bytes, ClientError> {
+    let body = total - wire::SIZE_PREFIX_BYTES;
+    let mut frame = pool.take(body);
+    let have = buf.len() - wire::SIZE_PREFIX_BYTES;
+    frame[..have].copy_from_slice(&buf[wire::SIZE_PREFIX_BYTES..]);
+    buf.clear();
+    let mut filled = have;
+    while filled < body {
+        match reader.read(&mut frame[filled..body]).await {
+            Ok(0) => {
+                return Err(ClientError::Closed {
+                    addr: addr.to_string(),
+                })
+            }
+            Ok(n) => filled += n,
+            Err(e) => {
+                return Err(ClientError::Io {
+                    addr: addr.to_string(),
+                    source: e,
+                })
+            }
+        }
+    }
+    Ok(pool.freeze(frame, body))
 }
 
 /// Read until `buf` holds at least `want` bytes (copying only what arrived).

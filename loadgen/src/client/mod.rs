@@ -9,6 +9,7 @@
 
 pub mod cluster;
 pub mod conn;
+mod frames;
 
 use std::io;
 

@@ -178,11 +178,22 @@ pub fn render(runs: &[Run]) -> String {
     s
 }
 
+/// Whether a run ended early: by a signal, or by an error (`failed_with`).
+fn cut_short(r: &Value) -> String {
+    if let Some(error) = r.pointer("/failed_with").and_then(Value::as_str) {
+        return format!("<b>failed</b>: {}", escape(error));
+    }
+    if r.pointer("/interrupted").and_then(Value::as_bool) == Some(true) {
+        return "<b>interrupted</b>".to_string();
+    }
+    "no".to_string()
+}
+
 fn runs_table(runs: &[Run]) -> String {
     let mut s = String::from(
         "<table><tr><th>run</th><th>mode</th><th>topic</th><th>partitions</th><th>producers</th>\
          <th>consumers</th><th>record bytes</th><th>acks</th><th>compression</th><th>rate/s</th>\
-         <th>interrupted</th></tr>",
+         <th>cut short</th></tr>",
     );
     for (i, run) in runs.iter().enumerate() {
         let r = &run.report;
@@ -206,11 +217,7 @@ fn runs_table(runs: &[Run]) -> String {
             text("/parameters/acks"),
             escape(&text("/parameters/compression")),
             text("/parameters/rate_per_s"),
-            if r.pointer("/interrupted").and_then(Value::as_bool) == Some(true) {
-                "<b>yes</b>"
-            } else {
-                "no"
-            },
+            cut_short(r),
         );
     }
     s.push_str("</table>");

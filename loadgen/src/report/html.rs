@@ -23,6 +23,13 @@ pub fn render(report: &Report) -> String {
             report.interrupted_by.unwrap_or("a signal")
         );
     }
+    if let Some(error) = &report.failed_with {
+        let _ = write!(
+            s,
+            "<p class=\"warn\">Failed ({}): the figures cover the run until then.</p>",
+            escape(error)
+        );
+    }
     let _ = write!(
         s,
         "<p>{} | {} cores | kernel {} | {:.1} s measured</p>",

@@ -200,6 +200,9 @@ pub struct Report {
     pub interrupted: bool,
     /// "SIGINT" or "SIGTERM" when interrupted.
     pub interrupted_by: Option<&'static str>,
+    /// The error that ended the run early (a broker gone, a fatal error
+    /// code): the figures cover what was measured until then.
+    pub failed_with: Option<String>,
     pub parameters: RunConfig,
     pub machine: Machine,
     pub cluster: ClusterInfo,
@@ -315,6 +318,7 @@ impl Report {
             started_unix_ms: window.run_start_ns / 1_000_000,
             interrupted: window.interrupted_by.is_some(),
             interrupted_by: window.interrupted_by,
+            failed_with: None,
             parameters: cfg.clone(),
             machine,
             cluster: ClusterInfo {
@@ -388,13 +392,7 @@ impl Report {
             self.parameters.threads,
             t.measured_seconds
         );
-        if self.interrupted {
-            let _ = writeln!(
-                s,
-                "INTERRUPTED by {}: the figures cover the run until then",
-                self.interrupted_by.unwrap_or("a signal")
-            );
-        }
+        self.cut_short_lines(&mut s);
         let _ = writeln!(
             s,
             "{:<8} {:>12} {:>14} {:>14} {:>12}   (payload: key+value bytes; wire: RecordBatch bytes, after compression; MB = 10^6 B)",
@@ -446,6 +444,20 @@ impl Report {
             self.cpu.loadgen_cpu_seconds, self.cpu.gb_moved, self.cpu.cpu_seconds_per_gb
         );
         s
+    }
+
+    /// Why the run ended early, when it did.
+    fn cut_short_lines(&self, s: &mut String) {
+        if self.interrupted {
+            let _ = writeln!(
+                s,
+                "INTERRUPTED by {}: the figures cover the run until then",
+                self.interrupted_by.unwrap_or("a signal")
+            );
+        }
+        if let Some(error) = &self.failed_with {
+            let _ = writeln!(s, "FAILED ({error}): the figures cover the run until then");
+        }
     }
 
     /// Transactions and read_committed counts, when there are any.
