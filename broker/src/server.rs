@@ -244,7 +244,7 @@ async fn shard_main(
     shard.stopping.set(true);
     beats.set_ready(shard.id, false);
     stop.notify(usize::MAX);
-    shard.appended.notify(usize::MAX);
+    shard.stop_event.notify(usize::MAX);
     for t in accept_tasks {
         t.await;
     }

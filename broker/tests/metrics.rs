@@ -20,7 +20,11 @@ use weir_protocol::record_batch::Compression;
 
 /// A broker with its metrics endpoint on the spare port of its reserved range.
 fn broker() -> (Broker, String) {
-    let mut b = Broker::new_stopped(&["--shards", "2"]);
+    broker_with_shards("2")
+}
+
+fn broker_with_shards(shards: &str) -> (Broker, String) {
+    let mut b = Broker::new_stopped(&["--shards", shards]);
     let metrics = format!("127.0.0.1:{}", b.port + 3);
     b.extra.extend(["--metrics-listen".to_string(), metrics.clone()]);
     b.start_again();
@@ -253,6 +257,57 @@ fn check_partitions(s: &Samples, records_in: f64) {
         sum(s, "weir_request_errors_total", &[]),
         0.0,
         "no errors in a clean run"
+    );
+}
+
+/// A long-polling Fetch of `partition` at `offset` (4 s at most) in a thread:
+/// (records' bytes, how long it waited).
+fn long_poll(b: &Broker, partition: i32, offset: i64) -> std::thread::JoinHandle<(usize, Duration)> {
+    let mut c = b.client();
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let (_, records) = c
+            .fetch("woken", partition, offset, 1 << 20, 4_000)
+            .expect("fetch");
+        (records.len(), started.elapsed())
+    })
+}
+
+#[test]
+fn given_fetches_waiting_on_two_partitions_when_one_grows_should_wake_only_its_fetch() {
+    let (b, metrics) = broker_with_shards("1");
+    let mut c = b.client();
+    c.create_topic("woken", 2, &[]).expect("topic");
+    let wakeups = || sum(&scrape(&metrics), "weir_fetch_wakeups_total", &[]);
+    // A fetch waits at the end of partition 1 while partition 0 (same shard) grows.
+    let idle = long_poll(&b, 1, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    for first in 0..30 {
+        c.produce("woken", 0, common::batch(first, 1, Compression::None), 1)
+            .expect("produce");
+    }
+    assert_eq!(
+        wakeups(),
+        0.0,
+        "appends to partition 0 woke a fetch of partition 1"
+    );
+    // A fetch waiting at the end of partition 0 is woken by its append, at once.
+    let busy = long_poll(&b, 0, 30);
+    std::thread::sleep(Duration::from_millis(500));
+    c.produce("woken", 0, common::batch(30, 1, Compression::None), 1)
+        .expect("produce");
+    let (bytes, waited) = busy.join().expect("fetch of partition 0");
+    assert!(bytes > 0, "the new record");
+    assert!(
+        waited < Duration::from_secs(3),
+        "woken by the append, not the timeout: {waited:?}"
+    );
+    assert_eq!(wakeups(), 1.0);
+    let (bytes, waited) = idle.join().expect("fetch of partition 1");
+    assert_eq!(bytes, 0, "nothing in partition 1");
+    assert!(
+        waited >= Duration::from_millis(3_500),
+        "answered at max_wait: {waited:?}"
     );
 }
 

@@ -23,9 +23,9 @@ pub struct ShardContext {
     pub args: Arc<ServeArgs>,
     pub mesh: Mesh<ShardContext>,
     pub partitions: Rc<Partitions>,
-    /// Notified after every append on this shard: long-polling fetches and
-    /// acks=all group commit wait on it.
-    pub appended: event_listener::Event,
+    /// Notified once, at shutdown: long-polling fetches end at once. (Appends
+    /// wake only the fetches of their partition: `PartitionLog::listen_for_data`.)
+    pub stop_event: event_listener::Event,
     /// Serialises catalog changes on shard 0 across their awaits.
     pub admin_lock: glommio::sync::Semaphore,
     pub stopping: Cell<bool>,
@@ -63,7 +63,7 @@ impl ShardContext {
             partitions: Rc::new(Partitions::new(id, count, args.data_dir.clone())),
             args,
             mesh,
-            appended: event_listener::Event::new(),
+            stop_event: event_listener::Event::new(),
             admin_lock: glommio::sync::Semaphore::new(1),
             stopping: Cell::new(false),
             connections: Cell::new(0),

@@ -332,15 +332,17 @@ async fn call_owners(
 impl Task<ShardContext> for Fetch {
     type Output = Vec<FetchPartResult>;
 
-    /// Read this shard's parts, waiting on the shard's append event until
-    /// min_bytes are available or max_wait passes.
+    /// Read this shard's parts, waiting on their partitions' data events
+    /// until min_bytes are available or max_wait passes: an append wakes only
+    /// the fetches that read its partition.
     async fn run(self, shard: Rc<ShardContext>) -> Vec<FetchPartResult> {
         let Fetch { wait, parts } = self;
         let deadline = Instant::now() + Duration::from_millis(wait.max_wait_ms);
         loop {
-            // Listen before reading so an append between the read and the wait
+            // Listen before reading so a change between the read and the wait
             // is not missed.
-            let listener = shard.appended.listen();
+            let stop = shard.stop_event.listen();
+            let data = DataListeners::new(&shard, &parts);
             let results = read_once(&shard, wait.max_bytes, &parts).await;
             let total: usize = results.iter().map(FetchPartResult::bytes).sum();
             let errored = results.iter().any(|r| r.error_code != 0);
@@ -348,11 +350,48 @@ impl Task<ShardContext> for Fetch {
             if total >= wait.min_bytes || errored || now >= deadline || shard.stopping.get() {
                 return results;
             }
-            future::or(listener, async {
+            let data = async {
+                data.await;
+                true
+            };
+            let stop = async {
+                stop.await;
+                false
+            };
+            let woken = future::or(future::or(data, stop), async {
                 glommio::timer::sleep(deadline - now).await;
+                false
             })
             .await;
+            if woken {
+                crate::metrics::with(crate::metrics::ShardCounters::fetch_woken);
+            }
         }
+    }
+}
+
+/// Resolves when any of a fetch's partitions on this shard has new data.
+struct DataListeners(Vec<event_listener::EventListener>);
+
+impl DataListeners {
+    fn new(shard: &ShardContext, parts: &[FetchPart]) -> Self {
+        let logs = parts
+            .iter()
+            .filter_map(|p| shard.partitions.owned(&p.topic, p.partition).ok());
+        Self(logs.map(|log| log.listen_for_data()).collect())
+    }
+}
+
+impl std::future::Future for DataListeners {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        for listener in &mut self.0 {
+            if std::pin::Pin::new(listener).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
     }
 }
 

@@ -275,8 +275,6 @@ impl Task<ShardContext> for AwaitDurable {
     type Output = Vec<(usize, Refused)>;
 
     async fn run(self, shard: Rc<ShardContext>) -> Vec<(usize, Refused)> {
-        // Group commit syncs once no more input is ready: tell it someone waits.
-        shard.appended.notify(usize::MAX);
         let mut failed = Vec::new();
         for part in self.0 {
             let log = match shard.partitions.owned(&part.topic, part.partition) {
@@ -347,7 +345,6 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
                 });
             }
             Err(e) => {
-                shard.appended.notify(usize::MAX);
                 reopen_if_failed(shard, &log, part.topic, part.partition);
                 return Err(Refused {
                     code: log_error_code(&e),
@@ -356,7 +353,6 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
             }
         }
     }
-    shard.appended.notify(usize::MAX);
     Ok(appended.expect("at least one batch was appended"))
 }
 

@@ -119,8 +119,8 @@ impl Task<ShardContext> for WriteMarkers {
                 Err(e) => out.push((part.index, Err(refused(&shard, &log, part, &e)))),
             }
         }
-        // The LSO may have moved: long-polling read_committed fetches re-read.
-        shard.appended.notify(usize::MAX);
+        // A marker's append wakes its partition's long-polling fetches (the
+        // LSO may have moved), as any append does.
         for (index, log, last_offset) in written {
             let answer = match log.wait_durable(last_offset).await {
                 Ok(()) => Ok(()),

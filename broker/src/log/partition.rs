@@ -98,6 +98,11 @@ pub(crate) struct Shared {
     pub progress: WaitList,
     /// Serializes log start offset moves (`start_offset.rs`).
     pub start_lock: glommio::sync::Semaphore,
+    /// Long-polling fetches of this partition wait here; notified when its
+    /// data changes (an append, a marker, a failure), so an append wakes only
+    /// the fetches that read this partition. An `Event` because a fetch that
+    /// times out must leave no waker behind on an idle partition.
+    pub readers: event_listener::Event,
 }
 
 impl Shared {
@@ -114,6 +119,7 @@ impl Shared {
         tracing::error!(dir = %self.dir.display(), error = %source, "partition writer failed");
         self.state.borrow_mut().failure = Some(Arc::new(source));
         self.progress.notify_all();
+        self.readers.notify(usize::MAX);
     }
 }
 
@@ -172,6 +178,7 @@ impl PartitionLog {
             writer_wake: WaitList::default(),
             progress: WaitList::default(),
             start_lock: glommio::sync::Semaphore::new(1),
+            readers: event_listener::Event::new(),
         });
         let appender = Appender::new(shared.clone(), recovered.active_file, recovered.carry);
         let task_shared = shared.clone();
@@ -295,6 +302,7 @@ impl PartitionLog {
             self.snapshot_producers_in_background(base, snapshot);
         }
         self.shared.writer_wake.notify_all();
+        self.shared.readers.notify(usize::MAX);
         AppendResult {
             base_offset: base,
             last_offset: last,
@@ -429,6 +437,12 @@ impl PartitionLog {
     /// The idempotent producers this partition knows (DescribeProducers).
     pub fn producers(&self) -> Vec<super::producers::ProducerView> {
         self.shared.state.borrow().producers.view()
+    }
+
+    /// Wakes when this partition's data changes (`Shared::readers`): take it
+    /// before reading, so a change between the read and the wait is not missed.
+    pub fn listen_for_data(&self) -> event_listener::EventListener {
+        self.shared.readers.listen()
     }
 
     pub fn log_end_offset(&self) -> Offset {

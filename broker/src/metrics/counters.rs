@@ -48,6 +48,8 @@ pub struct ShardCounters {
     /// Log reads served from the tail cache, and from the segment files.
     pub reads_cached: Cell<u64>,
     pub reads_file: Cell<u64>,
+    /// Long-polling fetches woken by new data in one of their partitions.
+    pub fetch_wakeups: Cell<u64>,
     /// Requests decoded and not yet answered, on this shard's connections.
     pub in_flight: Cell<i64>,
 }
@@ -66,6 +68,7 @@ impl ShardCounters {
             group_commit_bytes: Histogram::new(SIZE_BYTES),
             reads_cached: Cell::new(0),
             reads_file: Cell::new(0),
+            fetch_wakeups: Cell::new(0),
             in_flight: Cell::new(0),
         }
     }
@@ -109,6 +112,10 @@ impl ShardCounters {
     pub fn synced(&self, micros: u64, bytes: u64) {
         self.fsync_latency_us.record(micros);
         self.group_commit_bytes.record(bytes);
+    }
+
+    pub fn fetch_woken(&self) {
+        add(&self.fetch_wakeups, 1);
     }
 
     pub fn read_served(&self, from_cache: bool) {

@@ -230,6 +230,14 @@ fn storage(out: &mut String, shards: &[ShardSnapshot]) {
     per_shard(
         out,
         shards,
+        "weir_fetch_wakeups_total",
+        "counter",
+        "Long-polling fetches woken by new data in one of their partitions.",
+        |s| s.fetch_wakeups.to_string(),
+    );
+    per_shard(
+        out,
+        shards,
         "weir_tail_cache_hit_ratio",
         "gauge",
         "Share of log reads served from the tail cache since start (NaN before any read).",

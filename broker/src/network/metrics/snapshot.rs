@@ -44,6 +44,7 @@ pub struct ShardSnapshot {
     pub group_commit_bytes: Buckets,
     pub reads_cached: u64,
     pub reads_file: u64,
+    pub fetch_wakeups: u64,
     pub connections: usize,
     pub in_flight: i64,
     /// Envelopes queued towards each peer shard, and calls awaiting answers.
@@ -82,6 +83,7 @@ impl Task<ShardContext> for Collect {
             group_commit_bytes: m.group_commit_bytes.snapshot(),
             reads_cached: m.reads_cached.get(),
             reads_file: m.reads_file.get(),
+            fetch_wakeups: m.fetch_wakeups.get(),
             connections: on.connections.get(),
             in_flight: m.in_flight.get(),
             mesh_queued: Vec::new(),
