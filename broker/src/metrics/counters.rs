@@ -50,6 +50,8 @@ pub struct ShardCounters {
     pub reads_file: Cell<u64>,
     /// Requests decoded and not yet answered, on this shard's connections.
     pub in_flight: Cell<i64>,
+    /// Milliseconds of client-quota throttling ordered: [produce, fetch].
+    pub throttle_ms: [Cell<u64>; 2],
 }
 
 impl ShardCounters {
@@ -67,6 +69,7 @@ impl ShardCounters {
             reads_cached: Cell::new(0),
             reads_file: Cell::new(0),
             in_flight: Cell::new(0),
+            throttle_ms: [Cell::new(0), Cell::new(0)],
         }
     }
 
@@ -109,6 +112,11 @@ impl ShardCounters {
     pub fn synced(&self, micros: u64, bytes: u64) {
         self.fsync_latency_us.record(micros);
         self.group_commit_bytes.record(bytes);
+    }
+
+    /// A client-quota throttle of `ms` (produce or fetch quota).
+    pub fn throttled(&self, fetch: bool, ms: u64) {
+        add(&self.throttle_ms[usize::from(fetch)], ms);
     }
 
     pub fn read_served(&self, from_cache: bool) {
