@@ -44,7 +44,9 @@ pub async fn alter(shard: &Rc<ShardContext>, req: AlterClientQuotasRequest) -> A
     let mut seen: HashMap<Result<QuotaEntity, ()>, usize> = HashMap::new();
     let checked: Vec<Result<QuotaChange, Refusal>> = req.entries.iter().map(check_entry).collect();
     for c in &checked {
-        *seen.entry(c.as_ref().map(|c| c.entity.clone()).map_err(|_| ())).or_default() += 1;
+        *seen
+            .entry(c.as_ref().map(|c| c.entity.clone()).map_err(|_| ()))
+            .or_default() += 1;
     }
     let checked: Vec<Result<QuotaChange, Refusal>> = checked
         .into_iter()
@@ -120,7 +122,11 @@ fn check_entry(entry: &alter_client_quotas_request::EntryData) -> Result<QuotaCh
                 describe_entity(&change.entity)
             )));
         }
-        let value = if op.remove { None } else { Some(check_value(key, op.value)?) };
+        let value = if op.remove {
+            None
+        } else {
+            Some(check_value(key, op.value)?)
+        };
         match key {
             PRODUCER_BYTE_RATE => change.producer = Some(value),
             CONSUMER_BYTE_RATE => change.consumer = Some(value),
@@ -182,7 +188,9 @@ fn check_value(key: &str, value: f64) -> Result<u64, Refusal> {
         return Err(invalid(format!("Quota {key} must be greater than 0")));
     }
     if value > i64::MAX as f64 {
-        return Err(invalid(format!("Proposed value for {key} is too large for a LONG.")));
+        return Err(invalid(format!(
+            "Proposed value for {key} is too large for a LONG."
+        )));
     }
     if (value % 1.0).abs() > 1e-6 {
         return Err(invalid(format!("{key} cannot be a fractional value.")));
@@ -355,7 +363,10 @@ mod tests {
             ("request_percentage", 50.0),
             ("bogus", 1.0),
         ] {
-            assert_eq!(check_value(key, value).unwrap_err().0, ResponseError::InvalidRequest);
+            assert_eq!(
+                check_value(key, value).unwrap_err().0,
+                ResponseError::InvalidRequest
+            );
         }
     }
 

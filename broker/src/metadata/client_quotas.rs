@@ -90,7 +90,10 @@ mod tests {
         let q = with_rates(&q, &alice, None, Some(Some(7)));
         assert_eq!(q.len(), 2);
         assert_eq!(q[0].entity(), default_client);
-        assert_eq!((q[1].producer_byte_rate, q[1].consumer_byte_rate), (Some(10), Some(7)));
+        assert_eq!(
+            (q[1].producer_byte_rate, q[1].consumer_byte_rate),
+            (Some(10), Some(7))
+        );
         let q = with_rates(&q, &alice, Some(None), Some(None));
         assert_eq!(q.len(), 1);
         assert_eq!(with_rates(&q, &default_client, None, Some(None)), vec![]);

@@ -93,20 +93,25 @@ impl ShardQuotas {
         if index.is_empty() {
             return None;
         }
-        let (limit, user_tag, client_tag) = precedence(user, client_id)
-            .into_iter()
-            .find_map(|(entity, tags)| {
-                let (produce, fetch) = index.get(&entity)?;
-                let limit = match kind {
-                    QuotaKind::Produce => produce,
-                    QuotaKind::Fetch => fetch,
-                };
-                limit.map(|l| (l, tags.0, tags.1))
-            })?;
+        let (limit, user_tag, client_tag) =
+            precedence(user, client_id)
+                .into_iter()
+                .find_map(|(entity, tags)| {
+                    let (produce, fetch) = index.get(&entity)?;
+                    let limit = match kind {
+                        QuotaKind::Produce => produce,
+                        QuotaKind::Fetch => fetch,
+                    };
+                    limit.map(|l| (l, tags.0, tags.1))
+                })?;
         let key: SensorKey = (
             kind,
             if user_tag { user.to_string() } else { String::new() },
-            if client_tag { client_id.to_string() } else { String::new() },
+            if client_tag {
+                client_id.to_string()
+            } else {
+                String::new()
+            },
         );
         let mut sensors = self.sensors.borrow_mut();
         if !sensors.contains_key(&key) {
@@ -202,7 +207,8 @@ impl ConnectionQuota {
         let throttle = i32::try_from(throttle).unwrap_or(i32::MAX);
         if throttle > 0 {
             let until = Instant::now() + Duration::from_millis(throttle as u64);
-            self.muted_until.set(Some(self.muted_until.get().map_or(until, |u| u.max(until))));
+            self.muted_until
+                .set(Some(self.muted_until.get().map_or(until, |u| u.max(until))));
             crate::metrics::with(|m| m.throttled(kind == QuotaKind::Fetch, throttle as u64));
         }
         throttle
@@ -218,7 +224,12 @@ impl ConnectionQuota {
     /// The most one answer may carry and still possibly be within the quota
     /// (Kafka's `getMaxValueInQuotaWindow`: limit x 10 windows); `None` when
     /// no quota applies.
-    pub fn max_bytes_in_window(&self, shard: &ShardQuotas, kind: QuotaKind, client_id: &str) -> Option<usize> {
+    pub fn max_bytes_in_window(
+        &self,
+        shard: &ShardQuotas,
+        kind: QuotaKind,
+        client_id: &str,
+    ) -> Option<usize> {
         let meter = self.meter(shard, kind, client_id)?;
         let bytes = meter.limit * ((rate::SAMPLES - 1) * rate::WINDOW_MS) as f64 / 1000.0;
         Some(bytes.min(usize::MAX as f64) as usize)
@@ -304,7 +315,10 @@ mod tests {
         assert_eq!(conn.record(&shard, QuotaKind::Produce, "c", 10_000), 0);
         assert!(conn.record(&shard, QuotaKind::Produce, "c", 10_000) >= 9_000);
         assert!(conn.muted_until.get().is_some());
-        assert_eq!(conn.max_bytes_in_window(&shard, QuotaKind::Produce, "c"), Some(10_000));
+        assert_eq!(
+            conn.max_bytes_in_window(&shard, QuotaKind::Produce, "c"),
+            Some(10_000)
+        );
         assert_eq!(conn.max_bytes_in_window(&shard, QuotaKind::Fetch, "c"), None);
     }
 }

@@ -54,7 +54,12 @@ impl Client {
                 entity: e
                     .entity
                     .iter()
-                    .map(|d| (d.entity_type.to_string(), d.entity_name.as_ref().map(ToString::to_string)))
+                    .map(|d| {
+                        (
+                            d.entity_type.to_string(),
+                            d.entity_name.as_ref().map(ToString::to_string),
+                        )
+                    })
                     .collect(),
                 values: e.values.iter().map(|v| (v.key.to_string(), v.value)).collect(),
             })

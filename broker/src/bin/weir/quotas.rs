@@ -18,10 +18,11 @@ pub fn run(args: QuotaArgs, out: &mut impl Write) -> Result<(), CliError> {
             consumer_byte_rate,
         } => {
             let parts = parts(entity)?;
-            let ops: Vec<(&str, Option<f64>)> = [(PRODUCER, *producer_byte_rate), (CONSUMER, *consumer_byte_rate)]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, Some(v as f64))))
-                .collect();
+            let ops: Vec<(&str, Option<f64>)> =
+                [(PRODUCER, *producer_byte_rate), (CONSUMER, *consumer_byte_rate)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, Some(v as f64))))
+                    .collect();
             if ops.is_empty() {
                 let m = "give --producer-byte-rate and/or --consumer-byte-rate";
                 return Err(CliError::Usage(m.into()));
@@ -35,11 +36,12 @@ pub fn run(args: QuotaArgs, out: &mut impl Write) -> Result<(), CliError> {
         } => {
             let parts = parts(entity)?;
             let both = !*producer && !*consumer;
-            let ops: Vec<(&str, Option<f64>)> = [(PRODUCER, *producer || both), (CONSUMER, *consumer || both)]
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(k, _)| (k, None))
-                .collect();
+            let ops: Vec<(&str, Option<f64>)> =
+                [(PRODUCER, *producer || both), (CONSUMER, *consumer || both)]
+                    .into_iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(k, _)| (k, None))
+                    .collect();
             alter(&args, &parts, &ops, out, "removed")
         }
         QuotaCommand::List { entity } => {
@@ -53,7 +55,12 @@ pub fn run(args: QuotaArgs, out: &mut impl Write) -> Result<(), CliError> {
             let rows: Vec<Vec<String>> = entries
                 .iter()
                 .flat_map(|e| {
-                    let of = |t: &str| e.entity.iter().find(|(et, _)| et == t).map_or(String::new(), |(_, n)| name(n));
+                    let of = |t: &str| {
+                        e.entity
+                            .iter()
+                            .find(|(et, _)| et == t)
+                            .map_or(String::new(), |(_, n)| name(n))
+                    };
                     let (user, client) = (of("user"), of("client-id"));
                     e.values
                         .iter()
@@ -101,7 +108,10 @@ fn alter(
         .map_err(broker(format!("altering quotas of {shown}")))?;
     if r.error_code != 0 {
         let message = r.error_message.unwrap_or_default();
-        return Err(CliError::Usage(format!("quota {shown}: error {}: {message}", r.error_code)));
+        return Err(CliError::Usage(format!(
+            "quota {shown}: error {}: {message}",
+            r.error_code
+        )));
     }
     let keys: Vec<String> = ops
         .iter()
