@@ -70,7 +70,6 @@ where
                 glommio::spawn_local(async move { Some(vec![bytes]) }).detach()
             }
             Ok(Admission::Handle(request, version)) => {
-                let shard = shard.clone();
                 // Taken here, in frame order: appends happen in ticket order (order.rs).
                 let ticket = (request.api_key == ApiKey::Produce).then(|| turnstile.ticket());
                 let throttle_ms = if request.api_key == ApiKey::Produce {
@@ -79,25 +78,12 @@ where
                 } else {
                     0
                 };
-                let in_flight = crate::metrics::InFlight::enter();
-                let from = from.clone();
-                let quota = quota.clone();
-                glommio::spawn_local(async move {
-                    let _in_flight = in_flight;
-                    let on = dispatch::Connection {
-                        peer: from,
-                        quota,
-                        throttle_ms,
-                    };
-                    match dispatch::handle(shard, *request, version, on, ticket).await {
-                        Ok(answer) => answer,
-                        Err(e) => {
-                            tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");
-                            None
-                        }
-                    }
-                })
-                .detach()
+                let on = dispatch::Connection {
+                    peer: from.clone(),
+                    quota: quota.clone(),
+                    throttle_ms,
+                };
+                spawn_handler(shard.clone(), request, version, on, ticket)
             }
             Err(e) => {
                 tracing::warn!(%peer, shard = shard.id, error = %crate::error::chain(&e), "refusing request; closing connection");
@@ -111,6 +97,29 @@ where
     }
     drop(tx);
     writer_task.await;
+}
+
+/// Run one admitted request's handler on its own task.
+fn spawn_handler(
+    shard: Rc<ShardContext>,
+    request: Box<weir_protocol::frame::Request>,
+    version: i16,
+    on: dispatch::Connection,
+    ticket: Option<crate::shard::order::Ticket>,
+) -> Pending {
+    let in_flight = crate::metrics::InFlight::enter();
+    let peer = on.peer.addr;
+    glommio::spawn_local(async move {
+        let _in_flight = in_flight;
+        match dispatch::handle(shard, *request, version, on, ticket).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");
+                None
+            }
+        }
+    })
+    .detach()
 }
 
 /// Write each answer in request order until the channel or the socket closes.

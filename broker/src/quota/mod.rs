@@ -41,11 +41,14 @@ struct Meter {
 /// id), "" for a part the quota does not distinguish.
 type SensorKey = (QuotaKind, String, String);
 
+/// An entity's (producer_byte_rate, consumer_byte_rate).
+type Rates = (Option<u64>, Option<u64>);
+
 /// One shard's copy of the quotas and its sensors.
 pub struct ShardQuotas {
     generation: Cell<u64>,
     quotas: RefCell<Vec<ClientQuota>>,
-    index: RefCell<HashMap<QuotaEntity, (Option<u64>, Option<u64>)>>,
+    index: RefCell<HashMap<QuotaEntity, Rates>>,
     sensors: RefCell<HashMap<SensorKey, Rc<RefCell<Rate>>>>,
     epoch: Instant,
 }
@@ -269,7 +272,7 @@ mod tests {
     fn given_every_entity_when_removed_one_by_one_should_follow_kafkas_precedence() {
         let d = || Some(QuotaName::Default);
         // Most specific first; rate i+1 marks precedence rank i.
-        let all = vec![
+        let all = [
             quota(named("u"), named("c"), 1),
             quota(named("u"), d(), 2),
             quota(named("u"), None, 3),
