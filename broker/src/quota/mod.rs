@@ -122,6 +122,9 @@ impl ShardQuotas {
             sensors.retain(|_, r| {
                 Rc::strong_count(r) > 1 || now.saturating_sub(r.borrow().last_event_ms()) < IDLE_SENSOR_MS
             });
+            if sensors.len() >= crate::limits::QUOTA_SENSORS_MAX {
+                sensors.retain(|_, r| Rc::strong_count(r) > 1);
+            }
         }
         let rate = sensors.entry(key).or_default().clone();
         Some(Meter {
