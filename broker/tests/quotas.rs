@@ -282,3 +282,98 @@ fn given_bad_alterations_when_sent_should_refuse_each_with_invalid_request_and_s
     assert_eq!(alter(&b, remove, false)[0]["error_code"], 0);
     assert_eq!(describe(&b, json!([]), false)["entries"], json!([]));
 }
+
+/// A short run of one producer: (bytes acknowledged, max throttle_time_ms it saw).
+fn short_produce(b: &Broker, client_id: &str, topic: &str, sasl: &[&str]) -> (f64, f64) {
+    let mut args = vec![
+        "produce",
+        "--client-id",
+        client_id,
+        "--topic",
+        topic,
+        "--seconds",
+        "4",
+    ];
+    args.extend(sasl);
+    let out = py(b, &args);
+    let p = &out["producers"][0];
+    assert_eq!(p["errors"], json!([]), "{p}");
+    (
+        p["bytes"].as_f64().unwrap(),
+        p["max_throttle_ms"].as_f64().unwrap(),
+    )
+}
+
+/// 1 MiB/s for 4 s, after the 10 s a new client may send at once, with slack for the
+/// last request and the statistics' one-second interval.
+const SMALL_QUOTA: f64 = 1_048_576.0;
+const SMALL_QUOTA_4S_MAX: f64 = 16.0 * SMALL_QUOTA;
+
+#[test]
+fn given_a_user_quota_when_an_unauthenticated_and_a_sasl_client_produce_should_match_anonymous_and_the_sasl_user(
+) {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Unauthenticated: user ANONYMOUS, whatever the client id.
+    let (b, _metrics) = broker();
+    weir(&b, &["topic", "create", "anon-t"]);
+    weir(
+        &b,
+        &[
+            "quota",
+            "set",
+            "--user",
+            "ANONYMOUS",
+            "--producer-byte-rate",
+            "1048576",
+        ],
+    );
+    let (bytes, throttle) = short_produce(&b, "any-id", "anon-t", &[]);
+    eprintln!("ANONYMOUS under 1 MiB/s: {bytes} bytes in 4 s, max throttle {throttle} ms");
+    assert!(
+        throttle > 0.0 && bytes <= SMALL_QUOTA_4S_MAX,
+        "{bytes} bytes, throttle {throttle}"
+    );
+    drop(b);
+
+    // SASL: the quota of /users/alice applies to alice's connections, not to bob's.
+    let mut b = Broker::new_stopped(&["--shards", "2", "--sasl-mechanisms", "SCRAM-SHA-512"]);
+    let dir = b.data_dir();
+    for user in ["alice", "bob"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["user", "add", user, "--password", "pw-quota-16", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    b.sasl_login = Some(("alice".into(), "pw-quota-16".into()));
+    b.start_again();
+    let as_alice = ["--sasl-user", "alice", "--sasl-password", "pw-quota-16"];
+    let mut cli = vec!["topic", "create", "sasl-t"];
+    cli.extend(as_alice);
+    weir(&b, &cli);
+    let mut cli = vec![
+        "quota",
+        "set",
+        "--user",
+        "alice",
+        "--producer-byte-rate",
+        "1048576",
+    ];
+    cli.extend(as_alice);
+    weir(&b, &cli);
+    let (bytes, throttle) = short_produce(&b, "c1", "sasl-t", &as_alice);
+    eprintln!("alice under 1 MiB/s: {bytes} bytes in 4 s, max throttle {throttle} ms");
+    assert!(
+        throttle > 0.0 && bytes <= SMALL_QUOTA_4S_MAX,
+        "{bytes} bytes, throttle {throttle}"
+    );
+    let as_bob = ["--sasl-user", "bob", "--sasl-password", "pw-quota-16"];
+    let (bytes, throttle) = short_produce(&b, "c1", "sasl-t", &as_bob);
+    eprintln!("bob, no quota: {bytes} bytes in 4 s, max throttle {throttle} ms");
+    assert_eq!(throttle, 0.0, "bob has no quota");
+    assert!(
+        bytes > SMALL_QUOTA_4S_MAX,
+        "bob is not held to alice's quota: {bytes}"
+    );
+}

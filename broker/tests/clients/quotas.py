@@ -14,6 +14,8 @@ import threading
 import time
 
 TIMEOUT_S = 15
+# --sasl-user/--sasl-password: SASL_PLAINTEXT with SCRAM-SHA-512 for the confluent-kafka clients.
+SASL = {}
 
 
 def kp_admin(args):
@@ -86,6 +88,7 @@ def measure_produce(bootstrap, client_id, topic, seconds, size, out):
             "client.id": client_id,
             "statistics.interval.ms": 1000,
             "stats_cb": lambda s: stats.append(json.loads(s)),
+            **SASL,
         }
     )
     value = b"q" * size
@@ -219,7 +222,18 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", type=int, default=16384)
     ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--sasl-user")
+    ap.add_argument("--sasl-password")
     args = ap.parse_args()
+    if args.sasl_user:
+        SASL.update(
+            {
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanisms": "SCRAM-SHA-512",
+                "sasl.username": args.sasl_user,
+                "sasl.password": args.sasl_password,
+            }
+        )
     print(json.dumps(globals()[args.command](args)))
 
 
