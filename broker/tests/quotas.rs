@@ -377,3 +377,88 @@ fn given_a_user_quota_when_an_unauthenticated_and_a_sasl_client_produce_should_m
         "bob is not held to alice's quota: {bytes}"
     );
 }
+
+/// `batches` batches of 15 records of 64 KiB values (each under the default 1 MiB
+/// max.message.bytes), back to back.
+fn big_batches(batches: usize) -> bytes::Bytes {
+    let value = vec![b'w'; 64 * 1024];
+    let mut out = bytes::BytesMut::new();
+    for _ in 0..batches {
+        let mut b = weir_protocol::builder::BatchBuilder::new(weir_protocol::record_batch::Compression::None);
+        for _ in 0..15 {
+            b.push(0, None, Some(&value), &[]);
+        }
+        b.finish_into(&mut out).unwrap();
+    }
+    out.freeze()
+}
+
+fn produce_at(
+    c: &mut weir_client::blocking::Client,
+    version: i16,
+    batch: bytes::Bytes,
+) -> (i16, i32, Duration) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName("wire-t".to_string().into()))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let started = std::time::Instant::now();
+    let r = c.call_at(version, req).unwrap();
+    let code = r.responses[0].partition_responses[0].error_code;
+    (code, r.throttle_time_ms, started.elapsed())
+}
+
+#[test]
+fn given_a_throttled_client_when_it_speaks_old_and_new_produce_versions_should_hold_the_answer_or_mute_the_connection(
+) {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (b, _metrics) = broker();
+    weir(&b, &["topic", "create", "wire-t"]);
+    // The client crate's requests carry client id "weir-client".
+    weir(
+        &b,
+        &[
+            "quota",
+            "set",
+            "--client",
+            "weir-client",
+            "--producer-byte-rate",
+            "1048576",
+        ],
+    );
+    let mut c = weir_client::blocking::Client::connect(b.addr(), Duration::from_secs(30)).unwrap();
+    // v5 (before KIP-219), 10.3 MiB at once: over the first 10 s allowance, so the
+    // answer comes when 10.3 s of the quota have passed.
+    let (code, throttle, took) = produce_at(&mut c, 5, big_batches(11));
+    eprintln!("Produce v5: throttle_time_ms {throttle}, answered after {took:?}");
+    assert_eq!(code, 0);
+    assert!(throttle >= 9_000, "{throttle}");
+    assert!(
+        took >= Duration::from_millis(throttle as u64 - 500),
+        "held back: {took:?}"
+    );
+    // v7 (KIP-219): answered at once with the throttle time, then the connection is muted.
+    let (code, throttle, took) = produce_at(&mut c, 7, big_batches(1));
+    let started = std::time::Instant::now();
+    c.metadata(None).unwrap();
+    let next = started.elapsed();
+    eprintln!(
+        "Produce v7: throttle_time_ms {throttle}, answered after {took:?}; next request after {next:?}"
+    );
+    assert_eq!(code, 0);
+    assert!(throttle >= 500, "{throttle}");
+    assert!(
+        took < Duration::from_millis(throttle as u64 / 2),
+        "answered at once: {took:?}"
+    );
+    assert!(
+        next >= Duration::from_millis(throttle as u64 / 2),
+        "muted: {next:?}"
+    );
+}
