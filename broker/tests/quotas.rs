@@ -433,7 +433,11 @@ fn given_a_throttled_client_when_it_speaks_old_and_new_produce_versions_should_m
             "1048576",
         ],
     );
-    let connect = || weir_client::blocking::Client::connect(b.addr(), Duration::from_secs(30)).unwrap();
+    // Both on shard 0's own port (it owns the topic's one partition): quotas are metered
+    // per shard, and the bootstrap address would let the kernel pick the shard.
+    let shard0 = format!("127.0.0.1:{}", b.shard_port_base);
+    let connect =
+        || weir_client::blocking::Client::connect(shard0.as_str(), Duration::from_secs(30)).unwrap();
     let (mut a, mut old) = (connect(), connect());
     // v7 (KIP-219), 10.3 MiB at once, over the first 10 s allowance: answered at once
     // with the throttle time, and the connection reads nothing more for that long.
