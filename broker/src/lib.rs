@@ -2,7 +2,7 @@
 //!
 //! `shard` (per-core state, routing, mesh), `network` (listeners, framing,
 //! dispatch), `handlers` (one module per Kafka API), `log` (the partition log),
-//! `metadata` (the topic catalog), `metrics` (counters and the Prometheus
+//! `metadata` (the topic catalog), `quota` (client quotas, per shard), `metrics` (counters and the Prometheus
 //! endpoint), `server` (start-up and shutdown), `config`
 //! (the `weir serve` flags). The `weir` binary (`src/bin/weir/`) adds the
 //! command line and the admin commands, which talk to a running broker through
@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod partitions;
+pub mod quota;
 pub mod server;
 pub mod shard;
 pub mod txn;

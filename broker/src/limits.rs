@@ -23,6 +23,11 @@ pub const FRAME_READ_CHUNK_BYTES: usize = 1024 * 1024;
 /// that as zero-copy slices. 1 MiB still fits a Metadata request for ~40,000
 /// topic names.
 pub const CONTROL_FRAME_BYTES_MAX: usize = 1024 * 1024;
+/// Client-quota rate sensors one shard keeps (one per metered user/client id).
+/// Past it, sensors no connection holds are dropped even if recently used, so
+/// a client cycling through client ids under a `<default>` quota cannot grow
+/// the map without bound (it gains a fresh window each time, as after an idle).
+pub const QUOTA_SENSORS_MAX: usize = 10_000;
 /// Longest a Fetch may wait for min_bytes, whatever the client asks: keeps a
 /// misbehaving client from parking a request forever.
 pub const FETCH_WAIT_MS_MAX: i32 = 30_000;

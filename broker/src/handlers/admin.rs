@@ -1,4 +1,4 @@
-//! Catalog changes (create and delete topics, add partitions, SASL users). They run on shard 0, the only
+//! Catalog changes (create and delete topics, add partitions, SASL users, client quotas). They run on shard 0, the only
 //! catalog writer, one at a time (`admin_lock`): the new catalog is saved
 //! (durable) and then applied on every shard before the client hears about
 //! it, so a Produce right after CreateTopics finds its log. Other shards send
@@ -38,6 +38,10 @@ pub enum AdminRequest {
     /// AlterUserScramCredentials (`users.rs`).
     AlterUsers {
         changes: Vec<super::users::UserChange>,
+    },
+    /// AlterClientQuotas (`client_quotas.rs`).
+    AlterQuotas {
+        changes: Vec<super::client_quotas::QuotaChange>,
     },
 }
 
@@ -114,6 +118,7 @@ impl Task<ShardContext> for Admin {
                 validate_only,
             } => super::alter_configs::apply_changes(&shard, &before, changes, validate_only),
             AdminRequest::AlterUsers { changes } => super::users::apply(&before, changes),
+            AdminRequest::AlterQuotas { changes } => super::client_quotas::apply(&before, changes),
         };
         if next.version == before.version {
             return outcomes;

@@ -30,6 +30,8 @@ pub struct ShardContext {
     pub admin_lock: glommio::sync::Semaphore,
     pub stopping: Cell<bool>,
     pub connections: Cell<usize>,
+    /// The catalog's client quotas as this shard matches them, and its rate sensors.
+    pub quotas: crate::quota::ShardQuotas,
     /// The group coordinator for the groups that hash to this shard; set once
     /// at start-up, after the partitions are open.
     groups: RefCell<Option<Rc<GroupCoordinator>>>,
@@ -67,6 +69,7 @@ impl ShardContext {
             admin_lock: glommio::sync::Semaphore::new(1),
             stopping: Cell::new(false),
             connections: Cell::new(0),
+            quotas: crate::quota::ShardQuotas::new(),
             groups: RefCell::new(None),
             producer_ids: RefCell::new(None),
             txns: RefCell::new(None),
@@ -107,6 +110,7 @@ impl ShardContext {
     /// Adopt `next` (open new partitions, delete removed ones) and drop the
     /// committed offsets and read counters of topics that are gone.
     pub async fn apply_catalog(&self, next: Arc<Catalog>) -> Result<(), LogError> {
+        self.quotas.apply(&next.quotas);
         let removed = self.partitions.apply(next).await?;
         // Every shard answers fetches, so every shard holds read counters by name.
         crate::metrics::with(|m| removed.iter().for_each(|t| m.forget_topic(t)));

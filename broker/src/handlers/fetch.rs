@@ -6,6 +6,9 @@
 //! read_committed (isolation level 1) stops at the last stable offset and
 //! lists the aborted transactions in the range returned; read_uncommitted
 //! does no per-batch work beyond what it always did.
+//! A fetch quota (`quota`) caps max_bytes at what the quota window allows and
+//! meters the answer's record bytes; an answer over the quota is dropped for an
+//! empty one carrying throttle_time_ms, as Kafka's (the bytes are taken back).
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -22,6 +25,7 @@ use crate::error::log_error_code;
 use crate::limits;
 use crate::log::producers::AbortedTxn;
 use crate::log::{Offset, PartitionLog};
+use crate::quota::{ConnectionQuota, QuotaKind};
 use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
 
@@ -78,7 +82,21 @@ pub struct Fetch {
 /// their slots): the response is built in this shape.
 type Shape = Vec<(TopicName, uuid::Uuid, Vec<(i32, usize)>)>;
 
-pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -> FetchResponse {
+/// The connection's fetch quota and the client id it is matched with.
+pub struct Metered<'a> {
+    pub quota: &'a ConnectionQuota,
+    pub client_id: &'a str,
+}
+
+pub async fn handle(
+    shard: &Rc<ShardContext>,
+    req: FetchRequest,
+    version: i16,
+    metered: Metered<'_>,
+) -> FetchResponse {
+    let quota_max = metered
+        .quota
+        .max_bytes_in_window(&shard.quotas, QuotaKind::Fetch, metered.client_id);
     let wait = FetchWait {
         max_wait_ms: u64::try_from(req.max_wait_ms.clamp(0, limits::FETCH_WAIT_MS_MAX)).unwrap_or(0),
         min_bytes: usize::try_from(req.min_bytes).unwrap_or(0),
@@ -86,7 +104,8 @@ pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -
             req.max_bytes as usize
         } else {
             i32::MAX as usize
-        },
+        }
+        .min(quota_max.unwrap_or(usize::MAX).max(1)),
     };
     let read_committed = req.isolation_level == 1;
     let (mut results, work, shape) = route(shard, req, version);
@@ -95,6 +114,15 @@ pub async fn handle(shard: &Rc<ShardContext>, req: FetchRequest, version: i16) -
         results[i] = r;
     }
     trim_to_max_bytes(&mut results, wait.max_bytes);
+    if quota_max.is_some() {
+        let bytes = results.iter().map(FetchPartResult::bytes).sum();
+        let (q, id) = (metered.quota, metered.client_id);
+        let throttle_ms = q.record(&shard.quotas, QuotaKind::Fetch, id, bytes);
+        if throttle_ms > 0 {
+            q.unrecord(&shard.quotas, QuotaKind::Fetch, id, bytes);
+            return FetchResponse::default().with_throttle_time_ms(throttle_ms);
+        }
+    }
     let catalog = shard.catalog();
     let responses = shape
         .into_iter()

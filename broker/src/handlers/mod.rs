@@ -9,6 +9,7 @@ pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod broker_configs;
+pub mod client_quotas;
 pub mod consumer_groups;
 pub mod context;
 pub mod create_partitions;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+use super::client_quotas::ClientQuota;
 use super::TopicConfig;
 use crate::limits;
 
@@ -137,6 +138,8 @@ pub struct Catalog {
     /// SASL users: per user name, at most one credential per mechanism,
     /// ordered by mechanism type (`with_credential`).
     pub users: BTreeMap<String, Vec<ScramCredential>>,
+    /// Client quotas (format 4), one entry per entity (`client_quotas.rs`).
+    pub quotas: Vec<ClientQuota>,
 }
 
 impl Catalog {
@@ -146,6 +149,7 @@ impl Catalog {
             version: 0,
             topics: BTreeMap::new(),
             users: BTreeMap::new(),
+            quotas: Vec::new(),
         }
     }
 

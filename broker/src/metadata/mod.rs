@@ -4,6 +4,7 @@
 //! that shard 0 replaces by broadcasting over the mesh.
 
 pub mod catalog;
+pub mod client_quotas;
 pub mod legacy;
 pub mod producer_ids;
 pub mod store;

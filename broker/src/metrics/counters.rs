@@ -52,6 +52,8 @@ pub struct ShardCounters {
     pub fetch_wakeups: Cell<u64>,
     /// Requests decoded and not yet answered, on this shard's connections.
     pub in_flight: Cell<i64>,
+    /// Milliseconds of client-quota throttling ordered: [produce, fetch].
+    pub throttle_ms: [Cell<u64>; 2],
 }
 
 impl ShardCounters {
@@ -70,6 +72,7 @@ impl ShardCounters {
             reads_file: Cell::new(0),
             fetch_wakeups: Cell::new(0),
             in_flight: Cell::new(0),
+            throttle_ms: [Cell::new(0), Cell::new(0)],
         }
     }
 
@@ -116,6 +119,11 @@ impl ShardCounters {
 
     pub fn fetch_woken(&self) {
         add(&self.fetch_wakeups, 1);
+    }
+
+    /// A client-quota throttle of `ms` (produce or fetch quota).
+    pub fn throttled(&self, fetch: bool, ms: u64) {
+        add(&self.throttle_ms[usize::from(fetch)], ms);
     }
 
     pub fn read_served(&self, from_cache: bool) {

@@ -6,6 +6,9 @@
 //! client that never reads its responses stalls only itself.
 //! On a listener that requires SASL, `sasl::authenticate` runs first; the
 //! loop below then has no per-request authentication cost.
+//! Client quotas (`quota`): a Produce is metered by its frame size as it is
+//! read; a throttled connection (Produce here, Fetch in its handler) is muted:
+//! no frame is read or dispatched until the throttle time has passed (KIP-219).
 
 use std::rc::Rc;
 
@@ -19,6 +22,7 @@ use weir_protocol::frame;
 use super::dispatch::{self, Admission};
 use crate::handlers::ShardContext;
 use crate::limits::FRAME_READ_CHUNK_BYTES;
+use crate::quota::{ConnectionQuota, QuotaKind};
 use crate::shard::order::Turnstile;
 
 type Pending = JoinHandle<Option<Vec<Bytes>>>;
@@ -41,8 +45,10 @@ where
     }
     let (tx, rx) = local_channel::new_bounded::<Pending>(shard.args.in_flight_max);
     let turnstile = Turnstile::new();
+    let quota = Rc::new(ConnectionQuota::new(from.principal.as_deref()));
     let writer_task = glommio::spawn_local(write_responses(rx, writer));
     loop {
+        quota.unmuted().await;
         let frame = match read_frame(&mut reader, shard.args.frame_bytes_max).await {
             Ok(Some(f)) => f,
             Ok(None) => break,
@@ -51,7 +57,10 @@ where
                 break;
             }
         };
+        // A throttle ordered while this frame was being read applies to it too.
+        quota.unmuted().await;
         let frame = frame.freeze();
+        let frame_bytes = frame.len();
         // A copy, not a slice: a live slice would make the records shared.
         let head_len = frame.len().min(64);
         let mut head = [0u8; 64];
@@ -61,22 +70,20 @@ where
                 glommio::spawn_local(async move { Some(vec![bytes]) }).detach()
             }
             Ok(Admission::Handle(request, version)) => {
-                let shard = shard.clone();
                 // Taken here, in frame order: appends happen in ticket order (order.rs).
                 let ticket = (request.api_key == ApiKey::Produce).then(|| turnstile.ticket());
-                let in_flight = crate::metrics::InFlight::enter();
-                let from = from.clone();
-                glommio::spawn_local(async move {
-                    let _in_flight = in_flight;
-                    match dispatch::handle(shard, *request, version, from, ticket).await {
-                        Ok(answer) => answer,
-                        Err(e) => {
-                            tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");
-                            None
-                        }
-                    }
-                })
-                .detach()
+                let throttle_ms = if request.api_key == ApiKey::Produce {
+                    let client_id = request.header.client_id.as_deref().unwrap_or("");
+                    quota.record(&shard.quotas, QuotaKind::Produce, client_id, frame_bytes)
+                } else {
+                    0
+                };
+                let on = dispatch::Connection {
+                    peer: from.clone(),
+                    quota: quota.clone(),
+                    throttle_ms,
+                };
+                spawn_handler(shard.clone(), request, version, on, ticket)
             }
             Err(e) => {
                 tracing::warn!(%peer, shard = shard.id, error = %crate::error::chain(&e), "refusing request; closing connection");
@@ -90,6 +97,29 @@ where
     }
     drop(tx);
     writer_task.await;
+}
+
+/// Run one admitted request's handler on its own task.
+fn spawn_handler(
+    shard: Rc<ShardContext>,
+    request: Box<weir_protocol::frame::Request>,
+    version: i16,
+    on: dispatch::Connection,
+    ticket: Option<crate::shard::order::Ticket>,
+) -> Pending {
+    let in_flight = crate::metrics::InFlight::enter();
+    let peer = on.peer.addr;
+    glommio::spawn_local(async move {
+        let _in_flight = in_flight;
+        match dispatch::handle(shard, *request, version, on, ticket).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(%peer, error = %crate::error::chain(&e), "request failed; closing connection");
+                None
+            }
+        }
+    })
+    .detach()
 }
 
 /// Write each answer in request order until the channel or the socket closes.

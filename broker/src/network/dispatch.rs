@@ -17,6 +17,7 @@ use weir_protocol::legacy;
 
 use crate::handlers::{self, ShardContext};
 use crate::metrics;
+use crate::quota::ConnectionQuota;
 use crate::shard::order::Ticket;
 
 /// What to do with one frame.
@@ -94,14 +95,36 @@ pub fn admit(frame: Bytes) -> Result<Admission, Refusal> {
     Ok(Admission::Handle(Box::new(request), prefix.api_version))
 }
 
+/// The connection a request came in on, as its handler sees it.
+pub struct Connection {
+    pub peer: super::Peer,
+    pub quota: Rc<ConnectionQuota>,
+    /// Produce: the quota throttle its frame earned when it was read.
+    pub throttle_ms: i32,
+}
+
+/// Produce before v6 and Fetch before v8 predate KIP-219: the client does not
+/// back off by itself, so a throttled answer is held back for the throttle time.
+async fn hold_back_if_old(api_key: ApiKey, version: i16, throttle_ms: i32) {
+    let kip219 = if api_key == ApiKey::Produce { 6 } else { 8 };
+    if throttle_ms > 0 && version < kip219 {
+        glommio::timer::sleep(std::time::Duration::from_millis(throttle_ms as u64)).await;
+    }
+}
+
 /// Run the handler and encode its answer; `None` for acks=0 Produce.
 pub async fn handle(
     shard: Rc<ShardContext>,
     request: Request,
     version: i16,
-    peer: super::Peer,
+    on: Connection,
     ticket: Option<Ticket>,
 ) -> Result<Option<Vec<Bytes>>, FrameError> {
+    let Connection {
+        peer,
+        quota,
+        throttle_ms,
+    } = on;
     // Drop the header (its client id is a slice of the frame) before handling,
     // so the Produce records can be the frame's only remaining reference.
     let Request {
@@ -123,7 +146,8 @@ pub async fn handle(
         RequestKind::Produce(r) => match handlers::produce::handle(shard, r, ticket).await {
             Some(resp) => {
                 count_produce_errors(&resp);
-                ResponseKind::Produce(resp)
+                hold_back_if_old(api_key, version, throttle_ms).await;
+                ResponseKind::Produce(resp.with_throttle_time_ms(throttle_ms))
             }
             None => {
                 metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
@@ -132,7 +156,12 @@ pub async fn handle(
         },
         RequestKind::Fetch(r) => {
             // Records go out by reference (tail cache or file read buffer), not copied.
-            let response = handlers::fetch::handle(shard, r, version).await;
+            let metered = handlers::fetch::Metered {
+                quota: &quota,
+                client_id: &client_id,
+            };
+            let response = handlers::fetch::handle(shard, r, version, metered).await;
+            hold_back_if_old(api_key, version, response.throttle_time_ms).await;
             metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
             return frame::encode_response_parts(api_key, version, correlation_id, &response).map(Some);
         }
@@ -265,6 +294,8 @@ async fn admin_apis(shard: &Rc<ShardContext>, body: RequestKind) -> Result<Respo
         RequestKind::AlterUserScramCredentials(r) => {
             Out::AlterUserScramCredentials(users::alter(shard, r).await)
         }
+        RequestKind::DescribeClientQuotas(r) => Out::DescribeClientQuotas(client_quotas::describe(shard, &r)),
+        RequestKind::AlterClientQuotas(r) => Out::AlterClientQuotas(client_quotas::alter(shard, r).await),
         // Authentication happens before dispatch (sasl.rs); here the connection
         // is authenticated already or on a listener without SASL: as Kafka's
         // KafkaApis, ILLEGAL_SASL_STATE.

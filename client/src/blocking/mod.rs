@@ -10,6 +10,7 @@
 //! After an I/O or protocol error the connection is out of step: drop it.
 
 mod groups;
+mod quotas;
 mod txn;
 mod users;
 
@@ -32,6 +33,7 @@ pub use crate::consumer_protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
 pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember, Joined};
+pub use quotas::{QuotaAltered, QuotaEntry};
 pub use txn::{TxnDescription, TxnListing};
 pub use users::{UserAltered, UserCredentials};
 

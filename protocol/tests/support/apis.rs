@@ -220,6 +220,16 @@ macro_rules! with_types {
                 type $resp = AlterUserScramCredentialsResponse;
                 $body
             }
+            ApiKey::DescribeClientQuotas => {
+                type $req = DescribeClientQuotasRequest;
+                type $resp = DescribeClientQuotasResponse;
+                $body
+            }
+            ApiKey::AlterClientQuotas => {
+                type $req = AlterClientQuotasRequest;
+                type $resp = AlterClientQuotasResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

@@ -162,6 +162,10 @@ generators! {
     DescribeUserScramCredentialsResponse => describe_user_scram_credentials_response,
     AlterUserScramCredentialsRequest => alter_user_scram_credentials_request,
     AlterUserScramCredentialsResponse => alter_user_scram_credentials_response,
+    DescribeClientQuotasRequest => describe_client_quotas_request,
+    DescribeClientQuotasResponse => describe_client_quotas_response,
+    AlterClientQuotasRequest => alter_client_quotas_request,
+    AlterClientQuotasResponse => alter_client_quotas_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -2164,6 +2168,113 @@ fn alter_user_scram_credentials_response(_v: i16, p: &Palette) -> AlterUserScram
             r.error_code = p.i16(i);
             r.error_message = p.opt(i);
             r
+        })
+        .collect();
+    m
+}
+
+/// A quota value: an integral rate from the palette (f64 round-trips exactly).
+fn quota_value(p: &Palette, i: usize) -> f64 {
+    f64::from(p.i32(i))
+}
+
+fn describe_client_quotas_request(_v: i16, p: &Palette) -> DescribeClientQuotasRequest {
+    use describe_client_quotas_request::ComponentData;
+    let mut m = DescribeClientQuotasRequest::default();
+    m.components = (0..p.n(0))
+        .map(|i| {
+            let mut c = ComponentData::default();
+            c.entity_type = p.s(i);
+            c.match_type = p.i8(i);
+            c._match = p.opt(i);
+            c
+        })
+        .collect();
+    m.strict = p.flag(0);
+    m
+}
+
+fn describe_client_quotas_response(_v: i16, p: &Palette) -> DescribeClientQuotasResponse {
+    use describe_client_quotas_response::{EntityData, EntryData, ValueData};
+    let mut m = DescribeClientQuotasResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(0);
+    m.error_message = p.opt(0);
+    m.entries = p.flag(1).then(|| {
+        (0..p.n(0))
+            .map(|i| {
+                let mut e = EntryData::default();
+                e.entity = (0..p.n(i + 1))
+                    .map(|j| {
+                        let mut d = EntityData::default();
+                        d.entity_type = p.s(j);
+                        d.entity_name = p.opt(j + 1);
+                        d
+                    })
+                    .collect();
+                e.values = (0..p.n(i))
+                    .map(|j| {
+                        let mut v = ValueData::default();
+                        v.key = p.s(j);
+                        v.value = quota_value(p, j);
+                        v
+                    })
+                    .collect();
+                e
+            })
+            .collect()
+    });
+    m
+}
+
+fn alter_client_quotas_request(_v: i16, p: &Palette) -> AlterClientQuotasRequest {
+    use alter_client_quotas_request::{EntityData, EntryData, OpData};
+    let mut m = AlterClientQuotasRequest::default();
+    m.entries = (0..p.n(0))
+        .map(|i| {
+            let mut e = EntryData::default();
+            e.entity = (0..p.n(i))
+                .map(|j| {
+                    let mut d = EntityData::default();
+                    d.entity_type = p.s(j);
+                    d.entity_name = p.opt(j);
+                    d
+                })
+                .collect();
+            e.ops = (0..p.n(i + 1))
+                .map(|j| {
+                    let mut o = OpData::default();
+                    o.key = p.s(j + 1);
+                    o.value = quota_value(p, j);
+                    o.remove = p.flag(j);
+                    o
+                })
+                .collect();
+            e
+        })
+        .collect();
+    m.validate_only = p.flag(0);
+    m
+}
+
+fn alter_client_quotas_response(_v: i16, p: &Palette) -> AlterClientQuotasResponse {
+    use alter_client_quotas_response::{EntityData, EntryData};
+    let mut m = AlterClientQuotasResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.entries = (0..p.n(0))
+        .map(|i| {
+            let mut e = EntryData::default();
+            e.error_code = p.i16(i);
+            e.error_message = p.opt(i);
+            e.entity = (0..p.n(i + 1))
+                .map(|j| {
+                    let mut d = EntityData::default();
+                    d.entity_type = p.s(j);
+                    d.entity_name = p.opt(j + 1);
+                    d
+                })
+                .collect();
+            e
         })
         .collect();
     m

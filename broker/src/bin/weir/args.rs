@@ -28,6 +28,8 @@ pub enum Command {
     Txn(TxnArgs),
     /// SASL users (SCRAM credentials): add, remove, list.
     User(UserArgs),
+    /// Client quotas (produce/fetch byte rates per user and client id): set, remove, list.
+    Quota(QuotaArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -190,4 +192,58 @@ pub enum UserCommand {
     },
     /// Every user with its mechanisms and iterations.
     List,
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    #[command(flatten)]
+    pub bootstrap: Bootstrap,
+    #[command(subcommand)]
+    pub command: QuotaCommand,
+}
+
+/// A quota entity: a user, a client id, or both; each named or the default.
+#[derive(Debug, Clone, Args)]
+pub struct QuotaEntityArgs {
+    /// The user (SASL user name; ANONYMOUS for unauthenticated connections).
+    #[arg(long, conflicts_with = "default_user")]
+    pub user: Option<String>,
+    /// The default user (`<default>`): every user without a quota of its own.
+    #[arg(long)]
+    pub default_user: bool,
+    /// The client id (`client.id` of the client).
+    #[arg(long = "client", conflicts_with = "default_client")]
+    pub client: Option<String>,
+    /// The default client id (`<default>`).
+    #[arg(long)]
+    pub default_client: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Set byte rates (bytes per second) for an entity.
+    Set {
+        #[command(flatten)]
+        entity: QuotaEntityArgs,
+        #[arg(long)]
+        producer_byte_rate: Option<u64>,
+        #[arg(long)]
+        consumer_byte_rate: Option<u64>,
+    },
+    /// Remove an entity's byte rates (both unless one is named).
+    Remove {
+        #[command(flatten)]
+        entity: QuotaEntityArgs,
+        /// Remove producer_byte_rate only.
+        #[arg(long)]
+        producer: bool,
+        /// Remove consumer_byte_rate only.
+        #[arg(long)]
+        consumer: bool,
+    },
+    /// Every quota (or those of the entity given, exactly).
+    List {
+        #[command(flatten)]
+        entity: QuotaEntityArgs,
+    },
 }

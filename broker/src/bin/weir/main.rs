@@ -6,6 +6,7 @@
 mod admin;
 mod args;
 mod group_delete;
+mod quotas;
 mod topic_changes;
 mod txn;
 mod users;
@@ -30,6 +31,7 @@ fn main() {
         Command::Topic(args) => admin::run_topic(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::Txn(args) => txn::run(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::User(args) => users::run(args, &mut stdout).map_err(|e| with_sources(&e)),
+        Command::Quota(args) => quotas::run(args, &mut stdout).map_err(|e| with_sources(&e)),
     };
     if let Err(message) = result {
         eprintln!("weir: {message}");

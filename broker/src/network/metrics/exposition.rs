@@ -354,6 +354,21 @@ fn runtime(out: &mut String, shards: &[ShardSnapshot], health: &Health<'_>) {
     );
     family(
         out,
+        "weir_quota_throttle_ms_total",
+        "counter",
+        "Client-quota throttle time ordered (throttle_time_ms answered, connection muted), per shard and quota type.",
+    );
+    for s in shards {
+        for (quota, ms) in [("produce", s.throttle_ms[0]), ("fetch", s.throttle_ms[1])] {
+            let _ = writeln!(
+                out,
+                "weir_quota_throttle_ms_total{{shard=\"{}\",quota=\"{quota}\"}} {ms}",
+                s.shard
+            );
+        }
+    }
+    family(
+        out,
         "weir_mesh_queue_depth",
         "gauge",
         "Messages queued from one shard to another.",

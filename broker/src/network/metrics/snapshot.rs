@@ -47,6 +47,8 @@ pub struct ShardSnapshot {
     pub fetch_wakeups: u64,
     pub connections: usize,
     pub in_flight: i64,
+    /// Client-quota throttle time ordered, ms: [produce, fetch].
+    pub throttle_ms: [u64; 2],
     /// Envelopes queued towards each peer shard, and calls awaiting answers.
     pub mesh_queued: Vec<(usize, usize)>,
     pub mesh_pending_calls: usize,
@@ -86,6 +88,7 @@ impl Task<ShardContext> for Collect {
             fetch_wakeups: m.fetch_wakeups.get(),
             connections: on.connections.get(),
             in_flight: m.in_flight.get(),
+            throttle_ms: [m.throttle_ms[0].get(), m.throttle_ms[1].get()],
             mesh_queued: Vec::new(),
             mesh_pending_calls: 0,
             partitions: Vec::new(),
