@@ -48,6 +48,7 @@ struct Beat<'a> {
     regex: Option<&'a str>,
     assignor: Option<&'a str>,
     owned: Option<Vec<(Uuid, Vec<i32>)>>,
+    instance: Option<&'a str>,
 }
 
 impl<'a> Beat<'a> {
@@ -60,6 +61,7 @@ impl<'a> Beat<'a> {
             regex: None,
             assignor: None,
             owned: Some(Vec::new()),
+            instance: None,
         }
     }
 
@@ -72,7 +74,14 @@ impl<'a> Beat<'a> {
             regex: None,
             assignor: None,
             owned,
+            instance: None,
         }
+    }
+
+    /// With a group instance id (a static member) when `is_static`.
+    fn with(mut self, is_static: bool, instance: &'a str) -> Self {
+        self.instance = is_static.then_some(instance);
+        self
     }
 
     fn send(&self, c: &mut Client) -> ConsumerGroupHeartbeatResponse {
@@ -84,6 +93,7 @@ impl<'a> Beat<'a> {
         r.subscribed_topic_names = self.topics.map(|ts| ts.iter().map(|t| TopicName(s(t))).collect());
         r.subscribed_topic_regex = self.regex.map(s);
         r.server_assignor = self.assignor.map(s);
+        r.instance_id = self.instance.map(s);
         r.topic_partitions = self.owned.as_ref().map(|o| {
             o.iter()
                 .map(|(id, ps)| {
@@ -334,4 +344,181 @@ fn given_a_regex_subscription_when_a_matching_topic_is_created_should_assign_it_
             .as_deref(),
         Some("re-.*")
     );
+}
+
+/// What ConsumerGroupDescribe says of a group: epochs, state, and per member (id, epoch,
+/// assignment, target).
+type Described = (i32, i32, String, Vec<(String, i32, Vec<i32>, Vec<i32>)>);
+
+fn describe(c: &mut Client, group: &str) -> Described {
+    let mut d = ConsumerGroupDescribeRequest::default();
+    d.group_ids = vec![GroupId(s(group))];
+    let g = c.call_at(1, d).unwrap().groups.remove(0);
+    assert_eq!(g.error_code, 0, "describe {group}: {:?}", g.error_message);
+    let parts = |a: &kafka_protocol::messages::consumer_group_describe_response::Assignment| {
+        let mut ps: Vec<i32> = a
+            .topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.clone())
+            .collect();
+        ps.sort_unstable();
+        ps
+    };
+    let members = g
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.member_epoch,
+                parts(&m.assignment),
+                parts(&m.target_assignment),
+            )
+        })
+        .collect();
+    (
+        g.group_epoch,
+        g.assignment_epoch,
+        g.group_state.to_string(),
+        members,
+    )
+}
+
+/// Joins a and b to `group` on `topic` (4 partitions) and reconciles to a stable split;
+/// returns the group epoch. `instance` gives static members instance ids "i-a", "i-b".
+fn two_stable_members(c: &mut Client, group: &str, topics: &[&str], t: Uuid, instance: bool) -> i32 {
+    ok(&Beat::join(group, "member-a", topics)
+        .with(instance, "i-a")
+        .send(c));
+    let b = ok(&Beat::join(group, "member-b", topics)
+        .with(instance, "i-b")
+        .send(c))
+    .clone();
+    let epoch = b.member_epoch;
+    // a revokes two partitions, then b claims them.
+    let a = ok(&Beat::at(group, "member-a", 1, Some(vec![(t, vec![0, 1, 2, 3])]))
+        .with(instance, "i-a")
+        .send(c))
+    .clone();
+    let kept: Vec<i32> = assigned(&a).unwrap()[&t].clone();
+    ok(&Beat::at(group, "member-a", 1, Some(vec![(t, kept.clone())]))
+        .with(instance, "i-a")
+        .send(c));
+    let b2 = ok(&Beat::at(group, "member-b", epoch, Some(vec![]))
+        .with(instance, "i-b")
+        .send(c))
+    .clone();
+    let b_parts = assigned(&b2).unwrap()[&t].clone();
+    assert_eq!(kept.len() + b_parts.len(), 4, "a {kept:?} b {b_parts:?}");
+    let (_, _, state, _) = describe(c, group);
+    assert_eq!(state, "Stable");
+    epoch
+}
+
+#[test]
+fn given_consumer_group_members_when_the_broker_is_killed_and_restarted_should_keep_members_epochs_and_assignments(
+) {
+    let mut broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("pt", 4, &[]).unwrap();
+    let t = topic_id(&mut c, "pt");
+    let epoch = two_stable_members(&mut c, "pg", &["pt"], t, false);
+    // A third member mid-reconciliation: it waits for partitions the others still hold.
+    let joined = ok(&Beat::join("pg", "member-c", &["pt"]).send(&mut c)).clone();
+    assert_eq!(joined.member_epoch, epoch + 1);
+    let before = describe(&mut c, "pg");
+    assert_eq!(before.3.len(), 3);
+
+    broker.kill();
+    broker.start_again();
+    let mut c = broker.client();
+    assert_eq!(describe(&mut c, "pg"), before, "the group is reloaded as it was");
+    // a and b heartbeat with their epochs: no UNKNOWN_MEMBER_ID, no fencing.
+    for (id, epoch, parts, _) in &before.3 {
+        if id == "member-c" {
+            continue;
+        }
+        let r = ok(&Beat::at("pg", id, *epoch, Some(vec![(t, parts.clone())])).send(&mut c)).clone();
+        assert!(
+            r.member_epoch >= *epoch,
+            "{id} continues at {} (was {epoch})",
+            r.member_epoch
+        );
+    }
+    let after = describe(&mut c, "pg");
+    assert_eq!(after.0, before.0, "no rebalance: the group epoch did not move");
+    let (_, _, _, members) = after;
+    let union: usize = members.iter().map(|m| m.2.len()).sum();
+    assert!(union <= 4, "no partition owned twice: {members:?}");
+}
+
+#[test]
+fn given_a_static_member_when_it_leaves_with_epoch_minus_two_and_rejoins_should_get_its_partitions_back() {
+    let broker = Broker::start(&["--shards", "2", "--group-consumer-session-timeout-ms", "3000"]);
+    let mut c = broker.client();
+    c.create_topic("st", 4, &[]).unwrap();
+    let t = topic_id(&mut c, "st");
+    let epoch = two_stable_members(&mut c, "sg", &["st"], t, true);
+    let (_, _, _, members) = describe(&mut c, "sg");
+    let b_parts = members.iter().find(|m| m.0 == "member-b").unwrap().2.clone();
+    let a_parts = members.iter().find(|m| m.0 == "member-a").unwrap().2.clone();
+
+    let left = ok(&Beat::at("sg", "member-b", -2, None)
+        .with(true, "i-b")
+        .send(&mut c))
+    .clone();
+    assert_eq!(left.member_epoch, -2);
+    let a = ok(
+        &Beat::at("sg", "member-a", epoch, Some(vec![(t, a_parts.clone())]))
+            .with(true, "i-a")
+            .send(&mut c),
+    )
+    .clone();
+    assert_eq!((a.member_epoch, assigned(&a)), (epoch, None), "a is not moved");
+    let (group_epoch, _, _, members) = describe(&mut c, "sg");
+    assert_eq!(group_epoch, epoch, "a static leave does not bump the group epoch");
+    assert!(
+        members.contains(&("member-b".into(), -2, b_parts.clone(), b_parts.clone())),
+        "{members:?}"
+    );
+
+    // Another process takes the instance id back: same partitions, same epoch, nobody moved.
+    let mut rejoin = Beat::join("sg", "member-b2", &["st"]);
+    rejoin.instance = Some("i-b");
+    let b2 = ok(&rejoin.send(&mut c)).clone();
+    assert_eq!(b2.member_epoch, epoch);
+    assert_eq!(assigned(&b2), Some(BTreeMap::from([(t, b_parts.clone())])));
+    // While b2 holds it, the instance id is not free.
+    let mut thief = Beat::join("sg", "member-b3", &["st"]);
+    thief.instance = Some("i-b");
+    assert_eq!(
+        code(&thief.send(&mut c)),
+        ResponseError::UnreleasedInstanceId.code()
+    );
+    let zombie = Beat::at("sg", "member-b", epoch, None)
+        .with(true, "i-b")
+        .send(&mut c);
+    assert_eq!(code(&zombie), ResponseError::FencedInstanceId.code());
+
+    // Gone for longer than the session timeout: removed, a gets everything.
+    ok(&Beat::at("sg", "member-b2", -2, None)
+        .with(true, "i-b")
+        .send(&mut c));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let a = ok(
+            &Beat::at("sg", "member-a", epoch, Some(vec![(t, a_parts.clone())]))
+                .with(true, "i-a")
+                .send(&mut c),
+        )
+        .clone();
+        if a.member_epoch > epoch {
+            assert_eq!(assigned(&a), Some(BTreeMap::from([(t, vec![0, 1, 2, 3])])));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "b2 never expired");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (_, _, _, members) = describe(&mut c, "sg");
+    assert_eq!(members.len(), 1, "{members:?}");
 }

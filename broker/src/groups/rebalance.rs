@@ -198,7 +198,12 @@ impl GroupCoordinator {
             ));
         }
         // An empty consumer group becomes classic; its offsets stay.
-        group.consumer = None;
+        if group.consumer.take().is_some() {
+            persist.push(StoreRecord::ConsumerGroup {
+                group: group_id.to_owned(),
+                value: None,
+            });
+        }
         let step = if !group.supports_protocols(&joiner.protocol_type, &joiner.protocols) {
             Step::Done(join_error(
                 ResponseError::InconsistentGroupProtocol,

@@ -3,12 +3,13 @@
 //! one safe step at a time (`reconcile`); the ConsumerGroupHeartbeat/Describe handling and the
 //! session timer live in `heartbeat`. A `ConsumerGroup` hangs off the shard's `Group` entry of
 //! the same id, so classic and consumer groups share one namespace and one offsets store.
-//! Owned by the coordinator's shard; in memory only (members rejoin after a restart, see
-//! docs/groups.md). Invariants: group_epoch >= assignment_epoch >= every member epoch; the
-//! target covers exactly the current members; members <= GROUP_MEMBERS_MAX.
+//! Owned by the coordinator's shard; made durable by `persist` (what changed is marked dirty
+//! and written after each call). Invariants: group_epoch >= assignment_epoch >= every member
+//! epoch; the target covers exactly the current members; members <= GROUP_MEMBERS_MAX.
 
 pub mod assignor;
 mod heartbeat;
+pub(crate) mod persist;
 pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -81,6 +82,11 @@ pub(crate) struct ConsumerGroup {
     /// Topics some member subscribes to, as of the last heartbeat: name -> (id, partitions).
     /// A change (topic created, deleted, grown, regex matching more) bumps the group epoch.
     pub topics: BTreeMap<String, (Uuid, i32)>,
+    /// Members whose durable record is stale: rewritten (or removed, if gone) by
+    /// `take_records`.
+    pub dirty_members: BTreeSet<String>,
+    /// The group record (epochs, topics) is stale.
+    pub dirty_group: bool,
 }
 
 impl ConsumerGroup {
@@ -141,8 +147,20 @@ impl ConsumerGroup {
             .collect();
         let sizes: BTreeMap<Uuid, i32> = self.topics.values().map(|(id, n)| (*id, *n)).collect();
         let target = assignor::assign(&self.assignor(), &members, &sizes);
+        for (id, a) in &target {
+            if self.target.get(id) != Some(a) {
+                self.dirty_members.insert(id.clone());
+            }
+        }
         self.target = target;
         self.assignment_epoch = self.group_epoch;
+        self.dirty_group = true;
+    }
+
+    /// Membership or subscriptions changed: a new target is due.
+    pub fn bump_epoch(&mut self) {
+        self.group_epoch += 1;
+        self.dirty_group = true;
     }
 
     /// Who holds each partition now (assigned or pending revocation), for reconciliation.
@@ -160,13 +178,38 @@ impl ConsumerGroup {
         out
     }
 
+    /// The member with this group instance id, if any (static membership).
+    pub fn static_member(&self, instance_id: &str) -> Option<&ConsumerMember> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance_id))
+    }
+
+    /// A static member rejoining after its leave with epoch -2: `new_id` takes over the old
+    /// member's subscription, partitions and target (Kafka's replaceMember), at epoch 0, so it
+    /// reconciles straight back to the same partitions and nobody else is moved.
+    pub fn replace_static_member(&mut self, old_id: &str, new_id: &str) {
+        let Some(mut member) = self.members.remove(old_id) else {
+            return;
+        };
+        let target = self.target.remove(old_id).unwrap_or_default();
+        member.member_id = new_id.to_owned();
+        member.r.epoch = 0;
+        member.r.previous_epoch = 0;
+        self.members.insert(new_id.to_owned(), member);
+        self.target.insert(new_id.to_owned(), target);
+        self.dirty_members.insert(old_id.to_owned());
+        self.dirty_members.insert(new_id.to_owned());
+    }
+
     /// Removes a member; its partitions become free and the group epoch moves on.
     pub fn remove_member(&mut self, member_id: &str) -> bool {
         if self.members.remove(member_id).is_none() {
             return false;
         }
         self.target.remove(member_id);
-        self.group_epoch += 1;
+        self.dirty_members.insert(member_id.to_owned());
+        self.bump_epoch();
         self.compute_target();
         true
     }
