@@ -141,6 +141,7 @@ impl ConsumerGroup {
             .zip(&subscribed)
             .map(|(m, s)| AssignorMember {
                 member_id: &m.member_id,
+                instance_id: m.instance_id.as_deref(),
                 subscribed: s,
                 previous: self.target.get(&m.member_id).unwrap_or(&empty),
             })
