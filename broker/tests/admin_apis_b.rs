@@ -238,6 +238,11 @@ fn given_serve_flags_when_the_broker_resource_is_described_should_show_them_unde
     );
     assert_eq!(configs["auto.create.topics.enable"]["value"], "true", "{seen}");
     assert_eq!(
+        configs["group.consumer.migration.policy"],
+        json!({"value": "bidirectional", "source": 5}),
+        "{seen}"
+    );
+    assert_eq!(
         configs["log.segment.bytes"]["value"],
         (1u64 << 30).to_string(),
         "{seen}"

@@ -126,7 +126,7 @@ impl GroupCoordinator {
         let mut groups = self.groups.borrow_mut();
         for group in groups.values_mut() {
             if group.consumer.is_some() {
-                changed |= Self::consumer_tick(group, now, &mut persist);
+                changed |= self.consumer_tick(group, now, &mut persist);
                 continue;
             }
             let idle = group.members.is_empty() && group.pending_members.is_empty();
@@ -236,6 +236,9 @@ impl GroupCoordinator {
             .get_mut(req.group_id.as_str())
             .ok_or(ResponseError::UnknownMemberId)?;
         let member_id = req.member_id.as_str();
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            return super::consumer::classic::heartbeat(cg, req, Instant::now());
+        }
         if group.is_fenced(member_id, req.group_instance_id.as_deref()) {
             return Err(ResponseError::FencedInstanceId);
         }
@@ -307,6 +310,21 @@ impl GroupCoordinator {
         now: Instant,
         persist: &mut Vec<StoreRecord>,
     ) -> Result<(), ResponseError> {
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            // A classic member of a consumer group leaving (after an online upgrade).
+            let id = match instance_id {
+                Some(instance) => cg
+                    .static_member(instance)
+                    .map(|m| m.member_id.clone())
+                    .ok_or(ResponseError::UnknownMemberId)?,
+                None => member_id.to_owned(),
+            };
+            if !cg.remove_member(&id) {
+                return Err(ResponseError::UnknownMemberId);
+            }
+            persist.extend(cg.take_records(&group.group_id));
+            return Ok(());
+        }
         let target = match instance_id {
             Some(instance) => {
                 let found = group

@@ -114,6 +114,28 @@ impl GroupCoordinator {
         }
     }
 
+    /// JoinGroup into a consumer group: a new member first gets an id (MEMBER_ID_REQUIRED
+    /// from v4, as Kafka), then joins as a classic member (`consumer::classic::join`).
+    fn classic_join_in_consumer_group(
+        &self,
+        group: &mut Group,
+        req: &JoinGroupRequest,
+        version: i16,
+        joiner: &Joiner,
+        now: Instant,
+    ) -> JoinGroupResponse {
+        let mut member_id = joiner.member_id.clone();
+        if member_id.is_empty() {
+            member_id = self.new_member_id(&joiner.client_id);
+            if version >= 4 {
+                return join_error(ResponseError::MemberIdRequired, &member_id);
+            }
+        }
+        let cg = group.consumer.as_deref_mut().expect("checked by the caller");
+        let caller = (joiner.client_id.as_str(), joiner.client_host.as_str());
+        crate::groups::consumer::classic::join(cg, req, &member_id, caller, now)
+    }
+
     fn validate_join(&self, req: &JoinGroupRequest, version: i16) -> Result<(), ResponseError> {
         let c = &self.config;
         if self.closed.get() {
@@ -190,12 +212,13 @@ impl GroupCoordinator {
         }
         let group = groups.get_mut(group_id).expect("inserted above");
         if group.has_consumer_members() {
-            // Mixed classic/consumer groups (Kafka 4's classic members in a consumer group)
-            // are not supported: docs/groups.md.
-            return Step::Done(join_error(
-                ResponseError::InconsistentGroupProtocol,
-                &joiner.member_id,
-            ));
+            // A classic member of a consumer group (after an online upgrade).
+            let response = self.classic_join_in_consumer_group(group, &req, version, &joiner, now);
+            let cg = group.consumer.as_deref_mut().expect("has consumer members");
+            persist.extend(cg.take_records(group_id));
+            drop(groups);
+            self.persist(persist);
+            return Step::Done(response);
         }
         // An empty consumer group becomes classic; its offsets stay.
         if group.consumer.take().is_some() {
@@ -550,6 +573,10 @@ impl GroupCoordinator {
             return done(ResponseError::UnknownMemberId);
         };
         let member_id = req.member_id.as_str();
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            let response = crate::groups::consumer::classic::sync(cg, req, now);
+            return SyncStep::Answer(Step::Done(response));
+        }
         if group.is_fenced(member_id, req.group_instance_id.as_deref()) {
             return done(ResponseError::FencedInstanceId);
         }

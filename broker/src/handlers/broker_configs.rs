@@ -84,6 +84,15 @@ fn entries(args: &ServeArgs) -> Vec<(&'static str, &'static str, String)> {
     ]
 }
 
+/// The group configs beyond the classic protocol's.
+fn group_entries(args: &ServeArgs) -> Vec<(&'static str, &'static str, String)> {
+    vec![(
+        "group.consumer.migration.policy",
+        "group_consumer_migration_policy",
+        args.group_consumer_migration_policy.clone(),
+    )]
+}
+
 /// The flag's default as clap declares it (`None`: it has none).
 fn default_of(command: &clap::Command, id: &str) -> Option<String> {
     let arg = command.get_arguments().find(|a| a.get_id() == id)?;
@@ -119,6 +128,7 @@ pub fn describe(args: &ServeArgs, keys: Option<&[String]>) -> Vec<DescribeConfig
     let command = ServeArgs::augment_args(clap::Command::new("serve"));
     entries(args)
         .into_iter()
+        .chain(group_entries(args))
         .filter(|(name, _, _)| keys.is_none_or(|k| k.iter().any(|k| k == name)))
         .map(|(name, id, value)| {
             let source = if default_of(&command, id).as_deref() == Some(value.as_str())

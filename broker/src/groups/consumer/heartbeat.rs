@@ -4,7 +4,8 @@
 //! is dropped, and only then is the heartbeat answered (`consumer/persist.rs`).
 //! Bad input gets Kafka's codes: INVALID_REQUEST for malformed fields, UNSUPPORTED_ASSIGNOR,
 //! INVALID_REGULAR_EXPRESSION, UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED,
-//! and GROUP_ID_NOT_FOUND for a classic group that still has members.
+//! and GROUP_ID_NOT_FOUND for a classic group with members that cannot be upgraded online
+//! (`classic.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -164,7 +165,10 @@ fn wire_assignment(a: &Assignment) -> WireAssignment {
 
 /// The subscribed topics of every member, resolved against `catalog`: the union of names is
 /// looked up, and only with regexes is the catalog scanned, once per distinct regex.
-fn resolve_topics(group: &ConsumerGroup, catalog: &Catalog) -> BTreeMap<String, (uuid::Uuid, i32)> {
+pub(super) fn resolve_topics(
+    group: &ConsumerGroup,
+    catalog: &Catalog,
+) -> BTreeMap<String, (uuid::Uuid, i32)> {
     let names: BTreeSet<&str> = group
         .members
         .values()
@@ -243,8 +247,21 @@ impl GroupCoordinator {
                     format!("Group {group_id} not found."),
                 );
             };
-            leave(cg, req)?;
-            records.extend(cg.take_records(group_id));
+            let policy = self.config.consumer_migration_policy;
+            let leaving = [req.member_id.as_str().to_owned()];
+            if req.member_epoch == -1
+                && req.instance_id.is_none()
+                && super::classic::downgrades_without(cg, &leaving, policy)
+            {
+                // The last consumer-protocol member leaves classic members behind.
+                cg.remove_member_for_downgrade(&leaving[0]);
+                records.extend(cg.take_records(group_id));
+                let group = groups.get_mut(group_id).expect("found above");
+                self.maybe_downgrade(group, Instant::now(), records);
+            } else {
+                leave(cg, req)?;
+                records.extend(cg.take_records(group_id));
+            }
             r.member_id = Some(req.member_id.clone());
             r.member_epoch = req.member_epoch;
             // The last member gone: a group without offsets is forgotten now, not at some
@@ -293,21 +310,33 @@ impl GroupCoordinator {
         if group.consumer.is_none() {
             let classic_empty = group.members.is_empty() && group.pending_members.is_empty();
             if !classic_empty {
-                return refuse(
-                    ResponseError::GroupIdNotFound,
-                    format!("Group {group_id} is not a consumer group."),
-                );
-            }
-            if req.member_epoch != 0 {
+                if req.member_epoch != 0 {
+                    return refuse(
+                        ResponseError::GroupIdNotFound,
+                        format!("Group {group_id} is not a consumer group."),
+                    );
+                }
+                // Kafka 4's online upgrade: the classic members stay, as classic members.
+                let policy = self.config.consumer_migration_policy;
+                super::classic::upgrade(group, catalog, policy, Instant::now()).map_err(|why| {
+                    (
+                        ResponseError::GroupIdNotFound,
+                        format!("Group {group_id} is not a consumer group: {why}."),
+                    )
+                })?;
+                tracing::info!(group = %group_id, "classic group upgraded to a consumer group");
+            } else if req.member_epoch != 0 {
                 return refuse(
                     ResponseError::UnknownMemberId,
                     format!("Group {group_id} has no member {}.", req.member_id.as_str()),
                 );
             }
-            // An empty classic group (offsets only) becomes a consumer group; offsets stay.
-            group.protocol_type = None;
-            group.protocol_name = None;
-            group.consumer = Some(Box::default());
+            if group.consumer.is_none() {
+                // An empty classic group (offsets only) becomes a consumer group; offsets stay.
+                group.protocol_type = None;
+                group.protocol_name = None;
+                group.consumer = Some(Box::default());
+            }
         }
         let cg = group.consumer.as_deref_mut().expect("set above");
         let member_id = if req.member_id.is_empty() {
@@ -466,6 +495,7 @@ impl GroupCoordinator {
                 r: Reconciled::joining(),
                 session_deadline: now,
                 revocation_deadline: None,
+                classic: None,
             },
         );
         Ok(())
@@ -517,7 +547,8 @@ impl GroupCoordinator {
             dm.subscribed_topic_regex = m.regex.as_ref().map(|(src, _)| sb(src));
             dm.assignment = described(&m.r.assigned);
             dm.target_assignment = described(cg.target.get(&m.member_id).unwrap_or(&Assignment::new()));
-            dm.member_type = 1;
+            // KIP-1099 member type: 0 classic, 1 consumer.
+            dm.member_type = if m.classic.is_some() { 0 } else { 1 };
             d.members.push(dm);
         }
         d
@@ -526,6 +557,7 @@ impl GroupCoordinator {
     /// The consumer-group share of a timer tick: expires members (their removal is queued in
     /// `persist`); whether anything changed.
     pub(in crate::groups) fn consumer_tick(
+        &self,
         group: &mut Group,
         now: Instant,
         persist: &mut Vec<StoreRecord>,
@@ -534,9 +566,20 @@ impl GroupCoordinator {
         let Some(cg) = group.consumer.as_deref_mut() else {
             return false;
         };
+        let expired = cg.expired(now);
+        if super::classic::downgrades_without(cg, &expired, self.config.consumer_migration_policy) {
+            for id in &expired {
+                tracing::info!(group = %group_id, member = %id, "consumer group member expired");
+                cg.remove_member_for_downgrade(id);
+            }
+            persist.extend(cg.take_records(&group_id));
+            self.maybe_downgrade(group, now, persist);
+            return true;
+        }
         let changed = cg.expire(now, &group_id);
         if changed {
             persist.extend(cg.take_records(&group_id));
+            self.maybe_downgrade(group, now, persist);
         }
         changed
     }
@@ -611,7 +654,12 @@ fn update_subscription(
 }
 
 /// One reconciliation step for `member_id` towards its target.
-fn reconcile_member(cg: &mut ConsumerGroup, member_id: &str, owned: Option<&Assignment>, now: Instant) {
+pub(super) fn reconcile_member(
+    cg: &mut ConsumerGroup,
+    member_id: &str,
+    owned: Option<&Assignment>,
+    now: Instant,
+) {
     let empty = Assignment::new();
     let target = cg.target.get(member_id).unwrap_or(&empty);
     let holders = cg.holders();

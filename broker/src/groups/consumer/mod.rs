@@ -8,12 +8,13 @@
 //! epoch; the target covers exactly the current members; members <= GROUP_MEMBERS_MAX.
 
 pub mod assignor;
+pub(crate) mod classic;
 mod heartbeat;
 pub(crate) mod persist;
 pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use uuid::Uuid;
 
@@ -40,6 +41,9 @@ pub(crate) struct ConsumerMember {
     pub session_deadline: Instant,
     /// Set while UnrevokedPartitions: the member is removed if it has not revoked by then.
     pub revocation_deadline: Option<Instant>,
+    /// Set for a member using the classic protocol (JoinGroup/SyncGroup/Heartbeat) inside
+    /// this consumer group, after an online upgrade.
+    pub classic: Option<classic::ClassicMember>,
 }
 
 impl ConsumerMember {
@@ -47,8 +51,10 @@ impl ConsumerMember {
         self.topic_names.contains(topic) || self.regex.as_ref().is_some_and(|(_, re)| re.is_match(topic))
     }
 
+    /// Restarts the session: `session_timeout_ms` for a consumer-protocol member, the
+    /// member's own JoinGroup session timeout for a classic one.
     pub fn touch(&mut self, now: Instant, session_timeout_ms: i32) {
-        self.session_deadline = now + Duration::from_millis(session_timeout_ms.max(0) as u64);
+        self.session_deadline = now + classic::session_timeout(self, session_timeout_ms);
     }
 }
 
@@ -215,19 +221,31 @@ impl ConsumerGroup {
         true
     }
 
-    /// Removes members whose session or revocation deadline passed; whether any was removed.
-    pub fn expire(&mut self, now: Instant, group_id: &str) -> bool {
-        let expired: Vec<String> = self
-            .members
+    /// Members whose session or revocation deadline passed.
+    pub fn expired(&self, now: Instant) -> Vec<String> {
+        self.members
             .values()
             .filter(|m| m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now))
             .map(|m| m.member_id.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Removes members whose session or revocation deadline passed; whether any was removed.
+    pub fn expire(&mut self, now: Instant, group_id: &str) -> bool {
+        let expired = self.expired(now);
         for id in &expired {
             tracing::info!(group = %group_id, member = %id, "consumer group member expired");
             self.remove_member(id);
         }
         !expired.is_empty()
+    }
+
+    /// Removes a member without moving the group epoch: only before the group turns classic,
+    /// whose generation is then the epoch the remaining members hold (as Kafka's downgrade).
+    pub fn remove_member_for_downgrade(&mut self, member_id: &str) {
+        self.members.remove(member_id);
+        self.target.remove(member_id);
+        self.dirty_members.insert(member_id.to_owned());
     }
 }
 
@@ -249,6 +267,14 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or(ResponseError::UnknownMemberId)?;
+        if member.classic.is_some() {
+            // A classic member commits with its generation (= member epoch), any version.
+            return if epoch == member.r.epoch {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        }
         if version < 9 {
             return Err(ResponseError::UnsupportedVersion);
         }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::assignor::Assignment;
+use super::classic::ClassicMember;
 use super::reconcile::{MemberState, Reconciled};
 use super::{ConsumerGroup, ConsumerMember};
 use crate::groups::record::{put_opt_str, put_str, Reader, StoreRecord, StoreState};
@@ -37,6 +38,8 @@ pub(crate) struct StoredConsumerMember {
     pub assignor: Option<String>,
     pub r: Reconciled,
     pub target: Assignment,
+    /// A classic member's session timeout and protocols (after an online upgrade).
+    pub classic: Option<ClassicMember>,
 }
 
 /// Everything the file says about one consumer group.
@@ -89,6 +92,7 @@ impl ConsumerGroup {
             assignor: m.assignor.clone(),
             r: m.r.clone(),
             target: self.target.get(&m.member_id).cloned().unwrap_or_default(),
+            classic: m.classic.clone(),
         }
     }
 
@@ -151,6 +155,7 @@ impl ConsumerGroup {
                 r: m.r.clone(),
                 session_deadline: now,
                 revocation_deadline,
+                classic: m.classic.clone(),
             };
             member.touch(now, session_timeout_ms);
             cg.target.insert(id.clone(), m.target.clone());
@@ -346,6 +351,16 @@ fn encode_member(m: &StoredConsumerMember, out: &mut Vec<u8>) {
     put_assignment(out, &m.r.assigned);
     put_assignment(out, &m.r.pending_revocation);
     put_assignment(out, &m.target);
+    out.push(u8::from(m.classic.is_some()));
+    if let Some(c) = &m.classic {
+        put_i32(out, c.session_timeout_ms);
+        put_i32(out, c.protocols.len() as i32);
+        for (name, metadata) in &c.protocols {
+            put_str(out, name);
+            put_i32(out, metadata.len() as i32);
+            out.extend_from_slice(metadata);
+        }
+    }
 }
 
 fn decode_member(r: &mut Reader<'_>) -> Option<StoredConsumerMember> {
@@ -375,6 +390,24 @@ fn decode_member(r: &mut Reader<'_>) -> Option<StoredConsumerMember> {
     let assigned = read_assignment(r)?;
     let pending_revocation = read_assignment(r)?;
     let target = read_assignment(r)?;
+    let classic = match r.u8()? {
+        0 => None,
+        _ => {
+            let session_timeout_ms = r.i32()?;
+            let n = r.i32()? as u32 as usize;
+            if n > crate::groups::MEMBER_PROTOCOLS_MAX {
+                return None;
+            }
+            let mut protocols = Vec::with_capacity(n);
+            for _ in 0..n {
+                protocols.push((r.string()?, r.blob()?));
+            }
+            Some(ClassicMember {
+                session_timeout_ms,
+                protocols,
+            })
+        }
+    };
     Some(StoredConsumerMember {
         instance_id,
         rack_id,
@@ -392,5 +425,6 @@ fn decode_member(r: &mut Reader<'_>) -> Option<StoredConsumerMember> {
             pending_revocation,
         },
         target,
+        classic,
     })
 }

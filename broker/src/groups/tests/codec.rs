@@ -131,6 +131,10 @@ fn consumer_member(epoch: i32, kind: u8) -> StoredConsumerMember {
             pending_revocation: parts(&[1]),
         },
         target: parts(&[0]),
+        classic: (kind == 2).then(|| super::super::consumer::classic::ClassicMember {
+            session_timeout_ms: 10_000,
+            protocols: vec![("range".into(), bytes::Bytes::from_static(b"sub"))],
+        }),
     }
 }
 
