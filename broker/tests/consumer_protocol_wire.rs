@@ -3,7 +3,9 @@
 //! coordinator shard): incremental reconciliation between two members (a partition moves only
 //! after its owner revoked it), member epochs, and bad input (bad epochs, unknown members,
 //! invalid regex, unknown assignor, a classic group with members), each answered with Kafka's
-//! error code while the broker keeps serving and nothing changes on disk.
+//! error code while the broker keeps serving and nothing changes on disk; membership surviving
+//! a kill -9; static members leaving with -2 and coming back; a classic member inside a
+//! consumer group after an online upgrade, across a restart, until the downgrade.
 
 mod common;
 
@@ -526,4 +528,101 @@ fn given_a_static_member_when_it_leaves_with_epoch_minus_two_and_rejoins_should_
     }
     let (_, _, _, members) = describe(&mut c, "sg");
     assert_eq!(members.len(), 1, "{members:?}");
+}
+
+/// ConsumerProtocolAssignment v0 of one topic.
+fn assignment_bytes(topic: &str, parts: &[i32]) -> Bytes {
+    let mut b = vec![0, 0, 0, 0, 0, 1];
+    b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    b.extend_from_slice(topic.as_bytes());
+    b.extend_from_slice(&(parts.len() as i32).to_be_bytes());
+    parts.iter().for_each(|p| b.extend_from_slice(&p.to_be_bytes()));
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    Bytes::from(b)
+}
+
+/// The partitions of a one-topic ConsumerProtocolAssignment (none if it has no topic).
+fn assignment_parts(b: &[u8]) -> Vec<i32> {
+    let int = |at: usize| i32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    if b.len() < 6 || int(2) == 0 {
+        return Vec::new();
+    }
+    let name_len = i16::from_be_bytes([b[6], b[7]]) as usize;
+    let at = 8 + name_len;
+    (0..int(at) as usize).map(|i| int(at + 4 + 4 * i)).collect()
+}
+
+fn rebalancing(r: Result<(), weir_client::blocking::ClientError>) -> bool {
+    matches!(r, Err(e) if e.code() == Some(ResponseError::RebalanceInProgress.code()))
+}
+
+#[test]
+fn given_a_classic_member_when_a_kip848_member_joins_should_serve_it_through_the_consumer_group_across_a_restart_and_downgrade_when_the_kip848_member_leaves(
+) {
+    let mut broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("mt", 4, &[]).unwrap();
+    let t = topic_id(&mut c, "mt");
+    let sub = Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 2, b'm', b't', 0xff, 0xff, 0xff, 0xff]);
+    let joined = c.join_group("mg", "", 30_000, &[("range", sub.clone())]).unwrap();
+    let me = joined.member_id.clone();
+    c.sync_group(
+        "mg",
+        &joined,
+        &[(me.clone(), assignment_bytes("mt", &[0, 1, 2, 3]))],
+    )
+    .unwrap();
+    let g = joined.generation_id;
+
+    // The upgrade: the KIP-848 member waits for the partitions the classic member holds.
+    let k = ok(&Beat::join("mg", "kip", &["mt"]).send(&mut c)).clone();
+    assert_eq!(k.member_epoch, g + 1);
+    assert_eq!(assigned(&k), Some(BTreeMap::new()));
+    assert!(
+        rebalancing(c.heartbeat("mg", g, &me)),
+        "the classic member must rejoin"
+    );
+    let rejoined = c
+        .join_group("mg", &me, 30_000, &[("range", sub.clone())])
+        .unwrap();
+    assert_eq!(rejoined.generation_id, g + 1);
+    assert!(
+        rejoined.members.is_empty() && !rejoined.is_leader(),
+        "the server assigns"
+    );
+    let mine = assignment_parts(&c.sync_group("mg", &rejoined, &[]).unwrap());
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    c.heartbeat("mg", g + 1, &me).unwrap();
+    let k2 = ok(&Beat::at("mg", "kip", g + 1, Some(vec![])).send(&mut c)).clone();
+    let theirs = assigned(&k2).unwrap()[&t].clone();
+    let mut all: Vec<i32> = mine.iter().chain(&theirs).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, vec![0, 1, 2, 3]);
+
+    // Both kinds of member survive a kill -9.
+    broker.kill();
+    broker.start_again();
+    let mut c = broker.client();
+    c.heartbeat("mg", g + 1, &me).unwrap();
+    let k3 = ok(&Beat::at("mg", "kip", g + 1, Some(vec![(t, theirs.clone())])).send(&mut c)).clone();
+    assert_eq!(k3.member_epoch, g + 1);
+    let (_, _, _, members) = describe(&mut c, "mg");
+    assert_eq!(members.len(), 2, "{members:?}");
+
+    // The KIP-848 member leaves: the group is classic again and rebalances.
+    ok(&Beat::at("mg", "kip", -1, None).send(&mut c));
+    assert!(rebalancing(c.heartbeat("mg", g + 1, &me)));
+    let classic = c.join_group("mg", &me, 30_000, &[("range", sub)]).unwrap();
+    assert!(
+        classic.is_leader() && classic.generation_id > g + 1,
+        "a classic rebalance"
+    );
+    let mut d = ConsumerGroupDescribeRequest::default();
+    d.group_ids = vec![GroupId(s("mg"))];
+    let g = c.call_at(1, d).unwrap().groups.remove(0);
+    assert_eq!(
+        g.error_code,
+        ResponseError::GroupIdNotFound.code(),
+        "no longer a consumer group"
+    );
 }

@@ -38,16 +38,16 @@ enum SyncStep {
 }
 
 /// A JoinGroup after validation, with owned fields.
-struct Joiner {
-    member_id: String,
-    instance_id: Option<String>,
-    client_id: String,
-    client_host: String,
-    session_timeout_ms: i32,
-    rebalance_timeout_ms: i32,
-    protocol_type: String,
-    protocols: Vec<(String, Bytes)>,
-    version: i16,
+pub(super) struct Joiner {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub version: i16,
 }
 
 pub(super) fn join_error(error: ResponseError, member_id: &str) -> JoinGroupResponse {
@@ -112,28 +112,6 @@ impl GroupCoordinator {
                 .await
                 .unwrap_or_else(|| join_error(ResponseError::UnknownMemberId, &member_id)),
         }
-    }
-
-    /// JoinGroup into a consumer group: a new member first gets an id (MEMBER_ID_REQUIRED
-    /// from v4, as Kafka), then joins as a classic member (`consumer::classic::join`).
-    fn classic_join_in_consumer_group(
-        &self,
-        group: &mut Group,
-        req: &JoinGroupRequest,
-        version: i16,
-        joiner: &Joiner,
-        now: Instant,
-    ) -> JoinGroupResponse {
-        let mut member_id = joiner.member_id.clone();
-        if member_id.is_empty() {
-            member_id = self.new_member_id(&joiner.client_id);
-            if version >= 4 {
-                return join_error(ResponseError::MemberIdRequired, &member_id);
-            }
-        }
-        let cg = group.consumer.as_deref_mut().expect("checked by the caller");
-        let caller = (joiner.client_id.as_str(), joiner.client_host.as_str());
-        crate::groups::consumer::classic::join(cg, req, &member_id, caller, now)
     }
 
     fn validate_join(&self, req: &JoinGroupRequest, version: i16) -> Result<(), ResponseError> {

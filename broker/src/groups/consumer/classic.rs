@@ -485,4 +485,26 @@ impl crate::groups::GroupCoordinator {
             value: group.to_stored(),
         });
     }
+
+    /// JoinGroup into a consumer group: a new member first gets an id (MEMBER_ID_REQUIRED
+    /// from v4, as Kafka), then joins as a classic member (`consumer::classic::join`).
+    pub(in crate::groups) fn classic_join_in_consumer_group(
+        &self,
+        group: &mut Group,
+        req: &JoinGroupRequest,
+        version: i16,
+        joiner: &crate::groups::rebalance::Joiner,
+        now: Instant,
+    ) -> JoinGroupResponse {
+        let mut member_id = joiner.member_id.clone();
+        if member_id.is_empty() {
+            member_id = self.new_member_id(&joiner.client_id);
+            if version >= 4 {
+                return join_response(ResponseError::MemberIdRequired, &member_id);
+            }
+        }
+        let cg = group.consumer.as_deref_mut().expect("checked by the caller");
+        let caller = (joiner.client_id.as_str(), joiner.client_host.as_str());
+        join(cg, req, &member_id, caller, now)
+    }
 }

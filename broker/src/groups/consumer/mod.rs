@@ -12,6 +12,7 @@ pub(crate) mod classic;
 mod heartbeat;
 pub(crate) mod persist;
 pub mod reconcile;
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
