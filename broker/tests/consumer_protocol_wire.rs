@@ -626,3 +626,32 @@ fn given_a_classic_member_when_a_kip848_member_joins_should_serve_it_through_the
         "no longer a consumer group"
     );
 }
+
+/// Run by hand: `cargo test -p weir-broker --test consumer_protocol_wire measure -- --ignored
+/// --nocapture`. The cost of durable membership: a heartbeat that changes nothing writes
+/// nothing; one that changes the member (here a join, then a leave) waits for an fdatasync.
+#[test]
+#[ignore = "measurement, run by hand"]
+fn measure_heartbeat_latency_with_and_without_a_durable_change() {
+    let broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("lt", 4, &[]).unwrap();
+    let t = topic_id(&mut c, "lt");
+    let r = ok(&Beat::join("lg", "steady", &["lt"]).send(&mut c)).clone();
+    let n = 300;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        ok(&Beat::at("lg", "steady", r.member_epoch, Some(vec![(t, vec![0, 1, 2, 3])])).send(&mut c));
+    }
+    let plain = start.elapsed() / n;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let id = format!("churn-{i}");
+        let mut join = Beat::join("lg2", &id, &["lt"]);
+        join.topics = Some(&["lt"]);
+        ok(&join.send(&mut c));
+        ok(&Beat::at("lg2", &id, -1, None).send(&mut c));
+    }
+    let changing = start.elapsed() / (2 * n);
+    eprintln!("plain heartbeat {plain:?}, heartbeat with a durable change {changing:?} (mean of {n})");
+}
