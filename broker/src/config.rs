@@ -109,6 +109,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WEIR_GROUP_CONSUMER_SESSION_TIMEOUT_MS", default_value_t = 45000,
           value_parser = clap::value_parser!(i32).range(1..))]
     pub group_consumer_session_timeout_ms: i32,
+    /// group.consumer.migration.policy: whether a non-empty classic group converts to a
+    /// consumer group when a KIP-848 member joins (upgrade), back when its last KIP-848 member
+    /// leaves (downgrade), both (bidirectional, Kafka 4's default) or neither (disabled).
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_MIGRATION_POLICY", default_value = "bidirectional",
+          value_parser = ["bidirectional", "upgrade", "downgrade", "disabled"])]
+    pub group_consumer_migration_policy: String,
     /// offsets.retention.minutes: committed offsets of a group that stays empty this long expire.
     #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 7 * 24 * 60)]
     pub offsets_retention_minutes: i64,
@@ -187,6 +193,9 @@ impl ServeArgs {
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
             consumer_session_timeout_ms: self.group_consumer_session_timeout_ms,
+            consumer_migration_policy: crate::groups::MigrationPolicy::parse(
+                &self.group_consumer_migration_policy,
+            ),
             ..crate::groups::GroupConfig::default()
         }
     }

@@ -238,6 +238,11 @@ fn given_serve_flags_when_the_broker_resource_is_described_should_show_them_unde
     );
     assert_eq!(configs["auto.create.topics.enable"]["value"], "true", "{seen}");
     assert_eq!(
+        configs["group.consumer.migration.policy"],
+        json!({"value": "bidirectional", "source": 5}),
+        "{seen}"
+    );
+    assert_eq!(
         configs["log.segment.bytes"]["value"],
         (1u64 << 30).to_string(),
         "{seen}"
@@ -250,6 +255,25 @@ fn given_serve_flags_when_the_broker_resource_is_described_should_show_them_unde
     assert_eq!(refused, json!({"0": "INVALID_REQUEST"}));
     let seen = client(&broker, &["cp-describe", "broker:0"]);
     assert_eq!(seen["broker:0"]["log.retention.ms"]["value"], "123456");
+    // A topic inherits retention.ms from the flag: STATIC_BROKER_CONFIG, as Kafka reports a
+    // topic config that comes from a static broker config; its own override is TOPIC_CONFIG.
+    broker.client().create_topic("inherits", 1, &[]).unwrap();
+    broker
+        .client()
+        .create_topic("own", 1, &[("retention.ms", "999")])
+        .unwrap();
+    let seen = client(&broker, &["cp-describe", "inherits", "own"]);
+    assert_eq!(
+        seen["inherits"]["retention.ms"],
+        json!({"value": "123456", "source": 4}),
+        "{seen}"
+    );
+    assert_eq!(seen["inherits"]["segment.bytes"]["source"], 5, "{seen}");
+    assert_eq!(
+        seen["own"]["retention.ms"],
+        json!({"value": "999", "source": 1}),
+        "{seen}"
+    );
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! coordinator shard): incremental reconciliation between two members (a partition moves only
 //! after its owner revoked it), member epochs, and bad input (bad epochs, unknown members,
 //! invalid regex, unknown assignor, a classic group with members), each answered with Kafka's
-//! error code while the broker keeps serving and nothing changes on disk.
+//! error code while the broker keeps serving and nothing changes on disk; membership surviving
+//! a kill -9; static members leaving with -2 and coming back; a classic member inside a
+//! consumer group after an online upgrade, across a restart, until the downgrade.
 
 mod common;
 
@@ -48,6 +50,7 @@ struct Beat<'a> {
     regex: Option<&'a str>,
     assignor: Option<&'a str>,
     owned: Option<Vec<(Uuid, Vec<i32>)>>,
+    instance: Option<&'a str>,
 }
 
 impl<'a> Beat<'a> {
@@ -60,6 +63,7 @@ impl<'a> Beat<'a> {
             regex: None,
             assignor: None,
             owned: Some(Vec::new()),
+            instance: None,
         }
     }
 
@@ -72,7 +76,14 @@ impl<'a> Beat<'a> {
             regex: None,
             assignor: None,
             owned,
+            instance: None,
         }
+    }
+
+    /// With a group instance id (a static member) when `is_static`.
+    fn with(mut self, is_static: bool, instance: &'a str) -> Self {
+        self.instance = is_static.then_some(instance);
+        self
     }
 
     fn send(&self, c: &mut Client) -> ConsumerGroupHeartbeatResponse {
@@ -84,6 +95,7 @@ impl<'a> Beat<'a> {
         r.subscribed_topic_names = self.topics.map(|ts| ts.iter().map(|t| TopicName(s(t))).collect());
         r.subscribed_topic_regex = self.regex.map(s);
         r.server_assignor = self.assignor.map(s);
+        r.instance_id = self.instance.map(s);
         r.topic_partitions = self.owned.as_ref().map(|o| {
             o.iter()
                 .map(|(id, ps)| {
@@ -229,7 +241,12 @@ fn commits_are_checked(c: &mut Client) {
 
 #[test]
 fn given_bad_heartbeats_when_sent_should_get_kafkas_errors_change_nothing_and_keep_serving() {
-    let broker = Broker::start(FLAGS);
+    // With online migration disabled, a heartbeat for a classic group with members is refused
+    // (GROUP_ID_NOT_FOUND, as Kafka); the default, bidirectional, converts it
+    // (consumer_protocol.rs has the real-client migration test).
+    let mut flags = FLAGS.to_vec();
+    flags.extend(["--group-consumer-migration-policy", "disabled"]);
+    let broker = Broker::start(&flags);
     let mut c = broker.client();
     c.create_topic("bt", 2, &[]).unwrap();
     let t = topic_id(&mut c, "bt");
@@ -334,4 +351,307 @@ fn given_a_regex_subscription_when_a_matching_topic_is_created_should_assign_it_
             .as_deref(),
         Some("re-.*")
     );
+}
+
+/// What ConsumerGroupDescribe says of a group: epochs, state, and per member (id, epoch,
+/// assignment, target).
+type Described = (i32, i32, String, Vec<(String, i32, Vec<i32>, Vec<i32>)>);
+
+fn describe(c: &mut Client, group: &str) -> Described {
+    let mut d = ConsumerGroupDescribeRequest::default();
+    d.group_ids = vec![GroupId(s(group))];
+    let g = c.call_at(1, d).unwrap().groups.remove(0);
+    assert_eq!(g.error_code, 0, "describe {group}: {:?}", g.error_message);
+    let parts = |a: &kafka_protocol::messages::consumer_group_describe_response::Assignment| {
+        let mut ps: Vec<i32> = a
+            .topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.clone())
+            .collect();
+        ps.sort_unstable();
+        ps
+    };
+    let members = g
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.member_epoch,
+                parts(&m.assignment),
+                parts(&m.target_assignment),
+            )
+        })
+        .collect();
+    (
+        g.group_epoch,
+        g.assignment_epoch,
+        g.group_state.to_string(),
+        members,
+    )
+}
+
+/// Joins a and b to `group` on `topic` (4 partitions) and reconciles to a stable split;
+/// returns the group epoch. `instance` gives static members instance ids "i-a", "i-b".
+fn two_stable_members(c: &mut Client, group: &str, topics: &[&str], t: Uuid, instance: bool) -> i32 {
+    ok(&Beat::join(group, "member-a", topics)
+        .with(instance, "i-a")
+        .send(c));
+    let b = ok(&Beat::join(group, "member-b", topics)
+        .with(instance, "i-b")
+        .send(c))
+    .clone();
+    let epoch = b.member_epoch;
+    // a revokes two partitions, then b claims them.
+    let a = ok(&Beat::at(group, "member-a", 1, Some(vec![(t, vec![0, 1, 2, 3])]))
+        .with(instance, "i-a")
+        .send(c))
+    .clone();
+    let kept: Vec<i32> = assigned(&a).unwrap()[&t].clone();
+    ok(&Beat::at(group, "member-a", 1, Some(vec![(t, kept.clone())]))
+        .with(instance, "i-a")
+        .send(c));
+    let b2 = ok(&Beat::at(group, "member-b", epoch, Some(vec![]))
+        .with(instance, "i-b")
+        .send(c))
+    .clone();
+    let b_parts = assigned(&b2).unwrap()[&t].clone();
+    assert_eq!(kept.len() + b_parts.len(), 4, "a {kept:?} b {b_parts:?}");
+    let (_, _, state, _) = describe(c, group);
+    assert_eq!(state, "Stable");
+    epoch
+}
+
+#[test]
+fn given_consumer_group_members_when_the_broker_is_killed_and_restarted_should_keep_members_epochs_and_assignments(
+) {
+    let mut broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("pt", 4, &[]).unwrap();
+    let t = topic_id(&mut c, "pt");
+    let epoch = two_stable_members(&mut c, "pg", &["pt"], t, false);
+    // A third member mid-reconciliation: it waits for partitions the others still hold.
+    let joined = ok(&Beat::join("pg", "member-c", &["pt"]).send(&mut c)).clone();
+    assert_eq!(joined.member_epoch, epoch + 1);
+    let before = describe(&mut c, "pg");
+    assert_eq!(before.3.len(), 3);
+
+    broker.kill();
+    broker.start_again();
+    let mut c = broker.client();
+    assert_eq!(describe(&mut c, "pg"), before, "the group is reloaded as it was");
+    // a and b heartbeat with their epochs: no UNKNOWN_MEMBER_ID, no fencing.
+    for (id, epoch, parts, _) in &before.3 {
+        if id == "member-c" {
+            continue;
+        }
+        let r = ok(&Beat::at("pg", id, *epoch, Some(vec![(t, parts.clone())])).send(&mut c)).clone();
+        assert!(
+            r.member_epoch >= *epoch,
+            "{id} continues at {} (was {epoch})",
+            r.member_epoch
+        );
+    }
+    let after = describe(&mut c, "pg");
+    assert_eq!(after.0, before.0, "no rebalance: the group epoch did not move");
+    let (_, _, _, members) = after;
+    let union: usize = members.iter().map(|m| m.2.len()).sum();
+    assert!(union <= 4, "no partition owned twice: {members:?}");
+}
+
+#[test]
+fn given_a_static_member_when_it_leaves_with_epoch_minus_two_and_rejoins_should_get_its_partitions_back() {
+    let broker = Broker::start(&["--shards", "2", "--group-consumer-session-timeout-ms", "3000"]);
+    let mut c = broker.client();
+    c.create_topic("st", 4, &[]).unwrap();
+    let t = topic_id(&mut c, "st");
+    let epoch = two_stable_members(&mut c, "sg", &["st"], t, true);
+    let (_, _, _, members) = describe(&mut c, "sg");
+    let b_parts = members.iter().find(|m| m.0 == "member-b").unwrap().2.clone();
+    let a_parts = members.iter().find(|m| m.0 == "member-a").unwrap().2.clone();
+
+    let left = ok(&Beat::at("sg", "member-b", -2, None)
+        .with(true, "i-b")
+        .send(&mut c))
+    .clone();
+    assert_eq!(left.member_epoch, -2);
+    let a = ok(
+        &Beat::at("sg", "member-a", epoch, Some(vec![(t, a_parts.clone())]))
+            .with(true, "i-a")
+            .send(&mut c),
+    )
+    .clone();
+    assert_eq!((a.member_epoch, assigned(&a)), (epoch, None), "a is not moved");
+    let (group_epoch, _, _, members) = describe(&mut c, "sg");
+    assert_eq!(group_epoch, epoch, "a static leave does not bump the group epoch");
+    assert!(
+        members.contains(&("member-b".into(), -2, b_parts.clone(), b_parts.clone())),
+        "{members:?}"
+    );
+
+    // Another process takes the instance id back: same partitions, same epoch, nobody moved.
+    let mut rejoin = Beat::join("sg", "member-b2", &["st"]);
+    rejoin.instance = Some("i-b");
+    let b2 = ok(&rejoin.send(&mut c)).clone();
+    assert_eq!(b2.member_epoch, epoch);
+    assert_eq!(assigned(&b2), Some(BTreeMap::from([(t, b_parts.clone())])));
+    // While b2 holds it, the instance id is not free.
+    let mut thief = Beat::join("sg", "member-b3", &["st"]);
+    thief.instance = Some("i-b");
+    assert_eq!(
+        code(&thief.send(&mut c)),
+        ResponseError::UnreleasedInstanceId.code()
+    );
+    let zombie = Beat::at("sg", "member-b", epoch, None)
+        .with(true, "i-b")
+        .send(&mut c);
+    assert_eq!(code(&zombie), ResponseError::FencedInstanceId.code());
+
+    // Gone for longer than the session timeout: removed, a gets everything.
+    ok(&Beat::at("sg", "member-b2", -2, None)
+        .with(true, "i-b")
+        .send(&mut c));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let a = ok(
+            &Beat::at("sg", "member-a", epoch, Some(vec![(t, a_parts.clone())]))
+                .with(true, "i-a")
+                .send(&mut c),
+        )
+        .clone();
+        if a.member_epoch > epoch {
+            assert_eq!(assigned(&a), Some(BTreeMap::from([(t, vec![0, 1, 2, 3])])));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "b2 never expired");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (_, _, _, members) = describe(&mut c, "sg");
+    assert_eq!(members.len(), 1, "{members:?}");
+}
+
+/// ConsumerProtocolAssignment v0 of one topic.
+fn assignment_bytes(topic: &str, parts: &[i32]) -> Bytes {
+    let mut b = vec![0, 0, 0, 0, 0, 1];
+    b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    b.extend_from_slice(topic.as_bytes());
+    b.extend_from_slice(&(parts.len() as i32).to_be_bytes());
+    parts.iter().for_each(|p| b.extend_from_slice(&p.to_be_bytes()));
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    Bytes::from(b)
+}
+
+/// The partitions of a one-topic ConsumerProtocolAssignment (none if it has no topic).
+fn assignment_parts(b: &[u8]) -> Vec<i32> {
+    let int = |at: usize| i32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    if b.len() < 6 || int(2) == 0 {
+        return Vec::new();
+    }
+    let name_len = i16::from_be_bytes([b[6], b[7]]) as usize;
+    let at = 8 + name_len;
+    (0..int(at) as usize).map(|i| int(at + 4 + 4 * i)).collect()
+}
+
+fn rebalancing(r: Result<(), weir_client::blocking::ClientError>) -> bool {
+    matches!(r, Err(e) if e.code() == Some(ResponseError::RebalanceInProgress.code()))
+}
+
+#[test]
+fn given_a_classic_member_when_a_kip848_member_joins_should_serve_it_through_the_consumer_group_across_a_restart_and_downgrade_when_the_kip848_member_leaves(
+) {
+    let mut broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("mt", 4, &[]).unwrap();
+    let t = topic_id(&mut c, "mt");
+    let sub = Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 2, b'm', b't', 0xff, 0xff, 0xff, 0xff]);
+    let joined = c.join_group("mg", "", 30_000, &[("range", sub.clone())]).unwrap();
+    let me = joined.member_id.clone();
+    c.sync_group(
+        "mg",
+        &joined,
+        &[(me.clone(), assignment_bytes("mt", &[0, 1, 2, 3]))],
+    )
+    .unwrap();
+    let g = joined.generation_id;
+
+    // The upgrade: the KIP-848 member waits for the partitions the classic member holds.
+    let k = ok(&Beat::join("mg", "kip", &["mt"]).send(&mut c)).clone();
+    assert_eq!(k.member_epoch, g + 1);
+    assert_eq!(assigned(&k), Some(BTreeMap::new()));
+    assert!(
+        rebalancing(c.heartbeat("mg", g, &me)),
+        "the classic member must rejoin"
+    );
+    let rejoined = c
+        .join_group("mg", &me, 30_000, &[("range", sub.clone())])
+        .unwrap();
+    assert_eq!(rejoined.generation_id, g + 1);
+    assert!(
+        rejoined.members.is_empty() && !rejoined.is_leader(),
+        "the server assigns"
+    );
+    let mine = assignment_parts(&c.sync_group("mg", &rejoined, &[]).unwrap());
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    c.heartbeat("mg", g + 1, &me).unwrap();
+    let k2 = ok(&Beat::at("mg", "kip", g + 1, Some(vec![])).send(&mut c)).clone();
+    let theirs = assigned(&k2).unwrap()[&t].clone();
+    let mut all: Vec<i32> = mine.iter().chain(&theirs).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, vec![0, 1, 2, 3]);
+
+    // Both kinds of member survive a kill -9.
+    broker.kill();
+    broker.start_again();
+    let mut c = broker.client();
+    c.heartbeat("mg", g + 1, &me).unwrap();
+    let k3 = ok(&Beat::at("mg", "kip", g + 1, Some(vec![(t, theirs.clone())])).send(&mut c)).clone();
+    assert_eq!(k3.member_epoch, g + 1);
+    let (_, _, _, members) = describe(&mut c, "mg");
+    assert_eq!(members.len(), 2, "{members:?}");
+
+    // The KIP-848 member leaves: the group is classic again and rebalances.
+    ok(&Beat::at("mg", "kip", -1, None).send(&mut c));
+    assert!(rebalancing(c.heartbeat("mg", g + 1, &me)));
+    let classic = c.join_group("mg", &me, 30_000, &[("range", sub)]).unwrap();
+    assert!(
+        classic.is_leader() && classic.generation_id > g + 1,
+        "a classic rebalance"
+    );
+    let mut d = ConsumerGroupDescribeRequest::default();
+    d.group_ids = vec![GroupId(s("mg"))];
+    let g = c.call_at(1, d).unwrap().groups.remove(0);
+    assert_eq!(
+        g.error_code,
+        ResponseError::GroupIdNotFound.code(),
+        "no longer a consumer group"
+    );
+}
+
+/// Run by hand: `cargo test -p weir-broker --test consumer_protocol_wire measure -- --ignored
+/// --nocapture`. The cost of durable membership: a heartbeat that changes nothing writes
+/// nothing; one that changes the member (here a join, then a leave) waits for an fdatasync.
+#[test]
+#[ignore = "measurement, run by hand"]
+fn measure_heartbeat_latency_with_and_without_a_durable_change() {
+    let broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("lt", 4, &[]).unwrap();
+    let t = topic_id(&mut c, "lt");
+    let r = ok(&Beat::join("lg", "steady", &["lt"]).send(&mut c)).clone();
+    let n = 300;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        ok(&Beat::at("lg", "steady", r.member_epoch, Some(vec![(t, vec![0, 1, 2, 3])])).send(&mut c));
+    }
+    let plain = start.elapsed() / n;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let id = format!("churn-{i}");
+        let mut join = Beat::join("lg2", &id, &["lt"]);
+        join.topics = Some(&["lt"]);
+        ok(&join.send(&mut c));
+        ok(&Beat::at("lg2", &id, -1, None).send(&mut c));
+    }
+    let changing = start.elapsed() / (2 * n);
+    eprintln!("plain heartbeat {plain:?}, heartbeat with a durable change {changing:?} (mean of {n})");
 }

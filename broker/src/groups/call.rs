@@ -143,7 +143,7 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
             GroupAnswer::Describe(Box::new(coordinator.describe_group(&group_id)))
         }
         call @ (GroupCall::ConsumerHeartbeat { .. } | GroupCall::ConsumerDescribe { .. }) => {
-            execute_consumer(coordinator, call)
+            execute_consumer(coordinator, call).await
         }
         GroupCall::DeleteOffsets(req) => GroupAnswer::DeleteOffsets(coordinator.offset_delete(req).await),
         GroupCall::Delete { group_id } => {
@@ -164,8 +164,8 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
     }
 }
 
-/// The KIP-848 calls: synchronous on the coordinator (nothing to persist).
-fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> GroupAnswer {
+/// The KIP-848 calls (a heartbeat waits for its changes to be durable).
+async fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> GroupAnswer {
     match call {
         GroupCall::ConsumerHeartbeat {
             req,
@@ -178,7 +178,9 @@ fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Grou
                 client_id: &client_id,
                 client_host: &client_host,
             };
-            let response = coordinator.consumer_heartbeat(&req, version, &catalog, &caller);
+            let response = coordinator
+                .consumer_heartbeat(&req, version, &catalog, &caller)
+                .await;
             GroupAnswer::ConsumerHeartbeat(Box::new(response))
         }
         GroupCall::ConsumerDescribe { group_id } => {

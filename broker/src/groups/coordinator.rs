@@ -15,6 +15,7 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, LeaveGroupRe
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::consumer::ConsumerGroup;
 use super::group::{Group, GroupState};
 use super::rebalance::{join_error, sync_error};
 use super::store::{OffsetStore, StoreRecord};
@@ -69,6 +70,15 @@ impl GroupCoordinator {
             for (id, stored) in &state.groups {
                 groups.insert(id.clone(), Group::from_stored(id.clone(), stored, now));
             }
+            for (id, image) in &state.consumer {
+                let mut group = Group::new(id.clone(), wall_ms());
+                group.consumer = Some(Box::new(ConsumerGroup::from_image(
+                    image,
+                    now,
+                    config.consumer_session_timeout_ms,
+                )));
+                groups.insert(id.clone(), group);
+            }
             for (id, offsets) in &state.offsets {
                 let newest_ms = offsets.values().map(|o| o.commit_timestamp_ms).max().unwrap_or(0);
                 groups
@@ -116,7 +126,7 @@ impl GroupCoordinator {
         let mut groups = self.groups.borrow_mut();
         for group in groups.values_mut() {
             if group.consumer.is_some() {
-                changed |= Self::consumer_tick(group, now);
+                changed |= self.consumer_tick(group, now, &mut persist);
                 continue;
             }
             let idle = group.members.is_empty() && group.pending_members.is_empty();
@@ -185,7 +195,7 @@ impl GroupCoordinator {
                 && g.pending_members.is_empty()
                 && !state.offsets.contains_key(id)
                 && !state.pending.contains_key(id);
-            if dead && state.groups.contains_key(id) {
+            if dead && (state.groups.contains_key(id) || state.consumer.contains_key(id)) {
                 persist.push(StoreRecord::GroupDelete { group: id.clone() });
             }
             !dead
@@ -226,6 +236,9 @@ impl GroupCoordinator {
             .get_mut(req.group_id.as_str())
             .ok_or(ResponseError::UnknownMemberId)?;
         let member_id = req.member_id.as_str();
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            return super::consumer::classic::heartbeat(cg, req, Instant::now());
+        }
         if group.is_fenced(member_id, req.group_instance_id.as_deref()) {
             return Err(ResponseError::FencedInstanceId);
         }
@@ -297,6 +310,21 @@ impl GroupCoordinator {
         now: Instant,
         persist: &mut Vec<StoreRecord>,
     ) -> Result<(), ResponseError> {
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            // A classic member of a consumer group leaving (after an online upgrade).
+            let id = match instance_id {
+                Some(instance) => cg
+                    .static_member(instance)
+                    .map(|m| m.member_id.clone())
+                    .ok_or(ResponseError::UnknownMemberId)?,
+                None => member_id.to_owned(),
+            };
+            if !cg.remove_member(&id) {
+                return Err(ResponseError::UnknownMemberId);
+            }
+            persist.extend(cg.take_records(&group.group_id));
+            return Ok(());
+        }
         let target = match instance_id {
             Some(instance) => {
                 let found = group

@@ -74,6 +74,37 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
     /// group.consumer.session.timeout.ms: a KIP-848 member silent this long is removed.
     pub consumer_session_timeout_ms: i32,
+    /// group.consumer.migration.policy: online conversion of non-empty groups.
+    pub consumer_migration_policy: MigrationPolicy,
+}
+
+/// Kafka's `group.consumer.migration.policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    Bidirectional,
+    Upgrade,
+    Downgrade,
+    Disabled,
+}
+
+impl MigrationPolicy {
+    /// The flag's value (validated by clap); anything else is Kafka's default.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "upgrade" => Self::Upgrade,
+            "downgrade" => Self::Downgrade,
+            "disabled" => Self::Disabled,
+            _ => Self::Bidirectional,
+        }
+    }
+
+    pub fn upgrade(self) -> bool {
+        matches!(self, Self::Bidirectional | Self::Upgrade)
+    }
+
+    pub fn downgrade(self) -> bool {
+        matches!(self, Self::Bidirectional | Self::Downgrade)
+    }
 }
 
 impl Default for GroupConfig {
@@ -88,6 +119,7 @@ impl Default for GroupConfig {
             offsets_file_compact_bytes: 64 * 1024 * 1024,
             consumer_heartbeat_interval_ms: 5_000,
             consumer_session_timeout_ms: 45_000,
+            consumer_migration_policy: MigrationPolicy::Bidirectional,
         }
     }
 }

@@ -38,16 +38,16 @@ enum SyncStep {
 }
 
 /// A JoinGroup after validation, with owned fields.
-struct Joiner {
-    member_id: String,
-    instance_id: Option<String>,
-    client_id: String,
-    client_host: String,
-    session_timeout_ms: i32,
-    rebalance_timeout_ms: i32,
-    protocol_type: String,
-    protocols: Vec<(String, Bytes)>,
-    version: i16,
+pub(super) struct Joiner {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub version: i16,
 }
 
 pub(super) fn join_error(error: ResponseError, member_id: &str) -> JoinGroupResponse {
@@ -190,15 +190,21 @@ impl GroupCoordinator {
         }
         let group = groups.get_mut(group_id).expect("inserted above");
         if group.has_consumer_members() {
-            // Mixed classic/consumer groups (Kafka 4's classic members in a consumer group)
-            // are not supported: docs/groups.md.
-            return Step::Done(join_error(
-                ResponseError::InconsistentGroupProtocol,
-                &joiner.member_id,
-            ));
+            // A classic member of a consumer group (after an online upgrade).
+            let response = self.classic_join_in_consumer_group(group, &req, version, &joiner, now);
+            let cg = group.consumer.as_deref_mut().expect("has consumer members");
+            persist.extend(cg.take_records(group_id));
+            drop(groups);
+            self.persist(persist);
+            return Step::Done(response);
         }
         // An empty consumer group becomes classic; its offsets stay.
-        group.consumer = None;
+        if group.consumer.take().is_some() {
+            persist.push(StoreRecord::ConsumerGroup {
+                group: group_id.to_owned(),
+                value: None,
+            });
+        }
         let step = if !group.supports_protocols(&joiner.protocol_type, &joiner.protocols) {
             Step::Done(join_error(
                 ResponseError::InconsistentGroupProtocol,
@@ -545,6 +551,10 @@ impl GroupCoordinator {
             return done(ResponseError::UnknownMemberId);
         };
         let member_id = req.member_id.as_str();
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            let response = crate::groups::consumer::classic::sync(cg, req, now);
+            return SyncStep::Answer(Step::Done(response));
+        }
         if group.is_fenced(member_id, req.group_instance_id.as_deref()) {
             return done(ResponseError::FencedInstanceId);
         }

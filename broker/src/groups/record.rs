@@ -11,6 +11,9 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use super::consumer::persist::{
+    self as cpersist, ConsumerGroupImage, StoredConsumerGroup, StoredConsumerMember,
+};
 use super::GroupError;
 
 /// File magic and format version: a file without it is not ours and is never truncated.
@@ -32,6 +35,11 @@ const KIND_GROUP: u8 = 3;
 const KIND_GROUP_DELETE: u8 = 4;
 const KIND_TXN_COMMIT: u8 = 5;
 const KIND_TXN_END: u8 = 6;
+// 7 and 8: KIP-848 groups, in `consumer::persist`.
+// A consumer member record must fit: its subscribed names dominate (assignments are bounded
+// by the catalog's partitions, a few bytes each).
+const _: () =
+    assert!(super::consumer::SUBSCRIBED_TOPICS_MAX * (super::NAME_BYTES_MAX + 2) < RECORD_BYTES_MAX / 4);
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct CommittedOffset {
@@ -108,6 +116,18 @@ pub(crate) enum StoreRecord {
         producer_epoch: i16,
         commit: bool,
     },
+    /// A KIP-848 group's epochs and subscribed topics; `None` forgets the consumer group
+    /// (its members too) when it turns classic. Replaces a classic `Group` record.
+    ConsumerGroup {
+        group: String,
+        value: Option<StoredConsumerGroup>,
+    },
+    /// One KIP-848 member; `None` removes it.
+    ConsumerMember {
+        group: String,
+        member_id: String,
+        value: Option<Box<StoredConsumerMember>>,
+    },
 }
 
 pub(crate) type GroupOffsets = HashMap<(String, i32), CommittedOffset>;
@@ -123,6 +143,8 @@ pub(crate) struct StoreState {
     pub offset_count: usize,
     /// Pending transactional offsets per group, per producer id.
     pub pending: HashMap<String, HashMap<i64, PendingOffsets>>,
+    /// KIP-848 groups' membership (a group is here or in `groups`, never both).
+    pub consumer: HashMap<String, ConsumerGroupImage>,
 }
 
 impl StoreState {
@@ -154,17 +176,10 @@ impl StoreState {
                 }
             }
             StoreRecord::Group { group, value } => {
+                self.consumer.remove(&group);
                 self.groups.insert(group, value);
             }
-            StoreRecord::GroupDelete { group } => {
-                self.groups.remove(&group);
-                if let Some(offsets) = self.offsets.remove(&group) {
-                    self.offset_count -= offsets.len();
-                }
-                if let Some(pending) = self.pending.remove(&group) {
-                    self.offset_count -= pending.values().map(HashMap::len).sum::<usize>();
-                }
-            }
+            StoreRecord::GroupDelete { group } => self.delete_group(&group),
             StoreRecord::TxnCommit {
                 group,
                 producer_id,
@@ -195,6 +210,20 @@ impl StoreState {
                 producer_epoch,
                 commit,
             } => self.end_txn(group, producer_id, producer_epoch, commit),
+            record @ (StoreRecord::ConsumerGroup { .. } | StoreRecord::ConsumerMember { .. }) => {
+                self.apply_consumer(record)
+            }
+        }
+    }
+
+    fn delete_group(&mut self, group: &str) {
+        self.groups.remove(group);
+        self.consumer.remove(group);
+        if let Some(offsets) = self.offsets.remove(group) {
+            self.offset_count -= offsets.len();
+        }
+        if let Some(pending) = self.pending.remove(group) {
+            self.offset_count -= pending.values().map(HashMap::len).sum::<usize>();
         }
     }
 
@@ -263,13 +292,17 @@ impl StoreState {
                 )
             })
         });
-        groups.chain(offsets).chain(pending)
+        let consumer = self
+            .consumer
+            .iter()
+            .flat_map(|(group, image)| image.records(group));
+        groups.chain(consumer).chain(offsets).chain(pending)
     }
 }
 
 // ---------------------------------------------------------------- codec
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     assert!(
         s.len() <= u16::MAX as usize,
         "names are bounded by NAME_BYTES_MAX at entry"
@@ -278,7 +311,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+pub(super) fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     out.push(u8::from(s.is_some()));
     put_str(out, s.unwrap_or(""));
 }
@@ -351,6 +384,9 @@ fn encode_body(record: &StoreRecord, out: &mut Vec<u8>) {
             out.extend_from_slice(&producer_epoch.to_be_bytes());
             out.push(u8::from(*commit));
         }
+        record @ (StoreRecord::ConsumerGroup { .. } | StoreRecord::ConsumerMember { .. }) => {
+            cpersist::encode_record(record, out)
+        }
     }
 }
 
@@ -391,12 +427,12 @@ pub(crate) fn encode_record(record: &StoreRecord, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
+pub(super) struct Reader<'a> {
+    pub buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.buf.len() < n {
             return None;
         }
@@ -404,31 +440,31 @@ impl<'a> Reader<'a> {
         self.buf = rest;
         Some(head)
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
-    fn i16(&mut self) -> Option<i16> {
+    pub fn i16(&mut self) -> Option<i16> {
         self.take(2)
             .map(|b| i16::from_be_bytes(b.try_into().expect("2 bytes")))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub fn i32(&mut self) -> Option<i32> {
         self.take(4)
             .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub fn i64(&mut self) -> Option<i64> {
         self.take(8)
             .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")))
     }
-    fn string(&mut self) -> Option<String> {
+    pub fn string(&mut self) -> Option<String> {
         let len = u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
         String::from_utf8(self.take(len)?.to_vec()).ok()
     }
-    fn opt_string(&mut self) -> Option<Option<String>> {
+    pub fn opt_string(&mut self) -> Option<Option<String>> {
         let present = self.u8()?;
         let s = self.string()?;
         Some((present == 1).then_some(s))
     }
-    fn blob(&mut self) -> Option<Bytes> {
+    pub fn blob(&mut self) -> Option<Bytes> {
         let len = self.i32()? as u32 as usize;
         Some(Bytes::copy_from_slice(self.take(len)?))
     }
@@ -474,6 +510,9 @@ fn decode_body(body: &[u8]) -> Option<StoreRecord> {
             producer_epoch: r.i16()?,
             commit: r.u8()? == 1,
         },
+        kind @ (cpersist::KIND_CONSUMER_GROUP | cpersist::KIND_CONSUMER_MEMBER) => {
+            cpersist::decode_record(kind, &mut r)?
+        }
         _ => return None,
     };
     r.buf.is_empty().then_some(record)

@@ -84,6 +84,15 @@ fn entries(args: &ServeArgs) -> Vec<(&'static str, &'static str, String)> {
     ]
 }
 
+/// The group configs beyond the classic protocol's.
+fn group_entries(args: &ServeArgs) -> Vec<(&'static str, &'static str, String)> {
+    vec![(
+        "group.consumer.migration.policy",
+        "group_consumer_migration_policy",
+        args.group_consumer_migration_policy.clone(),
+    )]
+}
+
 /// The flag's default as clap declares it (`None`: it has none).
 fn default_of(command: &clap::Command, id: &str) -> Option<String> {
     let arg = command.get_arguments().find(|a| a.get_id() == id)?;
@@ -92,11 +101,34 @@ fn default_of(command: &clap::Command, id: &str) -> Option<String> {
         .map(|v| v.to_string_lossy().into_owned())
 }
 
+/// The topic defaults the `weir serve` flags declare (what a broker started without them
+/// gives a topic): a topic value equal to the running broker's default but not to this one
+/// comes from a flag, which DescribeConfigs reports STATIC_BROKER_CONFIG as Kafka does.
+pub fn flag_topic_defaults() -> crate::metadata::topic_config::TopicDefaults {
+    let command = ServeArgs::augment_args(clap::Command::new("serve"));
+    let parsed = |id: &str| default_of(&command, id).and_then(|v| v.parse::<i64>().ok());
+    let fallback = crate::metadata::topic_config::TopicDefaults {
+        segment_bytes: 1 << 30,
+        retention_ms: 7 * 24 * 3_600_000,
+        retention_bytes: -1,
+        flush_ms: u64::MAX,
+        max_message_bytes: 1_048_588,
+    };
+    crate::metadata::topic_config::TopicDefaults {
+        segment_bytes: parsed("segment_bytes").map_or(fallback.segment_bytes, |v| v as u64),
+        retention_ms: parsed("retention_ms").unwrap_or(fallback.retention_ms),
+        retention_bytes: parsed("retention_bytes").unwrap_or(fallback.retention_bytes),
+        flush_ms: parsed("flush_ms").map_or(fallback.flush_ms, |v| v as u64),
+        max_message_bytes: parsed("max_message_bytes").map_or(fallback.max_message_bytes, |v| v as i32),
+    }
+}
+
 /// The broker resource's configs, filtered by `keys` (None: all).
 pub fn describe(args: &ServeArgs, keys: Option<&[String]>) -> Vec<DescribeConfigsResourceResult> {
     let command = ServeArgs::augment_args(clap::Command::new("serve"));
     entries(args)
         .into_iter()
+        .chain(group_entries(args))
         .filter(|(name, _, _)| keys.is_none_or(|k| k.iter().any(|k| k == name)))
         .map(|(name, id, value)| {
             let source = if default_of(&command, id).as_deref() == Some(value.as_str())

@@ -20,18 +20,40 @@ use crate::metadata::TopicConfig;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// DescribeConfigs config_source: 1 = topic config, 5 = default.
+/// DescribeConfigs config_source: 1 = topic config, 4 = static broker config, 5 = default.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
-/// A topic config's source as DescribeConfigs reports it: a value other than
-/// what a topic created now would get is the topic's own (a value set equal to
-/// the default cannot be told apart: the catalog keeps values, not requests).
-fn config_source(config: &TopicConfig, defaults: &TopicConfig, name: &str) -> i8 {
-    if config.get(name) == defaults.get(name) {
-        SOURCE_DEFAULT
-    } else {
+/// What a topic created now gets (from the running broker's flags) and what it would get
+/// from the flags' declared defaults.
+struct Defaults {
+    broker: TopicConfig,
+    flags: TopicConfig,
+}
+
+impl Defaults {
+    fn of(shard: &ShardContext) -> Self {
+        Self {
+            broker: TopicConfig::defaults(&shard.args.topic_defaults()),
+            flags: TopicConfig::defaults(&super::broker_configs::flag_topic_defaults()),
+        }
+    }
+}
+
+/// A topic config's source as DescribeConfigs reports it, as Kafka: a value other than what
+/// a topic created now would get is the topic's own; one inherited from a `weir serve` flag
+/// set to something other than the flag's default is STATIC_BROKER_CONFIG; else the default.
+/// (A value set equal to the inherited one cannot be told apart: the catalog keeps values,
+/// not requests.)
+fn config_source(config: &TopicConfig, defaults: &Defaults, name: &str) -> i8 {
+    let value = config.get(name);
+    if value != defaults.broker.get(name) {
         SOURCE_TOPIC
+    } else if value != defaults.flags.get(name) {
+        SOURCE_STATIC_BROKER
+    } else {
+        SOURCE_DEFAULT
     }
 }
 
@@ -64,7 +86,7 @@ pub async fn create_topics(shard: &Rc<ShardContext>, req: CreateTopicsRequest) -
     )
     .await;
     let catalog = shard.catalog();
-    let defaults = TopicConfig::defaults(&shard.args.topic_defaults());
+    let defaults = Defaults::of(shard);
     let results = outcomes
         .into_iter()
         .map(|o| {
@@ -148,7 +170,7 @@ fn is_advertised_broker(shard: &ShardContext, name: &str) -> bool {
 
 pub fn describe_configs(shard: &ShardContext, req: &DescribeConfigsRequest) -> DescribeConfigsResponse {
     let catalog = shard.catalog();
-    let defaults = TopicConfig::defaults(&shard.args.topic_defaults());
+    let defaults = Defaults::of(shard);
     let results = req
         .resources
         .iter()

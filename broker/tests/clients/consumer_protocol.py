@@ -4,8 +4,9 @@ for broker/tests/consumer_protocol.rs.
 Sub-commands:
   produce --bootstrap B --topic T --start S --count N
       N records with values S..S+N-1 and keys "k<value % 20>"; prints {"produced": N}.
-  consume --bootstrap B --topic T --group G --out FILE
-      Subscribes with the default configuration plus group.protocol=consumer (and
+  consume --bootstrap B --topic T --group G --out FILE [--protocol consumer|classic]
+      Subscribes with the default configuration plus group.protocol=consumer (or classic:
+      librdkafka's default, the range,roundrobin eager assignors) (and
       auto.offset.reset=earliest, so records produced before the first assignment are read);
       appends one JSON line per event to FILE: {"ev":"rec","p":..,"o":..,"k":..,"v":..} for
       each record, then commits that record's offset synchronously; {"ev":"assign"|"revoke",
@@ -47,7 +48,7 @@ def consume(args):
         {
             "bootstrap.servers": args.bootstrap,
             "group.id": args.group,
-            "group.protocol": "consumer",
+            "group.protocol": args.protocol,
             "auto.offset.reset": "earliest",
         }
     )
@@ -92,6 +93,7 @@ def main():
     ap.add_argument("--topic")
     ap.add_argument("--group")
     ap.add_argument("--out")
+    ap.add_argument("--protocol", default="consumer", choices=["consumer", "classic"])
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--count", type=int, default=0)
     args = ap.parse_args()

@@ -20,6 +20,8 @@ pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
 /// One member as an assignor sees it.
 pub struct AssignorMember<'a> {
     pub member_id: &'a str,
+    /// The member's group instance id (static membership): the range assignor orders by it.
+    pub instance_id: Option<&'a str>,
     /// Topic ids the member subscribes to (names and regex already resolved).
     pub subscribed: &'a BTreeSet<Uuid>,
     /// The member's previous target assignment: the uniform assignor keeps as much of it as
@@ -52,18 +54,28 @@ fn add(assignment: &mut Assignment, topic: Uuid, partition: i32) {
     assignment.entry(topic).or_default().insert(partition);
 }
 
-/// Kafka's range assignor, topic by topic: the members subscribed to a topic, in member-id
-/// order, get contiguous ranges; the first `partitions % members` get one more. Members with
-/// the same subscriptions thus get the same partition numbers of co-partitioned topics.
+/// Kafka's range assignor (as rewritten by KAFKA-16944 for Kafka 4), topic by topic: the
+/// members subscribed to a topic get contiguous ranges in Kafka's member order (static members
+/// first, by instance id, then the others by member id); the first `partitions % members` get
+/// one more. Members with the same subscriptions thus get the same partition numbers of
+/// co-partitioned topics. Like Kafka's, it recomputes from scratch rather than keeping previous
+/// owners (Kafka gave up stickiness for co-partitioning); the instance-id order is what keeps a
+/// static member's range across a restart under a new member id.
 pub fn range(members: &[AssignorMember<'_>], topics: &BTreeMap<Uuid, i32>) -> BTreeMap<String, Assignment> {
     let mut out = empty_result(members);
+    let mut ordered: Vec<&AssignorMember<'_>> = members.iter().collect();
+    ordered.sort_unstable_by(|a, b| match (a.instance_id, b.instance_id) {
+        (Some(x), Some(y)) => x.cmp(y).then(a.member_id.cmp(b.member_id)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.member_id.cmp(b.member_id),
+    });
     for (&topic, &count) in topics {
-        let mut subscribers: Vec<&str> = members
+        let subscribers: Vec<&str> = ordered
             .iter()
             .filter(|m| m.subscribed.contains(&topic))
             .map(|m| m.member_id)
             .collect();
-        subscribers.sort_unstable();
         if subscribers.is_empty() || count <= 0 {
             continue;
         }

@@ -6,6 +6,7 @@ fn tid(n: u8) -> Uuid {
 
 struct Spec {
     id: String,
+    instance: Option<String>,
     subscribed: BTreeSet<Uuid>,
     previous: Assignment,
 }
@@ -13,6 +14,7 @@ struct Spec {
 fn spec(id: &str, topics: &[u8], previous: &Assignment) -> Spec {
     Spec {
         id: id.to_owned(),
+        instance: None,
         subscribed: topics.iter().map(|&t| tid(t)).collect(),
         previous: previous.clone(),
     }
@@ -23,6 +25,7 @@ fn run(name: &str, specs: &[Spec], topics: &BTreeMap<Uuid, i32>) -> BTreeMap<Str
         .iter()
         .map(|s| AssignorMember {
             member_id: &s.id,
+            instance_id: s.instance.as_deref(),
             subscribed: &s.subscribed,
             previous: &s.previous,
         })
@@ -175,4 +178,34 @@ fn given_a_deleted_topic_in_the_previous_assignment_when_uniform_should_drop_it(
     let specs = [spec("a", &[1, 9], &previous)];
     let out = run("uniform", &specs, &topics);
     assert_eq!(out["a"], Assignment::from([(tid(1), BTreeSet::from([0, 1]))]));
+}
+
+#[test]
+fn given_static_members_when_range_should_order_by_instance_id_so_a_replaced_member_keeps_its_range() {
+    let topics = BTreeMap::from([(tid(1), 6)]);
+    let static_spec = |id: &str, instance: &str| Spec {
+        instance: Some(instance.to_owned()),
+        ..spec(id, &[1], &Assignment::new())
+    };
+    // Static members come first by instance id, then dynamic ones by member id.
+    let specs = [
+        static_spec("zz", "i-1"),
+        static_spec("aa", "i-2"),
+        spec("bb", &[1], &Assignment::new()),
+    ];
+    let before = run("range", &specs, &topics);
+    let parts =
+        |out: &BTreeMap<String, Assignment>, id: &str| out[id][&tid(1)].iter().copied().collect::<Vec<_>>();
+    assert_eq!(parts(&before, "zz"), vec![0, 1]);
+    assert_eq!(parts(&before, "aa"), vec![2, 3]);
+    assert_eq!(parts(&before, "bb"), vec![4, 5]);
+    // i-1 restarts under a member id that sorts last: it keeps partitions 0 and 1.
+    let specs = [
+        static_spec("zzz-new", "i-1"),
+        static_spec("aa", "i-2"),
+        spec("bb", &[1], &Assignment::new()),
+    ];
+    let after = run("range", &specs, &topics);
+    assert_eq!(parts(&after, "zzz-new"), vec![0, 1]);
+    assert_eq!(parts(&after, "aa"), vec![2, 3]);
 }

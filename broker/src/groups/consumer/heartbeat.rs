@@ -1,9 +1,11 @@
 //! ConsumerGroupHeartbeat and ConsumerGroupDescribe on the coordinator, and the consumer-group
 //! part of the group timer. Runs on the coordinator's shard; never awaits while it holds the
-//! groups borrow (nothing here is persisted: see `consumer/mod.rs`).
+//! groups borrow: the records of what a heartbeat changed are made durable after the borrow
+//! is dropped, and only then is the heartbeat answered (`consumer/persist.rs`).
 //! Bad input gets Kafka's codes: INVALID_REQUEST for malformed fields, UNSUPPORTED_ASSIGNOR,
 //! INVALID_REGULAR_EXPRESSION, UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED,
-//! and GROUP_ID_NOT_FOUND for a classic group that still has members.
+//! and GROUP_ID_NOT_FOUND for a classic group with members that cannot be upgraded online
+//! (`classic.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -15,127 +17,21 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::ResponseError;
 
-use super::assignor::{Assignment, ASSIGNORS};
+use super::assignor::Assignment;
 use super::reconcile::{reconcile, MemberState, Reconciled};
-use super::{ConsumerGroup, ConsumerMember, OWNED_PARTITIONS_MAX, SUBSCRIBED_TOPICS_MAX};
+use super::{ConsumerGroup, ConsumerMember};
 use crate::groups::coordinator::{sb, truncate_utf8, wall_ms, GroupCoordinator};
 use crate::groups::group::Group;
+use crate::groups::record::StoreRecord;
 use crate::groups::{GROUPS_PER_SHARD_MAX, GROUP_MEMBERS_MAX, NAME_BYTES_MAX};
 use crate::metadata::Catalog;
 
-const LEAVE_STATIC_EPOCH: i32 = -2;
-
-/// A refused heartbeat: Kafka's code and its message.
-type Refusal = (ResponseError, String);
-
-fn refuse<T>(error: ResponseError, message: impl Into<String>) -> Result<T, Refusal> {
-    Err((error, message.into()))
-}
+use super::validate::{refuse, validate, Refusal, LEAVE_STATIC_EPOCH};
 
 /// Who sent the heartbeat (from the request header and the connection).
 pub struct Caller<'a> {
     pub client_id: &'a str,
     pub client_host: &'a str,
-}
-
-/// The request's checks that need no group state.
-fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<Option<regex::Regex>, Refusal> {
-    let too_long = |s: &str| s.len() > NAME_BYTES_MAX;
-    if req.group_id.is_empty() || too_long(&req.group_id) {
-        return refuse(ResponseError::InvalidRequest, "GroupId can't be empty.");
-    }
-    if too_long(&req.member_id)
-        || req.instance_id.as_deref().is_some_and(too_long)
-        || req.rack_id.as_deref().is_some_and(too_long)
-    {
-        return refuse(
-            ResponseError::InvalidRequest,
-            "MemberId, InstanceId or RackId too long.",
-        );
-    }
-    if version >= 1 && req.member_id.is_empty() {
-        return refuse(ResponseError::InvalidRequest, "MemberId can't be empty.");
-    }
-    if req.instance_id.as_deref() == Some("") || req.rack_id.as_deref() == Some("") {
-        return refuse(
-            ResponseError::InvalidRequest,
-            "InstanceId and RackId can't be empty.",
-        );
-    }
-    validate_epoch(req)?;
-    validate_subscription(req)
-}
-
-fn validate_epoch(req: &ConsumerGroupHeartbeatRequest) -> Result<(), Refusal> {
-    let epoch = req.member_epoch;
-    if epoch < LEAVE_STATIC_EPOCH || (epoch == LEAVE_STATIC_EPOCH && req.instance_id.is_none()) {
-        return refuse(
-            ResponseError::InvalidRequest,
-            format!("Invalid MemberEpoch {epoch}."),
-        );
-    }
-    if (epoch > 0 || epoch == -1) && req.member_id.is_empty() {
-        return refuse(ResponseError::InvalidRequest, "MemberId can't be empty.");
-    }
-    if epoch == 0 {
-        if req.rebalance_timeout_ms == -1 {
-            return refuse(
-                ResponseError::InvalidRequest,
-                "RebalanceTimeoutMs must be provided in first request.",
-            );
-        }
-        if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
-            return refuse(
-                ResponseError::InvalidRequest,
-                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
-            );
-        }
-        if req.topic_partitions.as_ref().is_none_or(|t| !t.is_empty()) {
-            return refuse(
-                ResponseError::InvalidRequest,
-                "TopicPartitions must be empty when (re-)joining.",
-            );
-        }
-    }
-    Ok(())
-}
-
-fn validate_subscription(req: &ConsumerGroupHeartbeatRequest) -> Result<Option<regex::Regex>, Refusal> {
-    let too_long = |s: &str| s.len() > NAME_BYTES_MAX;
-    let names = req.subscribed_topic_names.as_deref().unwrap_or_default();
-    if names.len() > SUBSCRIBED_TOPICS_MAX || names.iter().any(|n| too_long(n)) {
-        return refuse(ResponseError::InvalidRequest, "SubscribedTopicNames too large.");
-    }
-    let owned: usize = req
-        .topic_partitions
-        .iter()
-        .flatten()
-        .map(|t| t.partitions.len())
-        .sum();
-    if owned > OWNED_PARTITIONS_MAX {
-        return refuse(ResponseError::InvalidRequest, "TopicPartitions too large.");
-    }
-    if let Some(name) = req.server_assignor.as_deref() {
-        if !ASSIGNORS.contains(&name) {
-            return refuse(
-                ResponseError::UnsupportedAssignor,
-                format!("ServerAssignor {name} is not supported. Supported assignors: uniform, range."),
-            );
-        }
-    }
-    match req.subscribed_topic_regex.as_deref() {
-        None => Ok(None),
-        Some(re) if too_long(re) => refuse(
-            ResponseError::InvalidRegularExpression,
-            "SubscribedTopicRegex too long.",
-        ),
-        Some(re) => regex::Regex::new(&format!("^(?:{re})$")).map(Some).map_err(|e| {
-            (
-                ResponseError::InvalidRegularExpression,
-                format!("SubscribedTopicRegex {re} is invalid: {e}"),
-            )
-        }),
-    }
 }
 
 fn owned_partitions(req: &ConsumerGroupHeartbeatRequest) -> Option<Assignment> {
@@ -162,7 +58,10 @@ fn wire_assignment(a: &Assignment) -> WireAssignment {
 
 /// The subscribed topics of every member, resolved against `catalog`: the union of names is
 /// looked up, and only with regexes is the catalog scanned, once per distinct regex.
-fn resolve_topics(group: &ConsumerGroup, catalog: &Catalog) -> BTreeMap<String, (uuid::Uuid, i32)> {
+pub(super) fn resolve_topics(
+    group: &ConsumerGroup,
+    catalog: &Catalog,
+) -> BTreeMap<String, (uuid::Uuid, i32)> {
     let names: BTreeSet<&str> = group
         .members
         .values()
@@ -188,8 +87,10 @@ fn resolve_topics(group: &ConsumerGroup, catalog: &Catalog) -> BTreeMap<String, 
 }
 
 impl GroupCoordinator {
-    /// ConsumerGroupHeartbeat (v0-v1): join, heartbeat, reconcile or leave.
-    pub fn consumer_heartbeat(
+    /// ConsumerGroupHeartbeat (v0-v1): join, heartbeat, reconcile or leave. Answered once
+    /// what it changed is durable (as Kafka answers after its records are committed), so a
+    /// member never holds an epoch or assignment a restart would forget.
+    pub async fn consumer_heartbeat(
         &self,
         req: &ConsumerGroupHeartbeatRequest,
         version: i16,
@@ -197,11 +98,19 @@ impl GroupCoordinator {
         caller: &Caller<'_>,
     ) -> ConsumerGroupHeartbeatResponse {
         let mut r = ConsumerGroupHeartbeatResponse::default();
-        let result = if self.closed.get() {
+        let mut records = Vec::new();
+        let mut result = if self.closed.get() {
             refuse(ResponseError::CoordinatorNotAvailable, "closed")
         } else {
-            validate(req, version).and_then(|re| self.heartbeat_validated(req, re, catalog, caller, &mut r))
+            validate(req, version)
+                .and_then(|re| self.heartbeat_validated(req, re, catalog, caller, &mut r, &mut records))
         };
+        if !records.is_empty() {
+            if let Err(e) = self.store.append(records).await {
+                tracing::warn!(error = %e, group = %req.group_id.as_str(), "consumer group change not persisted");
+                result = refuse(ResponseError::CoordinatorNotAvailable, "group store failed");
+            }
+        }
         if let Err((error, message)) = result {
             tracing::debug!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), ?error, %message, "ConsumerGroupHeartbeat refused");
             r = ConsumerGroupHeartbeatResponse::default();
@@ -219,6 +128,7 @@ impl GroupCoordinator {
         catalog: &Catalog,
         caller: &Caller<'_>,
         r: &mut ConsumerGroupHeartbeatResponse,
+        records: &mut Vec<StoreRecord>,
     ) -> Result<(), Refusal> {
         let group_id = req.group_id.as_str();
         let mut groups = self.groups.borrow_mut();
@@ -230,30 +140,33 @@ impl GroupCoordinator {
                     format!("Group {group_id} not found."),
                 );
             };
-            if !cg.remove_member(&req.member_id) {
-                return refuse(
-                    ResponseError::UnknownMemberId,
-                    format!(
-                        "Member {} is not a member of group {group_id}.",
-                        req.member_id.as_str()
-                    ),
-                );
+            let policy = self.config.consumer_migration_policy;
+            let leaving = [req.member_id.as_str().to_owned()];
+            if req.member_epoch == -1
+                && req.instance_id.is_none()
+                && super::classic::downgrades_without(cg, &leaving, policy)
+            {
+                // The last consumer-protocol member leaves classic members behind.
+                cg.remove_member_for_downgrade(&leaving[0]);
+                records.extend(cg.take_records(group_id));
+                let group = groups.get_mut(group_id).expect("found above");
+                self.maybe_downgrade(group, Instant::now(), records);
+            } else {
+                leave(cg, req)?;
+                records.extend(cg.take_records(group_id));
             }
             r.member_id = Some(req.member_id.clone());
             r.member_epoch = req.member_epoch;
             // The last member gone: a group without offsets is forgotten now, not at some
             // later event, so groups left behind by departed consumers do not accumulate.
-            let mut persist = Vec::new();
-            self.drop_dead_groups(&mut groups, &mut persist);
-            drop(groups);
-            self.persist(persist);
+            self.drop_dead_groups(&mut groups, records);
             return Ok(());
         }
         let created = !groups.contains_key(group_id);
         if created {
             if req.member_epoch != 0 {
-                // Membership is not persisted: a group unknown here may be one a restart
-                // forgot, and UNKNOWN_MEMBER_ID makes its members rejoin (docs/groups.md).
+                // Membership is durable, so an unknown group has no such member (it was
+                // deleted or expired); UNKNOWN_MEMBER_ID makes the member rejoin.
                 return refuse(
                     ResponseError::UnknownMemberId,
                     format!("Group {group_id} has no member {}.", req.member_id.as_str()),
@@ -266,8 +179,13 @@ impl GroupCoordinator {
         }
         let group = groups.get_mut(group_id).expect("present");
         let result = self.heartbeat_in_group(group, req, regex, catalog, caller, r);
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            // Also after a refusal: a static member's rejoin may have changed the group first.
+            records.extend(cg.take_records(group_id));
+        }
         if result.is_err() && created {
             groups.remove(group_id);
+            records.clear();
         }
         result
     }
@@ -285,21 +203,33 @@ impl GroupCoordinator {
         if group.consumer.is_none() {
             let classic_empty = group.members.is_empty() && group.pending_members.is_empty();
             if !classic_empty {
-                return refuse(
-                    ResponseError::GroupIdNotFound,
-                    format!("Group {group_id} is not a consumer group."),
-                );
-            }
-            if req.member_epoch != 0 {
+                if req.member_epoch != 0 {
+                    return refuse(
+                        ResponseError::GroupIdNotFound,
+                        format!("Group {group_id} is not a consumer group."),
+                    );
+                }
+                // Kafka 4's online upgrade: the classic members stay, as classic members.
+                let policy = self.config.consumer_migration_policy;
+                super::classic::upgrade(group, catalog, policy, Instant::now()).map_err(|why| {
+                    (
+                        ResponseError::GroupIdNotFound,
+                        format!("Group {group_id} is not a consumer group: {why}."),
+                    )
+                })?;
+                tracing::info!(group = %group_id, "classic group upgraded to a consumer group");
+            } else if req.member_epoch != 0 {
                 return refuse(
                     ResponseError::UnknownMemberId,
                     format!("Group {group_id} has no member {}.", req.member_id.as_str()),
                 );
             }
-            // An empty classic group (offsets only) becomes a consumer group; offsets stay.
-            group.protocol_type = None;
-            group.protocol_name = None;
-            group.consumer = Some(Box::default());
+            if group.consumer.is_none() {
+                // An empty classic group (offsets only) becomes a consumer group; offsets stay.
+                group.protocol_type = None;
+                group.protocol_name = None;
+                group.consumer = Some(Box::default());
+            }
         }
         let cg = group.consumer.as_deref_mut().expect("set above");
         let member_id = if req.member_id.is_empty() {
@@ -308,24 +238,8 @@ impl GroupCoordinator {
             req.member_id.as_str().to_owned()
         };
         let now = Instant::now();
-        let mut bump = self.admit_member(cg, req, &member_id, now, caller)?;
-        let member = cg.members.get_mut(&member_id).expect("admitted");
-        bump |= update_subscription(member, req, regex);
-        if let Some(rack) = req.rack_id.as_deref() {
-            member.rack_id = Some(rack.to_owned());
-        }
-        if req.rebalance_timeout_ms >= 0 {
-            member.rebalance_timeout_ms = req.rebalance_timeout_ms;
-        }
-        member.touch(now, self.config.consumer_session_timeout_ms);
-        let topics = resolve_topics(cg, catalog);
-        if bump || topics != cg.topics {
-            cg.topics = topics;
-            cg.group_epoch += 1;
-        }
-        if cg.group_epoch > cg.assignment_epoch {
-            cg.compute_target();
-        }
+        let bump = self.admit_member(cg, req, &member_id, now, caller)?;
+        self.update_member(cg, &member_id, req, regex, catalog, bump, now);
         let before = cg.members[&member_id].r.assigned.clone();
         reconcile_member(cg, &member_id, owned_partitions(req).as_ref(), now);
         let member = &cg.members[&member_id];
@@ -342,6 +256,45 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Applies the heartbeat's member fields, moves the group epoch if the subscriptions (or
+    /// the topics they resolve to) changed, and recomputes the target when it is behind.
+    #[allow(clippy::too_many_arguments)]
+    fn update_member(
+        &self,
+        cg: &mut ConsumerGroup,
+        member_id: &str,
+        req: &ConsumerGroupHeartbeatRequest,
+        regex: Option<regex::Regex>,
+        catalog: &Catalog,
+        mut bump: bool,
+        now: Instant,
+    ) {
+        let member = cg.members.get_mut(member_id).expect("admitted");
+        let subscription_changed = update_subscription(member, req, regex);
+        bump |= subscription_changed;
+        let mut changed = subscription_changed;
+        if let Some(rack) = req.rack_id.as_deref() {
+            changed |= member.rack_id.as_deref() != Some(rack);
+            member.rack_id = Some(rack.to_owned());
+        }
+        if req.rebalance_timeout_ms >= 0 {
+            changed |= member.rebalance_timeout_ms != req.rebalance_timeout_ms;
+            member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        }
+        member.touch(now, self.config.consumer_session_timeout_ms);
+        if changed {
+            cg.dirty_members.insert(member_id.to_owned());
+        }
+        let topics = resolve_topics(cg, catalog);
+        if bump || topics != cg.topics {
+            cg.topics = topics;
+            cg.bump_epoch();
+        }
+        if cg.group_epoch > cg.assignment_epoch {
+            cg.compute_target();
+        }
+    }
+
     /// Finds or adds the member and checks its epoch; whether the group epoch must move.
     fn admit_member(
         &self,
@@ -352,35 +305,36 @@ impl GroupCoordinator {
         caller: &Caller<'_>,
     ) -> Result<bool, Refusal> {
         let epoch = req.member_epoch;
+        let instance_id = req.instance_id.as_deref();
+        let holder = instance_id
+            .and_then(|i| cg.static_member(i))
+            .map(|m| (m.member_id.clone(), m.r.epoch));
         if epoch == 0 {
-            let rejoin = cg.members.contains_key(member_id);
-            if !rejoin && cg.members.len() >= GROUP_MEMBERS_MAX {
-                return refuse(
-                    ResponseError::GroupMaxSizeReached,
-                    "The consumer group has reached its maximum capacity.",
-                );
+            if let Some((old_id, old_epoch)) = holder {
+                // A static member comes back: it takes over its predecessor's place only if
+                // that one left with epoch -2 (KIP-848 static membership, as Kafka).
+                if old_epoch != LEAVE_STATIC_EPOCH {
+                    return refuse(ResponseError::UnreleasedInstanceId, format!("Static member {member_id} with instance id {} cannot join the group because the instance id is owned by {old_id} member.", instance_id.unwrap_or_default()));
+                }
+                cg.replace_static_member(&old_id, member_id);
+                return Ok(false);
             }
-            // A member rejoining with epoch 0 starts over: what it held is released.
-            cg.members.remove(member_id);
-            cg.target.remove(member_id);
-            cg.members.insert(
-                member_id.to_owned(),
-                ConsumerMember {
-                    member_id: member_id.to_owned(),
-                    instance_id: req.instance_id.as_deref().map(str::to_owned),
-                    rack_id: None,
-                    client_id: truncate_utf8(caller.client_id, NAME_BYTES_MAX).to_owned(),
-                    client_host: truncate_utf8(caller.client_host, NAME_BYTES_MAX).to_owned(),
-                    rebalance_timeout_ms: req.rebalance_timeout_ms,
-                    topic_names: BTreeSet::new(),
-                    regex: None,
-                    assignor: None,
-                    r: Reconciled::joining(),
-                    session_deadline: now,
-                    revocation_deadline: None,
-                },
-            );
+            self.join_member(cg, req, member_id, now, caller)?;
             return Ok(true);
+        }
+        if let Some(instance) = instance_id {
+            match holder {
+                None => {
+                    return refuse(
+                        ResponseError::UnknownMemberId,
+                        format!("Instance id {instance} is unknown."),
+                    )
+                }
+                Some((holder_id, _)) if holder_id != member_id => {
+                    return refuse(ResponseError::FencedInstanceId, format!("Static member {member_id} with instance id {instance} was fenced by member {holder_id}."));
+                }
+                Some(_) => {}
+            }
         }
         let Some(member) = cg.members.get(member_id) else {
             return refuse(
@@ -398,6 +352,46 @@ impl GroupCoordinator {
             return refuse(ResponseError::FencedMemberEpoch, format!("The consumer group member has a smaller member epoch ({epoch}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.", member.r.epoch));
         }
         Ok(false)
+    }
+
+    /// A new member (epoch 0); one rejoining with epoch 0 starts over, releasing what it held.
+    fn join_member(
+        &self,
+        cg: &mut ConsumerGroup,
+        req: &ConsumerGroupHeartbeatRequest,
+        member_id: &str,
+        now: Instant,
+        caller: &Caller<'_>,
+    ) -> Result<(), Refusal> {
+        let rejoin = cg.members.contains_key(member_id);
+        if !rejoin && cg.members.len() >= GROUP_MEMBERS_MAX {
+            return refuse(
+                ResponseError::GroupMaxSizeReached,
+                "The consumer group has reached its maximum capacity.",
+            );
+        }
+        cg.members.remove(member_id);
+        cg.target.remove(member_id);
+        cg.dirty_members.insert(member_id.to_owned());
+        cg.members.insert(
+            member_id.to_owned(),
+            ConsumerMember {
+                member_id: member_id.to_owned(),
+                instance_id: req.instance_id.as_deref().map(str::to_owned),
+                rack_id: None,
+                client_id: truncate_utf8(caller.client_id, NAME_BYTES_MAX).to_owned(),
+                client_host: truncate_utf8(caller.client_host, NAME_BYTES_MAX).to_owned(),
+                rebalance_timeout_ms: req.rebalance_timeout_ms,
+                topic_names: BTreeSet::new(),
+                regex: None,
+                assignor: None,
+                r: Reconciled::joining(),
+                session_deadline: now,
+                revocation_deadline: None,
+                classic: None,
+            },
+        );
+        Ok(())
     }
 
     /// ConsumerGroupDescribe for one group: GROUP_ID_NOT_FOUND for an unknown or classic group.
@@ -446,20 +440,85 @@ impl GroupCoordinator {
             dm.subscribed_topic_regex = m.regex.as_ref().map(|(src, _)| sb(src));
             dm.assignment = described(&m.r.assigned);
             dm.target_assignment = described(cg.target.get(&m.member_id).unwrap_or(&Assignment::new()));
-            dm.member_type = 1;
+            // KIP-1099 member type: 0 classic, 1 consumer.
+            dm.member_type = if m.classic.is_some() { 0 } else { 1 };
             d.members.push(dm);
         }
         d
     }
 
-    /// The consumer-group share of a timer tick: expires members; whether anything changed.
-    pub(in crate::groups) fn consumer_tick(group: &mut Group, now: Instant) -> bool {
+    /// The consumer-group share of a timer tick: expires members (their removal is queued in
+    /// `persist`); whether anything changed.
+    pub(in crate::groups) fn consumer_tick(
+        &self,
+        group: &mut Group,
+        now: Instant,
+        persist: &mut Vec<StoreRecord>,
+    ) -> bool {
         let group_id = group.group_id.clone();
-        group
-            .consumer
-            .as_deref_mut()
-            .is_some_and(|cg| cg.expire(now, &group_id))
+        let Some(cg) = group.consumer.as_deref_mut() else {
+            return false;
+        };
+        let expired = cg.expired(now);
+        if super::classic::downgrades_without(cg, &expired, self.config.consumer_migration_policy) {
+            for id in &expired {
+                tracing::info!(group = %group_id, member = %id, "consumer group member expired");
+                cg.remove_member_for_downgrade(id);
+            }
+            persist.extend(cg.take_records(&group_id));
+            self.maybe_downgrade(group, now, persist);
+            return true;
+        }
+        let changed = cg.expire(now, &group_id);
+        if changed {
+            persist.extend(cg.take_records(&group_id));
+            self.maybe_downgrade(group, now, persist);
+        }
+        changed
     }
+}
+
+/// A leave (epoch -1, or -2 for a static member that will be back): checked as Kafka's
+/// consumerGroupLeave. A static member leaving with -2 stays, at epoch -2, keeping its
+/// partitions and target until it rejoins or its session expires; any other leave removes.
+fn leave(cg: &mut ConsumerGroup, req: &ConsumerGroupHeartbeatRequest) -> Result<(), Refusal> {
+    let member_id = req.member_id.as_str();
+    let target = match req.instance_id.as_deref() {
+        None => member_id.to_owned(),
+        Some(instance) => {
+            let Some(holder) = cg.static_member(instance) else {
+                return refuse(
+                    ResponseError::UnknownMemberId,
+                    format!("Instance id {instance} is unknown."),
+                );
+            };
+            if holder.member_id != member_id {
+                return refuse(
+                    ResponseError::FencedInstanceId,
+                    format!(
+                        "Static member {member_id} with instance id {instance} was fenced by member {}.",
+                        holder.member_id
+                    ),
+                );
+            }
+            holder.member_id.clone()
+        }
+    };
+    if req.member_epoch == LEAVE_STATIC_EPOCH {
+        let member = cg.members.get_mut(&target).expect("found by instance id");
+        member.r.epoch = LEAVE_STATIC_EPOCH;
+        member.r.pending_revocation.clear();
+        member.revocation_deadline = None;
+        cg.dirty_members.insert(target);
+        return Ok(());
+    }
+    if !cg.remove_member(&target) {
+        return refuse(
+            ResponseError::UnknownMemberId,
+            format!("Member {member_id} is not a member of the group."),
+        );
+    }
+    Ok(())
 }
 
 /// Applies the heartbeat's subscription fields (absent = unchanged); whether they changed.
@@ -488,7 +547,12 @@ fn update_subscription(
 }
 
 /// One reconciliation step for `member_id` towards its target.
-fn reconcile_member(cg: &mut ConsumerGroup, member_id: &str, owned: Option<&Assignment>, now: Instant) {
+pub(super) fn reconcile_member(
+    cg: &mut ConsumerGroup,
+    member_id: &str,
+    owned: Option<&Assignment>,
+    now: Instant,
+) {
     let empty = Assignment::new();
     let target = cg.target.get(member_id).unwrap_or(&empty);
     let holders = cg.holders();
@@ -502,5 +566,8 @@ fn reconcile_member(cg: &mut ConsumerGroup, member_id: &str, owned: Option<&Assi
         let timeout = std::time::Duration::from_millis(member.rebalance_timeout_ms.max(0) as u64);
         member.revocation_deadline = Some(now + timeout);
     }
-    member.r = next;
+    if member.r != next {
+        member.r = next;
+        cg.dirty_members.insert(member_id.to_owned());
+    }
 }

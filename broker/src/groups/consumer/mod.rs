@@ -3,16 +3,19 @@
 //! one safe step at a time (`reconcile`); the ConsumerGroupHeartbeat/Describe handling and the
 //! session timer live in `heartbeat`. A `ConsumerGroup` hangs off the shard's `Group` entry of
 //! the same id, so classic and consumer groups share one namespace and one offsets store.
-//! Owned by the coordinator's shard; in memory only (members rejoin after a restart, see
-//! docs/groups.md). Invariants: group_epoch >= assignment_epoch >= every member epoch; the
-//! target covers exactly the current members; members <= GROUP_MEMBERS_MAX.
+//! Owned by the coordinator's shard; made durable by `persist` (what changed is marked dirty
+//! and written after each call). Invariants: group_epoch >= assignment_epoch >= every member
+//! epoch; the target covers exactly the current members; members <= GROUP_MEMBERS_MAX.
 
 pub mod assignor;
+pub(crate) mod classic;
 mod heartbeat;
+pub(crate) mod persist;
 pub mod reconcile;
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use uuid::Uuid;
 
@@ -39,6 +42,9 @@ pub(crate) struct ConsumerMember {
     pub session_deadline: Instant,
     /// Set while UnrevokedPartitions: the member is removed if it has not revoked by then.
     pub revocation_deadline: Option<Instant>,
+    /// Set for a member using the classic protocol (JoinGroup/SyncGroup/Heartbeat) inside
+    /// this consumer group, after an online upgrade.
+    pub classic: Option<classic::ClassicMember>,
 }
 
 impl ConsumerMember {
@@ -46,8 +52,10 @@ impl ConsumerMember {
         self.topic_names.contains(topic) || self.regex.as_ref().is_some_and(|(_, re)| re.is_match(topic))
     }
 
+    /// Restarts the session: `session_timeout_ms` for a consumer-protocol member, the
+    /// member's own JoinGroup session timeout for a classic one.
     pub fn touch(&mut self, now: Instant, session_timeout_ms: i32) {
-        self.session_deadline = now + Duration::from_millis(session_timeout_ms.max(0) as u64);
+        self.session_deadline = now + classic::session_timeout(self, session_timeout_ms);
     }
 }
 
@@ -81,6 +89,11 @@ pub(crate) struct ConsumerGroup {
     /// Topics some member subscribes to, as of the last heartbeat: name -> (id, partitions).
     /// A change (topic created, deleted, grown, regex matching more) bumps the group epoch.
     pub topics: BTreeMap<String, (Uuid, i32)>,
+    /// Members whose durable record is stale: rewritten (or removed, if gone) by
+    /// `take_records`.
+    pub dirty_members: BTreeSet<String>,
+    /// The group record (epochs, topics) is stale.
+    pub dirty_group: bool,
 }
 
 impl ConsumerGroup {
@@ -135,14 +148,27 @@ impl ConsumerGroup {
             .zip(&subscribed)
             .map(|(m, s)| AssignorMember {
                 member_id: &m.member_id,
+                instance_id: m.instance_id.as_deref(),
                 subscribed: s,
                 previous: self.target.get(&m.member_id).unwrap_or(&empty),
             })
             .collect();
         let sizes: BTreeMap<Uuid, i32> = self.topics.values().map(|(id, n)| (*id, *n)).collect();
         let target = assignor::assign(&self.assignor(), &members, &sizes);
+        for (id, a) in &target {
+            if self.target.get(id) != Some(a) {
+                self.dirty_members.insert(id.clone());
+            }
+        }
         self.target = target;
         self.assignment_epoch = self.group_epoch;
+        self.dirty_group = true;
+    }
+
+    /// Membership or subscriptions changed: a new target is due.
+    pub fn bump_epoch(&mut self) {
+        self.group_epoch += 1;
+        self.dirty_group = true;
     }
 
     /// Who holds each partition now (assigned or pending revocation), for reconciliation.
@@ -160,30 +186,67 @@ impl ConsumerGroup {
         out
     }
 
+    /// The member with this group instance id, if any (static membership).
+    pub fn static_member(&self, instance_id: &str) -> Option<&ConsumerMember> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance_id))
+    }
+
+    /// A static member rejoining after its leave with epoch -2: `new_id` takes over the old
+    /// member's subscription, partitions and target (Kafka's replaceMember), at epoch 0, so it
+    /// reconciles straight back to the same partitions and nobody else is moved.
+    pub fn replace_static_member(&mut self, old_id: &str, new_id: &str) {
+        let Some(mut member) = self.members.remove(old_id) else {
+            return;
+        };
+        let target = self.target.remove(old_id).unwrap_or_default();
+        member.member_id = new_id.to_owned();
+        member.r.epoch = 0;
+        member.r.previous_epoch = 0;
+        self.members.insert(new_id.to_owned(), member);
+        self.target.insert(new_id.to_owned(), target);
+        self.dirty_members.insert(old_id.to_owned());
+        self.dirty_members.insert(new_id.to_owned());
+    }
+
     /// Removes a member; its partitions become free and the group epoch moves on.
     pub fn remove_member(&mut self, member_id: &str) -> bool {
         if self.members.remove(member_id).is_none() {
             return false;
         }
         self.target.remove(member_id);
-        self.group_epoch += 1;
+        self.dirty_members.insert(member_id.to_owned());
+        self.bump_epoch();
         self.compute_target();
         true
     }
 
-    /// Removes members whose session or revocation deadline passed; whether any was removed.
-    pub fn expire(&mut self, now: Instant, group_id: &str) -> bool {
-        let expired: Vec<String> = self
-            .members
+    /// Members whose session or revocation deadline passed.
+    pub fn expired(&self, now: Instant) -> Vec<String> {
+        self.members
             .values()
             .filter(|m| m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now))
             .map(|m| m.member_id.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Removes members whose session or revocation deadline passed; whether any was removed.
+    pub fn expire(&mut self, now: Instant, group_id: &str) -> bool {
+        let expired = self.expired(now);
         for id in &expired {
             tracing::info!(group = %group_id, member = %id, "consumer group member expired");
             self.remove_member(id);
         }
         !expired.is_empty()
+    }
+
+    /// Removes a member without moving the group epoch: only before the group turns classic,
+    /// whose generation is then the epoch the remaining members hold (as Kafka's downgrade).
+    pub fn remove_member_for_downgrade(&mut self, member_id: &str) {
+        self.members.remove(member_id);
+        self.target.remove(member_id);
+        self.dirty_members.insert(member_id.to_owned());
     }
 }
 
@@ -205,6 +268,14 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or(ResponseError::UnknownMemberId)?;
+        if member.classic.is_some() {
+            // A classic member commits with its generation (= member epoch), any version.
+            return if epoch == member.r.epoch {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        }
         if version < 9 {
             return Err(ResponseError::UnsupportedVersion);
         }

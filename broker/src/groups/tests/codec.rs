@@ -3,6 +3,8 @@
 
 use proptest::prelude::*;
 
+use super::super::consumer::persist::{StoredConsumerGroup, StoredConsumerMember};
+use super::super::consumer::reconcile::{MemberState, Reconciled};
 use super::super::record::{
     self as store, CommittedOffset, StoreRecord, StoreState, StoredGroup, StoredMember,
 };
@@ -53,7 +55,6 @@ fn record() -> impl Strategy<Value = StoreRecord> {
                     .collect(),
             },
         }),
-        name.prop_map(|group| StoreRecord::GroupDelete { group }),
         (name, 1..3i64, 0..2i16, name, 0..4i32, any::<i64>()).prop_map(
             |(group, producer_id, producer_epoch, topic, partition, offset)| StoreRecord::TxnCommit {
                 group,
@@ -69,6 +70,7 @@ fn record() -> impl Strategy<Value = StoreRecord> {
                 },
             }
         ),
+        consumer_record(),
         (name, 1..3i64, 0..2i16, any::<bool>()).prop_map(|(group, producer_id, producer_epoch, commit)| {
             StoreRecord::TxnEnd {
                 group,
@@ -78,6 +80,62 @@ fn record() -> impl Strategy<Value = StoreRecord> {
             }
         }),
     ]
+}
+
+/// Group deletes and KIP-848 group and member records (upserts and removals).
+fn consumer_record() -> impl Strategy<Value = StoreRecord> {
+    let name = "[a-c]{1,3}";
+    prop_oneof![
+        name.prop_map(|group| StoreRecord::GroupDelete { group }),
+        (name, any::<i32>(), any::<bool>()).prop_map(|(group, group_epoch, present)| {
+            StoreRecord::ConsumerGroup {
+                group,
+                value: present.then(|| StoredConsumerGroup {
+                    group_epoch,
+                    assignment_epoch: group_epoch / 2,
+                    topics: vec![("t".into(), uuid::Uuid::from_u128(7), 3)],
+                }),
+            }
+        }),
+        (name, "m[0-2]", any::<i32>(), 0..3u8).prop_map(|(group, member_id, epoch, kind)| {
+            StoreRecord::ConsumerMember {
+                group,
+                member_id,
+                value: (kind > 0).then(|| Box::new(consumer_member(epoch, kind))),
+            }
+        }),
+    ]
+}
+
+fn consumer_member(epoch: i32, kind: u8) -> StoredConsumerMember {
+    let t = uuid::Uuid::from_u128(7);
+    let parts = |ps: &[i32]| std::collections::BTreeMap::from([(t, ps.iter().copied().collect())]);
+    StoredConsumerMember {
+        instance_id: (kind == 2).then(|| "i".into()),
+        rack_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        rebalance_timeout_ms: 30_000,
+        topic_names: vec!["t".into()],
+        regex: (kind == 2).then(|| "t.*".into()),
+        assignor: Some("range".into()),
+        r: Reconciled {
+            state: if kind == 2 {
+                MemberState::UnrevokedPartitions
+            } else {
+                MemberState::Stable
+            },
+            epoch,
+            previous_epoch: epoch - 1,
+            assigned: parts(&[0, 2]),
+            pending_revocation: parts(&[1]),
+        },
+        target: parts(&[0]),
+        classic: (kind == 2).then(|| super::super::consumer::classic::ClassicMember {
+            session_timeout_ms: 10_000,
+            protocols: vec![("range".into(), bytes::Bytes::from_static(b"sub"))],
+        }),
+    }
 }
 
 fn image(records: &[StoreRecord]) -> (Vec<u8>, Vec<usize>) {
@@ -111,6 +169,11 @@ proptest! {
         prop_assert_eq!(&full.state.offsets, &replay(&records).offsets);
         prop_assert_eq!(&full.state.groups, &replay(&records).groups);
         prop_assert_eq!(&full.state.pending, &replay(&records).pending);
+        prop_assert_eq!(&full.state.consumer, &replay(&records).consumer);
+        // A compacted file rebuilds the same state.
+        let snapshot: Vec<StoreRecord> = full.state.snapshot_records().collect();
+        prop_assert_eq!(&replay(&snapshot).consumer, &full.state.consumer);
+        prop_assert_eq!(&replay(&snapshot).groups, &full.state.groups);
         let cut_at = 8 + cut.index(bytes.len() - 7);
         let whole = ends.iter().filter(|&&e| e <= cut_at).count() - 1;
         let partial = store::scan(&bytes[..cut_at], path).unwrap();
