@@ -3,6 +3,7 @@
 # producer writes 50 MB/s to another topic on the same shard (issue 13:
 # an append should wake only the fetches of its partition).
 # usage: idle-fetch-wakeups.sh WEIR_BIN LABEL PORT
+BIN=$1; LABEL=$2; PORT=$3
 L=${LOADGEN:-target/release/weir-loadgen}
 D=$(mktemp -d /tmp/idleb.XXXX)
 $BIN serve --shards 1 --listen 127.0.0.1:$PORT --data-dir $D > $D/log 2>&1 &
