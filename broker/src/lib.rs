@@ -21,4 +21,5 @@ pub mod network;
 pub mod partitions;
 pub mod server;
 pub mod shard;
+pub mod share;
 pub mod txn;

@@ -15,7 +15,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
+use kafka_protocol::messages::share_group_describe_response::DescribedGroup as ShareDescribedGroup;
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::messages::{ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse};
 
 use super::consumer::Caller;
 use crate::metadata::Catalog;
@@ -64,6 +66,21 @@ pub enum GroupCall {
     ConsumerDescribe {
         group_id: String,
     },
+    /// ShareGroupHeartbeat, with the sender's catalog snapshot to resolve topics.
+    ShareHeartbeat {
+        req: Box<ShareGroupHeartbeatRequest>,
+        catalog: Arc<Catalog>,
+        client_id: String,
+        client_host: String,
+    },
+    ShareDescribe {
+        group_id: String,
+    },
+    /// Whether a member is in a share group (a ShareFetch opening a session).
+    ShareMemberKnown {
+        group_id: String,
+        member_id: String,
+    },
     Describe {
         group_id: String,
     },
@@ -92,6 +109,9 @@ pub enum GroupAnswer {
     Describe(Box<DescribedGroup>),
     ConsumerHeartbeat(Box<ConsumerGroupHeartbeatResponse>),
     ConsumerDescribe(Box<ConsumerDescribedGroup>),
+    ShareHeartbeat(Box<ShareGroupHeartbeatResponse>),
+    ShareDescribe(Box<ShareDescribedGroup>),
+    ShareMemberKnown(bool),
     DeleteOffsets(OffsetDeleteResponse),
     Delete(Result<(), i16>),
     Reset(Result<(), i16>),
@@ -142,7 +162,11 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
         GroupCall::Describe { group_id } => {
             GroupAnswer::Describe(Box::new(coordinator.describe_group(&group_id)))
         }
-        call @ (GroupCall::ConsumerHeartbeat { .. } | GroupCall::ConsumerDescribe { .. }) => {
+        call @ (GroupCall::ConsumerHeartbeat { .. }
+        | GroupCall::ConsumerDescribe { .. }
+        | GroupCall::ShareHeartbeat { .. }
+        | GroupCall::ShareDescribe { .. }
+        | GroupCall::ShareMemberKnown { .. }) => {
             execute_consumer(coordinator, call)
         }
         GroupCall::DeleteOffsets(req) => GroupAnswer::DeleteOffsets(coordinator.offset_delete(req).await),
@@ -164,7 +188,7 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
     }
 }
 
-/// The KIP-848 calls: synchronous on the coordinator (nothing to persist).
+/// The KIP-848 and share-group membership calls: synchronous on the coordinator (nothing to persist).
 fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> GroupAnswer {
     match call {
         GroupCall::ConsumerHeartbeat {
@@ -184,6 +208,24 @@ fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Grou
         GroupCall::ConsumerDescribe { group_id } => {
             GroupAnswer::ConsumerDescribe(Box::new(coordinator.consumer_describe(&group_id)))
         }
-        _ => unreachable!("only consumer calls come here"),
+        GroupCall::ShareHeartbeat {
+            req,
+            catalog,
+            client_id,
+            client_host,
+        } => {
+            let caller = Caller {
+                client_id: &client_id,
+                client_host: &client_host,
+            };
+            GroupAnswer::ShareHeartbeat(Box::new(coordinator.share_heartbeat(&req, &catalog, &caller)))
+        }
+        GroupCall::ShareDescribe { group_id } => {
+            GroupAnswer::ShareDescribe(Box::new(coordinator.share_describe(&group_id)))
+        }
+        GroupCall::ShareMemberKnown { group_id, member_id } => {
+            GroupAnswer::ShareMemberKnown(coordinator.share_member_known(&group_id, &member_id))
+        }
+        _ => unreachable!("only consumer and share calls come here"),
     }
 }

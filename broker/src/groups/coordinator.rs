@@ -119,6 +119,10 @@ impl GroupCoordinator {
                 changed |= Self::consumer_tick(group, now);
                 continue;
             }
+            if group.share.is_some() {
+                changed |= Self::share_tick(group, now);
+                continue;
+            }
             let idle = group.members.is_empty() && group.pending_members.is_empty();
             // A Stable group has nothing due before its earliest deadline (heartbeats only
             // push deadlines later), so most ticks skip it without looking at its members.

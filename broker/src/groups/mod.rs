@@ -7,13 +7,14 @@
 
 pub mod call;
 pub mod consumer;
+pub mod share;
 mod coordinator;
 mod delete;
 mod group;
 mod offsets;
 mod rebalance;
 mod record;
-mod store;
+pub(crate) mod store;
 #[cfg(test)]
 mod tests;
 mod txn_offsets;
@@ -74,6 +75,10 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
     /// group.consumer.session.timeout.ms: a KIP-848 member silent this long is removed.
     pub consumer_session_timeout_ms: i32,
+    /// group.share.heartbeat.interval.ms
+    pub share_heartbeat_interval_ms: i32,
+    /// group.share.session.timeout.ms: a share-group member silent this long is removed.
+    pub share_session_timeout_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -88,6 +93,8 @@ impl Default for GroupConfig {
             offsets_file_compact_bytes: 64 * 1024 * 1024,
             consumer_heartbeat_interval_ms: 5_000,
             consumer_session_timeout_ms: 45_000,
+            share_heartbeat_interval_ms: 5_000,
+            share_session_timeout_ms: 45_000,
         }
     }
 }
