@@ -166,9 +166,7 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
         | GroupCall::ConsumerDescribe { .. }
         | GroupCall::ShareHeartbeat { .. }
         | GroupCall::ShareDescribe { .. }
-        | GroupCall::ShareMemberKnown { .. }) => {
-            execute_consumer(coordinator, call)
-        }
+        | GroupCall::ShareMemberKnown { .. }) => execute_consumer(coordinator, call),
         GroupCall::DeleteOffsets(req) => GroupAnswer::DeleteOffsets(coordinator.offset_delete(req).await),
         GroupCall::Delete { group_id } => {
             GroupAnswer::Delete(coordinator.delete_group(&group_id).await.map_err(|e| e.code()))

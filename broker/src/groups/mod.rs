@@ -7,13 +7,13 @@
 
 pub mod call;
 pub mod consumer;
-pub mod share;
 mod coordinator;
 mod delete;
 mod group;
 mod offsets;
 mod rebalance;
 mod record;
+pub mod share;
 pub(crate) mod store;
 #[cfg(test)]
 mod tests;

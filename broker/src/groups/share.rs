@@ -85,7 +85,10 @@ fn validate(req: &ShareGroupHeartbeatRequest) -> Result<(), Refusal> {
         return Err((ResponseError::InvalidRequest, "MemberId can't be empty.".into()));
     }
     if req.member_epoch < -1 {
-        return Err((ResponseError::InvalidRequest, format!("Invalid MemberEpoch {}.", req.member_epoch)));
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("Invalid MemberEpoch {}.", req.member_epoch),
+        ));
     }
     let names = req.subscribed_topic_names.as_deref().unwrap_or_default();
     if req.member_epoch == 0 && req.subscribed_topic_names.is_none() {
@@ -95,7 +98,10 @@ fn validate(req: &ShareGroupHeartbeatRequest) -> Result<(), Refusal> {
         ));
     }
     if names.len() > SUBSCRIBED_TOPICS_MAX || names.iter().any(|n| too_long(n)) {
-        return Err((ResponseError::InvalidRequest, "SubscribedTopicNames too large.".into()));
+        return Err((
+            ResponseError::InvalidRequest,
+            "SubscribedTopicNames too large.".into(),
+        ));
     }
     Ok(())
 }
@@ -151,7 +157,10 @@ impl GroupCoordinator {
         }
         if !groups.contains_key(group_id) {
             if req.member_epoch != 0 {
-                return Err((ResponseError::UnknownMemberId, format!("Group {group_id} has no member {member_id}.")));
+                return Err((
+                    ResponseError::UnknownMemberId,
+                    format!("Group {group_id} has no member {member_id}."),
+                ));
             }
             if groups.len() >= GROUPS_PER_SHARD_MAX {
                 return Err((ResponseError::CoordinatorNotAvailable, "too many groups".into()));
@@ -175,7 +184,10 @@ impl GroupCoordinator {
         let mut changed = false;
         if req.member_epoch == 0 {
             if !sg.members.contains_key(member_id) && sg.members.len() >= GROUP_MEMBERS_MAX {
-                return Err((ResponseError::GroupMaxSizeReached, "The share group is full.".into()));
+                return Err((
+                    ResponseError::GroupMaxSizeReached,
+                    "The share group is full.".into(),
+                ));
             }
             sg.members.insert(
                 member_id.to_owned(),
@@ -192,10 +204,19 @@ impl GroupCoordinator {
             changed = true;
         }
         let Some(member) = sg.members.get_mut(member_id) else {
-            return Err((ResponseError::UnknownMemberId, format!("Member {member_id} is not a member of group {group_id}.")));
+            return Err((
+                ResponseError::UnknownMemberId,
+                format!("Member {member_id} is not a member of group {group_id}."),
+            ));
         };
         if req.member_epoch > 0 && req.member_epoch != member.epoch {
-            return Err((ResponseError::FencedMemberEpoch, format!("Member epoch {} is not the current {}.", req.member_epoch, member.epoch)));
+            return Err((
+                ResponseError::FencedMemberEpoch,
+                format!(
+                    "Member epoch {} is not the current {}.",
+                    req.member_epoch, member.epoch
+                ),
+            ));
         }
         member.session_deadline = now + session;
         if let Some(rack) = req.rack_id.as_deref() {
@@ -206,7 +227,11 @@ impl GroupCoordinator {
             changed |= names != member.topics;
             member.topics = names;
         }
-        let wanted: BTreeSet<&str> = sg.members.values().flat_map(|m| m.topics.iter().map(String::as_str)).collect();
+        let wanted: BTreeSet<&str> = sg
+            .members
+            .values()
+            .flat_map(|m| m.topics.iter().map(String::as_str))
+            .collect();
         let topics: BTreeMap<String, (Uuid, i32)> = wanted
             .iter()
             .filter_map(|n| catalog.topic(n))

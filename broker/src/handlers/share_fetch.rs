@@ -31,12 +31,12 @@ use crate::error::log_error_code;
 use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::limits;
 use crate::log::Offset;
+use crate::shard::router::{owner_of, split_by_owner};
+use crate::shard::{fan_out, Task};
 use crate::share::partition::{AckBatch, AckError, AcquiredRun};
 use crate::share::session::FINAL_EPOCH;
 use crate::share::store::{Key, ShareRecord};
 use crate::share::ShareState;
-use crate::shard::router::{owner_of, split_by_owner};
-use crate::shard::{fan_out, Task};
 
 /// Records one ShareFetch acquires when the client names no MaxRecords.
 const MAX_RECORDS_DEFAULT: usize = 500;
@@ -147,7 +147,13 @@ impl ShareTask {
         }
     }
 
-    async fn acquire_loop(&self, shard: &ShardContext, share: &ShareState, keys: &[Key], out: &mut [SharePartOut]) {
+    async fn acquire_loop(
+        &self,
+        shard: &ShardContext,
+        share: &ShareState,
+        keys: &[Key],
+        out: &mut [SharePartOut],
+    ) {
         let member: Rc<str> = Rc::from(self.member.as_str());
         let deadline = Instant::now() + Duration::from_millis(self.max_wait_ms);
         loop {
@@ -211,9 +217,12 @@ async fn acquire_part(
         }
     };
     let bounds = |b: &Bytes| {
-        header(b)
-            .ok()
-            .map(|h| (h.base_offset.get(), h.base_offset.get() + i64::from(h.last_offset_delta.get())))
+        header(b).ok().map(|h| {
+            (
+                h.base_offset.get(),
+                h.base_offset.get() + i64::from(h.last_offset_delta.get()),
+            )
+        })
     };
     let Some(hi) = read.batches.last().and_then(bounds).map(|(_, last)| last + 1) else {
         return 0;
@@ -222,7 +231,10 @@ async fn acquire_part(
     let (Some(first), Some(last)) = (runs.first().map(|r| r.0), runs.last().map(|r| r.1)) else {
         return 0;
     };
-    if let Err(e) = share.commit(record.into_iter().collect::<Vec<ShareRecord>>()).await {
+    if let Err(e) = share
+        .commit(record.into_iter().collect::<Vec<ShareRecord>>())
+        .await
+    {
         // The records stay acquired in memory until their lock expires; nobody gets them now.
         tracing::error!(error = %e, "share state: acquisition not durable");
         o.error_code = ResponseError::KafkaStorageError.code();
@@ -289,7 +301,14 @@ impl Plan {
         self.slots.push((topic_id, partition, out));
     }
 
-    async fn run(mut self, shard: &Rc<ShardContext>, group: &str, member: &str, wait_ms: u64, max_records: usize) -> Vec<(Uuid, i32, SharePartOut)> {
+    async fn run(
+        mut self,
+        shard: &Rc<ShardContext>,
+        group: &str,
+        member: &str,
+        wait_ms: u64,
+        max_records: usize,
+    ) -> Vec<(Uuid, i32, SharePartOut)> {
         let work = split_by_owner(std::mem::take(&mut self.work), shard.count);
         let answers = fan_out(shard, work, |parts| ShareTask {
             group: group.to_owned(),
@@ -332,9 +351,9 @@ async fn member_known(shard: &Rc<ShardContext>, group: &str, member: &str) -> Re
 }
 
 fn lock_ms(shard: &ShardContext) -> i32 {
-    shard
-        .share()
-        .map_or(30_000, |s| i32::try_from(s.config.limits.lock.as_millis()).unwrap_or(i32::MAX))
+    shard.share().map_or(30_000, |s| {
+        i32::try_from(s.config.limits.lock.as_millis()).unwrap_or(i32::MAX)
+    })
 }
 
 fn fetch_error(code: ResponseError) -> ShareFetchResponse {
@@ -350,8 +369,14 @@ pub async fn share_fetch(shard: &Rc<ShardContext>, req: ShareFetchRequest) -> Sh
     }
 }
 
-async fn share_fetch_inner(shard: &Rc<ShardContext>, req: ShareFetchRequest) -> Result<ShareFetchResponse, ResponseError> {
-    let (group, member) = ids(req.group_id.as_deref().map(|g| g.as_str()), req.member_id.as_deref())?;
+async fn share_fetch_inner(
+    shard: &Rc<ShardContext>,
+    req: ShareFetchRequest,
+) -> Result<ShareFetchResponse, ResponseError> {
+    let (group, member) = ids(
+        req.group_id.as_deref().map(|g| g.as_str()),
+        req.member_id.as_deref(),
+    )?;
     let epoch = req.share_session_epoch;
     let has_acks = req
         .topics
@@ -382,7 +407,10 @@ async fn share_fetch_inner(shard: &Rc<ShardContext>, req: ShareFetchRequest) -> 
         .share_sessions
         .borrow_mut()
         .advance(&group, &member, epoch, &requested, &forget)?;
-    let max_bytes = usize::try_from(req.max_bytes).ok().filter(|b| *b > 0).unwrap_or(i32::MAX as usize);
+    let max_bytes = usize::try_from(req.max_bytes)
+        .ok()
+        .filter(|b| *b > 0)
+        .unwrap_or(i32::MAX as usize);
     let mut plan = Plan::new();
     let mut seen = std::collections::BTreeSet::new();
     for t in &req.topics {
@@ -417,14 +445,20 @@ async fn share_fetch_inner(shard: &Rc<ShardContext>, req: ShareFetchRequest) -> 
         plan.add(shard, *id, *partition, part);
     }
     let wait_ms = u64::try_from(req.max_wait_ms.clamp(0, limits::FETCH_WAIT_MS_MAX)).unwrap_or(0);
-    let max_records = usize::try_from(req.max_records).ok().filter(|n| *n > 0).unwrap_or(MAX_RECORDS_DEFAULT);
+    let max_records = usize::try_from(req.max_records)
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or(MAX_RECORDS_DEFAULT);
     let slots = plan.run(shard, &group, &member, wait_ms, max_records).await;
     Ok(ShareFetchResponse::default().with_responses(fetch_topics(slots, &requested)))
 }
 
 /// The response: every partition the request named, and the session's others that got records
 /// or an error.
-fn fetch_topics(slots: Vec<(Uuid, i32, SharePartOut)>, requested: &[(Uuid, i32)]) -> Vec<ShareFetchableTopicResponse> {
+fn fetch_topics(
+    slots: Vec<(Uuid, i32, SharePartOut)>,
+    requested: &[(Uuid, i32)],
+) -> Vec<ShareFetchableTopicResponse> {
     let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
     for (id, partition, o) in slots {
         let named = requested.contains(&(id, partition));
@@ -436,7 +470,11 @@ fn fetch_topics(slots: Vec<(Uuid, i32, SharePartOut)>, requested: &[(Uuid, i32)]
             .with_partition_index(partition)
             .with_error_code(o.error_code)
             .with_acknowledge_error_code(o.ack_error_code)
-            .with_current_leader(LeaderIdAndEpoch::default().with_leader_id(-1).with_leader_epoch(-1))
+            .with_current_leader(
+                LeaderIdAndEpoch::default()
+                    .with_leader_id(-1)
+                    .with_leader_epoch(-1),
+            )
             .with_records(Some(records))
             .with_acquired_records(
                 o.acquired
@@ -473,7 +511,10 @@ fn concat(batches: Vec<Bytes>) -> Bytes {
     }
 }
 
-pub async fn share_acknowledge(shard: &Rc<ShardContext>, req: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse {
+pub async fn share_acknowledge(
+    shard: &Rc<ShardContext>,
+    req: ShareAcknowledgeRequest,
+) -> ShareAcknowledgeResponse {
     match share_acknowledge_inner(shard, req).await {
         Ok(r) => r,
         Err(code) => ShareAcknowledgeResponse::default()
@@ -486,14 +527,20 @@ async fn share_acknowledge_inner(
     shard: &Rc<ShardContext>,
     req: ShareAcknowledgeRequest,
 ) -> Result<ShareAcknowledgeResponse, ResponseError> {
-    let (group, member) = ids(req.group_id.as_deref().map(|g| g.as_str()), req.member_id.as_deref())?;
+    let (group, member) = ids(
+        req.group_id.as_deref().map(|g| g.as_str()),
+        req.member_id.as_deref(),
+    )?;
     let epoch = req.share_session_epoch;
     let releasing = if epoch == FINAL_EPOCH {
         shard.share_sessions.borrow().partitions(&group, &member)
     } else {
         Vec::new()
     };
-    shard.share_sessions.borrow_mut().acknowledge(&group, &member, epoch)?;
+    shard
+        .share_sessions
+        .borrow_mut()
+        .acknowledge(&group, &member, epoch)?;
     let mut plan = Plan::new();
     let mut seen = std::collections::BTreeSet::new();
     for t in &req.topics {
@@ -531,8 +578,16 @@ async fn share_acknowledge_inner(
     for (id, partition, o) in slots.into_iter().filter(|(id, p, _)| seen.contains(&(*id, *p))) {
         let data = ack_resp::PartitionData::default()
             .with_partition_index(partition)
-            .with_error_code(if o.ack_error_code != 0 { o.ack_error_code } else { o.error_code })
-            .with_current_leader(ack_resp::LeaderIdAndEpoch::default().with_leader_id(-1).with_leader_epoch(-1));
+            .with_error_code(if o.ack_error_code != 0 {
+                o.ack_error_code
+            } else {
+                o.error_code
+            })
+            .with_current_leader(
+                ack_resp::LeaderIdAndEpoch::default()
+                    .with_leader_id(-1)
+                    .with_leader_epoch(-1),
+            );
         match topics.iter_mut().find(|t| t.topic_id == id) {
             Some(t) => t.partitions.push(data),
             None => topics.push(

@@ -6,7 +6,8 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::describe_share_group_offsets_response::{
-    DescribeShareGroupOffsetsResponseGroup as OffGroup, DescribeShareGroupOffsetsResponsePartition as OffPart,
+    DescribeShareGroupOffsetsResponseGroup as OffGroup,
+    DescribeShareGroupOffsetsResponsePartition as OffPart,
     DescribeShareGroupOffsetsResponseTopic as OffTopic,
 };
 use kafka_protocol::messages::share_group_describe_response::DescribedGroup;
@@ -20,9 +21,9 @@ use kafka_protocol::ResponseError;
 use super::groups::{call, client_host, on_coordinator};
 use super::ShardContext;
 use crate::groups::call::{GroupAnswer, GroupCall};
-use crate::share::PartitionSummary;
 use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
+use crate::share::PartitionSummary;
 
 pub async fn heartbeat(
     shard: &Rc<ShardContext>,
@@ -49,7 +50,10 @@ pub async fn heartbeat(
     .await
 }
 
-pub async fn describe(shard: &Rc<ShardContext>, req: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse {
+pub async fn describe(
+    shard: &Rc<ShardContext>,
+    req: ShareGroupDescribeRequest,
+) -> ShareGroupDescribeResponse {
     let mut groups = Vec::with_capacity(req.group_ids.len());
     for id in req.group_ids {
         let group_id = id.0.to_string();
@@ -79,7 +83,9 @@ impl Task<ShardContext> for SummaryTask {
         self.parts
             .into_iter()
             .map(|(i, topic, p)| {
-                let s = share.as_ref().and_then(|s| s.summary(&(self.group.clone(), topic, p)));
+                let s = share
+                    .as_ref()
+                    .and_then(|s| s.summary(&(self.group.clone(), topic, p)));
                 (i, s)
             })
             .collect()
@@ -113,13 +119,20 @@ impl Task<ShardContext> for GroupPartitionsTask {
 }
 
 /// Every share-partition of `group` in the broker: (topic, partition, summary, log end).
-pub async fn group_partitions(shard: &Rc<ShardContext>, group: &str) -> Vec<(String, i32, PartitionSummary, i64)> {
+pub async fn group_partitions(
+    shard: &Rc<ShardContext>,
+    group: &str,
+) -> Vec<(String, i32, PartitionSummary, i64)> {
     let work: Vec<Vec<()>> = (0..shard.count).map(|_| vec![()]).collect();
     let answers = fan_out(shard, work, |_| GroupPartitionsTask {
         group: group.to_owned(),
     })
     .await;
-    let mut out: Vec<_> = answers.into_iter().filter_map(|(_, a)| a.ok()).flatten().collect();
+    let mut out: Vec<_> = answers
+        .into_iter()
+        .filter_map(|(_, a)| a.ok())
+        .flatten()
+        .collect();
     out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     out
 }

@@ -250,7 +250,9 @@ async fn respond_share(
         }
         RequestKind::ShareGroupDescribe(r) => Out::ShareGroupDescribe(share_groups::describe(shard, r).await),
         RequestKind::ShareFetch(r) => Out::ShareFetch(share_fetch::share_fetch(shard, r).await),
-        RequestKind::ShareAcknowledge(r) => Out::ShareAcknowledge(share_fetch::share_acknowledge(shard, r).await),
+        RequestKind::ShareAcknowledge(r) => {
+            Out::ShareAcknowledge(share_fetch::share_acknowledge(shard, r).await)
+        }
         RequestKind::DescribeShareGroupOffsets(r) => {
             Out::DescribeShareGroupOffsets(share_groups::describe_offsets(shard, r).await)
         }
@@ -259,7 +261,11 @@ async fn respond_share(
 }
 
 /// The transaction APIs.
-async fn respond_txn(shard: &Rc<ShardContext>, body: RequestKind, version: i16) -> Result<ResponseKind, FrameError> {
+async fn respond_txn(
+    shard: &Rc<ShardContext>,
+    body: RequestKind,
+    version: i16,
+) -> Result<ResponseKind, FrameError> {
     use handlers::*;
     use ResponseKind as Out;
     Ok(match body {

@@ -155,7 +155,15 @@ impl ShareState {
             return (Vec::new(), None);
         };
         let mut changes = Vec::new();
-        let runs = p.acquire(member, lo, hi, max_records, now, &self.config.limits, &mut changes);
+        let runs = p.acquire(
+            member,
+            lo,
+            hi,
+            max_records,
+            now,
+            &self.config.limits,
+            &mut changes,
+        );
         (runs, states_record(key, p, changes))
     }
 
@@ -171,7 +179,14 @@ impl ShareState {
         let p = parts.get_mut(key).ok_or(AckError::InvalidRecordState)?;
         let mut archived = Vec::new();
         let mut changes = Vec::new();
-        p.acknowledge(member, batches, now, &self.config.limits, &mut archived, &mut changes)?;
+        p.acknowledge(
+            member,
+            batches,
+            now,
+            &self.config.limits,
+            &mut archived,
+            &mut changes,
+        )?;
         Self::on_archived(key, &archived);
         Ok(states_record(key, p, changes))
     }
@@ -234,13 +249,23 @@ impl ShareState {
         if !self.admit(&key) {
             return Err(StoreError::Io("too many share-partitions".into()));
         }
-        self.parts.borrow_mut().entry(key.clone()).or_default().reset(spso);
+        self.parts
+            .borrow_mut()
+            .entry(key.clone())
+            .or_default()
+            .reset(spso);
         self.commit(vec![ShareRecord::Reset { key, spso }]).await
     }
 
     /// Forgets share-partitions (topic deleted, offsets deleted), durably.
     pub async fn forget(&self, matches: impl Fn(&Key) -> bool) -> Result<(), StoreError> {
-        let gone: Vec<Key> = self.parts.borrow().keys().filter(|k| matches(k)).cloned().collect();
+        let gone: Vec<Key> = self
+            .parts
+            .borrow()
+            .keys()
+            .filter(|k| matches(k))
+            .cloned()
+            .collect();
         if gone.is_empty() {
             return Ok(());
         }

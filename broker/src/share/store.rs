@@ -33,7 +33,11 @@ pub type Key = (String, String, i32);
 #[derive(Debug, PartialEq, Eq)]
 pub enum ShareRecord {
     /// The SPSO was at least `spso`, and these records have these states.
-    States { key: Key, spso: i64, changes: Vec<Change> },
+    States {
+        key: Key,
+        spso: i64,
+        changes: Vec<Change>,
+    },
     /// An admin reset: the window starts over at `spso`.
     Reset { key: Key, spso: i64 },
     /// The share-partition is gone (topic deleted, offsets deleted).
@@ -177,7 +181,9 @@ pub fn scan(image: &[u8]) -> (Vec<ShareRecord>, usize) {
         if crc32c::crc32c(payload) != crc {
             break;
         }
-        let Some(record) = decode_payload(payload) else { break };
+        let Some(record) = decode_payload(payload) else {
+            break;
+        };
         out.push(record);
         at += 8 + len;
     }
@@ -434,7 +440,10 @@ mod tests {
                     (7, RecordState::Acknowledged, 2),
                 ],
             },
-            ShareRecord::Reset { key: key.clone(), spso: 9 },
+            ShareRecord::Reset {
+                key: key.clone(),
+                spso: 9,
+            },
             ShareRecord::Forget { key },
         ];
         let mut image = FILE_MAGIC.to_vec();

@@ -16,11 +16,22 @@ fn acquire(p: &mut SharePartition, m: &Rc<str>, lo: i64, hi: i64, now: Instant) 
     p.acquire(m, lo, hi, usize::MAX, now, &limits(), &mut changes)
 }
 
-fn ack(p: &mut SharePartition, m: &str, first: i64, last: i64, t: i8, now: Instant) -> Result<Vec<ArchivedRecord>, AckError> {
+fn ack(
+    p: &mut SharePartition,
+    m: &str,
+    first: i64,
+    last: i64,
+    t: i8,
+    now: Instant,
+) -> Result<Vec<ArchivedRecord>, AckError> {
     let mut archived = Vec::new();
     let mut changes = Vec::new();
     let types = [t];
-    let b = [AckBatch { first, last, types: &types }];
+    let b = [AckBatch {
+        first,
+        last,
+        types: &types,
+    }];
     p.acknowledge(m, &b, now, &limits(), &mut archived, &mut changes)?;
     Ok(archived)
 }
@@ -32,7 +43,10 @@ fn given_two_members_when_acquiring_should_never_hand_one_record_to_both() {
     let mut p = SharePartition::new(0);
     assert_eq!(acquire(&mut p, &a, 0, 4, now), vec![(0, 3, 1)]);
     assert_eq!(acquire(&mut p, &b, 0, 6, now), vec![(4, 5, 1)]);
-    assert_eq!(ack(&mut p, "b", 0, 0, ACK_ACCEPT, now), Err(AckError::InvalidRecordState));
+    assert_eq!(
+        ack(&mut p, "b", 0, 0, ACK_ACCEPT, now),
+        Err(AckError::InvalidRecordState)
+    );
     ack(&mut p, "a", 0, 3, ACK_ACCEPT, now).expect("own records");
     assert_eq!(p.start_offset(), 4, "the SPSO moves past accepted records");
 }
@@ -53,8 +67,14 @@ fn given_release_and_expiry_when_the_limit_is_reached_should_archive() {
     let (a, b): (Rc<str>, Rc<str>) = ("a".into(), "b".into());
     let mut p = SharePartition::new(0);
     acquire(&mut p, &a, 0, 2, now);
-    assert!(ack(&mut p, "a", 0, 1, ACK_RELEASE, now).expect("release").is_empty());
-    assert_eq!(acquire(&mut p, &b, 0, 2, now), vec![(0, 1, 2)], "redelivered, count 2");
+    assert!(ack(&mut p, "a", 0, 1, ACK_RELEASE, now)
+        .expect("release")
+        .is_empty());
+    assert_eq!(
+        acquire(&mut p, &b, 0, 2, now),
+        vec![(0, 1, 2)],
+        "redelivered, count 2"
+    );
     let mut archived = Vec::new();
     assert!(p.expire(now + Duration::from_millis(200), &limits(), &mut archived));
     assert_eq!(archived.len(), 2, "limit 2 reached: archived, not redelivered");
@@ -85,5 +105,9 @@ fn given_a_restore_when_records_were_acquired_should_make_them_available_with_th
     p.settle();
     assert_eq!(p.start_offset(), 1);
     let a: Rc<str> = "a".into();
-    assert_eq!(acquire(&mut p, &a, 1, 3, Instant::now()), vec![(1, 1, 2)], "offset 2 hit the limit");
+    assert_eq!(
+        acquire(&mut p, &a, 1, 3, Instant::now()),
+        vec![(1, 1, 2)],
+        "offset 2 hit the limit"
+    );
 }
