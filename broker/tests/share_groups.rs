@@ -62,7 +62,7 @@ fn spawn(args: &[&str]) -> Child {
 #[derive(Default)]
 struct MemberLog {
     /// (time, [(partition, offset, delivery count)])
-    polls: Vec<(f64, Vec<(i64, i64, i64)>)>,
+    polls: Vec<(f64, Vec<Delivered>)>,
     /// (time, [(partition, offset)]) for acknowledgements answered without error.
     acked: Vec<(f64, Vec<(i64, i64)>)>,
     /// Acknowledged offsets whose commit was answered with an error (the crash cut it off).
@@ -153,70 +153,91 @@ fn acked_ok(logs: &[&Path]) -> usize {
         .sum()
 }
 
+type Delivered = (i64, i64, i64);
+type Key = (i64, i64);
+
+fn produce(broker: &Broker) {
+    let out = script(&["produce", &broker.addr(), TOPIC, &RECORDS.to_string()])
+        .output()
+        .expect("produce");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "produce: {err}");
+}
+
+/// A member takes one batch and dies (SIGKILL) with its locks held: its batch and when.
+fn killed_holder(bs: &str, log: &Path) -> (f64, Vec<Delivered>) {
+    let mut holder = spawn(&["hold", bs, GROUP, TOPIC, log.to_str().unwrap()]);
+    wait_for("the holder's batch", Duration::from_secs(60), || {
+        !read_log(log).polls.is_empty()
+    });
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let (at, held) = read_log(log).polls.remove(0);
+    assert!(!held.is_empty());
+    (at, held)
+}
+
+fn delivered(logs: &[&Path]) -> BTreeSet<Key> {
+    logs.iter()
+        .flat_map(|p| {
+            read_log(p)
+                .polls
+                .into_iter()
+                .flat_map(|(_, b)| b.into_iter().map(|(p, o, _)| (p, o)))
+        })
+        .collect()
+}
+
+fn stop_members(stop: &Path, members: &mut [Child]) {
+    std::fs::write(stop, b"").unwrap();
+    for m in members {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while m.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                m.kill().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 #[test]
 fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_every_record_exactly_once() {
     let mut broker = Broker::start(FLAGS);
     let bs = broker.addr();
-    let out = script(&["produce", &bs, TOPIC, &RECORDS.to_string()])
-        .output()
-        .expect("produce");
-    assert!(
-        out.status.success(),
-        "produce: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let dir = tempfile::tempdir().unwrap();
-    let dir = if std::env::var_os("SHARE_TEST_KEEP").is_some() {
-        Box::leak(Box::new(dir)).path().to_path_buf()
-    } else {
-        dir.path().to_path_buf()
-    };
-    eprintln!("logs in {}", dir.display());
-    let path = |n: &str| dir.join(n);
-    let stop = path("stop");
-    let (stop_s, hold_log) = (stop.to_str().unwrap(), path("hold.log"));
-    // A member takes one batch and dies with its locks held.
-    let mut holder = spawn(&["hold", &bs, GROUP, TOPIC, hold_log.to_str().unwrap()]);
-    wait_for("the holder's batch", Duration::from_secs(60), || {
-        !read_log(&hold_log).polls.is_empty()
-    });
-    holder.kill().unwrap();
-    holder.wait().unwrap();
-    let (held_at, held) = read_log(&hold_log).polls.remove(0);
-    assert!(!held.is_empty());
-
-    let names = ["m1.log", "m2.log", "m3.log"];
-    let logs: Vec<PathBuf> = names.iter().map(|n| path(n)).collect();
+    produce(&broker);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (held_at, held) = killed_holder(&bs, &dir.join("hold.log"));
+    let stop = dir.join("stop");
+    let logs: Vec<PathBuf> = ["m1.log", "m2.log", "m3.log"]
+        .iter()
+        .map(|n| dir.join(n))
+        .collect();
     let log_refs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
-    let mut members = vec![
-        spawn(&["member", &bs, GROUP, TOPIC, log_refs[0].to_str().unwrap(), stop_s]),
-        spawn(&["member", &bs, GROUP, TOPIC, log_refs[1].to_str().unwrap(), stop_s]),
-        spawn(&[
+    let member = |i: usize, extra: &[&str]| {
+        let mut args = vec![
             "member",
             &bs,
             GROUP,
             TOPIC,
-            log_refs[2].to_str().unwrap(),
-            stop_s,
-            "--release-mod",
-            "100",
-        ]),
+            log_refs[i].to_str().unwrap(),
+            stop.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        spawn(&args)
+    };
+    let mut members = vec![
+        member(0, &[]),
+        member(1, &[]),
+        member(2, &["--release-mod", "100"]),
     ];
     // The killed member's records come back after the lock timeout; then the broker crashes.
     wait_for("10,000 accepted records", Duration::from_secs(120), || {
         acked_ok(&log_refs) >= 10_000
     });
     wait_for("the held records to come back", Duration::from_secs(60), || {
-        let seen: BTreeSet<(i64, i64)> = log_refs
-            .iter()
-            .flat_map(|p| {
-                read_log(p)
-                    .polls
-                    .into_iter()
-                    .flat_map(|(_, b)| b.into_iter().map(|(p, o, _)| (p, o)))
-            })
-            .collect();
+        let seen = delivered(&log_refs);
         held.iter().all(|(p, o, _)| seen.contains(&(*p, *o)))
     });
     broker.kill();
@@ -227,18 +248,19 @@ fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_
         Duration::from_secs(180),
         || share_start_offsets(&broker) == vec![RECORDS / 2, RECORDS / 2],
     );
-    std::fs::write(&stop, b"").unwrap();
-    for m in &mut members {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while m.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                m.kill().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    stop_members(&stop, &mut members);
     let member_logs: Vec<MemberLog> = log_refs.iter().map(|p| read_log(p)).collect();
-    check(&member_logs, &held, held_at, crashed_at);
+    let accepted = check_accepted(&member_logs);
+    check_order_and_late(&member_logs, &accepted);
+    let to_others = check_released(&member_logs, &accepted);
+    check_held(&member_logs, &held, held_at, crashed_at);
+    let cut: usize = member_logs.iter().map(|l| l.acked_err.len()).sum();
+    eprintln!(
+        "accepted {} records; {} released by member 3 ({to_others} came back to others); {} held by the killed member; {cut} acknowledgements cut off by the crash",
+        accepted.len(),
+        member_logs[2].released.len(),
+        held.len(),
+    );
 }
 
 fn now() -> f64 {
@@ -248,9 +270,12 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
-fn check(logs: &[MemberLog], held: &[(i64, i64, i64)], held_at: f64, crashed_at: f64) {
-    // Accepted exactly once, and nothing delivered after its acceptance was answered.
-    let mut accepted: HashMap<(i64, i64), (usize, f64)> = HashMap::new();
+/// Accepted at most once, and every record accepted (or in an acknowledgement the crash cut
+/// off: durable, then the broker died before answering, since a ShareFetch carrying
+/// acknowledgements is answered only after its long poll; the start offsets reaching the log
+/// end show the broker settled it). Returns when each record's acceptance was answered.
+fn check_accepted(logs: &[MemberLog]) -> HashMap<Key, f64> {
+    let mut accepted: HashMap<Key, (usize, f64)> = HashMap::new();
     for l in logs {
         for (t, batch) in &l.acked {
             for k in batch {
@@ -262,28 +287,27 @@ fn check(logs: &[MemberLog], held: &[(i64, i64, i64)], held_at: f64, crashed_at:
     }
     let twice: Vec<_> = accepted.iter().filter(|(_, (n, _))| *n > 1).take(5).collect();
     assert!(twice.is_empty(), "records accepted twice: {twice:?}");
-    let acked_err: BTreeSet<(i64, i64)> = logs.iter().flat_map(|l| l.acked_err.iter().copied()).collect();
-    // A record never accepted by an answered acknowledgement must have been in one the crash
-    // cut off (durable, then the broker died before answering: a ShareFetch carrying
-    // acknowledgements is answered only after its long poll). The start offsets reaching the
-    // log end show the broker settled it.
-    let missing: Vec<(i64, i64)> = (0..RECORDS)
+    let cut: BTreeSet<Key> = logs.iter().flat_map(|l| l.acked_err.iter().copied()).collect();
+    let missing: Vec<Key> = (0..RECORDS)
         .map(|i| (i % 2, i / 2))
-        .filter(|k| !accepted.contains_key(k) && !acked_err.contains(k))
+        .filter(|k| !accepted.contains_key(k) && !cut.contains(k))
         .take(5)
         .collect();
     assert!(missing.is_empty(), "records never accepted: {missing:?}");
+    accepted.into_iter().map(|(k, (_, t))| (k, t)).collect()
+}
+
+/// Nothing is delivered after its acceptance was answered; within one poll, a partition's
+/// offsets increase.
+fn check_order_and_late(logs: &[MemberLog], accepted: &HashMap<Key, f64>) {
     let mut late = Vec::new();
     for (mi, l) in logs.iter().enumerate() {
         for (t, batch) in &l.polls {
-            for (p, o, _) in batch {
-                if accepted.get(&(*p, *o)).is_some_and(|(_, at)| at < t) {
-                    late.push((mi, *p, *o));
-                }
-            }
-            // Within one poll, a partition's offsets increase.
             let mut last: BTreeMap<i64, i64> = BTreeMap::new();
             for (p, o, _) in batch {
+                if accepted.get(&(*p, *o)).is_some_and(|at| at < t) {
+                    late.push((mi, *p, *o));
+                }
                 let prev = last.insert(*p, *o);
                 assert!(
                     prev.is_none_or(|x| x < *o),
@@ -297,10 +321,14 @@ fn check(logs: &[MemberLog], held: &[(i64, i64, i64)], held_at: f64, crashed_at:
         "delivered after accepted: {:?}",
         &late[..late.len().min(5)]
     );
-    // Released records come back, also to members other than the one that released them.
+}
+
+/// Released records come back, also to members other than the one that released them, and
+/// are accepted in the end. Returns how many reached another member.
+fn check_released(logs: &[MemberLog], accepted: &HashMap<Key, f64>) -> usize {
     let released = &logs[2].released;
     assert!(!released.is_empty(), "member 3 released nothing");
-    let others: BTreeSet<(i64, i64)> = logs[..2]
+    let others: BTreeSet<Key> = logs[..2]
         .iter()
         .flat_map(|l| {
             l.polls
@@ -310,28 +338,30 @@ fn check(logs: &[MemberLog], held: &[(i64, i64, i64)], held_at: f64, crashed_at:
         .collect();
     let to_others = released.iter().filter(|k| others.contains(k)).count();
     assert!(to_others > 0, "no released record reached another member");
+    let cut: BTreeSet<Key> = logs.iter().flat_map(|l| l.acked_err.iter().copied()).collect();
     for k in released {
         assert!(
-            accepted.contains_key(k) || acked_err.contains(k),
+            accepted.contains_key(k) || cut.contains(k),
             "released record {k:?} never accepted"
         );
     }
-    // The killed member's records: redelivered with a higher delivery count, not before the
-    // lock timeout.
-    let first_seen: HashMap<(i64, i64), (f64, i64)> = logs
-        .iter()
-        .flat_map(|l| {
-            l.polls
-                .iter()
-                .flat_map(|(t, b)| b.iter().map(move |(p, o, d)| ((*p, *o), (*t, *d))))
-        })
-        .fold(HashMap::new(), |mut m, (k, v)| {
-            let e = m.entry(k).or_insert(v);
-            if v.0 < e.0 {
-                *e = v;
+    to_others
+}
+
+/// The killed member's records come back with a higher delivery count, not before the lock
+/// timeout (unless the broker restart released them).
+fn check_held(logs: &[MemberLog], held: &[Delivered], held_at: f64, crashed_at: f64) {
+    let mut first_seen: HashMap<Key, (f64, i64)> = HashMap::new();
+    for l in logs {
+        for (t, b) in &l.polls {
+            for (p, o, d) in b {
+                let e = first_seen.entry((*p, *o)).or_insert((*t, *d));
+                if *t < e.0 {
+                    *e = (*t, *d);
+                }
             }
-            m
-        });
+        }
+    }
     for (p, o, _) in held {
         let (t, count) = first_seen[&(*p, *o)];
         assert!(
@@ -344,12 +374,4 @@ fn check(logs: &[MemberLog], held: &[(i64, i64, i64)], held_at: f64, crashed_at:
             "held record {p}/{o} came back after {waited:.2}s, before the lock timeout"
         );
     }
-    eprintln!(
-        "accepted {} records; {} released by member 3 ({} came back to others); {} held by the killed member; {} acknowledgements cut off by the crash",
-        accepted.len(),
-        released.len(),
-        to_others,
-        held.len(),
-        acked_err.len()
-    );
 }

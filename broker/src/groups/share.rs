@@ -57,6 +57,81 @@ impl ShareGroup {
             .collect()
     }
 
+    /// Admits or finds the member, checks its epoch and applies its subscription; the group
+    /// epoch moves when membership or the subscribed topics change.
+    fn beat(
+        &mut self,
+        req: &ShareGroupHeartbeatRequest,
+        caller: &Caller<'_>,
+        catalog: &Catalog,
+        session: Duration,
+    ) -> Result<(), Refusal> {
+        let (group_id, member_id) = (req.group_id.as_str(), req.member_id.as_str());
+        let sg = self;
+        let now = Instant::now();
+        let mut changed = false;
+        if req.member_epoch == 0 {
+            if !sg.members.contains_key(member_id) && sg.members.len() >= GROUP_MEMBERS_MAX {
+                return Err((
+                    ResponseError::GroupMaxSizeReached,
+                    "The share group is full.".into(),
+                ));
+            }
+            sg.members.insert(
+                member_id.to_owned(),
+                ShareMember {
+                    member_id: member_id.to_owned(),
+                    rack_id: None,
+                    client_id: truncate_utf8(caller.client_id, NAME_BYTES_MAX).to_owned(),
+                    client_host: truncate_utf8(caller.client_host, NAME_BYTES_MAX).to_owned(),
+                    topics: BTreeSet::new(),
+                    epoch: 0,
+                    session_deadline: now + session,
+                },
+            );
+            changed = true;
+        }
+        let Some(member) = sg.members.get_mut(member_id) else {
+            return Err((
+                ResponseError::UnknownMemberId,
+                format!("Member {member_id} is not a member of group {group_id}."),
+            ));
+        };
+        if req.member_epoch > 0 && req.member_epoch != member.epoch {
+            return Err((
+                ResponseError::FencedMemberEpoch,
+                format!(
+                    "Member epoch {} is not the current {}.",
+                    req.member_epoch, member.epoch
+                ),
+            ));
+        }
+        member.session_deadline = now + session;
+        if let Some(rack) = req.rack_id.as_deref() {
+            member.rack_id = Some(rack.to_owned());
+        }
+        if let Some(names) = &req.subscribed_topic_names {
+            let names: BTreeSet<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
+            changed |= names != member.topics;
+            member.topics = names;
+        }
+        let wanted: BTreeSet<&str> = sg
+            .members
+            .values()
+            .flat_map(|m| m.topics.iter().map(String::as_str))
+            .collect();
+        let topics: BTreeMap<String, (Uuid, i32)> = wanted
+            .iter()
+            .filter_map(|n| catalog.topic(n))
+            .map(|t| (t.name.clone(), (t.uuid(), t.partition_count())))
+            .collect();
+        if changed || topics != sg.topics {
+            sg.topics = topics;
+            sg.group_epoch += 1;
+        }
+        Ok(())
+    }
+
     fn expire(&mut self, now: Instant, group_id: &str) -> bool {
         let before = self.members.len();
         self.members.retain(|id, m| {
@@ -179,68 +254,8 @@ impl GroupCoordinator {
             group.share = Some(Box::default());
         }
         let sg = group.share.as_deref_mut().expect("set above");
-        let now = Instant::now();
         let session = Duration::from_millis(self.config.share_session_timeout_ms.max(0) as u64);
-        let mut changed = false;
-        if req.member_epoch == 0 {
-            if !sg.members.contains_key(member_id) && sg.members.len() >= GROUP_MEMBERS_MAX {
-                return Err((
-                    ResponseError::GroupMaxSizeReached,
-                    "The share group is full.".into(),
-                ));
-            }
-            sg.members.insert(
-                member_id.to_owned(),
-                ShareMember {
-                    member_id: member_id.to_owned(),
-                    rack_id: None,
-                    client_id: truncate_utf8(caller.client_id, NAME_BYTES_MAX).to_owned(),
-                    client_host: truncate_utf8(caller.client_host, NAME_BYTES_MAX).to_owned(),
-                    topics: BTreeSet::new(),
-                    epoch: 0,
-                    session_deadline: now + session,
-                },
-            );
-            changed = true;
-        }
-        let Some(member) = sg.members.get_mut(member_id) else {
-            return Err((
-                ResponseError::UnknownMemberId,
-                format!("Member {member_id} is not a member of group {group_id}."),
-            ));
-        };
-        if req.member_epoch > 0 && req.member_epoch != member.epoch {
-            return Err((
-                ResponseError::FencedMemberEpoch,
-                format!(
-                    "Member epoch {} is not the current {}.",
-                    req.member_epoch, member.epoch
-                ),
-            ));
-        }
-        member.session_deadline = now + session;
-        if let Some(rack) = req.rack_id.as_deref() {
-            member.rack_id = Some(rack.to_owned());
-        }
-        if let Some(names) = &req.subscribed_topic_names {
-            let names: BTreeSet<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
-            changed |= names != member.topics;
-            member.topics = names;
-        }
-        let wanted: BTreeSet<&str> = sg
-            .members
-            .values()
-            .flat_map(|m| m.topics.iter().map(String::as_str))
-            .collect();
-        let topics: BTreeMap<String, (Uuid, i32)> = wanted
-            .iter()
-            .filter_map(|n| catalog.topic(n))
-            .map(|t| (t.name.clone(), (t.uuid(), t.partition_count())))
-            .collect();
-        if changed || topics != sg.topics {
-            sg.topics = topics;
-            sg.group_epoch += 1;
-        }
+        sg.beat(req, caller, catalog, session)?;
         let epoch = sg.group_epoch;
         let member = sg.members.get(member_id).expect("present");
         let old_epoch = member.epoch;

@@ -227,7 +227,7 @@ async fn acquire_part(
     let Some(hi) = read.batches.last().and_then(bounds).map(|(_, last)| last + 1) else {
         return 0;
     };
-    let (runs, record) = share.acquire(key, member, from, hi, max_records, Instant::now());
+    let (runs, record) = share.acquire(key, member, from..hi, max_records, Instant::now());
     let (Some(first), Some(last)) = (runs.first().map(|r| r.0), runs.last().map(|r| r.1)) else {
         return 0;
     };
@@ -267,12 +267,54 @@ struct Plan {
     work: Vec<(usize, SharePart)>,
 }
 
+/// One partition a request names: its acknowledgements and byte limit.
+struct Named {
+    id: Uuid,
+    partition: i32,
+    acks: Vec<(i64, i64, Vec<i8>)>,
+    max_bytes: usize,
+}
+
 impl Plan {
-    fn new() -> Self {
-        Self {
+    /// The partitions the request names, then the rest of the session (named in earlier
+    /// requests: incremental fetch) with `session_bytes` each.
+    fn build(
+        shard: &ShardContext,
+        named: Vec<Named>,
+        fetching: &[(Uuid, i32)],
+        releasing: &[(Uuid, i32)],
+        session_bytes: usize,
+    ) -> Self {
+        let mut plan = Self {
             slots: Vec::new(),
             work: Vec::new(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let part = |partition, acks, max_bytes, k: &(Uuid, i32)| SharePart {
+            index: 0,
+            topic: String::new(),
+            partition,
+            acks,
+            fetch: fetching.contains(k),
+            release: releasing.contains(k),
+            max_bytes,
+        };
+        for n in named {
+            let k = (n.id, n.partition);
+            seen.insert(k);
+            plan.add(
+                shard,
+                n.id,
+                n.partition,
+                part(n.partition, n.acks, n.max_bytes, &k),
+            );
         }
+        for k in fetching.iter().chain(releasing) {
+            if seen.insert(*k) {
+                plan.add(shard, k.0, k.1, part(k.1, Vec::new(), session_bytes, k));
+            }
+        }
+        plan
     }
 
     /// Adds a partition: routed to its owner, or answered here when unknown.
@@ -411,39 +453,26 @@ async fn share_fetch_inner(
         .ok()
         .filter(|b| *b > 0)
         .unwrap_or(i32::MAX as usize);
-    let mut plan = Plan::new();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut named = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
-            let acks = batches_of(p.acknowledgement_batches.iter(), |b| {
-                (b.first_offset, b.last_offset, b.acknowledge_types.clone())
-            })?;
-            seen.insert((t.topic_id, p.partition_index));
-            let part = SharePart {
-                index: 0,
-                topic: String::new(),
+            named.push(Named {
+                id: t.topic_id,
                 partition: p.partition_index,
-                acks,
-                fetch: fetching.contains(&(t.topic_id, p.partition_index)),
-                release: releasing.contains(&(t.topic_id, p.partition_index)),
+                acks: batches_of(p.acknowledgement_batches.iter(), |b| {
+                    (b.first_offset, b.last_offset, b.acknowledge_types.clone())
+                })?,
                 max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0).min(max_bytes),
-            };
-            plan.add(shard, t.topic_id, p.partition_index, part);
+            });
         }
     }
-    // The rest of the session: partitions named in earlier requests (incremental fetch).
-    for (id, partition) in fetching.iter().chain(&releasing).filter(|k| !seen.contains(k)) {
-        let part = SharePart {
-            index: 0,
-            topic: String::new(),
-            partition: *partition,
-            acks: Vec::new(),
-            fetch: fetching.contains(&(*id, *partition)),
-            release: releasing.contains(&(*id, *partition)),
-            max_bytes: SESSION_PARTITION_BYTES.min(max_bytes),
-        };
-        plan.add(shard, *id, *partition, part);
-    }
+    let plan = Plan::build(
+        shard,
+        named,
+        &fetching,
+        &releasing,
+        SESSION_PARTITION_BYTES.min(max_bytes),
+    );
     let wait_ms = u64::try_from(req.max_wait_ms.clamp(0, limits::FETCH_WAIT_MS_MAX)).unwrap_or(0);
     let max_records = usize::try_from(req.max_records)
         .ok()
@@ -541,38 +570,21 @@ async fn share_acknowledge_inner(
         .share_sessions
         .borrow_mut()
         .acknowledge(&group, &member, epoch)?;
-    let mut plan = Plan::new();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut named = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
-            let acks = batches_of(p.acknowledgement_batches.iter(), |b| {
-                (b.first_offset, b.last_offset, b.acknowledge_types.clone())
-            })?;
-            seen.insert((t.topic_id, p.partition_index));
-            let part = SharePart {
-                index: 0,
-                topic: String::new(),
+            named.push(Named {
+                id: t.topic_id,
                 partition: p.partition_index,
-                acks,
-                fetch: false,
-                release: releasing.contains(&(t.topic_id, p.partition_index)),
+                acks: batches_of(p.acknowledgement_batches.iter(), |b| {
+                    (b.first_offset, b.last_offset, b.acknowledge_types.clone())
+                })?,
                 max_bytes: 0,
-            };
-            plan.add(shard, t.topic_id, p.partition_index, part);
+            });
         }
     }
-    for (id, partition) in releasing.iter().filter(|k| !seen.contains(k)) {
-        let part = SharePart {
-            index: 0,
-            topic: String::new(),
-            partition: *partition,
-            acks: Vec::new(),
-            fetch: false,
-            release: true,
-            max_bytes: 0,
-        };
-        plan.add(shard, *id, *partition, part);
-    }
+    let seen: std::collections::BTreeSet<(Uuid, i32)> = named.iter().map(|n| (n.id, n.partition)).collect();
+    let plan = Plan::build(shard, named, &[], &releasing, 0);
     let slots = plan.run(shard, &group, &member, 0, 0).await;
     let mut topics: Vec<ack_resp::ShareAcknowledgeTopicResponse> = Vec::new();
     for (id, partition, o) in slots.into_iter().filter(|(id, p, _)| seen.contains(&(*id, *p))) {

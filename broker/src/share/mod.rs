@@ -140,13 +140,12 @@ impl ShareState {
         p.first_available()
     }
 
-    /// Acquires for `member` within [lo, hi); the changes to log come back as a record.
+    /// Acquires for `member` within `offsets`; the changes to log come back as a record.
     pub fn acquire(
         &self,
         key: &Key,
         member: &Rc<str>,
-        lo: i64,
-        hi: i64,
+        offsets: std::ops::Range<i64>,
         max_records: usize,
         now: Instant,
     ) -> (Vec<AcquiredRun>, Option<ShareRecord>) {
@@ -157,8 +156,7 @@ impl ShareState {
         let mut changes = Vec::new();
         let runs = p.acquire(
             member,
-            lo,
-            hi,
+            offsets,
             max_records,
             now,
             &self.config.limits,
@@ -269,11 +267,12 @@ impl ShareState {
         if gone.is_empty() {
             return Ok(());
         }
-        let mut parts = self.parts.borrow_mut();
-        gone.iter().for_each(|k| {
-            parts.remove(k);
-        });
-        drop(parts);
+        {
+            let mut parts = self.parts.borrow_mut();
+            gone.iter().for_each(|k| {
+                parts.remove(k);
+            });
+        }
         self.commit(gone.into_iter().map(|key| ShareRecord::Forget { key }).collect())
             .await
     }

@@ -225,14 +225,13 @@ impl SharePartition {
         self.compact_front();
     }
 
-    /// Acquires for `member` the Available records and the new ones in [lo, hi) (the offsets
+    /// Acquires for `member` the Available records and the new ones in `offsets` (what
     /// the log read returned), at most `max_records`, without growing the window past
     /// `max_locks`. Returns the acquired runs; `changes` gets what to log.
     pub fn acquire(
         &mut self,
         member: &Rc<str>,
-        lo: i64,
-        hi: i64,
+        offsets: std::ops::Range<i64>,
         max_records: usize,
         now: Instant,
         limits: &Limits,
@@ -241,8 +240,8 @@ impl SharePartition {
         let mut runs: Vec<AcquiredRun> = Vec::new();
         let mut taken = 0usize;
         let deadline = now + limits.lock;
-        let mut o = lo.max(self.spso);
-        while o < hi && taken < max_records {
+        let mut o = offsets.start.max(self.spso);
+        while o < offsets.end && taken < max_records {
             let i = (o - self.spso) as usize;
             if i == self.window.len() {
                 if self.window.len() >= limits.max_locks {

@@ -13,7 +13,7 @@ fn limits() -> Limits {
 
 fn acquire(p: &mut SharePartition, m: &Rc<str>, lo: i64, hi: i64, now: Instant) -> Vec<AcquiredRun> {
     let mut changes = Vec::new();
-    p.acquire(m, lo, hi, usize::MAX, now, &limits(), &mut changes)
+    p.acquire(m, lo..hi, usize::MAX, now, &limits(), &mut changes)
 }
 
 fn ack(
