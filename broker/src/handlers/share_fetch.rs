@@ -462,7 +462,12 @@ async fn share_fetch_inner(
                 acks: batches_of(p.acknowledgement_batches.iter(), |b| {
                     (b.first_offset, b.last_offset, b.acknowledge_types.clone())
                 })?,
-                max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0).min(max_bytes),
+                // v1 has no PartitionMaxBytes (KIP-1105): the request's MaxBytes bounds it.
+                max_bytes: usize::try_from(p.partition_max_bytes)
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .unwrap_or(SESSION_PARTITION_BYTES)
+                    .min(max_bytes),
             });
         }
     }

@@ -195,6 +195,31 @@ macro_rules! with_types {
                 type $resp = ConsumerGroupDescribeResponse;
                 $body
             }
+            ApiKey::ShareGroupHeartbeat => {
+                type $req = ShareGroupHeartbeatRequest;
+                type $resp = ShareGroupHeartbeatResponse;
+                $body
+            }
+            ApiKey::ShareGroupDescribe => {
+                type $req = ShareGroupDescribeRequest;
+                type $resp = ShareGroupDescribeResponse;
+                $body
+            }
+            ApiKey::ShareFetch => {
+                type $req = ShareFetchRequest;
+                type $resp = ShareFetchResponse;
+                $body
+            }
+            ApiKey::ShareAcknowledge => {
+                type $req = ShareAcknowledgeRequest;
+                type $resp = ShareAcknowledgeResponse;
+                $body
+            }
+            ApiKey::DescribeShareGroupOffsets => {
+                type $req = DescribeShareGroupOffsetsRequest;
+                type $resp = DescribeShareGroupOffsetsResponse;
+                $body
+            }
             ApiKey::DescribeTopicPartitions => {
                 type $req = DescribeTopicPartitionsRequest;
                 type $resp = DescribeTopicPartitionsResponse;

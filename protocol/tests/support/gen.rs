@@ -11,6 +11,10 @@ use uuid::Uuid;
 use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::Compression;
 
+#[path = "gen_share.rs"]
+mod share;
+use share::*;
+
 /// The generated values a message is built from.
 #[derive(Debug, Clone)]
 pub struct Palette {
@@ -162,6 +166,14 @@ generators! {
     DescribeUserScramCredentialsResponse => describe_user_scram_credentials_response,
     AlterUserScramCredentialsRequest => alter_user_scram_credentials_request,
     AlterUserScramCredentialsResponse => alter_user_scram_credentials_response,
+    ShareGroupHeartbeatRequest => share_group_heartbeat_request,
+    ShareGroupHeartbeatResponse => share_group_heartbeat_response,
+    ShareGroupDescribeRequest => share_group_describe_request,
+    ShareGroupDescribeResponse => share_group_describe_response,
+    ShareFetchRequest => share_fetch_request, ShareFetchResponse => share_fetch_response,
+    ShareAcknowledgeRequest => share_acknowledge_request, ShareAcknowledgeResponse => share_acknowledge_response,
+    DescribeShareGroupOffsetsRequest => describe_share_group_offsets_request,
+    DescribeShareGroupOffsetsResponse => describe_share_group_offsets_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
