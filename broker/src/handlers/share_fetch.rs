@@ -430,16 +430,7 @@ async fn share_fetch_inner(
     if epoch == 0 {
         member_known(shard, &group, &member).await?;
     }
-    let requested: Vec<(Uuid, i32)> = req
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition_index)))
-        .collect();
-    let forget: Vec<(Uuid, i32)> = req
-        .forgotten_topics_data
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
-        .collect();
+    let (requested, forget) = session_changes(&req);
     let releasing = if epoch == FINAL_EPOCH {
         shard.share_sessions.borrow().partitions(&group, &member)
     } else {
@@ -485,6 +476,24 @@ async fn share_fetch_inner(
         .unwrap_or(MAX_RECORDS_DEFAULT);
     let slots = plan.run(shard, &group, &member, wait_ms, max_records).await;
     Ok(ShareFetchResponse::default().with_responses(fetch_topics(slots, &requested)))
+}
+
+/// (topic id, partition)
+type TopicPartition = (Uuid, i32);
+
+/// The partitions a ShareFetch names, and those it forgets.
+fn session_changes(req: &ShareFetchRequest) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
+    let requested: Vec<(Uuid, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition_index)))
+        .collect();
+    let forget: Vec<(Uuid, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+        .collect();
+    (requested, forget)
 }
 
 /// The response: every partition the request named, and the session's others that got records
