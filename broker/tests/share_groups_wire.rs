@@ -7,7 +7,8 @@
 //! delivery count, and at the delivery-count limit they are archived: never delivered again,
 //! the share-partition start offset moves past them. ShareGroupDescribe and
 //! DescribeShareGroupOffsets report the members and the start offset, and the start offset
-//! survives a restart.
+//! survives a restart; `weir share-group list|describe` shows the group, the start offset,
+//! the records in flight, the log end and the lag.
 
 mod common;
 
@@ -230,4 +231,25 @@ fn given_two_members_on_one_partition_when_acknowledging_on_the_wire_should_foll
     join(&mut c, "member-c", "wq");
     assert_eq!(acquired(&fetch(&mut c, "member-c", 0, t, &[])), vec![(10, 11, 1)]);
     assert!(broker.log().lines().all(|l| !l.contains("panicked")));
+
+    // The CLI: start offset 10, two records in flight (c holds 10-11), log end 12, lag 2.
+    let weir = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .args(["--bootstrap", &broker.addr()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = weir(&["share-group", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [GROUP, "Stable"]),
+        "{listed}"
+    );
+    let described = weir(&["share-group", "describe", GROUP]);
+    let row: Vec<&str> = described.lines().last().unwrap().split_whitespace().collect();
+    assert_eq!(row, ["wq", "0", "10", "2", "12", "2"], "{described}");
 }

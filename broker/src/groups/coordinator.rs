@@ -183,7 +183,10 @@ impl GroupCoordinator {
     ) {
         let state = self.store.state();
         groups.retain(|id, g| {
+            // A share group stays listed while empty (its record state lives on, on the
+            // partitions' shards), as Kafka keeps it; bounded by GROUPS_PER_SHARD_MAX.
             let dead = g.state == GroupState::Empty
+                && g.share.is_none()
                 && !g.has_consumer_members()
                 && g.members.is_empty()
                 && g.pending_members.is_empty()

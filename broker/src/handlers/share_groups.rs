@@ -2,6 +2,10 @@
 //! on the group's coordinator shard (`groups::share`), and DescribeShareGroupOffsets (90),
 //! which asks each partition's owner shard for its share-partition start offset (`crate::share`).
 //! An unreachable coordinator answers COORDINATOR_NOT_AVAILABLE, which clients retry.
+//! DescribeShareGroupOffsets v0 has no field for the records in flight or the log end, so each
+//! partition carries them as Weir tagged fields (`TAG_IN_FLIGHT`, `TAG_LOG_END`: i64, big
+//! endian), which other clients skip as unknown tagged fields; `weir share-group describe`
+//! reads them.
 
 use std::rc::Rc;
 
@@ -24,6 +28,11 @@ use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
 use crate::share::PartitionSummary;
+
+/// Weir's tagged field on a DescribeShareGroupOffsets partition: records Acquired now.
+pub const TAG_IN_FLIGHT: i32 = 10_000;
+/// Weir's tagged field on a DescribeShareGroupOffsets partition: the log end offset.
+pub const TAG_LOG_END: i32 = 10_001;
 
 pub async fn heartbeat(
     shard: &Rc<ShardContext>,
@@ -76,17 +85,21 @@ pub struct SummaryTask {
 }
 
 impl Task<ShardContext> for SummaryTask {
-    type Output = Vec<(usize, Option<PartitionSummary>)>;
+    type Output = Vec<(usize, Option<PartitionSummary>, i64)>;
 
     async fn run(self, shard: Rc<ShardContext>) -> Self::Output {
         let share = shard.share();
         self.parts
             .into_iter()
             .map(|(i, topic, p)| {
+                let end = shard
+                    .partitions
+                    .owned(&topic, p)
+                    .map_or(-1, |log| log.log_end_offset().0);
                 let s = share
                     .as_ref()
                     .and_then(|s| s.summary(&(self.group.clone(), topic, p)));
-                (i, s)
+                (i, s, end)
             })
             .collect()
     }
@@ -185,10 +198,15 @@ async fn describe_group_offsets(
         parts,
     })
     .await;
-    for (i, summary) in answers.into_iter().filter_map(|(_, a)| a.ok()).flatten() {
+    for (i, summary, end) in answers.into_iter().filter_map(|(_, a)| a.ok()).flatten() {
         let (ti, pi, _) = slots[i];
+        let part = &mut out[ti].partitions[pi];
+        let tag = |v: i64| bytes::Bytes::copy_from_slice(&v.to_be_bytes());
+        part.unknown_tagged_fields.insert(TAG_LOG_END, tag(end));
         if let Some(s) = summary {
-            out[ti].partitions[pi].start_offset = s.start_offset;
+            part.start_offset = s.start_offset;
+            part.unknown_tagged_fields
+                .insert(TAG_IN_FLIGHT, tag(s.in_flight as i64));
         }
     }
     out
