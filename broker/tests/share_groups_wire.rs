@@ -232,7 +232,11 @@ fn given_two_members_on_one_partition_when_acknowledging_on_the_wire_should_foll
     assert_eq!(acquired(&fetch(&mut c, "member-c", 0, t, &[])), vec![(10, 11, 1)]);
     assert!(broker.log().lines().all(|l| !l.contains("panicked")));
 
-    // The CLI: start offset 10, two records in flight (c holds 10-11), log end 12, lag 2.
+    check_cli(&broker);
+}
+
+/// `weir share-group`: start offset 10, two records in flight (c holds 10-11), log end 12, lag 2.
+fn check_cli(broker: &Broker) {
     let weir = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(args)
