@@ -4,7 +4,7 @@
 //! The assignor gives every member every partition of the topics it subscribes to: records,
 //! not partitions, are what members share, and the share-partition hands each record to one
 //! member at a time. Owned by the coordinator's shard; in memory only (members rejoin after a
-//! restart; the record state is durable on the partitions' shards, `crate::share`).
+//! restart; the record state is durable on the partitions' shards, in the top-level `share` module).
 //! Invariants: member epoch = group epoch after each heartbeat; members <= GROUP_MEMBERS_MAX.
 
 use std::collections::{BTreeMap, BTreeSet};
