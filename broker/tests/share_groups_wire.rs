@@ -8,7 +8,9 @@
 //! the share-partition start offset moves past them. ShareGroupDescribe and
 //! DescribeShareGroupOffsets report the members and the start offset, and the start offset
 //! survives a restart; `weir share-group list|describe` shows the group, the start offset,
-//! the records in flight, the log end and the lag.
+//! the records in flight, the log end and the lag. AlterShareGroupOffsets and
+//! DeleteShareGroupOffsets reset an empty group (NON_EMPTY_GROUP while it has members),
+//! durably.
 
 mod common;
 
@@ -21,8 +23,9 @@ use kafka_protocol::messages::share_acknowledge_request::{
 };
 use kafka_protocol::messages::share_fetch_request::{AcknowledgementBatch, FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    DescribeShareGroupOffsetsRequest, GroupId, ShareAcknowledgeRequest, ShareFetchRequest,
-    ShareFetchResponse, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, TopicName,
+    AlterShareGroupOffsetsRequest, DeleteShareGroupOffsetsRequest, DescribeShareGroupOffsetsRequest, GroupId,
+    ShareAcknowledgeRequest, ShareFetchRequest, ShareFetchResponse, ShareGroupDescribeRequest,
+    ShareGroupHeartbeatRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -256,4 +259,92 @@ fn check_cli(broker: &Broker) {
     let described = weir(&["share-group", "describe", GROUP]);
     let row: Vec<&str> = described.lines().last().unwrap().split_whitespace().collect();
     assert_eq!(row, ["wq", "0", "10", "2", "12", "2"], "{described}");
+}
+
+fn leave(c: &mut Client, member: &str) {
+    let mut r = ShareGroupHeartbeatRequest::default();
+    r.group_id = GroupId(s(GROUP));
+    r.member_id = s(member);
+    r.member_epoch = -1;
+    let resp = c.call_at(1, r).unwrap();
+    assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
+}
+
+fn alter(c: &mut Client, offset: i64) -> (i16, i16) {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    let p = AlterShareGroupOffsetsRequestPartition::default()
+        .with_partition_index(0)
+        .with_start_offset(offset);
+    let t = AlterShareGroupOffsetsRequestTopic::default()
+        .with_topic_name(TopicName(s("rq")))
+        .with_partitions(vec![p]);
+    let r = c
+        .call_at(
+            0,
+            AlterShareGroupOffsetsRequest::default()
+                .with_group_id(GroupId(s(GROUP)))
+                .with_topics(vec![t]),
+        )
+        .unwrap();
+    let part = r.responses.first().map_or(-1, |t| t.partitions[0].error_code);
+    (r.error_code, part)
+}
+
+#[test]
+fn given_a_share_group_when_altering_and_deleting_its_offsets_should_reset_only_an_empty_group() {
+    let mut broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("rq", 1, &[]).unwrap();
+    c.produce("rq", 0, common::batch(0, 6, Compression::None), -1)
+        .unwrap();
+    let t = topic_id(&mut c, "rq");
+    join(&mut c, "m", "rq");
+    let f = fetch(&mut c, "m", 0, t, &[]);
+    assert_eq!(acquired(&f), vec![(0, 4, 1)]);
+    let f = fetch(&mut c, "m", 1, t, &[(0, 4, ACCEPT)]);
+    assert_eq!(acquired(&f), vec![(5, 5, 1)]);
+    assert_eq!(
+        alter(&mut c, 1).0,
+        ResponseError::NonEmptyGroup.code(),
+        "a member is in"
+    );
+    leave(&mut c, "m");
+    assert_eq!(alter(&mut c, 99), (0, ResponseError::OffsetOutOfRange.code()));
+    assert_eq!(alter(&mut c, 2), (0, 0));
+    assert_eq!(start_offset(&mut c), 2);
+    broker.kill();
+    broker.start_again();
+    let mut c = broker.client();
+    assert_eq!(start_offset(&mut c), 2, "the reset is durable");
+    join(&mut c, "n", "rq");
+    assert_eq!(
+        acquired(&fetch(&mut c, "n", 0, t, &[])),
+        vec![(2, 5, 1)],
+        "from the new start, counts reset"
+    );
+    leave(&mut c, "n");
+    let del = c
+        .call_at(
+            0,
+            DeleteShareGroupOffsetsRequest::default()
+                .with_group_id(GroupId(s(GROUP)))
+                .with_topics(vec![
+                    kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(TopicName(s("rq"))),
+                ]),
+        )
+        .unwrap();
+    assert_eq!((del.error_code, del.responses[0].error_code), (0, 0));
+    let mut g = DescribeShareGroupOffsetsRequestGroup::default();
+    g.group_id = GroupId(s(GROUP));
+    g.topics = None;
+    let r = c
+        .call_at(
+            0,
+            DescribeShareGroupOffsetsRequest::default().with_groups(vec![g]),
+        )
+        .unwrap();
+    assert!(r.groups[0].topics.is_empty(), "no state left: {r:?}");
 }

@@ -256,6 +256,12 @@ async fn respond_share(
         RequestKind::DescribeShareGroupOffsets(r) => {
             Out::DescribeShareGroupOffsets(share_groups::describe_offsets(shard, r).await)
         }
+        RequestKind::AlterShareGroupOffsets(r) => {
+            Out::AlterShareGroupOffsets(share_admin::alter_offsets(shard, r).await)
+        }
+        RequestKind::DeleteShareGroupOffsets(r) => {
+            Out::DeleteShareGroupOffsets(share_admin::delete_offsets(shard, r).await)
+        }
         other => return respond_txn(shard, other, version).await,
     })
 }

@@ -215,6 +215,16 @@ macro_rules! with_types {
                 type $resp = ShareAcknowledgeResponse;
                 $body
             }
+            ApiKey::AlterShareGroupOffsets => {
+                type $req = AlterShareGroupOffsetsRequest;
+                type $resp = AlterShareGroupOffsetsResponse;
+                $body
+            }
+            ApiKey::DeleteShareGroupOffsets => {
+                type $req = DeleteShareGroupOffsetsRequest;
+                type $resp = DeleteShareGroupOffsetsResponse;
+                $body
+            }
             ApiKey::DescribeShareGroupOffsets => {
                 type $req = DescribeShareGroupOffsetsRequest;
                 type $resp = DescribeShareGroupOffsetsResponse;

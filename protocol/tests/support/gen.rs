@@ -174,6 +174,10 @@ generators! {
     ShareAcknowledgeRequest => share_acknowledge_request, ShareAcknowledgeResponse => share_acknowledge_response,
     DescribeShareGroupOffsetsRequest => describe_share_group_offsets_request,
     DescribeShareGroupOffsetsResponse => describe_share_group_offsets_response,
+    AlterShareGroupOffsetsRequest => alter_share_group_offsets_request,
+    AlterShareGroupOffsetsResponse => alter_share_group_offsets_response,
+    DeleteShareGroupOffsetsRequest => delete_share_group_offsets_request,
+    DeleteShareGroupOffsetsResponse => delete_share_group_offsets_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {

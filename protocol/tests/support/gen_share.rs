@@ -1,5 +1,6 @@
 //! Generators for the share-group APIs (KIP-932): ShareGroupHeartbeat, ShareGroupDescribe,
-//! ShareFetch, ShareAcknowledge and DescribeShareGroupOffsets.
+//! ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets, AlterShareGroupOffsets and
+//! DeleteShareGroupOffsets.
 
 use kafka_protocol::messages::*;
 
@@ -311,6 +312,84 @@ pub(super) fn describe_share_group_offsets_response(
                 })
                 .collect();
             group
+        })
+        .collect();
+    m
+}
+
+pub(super) fn alter_share_group_offsets_request(_v: i16, p: &Palette) -> AlterShareGroupOffsetsRequest {
+    use alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition as Part, AlterShareGroupOffsetsRequestTopic as Topic,
+    };
+    let mut m = AlterShareGroupOffsetsRequest::default();
+    m.group_id = p.group(0);
+    m.topics = (0..p.n(0))
+        .map(|t| {
+            let mut topic = Topic::default();
+            topic.topic_name = p.topic(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    Part::default()
+                        .with_partition_index(p.i32(i))
+                        .with_start_offset(p.i64(i))
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+pub(super) fn alter_share_group_offsets_response(_v: i16, p: &Palette) -> AlterShareGroupOffsetsResponse {
+    use alter_share_group_offsets_response::{
+        AlterShareGroupOffsetsResponsePartition as Part, AlterShareGroupOffsetsResponseTopic as Topic,
+    };
+    let mut m = AlterShareGroupOffsetsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(1);
+    m.error_message = p.opt(0);
+    m.responses = (0..p.n(0))
+        .map(|t| {
+            let mut topic = Topic::default();
+            topic.topic_name = p.topic(t);
+            topic.topic_id = p.uuid(t);
+            topic.partitions = (0..p.n(t + 1))
+                .map(|i| {
+                    Part::default()
+                        .with_partition_index(p.i32(i))
+                        .with_error_code(p.i16(i + 1))
+                        .with_error_message(p.opt(i))
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    m
+}
+
+pub(super) fn delete_share_group_offsets_request(_v: i16, p: &Palette) -> DeleteShareGroupOffsetsRequest {
+    use delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic as Topic;
+    let mut m = DeleteShareGroupOffsetsRequest::default();
+    m.group_id = p.group(0);
+    m.topics = (0..p.n(0))
+        .map(|t| Topic::default().with_topic_name(p.topic(t)))
+        .collect();
+    m
+}
+
+pub(super) fn delete_share_group_offsets_response(_v: i16, p: &Palette) -> DeleteShareGroupOffsetsResponse {
+    use delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic as Topic;
+    let mut m = DeleteShareGroupOffsetsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(1);
+    m.error_message = p.opt(0);
+    m.responses = (0..p.n(0))
+        .map(|t| {
+            Topic::default()
+                .with_topic_name(p.topic(t))
+                .with_topic_id(p.uuid(t))
+                .with_error_code(p.i16(t))
+                .with_error_message(p.opt(t + 1))
         })
         .collect();
     m
