@@ -158,6 +158,7 @@ impl ShareTask {
         let deadline = Instant::now() + Duration::from_millis(self.max_wait_ms);
         loop {
             let listener = shard.appended.listen();
+            let released = share.released.listen();
             let mut left = self.max_records;
             for ((p, key), o) in self.parts.iter().zip(keys).zip(out.iter_mut()) {
                 if !p.fetch || o.error_code != 0 || left == 0 {
@@ -173,7 +174,7 @@ impl ShareTask {
                 .next_deadline(keys.iter())
                 .map_or(deadline, |d| d.min(deadline))
                 .max(now + Duration::from_millis(1));
-            future::or(listener, async {
+            future::or(future::or(listener, released), async {
                 glommio::timer::sleep(wake - now).await;
             })
             .await;

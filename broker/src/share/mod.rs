@@ -61,6 +61,9 @@ pub struct PartitionSummary {
 
 pub struct ShareState {
     pub config: ShareConfig,
+    /// Notified when records settle or are released (the window may have room again, or
+    /// records are available): long-polling ShareFetches wait on it besides appends.
+    pub released: event_listener::Event,
     parts: RefCell<HashMap<Key, SharePartition>>,
     store: Rc<ShareStore>,
 }
@@ -93,6 +96,7 @@ impl ShareState {
         }
         Ok(Rc::new(Self {
             config,
+            released: event_listener::Event::new(),
             parts: RefCell::new(parts),
             store,
         }))
@@ -186,6 +190,7 @@ impl ShareState {
             &mut changes,
         )?;
         Self::on_archived(key, &archived);
+        self.released.notify(usize::MAX);
         Ok(states_record(key, p, changes))
     }
 
@@ -197,6 +202,7 @@ impl ShareState {
         let mut changes = Vec::new();
         p.release_member(member, &self.config.limits, &mut archived, &mut changes);
         Self::on_archived(key, &archived);
+        self.released.notify(usize::MAX);
         states_record(key, p, changes)
     }
 
