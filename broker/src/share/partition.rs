@@ -10,6 +10,10 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// The largest `--group-share-partition-max-record-locks` accepted: replay never builds a
+/// window past it, whatever the flag is now.
+pub const WINDOW_MAX: usize = 1_000_000;
+
 /// Kafka's RecordState values (the numbers are also the on-disk encoding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordState {
@@ -352,8 +356,8 @@ impl SharePartition {
             return;
         }
         let i = (offset - self.spso) as usize;
-        if i >= limits.max_locks.max(1) * 4 {
-            return; // a window far past any this broker would build: ignore, stays bounded
+        if i >= WINDOW_MAX {
+            return; // past any window a broker builds (the flag's maximum): stays bounded
         }
         while self.window.len() <= i {
             self.window.push_back(InFlight {
