@@ -115,6 +115,33 @@ pub struct ServeArgs {
     #[arg(long, env = "WEIR_GROUP_CONSUMER_MIGRATION_POLICY", default_value = "bidirectional",
           value_parser = ["bidirectional", "upgrade", "downgrade", "disabled"])]
     pub group_consumer_migration_policy: String,
+    /// group.share.record.lock.duration.ms: how long a share consumer holds the records it
+    /// fetched before they go back to the group for redelivery.
+    #[arg(long, env = "WEIR_GROUP_SHARE_RECORD_LOCK_DURATION_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub group_share_record_lock_duration_ms: u64,
+    /// group.share.delivery.count.limit: a record delivered this many times without being
+    /// accepted is archived (not delivered again).
+    #[arg(long, env = "WEIR_GROUP_SHARE_DELIVERY_COUNT_LIMIT", default_value_t = 5,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub group_share_delivery_count_limit: u16,
+    /// group.share.partition.max.record.locks: records in flight per share-partition.
+    #[arg(long, env = "WEIR_GROUP_SHARE_PARTITION_MAX_RECORD_LOCKS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub group_share_partition_max_record_locks: u32,
+    /// share.auto.offset.reset for share groups without state: `latest` (Kafka's default) or
+    /// `earliest`.
+    #[arg(long, env = "WEIR_GROUP_SHARE_AUTO_OFFSET_RESET", default_value = "latest",
+          value_parser = ["latest", "earliest"])]
+    pub group_share_auto_offset_reset: String,
+    /// group.share.heartbeat.interval.ms
+    #[arg(long, env = "WEIR_GROUP_SHARE_HEARTBEAT_INTERVAL_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_share_heartbeat_interval_ms: i32,
+    /// group.share.session.timeout.ms: a share consumer silent this long leaves the group.
+    #[arg(long, env = "WEIR_GROUP_SHARE_SESSION_TIMEOUT_MS", default_value_t = 45000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_share_session_timeout_ms: i32,
     /// offsets.retention.minutes: committed offsets of a group that stays empty this long expire.
     #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 7 * 24 * 60)]
     pub offsets_retention_minutes: i64,
@@ -196,7 +223,22 @@ impl ServeArgs {
             consumer_migration_policy: crate::groups::MigrationPolicy::parse(
                 &self.group_consumer_migration_policy,
             ),
+            share_heartbeat_interval_ms: self.group_share_heartbeat_interval_ms,
+            share_session_timeout_ms: self.group_share_session_timeout_ms,
             ..crate::groups::GroupConfig::default()
+        }
+    }
+
+    pub fn share_config(&self) -> crate::share::ShareConfig {
+        crate::share::ShareConfig {
+            limits: crate::share::partition::Limits {
+                max_locks: self.group_share_partition_max_record_locks as usize,
+                delivery_limit: self.group_share_delivery_count_limit,
+                lock: std::time::Duration::from_millis(self.group_share_record_lock_duration_ms),
+            },
+            start_at_earliest: self.group_share_auto_offset_reset == "earliest",
+            heartbeat_interval_ms: self.group_share_heartbeat_interval_ms,
+            session_timeout_ms: self.group_share_session_timeout_ms,
         }
     }
 

@@ -22,4 +22,5 @@ pub mod partitions;
 pub mod quota;
 pub mod server;
 pub mod shard;
+pub mod share;
 pub mod txn;

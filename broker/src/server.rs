@@ -281,6 +281,12 @@ async fn open_coordinators(
         .await
         .map_err(|e| format!("opening the transaction coordinator: {e}"))?;
     shard.set_txns(txns);
+    tracing::debug!("start-up: opening the share state");
+    let share_dir = args.data_dir.join("__share").join(format!("shard-{}", shard.id));
+    let share = crate::share::ShareState::open(&share_dir, args.share_config())
+        .await
+        .map_err(|e| format!("opening the share state: {e}"))?;
+    shard.set_share(share);
     if shard.id == 0 {
         shard.set_producer_ids(ProducerIds::new(args.data_dir.clone(), first_producer_id));
     }

@@ -84,6 +84,14 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
+    // Share groups (KIP-932, Kafka 4.1's v1; v0 was the early-access form).
+    api(ApiKey::ShareGroupHeartbeat, 1, 1),
+    api(ApiKey::ShareGroupDescribe, 1, 1),
+    api(ApiKey::ShareFetch, 1, 1),
+    api(ApiKey::ShareAcknowledge, 1, 1),
+    api(ApiKey::DescribeShareGroupOffsets, 0, 0),
+    api(ApiKey::AlterShareGroupOffsets, 0, 0),
+    api(ApiKey::DeleteShareGroupOffsets, 0, 0),
     // SASL (broker/src/network/sasl.rs). SaslHandshake v0 is advertised because
     // librdkafka 2.0.2 (Debian's kcat) enables SASL handshakes only when the
     // range includes 0 (measured: "SASL Handshake not supported by broker");

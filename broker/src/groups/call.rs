@@ -15,7 +15,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
+use kafka_protocol::messages::share_group_describe_response::DescribedGroup as ShareDescribedGroup;
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::messages::{ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse};
 
 use super::consumer::Caller;
 use crate::metadata::Catalog;
@@ -64,6 +66,21 @@ pub enum GroupCall {
     ConsumerDescribe {
         group_id: String,
     },
+    /// ShareGroupHeartbeat, with the sender's catalog snapshot to resolve topics.
+    ShareHeartbeat {
+        req: Box<ShareGroupHeartbeatRequest>,
+        catalog: Arc<Catalog>,
+        client_id: String,
+        client_host: String,
+    },
+    ShareDescribe {
+        group_id: String,
+    },
+    /// Whether a member is in a share group (a ShareFetch opening a session).
+    ShareMemberKnown {
+        group_id: String,
+        member_id: String,
+    },
     Describe {
         group_id: String,
     },
@@ -92,6 +109,9 @@ pub enum GroupAnswer {
     Describe(Box<DescribedGroup>),
     ConsumerHeartbeat(Box<ConsumerGroupHeartbeatResponse>),
     ConsumerDescribe(Box<ConsumerDescribedGroup>),
+    ShareHeartbeat(Box<ShareGroupHeartbeatResponse>),
+    ShareDescribe(Box<ShareDescribedGroup>),
+    ShareMemberKnown(bool),
     DeleteOffsets(OffsetDeleteResponse),
     Delete(Result<(), i16>),
     Reset(Result<(), i16>),
@@ -145,6 +165,9 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
         call @ (GroupCall::ConsumerHeartbeat { .. } | GroupCall::ConsumerDescribe { .. }) => {
             execute_consumer(coordinator, call).await
         }
+        call @ (GroupCall::ShareHeartbeat { .. }
+        | GroupCall::ShareDescribe { .. }
+        | GroupCall::ShareMemberKnown { .. }) => execute_consumer(coordinator, call).await,
         GroupCall::DeleteOffsets(req) => GroupAnswer::DeleteOffsets(coordinator.offset_delete(req).await),
         GroupCall::Delete { group_id } => {
             GroupAnswer::Delete(coordinator.delete_group(&group_id).await.map_err(|e| e.code()))
@@ -164,7 +187,8 @@ pub async fn execute(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> Gro
     }
 }
 
-/// The KIP-848 calls (a heartbeat waits for its changes to be durable).
+/// The KIP-848 and share-group membership calls (a KIP-848 heartbeat waits for its changes
+/// to be durable; share-group membership is kept in memory).
 async fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -> GroupAnswer {
     match call {
         GroupCall::ConsumerHeartbeat {
@@ -186,6 +210,24 @@ async fn execute_consumer(coordinator: &Rc<GroupCoordinator>, call: GroupCall) -
         GroupCall::ConsumerDescribe { group_id } => {
             GroupAnswer::ConsumerDescribe(Box::new(coordinator.consumer_describe(&group_id)))
         }
-        _ => unreachable!("only consumer calls come here"),
+        GroupCall::ShareHeartbeat {
+            req,
+            catalog,
+            client_id,
+            client_host,
+        } => {
+            let caller = Caller {
+                client_id: &client_id,
+                client_host: &client_host,
+            };
+            GroupAnswer::ShareHeartbeat(Box::new(coordinator.share_heartbeat(&req, &catalog, &caller)))
+        }
+        GroupCall::ShareDescribe { group_id } => {
+            GroupAnswer::ShareDescribe(Box::new(coordinator.share_describe(&group_id)))
+        }
+        GroupCall::ShareMemberKnown { group_id, member_id } => {
+            GroupAnswer::ShareMemberKnown(coordinator.share_member_known(&group_id, &member_id))
+        }
+        _ => unreachable!("only consumer and share calls come here"),
     }
 }

@@ -129,6 +129,10 @@ impl GroupCoordinator {
                 changed |= self.consumer_tick(group, now, &mut persist);
                 continue;
             }
+            if group.share.is_some() {
+                changed |= Self::share_tick(group, now);
+                continue;
+            }
             let idle = group.members.is_empty() && group.pending_members.is_empty();
             // A Stable group has nothing due before its earliest deadline (heartbeats only
             // push deadlines later), so most ticks skip it without looking at its members.
@@ -189,7 +193,10 @@ impl GroupCoordinator {
     ) {
         let state = self.store.state();
         groups.retain(|id, g| {
+            // A share group stays listed while empty (its record state lives on, on the
+            // partitions' shards), as Kafka keeps it; bounded by GROUPS_PER_SHARD_MAX.
             let dead = g.state == GroupState::Empty
+                && g.share.is_none()
                 && !g.has_consumer_members()
                 && g.members.is_empty()
                 && g.pending_members.is_empty()

@@ -93,6 +93,8 @@ pub(crate) struct Group {
     /// Set when the group is a KIP-848 consumer group; the classic fields above then stay
     /// Empty (no classic member can join until it is empty again).
     pub consumer: Option<Box<super::consumer::ConsumerGroup>>,
+    /// Set when the group is a share group (KIP-932); the classic fields stay Empty.
+    pub share: Option<Box<super::share::ShareGroup>>,
 }
 
 impl Group {
@@ -112,12 +114,14 @@ impl Group {
             state_timestamp_ms: now_ms,
             assignments_persisting: None,
             consumer: None,
+            share: None,
         }
     }
 
     /// Whether this is a KIP-848 consumer group with members.
     pub fn has_consumer_members(&self) -> bool {
         self.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
+            || self.share.as_ref().is_some_and(|s| !s.members.is_empty())
     }
 
     pub fn member(&self, member_id: &str) -> Option<&Member> {

@@ -13,7 +13,8 @@ mod group;
 mod offsets;
 mod rebalance;
 mod record;
-mod store;
+pub mod share;
+pub(crate) mod store;
 #[cfg(test)]
 mod tests;
 mod txn_offsets;
@@ -76,6 +77,10 @@ pub struct GroupConfig {
     pub consumer_session_timeout_ms: i32,
     /// group.consumer.migration.policy: online conversion of non-empty groups.
     pub consumer_migration_policy: MigrationPolicy,
+    /// group.share.heartbeat.interval.ms
+    pub share_heartbeat_interval_ms: i32,
+    /// group.share.session.timeout.ms: a share-group member silent this long is removed.
+    pub share_session_timeout_ms: i32,
 }
 
 /// Kafka's `group.consumer.migration.policy`.
@@ -120,6 +125,8 @@ impl Default for GroupConfig {
             consumer_heartbeat_interval_ms: 5_000,
             consumer_session_timeout_ms: 45_000,
             consumer_migration_policy: MigrationPolicy::Bidirectional,
+            share_heartbeat_interval_ms: 5_000,
+            share_session_timeout_ms: 45_000,
         }
     }
 }

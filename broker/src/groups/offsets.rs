@@ -420,6 +420,9 @@ impl GroupCoordinator {
     pub fn list_groups(&self, states_filter: &[String], types_filter: &[String]) -> Vec<ListedGroup> {
         let groups = self.groups.borrow();
         let listed = |g: &Group| -> (&'static str, &'static str, String) {
+            if let Some(sg) = g.share.as_deref() {
+                return (sg.state_name(), "share", "share".to_owned());
+            }
             match g.consumer.as_deref() {
                 Some(cg) => (cg.state().name(), "consumer", "consumer".to_owned()),
                 None => (

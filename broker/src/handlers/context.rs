@@ -15,6 +15,8 @@ use crate::metadata::producer_ids::ProducerIds;
 use crate::metadata::Catalog;
 use crate::partitions::Partitions;
 use crate::shard::{Mesh, Runtime};
+use crate::share::session::Sessions;
+use crate::share::ShareState;
 use crate::txn::TxnCoordinator;
 
 pub struct ShardContext {
@@ -40,6 +42,10 @@ pub struct ShardContext {
     /// The transaction coordinator for the transactional ids that hash to this
     /// shard; set once at start-up.
     txns: RefCell<Option<Rc<TxnCoordinator>>>,
+    /// The share-partitions of the partitions this shard owns; set once at start-up.
+    share: RefCell<Option<Rc<ShareState>>>,
+    /// The share sessions of the members whose connections this shard serves.
+    pub share_sessions: RefCell<Sessions>,
 }
 
 impl Runtime for ShardContext {
@@ -73,6 +79,8 @@ impl ShardContext {
             groups: RefCell::new(None),
             producer_ids: RefCell::new(None),
             txns: RefCell::new(None),
+            share: RefCell::new(None),
+            share_sessions: RefCell::new(Sessions::default()),
         }
     }
 
@@ -92,6 +100,15 @@ impl ShardContext {
     pub fn set_txns(&self, coordinator: Rc<TxnCoordinator>) {
         assert!(self.txns.borrow().is_none(), "the coordinator is opened once");
         *self.txns.borrow_mut() = Some(coordinator);
+    }
+
+    pub fn share(&self) -> Option<Rc<ShareState>> {
+        self.share.borrow().clone()
+    }
+
+    pub fn set_share(&self, state: Rc<ShareState>) {
+        assert!(self.share.borrow().is_none(), "the share state is opened once");
+        *self.share.borrow_mut() = Some(state);
     }
 
     pub fn producer_ids(&self) -> Option<Rc<ProducerIds>> {
@@ -114,6 +131,11 @@ impl ShardContext {
         let removed = self.partitions.apply(next).await?;
         // Every shard answers fetches, so every shard holds read counters by name.
         crate::metrics::with(|m| removed.iter().for_each(|t| m.forget_topic(t)));
+        if let Some(share) = self.share() {
+            if let Err(e) = share.forget(|k| removed.contains(&k.1)).await {
+                tracing::error!(shard = self.id, error = %e, "forgetting share state of deleted topics failed");
+            }
+        }
         if let Some(groups) = self.groups() {
             for topic in removed {
                 execute(&groups, GroupCall::RemoveTopic(topic)).await;
@@ -132,6 +154,9 @@ impl ShardContext {
         }
         if let Some(txns) = self.txns() {
             txns.close().await;
+        }
+        if let Some(share) = self.share() {
+            share.close().await;
         }
         self.partitions.close_all().await;
     }

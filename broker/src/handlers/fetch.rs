@@ -399,13 +399,16 @@ impl Task<ShardContext> for Fetch {
 }
 
 /// Resolves when any of a fetch's partitions on this shard has new data.
-struct DataListeners(Vec<event_listener::EventListener>);
+pub(crate) struct DataListeners(Vec<event_listener::EventListener>);
 
 impl DataListeners {
     fn new(shard: &ShardContext, parts: &[FetchPart]) -> Self {
-        let logs = parts
-            .iter()
-            .filter_map(|p| shard.partitions.owned(&p.topic, p.partition).ok());
+        Self::of(shard, parts.iter().map(|p| (p.topic.as_str(), p.partition)))
+    }
+
+    /// Listen on each (topic, partition) this shard owns.
+    pub(crate) fn of<'a>(shard: &ShardContext, parts: impl Iterator<Item = (&'a str, i32)>) -> Self {
+        let logs = parts.filter_map(|(topic, partition)| shard.partitions.owned(topic, partition).ok());
         Self(logs.map(|log| log.listen_for_data()).collect())
     }
 }

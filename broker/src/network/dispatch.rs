@@ -259,6 +259,51 @@ async fn respond_groups(
         RequestKind::ConsumerGroupDescribe(r) => {
             Out::ConsumerGroupDescribe(consumer_groups::describe(shard, r).await)
         }
+        other => return respond_share(shard, other, version, client_id, peer).await,
+    })
+}
+
+/// Share groups (KIP-932): membership, record delivery, inspection.
+async fn respond_share(
+    shard: &Rc<ShardContext>,
+    body: RequestKind,
+    version: i16,
+    client_id: String,
+    peer: super::Peer,
+) -> Result<ResponseKind, FrameError> {
+    use handlers::*;
+    use ResponseKind as Out;
+    Ok(match body {
+        RequestKind::ShareGroupHeartbeat(r) => {
+            Out::ShareGroupHeartbeat(share_groups::heartbeat(shard, r, client_id, peer.addr).await)
+        }
+        RequestKind::ShareGroupDescribe(r) => Out::ShareGroupDescribe(share_groups::describe(shard, r).await),
+        RequestKind::ShareFetch(r) => Out::ShareFetch(share_fetch::share_fetch(shard, r).await),
+        RequestKind::ShareAcknowledge(r) => {
+            Out::ShareAcknowledge(share_fetch::share_acknowledge(shard, r).await)
+        }
+        RequestKind::DescribeShareGroupOffsets(r) => {
+            Out::DescribeShareGroupOffsets(share_groups::describe_offsets(shard, r).await)
+        }
+        RequestKind::AlterShareGroupOffsets(r) => {
+            Out::AlterShareGroupOffsets(share_admin::alter_offsets(shard, r).await)
+        }
+        RequestKind::DeleteShareGroupOffsets(r) => {
+            Out::DeleteShareGroupOffsets(share_admin::delete_offsets(shard, r).await)
+        }
+        other => return respond_txn(shard, other, version).await,
+    })
+}
+
+/// The transaction APIs.
+async fn respond_txn(
+    shard: &Rc<ShardContext>,
+    body: RequestKind,
+    version: i16,
+) -> Result<ResponseKind, FrameError> {
+    use handlers::*;
+    use ResponseKind as Out;
+    Ok(match body {
         RequestKind::AddPartitionsToTxn(r) => {
             Out::AddPartitionsToTxn(txn_api::add_partitions(shard, r, version).await)
         }

@@ -195,6 +195,41 @@ macro_rules! with_types {
                 type $resp = ConsumerGroupDescribeResponse;
                 $body
             }
+            ApiKey::ShareGroupHeartbeat => {
+                type $req = ShareGroupHeartbeatRequest;
+                type $resp = ShareGroupHeartbeatResponse;
+                $body
+            }
+            ApiKey::ShareGroupDescribe => {
+                type $req = ShareGroupDescribeRequest;
+                type $resp = ShareGroupDescribeResponse;
+                $body
+            }
+            ApiKey::ShareFetch => {
+                type $req = ShareFetchRequest;
+                type $resp = ShareFetchResponse;
+                $body
+            }
+            ApiKey::ShareAcknowledge => {
+                type $req = ShareAcknowledgeRequest;
+                type $resp = ShareAcknowledgeResponse;
+                $body
+            }
+            ApiKey::AlterShareGroupOffsets => {
+                type $req = AlterShareGroupOffsetsRequest;
+                type $resp = AlterShareGroupOffsetsResponse;
+                $body
+            }
+            ApiKey::DeleteShareGroupOffsets => {
+                type $req = DeleteShareGroupOffsetsRequest;
+                type $resp = DeleteShareGroupOffsetsResponse;
+                $body
+            }
+            ApiKey::DescribeShareGroupOffsets => {
+                type $req = DescribeShareGroupOffsetsRequest;
+                type $resp = DescribeShareGroupOffsetsResponse;
+                $body
+            }
             ApiKey::DescribeTopicPartitions => {
                 type $req = DescribeTopicPartitionsRequest;
                 type $resp = DescribeTopicPartitionsResponse;

@@ -11,6 +11,10 @@ use uuid::Uuid;
 use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::Compression;
 
+#[path = "gen_share.rs"]
+mod share;
+use share::*;
+
 /// The generated values a message is built from.
 #[derive(Debug, Clone)]
 pub struct Palette {
@@ -166,6 +170,18 @@ generators! {
     DescribeClientQuotasResponse => describe_client_quotas_response,
     AlterClientQuotasRequest => alter_client_quotas_request,
     AlterClientQuotasResponse => alter_client_quotas_response,
+    ShareGroupHeartbeatRequest => share_group_heartbeat_request,
+    ShareGroupHeartbeatResponse => share_group_heartbeat_response,
+    ShareGroupDescribeRequest => share_group_describe_request,
+    ShareGroupDescribeResponse => share_group_describe_response,
+    ShareFetchRequest => share_fetch_request, ShareFetchResponse => share_fetch_response,
+    ShareAcknowledgeRequest => share_acknowledge_request, ShareAcknowledgeResponse => share_acknowledge_response,
+    DescribeShareGroupOffsetsRequest => describe_share_group_offsets_request,
+    DescribeShareGroupOffsetsResponse => describe_share_group_offsets_response,
+    AlterShareGroupOffsetsRequest => alter_share_group_offsets_request,
+    AlterShareGroupOffsetsResponse => alter_share_group_offsets_response,
+    DeleteShareGroupOffsetsRequest => delete_share_group_offsets_request,
+    DeleteShareGroupOffsetsResponse => delete_share_group_offsets_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {

@@ -24,6 +24,8 @@ pub enum Command {
     Group(GroupArgs),
     /// Topics of a running broker: list, create, describe, delete.
     Topic(TopicArgs),
+    /// Share groups (queues, KIP-932) of a running broker: list, describe.
+    ShareGroup(ShareGroupArgs),
     /// Transactions of a running broker: list, describe.
     Txn(TxnArgs),
     /// SASL users (SCRAM credentials): add, remove, list.
@@ -51,6 +53,22 @@ pub struct Bootstrap {
         default_value = "SCRAM-SHA-512"
     )]
     pub sasl_mechanism: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShareGroupArgs {
+    #[command(flatten)]
+    pub bootstrap: Bootstrap,
+    #[command(subcommand)]
+    pub command: ShareGroupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShareGroupCommand {
+    /// List every share group with its state.
+    List,
+    /// Members, and per partition the start offset, records in flight, log end and lag.
+    Describe { group: String },
 }
 
 #[derive(Debug, Args)]

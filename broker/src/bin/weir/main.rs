@@ -1,5 +1,6 @@
 //! The `weir` binary: parse the command line, set up logging, run the broker
-//! (`serve`) or an admin command against a running one (`group`, `topic`, `txn`).
+//! (`serve`) or an admin command against a running one (`group`, `share-group`, `topic`,
+//! `txn`).
 //! The admin commands block the main thread on their sockets; the broker
 //! starts its own shard threads.
 
@@ -7,6 +8,7 @@ mod admin;
 mod args;
 mod group_delete;
 mod quotas;
+mod share_group;
 mod topic_changes;
 mod txn;
 mod users;
@@ -29,6 +31,7 @@ fn main() {
         Command::Serve(args) => weir_broker::server::run(*args).map_err(|e| e.to_string()),
         Command::Group(args) => admin::run_group(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::Topic(args) => admin::run_topic(args, &mut stdout).map_err(|e| with_sources(&e)),
+        Command::ShareGroup(args) => share_group::run(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::Txn(args) => txn::run(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::User(args) => users::run(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::Quota(args) => quotas::run(args, &mut stdout).map_err(|e| with_sources(&e)),

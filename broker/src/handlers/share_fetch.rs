@@ -1,0 +1,630 @@
+//! ShareFetch (78) and ShareAcknowledge (79): the share session is checked and moved on the
+//! shard serving the connection (`share::session`); each partition's acknowledgements and
+//! acquisitions run on the partition's owner shard as a `ShareTask`, which applies the
+//! acknowledgements, acquires a batch of records (Kafka's AcquiredRecords ranges), makes both
+//! durable (fdatasync of the shard's share-state log) and only then returns the records.
+//! A fetch with nothing to acquire long-polls on the owner's append event and on the next
+//! lock expiry, up to MaxWaitMs. Errors are Kafka's: INVALID_RECORD_STATE for an
+//! acknowledgement of a record this member does not hold, SHARE_SESSION_NOT_FOUND,
+//! INVALID_SHARE_SESSION_EPOCH, UNKNOWN_MEMBER_ID for a session opened by a non-member.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::future;
+use kafka_protocol::messages::share_acknowledge_response as ack_resp;
+use kafka_protocol::messages::share_fetch_response::{
+    AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchableTopicResponse,
+};
+use kafka_protocol::messages::{
+    ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+use weir_protocol::record_batch::header;
+
+use super::fetch::DataListeners;
+use super::groups::call;
+use super::{ownership_error, ShardContext};
+use crate::error::log_error_code;
+use crate::groups::call::{GroupAnswer, GroupCall};
+use crate::limits;
+use crate::log::Offset;
+use crate::shard::router::{owner_of, split_by_owner};
+use crate::shard::{fan_out, Task};
+use crate::share::partition::{AckBatch, AckError, AcquiredRun};
+use crate::share::session::FINAL_EPOCH;
+use crate::share::store::{Key, ShareRecord};
+use crate::share::ShareState;
+
+/// Records one ShareFetch acquires when the client names no MaxRecords.
+const MAX_RECORDS_DEFAULT: usize = 500;
+/// Bytes read for a session partition the request does not name (Kafka's fetch default).
+const SESSION_PARTITION_BYTES: usize = 1024 * 1024;
+/// Acknowledgement batches one partition may carry in one request.
+const ACK_BATCHES_MAX: usize = 10_000;
+
+/// One partition's work for its owner.
+pub struct SharePart {
+    index: usize,
+    topic: String,
+    partition: i32,
+    acks: Vec<(i64, i64, Vec<i8>)>,
+    fetch: bool,
+    release: bool,
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+pub struct SharePartOut {
+    index: usize,
+    error_code: i16,
+    ack_error_code: i16,
+    batches: Vec<Bytes>,
+    acquired: Vec<AcquiredRun>,
+}
+
+/// Runs on the owner shard of every part.
+pub struct ShareTask {
+    group: String,
+    member: String,
+    parts: Vec<SharePart>,
+    max_wait_ms: u64,
+    max_records: usize,
+}
+
+impl Task<ShardContext> for ShareTask {
+    type Output = Vec<SharePartOut>;
+
+    async fn run(self, shard: Rc<ShardContext>) -> Vec<SharePartOut> {
+        let mut out: Vec<SharePartOut> = self
+            .parts
+            .iter()
+            .map(|p| SharePartOut {
+                index: p.index,
+                ..Default::default()
+            })
+            .collect();
+        let Some(share) = shard.share() else {
+            out.iter_mut()
+                .for_each(|o| o.error_code = ResponseError::CoordinatorNotAvailable.code());
+            return out;
+        };
+        let keys: Vec<Key> = self
+            .parts
+            .iter()
+            .map(|p| (self.group.clone(), p.topic.clone(), p.partition))
+            .collect();
+        self.settle(&shard, &share, &keys, &mut out).await;
+        if self.parts.iter().any(|p| p.fetch) {
+            self.acquire_loop(&shard, &share, &keys, &mut out).await;
+        }
+        out
+    }
+}
+
+impl ShareTask {
+    /// Acknowledgements and releases, durable before anything else happens.
+    async fn settle(&self, shard: &ShardContext, share: &ShareState, keys: &[Key], out: &mut [SharePartOut]) {
+        let now = Instant::now();
+        let mut records = Vec::new();
+        for ((p, key), o) in self.parts.iter().zip(keys).zip(out.iter_mut()) {
+            if let Err(own) = shard.partitions.owned(&p.topic, p.partition) {
+                o.error_code = ownership_error(own).code();
+                o.ack_error_code = o.error_code;
+                continue;
+            }
+            if !p.acks.is_empty() {
+                let batches: Vec<AckBatch<'_>> = p
+                    .acks
+                    .iter()
+                    .map(|(first, last, types)| AckBatch {
+                        first: *first,
+                        last: *last,
+                        types,
+                    })
+                    .collect();
+                match share.acknowledge(key, &self.member, &batches, now) {
+                    Ok(r) => records.extend(r),
+                    Err(AckError::InvalidRecordState) => {
+                        o.ack_error_code = ResponseError::InvalidRecordState.code();
+                    }
+                    Err(AckError::InvalidRequest) => o.ack_error_code = ResponseError::InvalidRequest.code(),
+                }
+            }
+            if p.release {
+                records.extend(share.release_member(key, &self.member));
+            }
+        }
+        if let Err(e) = share.commit(records).await {
+            tracing::error!(error = %e, "share state: acknowledgements not durable");
+            for (p, o) in self.parts.iter().zip(out.iter_mut()) {
+                if !p.acks.is_empty() && o.ack_error_code == 0 {
+                    o.ack_error_code = ResponseError::KafkaStorageError.code();
+                }
+            }
+        }
+    }
+
+    async fn acquire_loop(
+        &self,
+        shard: &ShardContext,
+        share: &ShareState,
+        keys: &[Key],
+        out: &mut [SharePartOut],
+    ) {
+        let member: Rc<str> = Rc::from(self.member.as_str());
+        let deadline = Instant::now() + Duration::from_millis(self.max_wait_ms);
+        loop {
+            let stop = shard.stop_event.listen();
+            let data = DataListeners::of(shard, self.parts.iter().map(|p| (p.topic.as_str(), p.partition)));
+            let released = share.released.listen();
+            let mut left = self.max_records;
+            for ((p, key), o) in self.parts.iter().zip(keys).zip(out.iter_mut()) {
+                if !p.fetch || o.error_code != 0 || left == 0 {
+                    continue;
+                }
+                left -= acquire_part(shard, share, key, &member, p, o, left).await;
+            }
+            let now = Instant::now();
+            if left < self.max_records || now >= deadline || shard.stopping.get() {
+                return;
+            }
+            let wake = share
+                .next_deadline(keys.iter())
+                .map_or(deadline, |d| d.min(deadline))
+                .max(now + Duration::from_millis(1));
+            future::or(future::or(future::or(data, stop), released), async {
+                glommio::timer::sleep(wake - now).await;
+            })
+            .await;
+        }
+    }
+}
+
+/// Reads from the first available offset and acquires what the read returned; the records
+/// are durable-acquired before they are handed back. Returns how many were acquired.
+async fn acquire_part(
+    shard: &ShardContext,
+    share: &ShareState,
+    key: &Key,
+    member: &Rc<str>,
+    p: &SharePart,
+    o: &mut SharePartOut,
+    max_records: usize,
+) -> usize {
+    let log = match shard.partitions.owned(&p.topic, p.partition) {
+        Ok(log) => log,
+        Err(own) => {
+            o.error_code = ownership_error(own).code();
+            return 0;
+        }
+    };
+    if !share.admit(key) {
+        tracing::warn!(group = %key.0, "share state: too many share-partitions on this shard");
+        o.error_code = ResponseError::UnknownServerError.code();
+        return 0;
+    }
+    let end = log.log_end_offset().0;
+    let from = share.prepare(key, log.log_start_offset().0, end, Instant::now());
+    if from >= end || p.max_bytes == 0 {
+        return 0;
+    }
+    let read = match log.read(Offset(from), p.max_bytes).await {
+        Ok(r) => r,
+        Err(e) => {
+            o.error_code = log_error_code(&e);
+            return 0;
+        }
+    };
+    let bounds = |b: &Bytes| {
+        header(b).ok().map(|h| {
+            (
+                h.base_offset.get(),
+                h.base_offset.get() + i64::from(h.last_offset_delta.get()),
+            )
+        })
+    };
+    let Some(hi) = read.batches.last().and_then(bounds).map(|(_, last)| last + 1) else {
+        return 0;
+    };
+    let (runs, record) = share.acquire(key, member, from..hi, max_records, Instant::now());
+    let (Some(first), Some(last)) = (runs.first().map(|r| r.0), runs.last().map(|r| r.1)) else {
+        return 0;
+    };
+    if let Err(e) = share
+        .commit(record.into_iter().collect::<Vec<ShareRecord>>())
+        .await
+    {
+        // The records stay acquired in memory until their lock expires; nobody gets them now.
+        tracing::error!(error = %e, "share state: acquisition not durable");
+        o.error_code = ResponseError::KafkaStorageError.code();
+        return 0;
+    }
+    o.batches = read
+        .batches
+        .into_iter()
+        .filter(|b| bounds(b).is_some_and(|(base, end)| end >= first && base <= last))
+        .collect();
+    let n: i64 = runs.iter().map(|r| r.1 - r.0 + 1).sum();
+    o.acquired.extend(runs);
+    n as usize
+}
+
+fn batches_of<T>(
+    ack: impl Iterator<Item = T>,
+    f: impl Fn(T) -> (i64, i64, Vec<i8>),
+) -> Result<Vec<(i64, i64, Vec<i8>)>, ResponseError> {
+    let v: Vec<_> = ack.take(ACK_BATCHES_MAX + 1).map(f).collect();
+    if v.len() > ACK_BATCHES_MAX {
+        return Err(ResponseError::InvalidRequest);
+    }
+    Ok(v)
+}
+
+/// What the connection shard sends out: parts by slot, with their topic id for the answer.
+struct Plan {
+    slots: Vec<(Uuid, i32, SharePartOut)>,
+    work: Vec<(usize, SharePart)>,
+}
+
+/// One partition a request names: its acknowledgements and byte limit.
+struct Named {
+    id: Uuid,
+    partition: i32,
+    acks: Vec<(i64, i64, Vec<i8>)>,
+    max_bytes: usize,
+}
+
+impl Plan {
+    /// The partitions the request names, then the rest of the session (named in earlier
+    /// requests: incremental fetch) with `session_bytes` each.
+    fn build(
+        shard: &ShardContext,
+        named: Vec<Named>,
+        fetching: &[(Uuid, i32)],
+        releasing: &[(Uuid, i32)],
+        session_bytes: usize,
+    ) -> Self {
+        let mut plan = Self {
+            slots: Vec::new(),
+            work: Vec::new(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let part = |partition, acks, max_bytes, k: &(Uuid, i32)| SharePart {
+            index: 0,
+            topic: String::new(),
+            partition,
+            acks,
+            fetch: fetching.contains(k),
+            release: releasing.contains(k),
+            max_bytes,
+        };
+        for n in named {
+            let k = (n.id, n.partition);
+            seen.insert(k);
+            plan.add(
+                shard,
+                n.id,
+                n.partition,
+                part(n.partition, n.acks, n.max_bytes, &k),
+            );
+        }
+        for k in fetching.iter().chain(releasing) {
+            if seen.insert(*k) {
+                plan.add(shard, k.0, k.1, part(k.1, Vec::new(), session_bytes, k));
+            }
+        }
+        plan
+    }
+
+    /// Adds a partition: routed to its owner, or answered here when unknown.
+    fn add(&mut self, shard: &ShardContext, topic_id: Uuid, partition: i32, part: SharePart) {
+        let catalog = shard.catalog();
+        let meta = catalog.topic_by_id(topic_id);
+        let index = self.slots.len();
+        let mut out = SharePartOut {
+            index,
+            ..Default::default()
+        };
+        match (meta, owner_of(meta, partition, shard.count)) {
+            (Some(meta), Some(owner)) => self.work.push((
+                owner,
+                SharePart {
+                    index,
+                    topic: meta.name.clone(),
+                    ..part
+                },
+            )),
+            _ => {
+                out.error_code = ResponseError::UnknownTopicOrPartition.code();
+                out.ack_error_code = out.error_code;
+            }
+        }
+        self.slots.push((topic_id, partition, out));
+    }
+
+    async fn run(
+        mut self,
+        shard: &Rc<ShardContext>,
+        group: &str,
+        member: &str,
+        wait_ms: u64,
+        max_records: usize,
+    ) -> Vec<(Uuid, i32, SharePartOut)> {
+        let work = split_by_owner(std::mem::take(&mut self.work), shard.count);
+        let answers = fan_out(shard, work, |parts| ShareTask {
+            group: group.to_owned(),
+            member: member.to_owned(),
+            parts,
+            max_wait_ms: wait_ms,
+            max_records,
+        })
+        .await;
+        for (owner, answer) in answers {
+            match answer {
+                Ok(parts) => parts.into_iter().for_each(|o| {
+                    let i = o.index;
+                    self.slots[i].2 = o;
+                }),
+                Err(e) => tracing::warn!(owner, error = %e, "share forward failed"),
+            }
+        }
+        self.slots
+    }
+}
+
+fn ids(req_group: Option<&str>, req_member: Option<&str>) -> Result<(String, String), ResponseError> {
+    match (req_group, req_member) {
+        (Some(g), Some(m)) if !g.is_empty() && !m.is_empty() => Ok((g.to_owned(), m.to_owned())),
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}
+
+async fn member_known(shard: &Rc<ShardContext>, group: &str, member: &str) -> Result<(), ResponseError> {
+    let ask = GroupCall::ShareMemberKnown {
+        group_id: group.to_owned(),
+        member_id: member.to_owned(),
+    };
+    match call(shard, group, ask).await {
+        Ok(GroupAnswer::ShareMemberKnown(true)) => Ok(()),
+        Ok(_) => Err(ResponseError::UnknownMemberId),
+        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
+fn lock_ms(shard: &ShardContext) -> i32 {
+    shard.share().map_or(30_000, |s| {
+        i32::try_from(s.config.limits.lock.as_millis()).unwrap_or(i32::MAX)
+    })
+}
+
+fn fetch_error(code: ResponseError) -> ShareFetchResponse {
+    ShareFetchResponse::default()
+        .with_error_code(code.code())
+        .with_error_message(Some(StrBytes::from_string(code.to_string())))
+}
+
+pub async fn share_fetch(shard: &Rc<ShardContext>, req: ShareFetchRequest) -> ShareFetchResponse {
+    match share_fetch_inner(shard, req).await {
+        Ok(r) => r.with_acquisition_lock_timeout_ms(lock_ms(shard)),
+        Err(code) => fetch_error(code),
+    }
+}
+
+async fn share_fetch_inner(
+    shard: &Rc<ShardContext>,
+    req: ShareFetchRequest,
+) -> Result<ShareFetchResponse, ResponseError> {
+    let (group, member) = ids(
+        req.group_id.as_deref().map(|g| g.as_str()),
+        req.member_id.as_deref(),
+    )?;
+    let epoch = req.share_session_epoch;
+    let has_acks = req
+        .topics
+        .iter()
+        .any(|t| t.partitions.iter().any(|p| !p.acknowledgement_batches.is_empty()));
+    if epoch == 0 && has_acks {
+        return Err(ResponseError::InvalidRequest);
+    }
+    if epoch == 0 {
+        member_known(shard, &group, &member).await?;
+    }
+    let (requested, forget) = session_changes(&req);
+    let releasing = if epoch == FINAL_EPOCH {
+        shard.share_sessions.borrow().partitions(&group, &member)
+    } else {
+        Vec::new()
+    };
+    let fetching = shard
+        .share_sessions
+        .borrow_mut()
+        .advance(&group, &member, epoch, &requested, &forget)?;
+    let max_bytes = usize::try_from(req.max_bytes)
+        .ok()
+        .filter(|b| *b > 0)
+        .unwrap_or(i32::MAX as usize);
+    let mut named = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            named.push(Named {
+                id: t.topic_id,
+                partition: p.partition_index,
+                acks: batches_of(p.acknowledgement_batches.iter(), |b| {
+                    (b.first_offset, b.last_offset, b.acknowledge_types.clone())
+                })?,
+                // v1 has no PartitionMaxBytes (KIP-1105): the request's MaxBytes bounds it.
+                max_bytes: usize::try_from(p.partition_max_bytes)
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .unwrap_or(SESSION_PARTITION_BYTES)
+                    .min(max_bytes),
+            });
+        }
+    }
+    let plan = Plan::build(
+        shard,
+        named,
+        &fetching,
+        &releasing,
+        SESSION_PARTITION_BYTES.min(max_bytes),
+    );
+    let wait_ms = u64::try_from(req.max_wait_ms.clamp(0, limits::FETCH_WAIT_MS_MAX)).unwrap_or(0);
+    let max_records = usize::try_from(req.max_records)
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or(MAX_RECORDS_DEFAULT);
+    let slots = plan.run(shard, &group, &member, wait_ms, max_records).await;
+    Ok(ShareFetchResponse::default().with_responses(fetch_topics(slots, &requested)))
+}
+
+/// (topic id, partition)
+type TopicPartition = (Uuid, i32);
+
+/// The partitions a ShareFetch names, and those it forgets.
+fn session_changes(req: &ShareFetchRequest) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
+    let requested: Vec<(Uuid, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition_index)))
+        .collect();
+    let forget: Vec<(Uuid, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+        .collect();
+    (requested, forget)
+}
+
+/// The response: every partition the request named, and the session's others that got records
+/// or an error.
+fn fetch_topics(
+    slots: Vec<(Uuid, i32, SharePartOut)>,
+    requested: &[(Uuid, i32)],
+) -> Vec<ShareFetchableTopicResponse> {
+    let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
+    for (id, partition, o) in slots {
+        let named = requested.contains(&(id, partition));
+        if !named && o.acquired.is_empty() && o.error_code == 0 {
+            continue;
+        }
+        let records = concat(o.batches);
+        let data = PartitionData::default()
+            .with_partition_index(partition)
+            .with_error_code(o.error_code)
+            .with_acknowledge_error_code(o.ack_error_code)
+            .with_current_leader(
+                LeaderIdAndEpoch::default()
+                    .with_leader_id(-1)
+                    .with_leader_epoch(-1),
+            )
+            .with_records(Some(records))
+            .with_acquired_records(
+                o.acquired
+                    .iter()
+                    .map(|(first, last, count)| {
+                        AcquiredRecords::default()
+                            .with_first_offset(*first)
+                            .with_last_offset(*last)
+                            .with_delivery_count(i16::try_from(*count).unwrap_or(i16::MAX))
+                    })
+                    .collect(),
+            );
+        match topics.iter_mut().find(|t| t.topic_id == id) {
+            Some(t) => t.partitions.push(data),
+            None => topics.push(
+                ShareFetchableTopicResponse::default()
+                    .with_topic_id(id)
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    topics
+}
+
+fn concat(batches: Vec<Bytes>) -> Bytes {
+    match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.into_iter().next().expect("one"),
+        _ => {
+            let mut all = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+            batches.iter().for_each(|b| all.extend_from_slice(b));
+            all.freeze()
+        }
+    }
+}
+
+pub async fn share_acknowledge(
+    shard: &Rc<ShardContext>,
+    req: ShareAcknowledgeRequest,
+) -> ShareAcknowledgeResponse {
+    match share_acknowledge_inner(shard, req).await {
+        Ok(r) => r,
+        Err(code) => ShareAcknowledgeResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(Some(StrBytes::from_string(code.to_string()))),
+    }
+}
+
+async fn share_acknowledge_inner(
+    shard: &Rc<ShardContext>,
+    req: ShareAcknowledgeRequest,
+) -> Result<ShareAcknowledgeResponse, ResponseError> {
+    let (group, member) = ids(
+        req.group_id.as_deref().map(|g| g.as_str()),
+        req.member_id.as_deref(),
+    )?;
+    let epoch = req.share_session_epoch;
+    let releasing = if epoch == FINAL_EPOCH {
+        shard.share_sessions.borrow().partitions(&group, &member)
+    } else {
+        Vec::new()
+    };
+    shard
+        .share_sessions
+        .borrow_mut()
+        .acknowledge(&group, &member, epoch)?;
+    let mut named = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            named.push(Named {
+                id: t.topic_id,
+                partition: p.partition_index,
+                acks: batches_of(p.acknowledgement_batches.iter(), |b| {
+                    (b.first_offset, b.last_offset, b.acknowledge_types.clone())
+                })?,
+                max_bytes: 0,
+            });
+        }
+    }
+    let seen: std::collections::BTreeSet<(Uuid, i32)> = named.iter().map(|n| (n.id, n.partition)).collect();
+    let plan = Plan::build(shard, named, &[], &releasing, 0);
+    let slots = plan.run(shard, &group, &member, 0, 0).await;
+    let mut topics: Vec<ack_resp::ShareAcknowledgeTopicResponse> = Vec::new();
+    for (id, partition, o) in slots.into_iter().filter(|(id, p, _)| seen.contains(&(*id, *p))) {
+        let data = ack_resp::PartitionData::default()
+            .with_partition_index(partition)
+            .with_error_code(if o.ack_error_code != 0 {
+                o.ack_error_code
+            } else {
+                o.error_code
+            })
+            .with_current_leader(
+                ack_resp::LeaderIdAndEpoch::default()
+                    .with_leader_id(-1)
+                    .with_leader_epoch(-1),
+            );
+        match topics.iter_mut().find(|t| t.topic_id == id) {
+            Some(t) => t.partitions.push(data),
+            None => topics.push(
+                ack_resp::ShareAcknowledgeTopicResponse::default()
+                    .with_topic_id(id)
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    Ok(ShareAcknowledgeResponse::default().with_responses(topics))
+}

@@ -1,0 +1,330 @@
+//! Share groups' record state (KIP-932, "queues"): for every (group, topic, partition) this
+//! shard owns, the share-partition (`partition`) and its durable log (`store`); the share
+//! sessions of the connections this shard serves live in `session`. Share-group membership
+//! is the group coordinator's (`groups::share`). Owned by one shard: the owner of the
+//! topic-partition (ShareFetch/ShareAcknowledge reach it as `Task`s, like Fetch).
+//! Invariants: a state change that hands records out (acquisition) or settles them
+//! (acknowledgement) is fdatasync'd before the response leaves; at most
+//! `SHARE_PARTITIONS_PER_SHARD_MAX` share-partitions per shard, each bounded by
+//! `group.share.partition.max.record.locks`.
+
+pub mod partition;
+pub mod session;
+pub mod store;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use partition::{AckBatch, AckError, AcquiredRun, ArchivedRecord, Change, Limits, SharePartition};
+use store::{Key, ShareRecord, ShareStore, StoreError};
+
+/// Share-partitions one shard keeps: a fetch for a new one past it is refused.
+pub const SHARE_PARTITIONS_PER_SHARD_MAX: usize = 10_000;
+/// The share-state file is compacted once past this size (and twice its last snapshot).
+pub const COMPACT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The share-group flags (Kafka's broker configs of the same names).
+#[derive(Clone, Copy, Debug)]
+pub struct ShareConfig {
+    pub limits: Limits,
+    /// share.auto.offset.reset = earliest (Kafka's default is latest).
+    pub start_at_earliest: bool,
+    pub heartbeat_interval_ms: i32,
+    pub session_timeout_ms: i32,
+}
+
+impl Default for ShareConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits {
+                max_locks: 2000,
+                delivery_limit: 5,
+                lock: Duration::from_millis(30_000),
+            },
+            start_at_earliest: false,
+            heartbeat_interval_ms: 5_000,
+            session_timeout_ms: 45_000,
+        }
+    }
+}
+
+/// What one shard knows about one share-partition, for describe and the CLI.
+#[derive(Clone, Debug)]
+pub struct PartitionSummary {
+    pub start_offset: i64,
+    pub end_offset: i64,
+    pub in_flight: usize,
+}
+
+pub struct ShareState {
+    pub config: ShareConfig,
+    /// Notified when records settle or are released (the window may have room again, or
+    /// records are available): long-polling ShareFetches wait on it besides appends.
+    pub released: event_listener::Event,
+    parts: RefCell<HashMap<Key, SharePartition>>,
+    store: Rc<ShareStore>,
+}
+
+impl ShareState {
+    /// Opens the shard's share-state file and rebuilds every share-partition from it.
+    pub async fn open(dir: &Path, config: ShareConfig) -> Result<Rc<Self>, StoreError> {
+        let (store, records) = ShareStore::open(dir, COMPACT_BYTES).await?;
+        let mut parts: HashMap<Key, SharePartition> = HashMap::new();
+        for r in records {
+            match r {
+                ShareRecord::States { key, spso, changes } => {
+                    let p = parts.entry(key).or_insert_with(|| SharePartition::new(spso));
+                    p.advance_to(spso);
+                    for (o, s, c) in changes {
+                        p.restore(o, s, c, &config.limits);
+                    }
+                }
+                ShareRecord::Reset { key, spso } => {
+                    parts.entry(key).or_default().reset(spso);
+                }
+                ShareRecord::Forget { key } => {
+                    parts.remove(&key);
+                }
+            }
+        }
+        parts.values_mut().for_each(SharePartition::settle);
+        if !parts.is_empty() {
+            tracing::info!(share_partitions = parts.len(), "share state restored");
+        }
+        Ok(Rc::new(Self {
+            config,
+            released: event_listener::Event::new(),
+            parts: RefCell::new(parts),
+            store,
+        }))
+    }
+
+    pub fn fsyncs(&self) -> u64 {
+        self.store.syncs()
+    }
+
+    /// The hook where a record becomes Archived by REJECT or by the delivery-count limit: a
+    /// dead-letter move would start here. Today the record stays in the log, skipped by the
+    /// group.
+    fn on_archived(key: &Key, archived: &[ArchivedRecord]) {
+        for a in archived {
+            tracing::debug!(group = %key.0, topic = %key.1, partition = key.2, offset = a.offset,
+                delivery_count = a.delivery_count, reason = ?a.reason, "share record archived");
+        }
+    }
+
+    /// Whether the share-partition exists or may be created (bound).
+    pub fn admit(&self, key: &Key) -> bool {
+        let parts = self.parts.borrow();
+        parts.contains_key(key) || parts.len() < SHARE_PARTITIONS_PER_SHARD_MAX
+    }
+
+    /// Creates the share-partition at `log_start`/`log_end` (share.auto.offset.reset) if new,
+    /// moves it past a log start that overtook it, and releases expired locks. Returns the
+    /// first offset to read from.
+    pub fn prepare(&self, key: &Key, log_start: i64, log_end: i64, now: Instant) -> i64 {
+        let mut parts = self.parts.borrow_mut();
+        let start = if self.config.start_at_earliest {
+            log_start
+        } else {
+            log_end
+        };
+        let p = parts
+            .entry(key.clone())
+            .or_insert_with(|| SharePartition::new(start));
+        if p.start_offset() < log_start {
+            p.advance_to(log_start);
+        }
+        let mut archived = Vec::new();
+        p.expire(now, &self.config.limits, &mut archived);
+        Self::on_archived(key, &archived);
+        p.first_available()
+    }
+
+    /// Acquires for `member` within `offsets`; the changes to log come back as a record.
+    pub fn acquire(
+        &self,
+        key: &Key,
+        member: &Rc<str>,
+        offsets: std::ops::Range<i64>,
+        max_records: usize,
+        now: Instant,
+    ) -> (Vec<AcquiredRun>, Option<ShareRecord>) {
+        let mut parts = self.parts.borrow_mut();
+        let Some(p) = parts.get_mut(key) else {
+            return (Vec::new(), None);
+        };
+        let mut changes = Vec::new();
+        let runs = p.acquire(
+            member,
+            offsets,
+            max_records,
+            now,
+            &self.config.limits,
+            &mut changes,
+        );
+        (runs, states_record(key, p, changes))
+    }
+
+    /// Applies acknowledgements; the record to log on success.
+    pub fn acknowledge(
+        &self,
+        key: &Key,
+        member: &str,
+        batches: &[AckBatch<'_>],
+        now: Instant,
+    ) -> Result<Option<ShareRecord>, AckError> {
+        let mut parts = self.parts.borrow_mut();
+        let p = parts.get_mut(key).ok_or(AckError::InvalidRecordState)?;
+        let mut archived = Vec::new();
+        let mut changes = Vec::new();
+        p.acknowledge(
+            member,
+            batches,
+            now,
+            &self.config.limits,
+            &mut archived,
+            &mut changes,
+        )?;
+        Self::on_archived(key, &archived);
+        self.released.notify(usize::MAX);
+        Ok(states_record(key, p, changes))
+    }
+
+    /// Releases every lock `member` holds on `key` (its share session ended).
+    pub fn release_member(&self, key: &Key, member: &str) -> Option<ShareRecord> {
+        let mut parts = self.parts.borrow_mut();
+        let p = parts.get_mut(key)?;
+        let mut archived = Vec::new();
+        let mut changes = Vec::new();
+        p.release_member(member, &self.config.limits, &mut archived, &mut changes);
+        Self::on_archived(key, &archived);
+        self.released.notify(usize::MAX);
+        states_record(key, p, changes)
+    }
+
+    /// The earliest lock deadline among `keys`.
+    pub fn next_deadline<'a>(&self, keys: impl Iterator<Item = &'a Key>) -> Option<Instant> {
+        let parts = self.parts.borrow();
+        keys.filter_map(|k| parts.get(k).and_then(SharePartition::next_deadline))
+            .min()
+    }
+
+    pub fn summary(&self, key: &Key) -> Option<PartitionSummary> {
+        self.parts.borrow().get(key).map(|p| PartitionSummary {
+            start_offset: p.start_offset(),
+            end_offset: p.end_offset(),
+            in_flight: p.acquired_count(),
+        })
+    }
+
+    /// Every share-partition of `group` on this shard.
+    pub fn group_partitions(&self, group: &str) -> Vec<(String, i32, PartitionSummary)> {
+        let parts = self.parts.borrow();
+        let mut out: Vec<_> = parts
+            .iter()
+            .filter(|(k, _)| k.0 == group)
+            .map(|(k, p)| {
+                let s = PartitionSummary {
+                    start_offset: p.start_offset(),
+                    end_offset: p.end_offset(),
+                    in_flight: p.acquired_count(),
+                };
+                (k.1.clone(), k.2, s)
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
+    }
+
+    /// Every group with share state on this shard.
+    pub fn groups(&self) -> Vec<String> {
+        let mut g: Vec<String> = self.parts.borrow().keys().map(|k| k.0.clone()).collect();
+        g.sort();
+        g.dedup();
+        g
+    }
+
+    /// An admin reset of the SPSO (AlterShareGroupOffsets), durable before it returns.
+    pub async fn reset(&self, key: Key, spso: i64) -> Result<(), StoreError> {
+        if !self.admit(&key) {
+            return Err(StoreError::Io("too many share-partitions".into()));
+        }
+        self.parts
+            .borrow_mut()
+            .entry(key.clone())
+            .or_default()
+            .reset(spso);
+        self.commit(vec![ShareRecord::Reset { key, spso }]).await
+    }
+
+    /// Forgets share-partitions (topic deleted, offsets deleted), durably.
+    pub async fn forget(&self, matches: impl Fn(&Key) -> bool) -> Result<(), StoreError> {
+        let gone: Vec<Key> = self
+            .parts
+            .borrow()
+            .keys()
+            .filter(|k| matches(k))
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut parts = self.parts.borrow_mut();
+            gone.iter().for_each(|k| {
+                parts.remove(k);
+            });
+        }
+        self.commit(gone.into_iter().map(|key| ShareRecord::Forget { key }).collect())
+            .await
+    }
+
+    /// Makes `records` durable (group commit), compacting the file when it has grown.
+    pub async fn commit(&self, records: Vec<ShareRecord>) -> Result<(), StoreError> {
+        self.store.commit(&records).await?;
+        if self.store.wants_compaction() {
+            let snapshot = self.snapshot();
+            self.store.compact(snapshot).await?;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Vec<ShareRecord> {
+        self.parts
+            .borrow()
+            .iter()
+            .flat_map(|(key, p)| {
+                [
+                    ShareRecord::Reset {
+                        key: key.clone(),
+                        spso: p.start_offset(),
+                    },
+                    ShareRecord::States {
+                        key: key.clone(),
+                        spso: p.start_offset(),
+                        changes: p.snapshot(),
+                    },
+                ]
+            })
+            .collect()
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+fn states_record(key: &Key, p: &SharePartition, changes: Vec<Change>) -> Option<ShareRecord> {
+    (!changes.is_empty()).then(|| ShareRecord::States {
+        key: key.clone(),
+        spso: p.start_offset(),
+        changes,
+    })
+}
+
+#[cfg(test)]
+mod tests;
