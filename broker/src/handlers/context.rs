@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::acl::{Access, Authorizer};
 use crate::config::ServeArgs;
 use crate::groups::call::{execute, GroupCall};
 use crate::groups::GroupCoordinator;
@@ -38,6 +39,8 @@ pub struct ShardContext {
     /// The transaction coordinator for the transactional ids that hash to this
     /// shard; set once at start-up.
     txns: RefCell<Option<Rc<TxnCoordinator>>>,
+    /// The catalog's ACLs compiled for checks, rebuilt by `apply_catalog`.
+    acls: RefCell<Rc<Authorizer>>,
 }
 
 impl Runtime for ShardContext {
@@ -70,6 +73,7 @@ impl ShardContext {
             groups: RefCell::new(None),
             producer_ids: RefCell::new(None),
             txns: RefCell::new(None),
+            acls: RefCell::new(Rc::new(Authorizer::default())),
         }
     }
 
@@ -107,6 +111,8 @@ impl ShardContext {
     /// Adopt `next` (open new partitions, delete removed ones) and drop the
     /// committed offsets and read counters of topics that are gone.
     pub async fn apply_catalog(&self, next: Arc<Catalog>) -> Result<(), LogError> {
+        let acls = Authorizer::new(&next.acls, &self.args.super_users);
+        *self.acls.borrow_mut() = Rc::new(acls);
         let removed = self.partitions.apply(next).await?;
         // Every shard answers fetches, so every shard holds read counters by name.
         crate::metrics::with(|m| removed.iter().for_each(|t| m.forget_topic(t)));
@@ -116,6 +122,16 @@ impl ShardContext {
             }
         }
         Ok(())
+    }
+
+    /// Who is asking on a connection from `peer`, for the checks of one
+    /// request (`principal` `None`: no SASL, nothing is checked).
+    pub fn access(&self, principal: Option<Rc<str>>, peer: std::net::SocketAddr) -> Access {
+        Access {
+            authz: self.acls.borrow().clone(),
+            principal,
+            peer,
+        }
     }
 
     /// Close the group coordinator and every local log (flush, clean-shutdown

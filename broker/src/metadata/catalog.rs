@@ -137,6 +137,8 @@ pub struct Catalog {
     /// SASL users: per user name, at most one credential per mechanism,
     /// ordered by mechanism type (`with_credential`).
     pub users: BTreeMap<String, Vec<ScramCredential>>,
+    /// ACL bindings (`acl.rs`), sorted and without duplicates.
+    pub acls: Vec<super::acl::AclBinding>,
 }
 
 impl Catalog {
@@ -146,7 +148,18 @@ impl Catalog {
             version: 0,
             topics: BTreeMap::new(),
             users: BTreeMap::new(),
+            acls: Vec::new(),
         }
+    }
+
+    /// A new catalog with `acls` as its bindings (sorted, deduplicated).
+    pub fn with_acls(&self, mut acls: Vec<super::acl::AclBinding>) -> Self {
+        acls.sort();
+        acls.dedup();
+        let mut next = self.clone();
+        next.acls = acls;
+        next.version += 1;
+        next
     }
 
     /// `user`'s credential for the mechanism of Kafka type `mechanism`.

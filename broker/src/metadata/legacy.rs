@@ -6,9 +6,30 @@ use std::collections::BTreeMap;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-use super::catalog::TopicMeta;
+use super::catalog::{ScramCredential, TopicMeta};
 use super::topic_config::CompressionType;
 use super::{Catalog, TopicConfig};
+
+/// Format 3 (`WEIRCAT3`): topics and SASL users, no ACLs.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CatalogV3 {
+    pub cluster_id: String,
+    pub version: u64,
+    pub topics: BTreeMap<String, TopicMeta>,
+    pub users: BTreeMap<String, Vec<ScramCredential>>,
+}
+
+impl From<CatalogV3> for Catalog {
+    fn from(v3: CatalogV3) -> Self {
+        Catalog {
+            cluster_id: v3.cluster_id,
+            version: v3.version,
+            topics: v3.topics,
+            users: v3.users,
+            acls: Vec::new(),
+        }
+    }
+}
 
 /// Format 2 (`WEIRCAT2`): the topics, no SASL users.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -25,6 +46,7 @@ impl From<CatalogV2> for Catalog {
             version: v2.version,
             topics: v2.topics,
             users: BTreeMap::new(),
+            acls: Vec::new(),
         }
     }
 }
@@ -89,6 +111,7 @@ impl From<CatalogV1> for Catalog {
             version: v1.version,
             topics,
             users: BTreeMap::new(),
+            acls: Vec::new(),
         }
     }
 }

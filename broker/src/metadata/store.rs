@@ -5,16 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use super::legacy::{CatalogV1, CatalogV2};
+use super::legacy::{CatalogV1, CatalogV2, CatalogV3};
 use super::Catalog;
 
 const FILE_NAME: &str = "catalog.rkyv";
 const TEMP_NAME: &str = "catalog.rkyv.tmp";
 /// File layout: magic, u32 length, u32 CRC-32C of the payload, rkyv payload.
 /// The magic names the payload's layout: format 2 added replica lists and
-/// `compression.type`, format 3 the SASL users' SCRAM credentials; format 1
-/// and 2 files are still read (`legacy.rs`).
-const MAGIC: &[u8; 8] = b"WEIRCAT3";
+/// `compression.type`, format 3 the SASL users' SCRAM credentials, format 4
+/// the ACL bindings; format 1, 2 and 3 files are still read (`legacy.rs`).
+const MAGIC: &[u8; 8] = b"WEIRCAT4";
+const MAGIC_V3: &[u8; 8] = b"WEIRCAT3";
 const MAGIC_V2: &[u8; 8] = b"WEIRCAT2";
 const MAGIC_V1: &[u8; 8] = b"WEIRCAT1";
 const HEADER_BYTES: usize = 16;
@@ -57,7 +58,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
         path: path.to_path_buf(),
         reason: reason.into(),
     };
-    if bytes.len() < HEADER_BYTES || ![&MAGIC[..], MAGIC_V2, MAGIC_V1].contains(&&bytes[..8]) {
+    if bytes.len() < HEADER_BYTES || ![&MAGIC[..], MAGIC_V3, MAGIC_V2, MAGIC_V1].contains(&&bytes[..8]) {
         return Err(corrupt("bad magic"));
     }
     let len = u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
@@ -77,6 +78,11 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
     }
     if &bytes[..8] == MAGIC_V2 {
         return rkyv::from_bytes::<CatalogV2, rkyv::rancor::Error>(&aligned)
+            .map(Catalog::from)
+            .map_err(|e| corrupt(&e.to_string()));
+    }
+    if &bytes[..8] == MAGIC_V3 {
+        return rkyv::from_bytes::<CatalogV3, rkyv::rancor::Error>(&aligned)
             .map(Catalog::from)
             .map_err(|e| corrupt(&e.to_string()));
     }
@@ -193,7 +199,7 @@ mod tests {
         assert_eq!(t.config.retention_ms, 5000);
         assert_eq!(t.config.flush_messages, 1);
         assert_eq!(t.config.compression_type, CompressionType::Producer);
-        // Saved again, it is format 3.
+        // Saved again, it is the current format.
         assert_eq!(&encode(&c)[..8], MAGIC);
         assert_eq!(decode(&encode(&c), Path::new("catalog.rkyv")).unwrap(), c);
     }
@@ -233,5 +239,41 @@ mod tests {
         assert_eq!(again.credential("alice", 2), Some(&cred));
         assert_eq!(again.credential("alice", 1), None);
         assert!(again.without_credential("alice", 2).unwrap().users.is_empty());
+    }
+
+    #[test]
+    fn given_a_format_3_catalog_when_decoded_should_keep_users_and_have_no_acls() {
+        use crate::metadata::acl::{op, pattern, permission, resource, AclBinding};
+        use crate::metadata::catalog::ScramCredential;
+        let cred = ScramCredential {
+            mechanism: 1,
+            salt: vec![1; 16],
+            iterations: 4096,
+            stored_key: vec![2; 32],
+            server_key: vec![3; 32],
+        };
+        let v3 = CatalogV3 {
+            cluster_id: "weir-z".into(),
+            version: 5,
+            topics: Default::default(),
+            users: [("bob".to_string(), vec![cred.clone()])].into_iter().collect(),
+        };
+        let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&v3).unwrap();
+        let back = decode(&frame(MAGIC_V3, &payload), Path::new("catalog.rkyv")).unwrap();
+        assert_eq!((back.version, back.credential("bob", 1)), (5, Some(&cred)));
+        assert!(back.acls.is_empty());
+        let acl = AclBinding {
+            resource_type: resource::TOPIC,
+            resource_name: "orders".into(),
+            pattern_type: pattern::LITERAL,
+            principal: "User:bob".into(),
+            host: "*".into(),
+            operation: op::WRITE,
+            permission: permission::ALLOW,
+        };
+        let with_acl = back.with_acls(vec![acl.clone(), acl.clone()]);
+        let again = decode(&encode(&with_acl), Path::new("catalog.rkyv")).unwrap();
+        assert_eq!(&encode(&with_acl)[..8], MAGIC);
+        assert_eq!(again.acls, vec![acl]);
     }
 }
