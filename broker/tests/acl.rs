@@ -253,54 +253,36 @@ fn given_a_user_without_acls_when_it_asks_should_get_kafkas_codes_a_log_line_and
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// One bad field each: UNKNOWN, ANY and unknown resource types; ANY and MATCH patterns;
+/// an empty and a malformed principal; ANY operation and permission; an empty name; a
+/// cluster resource not named kafka-cluster.
+fn bad_bindings(good: &Acl) -> Vec<Acl> {
+    let with = |f: &dyn Fn(&mut Acl)| {
+        let mut a = good.clone();
+        f(&mut a);
+        a
+    };
+    vec![
+        with(&|a| a.resource_type = 0),
+        with(&|a| a.resource_type = 1),
+        with(&|a| a.resource_type = 42),
+        with(&|a| a.pattern_type = 1),
+        with(&|a| a.pattern_type = 2),
+        with(&|a| a.principal = Some(String::new())),
+        with(&|a| a.principal = Some("alice".into())),
+        with(&|a| a.operation = 1),
+        with(&|a| a.permission = 1),
+        with(&|a| a.resource_name = Some(String::new())),
+        acl(4, "not-the-cluster", 3, "User:alice"),
+    ]
+}
+
 #[test]
 fn given_invalid_bindings_when_created_should_refuse_each_with_invalid_request_and_keep_the_valid() {
     let b = start();
     let mut admin = admin_client(&b);
     let good = acl(2, "orders", 3, "User:alice");
-    let bad = [
-        Acl {
-            resource_type: 0,
-            ..good.clone()
-        }, // UNKNOWN resource type
-        Acl {
-            resource_type: 1,
-            ..good.clone()
-        }, // ANY
-        Acl {
-            resource_type: 42,
-            ..good.clone()
-        }, // no such type
-        Acl {
-            pattern_type: 1,
-            ..good.clone()
-        }, // pattern ANY
-        Acl {
-            pattern_type: 2,
-            ..good.clone()
-        }, // pattern MATCH
-        Acl {
-            principal: Some(String::new()),
-            ..good.clone()
-        },
-        Acl {
-            principal: Some("alice".into()),
-            ..good.clone()
-        },
-        Acl {
-            operation: 1,
-            ..good.clone()
-        }, // operation ANY
-        Acl {
-            permission: 1,
-            ..good.clone()
-        }, // permission ANY
-        Acl {
-            resource_name: Some(String::new()),
-            ..good.clone()
-        },
-        acl(4, "not-the-cluster", 3, "User:alice"),
-    ];
+    let bad = bad_bindings(&good);
     let mut all = vec![good.clone()];
     all.extend(bad.iter().cloned());
     let results = admin.create_acls(&all).unwrap();
@@ -338,6 +320,12 @@ fn node(script: &str, args: &[&str]) -> Command {
 #[test]
 fn given_kafkajs_kafka_python_and_the_cli_when_they_administer_acls_should_round_trip() {
     let b = start();
+    check_kafkajs(&b);
+    check_kafka_python(&b);
+    check_cli(&b);
+}
+
+fn check_kafkajs(b: &Broker) {
     let addr = b.addr();
     let out = node(
         "acl_client.js",
@@ -345,7 +333,7 @@ fn given_kafkajs_kafka_python_and_the_cli_when_they_administer_acls_should_round
     )
     .output()
     .unwrap();
-    let js = json("acl_client.js", &out, &b);
+    let js = json("acl_client.js", &out, b);
     assert!(js.get("error").is_none(), "{js}");
     let described = json!([
         {"name": "events", "pattern": 3, "acls": [["User:carol", "*", 3, 3]]},
@@ -358,21 +346,26 @@ fn given_kafkajs_kafka_python_and_the_cli_when_they_administer_acls_should_round
         json!([{"errorCode": 0, "matching": [["events-", 8]]}]),
         "{js}"
     );
+}
 
+fn check_kafka_python(b: &Broker) {
+    let addr = b.addr();
     let out = Command::new(common::venv_python("kafka"))
         .arg(format!("{CLIENTS_DIR}/acl_kafka_python.py"))
         .args([addr.as_str(), ADMIN.0, ADMIN.1, "ledger", "User:dave"])
         .output()
         .unwrap();
-    let kp = json("acl_kafka_python.py", &out, &b);
+    let kp = json("acl_kafka_python.py", &out, b);
     let row = json!(["TOPIC", "ledger", "LITERAL", "User:dave", "*", "WRITE", "ALLOW"]);
     assert_eq!(kp["created"], 1, "{kp}");
     assert_eq!(kp["described"], json!([row]), "{kp}");
     assert_eq!(kp["deleted"], json!([row]), "{kp}");
     assert_eq!(kp["after"], json!([]), "{kp}");
+}
 
+fn check_cli(b: &Broker) {
     let cli = |args: &[&str]| {
-        let out = weir_as_admin(&b, "acl", args);
+        let out = weir_as_admin(b, "acl", args);
         assert!(
             out.status.success(),
             "weir acl {args:?}: {}",
@@ -405,7 +398,7 @@ fn given_kafkajs_kafka_python_and_the_cli_when_they_administer_acls_should_round
     let listed = cli(&[&["list"][..], &bob].concat());
     assert_eq!(listed.lines().skip(1).count(), 1, "{listed}");
     let bad = weir_as_admin(
-        &b,
+        b,
         "acl",
         &[
             "add",

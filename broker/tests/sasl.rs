@@ -17,13 +17,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::sasl::{admin_client, json, start_with_admin, weir, weir_ok, weir_user, ADMIN};
+use common::sasl::{admin_client, json, start_with_admin, weir_user, ADMIN};
 use common::Broker;
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, RequestKind, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use serde_json::Value;
-use weir_client::blocking::Client;
 use weir_protocol::scram::{ClientExchange, Mechanism};
 
 const CLIENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");

@@ -81,6 +81,15 @@ pub fn screen(a: &Access, body: RequestKind, version: i16) -> Screened {
                 .with_transactional_id(t)
                 .with_error_code(TXN_DENIED)
         ),
+        In::OffsetDelete(r) => offset_delete(a, r),
+        other => listings(a, other, version),
+    }
+}
+
+/// The listings: left to the handler, then filtered to what the principal may describe.
+fn listings(a: &Access, body: RequestKind, version: i16) -> Screened {
+    use RequestKind as In;
+    match body {
         In::ListGroups(r) => {
             let a = a.clone();
             let patch = move |resp: &mut ResponseKind| {
@@ -102,7 +111,6 @@ pub fn screen(a: &Access, body: RequestKind, version: i16) -> Screened {
             };
             Screened::Pass(In::ListTransactions(r), Some(Box::new(patch)))
         }
-        In::OffsetDelete(r) => offset_delete(a, r),
         other => topics(a, other, version),
     }
 }
@@ -190,6 +198,15 @@ fn topics(a: &Access, body: RequestKind, version: i16) -> Screened {
                     .with_error_code(TOPIC_DENIED)
             }
         ),
+        other => more_topics(a, other),
+    }
+}
+
+/// Topic administration beyond create and delete.
+fn more_topics(a: &Access, body: RequestKind) -> Screened {
+    use RequestKind as In;
+    let named = |what: &'static str| move |n: &str| format!("{what} on topic {n}");
+    match body {
         In::CreatePartitions(r) => per_item!(
             a,
             "CreatePartitions",
@@ -229,6 +246,15 @@ fn topics(a: &Access, body: RequestKind, version: i16) -> Screened {
                 T::default().with_name(t.name).with_partitions(parts)
             }
         ),
+        other => topic_reads(a, other),
+    }
+}
+
+/// Reading a topic's producers and partitions.
+fn topic_reads(a: &Access, body: RequestKind) -> Screened {
+    use RequestKind as In;
+    let named = |what: &'static str| move |n: &str| format!("{what} on topic {n}");
+    match body {
         In::DescribeProducers(r) => per_item!(
             a,
             "DescribeProducers",
