@@ -186,9 +186,13 @@ fn screen_produce(
 }
 
 /// The ACL checks of every API but Produce and Fetch.
-fn screen(access: &acl::Access, shard: &ShardContext, body: RequestKind, version: i16) -> Screened {
+fn screen(access: &acl::Access, shard: &ShardContext, mut body: RequestKind, version: i16) -> Screened {
     if access.unrestricted() {
         return Screened::Pass(body, None);
+    }
+    if let RequestKind::Metadata(r) = &mut body {
+        // As Kafka: CREATE is checked only when the topic would be created.
+        r.allow_auto_topic_creation &= shard.args.auto_create_topics;
     }
     acl::screen::screen(access, &shard.catalog(), body, version)
 }
