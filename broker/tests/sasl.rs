@@ -29,6 +29,8 @@ const CLIENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 const ALICE: (&str, &str) = ("alice", "al1ce-Secret-pw");
 const WRONG: &str = "wr0ng-Secret-pw";
 const MECHANISMS: &str = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN";
+/// These tests are about authentication: both users pass every ACL check (tests/acl.rs).
+const SUPER_USERS: &str = "--super-users=User:admin;User:alice";
 
 fn py(b: &Broker, args: &[&str]) -> Value {
     let out = Command::new(common::venv_python("confluent_kafka"))
@@ -110,7 +112,7 @@ impl Raw {
 
 #[test]
 fn given_sasl_on_plaintext_when_clients_authenticate_should_serve_the_right_password_and_refuse_others() {
-    let b = start_with_admin(&["--shards", "2", "--sasl-mechanisms", MECHANISMS], true);
+    let b = start_with_admin(&["--shards", "2", "--sasl-mechanisms", MECHANISMS, SUPER_USERS], true);
     let mut admin = admin_client(&b);
     admin.create_topic("t", 4, &[]).unwrap();
     let added = weir_user(&b, &["add", ALICE.0, "--password", ALICE.1]);
@@ -220,7 +222,7 @@ fn assert_bad_login(b: &Broker, via: &Via) {
 
 #[test]
 fn given_bad_sasl_exchanges_on_the_wire_should_answer_kafkas_errors_close_and_keep_serving() {
-    let b = start_with_admin(&["--sasl-mechanisms", "SCRAM-SHA-512"], true);
+    let b = start_with_admin(&["--sasl-mechanisms", "SCRAM-SHA-512", SUPER_USERS], true);
     // An unknown (and a disabled) mechanism: UNSUPPORTED_SASL_MECHANISM listing the enabled ones, closed.
     for m in ["GSSAPI", "PLAIN"] {
         let mut raw = Raw::connect(&b.addr());
@@ -294,7 +296,7 @@ fn given_bad_sasl_exchanges_on_the_wire_should_answer_kafkas_errors_close_and_ke
 
 #[test]
 fn given_users_managed_with_the_cli_should_round_trip_survive_a_restart_and_store_no_password() {
-    let mut b = start_with_admin(&["--sasl-mechanisms", MECHANISMS], true);
+    let mut b = start_with_admin(&["--sasl-mechanisms", MECHANISMS, SUPER_USERS], true);
     let out = weir_user(
         &b,
         &[
@@ -432,7 +434,7 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
     let tls_listen = format!("127.0.0.1:{tls_port}");
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let mut flags = vec!["--shards", "2", "--group-initial-rebalance-delay-ms", "100"];
-    flags.extend(["--sasl-mechanisms", MECHANISMS, "--sasl-listeners", "tls"]);
+    flags.extend(["--sasl-mechanisms", MECHANISMS, "--sasl-listeners", "tls", SUPER_USERS]);
     flags.extend(["--tls-listen", &tls_listen, "--tls-cert", cert, "--tls-key", key]);
     let b = start_with_admin(&flags, false);
     let ca = ca.to_str().unwrap();
