@@ -112,7 +112,10 @@ impl Raw {
 
 #[test]
 fn given_sasl_on_plaintext_when_clients_authenticate_should_serve_the_right_password_and_refuse_others() {
-    let b = start_with_admin(&["--shards", "2", "--sasl-mechanisms", MECHANISMS, SUPER_USERS], true);
+    let b = start_with_admin(
+        &["--shards", "2", "--sasl-mechanisms", MECHANISMS, SUPER_USERS],
+        true,
+    );
     let mut admin = admin_client(&b);
     admin.create_topic("t", 4, &[]).unwrap();
     let added = weir_user(&b, &["add", ALICE.0, "--password", ALICE.1]);
@@ -434,7 +437,13 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
     let tls_listen = format!("127.0.0.1:{tls_port}");
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let mut flags = vec!["--shards", "2", "--group-initial-rebalance-delay-ms", "100"];
-    flags.extend(["--sasl-mechanisms", MECHANISMS, "--sasl-listeners", "tls", SUPER_USERS]);
+    flags.extend([
+        "--sasl-mechanisms",
+        MECHANISMS,
+        "--sasl-listeners",
+        "tls",
+        SUPER_USERS,
+    ]);
     flags.extend(["--tls-listen", &tls_listen, "--tls-cert", cert, "--tls-key", key]);
     let b = start_with_admin(&flags, false);
     let ca = ca.to_str().unwrap();

@@ -163,8 +163,14 @@ impl Access {
     pub fn allows(&self, operation: i8, rtype: i8, name: &str) -> bool {
         match self.principal.as_deref() {
             None => true,
-            Some(p) => self.authz.authorize(p, self.peer.ip(), operation, rtype, name),
+            Some(p) => self.authz.authorize(p, self.host(), operation, rtype, name),
         }
+    }
+
+    /// The client's address as ACL hosts name it: an IPv4 client on a dual-stack
+    /// listener is its IPv4 address.
+    pub fn host(&self) -> IpAddr {
+        self.peer.ip().to_canonical()
     }
 
     pub fn allows_topic(&self, operation: i8, name: &str) -> bool {
@@ -251,5 +257,34 @@ mod tests {
         assert!(can("User:admin", op::DELETE, t, "anything"), "super user");
         assert!(a.allows_some("User:alice", host, op::WRITE, t));
         assert!(!a.allows_some("User:bob", host, op::WRITE, t));
+    }
+
+    #[test]
+    fn given_a_host_binding_when_checked_should_match_that_address_only() {
+        let b = AclBinding {
+            host: "10.0.0.1".into(),
+            ..acl(
+                resource::TOPIC,
+                "h",
+                pattern::LITERAL,
+                "User:alice",
+                op::READ,
+                true,
+            )
+        };
+        let a = Authorizer::new(&[b], &[]);
+        let can = |ip: &str| a.authorize("User:alice", ip.parse().unwrap(), op::READ, resource::TOPIC, "h");
+        assert!(can("10.0.0.1"));
+        assert!(!can("127.0.0.1"));
+        let mapped: std::net::SocketAddr = "[::ffff:10.0.0.1]:9092".parse().unwrap();
+        let access = Access {
+            authz: Rc::new(a),
+            principal: Some("User:alice".into()),
+            peer: mapped,
+        };
+        assert!(
+            access.allows_topic(op::READ, "h"),
+            "an IPv4-mapped peer is its IPv4 address"
+        );
     }
 }

@@ -183,7 +183,7 @@ fn init_producer_id(a: &Access, r: InitProducerIdRequest) -> Screened {
         None => {
             let some_topic = a.principal.as_deref().is_some_and(|p| {
                 a.authz
-                    .allows_some(p, a.peer.ip(), op::WRITE, crate::metadata::acl::resource::TOPIC)
+                    .allows_some(p, a.host(), op::WRITE, crate::metadata::acl::resource::TOPIC)
             });
             let ok = a.allows_cluster(op::IDEMPOTENT_WRITE) || some_topic;
             (

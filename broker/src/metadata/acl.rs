@@ -2,7 +2,7 @@
 //! types, pattern types, operations and permissions, the per-binding checks of
 //! CreateAcls and the filter matching of DescribeAcls and DeleteAcls (Kafka's
 //! `AclBindingFilter.matches`). Pure values: the compiled form checked on every
-//! request is `crate::acl::Authorizer`. Invariant: a stored binding passed
+//! request is the `acl` module's `Authorizer`. Invariant: a stored binding passed
 //! `validate` (concrete type, LITERAL or PREFIXED, concrete operation, ALLOW or
 //! DENY, non-empty name and `Type:name` principal).
 
