@@ -413,3 +413,91 @@ fn check_cli(b: &Broker) {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown operation"));
 }
+
+const BOB: (&str, &str) = ("bob", "b0b-Secret-pw");
+const CAROL: (&str, &str) = ("carol", "car0l-Secret-pw");
+
+fn grant(c: &mut Client, resource_type: i8, name: &str, pattern_type: i8, principal: &str, operation: i8) {
+    let a = Acl {
+        operation,
+        ..acl(resource_type, name, pattern_type, principal)
+    };
+    let r = c.create_acls(&[a]).unwrap();
+    assert_eq!(r[0].code, 0, "{r:?}");
+}
+
+/// Restricted principals on the allowed paths too (the super user skips every check): a
+/// reader with READ on the topic and its groups, a transactional and an idempotent writer.
+#[test]
+fn given_a_reader_and_a_transactional_writer_when_granted_should_be_served_and_refused_outside_their_bindings(
+) {
+    let b = start();
+    let mut c = admin_client(&b);
+    c.create_topic("orders", 2, &[]).unwrap();
+    c.create_topic("audit", 1, &[]).unwrap();
+    for (user, password) in [BOB, CAROL] {
+        let r = c
+            .upsert_user(user, weir_protocol::scram::Mechanism::Sha512, 4096, password)
+            .unwrap();
+        assert_eq!(r.error_code, 0);
+    }
+    let (topic, group, txn, literal, prefixed) = (2, 3, 5, 3, 4);
+    grant(&mut c, topic, "orders", literal, "User:alice", 4);
+    grant(&mut c, topic, "orders", literal, "User:bob", 3);
+    grant(&mut c, group, "bob-", prefixed, "User:bob", 3);
+    grant(&mut c, topic, "audit", literal, "User:carol", 4);
+    grant(&mut c, txn, "carol-tx", literal, "User:carol", 4);
+
+    assert_eq!(produce(&b, "orders", 20, 2), vec![Value::Null; 20]);
+    let args = [
+        "consume", "--topic", "orders", "--group", "bob-g", "--count", "20",
+    ];
+    let read = py(&b, BOB, &args);
+    assert_eq!(read["consumed"], expected(20, 2), "{read}");
+    let args = [
+        "consume",
+        "--topic",
+        "orders",
+        "--group",
+        "other-g",
+        "--seconds",
+        "15",
+        "--stop-on-error",
+    ];
+    let refused = py(&b, BOB, &args);
+    assert_eq!(refused["consumed"], json!({}), "{refused}");
+    let errors = refused["errors"].as_array().unwrap();
+    assert!(errors.contains(&json!("GROUP_AUTHORIZATION_FAILED")), "{refused}");
+
+    let ok = py(
+        &b,
+        CAROL,
+        &["txn", "--txn", "carol-tx", "--topic", "audit", "--count", "5"],
+    );
+    assert_eq!(ok["error"], Value::Null, "{ok}");
+    let denied = py(
+        &b,
+        CAROL,
+        &["txn", "--txn", "other-tx", "--topic", "audit", "--count", "1"],
+    );
+    assert_eq!(
+        denied["error"],
+        json!("TRANSACTIONAL_ID_AUTHORIZATION_FAILED"),
+        "{denied}"
+    );
+    // KIP-679: WRITE on some topic is enough for an idempotent producer.
+    let idem = py(&b, CAROL, &["idempotent", "--topic", "audit", "--count", "3"]);
+    assert_eq!(idem["results"], json!([null, null, null]), "{idem}");
+    let args = [
+        "consume",
+        "--topic",
+        "audit",
+        "--group",
+        "admin-audit",
+        "--count",
+        "8",
+    ];
+    let audit = py(&b, ADMIN, &args);
+    let want = json!({"0": ["t0", "t1", "t2", "t3", "t4", "i0", "i1", "i2"]});
+    assert_eq!(audit["consumed"], want, "{audit}");
+}

@@ -10,6 +10,9 @@ produce: produce COUNT records (value "v<i>") to TOPIC, round-robin over its par
   explicit partition number (default producer config); per-message delivery errors.
 consume: consume TOPIC from the beginning with group GROUP; the values per partition in
   consumption order and the errors the client surfaced.
+txn: a transactional producer (transactional.id TXN) writes COUNT records to TOPIC in one
+  committed transaction; the error name of the first failing step, or null.
+idempotent: an idempotent producer (enable.idempotence) writes COUNT records to TOPIC.
 """
 import argparse
 import json
@@ -122,9 +125,33 @@ def consume(args):
     return {"consumed": got, "errors": sorted(set(errors))}
 
 
+def txn(args):
+    p = Producer({**config(args), "transactional.id": args.txn})
+    try:
+        p.init_transactions(TIMEOUT_S)
+        p.begin_transaction()
+        for i in range(args.count):
+            p.produce(args.topic, value=f"t{i}", partition=0)
+        p.commit_transaction(TIMEOUT_S)
+        return {"error": None}
+    except Exception as e:  # noqa: BLE001 - report what the client saw
+        return {"error": error_name(e)}
+
+
+def idempotent(args):
+    results = []
+    p = Producer({**config(args), "enable.idempotence": True})
+    for i in range(args.count):
+        p.produce(args.topic, value=f"i{i}", partition=0,
+                  on_delivery=lambda err, msg: results.append(err.name() if err else None))
+    left = p.flush(TIMEOUT_S)
+    return {"results": results, "unflushed": left}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["create", "describe", "delete", "produce", "consume"])
+    ap.add_argument("command", choices=["create", "describe", "delete", "produce", "consume", "txn",
+                                        "idempotent"])
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--user", required=True)
     ap.add_argument("--password", required=True)
@@ -135,9 +162,10 @@ def main():
     ap.add_argument("--partitions", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=TIMEOUT_S)
     ap.add_argument("--stop-on-error", action="store_true")
+    ap.add_argument("--txn")
     args = ap.parse_args()
     out = {"create": create, "describe": describe, "delete": delete, "produce": produce,
-           "consume": consume}[args.command](args)
+           "consume": consume, "txn": txn, "idempotent": idempotent}[args.command](args)
     json.dump(out, sys.stdout)
     print()
 
