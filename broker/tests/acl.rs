@@ -469,6 +469,8 @@ fn given_a_reader_and_a_transactional_writer_when_granted_should_be_served_and_r
     let errors = refused["errors"].as_array().unwrap();
     assert!(errors.contains(&json!("GROUP_AUTHORIZATION_FAILED")), "{refused}");
 
+    assert_authorized_operations(&b);
+
     let ok = py(
         &b,
         CAROL,
@@ -500,4 +502,30 @@ fn given_a_reader_and_a_transactional_writer_when_granted_should_be_served_and_r
     let audit = py(&b, ADMIN, &args);
     let want = json!({"0": ["t0", "t1", "t2", "t3", "t4", "i0", "i1", "i2"]});
     assert_eq!(audit["consumed"], want, "{audit}");
+}
+
+/// Metadata's and DescribeCluster's authorized operations are bob's own: READ (3) and the
+/// DESCRIBE (8) it implies on `orders`; no cluster operations without DESCRIBE on it.
+fn assert_authorized_operations(b: &Broker) {
+    use kafka_protocol::messages::{
+        metadata_request::MetadataRequestTopic, DescribeClusterRequest, TopicName,
+    };
+    let mut bob = b.client();
+    bob.sasl_authenticate("SCRAM-SHA-512", BOB.0, BOB.1).unwrap();
+    let topic = MetadataRequestTopic::default().with_name(Some(TopicName("orders".into())));
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![topic]))
+        .with_include_topic_authorized_operations(true)
+        .with_include_cluster_authorized_operations(true);
+    let m = bob.call_at(10, req).unwrap();
+    assert_eq!(m.topics[0].error_code, 0, "{m:?}");
+    assert_eq!(
+        m.topics[0].topic_authorized_operations,
+        (1 << 3) | (1 << 8),
+        "{m:?}"
+    );
+    assert_eq!(m.cluster_authorized_operations, i32::MIN, "{m:?}");
+    let describe = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+    let d = bob.call_at(0, describe).unwrap();
+    assert_eq!(d.cluster_authorized_operations, i32::MIN);
 }

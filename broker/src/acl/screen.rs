@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 };
 
 use super::Access;
-use crate::metadata::acl::op;
+use crate::metadata::acl::{op, resource, CLUSTER_NAME};
 use crate::metadata::Catalog;
 
 pub const TOPIC_DENIED: i16 = 29;
@@ -175,8 +175,56 @@ fn metadata(a: &Access, catalog: &Catalog, mut r: MetadataRequest) -> Screened {
         }
         m.topics
             .extend(denied_names.into_iter().map(|n| denied_topic(Some(n))));
+        for t in m
+            .topics
+            .iter_mut()
+            .filter(|t| t.topic_authorized_operations != i32::MIN)
+        {
+            if let Some(name) = t.name.as_ref().filter(|_| t.error_code == 0) {
+                t.topic_authorized_operations = authorized_operations(&a, resource::TOPIC, name);
+            }
+        }
+        if m.cluster_authorized_operations != i32::MIN && a.allows_cluster(op::DESCRIBE) {
+            m.cluster_authorized_operations = authorized_operations(&a, resource::CLUSTER, CLUSTER_NAME);
+        } else {
+            m.cluster_authorized_operations = i32::MIN;
+        }
     };
     Screened::Pass(RequestKind::Metadata(r), Some(Box::new(patch)))
+}
+
+/// Kafka's operations per resource type that `authorized_operations` fields list.
+const TOPIC_OPERATIONS: [i8; 8] = [
+    op::READ,
+    op::WRITE,
+    op::CREATE,
+    op::DELETE,
+    op::ALTER,
+    op::DESCRIBE,
+    op::DESCRIBE_CONFIGS,
+    op::ALTER_CONFIGS,
+];
+const CLUSTER_OPERATIONS: [i8; 7] = [
+    op::CREATE,
+    op::ALTER,
+    op::DESCRIBE,
+    op::CLUSTER_ACTION,
+    op::DESCRIBE_CONFIGS,
+    op::ALTER_CONFIGS,
+    op::IDEMPOTENT_WRITE,
+];
+
+/// The bitfield (bit n for operation code n) of what the principal may do on
+/// the resource, as Kafka's `authorized_operations` fields.
+pub fn authorized_operations(a: &Access, rtype: i8, name: &str) -> i32 {
+    let ops: &[i8] = if rtype == resource::CLUSTER {
+        &CLUSTER_OPERATIONS
+    } else {
+        &TOPIC_OPERATIONS
+    };
+    ops.iter()
+        .filter(|o| a.allows(**o, rtype, name))
+        .fold(0, |bits, o| bits | 1 << o)
 }
 
 fn denied_topic(name: Option<kafka_protocol::messages::TopicName>) -> MetadataResponseTopic {

@@ -383,6 +383,7 @@ fn cluster(a: &Access, body: RequestKind) -> Screened {
         In::DescribeUserScramCredentials(_) => (op::DESCRIBE, "DescribeUserScramCredentials"),
         In::ElectLeaders(_) => (op::ALTER, "ElectLeaders"),
         In::DescribeLogDirs(_) => (op::DESCRIBE, "DescribeLogDirs"),
+        In::DescribeCluster(_) => return describe_cluster(a, body),
         _ => return Screened::Pass(body, None),
     };
     if a.allows_cluster(operation) {
@@ -428,4 +429,25 @@ fn cluster(a: &Access, body: RequestKind) -> Screened {
         In::ElectLeaders(_) => Out::ElectLeaders(ElectLeadersResponse::default().with_error_code(e)),
         _ => Out::DescribeLogDirs(DescribeLogDirsResponse::default().with_error_code(e)),
     })
+}
+
+/// DescribeCluster needs no permission; its authorized operations are the
+/// principal's, and only for one that may DESCRIBE the cluster (Kafka).
+fn describe_cluster(a: &Access, body: RequestKind) -> Screened {
+    use crate::metadata::acl::{resource, CLUSTER_NAME};
+    let a = a.clone();
+    let patch = move |resp: &mut ResponseKind| {
+        let ResponseKind::DescribeCluster(resp) = resp else {
+            return;
+        };
+        if resp.cluster_authorized_operations == i32::MIN {
+            return;
+        }
+        resp.cluster_authorized_operations = if a.allows_cluster(op::DESCRIBE) {
+            super::screen::authorized_operations(&a, resource::CLUSTER, CLUSTER_NAME)
+        } else {
+            i32::MIN
+        };
+    };
+    Screened::Pass(body, Some(Box::new(patch)))
 }
