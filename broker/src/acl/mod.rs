@@ -13,6 +13,8 @@
 pub mod screen;
 mod screen_admin;
 mod screen_groups;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -202,7 +204,7 @@ impl Access {
 }
 
 #[cfg(test)]
-mod tests {
+mod rules {
     use super::*;
     use crate::metadata::acl::pattern;
 

@@ -198,12 +198,12 @@ fn topics(a: &Access, body: RequestKind, version: i16) -> Screened {
                     .with_error_code(TOPIC_DENIED)
             }
         ),
-        other => more_topics(a, other),
+        other => more_topics(a, other, version),
     }
 }
 
 /// Topic administration beyond create and delete.
-fn more_topics(a: &Access, body: RequestKind) -> Screened {
+fn more_topics(a: &Access, body: RequestKind, version: i16) -> Screened {
     use RequestKind as In;
     let named = |what: &'static str| move |n: &str| format!("{what} on topic {n}");
     match body {
@@ -246,12 +246,12 @@ fn more_topics(a: &Access, body: RequestKind) -> Screened {
                 T::default().with_name(t.name).with_partitions(parts)
             }
         ),
-        other => topic_reads(a, other),
+        other => topic_reads(a, other, version),
     }
 }
 
 /// Reading a topic's producers and partitions.
-fn topic_reads(a: &Access, body: RequestKind) -> Screened {
+fn topic_reads(a: &Access, body: RequestKind, version: i16) -> Screened {
     use RequestKind as In;
     let named = |what: &'static str| move |n: &str| format!("{what} on topic {n}");
     match body {
@@ -291,7 +291,7 @@ fn topic_reads(a: &Access, body: RequestKind) -> Screened {
                     .with_error_code(TOPIC_DENIED)
             }
         ),
-        other => configs(a, other),
+        other => configs(a, other, version),
     }
 }
 
@@ -310,7 +310,7 @@ fn config_access(a: &Access, operation: i8, rtype: i8, name: &str) -> Result<(),
     }
 }
 
-fn configs(a: &Access, body: RequestKind) -> Screened {
+fn configs(a: &Access, body: RequestKind, version: i16) -> Screened {
     use RequestKind as In;
     let code = |operation, rtype, name: &str| config_access(a, operation, rtype, name).err().unwrap_or(0);
     let what = |rtype: i8, name: &str| format!("configs of resource type {rtype} {name}");
@@ -367,12 +367,12 @@ fn configs(a: &Access, body: RequestKind) -> Screened {
                     .with_resource_name(c.resource_name)
             }
         ),
-        other => cluster(a, other),
+        other => cluster(a, other, version),
     }
 }
 
 /// The APIs checked against the cluster resource: refused as a whole.
-fn cluster(a: &Access, body: RequestKind) -> Screened {
+fn cluster(a: &Access, body: RequestKind, version: i16) -> Screened {
     use RequestKind as In;
     use ResponseKind as Out;
     let (operation, api) = match &body {
@@ -426,7 +426,7 @@ fn cluster(a: &Access, body: RequestKind) -> Screened {
         In::DescribeUserScramCredentials(_) => Out::DescribeUserScramCredentials(
             DescribeUserScramCredentialsResponse::default().with_error_code(e),
         ),
-        In::ElectLeaders(_) => Out::ElectLeaders(ElectLeadersResponse::default().with_error_code(e)),
+        In::ElectLeaders(r) => Out::ElectLeaders(elect_leaders_denied(r, version)),
         _ => Out::DescribeLogDirs(DescribeLogDirsResponse::default().with_error_code(e)),
     })
 }
@@ -450,4 +450,34 @@ fn describe_cluster(a: &Access, body: RequestKind) -> Screened {
         };
     };
     Screened::Pass(body, Some(Box::new(patch)))
+}
+
+/// ElectLeaders refused: v1+ says so at the top, v0 only per partition (Kafka).
+fn elect_leaders_denied(r: ElectLeadersRequest, version: i16) -> ElectLeadersResponse {
+    use elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+    let results = r
+        .topic_partitions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let parts = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    PartitionResult::default()
+                        .with_partition_id(*p)
+                        .with_error_code(CLUSTER_DENIED)
+                })
+                .collect();
+            ReplicaElectionResult::default()
+                .with_topic(t.topic)
+                .with_partition_result(parts)
+        })
+        .collect();
+    let resp = ElectLeadersResponse::default().with_replica_election_results(results);
+    if version >= 1 {
+        resp.with_error_code(CLUSTER_DENIED)
+    } else {
+        resp
+    }
 }

@@ -94,8 +94,7 @@ fn offset_fetch(a: &Access, mut r: OffsetFetchRequest, version: i16) -> Screened
     use offset_fetch_response::OffsetFetchResponseGroup;
     if version < 8 && !a.allows_group(op::DESCRIBE, &r.group_id) {
         a.log_denied("OffsetFetch", &format!("DESCRIBE on group {}", r.group_id.0));
-        let resp = OffsetFetchResponse::default().with_error_code(GROUP_DENIED);
-        return Screened::Deny(ResponseKind::OffsetFetch(resp));
+        return Screened::Deny(ResponseKind::OffsetFetch(offset_fetch_denied(r, version)));
     }
     let denied = take_denied(&mut r.groups, |g| a.allows_group(op::DESCRIBE, &g.group_id));
     if let Some(g) = denied.first() {
@@ -127,6 +126,36 @@ fn offset_fetch(a: &Access, mut r: OffsetFetchRequest, version: i16) -> Screened
         }));
     };
     pass(RequestKind::OffsetFetch(r), Some(Box::new(patch)))
+}
+
+/// OffsetFetch v1-7 refused: the error at the top, and (v1 has no top-level
+/// error) on each partition asked for.
+fn offset_fetch_denied(r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    use offset_fetch_response::{OffsetFetchResponsePartition as P, OffsetFetchResponseTopic as T};
+    let topics = r
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let parts = t
+                .partition_indexes
+                .iter()
+                .map(|p| {
+                    P::default()
+                        .with_partition_index(*p)
+                        .with_committed_offset(-1)
+                        .with_error_code(GROUP_DENIED)
+                })
+                .collect();
+            T::default().with_name(t.name).with_partitions(parts)
+        })
+        .collect();
+    let resp = OffsetFetchResponse::default().with_topics(topics);
+    if version >= 2 {
+        resp.with_error_code(GROUP_DENIED)
+    } else {
+        resp
+    }
 }
 
 /// FindCoordinator: DESCRIBE on the group (key type 0) or transactional id (1).

@@ -143,7 +143,12 @@ pub async fn handle(
                 acl::screen::fetch(&access, &shard.catalog(), &mut r)
             };
             // Records go out by reference (tail cache or file read buffer), not copied.
-            let mut response = handlers::fetch::handle(shard, r, version).await;
+            // Every topic refused: answered at once, as Kafka, not after max_wait_ms.
+            let mut response = if r.topics.is_empty() && !denied.is_empty() {
+                kafka_protocol::messages::FetchResponse::default()
+            } else {
+                handlers::fetch::handle(shard, r, version).await
+            };
             response.responses.extend(denied);
             metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
             return frame::encode_response_parts(api_key, version, correlation_id, &response).map(Some);
