@@ -17,9 +17,28 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn requests() -> Vec<RequestKind> {
-    let topic = || TopicName(s("t"));
-    let group = || GroupId(s("g"));
-    let txn = || TransactionalId(s("x"));
+    [
+        topic_requests(),
+        group_requests(),
+        group_admin_requests(),
+        admin_requests(),
+    ]
+    .concat()
+}
+
+fn topic() -> TopicName {
+    TopicName(s("t"))
+}
+
+fn group() -> GroupId {
+    GroupId(s("g"))
+}
+
+fn txn() -> TransactionalId {
+    TransactionalId(s("x"))
+}
+
+fn topic_requests() -> Vec<RequestKind> {
     vec![
         MetadataRequest::default()
             .with_topics(Some(vec![
@@ -38,6 +57,11 @@ fn requests() -> Vec<RequestKind> {
                     .with_partitions(vec![Default::default()]),
             ])
             .into(),
+    ]
+}
+
+fn group_requests() -> Vec<RequestKind> {
+    vec![
         JoinGroupRequest::default().with_group_id(group()).into(),
         SyncGroupRequest::default().with_group_id(group()).into(),
         HeartbeatRequest::default().with_group_id(group()).into(),
@@ -89,6 +113,11 @@ fn requests() -> Vec<RequestKind> {
                     .with_partitions(vec![Default::default()]),
             ])
             .into(),
+    ]
+}
+
+fn group_admin_requests() -> Vec<RequestKind> {
+    vec![
         DescribeGroupsRequest::default().with_groups(vec![group()]).into(),
         ConsumerGroupDescribeRequest::default()
             .with_group_ids(vec![group()])
@@ -100,6 +129,11 @@ fn requests() -> Vec<RequestKind> {
             .with_transactional_ids(vec![txn()])
             .into(),
         OffsetDeleteRequest::default().with_group_id(group()).into(),
+    ]
+}
+
+fn admin_requests() -> Vec<RequestKind> {
+    vec![
         CreateTopicsRequest::default()
             .with_topics(vec![
                 create_topics_request::CreatableTopic::default().with_name(topic())
@@ -168,100 +202,38 @@ fn requests() -> Vec<RequestKind> {
     ]
 }
 
+/// `Some(XResponse::default())` for the listed APIs.
+macro_rules! empty_of {
+    ($key:expr, $($k:ident => $t:ident),*) => {
+        match $key {
+            $(ApiKey::$k => Some(ResponseKind::$k($t::default())),)*
+            _ => None,
+        }
+    };
+}
+
 /// The handler's answer to a request it was left nothing of.
 fn empty(key: ApiKey) -> ResponseKind {
-    macro_rules! empty {
-        ($($k:ident),*) => {
-            match key {
-                $(ApiKey::$k => paste_response!($k),)*
-                other => panic!("no empty response for {other:?}"),
-            }
-        };
-    }
-    macro_rules! paste_response {
-        (Metadata) => {
-            ResponseKind::Metadata(MetadataResponse::default())
-        };
-        (ListOffsets) => {
-            ResponseKind::ListOffsets(ListOffsetsResponse::default())
-        };
-        (OffsetForLeaderEpoch) => {
-            ResponseKind::OffsetForLeaderEpoch(OffsetForLeaderEpochResponse::default())
-        };
-        (OffsetCommit) => {
-            ResponseKind::OffsetCommit(OffsetCommitResponse::default())
-        };
-        (OffsetFetch) => {
-            ResponseKind::OffsetFetch(OffsetFetchResponse::default())
-        };
-        (FindCoordinator) => {
-            ResponseKind::FindCoordinator(FindCoordinatorResponse::default())
-        };
-        (TxnOffsetCommit) => {
-            ResponseKind::TxnOffsetCommit(TxnOffsetCommitResponse::default())
-        };
-        (DescribeGroups) => {
-            ResponseKind::DescribeGroups(DescribeGroupsResponse::default())
-        };
-        (ConsumerGroupDescribe) => {
-            ResponseKind::ConsumerGroupDescribe(ConsumerGroupDescribeResponse::default())
-        };
-        (DeleteGroups) => {
-            ResponseKind::DeleteGroups(DeleteGroupsResponse::default())
-        };
-        (DescribeTransactions) => {
-            ResponseKind::DescribeTransactions(DescribeTransactionsResponse::default())
-        };
-        (CreateTopics) => {
-            ResponseKind::CreateTopics(CreateTopicsResponse::default())
-        };
-        (DeleteTopics) => {
-            ResponseKind::DeleteTopics(DeleteTopicsResponse::default())
-        };
-        (CreatePartitions) => {
-            ResponseKind::CreatePartitions(CreatePartitionsResponse::default())
-        };
-        (DeleteRecords) => {
-            ResponseKind::DeleteRecords(DeleteRecordsResponse::default())
-        };
-        (DescribeProducers) => {
-            ResponseKind::DescribeProducers(DescribeProducersResponse::default())
-        };
-        (DescribeTopicPartitions) => {
-            ResponseKind::DescribeTopicPartitions(DescribeTopicPartitionsResponse::default())
-        };
-        (DescribeConfigs) => {
-            ResponseKind::DescribeConfigs(DescribeConfigsResponse::default())
-        };
-        (AlterConfigs) => {
-            ResponseKind::AlterConfigs(AlterConfigsResponse::default())
-        };
-        (IncrementalAlterConfigs) => {
-            ResponseKind::IncrementalAlterConfigs(IncrementalAlterConfigsResponse::default())
-        };
-    }
-    empty!(
-        Metadata,
-        ListOffsets,
-        OffsetForLeaderEpoch,
-        OffsetCommit,
-        OffsetFetch,
-        FindCoordinator,
-        TxnOffsetCommit,
-        DescribeGroups,
-        ConsumerGroupDescribe,
-        DeleteGroups,
-        DescribeTransactions,
-        CreateTopics,
-        DeleteTopics,
-        CreatePartitions,
-        DeleteRecords,
-        DescribeProducers,
-        DescribeTopicPartitions,
-        DescribeConfigs,
-        AlterConfigs,
-        IncrementalAlterConfigs
-    )
+    empty_topics(key)
+        .or_else(|| empty_others(key))
+        .unwrap_or_else(|| panic!("no empty response for {key:?}"))
+}
+
+fn empty_topics(key: ApiKey) -> Option<ResponseKind> {
+    empty_of!(key, Metadata => MetadataResponse, ListOffsets => ListOffsetsResponse,
+        OffsetForLeaderEpoch => OffsetForLeaderEpochResponse, CreateTopics => CreateTopicsResponse,
+        DeleteTopics => DeleteTopicsResponse, CreatePartitions => CreatePartitionsResponse,
+        DeleteRecords => DeleteRecordsResponse, DescribeProducers => DescribeProducersResponse,
+        DescribeTopicPartitions => DescribeTopicPartitionsResponse,
+        DescribeConfigs => DescribeConfigsResponse, AlterConfigs => AlterConfigsResponse,
+        IncrementalAlterConfigs => IncrementalAlterConfigsResponse)
+}
+
+fn empty_others(key: ApiKey) -> Option<ResponseKind> {
+    empty_of!(key, OffsetCommit => OffsetCommitResponse, OffsetFetch => OffsetFetchResponse,
+        FindCoordinator => FindCoordinatorResponse, TxnOffsetCommit => TxnOffsetCommitResponse,
+        DescribeGroups => DescribeGroupsResponse, ConsumerGroupDescribe => ConsumerGroupDescribeResponse,
+        DeleteGroups => DeleteGroupsResponse, DescribeTransactions => DescribeTransactionsResponse)
 }
 
 fn key_of(r: &RequestKind) -> ApiKey {
