@@ -38,7 +38,23 @@ struct TypeIndex {
     literal: HashMap<Box<str>, Vec<Entry>>,
     /// LITERAL `*`: every resource of the type.
     wildcard: Vec<Entry>,
+    /// Sorted by prefix: the prefixes of a name lie between the first prefix
+    /// starting with its first byte and the name itself.
     prefixed: Vec<(Box<str>, Entry)>,
+}
+
+impl TypeIndex {
+    /// The PREFIXED bindings whose prefix starts `name`: two binary searches
+    /// and a scan of the prefixes sharing its first byte.
+    fn prefixes_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let first = name.as_bytes().first().copied().unwrap_or(0);
+        let end = self.prefixed.partition_point(|(p, _)| &**p <= name);
+        let start = self.prefixed[..end].partition_point(|(p, _)| p.as_bytes()[0] < first);
+        self.prefixed[start..end]
+            .iter()
+            .filter(move |(p, _)| name.starts_with(&**p))
+            .map(|(_, e)| e)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +100,9 @@ impl Authorizer {
                 (_, name) => index.literal.entry(name.into()).or_default().push(entry),
             }
         }
+        for index in &mut a.types {
+            index.prefixed.sort_by(|x, y| x.0.cmp(&y.0));
+        }
         a
     }
 
@@ -100,11 +119,7 @@ impl Authorizer {
             return false;
         };
         let literal = index.literal.get(name).map_or(&[][..], Vec::as_slice);
-        let prefixed = index
-            .prefixed
-            .iter()
-            .filter(|(p, _)| name.starts_with(&**p))
-            .map(|(_, e)| e);
+        let prefixed = index.prefixes_of(name);
         let mut allowed = false;
         for e in literal.iter().chain(&index.wildcard).chain(prefixed) {
             if !e.applies(principal, host) {
@@ -235,6 +250,10 @@ mod rules {
                 acl(t, "payments", lit, "User:alice", op::READ, false),
                 acl(t, "*", lit, "User:*", op::DESCRIBE_CONFIGS, true),
                 acl(resource::GROUP, "g", lit, "User:bob", op::ALTER_CONFIGS, true),
+                acl(t, "or", pre, "User:dave", op::READ, true),
+                acl(t, "orders-", pre, "User:dave", op::WRITE, true),
+                acl(t, "a", pre, "User:dave", op::DELETE, true),
+                acl(t, "zz", pre, "User:dave", op::DELETE, true),
             ],
             &["User:admin".into()],
         );
@@ -257,6 +276,11 @@ mod rules {
         assert!(can("User:bob", op::DESCRIBE_CONFIGS, resource::GROUP, "g"));
         assert!(!can("User:bob", op::DESCRIBE, resource::GROUP, "g"));
         assert!(can("User:admin", op::DELETE, t, "anything"), "super user");
+        assert!(can("User:dave", op::READ, t, "orders") && can("User:dave", op::READ, t, "or"));
+        assert!(!can("User:dave", op::WRITE, t, "orders") && can("User:dave", op::WRITE, t, "orders-1"));
+        assert!(!can("User:dave", op::READ, t, "ox") && !can("User:dave", op::READ, t, "o"));
+        assert!(can("User:dave", op::DELETE, t, "abc") && can("User:dave", op::DELETE, t, "zzz"));
+        assert!(!can("User:dave", op::DELETE, t, "b") && !can("User:dave", op::DELETE, t, ""));
         assert!(a.allows_some("User:alice", host, op::WRITE, t));
         assert!(!a.allows_some("User:bob", host, op::WRITE, t));
     }
@@ -288,5 +312,47 @@ mod rules {
             access.allows_topic(op::READ, "h"),
             "an IPv4-mapped peer is its IPv4 address"
         );
+    }
+
+    /// `cargo test --release -p weir-broker --lib acl::rules -- --ignored --nocapture`:
+    /// the cost of one check against 1000 literal and 100 prefixed topic bindings.
+    #[test]
+    #[ignore = "a timing, run by hand in release"]
+    fn measure_one_check() {
+        let mut acls: Vec<AclBinding> = (0..1000)
+            .map(|i| {
+                acl(
+                    resource::TOPIC,
+                    &format!("topic-{i}"),
+                    pattern::LITERAL,
+                    "User:alice",
+                    op::WRITE,
+                    true,
+                )
+            })
+            .collect();
+        acls.extend((0..100).map(|i| {
+            acl(
+                resource::TOPIC,
+                &format!("p{i}-"),
+                pattern::PREFIXED,
+                "User:bob",
+                op::READ,
+                true,
+            )
+        }));
+        let a = Authorizer::new(&acls, &["User:admin".into()]);
+        let host: IpAddr = "127.0.0.1".parse().unwrap();
+        let names: Vec<String> = (0..1000).map(|i| format!("topic-{i}")).collect();
+        let n = 2_000_000;
+        let started = std::time::Instant::now();
+        let mut allowed = 0usize;
+        for i in 0..n {
+            allowed +=
+                usize::from(a.authorize("User:alice", host, op::WRITE, resource::TOPIC, &names[i % 1000]));
+        }
+        let ns = started.elapsed().as_nanos() as f64 / n as f64;
+        assert_eq!(allowed, n);
+        println!("one check: {ns:.1} ns (1000 literal + 100 prefixed bindings)");
     }
 }
