@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// `plaintext`.
     #[arg(long, env = "WEIR_SASL_LISTENERS", value_enum, default_value = "all")]
     pub sasl_listeners: SaslListeners,
+    /// Principals that pass every ACL check, `;` separated as Kafka's
+    /// `super.users` (e.g. `User:admin;User:ops`). Connections without SASL
+    /// are never checked; authenticated ones need an ACL or this list.
+    #[arg(long, env = "WEIR_SUPER_USERS", value_delimiter = ';')]
+    pub super_users: Vec<String>,
     /// Serve Prometheus metrics on `/metrics` and readiness on `/health` at this
     /// address (HTTP, from shard 0). Default: off.
     #[arg(long, env = "WEIR_METRICS_LISTEN")]
@@ -281,6 +286,11 @@ impl ServeArgs {
         }
         if self.tls_listen.is_some() != (self.tls_cert.is_some() && self.tls_key.is_some()) {
             return Err("--tls-listen, --tls-cert and --tls-key go together".into());
+        }
+        if let Some(bad) = self.super_users.iter().find(|u| !u.trim().contains(':')) {
+            return Err(format!(
+                "--super-users: '{bad}' is not a principal: expected User:name, ';' separated"
+            ));
         }
         for m in &self.sasl_mechanisms {
             if m != "PLAIN" && weir_protocol::scram::Mechanism::from_name(m).is_none() {

@@ -8,6 +8,7 @@
 //! command line and the admin commands, which talk to a running broker through
 //! `weir-client`; the library itself holds no Kafka client.
 
+pub mod acl;
 pub mod config;
 pub mod deadline;
 pub mod error;

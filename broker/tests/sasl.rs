@@ -17,92 +17,20 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::sasl::{admin_client, json, start_with_admin, weir_user, ADMIN};
 use common::Broker;
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, RequestKind, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use serde_json::Value;
-use weir_client::blocking::Client;
 use weir_protocol::scram::{ClientExchange, Mechanism};
 
 const CLIENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
-const ADMIN: (&str, &str) = ("admin", "adm1n-Secret-pw");
 const ALICE: (&str, &str) = ("alice", "al1ce-Secret-pw");
 const WRONG: &str = "wr0ng-Secret-pw";
 const MECHANISMS: &str = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN";
-
-fn weir() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-}
-
-/// `weir ARGS` must succeed; its stdout.
-fn weir_ok(args: &[&str]) -> String {
-    let out = weir().args(args).output().expect("weir runs");
-    assert!(
-        out.status.success(),
-        "weir {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A stopped broker with `extra` flags and the admin user (both SCRAM mechanisms) written
-/// into its catalog offline, then started.
-fn start_with_admin(extra: &[&str], sasl_on_plaintext: bool) -> Broker {
-    let mut b = Broker::new_stopped(extra);
-    let dir = b.data_dir();
-    let dir = dir.to_str().unwrap();
-    for m in ["SCRAM-SHA-512", "SCRAM-SHA-256"] {
-        weir_ok(&[
-            "user",
-            "add",
-            ADMIN.0,
-            "--password",
-            ADMIN.1,
-            "--mechanism",
-            m,
-            "--data-dir",
-            dir,
-        ]);
-    }
-    if sasl_on_plaintext {
-        b.sasl_login = Some((ADMIN.0.into(), ADMIN.1.into()));
-    }
-    b.start_again();
-    b
-}
-
-fn admin_client(b: &Broker) -> Client {
-    let mut c = b.client();
-    c.sasl_authenticate("SCRAM-SHA-512", ADMIN.0, ADMIN.1)
-        .expect("admin logs in");
-    c
-}
-
-/// `weir user ...` against `b`, authenticated as the admin.
-fn weir_user(b: &Broker, args: &[&str]) -> std::process::Output {
-    weir()
-        .arg("user")
-        .args(args)
-        .args(["--bootstrap", &b.addr(), "--sasl-user", ADMIN.0])
-        .env("WEIR_SASL_PASSWORD", ADMIN.1)
-        .output()
-        .expect("weir runs")
-}
-
-fn json(what: &str, out: &std::process::Output, b: &Broker) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\nstdout: {stdout}\nstderr: {}\nbroker log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        b.log()
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{what}: {e}: {stdout}"))
-}
+/// These tests are about authentication: both users pass every ACL check (tests/acl.rs).
+const SUPER_USERS: &str = "--super-users=User:admin;User:alice";
 
 fn py(b: &Broker, args: &[&str]) -> Value {
     let out = Command::new(common::venv_python("confluent_kafka"))
@@ -184,7 +112,10 @@ impl Raw {
 
 #[test]
 fn given_sasl_on_plaintext_when_clients_authenticate_should_serve_the_right_password_and_refuse_others() {
-    let b = start_with_admin(&["--shards", "2", "--sasl-mechanisms", MECHANISMS], true);
+    let b = start_with_admin(
+        &["--shards", "2", "--sasl-mechanisms", MECHANISMS, SUPER_USERS],
+        true,
+    );
     let mut admin = admin_client(&b);
     admin.create_topic("t", 4, &[]).unwrap();
     let added = weir_user(&b, &["add", ALICE.0, "--password", ALICE.1]);
@@ -294,7 +225,7 @@ fn assert_bad_login(b: &Broker, via: &Via) {
 
 #[test]
 fn given_bad_sasl_exchanges_on_the_wire_should_answer_kafkas_errors_close_and_keep_serving() {
-    let b = start_with_admin(&["--sasl-mechanisms", "SCRAM-SHA-512"], true);
+    let b = start_with_admin(&["--sasl-mechanisms", "SCRAM-SHA-512", SUPER_USERS], true);
     // An unknown (and a disabled) mechanism: UNSUPPORTED_SASL_MECHANISM listing the enabled ones, closed.
     for m in ["GSSAPI", "PLAIN"] {
         let mut raw = Raw::connect(&b.addr());
@@ -368,7 +299,7 @@ fn given_bad_sasl_exchanges_on_the_wire_should_answer_kafkas_errors_close_and_ke
 
 #[test]
 fn given_users_managed_with_the_cli_should_round_trip_survive_a_restart_and_store_no_password() {
-    let mut b = start_with_admin(&["--sasl-mechanisms", MECHANISMS], true);
+    let mut b = start_with_admin(&["--sasl-mechanisms", MECHANISMS, SUPER_USERS], true);
     let out = weir_user(
         &b,
         &[
@@ -506,7 +437,13 @@ fn given_tls_beside_plaintext_in_zero_hop_when_clients_use_sasl_ssl_should_get_t
     let tls_listen = format!("127.0.0.1:{tls_port}");
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let mut flags = vec!["--shards", "2", "--group-initial-rebalance-delay-ms", "100"];
-    flags.extend(["--sasl-mechanisms", MECHANISMS, "--sasl-listeners", "tls"]);
+    flags.extend([
+        "--sasl-mechanisms",
+        MECHANISMS,
+        "--sasl-listeners",
+        "tls",
+        SUPER_USERS,
+    ]);
     flags.extend(["--tls-listen", &tls_listen, "--tls-cert", cert, "--tls-key", key]);
     let b = start_with_admin(&flags, false);
     let ca = ca.to_str().unwrap();

@@ -19,7 +19,13 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/scram_a
 
 /// A broker requiring SASL on its listener, with the admin written offline.
 fn start_with_admin() -> Broker {
-    let mut b = Broker::new_stopped(&["--sasl-mechanisms", "SCRAM-SHA-512,SCRAM-SHA-256"]);
+    // The admin is a super user: with SASL on, ACLs deny what no binding allows.
+    let mut b = Broker::new_stopped(&[
+        "--sasl-mechanisms",
+        "SCRAM-SHA-512,SCRAM-SHA-256",
+        "--super-users",
+        "User:admin",
+    ]);
     let dir = b.data_dir();
     let out = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args([

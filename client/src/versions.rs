@@ -74,6 +74,9 @@ pub const CLIENT_APIS: &[ApiRange] = &[
     range(ApiKey::AlterUserScramCredentials, 0, 0),
     range(ApiKey::DescribeClientQuotas, 0, 1),
     range(ApiKey::AlterClientQuotas, 0, 1),
+    range(ApiKey::DescribeAcls, 1, 3),
+    range(ApiKey::CreateAcls, 1, 3),
+    range(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Our range for `key`, if this client speaks it.

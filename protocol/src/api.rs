@@ -104,6 +104,10 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // Client quotas (broker/src/handlers/client_quotas.rs).
     api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterClientQuotas, 0, 1),
+    // ACLs (broker/src/handlers/acls.rs); v0 is below the schemas' range.
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The supported range for `key`, if Weir speaks it at all.
@@ -147,6 +151,10 @@ mod tests {
         assert!(is_supported(ApiKey::Produce, 2) && !is_decodable(ApiKey::Produce, 2));
         assert!(is_decodable(ApiKey::Produce, 3));
         assert!(!is_supported(ApiKey::Produce, 12));
-        assert!(!is_supported(ApiKey::CreateAcls, 0), "ACLs are not served yet");
+        assert!(
+            !is_supported(ApiKey::CreateDelegationToken, 0),
+            "delegation tokens are not served"
+        );
+        assert!(!is_supported(ApiKey::CreateAcls, 0) && is_supported(ApiKey::CreateAcls, 1));
     }
 }

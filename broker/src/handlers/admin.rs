@@ -319,7 +319,7 @@ fn delete(before: &Catalog, names: Vec<String>) -> (Catalog, Vec<TopicOutcome>) 
 
 /// Make `next` durable, then have every shard apply it (shard 0 last sees no
 /// difference: it applies first, then the others in turn).
-async fn publish(shard: &Rc<ShardContext>, next: Catalog) -> Result<(), store::StoreError> {
+pub(super) async fn publish(shard: &Rc<ShardContext>, next: Catalog) -> Result<(), store::StoreError> {
     store::save(&shard.args.data_dir, &next).await?;
     let next = Arc::new(next);
     if let Err(e) = shard.apply_catalog(next.clone()).await {

@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::acl::{Access, Authorizer};
 use crate::config::ServeArgs;
 use crate::groups::call::{execute, GroupCall};
 use crate::groups::GroupCoordinator;
@@ -46,6 +47,8 @@ pub struct ShardContext {
     share: RefCell<Option<Rc<ShareState>>>,
     /// The share sessions of the members whose connections this shard serves.
     pub share_sessions: RefCell<Sessions>,
+    /// The catalog's ACLs compiled for checks, rebuilt by `apply_catalog`.
+    acls: RefCell<Rc<Authorizer>>,
 }
 
 impl Runtime for ShardContext {
@@ -81,6 +84,7 @@ impl ShardContext {
             txns: RefCell::new(None),
             share: RefCell::new(None),
             share_sessions: RefCell::new(Sessions::default()),
+            acls: RefCell::new(Rc::new(Authorizer::default())),
         }
     }
 
@@ -128,6 +132,8 @@ impl ShardContext {
     /// committed offsets and read counters of topics that are gone.
     pub async fn apply_catalog(&self, next: Arc<Catalog>) -> Result<(), LogError> {
         self.quotas.apply(&next.quotas);
+        let acls = Authorizer::new(&next.acls, &self.args.super_users);
+        *self.acls.borrow_mut() = Rc::new(acls);
         let removed = self.partitions.apply(next).await?;
         // Every shard answers fetches, so every shard holds read counters by name.
         crate::metrics::with(|m| removed.iter().for_each(|t| m.forget_topic(t)));
@@ -142,6 +148,16 @@ impl ShardContext {
             }
         }
         Ok(())
+    }
+
+    /// Who is asking on a connection from `peer`, for the checks of one
+    /// request (`principal` `None`: no SASL, nothing is checked).
+    pub fn access(&self, principal: Option<Rc<str>>, peer: std::net::SocketAddr) -> Access {
+        Access {
+            authz: self.acls.borrow().clone(),
+            principal,
+            peer,
+        }
     }
 
     /// Close the group coordinator and every local log (flush, clean-shutdown

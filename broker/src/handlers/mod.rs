@@ -5,6 +5,7 @@
 //! the client's order. The owner side of an API is the `Task` impl in the
 //! API's own file. Handlers never block and never panic on input.
 
+pub mod acls;
 pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;

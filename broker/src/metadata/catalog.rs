@@ -140,6 +140,8 @@ pub struct Catalog {
     pub users: BTreeMap<String, Vec<ScramCredential>>,
     /// Client quotas (format 4), one entry per entity (`client_quotas.rs`).
     pub quotas: Vec<ClientQuota>,
+    /// ACL bindings (`acl.rs`), sorted and without duplicates.
+    pub acls: Vec<super::acl::AclBinding>,
 }
 
 impl Catalog {
@@ -150,7 +152,18 @@ impl Catalog {
             topics: BTreeMap::new(),
             users: BTreeMap::new(),
             quotas: Vec::new(),
+            acls: Vec::new(),
         }
+    }
+
+    /// A new catalog with `acls` as its bindings (sorted, deduplicated).
+    pub fn with_acls(&self, mut acls: Vec<super::acl::AclBinding>) -> Self {
+        acls.sort();
+        acls.dedup();
+        let mut next = self.clone();
+        next.acls = acls;
+        next.version += 1;
+        next
     }
 
     /// `user`'s credential for the mechanism of Kafka type `mechanism`.

@@ -10,7 +10,7 @@ use super::catalog::{ScramCredential, TopicMeta};
 use super::topic_config::CompressionType;
 use super::{Catalog, TopicConfig};
 
-/// Format 3 (`WEIRCAT3`): topics and SASL users, no client quotas.
+/// Format 3 (`WEIRCAT3`): topics and SASL users, no client quotas, no ACLs.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct CatalogV3 {
     pub cluster_id: String,
@@ -27,6 +27,7 @@ impl From<CatalogV3> for Catalog {
             topics: v3.topics,
             users: v3.users,
             quotas: Vec::new(),
+            acls: Vec::new(),
         }
     }
 }
@@ -47,6 +48,7 @@ impl From<CatalogV2> for Catalog {
             topics: v2.topics,
             users: BTreeMap::new(),
             quotas: Vec::new(),
+            acls: Vec::new(),
         }
     }
 }
@@ -112,6 +114,7 @@ impl From<CatalogV1> for Catalog {
             topics,
             users: BTreeMap::new(),
             quotas: Vec::new(),
+            acls: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Shard 0 is the only writer; every shard holds a read-only `Arc` snapshot
 //! that shard 0 replaces by broadcasting over the mesh.
 
+pub mod acl;
 pub mod catalog;
 pub mod client_quotas;
 pub mod legacy;

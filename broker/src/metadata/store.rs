@@ -13,7 +13,8 @@ const TEMP_NAME: &str = "catalog.rkyv.tmp";
 /// File layout: magic, u32 length, u32 CRC-32C of the payload, rkyv payload.
 /// The magic names the payload's layout: format 2 added replica lists and
 /// `compression.type`, format 3 the SASL users' SCRAM credentials, format 4
-/// the client quotas; format 1, 2 and 3 files are still read (`legacy.rs`).
+/// the client quotas and the ACL bindings; format 1, 2 and 3 files are still
+/// read (`legacy.rs`).
 const MAGIC: &[u8; 8] = b"WEIRCAT4";
 const MAGIC_V3: &[u8; 8] = b"WEIRCAT3";
 const MAGIC_V2: &[u8; 8] = b"WEIRCAT2";
@@ -83,6 +84,11 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
     }
     if &bytes[..8] == MAGIC_V2 {
         return rkyv::from_bytes::<CatalogV2, rkyv::rancor::Error>(&aligned)
+            .map(Catalog::from)
+            .map_err(|e| corrupt(&e.to_string()));
+    }
+    if &bytes[..8] == MAGIC_V3 {
+        return rkyv::from_bytes::<CatalogV3, rkyv::rancor::Error>(&aligned)
             .map(Catalog::from)
             .map_err(|e| corrupt(&e.to_string()));
     }
@@ -273,5 +279,41 @@ mod tests {
         let again = decode(&bytes, Path::new("catalog.rkyv")).unwrap();
         assert_eq!(again.quotas[0].producer_byte_rate, Some(10 << 20));
         assert_eq!(again.credential("bob", 1), Some(&cred));
+    }
+
+    #[test]
+    fn given_a_format_3_catalog_when_decoded_should_keep_users_and_have_no_acls() {
+        use crate::metadata::acl::{op, pattern, permission, resource, AclBinding};
+        use crate::metadata::catalog::ScramCredential;
+        let cred = ScramCredential {
+            mechanism: 1,
+            salt: vec![1; 16],
+            iterations: 4096,
+            stored_key: vec![2; 32],
+            server_key: vec![3; 32],
+        };
+        let v3 = CatalogV3 {
+            cluster_id: "weir-z".into(),
+            version: 5,
+            topics: Default::default(),
+            users: [("bob".to_string(), vec![cred.clone()])].into_iter().collect(),
+        };
+        let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&v3).unwrap();
+        let back = decode(&frame(MAGIC_V3, &payload), Path::new("catalog.rkyv")).unwrap();
+        assert_eq!((back.version, back.credential("bob", 1)), (5, Some(&cred)));
+        assert!(back.acls.is_empty());
+        let acl = AclBinding {
+            resource_type: resource::TOPIC,
+            resource_name: "orders".into(),
+            pattern_type: pattern::LITERAL,
+            principal: "User:bob".into(),
+            host: "*".into(),
+            operation: op::WRITE,
+            permission: permission::ALLOW,
+        };
+        let with_acl = back.with_acls(vec![acl.clone(), acl.clone()]);
+        let again = decode(&encode(&with_acl), Path::new("catalog.rkyv")).unwrap();
+        assert_eq!(&encode(&with_acl)[..8], MAGIC);
+        assert_eq!(again.acls, vec![acl]);
     }
 }

@@ -15,6 +15,7 @@ use weir_protocol::api::{is_decodable, is_supported};
 use weir_protocol::frame::{self, FrameError, Request};
 use weir_protocol::legacy;
 
+use crate::acl::{self, screen::Screened};
 use crate::handlers::{self, ShardContext};
 use crate::metrics;
 use crate::quota::ConnectionQuota;
@@ -142,35 +143,92 @@ pub async fn handle(
     drop(header);
     let shard = &shard;
     let started = Instant::now();
+    let access = shard.access(peer.principal.clone(), peer.addr);
     let body = match body {
-        RequestKind::Produce(r) => match handlers::produce::handle(shard, r, ticket).await {
-            Some(resp) => {
-                count_produce_errors(&resp);
-                hold_back_if_old(api_key, version, throttle_ms).await;
-                ResponseKind::Produce(resp.with_throttle_time_ms(throttle_ms))
+        RequestKind::Produce(mut r) => {
+            let denied = screen_produce(&access, &mut r);
+            match handlers::produce::handle(shard, r, ticket).await {
+                Some(mut resp) => {
+                    resp.responses.extend(denied.responses);
+                    count_produce_errors(&resp);
+                    hold_back_if_old(api_key, version, throttle_ms).await;
+                    ResponseKind::Produce(resp.with_throttle_time_ms(throttle_ms))
+                }
+                None => {
+                    metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
+                    return Ok(None);
+                }
             }
-            None => {
-                metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
-                return Ok(None);
-            }
-        },
-        RequestKind::Fetch(r) => {
+        }
+        RequestKind::Fetch(mut r) => {
+            let denied = if access.unrestricted() {
+                Vec::new()
+            } else {
+                acl::screen::fetch(&access, &shard.catalog(), &mut r)
+            };
             // Records go out by reference (tail cache or file read buffer), not copied.
             let metered = handlers::fetch::Metered {
                 quota: &quota,
                 client_id: &client_id,
             };
-            let response = handlers::fetch::handle(shard, r, version, metered).await;
+            // Every topic refused: answered at once, as Kafka, not after max_wait_ms.
+            let mut response = if r.topics.is_empty() && !denied.is_empty() {
+                kafka_protocol::messages::FetchResponse::default()
+            } else {
+                handlers::fetch::handle(shard, r, version, metered).await
+            };
+            response.responses.extend(denied);
             hold_back_if_old(api_key, version, response.throttle_time_ms).await;
             metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
             return frame::encode_response_parts(api_key, version, correlation_id, &response).map(Some);
         }
-        other => respond(shard, other, version, client_id, peer).await?,
+        other => match screen(&access, shard, other, version) {
+            Screened::Pass(body, patch) => {
+                let mut out = respond(shard, body, version, client_id, peer).await?;
+                if let Some(patch) = patch {
+                    patch(&mut out);
+                }
+                out
+            }
+            Screened::Deny(out) => out,
+        },
     };
     metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
     let mut out = BytesMut::new();
     frame::encode_response(&mut out, api_key, version, correlation_id, &body)?;
     Ok(Some(vec![out.freeze()]))
+}
+
+/// The ACL checks of Produce: the refused topics' entries to add to the
+/// answer. A request refused as a whole is emptied, so the handler still takes
+/// its turn (order.rs) and answers nothing for it.
+fn screen_produce(
+    access: &acl::Access,
+    r: &mut kafka_protocol::messages::ProduceRequest,
+) -> kafka_protocol::messages::ProduceResponse {
+    use kafka_protocol::messages::ProduceResponse;
+    if access.unrestricted() {
+        return ProduceResponse::default();
+    }
+    match acl::screen::produce(access, r) {
+        Ok(denied) => ProduceResponse::default().with_responses(denied),
+        Err(refused) => {
+            r.transactional_id = None;
+            refused
+        }
+    }
+}
+
+/// The ACL checks of every API but Produce and Fetch.
+fn screen(access: &acl::Access, shard: &ShardContext, mut body: RequestKind, version: i16) -> Screened {
+    if access.unrestricted() {
+        return Screened::Pass(body, None);
+    }
+    if let RequestKind::Metadata(r) = &mut body {
+        // As Kafka: CREATE is checked only when the topic would be created.
+        r.allow_auto_topic_creation &= shard.args.auto_create_topics;
+    }
+    acl::screen::screen(access, &shard.catalog(), body, version)
 }
 
 fn elapsed_us(since: Instant) -> u64 {
@@ -341,6 +399,9 @@ async fn admin_apis(shard: &Rc<ShardContext>, body: RequestKind) -> Result<Respo
         }
         RequestKind::DescribeClientQuotas(r) => Out::DescribeClientQuotas(client_quotas::describe(shard, &r)),
         RequestKind::AlterClientQuotas(r) => Out::AlterClientQuotas(client_quotas::alter(shard, r).await),
+        RequestKind::CreateAcls(r) => Out::CreateAcls(acls::create(shard, r).await),
+        RequestKind::DescribeAcls(r) => Out::DescribeAcls(acls::describe(shard, &r)),
+        RequestKind::DeleteAcls(r) => Out::DeleteAcls(acls::delete(shard, r).await),
         // Authentication happens before dispatch (sasl.rs); here the connection
         // is authenticated already or on a listener without SASL: as Kafka's
         // KafkaApis, ILLEGAL_SASL_STATE.

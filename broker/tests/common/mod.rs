@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use weir_client::blocking::Client;
 
 pub mod loop_disk;
+pub mod sasl;
 
 /// How long a test may hold one broker (its whole life, restarts included) before the
 /// deadline prints stacks and fails the run. `WEIR_TEST_DEADLINE_SECS` overrides it

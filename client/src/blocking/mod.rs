@@ -9,6 +9,7 @@
 //! buffer is allocated; a short or malformed answer is an error, not a panic.
 //! After an I/O or protocol error the connection is out of step: drop it.
 
+mod acls;
 mod groups;
 mod quotas;
 mod txn;
@@ -32,6 +33,7 @@ use crate::wire::{self, RESPONSE_BYTES_MAX};
 pub use crate::consumer_protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
+pub use acls::{names as acl_names, Acl, AclError};
 pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember, Joined};
 pub use quotas::{QuotaAltered, QuotaEntry};
 pub use txn::{TxnDescription, TxnListing};

@@ -265,6 +265,21 @@ macro_rules! with_types {
                 type $resp = AlterClientQuotasResponse;
                 $body
             }
+            ApiKey::DescribeAcls => {
+                type $req = DescribeAclsRequest;
+                type $resp = DescribeAclsResponse;
+                $body
+            }
+            ApiKey::CreateAcls => {
+                type $req = CreateAclsRequest;
+                type $resp = CreateAclsResponse;
+                $body
+            }
+            ApiKey::DeleteAcls => {
+                type $req = DeleteAclsRequest;
+                type $resp = DeleteAclsResponse;
+                $body
+            }
             other => panic!("no types for {other:?}: add it to tests/support/apis.rs"),
         }
     }};

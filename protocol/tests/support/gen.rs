@@ -182,6 +182,9 @@ generators! {
     AlterShareGroupOffsetsResponse => alter_share_group_offsets_response,
     DeleteShareGroupOffsetsRequest => delete_share_group_offsets_request,
     DeleteShareGroupOffsetsResponse => delete_share_group_offsets_response,
+    DescribeAclsRequest => describe_acls_request, DescribeAclsResponse => describe_acls_response,
+    CreateAclsRequest => create_acls_request, CreateAclsResponse => create_acls_response,
+    DeleteAclsRequest => delete_acls_request, DeleteAclsResponse => delete_acls_response,
 }
 
 fn produce_request(_v: i16, p: &Palette) -> ProduceRequest {
@@ -2291,6 +2294,129 @@ fn alter_client_quotas_response(_v: i16, p: &Palette) -> AlterClientQuotasRespon
                 })
                 .collect();
             e
+        })
+        .collect();
+    m
+}
+
+fn describe_acls_request(_v: i16, p: &Palette) -> DescribeAclsRequest {
+    let mut m = DescribeAclsRequest::default();
+    m.resource_type_filter = p.i8(0);
+    m.resource_name_filter = p.opt(0);
+    m.pattern_type_filter = p.i8(1);
+    m.principal_filter = p.opt(1);
+    m.host_filter = p.opt(2);
+    m.operation = p.i8(2);
+    m.permission_type = p.i8(3);
+    m
+}
+
+fn describe_acls_response(_v: i16, p: &Palette) -> DescribeAclsResponse {
+    use describe_acls_response::{AclDescription, DescribeAclsResource};
+    let mut m = DescribeAclsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.error_code = p.i16(1);
+    m.error_message = p.opt(0);
+    m.resources = (0..p.n(0))
+        .map(|i| {
+            let mut r = DescribeAclsResource::default();
+            r.resource_type = p.i8(i);
+            r.resource_name = p.s(i);
+            r.pattern_type = p.i8(i + 1);
+            r.acls = (0..p.n(i + 1))
+                .map(|j| {
+                    let mut a = AclDescription::default();
+                    a.principal = p.s(j);
+                    a.host = p.s(j + 1);
+                    a.operation = p.i8(j);
+                    a.permission_type = p.i8(j + 1);
+                    a
+                })
+                .collect();
+            r
+        })
+        .collect();
+    m
+}
+
+fn create_acls_request(_v: i16, p: &Palette) -> CreateAclsRequest {
+    use create_acls_request::AclCreation;
+    let mut m = CreateAclsRequest::default();
+    m.creations = (0..p.n(0))
+        .map(|i| {
+            let mut c = AclCreation::default();
+            c.resource_type = p.i8(i);
+            c.resource_name = p.s(i);
+            c.resource_pattern_type = p.i8(i + 1);
+            c.principal = p.s(i + 1);
+            c.host = p.s(i + 2);
+            c.operation = p.i8(i + 2);
+            c.permission_type = p.i8(i + 3);
+            c
+        })
+        .collect();
+    m
+}
+
+fn create_acls_response(_v: i16, p: &Palette) -> CreateAclsResponse {
+    use create_acls_response::AclCreationResult;
+    let mut m = CreateAclsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.results = (0..p.n(0))
+        .map(|i| {
+            let mut r = AclCreationResult::default();
+            r.error_code = p.i16(i);
+            r.error_message = p.opt(i);
+            r
+        })
+        .collect();
+    m
+}
+
+fn delete_acls_request(_v: i16, p: &Palette) -> DeleteAclsRequest {
+    use delete_acls_request::DeleteAclsFilter;
+    let mut m = DeleteAclsRequest::default();
+    m.filters = (0..p.n(0))
+        .map(|i| {
+            let mut f = DeleteAclsFilter::default();
+            f.resource_type_filter = p.i8(i);
+            f.resource_name_filter = p.opt(i);
+            f.pattern_type_filter = p.i8(i + 1);
+            f.principal_filter = p.opt(i + 1);
+            f.host_filter = p.opt(i + 2);
+            f.operation = p.i8(i + 2);
+            f.permission_type = p.i8(i + 3);
+            f
+        })
+        .collect();
+    m
+}
+
+fn delete_acls_response(_v: i16, p: &Palette) -> DeleteAclsResponse {
+    use delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
+    let mut m = DeleteAclsResponse::default();
+    m.throttle_time_ms = p.i32(0);
+    m.filter_results = (0..p.n(0))
+        .map(|i| {
+            let mut r = DeleteAclsFilterResult::default();
+            r.error_code = p.i16(i);
+            r.error_message = p.opt(i);
+            r.matching_acls = (0..p.n(i + 1))
+                .map(|j| {
+                    let mut a = DeleteAclsMatchingAcl::default();
+                    a.error_code = p.i16(j);
+                    a.error_message = p.opt(j);
+                    a.resource_type = p.i8(j);
+                    a.resource_name = p.s(j);
+                    a.pattern_type = p.i8(j + 1);
+                    a.principal = p.s(j + 1);
+                    a.host = p.s(j + 2);
+                    a.operation = p.i8(j + 2);
+                    a.permission_type = p.i8(j + 3);
+                    a
+                })
+                .collect();
+            r
         })
         .collect();
     m

@@ -32,6 +32,8 @@ pub enum Command {
     User(UserArgs),
     /// Client quotas (produce/fetch byte rates per user and client id): set, remove, list.
     Quota(QuotaArgs),
+    /// ACLs: add, remove, list.
+    Acl(AclArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -264,4 +266,57 @@ pub enum QuotaCommand {
         #[command(flatten)]
         entity: QuotaEntityArgs,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct AclArgs {
+    #[command(flatten)]
+    pub bootstrap: Bootstrap,
+    #[command(subcommand)]
+    pub command: AclCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Add bindings: PRINCIPAL may do each --operation on the resource (or,
+    /// with --permission deny, may not: deny wins over allow).
+    Add(AclSpec),
+    /// Remove every binding the filter matches (unset options match any).
+    Remove(AclSpec),
+    /// List the bindings the filter matches (unset options match any).
+    List(AclSpec),
+}
+
+/// A binding (add) or a filter (remove, list), in kafka-acls.sh's terms.
+#[derive(Debug, Clone, Args)]
+pub struct AclSpec {
+    /// `User:name`, or `User:*` for every authenticated user.
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// Client IP address; add: `*` (every host) by default.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The resource: a topic.
+    #[arg(long, group = "resource")]
+    pub topic: Option<String>,
+    /// The resource: a consumer group.
+    #[arg(long, group = "resource")]
+    pub group: Option<String>,
+    /// The resource: a transactional id.
+    #[arg(long, group = "resource")]
+    pub transactional_id: Option<String>,
+    /// The resource: the cluster (CREATE for topics, IDEMPOTENT_WRITE, ACL administration).
+    #[arg(long, group = "resource")]
+    pub cluster: bool,
+    /// literal or prefixed (add; default literal); filters also take any
+    /// (default) and match.
+    #[arg(long)]
+    pub pattern: Option<String>,
+    /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, CLUSTER_ACTION,
+    /// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE or ALL; repeat for several.
+    #[arg(long)]
+    pub operation: Vec<String>,
+    /// allow (add's default) or deny.
+    #[arg(long)]
+    pub permission: Option<String>,
 }

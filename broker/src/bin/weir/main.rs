@@ -1,9 +1,10 @@
 //! The `weir` binary: parse the command line, set up logging, run the broker
 //! (`serve`) or an admin command against a running one (`group`, `share-group`, `topic`,
-//! `txn`).
+//! `txn`, `user`, `quota`, `acl`).
 //! The admin commands block the main thread on their sockets; the broker
 //! starts its own shard threads.
 
+mod acls;
 mod admin;
 mod args;
 mod group_delete;
@@ -35,6 +36,7 @@ fn main() {
         Command::Txn(args) => txn::run(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::User(args) => users::run(args, &mut stdout).map_err(|e| with_sources(&e)),
         Command::Quota(args) => quotas::run(args, &mut stdout).map_err(|e| with_sources(&e)),
+        Command::Acl(args) => acls::run(args, &mut stdout).map_err(|e| with_sources(&e)),
     };
     if let Err(message) = result {
         eprintln!("weir: {message}");
