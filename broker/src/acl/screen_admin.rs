@@ -429,34 +429,39 @@ fn cluster(a: &Access, body: RequestKind, version: i16) -> Screened {
             DescribeUserScramCredentialsResponse::default().with_error_code(e),
         ),
         In::ElectLeaders(r) => Out::ElectLeaders(elect_leaders_denied(r, version)),
-        In::DescribeClientQuotas(_) => Out::DescribeClientQuotas(
+        body @ (In::DescribeClientQuotas(_) | In::AlterClientQuotas(_)) => quotas_denied(body, e),
+        _ => Out::DescribeLogDirs(DescribeLogDirsResponse::default().with_error_code(e)),
+    })
+}
+
+/// The client quota APIs refused as a whole (every entry of an alteration).
+fn quotas_denied(body: RequestKind, e: i16) -> ResponseKind {
+    match body {
+        RequestKind::AlterClientQuotas(r) => {
+            let entries = (r.entries.into_iter())
+                .map(|entry| {
+                    let entity = (entry.entity.into_iter())
+                        .map(|d| {
+                            alter_client_quotas_response::EntityData::default()
+                                .with_entity_type(d.entity_type)
+                                .with_entity_name(d.entity_name)
+                        })
+                        .collect();
+                    alter_client_quotas_response::EntryData::default()
+                        .with_error_code(e)
+                        .with_entity(entity)
+                })
+                .collect();
+            ResponseKind::AlterClientQuotas(AlterClientQuotasResponse::default().with_entries(entries))
+        }
+        _ => ResponseKind::DescribeClientQuotas(
             DescribeClientQuotasResponse::default()
                 .with_error_code(e)
                 .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_static_str(
                     "Cluster authorization failed.",
                 ))),
         ),
-        In::AlterClientQuotas(r) => Out::AlterClientQuotas(
-            AlterClientQuotasResponse::default().with_entries(
-                r.entries
-                    .into_iter()
-                    .map(|entry| {
-                        let entity = (entry.entity.into_iter())
-                            .map(|d| {
-                                alter_client_quotas_response::EntityData::default()
-                                    .with_entity_type(d.entity_type)
-                                    .with_entity_name(d.entity_name)
-                            })
-                            .collect();
-                        alter_client_quotas_response::EntryData::default()
-                            .with_error_code(e)
-                            .with_entity(entity)
-                    })
-                    .collect(),
-            ),
-        ),
-        _ => Out::DescribeLogDirs(DescribeLogDirsResponse::default().with_error_code(e)),
-    })
+    }
 }
 
 /// DescribeCluster needs no permission; its authorized operations are the

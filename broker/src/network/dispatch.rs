@@ -160,26 +160,14 @@ pub async fn handle(
                 }
             }
         }
-        RequestKind::Fetch(mut r) => {
-            let denied = if access.unrestricted() {
-                Vec::new()
-            } else {
-                acl::screen::fetch(&access, &shard.catalog(), &mut r)
-            };
-            // Records go out by reference (tail cache or file read buffer), not copied.
+        RequestKind::Fetch(r) => {
             let metered = handlers::fetch::Metered {
                 quota: &quota,
                 client_id: &client_id,
             };
-            // Every topic refused: answered at once, as Kafka, not after max_wait_ms.
-            let mut response = if r.topics.is_empty() && !denied.is_empty() {
-                kafka_protocol::messages::FetchResponse::default()
-            } else {
-                handlers::fetch::handle(shard, r, version, metered).await
-            };
-            response.responses.extend(denied);
-            hold_back_if_old(api_key, version, response.throttle_time_ms).await;
+            let response = fetch(shard, &access, r, version, metered).await;
             metrics::with(|m| m.request_done(api_key as i16, elapsed_us(started)));
+            // Records go out by reference (tail cache or file read buffer), not copied.
             return frame::encode_response_parts(api_key, version, correlation_id, &response).map(Some);
         }
         other => match screen(&access, shard, other, version) {
@@ -197,6 +185,31 @@ pub async fn handle(
     let mut out = BytesMut::new();
     frame::encode_response(&mut out, api_key, version, correlation_id, &body)?;
     Ok(Some(vec![out.freeze()]))
+}
+
+/// Fetch behind its ACL screen and quota: refused topics answered beside the
+/// served ones; an old version held back for its throttle time.
+async fn fetch(
+    shard: &Rc<ShardContext>,
+    access: &acl::Access,
+    mut r: kafka_protocol::messages::FetchRequest,
+    version: i16,
+    metered: handlers::fetch::Metered<'_>,
+) -> kafka_protocol::messages::FetchResponse {
+    let denied = if access.unrestricted() {
+        Vec::new()
+    } else {
+        acl::screen::fetch(access, &shard.catalog(), &mut r)
+    };
+    // Every topic refused: answered at once, as Kafka, not after max_wait_ms.
+    let mut response = if r.topics.is_empty() && !denied.is_empty() {
+        kafka_protocol::messages::FetchResponse::default()
+    } else {
+        handlers::fetch::handle(shard, r, version, metered).await
+    };
+    response.responses.extend(denied);
+    hold_back_if_old(ApiKey::Fetch, version, response.throttle_time_ms).await;
+    response
 }
 
 /// The ACL checks of Produce: the refused topics' entries to add to the
