@@ -336,7 +336,15 @@ fn given_a_user_quota_when_an_unauthenticated_and_a_sasl_client_produce_should_m
     drop(b);
 
     // SASL: the quota of /users/alice applies to alice's connections, not to bob's.
-    let mut b = Broker::new_stopped(&["--shards", "2", "--sasl-mechanisms", "SCRAM-SHA-512"]);
+    // Both are super users: this tests quotas, not ACLs (which deny what no binding allows).
+    let mut b = Broker::new_stopped(&[
+        "--shards",
+        "2",
+        "--sasl-mechanisms",
+        "SCRAM-SHA-512",
+        "--super-users",
+        "User:alice;User:bob",
+    ]);
     let dir = b.data_dir();
     for user in ["alice", "bob"] {
         let out = Command::new(env!("CARGO_BIN_EXE_weir"))
