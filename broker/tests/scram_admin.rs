@@ -10,46 +10,22 @@ mod common;
 
 use std::process::Command;
 
-use common::Broker;
+use common::sasl::{start_with_admin, ADMIN};
 use serde_json::{json, Value};
 
-const ADMIN: (&str, &str) = ("admin", "adm1n-Secret-pw");
 const BOB_PASSWORD: &str = "b0b-Secret-pw";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/scram_admin.py");
 
-/// A broker requiring SASL on its listener, with the admin written offline.
-fn start_with_admin() -> Broker {
+#[test]
+fn given_confluent_kafka_admin_when_managing_scram_credentials_should_log_users_in_and_out() {
     // The admin is a super user: with SASL on, ACLs deny what no binding allows.
-    let mut b = Broker::new_stopped(&[
+    let flags = [
         "--sasl-mechanisms",
         "SCRAM-SHA-512,SCRAM-SHA-256",
         "--super-users",
         "User:admin",
-    ]);
-    let dir = b.data_dir();
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args([
-            "user",
-            "add",
-            ADMIN.0,
-            "--password",
-            ADMIN.1,
-            "--mechanism",
-            "SCRAM-SHA-512",
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .output()
-        .expect("weir runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    b.sasl_login = Some((ADMIN.0.into(), ADMIN.1.into()));
-    b.start_again();
-    b
-}
-
-#[test]
-fn given_confluent_kafka_admin_when_managing_scram_credentials_should_log_users_in_and_out() {
-    let b = start_with_admin();
+    ];
+    let b = start_with_admin(&flags, true);
     let out = Command::new(common::venv_python("confluent_kafka"))
         .arg(SCRIPT)
         .args(["--bootstrap", &b.addr(), "--admin", ADMIN.0])
