@@ -13,6 +13,7 @@ pub mod control;
 pub mod frame;
 pub mod legacy;
 pub mod lz4_frame;
+pub mod queue_headers;
 pub mod record_batch;
 pub mod records;
 pub mod scram;
