@@ -26,5 +26,6 @@ pub fn test_topic_config() -> TopicConfig {
         flush_ms: 1000,
         max_message_bytes: 1 << 20,
         compression_type: topic_config::CompressionType::Producer,
+        queue: topic_config::QueueConfig::unset(),
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::legacy::{CatalogV1, CatalogV2, CatalogV3};
+use super::legacy::{CatalogV1, CatalogV2, CatalogV3, CatalogV4};
 use super::Catalog;
 
 const FILE_NAME: &str = "catalog.rkyv";
@@ -13,9 +13,10 @@ const TEMP_NAME: &str = "catalog.rkyv.tmp";
 /// File layout: magic, u32 length, u32 CRC-32C of the payload, rkyv payload.
 /// The magic names the payload's layout: format 2 added replica lists and
 /// `compression.type`, format 3 the SASL users' SCRAM credentials, format 4
-/// the client quotas and the ACL bindings; format 1, 2 and 3 files are still
-/// read (`legacy.rs`).
-const MAGIC: &[u8; 8] = b"WEIRCAT4";
+/// the client quotas and the ACL bindings, format 5 the topics' queue and
+/// backlog settings; files of formats 1 to 4 are still read (`legacy.rs`).
+const MAGIC: &[u8; 8] = b"WEIRCAT5";
+const MAGIC_V4: &[u8; 8] = b"WEIRCAT4";
 const MAGIC_V3: &[u8; 8] = b"WEIRCAT3";
 const MAGIC_V2: &[u8; 8] = b"WEIRCAT2";
 const MAGIC_V1: &[u8; 8] = b"WEIRCAT1";
@@ -59,7 +60,9 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
         path: path.to_path_buf(),
         reason: reason.into(),
     };
-    if bytes.len() < HEADER_BYTES || ![&MAGIC[..], MAGIC_V3, MAGIC_V2, MAGIC_V1].contains(&&bytes[..8]) {
+    if bytes.len() < HEADER_BYTES
+        || ![&MAGIC[..], MAGIC_V4, MAGIC_V3, MAGIC_V2, MAGIC_V1].contains(&&bytes[..8])
+    {
         return Err(corrupt("bad magic"));
     }
     let len = u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
@@ -72,27 +75,22 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Catalog, StoreError> {
     }
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(payload.len());
     aligned.extend_from_slice(payload);
-    if &bytes[..8] == MAGIC_V1 {
-        return rkyv::from_bytes::<CatalogV1, rkyv::rancor::Error>(&aligned)
+    let corrupt_rkyv = |e: rkyv::rancor::Error| corrupt(&e.to_string());
+    match &bytes[..8] {
+        m if m == MAGIC_V1 => rkyv::from_bytes::<CatalogV1, _>(&aligned)
             .map(Catalog::from)
-            .map_err(|e| corrupt(&e.to_string()));
-    }
-    if &bytes[..8] == MAGIC_V3 {
-        return rkyv::from_bytes::<CatalogV3, rkyv::rancor::Error>(&aligned)
+            .map_err(corrupt_rkyv),
+        m if m == MAGIC_V2 => rkyv::from_bytes::<CatalogV2, _>(&aligned)
             .map(Catalog::from)
-            .map_err(|e| corrupt(&e.to_string()));
-    }
-    if &bytes[..8] == MAGIC_V2 {
-        return rkyv::from_bytes::<CatalogV2, rkyv::rancor::Error>(&aligned)
+            .map_err(corrupt_rkyv),
+        m if m == MAGIC_V3 => rkyv::from_bytes::<CatalogV3, _>(&aligned)
             .map(Catalog::from)
-            .map_err(|e| corrupt(&e.to_string()));
-    }
-    if &bytes[..8] == MAGIC_V3 {
-        return rkyv::from_bytes::<CatalogV3, rkyv::rancor::Error>(&aligned)
+            .map_err(corrupt_rkyv),
+        m if m == MAGIC_V4 => rkyv::from_bytes::<CatalogV4, _>(&aligned)
             .map(Catalog::from)
-            .map_err(|e| corrupt(&e.to_string()));
+            .map_err(corrupt_rkyv),
+        _ => rkyv::from_bytes::<Catalog, _>(&aligned).map_err(corrupt_rkyv),
     }
-    rkyv::from_bytes::<Catalog, rkyv::rancor::Error>(&aligned).map_err(|e| corrupt(&e.to_string()))
 }
 
 /// Load at start-up (blocking std::fs is fine: no executor runs yet). A
@@ -210,6 +208,76 @@ mod tests {
         assert_eq!(decode(&encode(&c), Path::new("catalog.rkyv")).unwrap(), c);
     }
 
+    /// The topics as formats 2 to 4 stored them (no queue settings).
+    fn downgrade(
+        topics: &std::collections::BTreeMap<String, crate::metadata::catalog::TopicMeta>,
+    ) -> std::collections::BTreeMap<String, crate::metadata::legacy::TopicMetaV4> {
+        use crate::metadata::legacy::{TopicConfigV4, TopicMetaV4};
+        topics
+            .iter()
+            .map(|(name, t)| {
+                let c = &t.config;
+                let v4 = TopicMetaV4 {
+                    name: t.name.clone(),
+                    id: t.id,
+                    partition_shards: t.partition_shards.clone(),
+                    partition_replicas: t.partition_replicas.clone(),
+                    config: TopicConfigV4 {
+                        segment_bytes: c.segment_bytes,
+                        segment_ms: c.segment_ms,
+                        retention_ms: c.retention_ms,
+                        retention_bytes: c.retention_bytes,
+                        flush_messages: c.flush_messages,
+                        flush_ms: c.flush_ms,
+                        max_message_bytes: c.max_message_bytes,
+                        compression_type: c.compression_type,
+                    },
+                };
+                (name.clone(), v4)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn given_a_format_4_catalog_when_decoded_should_keep_everything_and_have_queue_settings_off() {
+        use crate::metadata::catalog::{random_id, Placement};
+        let placement = Placement::Balanced {
+            partitions: 3,
+            replication_factor: 1,
+        };
+        let c = Catalog::new("weir-q".into()).with_topic(
+            "orders",
+            random_id(),
+            placement,
+            crate::metadata::test_topic_config(),
+            2,
+        );
+        let v4 = CatalogV4 {
+            cluster_id: c.cluster_id.clone(),
+            version: c.version,
+            topics: downgrade(&c.topics),
+            users: c.users.clone(),
+            quotas: c.quotas.clone(),
+            acls: c.acls.clone(),
+        };
+        let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&v4).unwrap();
+        let mut back = decode(&frame(MAGIC_V4, &payload), Path::new("catalog.rkyv")).unwrap();
+        assert_eq!(back, c);
+        let orders = back.topics.get_mut("orders").unwrap();
+        assert_eq!(orders.config.queue.dead_letter_topic(), None);
+        orders
+            .config
+            .set("errors.deadletterqueue.topic.name", "orders.dlq")
+            .unwrap();
+        let bytes = encode(&back);
+        assert_eq!(&bytes[..8], MAGIC);
+        let again = decode(&bytes, Path::new("catalog.rkyv")).unwrap();
+        assert_eq!(
+            again.topics["orders"].config.queue.dead_letter_topic(),
+            Some("orders.dlq")
+        );
+    }
+
     #[test]
     fn given_a_format_2_catalog_when_decoded_should_keep_topics_and_have_no_users() {
         use crate::metadata::catalog::{random_id, Placement, ScramCredential};
@@ -227,7 +295,7 @@ mod tests {
         let v2 = CatalogV2 {
             cluster_id: c.cluster_id.clone(),
             version: c.version,
-            topics: c.topics.clone(),
+            topics: downgrade(&c.topics),
         };
         let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&v2).unwrap();
         let back = decode(&frame(MAGIC_V2, &payload), Path::new("catalog.rkyv")).unwrap();
@@ -262,7 +330,7 @@ mod tests {
         let v3 = CatalogV3 {
             cluster_id: c.cluster_id.clone(),
             version: c.version,
-            topics: c.topics.clone(),
+            topics: downgrade(&c.topics),
             users: c.users.clone(),
         };
         let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&v3).unwrap();

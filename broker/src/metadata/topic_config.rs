@@ -24,6 +24,111 @@ pub struct TopicConfig {
     /// Recorded and reported only: batches are stored as the producer sent
     /// them whatever this says (docs/protocol.md, `compression.type`).
     pub compression_type: CompressionType,
+    /// Weir's queue and backlog settings (catalog format 5); all off by default.
+    pub queue: QueueConfig,
+}
+
+/// Per-topic settings beyond Kafka's: delayed delivery and TTL (docs/queues.md),
+/// the dead-letter topic of share groups, and the backlog bound that makes a
+/// topic a fail-fast buffer in front of a database (docs/peak-shaving.md).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// `delivery.delay.ms`: 0 delivers at once; otherwise records without a
+    /// delay header of their own become visible this long after their timestamp.
+    pub delivery_delay_ms: i64,
+    /// `message.ttl.ms`: -1 never expires. Share groups
+    /// never deliver a record past it; for other readers retention rules.
+    pub message_ttl_ms: i64,
+    /// `errors.deadletterqueue.topic.name`: empty for none.
+    pub dead_letter_topic: String,
+    /// `backlog.bytes.max`: -1 unbounded.
+    pub backlog_bytes_max: i64,
+    /// `backlog.records.max`: -1 unbounded.
+    pub backlog_records_max: i64,
+    /// `backlog.policy`: what a produce past the bound gets.
+    pub backlog_policy: BacklogPolicy,
+}
+
+/// What happens to a produce past a topic's backlog bound.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BacklogPolicy {
+    /// Fail fast: the partition gets an error the producer surfaces at once.
+    #[default]
+    Reject,
+    /// Accept, and ask the producer to slow down with `throttle_time_ms`.
+    Throttle,
+}
+
+impl BacklogPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reject => "reject",
+            Self::Throttle => "throttle",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Reject, Self::Throttle]
+            .into_iter()
+            .find(|p| p.name() == value)
+    }
+}
+
+impl QueueConfig {
+    /// A new topic's settings: everything off, in Kafka's spelling of "off".
+    pub fn unset() -> Self {
+        Self {
+            delivery_delay_ms: 0,
+            message_ttl_ms: -1,
+            dead_letter_topic: String::new(),
+            backlog_bytes_max: -1,
+            backlog_records_max: -1,
+            backlog_policy: BacklogPolicy::Reject,
+        }
+    }
+
+    /// The TTL in force, if any (`message.ttl.ms` <= 0 means none).
+    pub fn ttl_ms(&self) -> Option<i64> {
+        (self.message_ttl_ms > 0).then_some(self.message_ttl_ms)
+    }
+
+    /// The default delivery delay, if any.
+    pub fn delay_ms(&self) -> Option<i64> {
+        (self.delivery_delay_ms > 0).then_some(self.delivery_delay_ms)
+    }
+
+    pub fn dead_letter_topic(&self) -> Option<&str> {
+        (!self.dead_letter_topic.is_empty()).then_some(self.dead_letter_topic.as_str())
+    }
+
+    /// The backlog bounds in force: (bytes, records), each `None` when off.
+    pub fn backlog_bounds(&self) -> (Option<u64>, Option<u64>) {
+        let bound = |v: i64| u64::try_from(v).ok().filter(|v| *v > 0);
+        (bound(self.backlog_bytes_max), bound(self.backlog_records_max))
+    }
+
+    fn set(&mut self, name: &str, value: &str, int: i64) -> Result<(), String> {
+        match name {
+            "delivery.delay.ms" if int >= 0 => self.delivery_delay_ms = int,
+            "delivery.delay.ms" => return Err("delivery.delay.ms must be 0 or more".into()),
+            "message.ttl.ms" => self.message_ttl_ms = positive_or_unlimited(name, int)?,
+            "backlog.bytes.max" => self.backlog_bytes_max = positive_or_unlimited(name, int)?,
+            "backlog.records.max" => self.backlog_records_max = positive_or_unlimited(name, int)?,
+            _ => return Err(format!("unsupported config {name}={value}")),
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's rule for topic names: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn is_valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// Kafka's topic-level `compression.type` values.
@@ -76,6 +181,12 @@ pub const CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
     "message.timestamp.type",
     "compression.type",
+    "delivery.delay.ms",
+    "message.ttl.ms",
+    "errors.deadletterqueue.topic.name",
+    "backlog.bytes.max",
+    "backlog.records.max",
+    "backlog.policy",
 ];
 
 /// Bytes of appended data after which an interval-flushed partition syncs even
@@ -107,6 +218,7 @@ impl TopicConfig {
             flush_ms: i64::try_from(defaults.flush_ms).unwrap_or(i64::MAX),
             max_message_bytes: defaults.max_message_bytes,
             compression_type: CompressionType::Producer,
+            queue: QueueConfig::unset(),
         }
     }
 
@@ -150,6 +262,21 @@ impl TopicConfig {
                     )
                 })?;
             }
+            "errors.deadletterqueue.topic.name" => {
+                if !value.is_empty() && !is_valid_topic_name(value) {
+                    return Err(format!(
+                        "errors.deadletterqueue.topic.name: '{value}' is not a valid topic name"
+                    ));
+                }
+                self.queue.dead_letter_topic = value.to_string();
+            }
+            "backlog.policy" => {
+                self.queue.backlog_policy = BacklogPolicy::parse(value)
+                    .ok_or_else(|| format!("backlog.policy must be reject or throttle; got '{value}'"))?;
+            }
+            "delivery.delay.ms" | "message.ttl.ms" | "backlog.bytes.max" | "backlog.records.max" => {
+                self.queue.set(name, value, int()?)?;
+            }
             _ => return Err(format!("unsupported config {name}={value}")),
         }
         Ok(())
@@ -167,6 +294,12 @@ impl TopicConfig {
             "cleanup.policy" => "delete".to_string(),
             "message.timestamp.type" => "CreateTime".to_string(),
             "compression.type" => self.compression_type.name().to_string(),
+            "delivery.delay.ms" => self.queue.delivery_delay_ms.to_string(),
+            "message.ttl.ms" => self.queue.message_ttl_ms.to_string(),
+            "errors.deadletterqueue.topic.name" => self.queue.dead_letter_topic.clone(),
+            "backlog.bytes.max" => self.queue.backlog_bytes_max.to_string(),
+            "backlog.records.max" => self.queue.backlog_records_max.to_string(),
+            "backlog.policy" => self.queue.backlog_policy.name().to_string(),
             _ => return None,
         })
     }
@@ -220,5 +353,39 @@ mod tests {
         for bad in ["brotli", "LZ4", "", "none"] {
             assert!(c.set("compression.type", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn given_queue_configs_when_set_should_store_them_and_refuse_bad_values() {
+        let mut c = defaults();
+        assert_eq!(c.get("message.ttl.ms").as_deref(), Some("-1"));
+        assert_eq!(c.get("backlog.policy").as_deref(), Some("reject"));
+        assert_eq!(c.queue.backlog_bounds(), (None, None));
+        for (name, value) in [
+            ("delivery.delay.ms", "5000"),
+            ("message.ttl.ms", "60000"),
+            ("errors.deadletterqueue.topic.name", "orders.dlq"),
+            ("backlog.bytes.max", "1048576"),
+            ("backlog.records.max", "1000"),
+            ("backlog.policy", "throttle"),
+        ] {
+            c.set(name, value).unwrap();
+            assert_eq!(c.get(name).as_deref(), Some(value), "{name}");
+        }
+        assert_eq!(c.queue.delay_ms(), Some(5000));
+        assert_eq!(c.queue.ttl_ms(), Some(60000));
+        assert_eq!(c.queue.dead_letter_topic(), Some("orders.dlq"));
+        assert_eq!(c.queue.backlog_bounds(), (Some(1 << 20), Some(1000)));
+        for (name, bad) in [
+            ("delivery.delay.ms", "-1"),
+            ("message.ttl.ms", "0"),
+            ("backlog.bytes.max", "x"),
+            ("backlog.policy", "drop"),
+            ("errors.deadletterqueue.topic.name", "bad name"),
+        ] {
+            assert!(c.set(name, bad).is_err(), "{name}={bad}");
+        }
+        c.set("errors.deadletterqueue.topic.name", "").unwrap();
+        assert_eq!(c.queue.dead_letter_topic(), None);
     }
 }
