@@ -8,8 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
 /// A token bucket in rows. `burst` is one batch: rows are taken before the
 /// transaction that writes them, so the committed rate can run ahead of the
 /// cap by at most one batch.
@@ -78,7 +76,8 @@ pub struct Aimd {
     max: usize,
     step: usize,
     window: usize,
-    latencies: Histogram<u64>,
+    /// This window's latencies, microseconds (at most `window`).
+    latencies: Vec<u64>,
 }
 
 impl Aimd {
@@ -91,7 +90,7 @@ impl Aimd {
             max,
             step: (max / 50).max(1),
             window: 10,
-            latencies: Histogram::new(3).expect("3 significant figures is valid"),
+            latencies: Vec::with_capacity(10),
         }
     }
 
@@ -103,12 +102,15 @@ impl Aimd {
     /// Record one transaction's latency; at the end of a window, adjust.
     pub fn observe(&mut self, latency: Duration) {
         let us = latency.as_micros().try_into().unwrap_or(u64::MAX);
-        self.latencies.saturating_record(us.max(1));
-        if self.latencies.len() < self.window as u64 {
+        self.latencies.push(us);
+        if self.latencies.len() < self.window {
             return;
         }
-        let p99 = self.latencies.value_at_quantile(0.99);
-        self.latencies.reset();
+        self.latencies.sort_unstable();
+        // The nearest-rank p99: of 10 samples, the largest.
+        let rank = (self.latencies.len() * 99).div_ceil(100);
+        let p99 = self.latencies[rank.max(1) - 1];
+        self.latencies.clear();
         if p99 <= self.target_us {
             self.size = (self.size + self.step).min(self.max);
         } else {

@@ -1,0 +1,221 @@
+//! weir-drain end to end: a real broker, a real PostgreSQL, the real binary.
+//! Exactly once through a drain kill -9, a broker kill -9 and a PostgreSQL
+//! restart; the rate cap over 10 s windows of DB-side commit times; JSON mode
+//! with upsert and dead letters; clear start-up errors.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::postgres::Postgres;
+use common::{Broker, Drain};
+
+fn count(db: &mut postgres::Client, table: &str) -> i64 {
+    db.query_one(&format!("SELECT count(*) FROM {table}"), &[]).map(|r| r.get(0)).unwrap_or(-1)
+}
+
+/// Poll `pg` until `table` holds at least `n` rows.
+fn wait_rows(pg: &Postgres, table: &str, n: i64, timeout: Duration, drain: &Drain) {
+    let deadline = Instant::now() + timeout;
+    let mut db = pg.client();
+    loop {
+        let c = count(&mut db, table);
+        if c >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{table} has {c} rows, waited for {n}; drain log:\n{}", drain.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn drain_args(broker: &Broker, pg: &Postgres, topic: &str, table: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--bootstrap", &broker.addr(), "--topic", topic, "--group", "g-drain", "--dsn", &pg.dsn(), "--table", table,
+        "--create-table", "--session-timeout-ms", "6000", "--status", "quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+const PARTITIONS: i32 = 4;
+const PER_PARTITION: usize = 25_000;
+
+/// Every (partition, offset) exactly once, in offset order of insertion,
+/// with the produced key, value and header.
+fn check_exactly_once(db: &mut postgres::Client) {
+    let rows = db
+        .query(r#"SELECT partition, "offset", key, value, headers::text FROM events ORDER BY id"#, &[])
+        .unwrap();
+    assert_eq!(rows.len(), PARTITIONS as usize * PER_PARTITION, "row count");
+    let mut next = vec![0i64; PARTITIONS as usize];
+    for r in &rows {
+        let (p, offset): (i32, i64) = (r.get(0), r.get(1));
+        let expected = next[p as usize];
+        assert_eq!(offset, expected, "partition {p}: offset {offset} where {expected} was next (lost, duplicated or out of order)");
+        next[p as usize] += 1;
+        let (key, value): (Vec<u8>, Vec<u8>) = (r.get(2), r.get(3));
+        assert_eq!(key, format!("k-{p}-{offset}").into_bytes());
+        assert_eq!(value, format!("v-{p}-{offset}").into_bytes());
+        let headers: String = r.get(4);
+        assert_eq!(headers, format!(r#"[{{"key": "n", "value": "{offset}"}}]"#));
+    }
+    let stored: Vec<(i32, i64)> = db
+        .query("SELECT partition, next_offset FROM weir_drain_offsets WHERE \"group\" = 'g-drain' ORDER BY partition", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(stored, (0..PARTITIONS).map(|p| (p, PER_PARTITION as i64)).collect::<Vec<_>>());
+}
+
+#[test]
+fn given_100k_records_when_drain_broker_and_postgres_crash_midway_should_hold_each_record_exactly_once() {
+    let pg = Postgres::start();
+    let mut broker = Broker::start();
+    common::produce(&broker, "events", PARTITIONS, PER_PARTITION, |p, i| format!("v-{p}-{i}"));
+    let log = pg.path().join("drain.log");
+    let args = drain_args(&broker, &pg, "events", "events", &["--rows-per-sec", "8000"]);
+    let mut drain = Drain::start(&args, &log);
+    wait_rows(&pg, "events", 15_000, Duration::from_secs(30), &drain);
+    drain.kill9();
+    let mut drain = Drain::start(&args, &log);
+    wait_rows(&pg, "events", 35_000, Duration::from_secs(40), &drain);
+    broker.kill_and_restart();
+    wait_rows(&pg, "events", 55_000, Duration::from_secs(40), &drain);
+    pg.restart();
+    wait_rows(&pg, "events", 100_000, Duration::from_secs(60), &drain);
+    // A duplicate would arrive after the 100,000th row: give it the time to.
+    std::thread::sleep(Duration::from_secs(1));
+    drain.stop();
+    let mut db = pg.client();
+    check_exactly_once(&mut db);
+    let log = drain.log();
+    assert!(log.contains("PostgreSQL"), "the drain saw the database restart:\n{log}");
+}
+
+#[test]
+fn given_a_backlog_when_capped_at_2000_rows_per_sec_should_commit_2000_per_sec_within_10_percent_per_10s_window() {
+    let pg = Postgres::start();
+    let broker = Broker::start();
+    common::produce(&broker, "capped", 2, 26_000, |p, i| format!("v-{p}-{i}"));
+    let log = pg.path().join("drain.log");
+    let args = drain_args(&broker, &pg, "capped", "capped", &["--rows-per-sec", "2000"]);
+    let mut drain = Drain::start(&args, &log);
+    wait_rows(&pg, "capped", 52_000, Duration::from_secs(60), &drain);
+    drain.stop();
+    let mut db = pg.client();
+    // Seconds since the first commit, from the DB's clock_timestamp() per row.
+    let first: f64 = db
+        .query_one("SELECT extract(epoch FROM min(inserted_at))::float8 FROM capped", &[])
+        .unwrap()
+        .get(0);
+    let last: f64 = db
+        .query_one("SELECT extract(epoch FROM max(inserted_at))::float8 FROM capped", &[])
+        .unwrap()
+        .get(0);
+    let span = last - first;
+    assert!((23.4..28.6).contains(&span), "52,000 rows at 2000/s took {span:.1} s");
+    // Whole 10 s windows after the first second (the first, partial batch).
+    let mut windows = Vec::new();
+    let mut start = first + 1.0;
+    while start + 10.0 <= last {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM capped WHERE inserted_at >= to_timestamp($1) AND inserted_at < to_timestamp($2)",
+                &[&start, &(start + 10.0)],
+            )
+            .unwrap()
+            .get(0);
+        windows.push(n);
+        start += 10.0;
+    }
+    assert_eq!(windows.len(), 2, "{windows:?}");
+    for n in &windows {
+        assert!((18_000..=22_000).contains(n), "rows per 10 s window: {windows:?}");
+    }
+    eprintln!("rate cap 2000 rows/s: rows per 10 s window {windows:?}, whole run {:.0} rows/s", 52_000.0 / span);
+}
+
+#[test]
+fn given_json_records_when_drained_with_upsert_should_upsert_good_rows_and_dead_letter_bad_ones() {
+    let pg = Postgres::start();
+    let broker = Broker::start();
+    let mut db = pg.client();
+    db.batch_execute("CREATE TABLE accounts (id text PRIMARY KEY, balance int, owner text, seen timestamptz DEFAULT now())")
+        .unwrap();
+    broker.client().create_topic("accounts", 1, &[]).unwrap();
+    common::produce_records(
+        &broker,
+        "accounts",
+        &[
+            (Some("a"), Some(r#"{"balance": 1, "owner": "ann"}"#)),
+            (Some("b"), Some("not json")),
+            (Some("a"), Some(r#"{"balance": 5, "owner": "ann", "extra": true}"#)),
+            (Some("c"), Some(r#"{"balance": "lots"}"#)),
+            (None, Some(r#"{"balance": 2}"#)),
+            (Some("d"), Some(r#"{"owner": "dan"}"#)),
+        ],
+    );
+    let args = [
+        "--bootstrap", &broker.addr(), "--topic", "accounts", "--group", "g-json", "--dsn", &pg.dsn(), "--table",
+        "accounts", "--mode", "json", "--upsert", "--exit-when-idle", "1", "--status", "quiet",
+    ];
+    let (code, stderr) = common::run_drain(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let rows: Vec<(String, Option<i32>, Option<String>)> = db
+        .query("SELECT id, balance, owner FROM accounts ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("a".into(), Some(5), Some("ann".into())), ("d".into(), None, Some("dan".into()))]
+    );
+    let dead: Vec<(i64, String)> = db
+        .query(r#"SELECT "offset", reason FROM weir_drain_dead_letters WHERE "group" = 'g-json' ORDER BY "offset""#, &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let offsets: Vec<i64> = dead.iter().map(|d| d.0).collect();
+    assert_eq!(offsets, vec![1, 3, 4], "{dead:?}");
+    assert!(dead[0].1.contains("not JSON"), "{dead:?}");
+    assert!(dead[1].1.contains("invalid input syntax for type integer"), "{dead:?}");
+    assert!(dead[2].1.contains("no key"), "{dead:?}");
+    let next: i64 = db
+        .query_one("SELECT next_offset FROM weir_drain_offsets WHERE \"group\" = 'g-json'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 6);
+}
+
+#[test]
+fn given_bad_setups_when_started_should_exit_with_one_clear_line() {
+    let pg = Postgres::start();
+    let broker = Broker::start();
+    broker.client().create_topic("t", 1, &[]).unwrap();
+    let base = |dsn: &str, table: &str, mode: &str| {
+        let args = [
+            "--bootstrap", &broker.addr(), "--topic", "t", "--dsn", dsn, "--table", table, "--mode", mode, "--status", "quiet",
+        ];
+        common::run_drain(&args)
+    };
+    let (code, err) = base("host=127.0.0.1 port=notaport", "x", "raw");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("bad --dsn"), "{err}");
+    let closed = common::free_ports(1);
+    let (code, err) = base(&format!("host=127.0.0.1 port={closed} user=postgres connect_timeout=2"), "x", "raw");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
+    let (code, err) = base(&pg.dsn(), "missing", "json");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("table missing does not exist"), "{err}");
+    let (code, err) = base(&pg.dsn(), "missing", "raw");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--create-table"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
