@@ -69,12 +69,20 @@ pub struct Drain {
     last_commit: Instant,
     last_rows: Instant,
     scratch: Vec<u8>,
+    /// The partition a batch starts with turns round, so a backlog drains
+    /// from every partition alike.
+    turn: usize,
 }
 
 impl Drain {
     pub fn new(settings: Settings, source: Source, sink: Sink, group: Membership, status: Reporter) -> Self {
-        let burst = settings.rows_per_sec.map(|r| (r / 10).max(1));
-        let bucket = settings.rows_per_sec.zip(burst).map(|(r, b)| TokenBucket::new(r, b, Instant::now()));
+        // Two batches (200 ms) of burst: a round that takes longer than one
+        // batch's worth of time does not lose its tokens to the bucket's cap.
+        let burst = settings.rows_per_sec.map(|r| (r / 5).max(1));
+        let bucket = settings
+            .rows_per_sec
+            .zip(burst)
+            .map(|(r, b)| TokenBucket::new(r, b, Instant::now()));
         let aimd = settings
             .target_p99
             .map(|t| Aimd::new(t, 100.min(settings.batch_rows), 10, settings.batch_rows));
@@ -91,11 +99,13 @@ impl Drain {
             high_watermarks: HashMap::new(),
             bucket,
             aimd,
-            latencies: Histogram::new(3).expect("3 significant figures is valid"),
+            // 1 µs to an hour; `saturating_record` clamps to these bounds.
+            latencies: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
             last_report: Instant::now(),
             last_commit: Instant::now(),
             last_rows: Instant::now(),
             scratch: Vec::new(),
+            turn: 0,
         }
     }
 
@@ -150,7 +160,10 @@ impl Drain {
         if self.group.needs_rejoin() {
             self.status.update(|s| s.state = "joining");
             let parts = self.group.join(&mut self.source).map_err(Step::Retry)?;
-            eprintln!("weir-drain: generation {} assigned partitions {parts:?}", self.group.generation());
+            eprintln!(
+                "weir-drain: generation {} assigned partitions {parts:?}",
+                self.group.generation()
+            );
             self.assigned = parts;
             self.loaded = false;
         }
@@ -176,12 +189,19 @@ impl Drain {
     fn load_positions(&mut self) -> Result<(), Step> {
         self.buffers.clear();
         self.pos.clear();
-        let stored = self.sink.read_offsets(&self.assigned).map_err(|e| self.db_failed(&e))?;
+        let stored = self
+            .sink
+            .read_offsets(&self.assigned)
+            .map_err(|e| self.db_failed(&e))?;
         for &p in &self.assigned.clone() {
             let db = match stored.get(&p) {
                 Some(&o) => o,
                 None => {
-                    let at = if self.settings.start_latest { source::LATEST } else { source::EARLIEST };
+                    let at = if self.settings.start_latest {
+                        source::LATEST
+                    } else {
+                        source::EARLIEST
+                    };
                     let start = self.source.list_offset(p, at).map_err(Step::Retry)?;
                     self.sink.init_offset(p, start).map_err(|e| self.db_failed(&e))?
                 }
@@ -200,12 +220,18 @@ impl Drain {
     fn fetch(&mut self) -> Result<(), Step> {
         let positions: Vec<(i32, i64)> = self.pos.iter().map(|(&p, pos)| (p, pos.read)).collect();
         if positions.is_empty() {
-            std::thread::sleep(Duration::from_millis(u64::try_from(self.settings.max_wait_ms).unwrap_or(500)));
+            std::thread::sleep(Duration::from_millis(
+                u64::try_from(self.settings.max_wait_ms).unwrap_or(500),
+            ));
             return Ok(());
         }
         let fetched = self
             .source
-            .fetch(&positions, self.settings.max_wait_ms, self.settings.fetch_max_bytes)
+            .fetch(
+                &positions,
+                self.settings.max_wait_ms,
+                self.settings.fetch_max_bytes,
+            )
             .map_err(Step::Retry)?;
         for f in fetched {
             match f.error_code {
@@ -231,7 +257,10 @@ impl Drain {
     /// deleted records before the drain read them; go on from the start (and
     /// say so). Above its end: wait, the broker may still be recovering.
     fn out_of_range(&mut self, partition: i32) -> Result<(), Step> {
-        let earliest = self.source.list_offset(partition, source::EARLIEST).map_err(Step::Retry)?;
+        let earliest = self
+            .source
+            .list_offset(partition, source::EARLIEST)
+            .map_err(Step::Retry)?;
         let Some(pos) = self.pos.get_mut(&partition) else {
             return Ok(());
         };
@@ -253,9 +282,18 @@ impl Drain {
     fn next_batch(&mut self) -> Result<Batch, Step> {
         let limit = self.batch_limit();
         let mut batch = Batch::default();
-        for p in self.assigned.clone() {
-            let Some(pos) = self.pos.get(&p).copied() else { continue };
-            let Some(buf) = self.buffers.remove(&p).filter(|b| !b.is_empty()) else { continue };
+        let mut order = self.assigned.clone();
+        if !order.is_empty() {
+            self.turn = (self.turn + 1) % order.len();
+            order.rotate_left(self.turn);
+        }
+        for p in order {
+            let Some(pos) = self.pos.get(&p).copied() else {
+                continue;
+            };
+            let Some(buf) = self.buffers.remove(&p).filter(|b| !b.is_empty()) else {
+                continue;
+            };
             let (next, full) = self.take_records(p, &buf, pos.read, limit, &mut batch)?;
             if full {
                 self.buffers.insert(p, buf);
@@ -273,7 +311,14 @@ impl Drain {
     /// Append the records of `buf` from offset `from` to `batch` until it
     /// holds `limit` rows: (the offset after the last one taken, whether the
     /// limit stopped it).
-    fn take_records(&mut self, partition: i32, buf: &Bytes, from: i64, limit: usize, batch: &mut Batch) -> Result<(i64, bool), Step> {
+    fn take_records(
+        &mut self,
+        partition: i32,
+        buf: &Bytes,
+        from: i64,
+        limit: usize,
+        batch: &mut Batch,
+    ) -> Result<(i64, bool), Step> {
         let mut next = from;
         for range in BatchWalker::new(buf) {
             let bytes = &buf[range];
@@ -282,7 +327,8 @@ impl Drain {
                 continue;
             }
             if !info.is_control() {
-                let iter = records::records(bytes, &mut self.scratch, DECOMPRESSED_MAX_BYTES).map_err(|e| Step::Retry(format!("partition {partition}: {e}")))?;
+                let iter = records::records(bytes, &mut self.scratch, DECOMPRESSED_MAX_BYTES)
+                    .map_err(|e| Step::Retry(format!("partition {partition}: {e}")))?;
                 for record in iter {
                     let r = record.map_err(|e| Step::Retry(format!("partition {partition}: {e}")))?;
                     if r.offset < next {
@@ -330,11 +376,15 @@ impl Drain {
                 for &(p, _, next) in &batch.advance {
                     self.pos.insert(p, Pos { db: next, read: next });
                 }
-                self.latencies.saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX).max(1));
+                self.latencies
+                    .saturating_record(latency.as_micros().try_into().unwrap_or(u64::MAX).max(1));
                 if let Some(a) = self.aimd.as_mut() {
                     a.observe(latency);
                 }
-                let (rows, dead) = ((batch.rows() - rejected) as u64, (batch.dead.len() + rejected) as u64);
+                let (rows, dead) = (
+                    (batch.rows() - rejected) as u64,
+                    (batch.dead.len() + rejected) as u64,
+                );
                 self.status.update(|s| {
                     s.rows += rows;
                     s.dead_letters += dead;
@@ -344,7 +394,9 @@ impl Drain {
                 Ok(())
             }
             Outcome::Fenced(parts) => {
-                eprintln!("weir-drain: partitions {parts:?}: another drain advanced their offsets; reloading them");
+                eprintln!(
+                    "weir-drain: partitions {parts:?}: another drain advanced their offsets; reloading them"
+                );
                 self.status.update(|s| s.fenced += 1);
                 self.loaded = false;
                 Ok(())

@@ -17,7 +17,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use weir_client::blocking::{decode_assignment, decode_subscription, encode_assignment, encode_subscription, Client};
+use weir_client::blocking::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription, Client,
+};
 
 use crate::source::{chain, Source};
 
@@ -105,12 +107,15 @@ impl Membership {
 
     fn coordinator(&mut self, source: &Source) -> Result<&mut Client, String> {
         if self.coordinator.is_none() {
-            let mut boot = source.bootstrap().map_err(|e| format!("bootstrap: {}", chain(&e)))?;
+            let mut boot = source
+                .bootstrap()
+                .map_err(|e| format!("bootstrap: {}", chain(&e)))?;
             let (_, host, port) = boot
                 .find_coordinator(&self.group)
                 .map_err(|e| format!("find coordinator: {}", chain(&e)))?;
             let addr = format!("{host}:{port}");
-            let c = Client::connect(addr.as_str(), CONNECT_TIMEOUT).map_err(|e| format!("coordinator {addr}: {}", chain(&e)))?;
+            let c = Client::connect(addr.as_str(), CONNECT_TIMEOUT)
+                .map_err(|e| format!("coordinator {addr}: {}", chain(&e)))?;
             self.shared.state.lock().expect("heartbeat state").addr = Some(addr);
             self.coordinator = Some(c);
         }
@@ -121,11 +126,17 @@ impl Membership {
         source.refresh()?;
         let partitions = i32::try_from(source.partition_count()).unwrap_or(i32::MAX);
         let subscription = encode_subscription(&[self.topic.as_str()]);
-        let (group, member_id, timeout) = (self.group.clone(), self.member_id.clone(), self.session_timeout_ms);
+        let (group, member_id, timeout) = (
+            self.group.clone(),
+            self.member_id.clone(),
+            self.session_timeout_ms,
+        );
         let topic = self.topic.clone();
         let c = self.coordinator(source)?;
         let joined = match c.join_group(&group, &member_id, timeout, &[(ASSIGNOR, subscription.clone())]) {
-            Err(e) if e.code() == Some(UNKNOWN_MEMBER_ID) => c.join_group(&group, "", timeout, &[(ASSIGNOR, subscription)]),
+            Err(e) if e.code() == Some(UNKNOWN_MEMBER_ID) => {
+                c.join_group(&group, "", timeout, &[(ASSIGNOR, subscription)])
+            }
             r => r,
         }
         .map_err(|e| format!("join group {group}: {}", chain(&e)))?;
@@ -156,14 +167,18 @@ impl Membership {
         let Some(c) = self.coordinator.as_mut() else {
             return Ok(());
         };
-        let triples: Vec<(&str, i32, i64)> = offsets.iter().map(|&(p, o)| (self.topic.as_str(), p, o)).collect();
-        c.commit_offsets(&self.group, self.generation, &self.member_id, &triples).map_err(|e| {
-            let message = format!("offset commit: {}", chain(&e));
-            if e.code().is_none() {
-                self.coordinator = None;
-            }
-            message
-        })
+        let triples: Vec<(&str, i32, i64)> = offsets
+            .iter()
+            .map(|&(p, o)| (self.topic.as_str(), p, o))
+            .collect();
+        c.commit_offsets(&self.group, self.generation, &self.member_id, &triples)
+            .map_err(|e| {
+                let message = format!("offset commit: {}", chain(&e));
+                if e.code().is_none() {
+                    self.coordinator = None;
+                }
+                message
+            })
     }
 
     /// Leave the group so the others take over at once.
@@ -218,7 +233,9 @@ fn heartbeat_loop(shared: &Shared, group: &str, interval: Duration) {
             continue;
         };
         if conn.as_ref().is_none_or(|(a, _)| *a != addr) {
-            conn = Client::connect(addr.as_str(), CONNECT_TIMEOUT).ok().map(|c| (addr.clone(), c));
+            conn = Client::connect(addr.as_str(), CONNECT_TIMEOUT)
+                .ok()
+                .map(|c| (addr.clone(), c));
         }
         let ok = match conn.as_mut() {
             Some((_, c)) => match c.heartbeat(group, generation, &member_id) {
@@ -248,7 +265,10 @@ mod tests {
     #[test]
     fn given_three_members_and_eight_partitions_when_range_assigned_should_split_3_3_2() {
         let sub = encode_subscription(&["t"]);
-        let members: Vec<(String, Bytes)> = ["m-b", "m-a", "m-c"].iter().map(|m| (m.to_string(), sub.clone())).collect();
+        let members: Vec<(String, Bytes)> = ["m-b", "m-a", "m-c"]
+            .iter()
+            .map(|m| (m.to_string(), sub.clone()))
+            .collect();
         let out = range_assign(&members, "t", 8);
         let get = |id: &str| {
             let (_, a) = out.iter().find(|(m, _)| m == id).unwrap();

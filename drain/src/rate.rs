@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-/// A token bucket in rows. `burst` is one batch: rows are taken before the
-/// transaction that writes them, so the committed rate can run ahead of the
-/// cap by at most one batch.
+/// A token bucket in rows. Rows are taken before the transaction that
+/// writes them, so the committed rate can run ahead of the cap by at most
+/// `burst` rows (the drain uses two batches, 200 ms at the cap).
 #[derive(Debug)]
 pub struct TokenBucket {
     rate: f64,

@@ -73,7 +73,10 @@ fn headers_json(record: &Record<'_>) -> String {
         .iter()
         .map(|(k, v)| {
             let mut o = serde_json::Map::new();
-            o.insert("key".into(), Value::String(String::from_utf8_lossy(k).into_owned()));
+            o.insert(
+                "key".into(),
+                Value::String(String::from_utf8_lossy(k).into_owned()),
+            );
             match v.map(std::str::from_utf8) {
                 None => {
                     o.insert("value".into(), Value::Null);
@@ -103,7 +106,9 @@ impl JsonMapping {
     /// A row, or the reason the record does not map. Fields of the value
     /// that name no column are ignored; columns the value lacks are NULL.
     pub fn map(&self, partition: i32, record: &Record<'_>) -> Result<JsonRow, String> {
-        let key = record.key.ok_or("the record has no key (the key column needs one)")?;
+        let key = record
+            .key
+            .ok_or("the record has no key (the key column needs one)")?;
         let key = std::str::from_utf8(key).map_err(|_| "the record key is not UTF-8")?;
         let value = record.value.ok_or("the record has no value (a tombstone)")?;
         let doc: Value = serde_json::from_slice(value).map_err(|e| format!("the value is not JSON: {e}"))?;
@@ -240,7 +245,11 @@ mod tests {
             vec![Some("k1".into()), Some("5".into()), Some(r#"["x"]"#.into())]
         );
         assert!(map(&m, None, Some(b"{}")).unwrap_err().contains("no key"));
-        assert!(map(&m, Some(b"k"), Some(b"nope")).unwrap_err().contains("not JSON"));
-        assert!(map(&m, Some(b"k"), Some(b"[1]")).unwrap_err().contains("not an object"));
+        assert!(map(&m, Some(b"k"), Some(b"nope"))
+            .unwrap_err()
+            .contains("not JSON"));
+        assert!(map(&m, Some(b"k"), Some(b"[1]"))
+            .unwrap_err()
+            .contains("not an object"));
     }
 }

@@ -98,13 +98,15 @@ pub fn describe(e: &postgres::Error) -> String {
 /// True for errors about the data of a row (SQLSTATE classes 22 and 23):
 /// the row goes to the dead letters, the rest of the batch goes on.
 pub fn is_row_error(e: &postgres::Error) -> bool {
-    e.code().is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+    e.code()
+        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
 }
 
 /// True for errors a retry cannot fix: the table or a column is missing, a
 /// permission is lacking (SQLSTATE classes 42 and 28).
 pub fn is_fatal(e: &postgres::Error) -> bool {
-    e.code().is_some_and(|c| c.code().starts_with("42") || c.code().starts_with("28"))
+    e.code()
+        .is_some_and(|c| c.code().starts_with("42") || c.code().starts_with("28"))
 }
 
 /// Quote `name` or `schema.name` as SQL identifiers.
@@ -126,8 +128,16 @@ pub fn parse_dsn(dsn: &str) -> Result<Config, String> {
 impl Sink {
     /// Connect, create the drain's own tables, and check (or create, raw mode
     /// with `create_table`) the target table. Every error is one line.
-    pub fn open(config: Config, table: &str, group: &str, topic: &str, options: &Options) -> Result<Self, String> {
-        let mut client = config.connect(NoTls).map_err(|e| format!("cannot connect to PostgreSQL: {}", describe(&e)))?;
+    pub fn open(
+        config: Config,
+        table: &str,
+        group: &str,
+        topic: &str,
+        options: &Options,
+    ) -> Result<Self, String> {
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| format!("cannot connect to PostgreSQL: {}", describe(&e)))?;
         let fail = |e: postgres::Error| format!("PostgreSQL: {}", describe(&e));
         let mut tx = client.transaction().map_err(fail)?;
         // Two drains starting together would race on CREATE TABLE IF NOT EXISTS.
@@ -138,7 +148,8 @@ impl Sink {
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
             .map_err(fail)?
             .get(0);
-        if !exists && !(options.create_table && !options.json) {
+        let may_create = options.create_table && !options.json;
+        if !exists && !may_create {
             tx.rollback().map_err(fail)?;
             return Err(if options.json {
                 format!("table {table} does not exist: create it first (JSON mode maps value fields to its columns)")
@@ -147,7 +158,8 @@ impl Sink {
             });
         }
         if !exists {
-            tx.batch_execute(&write::raw_table_ddl(&quote_table(table))).map_err(fail)?;
+            tx.batch_execute(&write::raw_table_ddl(&quote_table(table)))
+                .map_err(fail)?;
         }
         let mode = if options.json {
             json_mode(&mut tx, table, options)?
@@ -311,8 +323,10 @@ fn json_mode(tx: &mut postgres::Transaction<'_>, table: &str, options: &Options)
             ))
         }
     };
-    let mapped: Vec<&(String, String, bool)> =
-        columns.iter().filter(|(name, _, has_default)| !has_default || *name == key).collect();
+    let mapped: Vec<&(String, String, bool)> = columns
+        .iter()
+        .filter(|(name, _, has_default)| !has_default || *name == key)
+        .collect();
     let key_column = mapped
         .iter()
         .position(|(name, _, _)| *name == key)

@@ -49,7 +49,9 @@ impl Source {
     /// Re-read the topic's partitions and leaders. A missing topic is an
     /// error with a clear message.
     pub fn refresh(&mut self) -> Result<(), String> {
-        let mut c = self.bootstrap().map_err(|e| format!("cannot reach the broker at {}: {}", self.bootstrap, chain(&e)))?;
+        let mut c = self
+            .bootstrap()
+            .map_err(|e| format!("cannot reach the broker at {}: {}", self.bootstrap, chain(&e)))?;
         let m = c
             .metadata(Some(&[self.topic.as_str()]))
             .map_err(|e| format!("metadata: {}", chain(&e)))?;
@@ -70,7 +72,11 @@ impl Source {
                 weir_client::error_name(t.error_code)
             ));
         }
-        self.leaders = t.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
+        self.leaders = t
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.leader_id.0))
+            .collect();
         self.conns.clear();
         self.fresh = true;
         Ok(())
@@ -88,8 +94,13 @@ impl Source {
 
     fn conn(&mut self, node: i32) -> Result<&mut Client, String> {
         if !self.conns.contains_key(&node) {
-            let addr = self.nodes.get(&node).cloned().unwrap_or_else(|| self.bootstrap.clone());
-            let c = Client::connect(addr.as_str(), CONNECT_TIMEOUT).map_err(|e| format!("connect {addr}: {}", chain(&e)))?;
+            let addr = self
+                .nodes
+                .get(&node)
+                .cloned()
+                .unwrap_or_else(|| self.bootstrap.clone());
+            let c = Client::connect(addr.as_str(), CONNECT_TIMEOUT)
+                .map_err(|e| format!("connect {addr}: {}", chain(&e)))?;
             self.conns.insert(node, c);
         }
         Ok(self.conns.get_mut(&node).expect("inserted above"))
@@ -97,7 +108,12 @@ impl Source {
 
     /// Fetch `positions` (partition, offset), grouped by leader. The wait is
     /// split between leaders so one poll stays near `max_wait_ms`.
-    pub fn fetch(&mut self, positions: &[(i32, i64)], max_wait_ms: i32, max_bytes: i32) -> Result<Vec<Fetched>, String> {
+    pub fn fetch(
+        &mut self,
+        positions: &[(i32, i64)],
+        max_wait_ms: i32,
+        max_bytes: i32,
+    ) -> Result<Vec<Fetched>, String> {
         if !self.fresh {
             self.refresh()?;
         }

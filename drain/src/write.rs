@@ -79,7 +79,12 @@ fn copy_raw(tx: &mut Transaction<'_>, t: &Target<'_>, rows: &[RawRow]) -> Result
     for r in rows {
         buf.push_str(&topic);
         buf.push('\t');
-        buf.push_str(&format!("{}\t{}\t{}\t", r.partition, r.offset, timestamp_text(r.timestamp_ms)));
+        buf.push_str(&format!(
+            "{}\t{}\t{}\t",
+            r.partition,
+            r.offset,
+            timestamp_text(r.timestamp_ms)
+        ));
         copy_bytea(&mut buf, r.key.as_deref());
         buf.push('\t');
         copy_bytea(&mut buf, r.value.as_deref());
@@ -221,7 +226,12 @@ fn insert_json(
     rows: &[&JsonRow],
     statements: &mut HashMap<usize, postgres::Statement>,
 ) -> Result<(), postgres::Error> {
-    let Mode::Json { mapping, types, upsert } = t.mode else {
+    let Mode::Json {
+        mapping,
+        types,
+        upsert,
+    } = t.mode
+    else {
         unreachable!("insert_json is called in JSON mode only")
     };
     let cols = mapping.columns.len();
@@ -235,15 +245,21 @@ fn insert_json(
                     "INSERT INTO {} ({}) {values}{}",
                     t.table,
                     quoted_columns(&mapping.columns),
-                    if *upsert { on_conflict(&mapping.columns, mapping.key_column) } else { String::new() }
+                    if *upsert {
+                        on_conflict(&mapping.columns, mapping.key_column)
+                    } else {
+                        String::new()
+                    }
                 );
                 let s = tx.prepare(&sql)?;
                 statements.insert(chunk.len(), s.clone());
                 s
             }
         };
-        let params: Vec<&(dyn ToSql + Sync)> =
-            chunk.iter().flat_map(|r| r.values.iter().map(|v| v as &(dyn ToSql + Sync))).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = chunk
+            .iter()
+            .flat_map(|r| r.values.iter().map(|v| v as &(dyn ToSql + Sync)))
+            .collect();
         tx.execute(&stmt, &params)?;
     }
     Ok(())
@@ -302,7 +318,10 @@ fn row_text(r: &JsonRow) -> String {
     serde_json::Value::Array(
         r.values
             .iter()
-            .map(|v| v.clone().map_or(serde_json::Value::Null, serde_json::Value::String))
+            .map(|v| {
+                v.clone()
+                    .map_or(serde_json::Value::Null, serde_json::Value::String)
+            })
             .collect(),
     )
     .to_string()
@@ -322,7 +341,18 @@ pub fn dead_letters<'a>(
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )?),
         };
-        tx.execute(s, &[&t.group, &t.topic, &d.partition, &d.offset, &d.reason, &d.key, &d.value])?;
+        tx.execute(
+            s,
+            &[
+                &t.group,
+                &t.topic,
+                &d.partition,
+                &d.offset,
+                &d.reason,
+                &d.key,
+                &d.value,
+            ],
+        )?;
     }
     Ok(())
 }

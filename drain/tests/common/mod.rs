@@ -16,7 +16,11 @@ use weir_client::blocking::Client;
 /// `n` consecutive free ports on 127.0.0.1.
 pub fn free_ports(n: u16) -> u16 {
     for _ in 0..200 {
-        let base = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         if base <= 65000 && (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
@@ -26,7 +30,10 @@ pub fn free_ports(n: u16) -> u16 {
 
 /// The directory cargo puts binaries in (the drain's, so the broker's too).
 fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_weir-drain")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_BIN_EXE_weir-drain"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `weir` broker binary: `cargo test --workspace` builds it; alone,
@@ -40,7 +47,11 @@ pub fn weir_binary() -> PathBuf {
             .expect("cargo runs");
         assert!(status.success(), "cargo build -p weir-broker --bin weir failed");
     }
-    assert!(path.exists(), "{} is missing: run `cargo build -p weir-broker --bin weir`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p weir-broker --bin weir`",
+        path.display()
+    );
     path
 }
 
@@ -53,7 +64,10 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new().prefix("weir-drain-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("weir-drain-test-")
+            .tempdir()
+            .unwrap();
         let log_path = dir.path().join("broker.log");
         let mut b = Broker {
             child: None,
@@ -70,7 +84,11 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
         let child = Command::new(weir_binary())
             .args(["serve", "--listen", &self.addr(), "--data-dir"])
             .arg(self.dir.path().join("data"))
@@ -96,7 +114,10 @@ impl Broker {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("weir did not become ready; log:\n{}", std::fs::read_to_string(&self.log_path).unwrap_or_default());
+        panic!(
+            "weir did not become ready; log:\n{}",
+            std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        );
     }
 
     pub fn client(&self) -> Client {
@@ -125,20 +146,38 @@ impl Drop for Broker {
 /// Produce `count` records to each of `partitions` partitions of a new
 /// topic: key `k-{p}-{i}`, value from `value(p, i)`, one header `n` = `i`;
 /// batches of 500, acks=all.
-pub fn produce(broker: &Broker, topic: &str, partitions: i32, count: usize, value: impl Fn(i32, usize) -> String) {
+pub fn produce(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    value: impl Fn(i32, usize) -> String,
+) {
     let mut c = broker.client();
     c.create_topic(topic, partitions, &[]).unwrap();
     let m = c.metadata(Some(&[topic])).unwrap();
     let t = &m.topics[0];
     for p in 0..partitions {
-        let leader = t.partitions.iter().find(|x| x.partition_index == p).unwrap().leader_id.0;
+        let leader = t
+            .partitions
+            .iter()
+            .find(|x| x.partition_index == p)
+            .unwrap()
+            .leader_id
+            .0;
         let b = m.brokers.iter().find(|b| b.node_id.0 == leader).unwrap();
         let mut lc = Client::connect(format!("{}:{}", b.host, b.port), Duration::from_secs(5)).unwrap();
         for first in (0..count).step_by(500) {
-            let mut builder = weir_protocol::builder::BatchBuilder::new(weir_protocol::record_batch::Compression::None);
+            let mut builder =
+                weir_protocol::builder::BatchBuilder::new(weir_protocol::record_batch::Compression::None);
             for i in first..(first + 500).min(count) {
                 let (k, v, n) = (format!("k-{p}-{i}"), value(p, i), i.to_string());
-                builder.push(now_ms(), Some(k.as_bytes()), Some(v.as_bytes()), &[(b"n".as_slice(), Some(n.as_bytes()))]);
+                builder.push(
+                    now_ms(),
+                    Some(k.as_bytes()),
+                    Some(v.as_bytes()),
+                    &[(b"n".as_slice(), Some(n.as_bytes()))],
+                );
             }
             let mut out = bytes::BytesMut::new();
             builder.finish_into(&mut out).unwrap();
@@ -150,7 +189,8 @@ pub fn produce(broker: &Broker, topic: &str, partitions: i32, count: usize, valu
 /// Produce explicit (key, value) records to partition 0 of an existing topic.
 pub fn produce_records(broker: &Broker, topic: &str, records: &[(Option<&str>, Option<&str>)]) {
     let mut c = broker.client();
-    let mut builder = weir_protocol::builder::BatchBuilder::new(weir_protocol::record_batch::Compression::None);
+    let mut builder =
+        weir_protocol::builder::BatchBuilder::new(weir_protocol::record_batch::Compression::None);
     for (k, v) in records {
         builder.push(now_ms(), k.map(str::as_bytes), v.map(str::as_bytes), &[]);
     }
@@ -164,7 +204,10 @@ pub fn produce_records(broker: &Broker, topic: &str, records: &[(Option<&str>, O
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// A running weir-drain; killed on drop.
@@ -175,7 +218,11 @@ pub struct Drain {
 
 impl Drain {
     pub fn start(args: &[String], log_path: &Path) -> Self {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_weir-drain"))
             .args(args)
             .stdin(Stdio::null())
@@ -198,7 +245,11 @@ impl Drain {
     pub fn stop(&mut self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "weir-drain exited with {status}; log:\n{}", self.log());
+        assert!(
+            status.success(),
+            "weir-drain exited with {status}; log:\n{}",
+            self.log()
+        );
     }
 
     /// Wait for the drain to exit on its own (e.g. --exit-when-idle).
@@ -208,7 +259,11 @@ impl Drain {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "weir-drain did not exit; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "weir-drain did not exit; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -227,6 +282,13 @@ impl Drop for Drain {
 
 /// Run the drain to completion with `args`: (exit code, stderr).
 pub fn run_drain(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_weir-drain")).args(args).stdin(Stdio::null()).output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_weir-drain"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -47,7 +47,11 @@ impl Postgres {
         let dir = tempfile::Builder::new().prefix("weir-pg-").tempdir().unwrap();
         let as_postgres = unsafe { libc::geteuid() } == 0;
         if as_postgres {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
             assert!(status.success(), "chown postgres {}", dir.path().display());
         }
         let pg = Postgres {
@@ -56,7 +60,20 @@ impl Postgres {
             bin: bindir(),
             as_postgres,
         };
-        pg.run("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &pg.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
         pg.start_again();
         pg
     }
@@ -74,9 +91,21 @@ impl Postgres {
         } else {
             Command::new(exe)
         };
-        let out = cmd.args(args).stdin(Stdio::null()).output().expect("PostgreSQL tool runs");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "{tool} {args:?} failed: {text}\nlog:\n{}", self.log());
+        let out = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("PostgreSQL tool runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {text}\nlog:\n{}",
+            self.log()
+        );
         text
     }
 
@@ -92,7 +121,21 @@ impl Postgres {
             self.dir.path().display()
         );
         let log = self.dir.path().join("server.log").display().to_string();
-        self.run("pg_ctl", &["-D", &self.data(), "-l", &log, "-o", &options, "-w", "-t", "60", "start"]);
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
     }
 
     /// A fast shutdown: sessions are disconnected, the server writes a checkpoint.
