@@ -72,13 +72,16 @@ pub struct Drain {
     /// The partition a batch starts with turns round, so a backlog drains
     /// from every partition alike.
     turn: usize,
+    /// The database committed offsets the group has not been told of.
+    kafka_behind: bool,
 }
 
 impl Drain {
     pub fn new(settings: Settings, source: Source, sink: Sink, group: Membership, status: Reporter) -> Self {
-        // Two batches (200 ms) of burst: a round that takes longer than one
-        // batch's worth of time does not lose its tokens to the bucket's cap.
-        let burst = settings.rows_per_sec.map(|r| (r / 5).max(1));
+        // 500 ms of burst: after a round slowed by a slow commit (or a busy
+        // machine) the next transactions catch up, so the cap is also the
+        // rate a backlog drains at; in a 10 s window the burst is 5%.
+        let burst = settings.rows_per_sec.map(|r| (r / 2).max(1));
         let bucket = settings
             .rows_per_sec
             .zip(burst)
@@ -106,17 +109,21 @@ impl Drain {
             last_rows: Instant::now(),
             scratch: Vec::new(),
             turn: 0,
+            kafka_behind: false,
         }
     }
 
-    /// Rows one transaction may carry now.
-    fn batch_limit(&self) -> usize {
+    /// Rows one transaction may carry now: under a cap, 100 ms worth, or
+    /// more when tokens piled up while a round was slow.
+    fn batch_limit(&mut self) -> usize {
         let mut limit = self.settings.batch_rows;
         if let Some(a) = &self.aimd {
             limit = limit.min(a.size());
         }
-        if let Some(r) = self.settings.rows_per_sec {
-            limit = limit.min(usize::try_from((r / 10).max(1)).unwrap_or(usize::MAX));
+        if let (Some(r), Some(b)) = (self.settings.rows_per_sec, self.bucket.as_mut()) {
+            let tenth = (r / 10).max(1);
+            let cap = tenth.max(b.available(Instant::now()));
+            limit = limit.min(usize::try_from(cap).unwrap_or(usize::MAX));
         }
         limit.max(1)
     }
@@ -125,6 +132,7 @@ impl Drain {
     /// retry cannot fix.
     pub fn run(mut self) -> Result<(), String> {
         let result = self.run_loop();
+        self.commit_to_kafka(true);
         self.status.update(|s| s.state = "stopped");
         self.group.leave();
         self.status.stop();
@@ -176,6 +184,8 @@ impl Drain {
         }
         let batch = self.next_batch()?;
         if batch.advance.is_empty() {
+            // Idle: the group's offsets catch up with the database's now.
+            self.commit_to_kafka(false);
             return Ok(false);
         }
         self.last_rows = Instant::now();
@@ -390,6 +400,7 @@ impl Drain {
                     s.dead_letters += dead;
                     s.transactions += 1;
                 });
+                self.kafka_behind = true;
                 self.commit_to_kafka(false);
                 Ok(())
             }
@@ -432,12 +443,14 @@ impl Drain {
 
     /// OffsetCommit to the group at most once a second (or now, with `force`).
     fn commit_to_kafka(&mut self, force: bool) {
-        if !force && self.last_commit.elapsed() < Duration::from_secs(1) {
+        if !self.kafka_behind || !force && self.last_commit.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.last_commit = Instant::now();
+        self.kafka_behind = false;
         let offsets: Vec<(i32, i64)> = self.pos.iter().map(|(&p, pos)| (p, pos.db)).collect();
         if let Err(e) = self.group.commit(&offsets) {
+            self.kafka_behind = true;
             self.note_error(&e);
         }
     }

@@ -223,8 +223,14 @@ fn range_assign(members: &[(String, Bytes)], topic: &str, partitions: i32) -> Ve
 
 fn heartbeat_loop(shared: &Shared, group: &str, interval: Duration) {
     let mut conn: Option<(String, Client)> = None;
+    let mut last = std::time::Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
-        std::thread::sleep(interval);
+        // Short naps, so a leaving drain is not held up by a whole interval.
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() < interval {
+            continue;
+        }
+        last = std::time::Instant::now();
         let (addr, generation, member_id) = {
             let s = shared.state.lock().expect("heartbeat state");
             (s.addr.clone(), s.generation, s.member_id.clone())

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 /// A token bucket in rows. Rows are taken before the transaction that
 /// writes them, so the committed rate can run ahead of the cap by at most
-/// `burst` rows (the drain uses two batches, 200 ms at the cap).
+/// `burst` rows (the drain uses 500 ms at the cap, so a round slowed by a
+/// slow commit can catch up).
 #[derive(Debug)]
 pub struct TokenBucket {
     rate: f64,
@@ -35,6 +36,12 @@ impl TokenBucket {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.at = now;
+    }
+
+    /// Rows that may go now (at most `burst`).
+    pub fn available(&mut self, now: Instant) -> u64 {
+        self.refill(now);
+        self.tokens.max(0.0) as u64
     }
 
     /// How long to wait before `rows` may go (zero: take them now).

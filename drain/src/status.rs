@@ -82,10 +82,11 @@ fn report_loop(stats: &Mutex<Stats>, stop: &AtomicBool, output: Output, file: Op
     let start = Instant::now();
     let mut last = (Instant::now(), 0u64);
     loop {
-        let finishing = stop.load(Ordering::Acquire);
-        if !finishing {
-            std::thread::sleep(Duration::from_secs(1));
+        let tick = Instant::now();
+        while !stop.load(Ordering::Acquire) && tick.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let finishing = stop.load(Ordering::Acquire);
         let s = stats.lock().expect("stats").clone();
         let now = Instant::now();
         let rate = (s.rows - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);

@@ -364,8 +364,9 @@ fn given_a_latency_target_when_draining_should_grow_the_batch_and_report_json_st
 }
 
 /// COPY against multi-row INSERT on the same 100,000-record backlog, in the
-/// same run (`cargo test -p weir-drain --release --test drain -- --ignored
-/// --nocapture measure`; docs/peak-shaving.md has the numbers).
+/// same run, twice each (`cargo build --release -p weir-drain`, then
+/// `WEIR_DRAIN_BIN=target/release/weir-drain cargo test -p weir-drain --test
+/// drain -- --ignored --nocapture measure`; docs/peak-shaving.md has the numbers).
 #[test]
 #[ignore = "a measurement, not a check"]
 fn measure_copy_vs_insert() {

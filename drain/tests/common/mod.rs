@@ -210,6 +210,13 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// The drain binary under test; `WEIR_DRAIN_BIN` points elsewhere (e.g. a
+/// release build for `measure_copy_vs_insert`).
+pub fn drain_bin() -> PathBuf {
+    std::env::var_os("WEIR_DRAIN_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weir-drain")), PathBuf::from)
+}
+
 /// A running weir-drain; killed on drop.
 pub struct Drain {
     pub child: Child,
@@ -223,7 +230,7 @@ impl Drain {
             .append(true)
             .open(log_path)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_weir-drain"))
+        let child = Command::new(drain_bin())
             .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
