@@ -289,7 +289,7 @@ impl Drop for Drain {
 
 /// Run the drain to completion with `args`: (exit code, stderr).
 pub fn run_drain(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_weir-drain"))
+    let out = Command::new(drain_bin())
         .args(args)
         .stdin(Stdio::null())
         .output()
