@@ -399,6 +399,7 @@ impl Drain {
                     s.rows += rows;
                     s.dead_letters += dead;
                     s.transactions += 1;
+                    s.txn_busy += latency;
                 });
                 self.kafka_behind = true;
                 self.commit_to_kafka(false);

@@ -6,8 +6,6 @@
 //! record key fills the key column). A record that cannot be mapped becomes a
 //! `DeadLetter` with the reason: never dropped. Pure; any thread.
 
-use std::fmt::Write as _;
-
 use serde_json::Value;
 use weir_protocol::records::Record;
 
@@ -138,11 +136,19 @@ impl JsonMapping {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
     }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    push_hex(&mut s, bytes);
     s
 }
 
@@ -165,9 +171,7 @@ pub fn copy_bytea(out: &mut String, bytes: Option<&[u8]>) {
         None => out.push_str("\\N"),
         Some(b) => {
             out.push_str("\\\\x");
-            for byte in b {
-                let _ = write!(out, "{byte:02x}");
-            }
+            push_hex(out, b);
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct Stats {
     /// Latency of the last second's transactions (p50, p99, max), microseconds.
     pub latency_us: (u64, u64, u64),
     pub last_error: Option<String>,
+    /// Time spent in committed transactions (rows, dead letters, offsets,
+    /// commit): rows / this is the write path's own speed.
+    pub txn_busy: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +133,7 @@ fn status_json(s: &Stats, rate: f64, uptime: Duration) -> serde_json::Value {
             "max": s.latency_us.2 as f64 / 1000.0,
         },
         "last_error": s.last_error,
+        "txn_busy_s": (s.txn_busy.as_secs_f64() * 1000.0).round() / 1000.0,
     })
 }
 

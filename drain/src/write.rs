@@ -7,10 +7,12 @@
 //! table follows offset order; one INSERT statement carries at most
 //! `INSERT_ROWS_MAX` rows (PostgreSQL allows 65535 parameters).
 //!
-//! COPY vs multi-row INSERT, measured with `weir-drain --exit-when-idle` on a
-//! 100,000-record backlog (raw mode, local PostgreSQL 15, 2 shared vCPUs,
-//! debug build of the drain, batch 5000): see docs/peak-shaving.md for the
-//! numbers; COPY is the default because it measured faster.
+//! COPY vs multi-row INSERT, measured with `measure_copy_vs_insert`
+//! (drain/tests/drain.rs; release build, 100,000 raw records, batch 5000,
+//! local PostgreSQL 15, a shared 2-vCPU machine at load 12-16), rows/s inside
+//! transactions, three alternating rounds: COPY 25,595 / 26,420 / 32,755,
+//! INSERT 32,927 / 22,257 / 26,048: a tie within the noise (medians 26,420 vs
+//! 26,048). COPY stays the default; see docs/peak-shaving.md.
 
 use std::collections::HashMap;
 use std::io::Write as _;
