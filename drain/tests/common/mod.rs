@@ -36,20 +36,13 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `weir` broker binary: `cargo test --workspace` builds it; alone,
-/// `cargo test -p weir-drain` builds it here once.
+/// The `weir` broker binary, which `cargo test --workspace` builds (alone,
+/// run `cargo build -p weir-broker --bin weir` first).
 pub fn weir_binary() -> PathBuf {
     let path = bin_dir().join("weir");
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "weir-broker", "--bin", "weir"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cargo build -p weir-broker --bin weir failed");
-    }
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build -p weir-broker --bin weir`",
+        "{} is missing: run `cargo build -p weir-broker --bin weir` (or `cargo test --workspace`)",
         path.display()
     );
     path
@@ -248,10 +241,10 @@ impl Drain {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM and wait for exit 0.
+    /// SIGTERM and wait (at most 30 s) for exit 0.
     pub fn stop(&mut self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
+        let status = self.wait(Duration::from_secs(30));
         assert!(
             status.success(),
             "weir-drain exited with {status}; log:\n{}",
