@@ -165,46 +165,6 @@ pub fn copy_text(out: &mut String, text: &str) {
     }
 }
 
-/// Append a bytea (or NULL) for COPY's text format: `\\x` then hex.
-pub fn copy_bytea(out: &mut String, bytes: Option<&[u8]>) {
-    match bytes {
-        None => out.push_str("\\N"),
-        Some(b) => {
-            out.push_str("\\\\x");
-            push_hex(out, b);
-        }
-    }
-}
-
-/// A Kafka timestamp (ms since the epoch, UTC) as PostgreSQL timestamptz input.
-pub fn timestamp_text(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{millis:03}+00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,20 +181,11 @@ mod tests {
     }
 
     #[test]
-    fn given_epoch_millis_when_formatted_should_be_utc_text() {
-        assert_eq!(timestamp_text(0), "1970-01-01 00:00:00.000+00");
-        assert_eq!(timestamp_text(1_709_210_096_789), "2024-02-29 12:34:56.789+00");
-        assert_eq!(timestamp_text(-1), "1969-12-31 23:59:59.999+00");
-    }
-
-    #[test]
     fn given_copy_special_characters_when_escaped_should_round_trip_in_copy_text() {
         let mut s = String::new();
         copy_text(&mut s, "a\tb\\c\nd");
         assert_eq!(s, "a\\tb\\\\c\\nd");
-        let mut b = String::new();
-        copy_bytea(&mut b, Some(&[0, 255]));
-        assert_eq!(b, "\\\\x00ff");
+        assert_eq!(hex(&[0, 255]), "00ff");
     }
 
     #[test]

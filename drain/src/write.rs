@@ -9,10 +9,12 @@
 //!
 //! COPY vs multi-row INSERT, measured with `measure_copy_vs_insert`
 //! (drain/tests/drain.rs; release build, 100,000 raw records, batch 5000,
-//! local PostgreSQL 15, a shared 2-vCPU machine at load 12-16), rows/s inside
-//! transactions, three alternating rounds: COPY 25,595 / 26,420 / 32,755,
-//! INSERT 32,927 / 22,257 / 26,048: a tie within the noise (medians 26,420 vs
-//! 26,048). COPY stays the default; see docs/peak-shaving.md.
+//! local PostgreSQL 15, a shared 2-vCPU machine at load 14), rows/s inside
+//! transactions, three alternating rounds: binary COPY 41,684 / 32,637 /
+//! 30,731, INSERT 19,724 / 24,808 / 18,242. COPY won every round, so it is
+//! the default (raw mode uses binary COPY; JSON mode text COPY, since
+//! PostgreSQL parses each column from text). Text COPY of raw rows (bytea as
+//! hex) had tied with INSERT; see docs/peak-shaving.md.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -21,7 +23,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use postgres::types::ToSql;
 use postgres::Transaction;
 
-use crate::rows::{copy_bytea, copy_text, timestamp_text, DeadLetter, JsonRow, RawRow};
+use crate::rows::{copy_text, DeadLetter, JsonRow, RawRow};
 use crate::sink::{Batch, Method, Mode};
 
 /// Rows per INSERT statement: 7 raw columns x 1000 = 7000 parameters.
@@ -70,37 +72,59 @@ pub fn rows(
     }
 }
 
+/// Raw rows as binary COPY: no text escaping, bytea without hex doubling.
 fn copy_raw(tx: &mut Transaction<'_>, t: &Target<'_>, rows: &[RawRow]) -> Result<(), postgres::Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut w = tx.copy_in(&format!("COPY {} ({RAW_COLUMNS}) FROM STDIN", t.table))?;
-    let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 4096);
-    let mut topic = String::new();
-    copy_text(&mut topic, t.topic);
+    let mut w = tx.copy_in(&format!(
+        "COPY {} ({RAW_COLUMNS}) FROM STDIN (FORMAT binary)",
+        t.table
+    ))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
     for r in rows {
-        buf.push_str(&topic);
-        buf.push('\t');
-        buf.push_str(&format!(
-            "{}\t{}\t{}\t",
-            r.partition,
-            r.offset,
-            timestamp_text(r.timestamp_ms)
-        ));
-        copy_bytea(&mut buf, r.key.as_deref());
-        buf.push('\t');
-        copy_bytea(&mut buf, r.value.as_deref());
-        buf.push('\t');
-        copy_text(&mut buf, &r.headers);
-        buf.push('\n');
+        buf.extend_from_slice(&7i16.to_be_bytes());
+        binary_field(&mut buf, Some(t.topic.as_bytes()));
+        binary_field(&mut buf, Some(&r.partition.to_be_bytes()));
+        binary_field(&mut buf, Some(&r.offset.to_be_bytes()));
+        binary_field(&mut buf, Some(&timestamptz_binary(r.timestamp_ms).to_be_bytes()));
+        binary_field(&mut buf, r.key.as_deref());
+        binary_field(&mut buf, r.value.as_deref());
+        // jsonb's binary form: version 1, then the text.
+        let len = i32::try_from(r.headers.len() + 1).unwrap_or(i32::MAX);
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.push(1);
+        buf.extend_from_slice(r.headers.as_bytes());
         if buf.len() >= COPY_CHUNK_BYTES {
-            w.write_all(buf.as_bytes()).map_err(io_to_pg)?;
+            w.write_all(&buf).map_err(io_to_pg)?;
             buf.clear();
         }
     }
-    w.write_all(buf.as_bytes()).map_err(io_to_pg)?;
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    w.write_all(&buf).map_err(io_to_pg)?;
     w.finish()?;
     Ok(())
+}
+
+/// One binary COPY field: its length (-1 for NULL), then its bytes.
+fn binary_field(buf: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        Some(v) => {
+            buf.extend_from_slice(&i32::try_from(v.len()).unwrap_or(i32::MAX).to_be_bytes());
+            buf.extend_from_slice(v);
+        }
+    }
+}
+
+/// A Kafka timestamp (ms since 1970) as timestamptz's binary form:
+/// microseconds since 2000-01-01 00:00:00 UTC.
+fn timestamptz_binary(ms: i64) -> i64 {
+    const PG_EPOCH_MS: i64 = 946_684_800_000;
+    ms.saturating_sub(PG_EPOCH_MS).saturating_mul(1000)
 }
 
 fn copy_json(tx: &mut Transaction<'_>, t: &Target<'_>, rows: &[JsonRow]) -> Result<(), postgres::Error> {
@@ -357,4 +381,24 @@ pub fn dead_letters<'a>(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_kafka_millis_when_converted_should_count_microseconds_from_2000() {
+        assert_eq!(timestamptz_binary(946_684_800_000), 0);
+        assert_eq!(timestamptz_binary(946_684_800_001), 1000);
+        assert_eq!(timestamptz_binary(0), -946_684_800_000_000);
+    }
+
+    #[test]
+    fn given_rows_and_columns_when_listed_should_number_placeholders_in_order() {
+        assert_eq!(
+            values_list(2, 2, |_, n| format!("${n}")),
+            "VALUES ($1, $2), ($3, $4)"
+        );
+    }
 }

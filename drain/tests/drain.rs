@@ -87,6 +87,15 @@ fn check_exactly_once(db: &mut postgres::Client, table: &str, partitions: i32, p
         let headers: String = r.get(4);
         assert_eq!(headers, format!(r#"[{{"key": "n", "value": "{offset}"}}]"#));
     }
+    // The record timestamps (binary COPY's timestamptz) are the produce time.
+    let odd: i64 = db
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE ts IS NULL OR ts < now() - interval '10 minutes' OR ts > now()"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(odd, 0, "rows whose ts is not the produce time");
     let stored: Vec<(i32, i64)> = db
         .query("SELECT partition, next_offset FROM weir_drain_offsets WHERE \"group\" = 'g-drain' ORDER BY partition", &[])
         .unwrap()
