@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # cargo's config variable) moves them out of ./target.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CARGO_BUILD_TARGET_DIR),target)
 
-.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-micro clean compat-matrix
+.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-micro bench-peak clean compat-matrix
 
 run: release
 	$(TARGET_DIR)/release/weir serve
@@ -75,6 +75,18 @@ bench:
 bench-metrics:
 	$(CARGO) build --release --bin weir --bin weir-loadgen
 	bash loadgen/scripts/metrics-cost.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
+
+# The flash-sale scenario (docs/peak-shaving.md): a burst of orders at 10x the
+# drain cap for 30 s into Weir, drained into a throwaway PostgreSQL by weir-drain,
+# beside the same burst written straight to PostgreSQL by pgbench, and the
+# backlog-bound variant. Reports in target/bench-peak/ (peak.html, peak.json).
+# PEAK_FLAGS="--burst 5" for a quick run; benches/peak/peak.py --help for the rest.
+PEAK_FLAGS ?=
+bench-peak: test-deps
+	$(CARGO) build --release --bin weir --bin weir-loadgen --bin weir-drain
+	python3 benches/peak/peak.py --weir $(TARGET_DIR)/release/weir \
+	  --loadgen $(TARGET_DIR)/release/weir-loadgen --drain $(TARGET_DIR)/release/weir-drain \
+	  --out $(TARGET_DIR)/bench-peak $(PEAK_FLAGS)
 
 # Raw glommio DMA writer vs the partition log, same bytes, one run (docs/benchmarks.md).
 bench-log:

@@ -191,6 +191,11 @@ pub struct RunArgs {
     /// Retries of a batch after a retriable error.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+    /// A produce error retries cannot fix (a backlog bound's rejection) counts
+    /// the batch's records as failed and the run goes on, instead of ending
+    /// it: for scenarios where rejections are the expected answer.
+    #[arg(long)]
+    pub keep_going: bool,
     /// Timeout for connecting and for each request.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub request_timeout: Duration,
@@ -386,6 +391,7 @@ pub struct RunConfig {
     pub txn_abort_every: u64,
     pub isolation: Isolation,
     pub retries: u32,
+    pub keep_going: bool,
     pub request_timeout_ms: u64,
     pub from: StartFrom,
     pub to_end: bool,
@@ -465,6 +471,7 @@ impl RunArgs {
             txn_abort_every: self.txn_abort_every,
             isolation: self.isolation,
             retries: self.retries,
+            keep_going: self.keep_going,
             request_timeout_ms: self.request_timeout.as_millis().max(1) as u64,
             from,
             to_end: self.to_end,

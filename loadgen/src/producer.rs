@@ -457,8 +457,11 @@ async fn settle(
                 if !is_retriable(code) || attempt >= ctx.cfg.retries || ctx.shared.stopped() {
                     ctx.stats.borrow_mut().failed_records += sealed.records;
                     // A benchmark that loses records is void: end it now (the
-                    // report is still written, and the exit status says so).
-                    ctx.shared.request_stop();
+                    // report is still written, and the exit status says so),
+                    // unless rejections are what the scenario measures.
+                    if !ctx.cfg.keep_going {
+                        ctx.shared.request_stop();
+                    }
                     break;
                 }
             }

@@ -312,6 +312,44 @@ fn given_non_retriable_error_when_producing_should_exit_nonzero_naming_the_code(
     assert!(u64_at(&report, "/totals/all/failed_records") > 0);
 }
 
+#[test]
+fn given_keep_going_when_a_produce_is_rejected_should_go_on_and_count_it_per_second() {
+    let broker = erring_broker(87, 2); // INVALID_RECORD, twice
+    let tmp = dir();
+    let args = [
+        "produce",
+        "--topic",
+        "reject",
+        "--records",
+        "3000",
+        "--record-size",
+        "64",
+        "--batch-bytes",
+        "4096",
+        "--rate",
+        "3000",
+        "--keep-going",
+    ];
+    let (output, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
+    // Records were lost, so the exit status still says so.
+    assert!(!output.status.success());
+    let report = report.expect("report");
+    let failed = u64_at(&report, "/totals/all/failed_records");
+    let acked = u64_at(&report, "/totals/all/acked_records");
+    assert!(failed > 0, "two batches were rejected");
+    assert_eq!(acked + failed, 3000, "the run went on to the end");
+    assert_eq!(broker.stats().acked_records.load(Ordering::Relaxed), acked);
+    let timeline = report["timeline"].as_array().expect("timeline");
+    let sum = |field: &str| timeline.iter().map(|p| p[field].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("failed_records"), failed);
+    assert_eq!(sum("sent_records"), 3000);
+    let by_code: u64 = timeline
+        .iter()
+        .filter_map(|p| p["errors_by_code"]["INVALID_RECORD(87)"].as_u64())
+        .sum();
+    assert_eq!(by_code, 2);
+}
+
 /// A null broker that keeps what it is sent and serves it back; with `reorder_every` N it
 /// stores every Nth batch of a partition before the previous one, as a reordering broker would.
 fn storing_broker(reorder_every: u64) -> NullBroker {

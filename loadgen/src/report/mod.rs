@@ -180,6 +180,12 @@ pub struct TimelinePoint {
     pub e2e_p99_us: u64,
     pub e2e_max_us: u64,
     pub errors: u64,
+    /// Records handed to a Produce request this second (first sends only).
+    pub sent_records: u64,
+    /// Records given up this second (a non-retriable error or retries out).
+    pub failed_records: u64,
+    /// This second's errors by name, as in the report's `errors`.
+    pub errors_by_code: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -541,5 +547,8 @@ fn point(iv: &Interval, warmup_s: u64) -> TimelinePoint {
         e2e_p99_us: e.p99_us,
         e2e_max_us: e.max_us,
         errors: iv.errors.values().sum(),
+        sent_records: iv.sent_records,
+        failed_records: iv.failed_records,
+        errors_by_code: iv.errors.clone(),
     }
 }
