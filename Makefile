@@ -84,7 +84,7 @@ bench-metrics:
 PEAK_FLAGS ?=
 bench-peak: test-deps
 	$(CARGO) build --release --bin weir --bin weir-loadgen --bin weir-drain
-	python3 benches/peak/peak.py --weir $(TARGET_DIR)/release/weir \
+	$(PY) benches/peak/peak.py --weir $(TARGET_DIR)/release/weir \
 	  --loadgen $(TARGET_DIR)/release/weir-loadgen --drain $(TARGET_DIR)/release/weir-drain \
 	  --out $(TARGET_DIR)/bench-peak $(PEAK_FLAGS)
 

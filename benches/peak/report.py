@@ -120,8 +120,23 @@ def summarize(r):
                   f"| check: stock never negative | {'ok' if d['verify']['stock_min'] >= 0 else 'FAILED'} |",
                   ""]
         ok = ok and d["verify"]["stock_min"] >= 0
-    if a.get("unpaid") is False:
-        lines += ["Unpaid-order timeout: TODO (needs delayed delivery; not run).", ""]
+    u = r["stages"].get("unpaid")
+    if u:
+        lines += [f"### unpaid: payment deadlines delayed {u['delay_s']} s (delayed delivery)", "",
+                  "| measure | value |", "| --- | --- |",
+                  f"| deadlines produced (in {u['produce_s']} s) / delivered / early | "
+                  f"{u['deadlines']:,} / {u['delivered']:,} / {u['early']} |",
+                  f"| first / last delivered after the first produce | {u['first_after_s']} s / "
+                  f"{u['last_after_s']} s |",
+                  f"| paid / expired (stock returned) / still reserved | {u['paid']:,} / "
+                  f"{u['expired']:,} / {u['still_reserved']} |",
+                  f"| stock left / min per item | {u['stock_left']:,} / {u['stock_min']} |"]
+        for check, good in u["checks"].items():
+            lines.append(f"| check: {check} | {'ok' if good else 'FAILED'} |")
+            ok = ok and good
+        lines.append("")
+    elif a.get("unpaid", 0) == 0:
+        lines += ["Unpaid-order timeout: not run (`--unpaid SECONDS`; needs delayed delivery).", ""]
     return "\n".join(lines), ok
 
 
@@ -131,6 +146,7 @@ COLORS = {"offered": "#888", "accepted": "#1f77b4", "rejected": "#d62728", "db":
 
 def svg_plot(series, right, title, width=900, height=320):
     """Lines on one time axis; `right` names the series on the right-hand axis."""
+    series = {k: [(t, y) for t, y in s if t >= 0] for k, s in series.items()}
     ml, mr, mt, mb = 60, 70, 30, 40
     w, h = width - ml - mr, height - mt - mb
     pts = [p for s in series.values() for p in s]
