@@ -9,9 +9,9 @@
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::screen::{authorized_operations, take_denied, Screened, GROUP_DENIED, TOPIC_DENIED};
+use super::screen::{take_denied, Screened, GROUP_DENIED, TOPIC_DENIED};
 use super::Access;
-use crate::metadata::acl::{op, resource};
+use crate::metadata::acl::op;
 use crate::metadata::Catalog;
 
 /// The share-group APIs (`screen.rs` routes only them here).
