@@ -347,6 +347,22 @@ fn runtime(out: &mut String, shards: &[ShardSnapshot], health: &Health<'_>) {
     per_shard(
         out,
         shards,
+        "weir_backlog_rejections_total",
+        "counter",
+        "Produce partitions refused past their topic's backlog bound (backlog.policy=reject), per shard.",
+        |s| s.backlog[0].to_string(),
+    );
+    per_shard(
+        out,
+        shards,
+        "weir_backlog_throttled_total",
+        "counter",
+        "Produce partitions accepted past their topic's backlog bound with a throttle time (backlog.policy=throttle), per shard.",
+        |s| s.backlog[1].to_string(),
+    );
+    per_shard(
+        out,
+        shards,
         "weir_in_flight_requests",
         "gauge",
         "Requests decoded and not yet answered, per shard.",
