@@ -32,9 +32,11 @@ pub const REFRESH_MS: u64 = 250;
 pub const THROTTLE_MIN_MS: u64 = 100;
 /// Added throttle per whole bound the backlog is over it.
 pub const THROTTLE_PER_BOUND_MS: u64 = 1_000;
-/// The longest throttle one answer carries (Kafka's quotas cap theirs at the
-/// quota window; a client should hear back well within request.timeout.ms).
-pub const THROTTLE_MAX_MS: u64 = 30_000;
+/// The longest throttle one answer carries. A muted connection delays the
+/// requests a client already pipelined on it, each by up to this much, and all
+/// three clients time a request out after 30 s (request.timeout.ms, kafkajs's
+/// requestTimeout): a few pipelined requests must still fit.
+pub const THROTTLE_MAX_MS: u64 = 5_000;
 
 /// One partition's backlog now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
