@@ -60,6 +60,20 @@ fn parse(broker: &Broker, what: &str, out: &std::process::Output) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON from {what}: {e}: {stdout}"))
 }
 
+fn weir(broker: &Broker, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .args(["--bootstrap", &broker.addr()])
+        .output()
+        .expect("weir runs");
+    assert!(
+        out.status.success(),
+        "weir {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn create(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
     c.create_topic(topic, 1, configs).unwrap();
 }
@@ -152,6 +166,27 @@ fn given_a_reject_bound_when_nothing_reads_should_refuse_past_it_then_take_again
     c.commit_offsets("slow", -1, "", &[("buffer", 0, 1)]).unwrap();
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(produce(&mut c, "buffer", blob_batch(100, 1024)).0, 44);
+    // `weir topic backlog` names the slowest group; `weir group describe` shows the bytes.
+    let table = weir(&broker, &["topic", "backlog", "buffer"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("0 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let records = (end - 1).to_string();
+    assert_eq!(
+        cells[..6],
+        ["0", "0", &end.to_string(), "slow", "1", &records],
+        "{table}"
+    );
+    let bytes: u64 = cells[6].trim_start_matches('~').parse().unwrap();
+    assert!(bytes > (end as u64 - 1) * 1024 && bytes < MIB + 65_536, "{table}");
+    assert!(
+        table.contains("backlog.bytes.max 1048576") && table.contains("backlog.policy reject"),
+        "{table}"
+    );
+    let fast = weir(&broker, &["group", "describe", "fast"]);
+    assert!(fast.contains("BACKLOG-BYTES") && fast.contains(" ~0 "), "{fast}");
     c.commit_offsets("slow", -1, "", &[("buffer", 0, end)]).unwrap();
     wait_accepted(&mut c, "buffer", Duration::from_secs(3));
     let r = py(
