@@ -89,11 +89,9 @@ fn measure(log: &PartitionLog, floor: Option<i64>) -> Backlog {
 pub fn check(
     shard: &ShardContext,
     queue: &QueueConfig,
-    topic: &str,
-    partition: i32,
+    (topic, partition): (&str, i32),
     log: &PartitionLog,
-    batch_bytes: u64,
-    batch_records: u64,
+    (batch_bytes, batch_records): (u64, u64),
 ) -> Result<i32, Refused> {
     let (bytes_max, records_max) = queue.backlog_bounds();
     if bytes_max.is_none() && records_max.is_none() {

@@ -166,27 +166,7 @@ fn given_a_reject_bound_when_nothing_reads_should_refuse_past_it_then_take_again
     c.commit_offsets("slow", -1, "", &[("buffer", 0, 1)]).unwrap();
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(produce(&mut c, "buffer", blob_batch(100, 1024)).0, 44);
-    // `weir topic backlog` names the slowest group; `weir group describe` shows the bytes.
-    let table = weir(&broker, &["topic", "backlog", "buffer"]);
-    let row = table
-        .lines()
-        .find(|l| l.starts_with("0 "))
-        .unwrap_or_else(|| panic!("{table}"));
-    let cells: Vec<&str> = row.split_whitespace().collect();
-    let records = (end - 1).to_string();
-    assert_eq!(
-        cells[..6],
-        ["0", "0", &end.to_string(), "slow", "1", &records],
-        "{table}"
-    );
-    let bytes: u64 = cells[6].trim_start_matches('~').parse().unwrap();
-    assert!(bytes > (end as u64 - 1) * 1024 && bytes < MIB + 65_536, "{table}");
-    assert!(
-        table.contains("backlog.bytes.max 1048576") && table.contains("backlog.policy reject"),
-        "{table}"
-    );
-    let fast = weir(&broker, &["group", "describe", "fast"]);
-    assert!(fast.contains("BACKLOG-BYTES") && fast.contains(" ~0 "), "{fast}");
+    check_cli(&broker, end);
     c.commit_offsets("slow", -1, "", &[("buffer", 0, end)]).unwrap();
     wait_accepted(&mut c, "buffer", Duration::from_secs(3));
     let r = py(
@@ -204,6 +184,30 @@ fn given_a_reject_bound_when_nothing_reads_should_refuse_past_it_then_take_again
     broker.restart();
     let mut c = broker.client();
     wait_accepted(&mut c, "buffer", Duration::from_secs(3));
+}
+
+/// `weir topic backlog` names the slowest group; `weir group describe` shows the bytes.
+fn check_cli(broker: &Broker, end: i64) {
+    let table = weir(broker, &["topic", "backlog", "buffer"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("0 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let records = (end - 1).to_string();
+    assert_eq!(
+        cells[..6],
+        ["0", "0", &end.to_string(), "slow", "1", &records],
+        "{table}"
+    );
+    let bytes: u64 = cells[6].trim_start_matches('~').parse().unwrap();
+    assert!(bytes > (end as u64 - 1) * 1024 && bytes < MIB + 65_536, "{table}");
+    assert!(
+        table.contains("backlog.bytes.max 1048576") && table.contains("backlog.policy reject"),
+        "{table}"
+    );
+    let fast = weir(broker, &["group", "describe", "fast"]);
+    assert!(fast.contains("BACKLOG-BYTES") && fast.contains(" ~0 "), "{fast}");
 }
 
 /// A 100 KiB batch is accepted within `within` (the floors refresh every 250 ms).

@@ -339,23 +339,7 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
             }
         }
     }
-    let batch_records = ranges
-        .iter()
-        .filter_map(|r| record_batch::header(&records[r.clone()]).ok())
-        .map(|h| u64::try_from(h.last_offset_delta.get()).map_or(0, |d| d + 1))
-        .sum();
-    let throttle_ms = match shard.catalog().topic(&part.topic) {
-        Some(meta) => crate::backlog::check(
-            shard,
-            &meta.config.queue,
-            &part.topic,
-            part.partition,
-            &log,
-            records.len() as u64,
-            batch_records,
-        )?,
-        None => 0,
-    };
+    let throttle_ms = backlog_check(shard, (&part.topic, part.partition), &log, &records, &ranges)?;
     let mut appended: Option<Appended> = None;
     // The common single-batch case hands over the frame's own `Bytes`, so the
     // log can patch base_offset in place when nothing else references them.
@@ -384,6 +368,28 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
         }
     }
     Ok(appended.expect("at least one batch was appended"))
+}
+
+/// The topic's backlog bound (backlog.rs) for this part's batches: the
+/// throttle time, or the refusal. Reads each batch's header, not its records.
+fn backlog_check(
+    shard: &ShardContext,
+    (topic, partition): (&str, i32),
+    log: &PartitionLog,
+    records: &Bytes,
+    ranges: &[std::ops::Range<usize>],
+) -> Result<i32, Refused> {
+    let catalog = shard.catalog();
+    let Some(meta) = catalog.topic(topic) else {
+        return Ok(0);
+    };
+    let batch_records = ranges
+        .iter()
+        .filter_map(|r| record_batch::header(&records[r.clone()]).ok())
+        .map(|h| u64::try_from(h.last_offset_delta.get()).map_or(0, |d| d + 1))
+        .sum();
+    let batch = (records.len() as u64, batch_records);
+    crate::backlog::check(shard, &meta.config.queue, (topic, partition), log, batch)
 }
 
 /// A fenced log answers KAFKA_STORAGE_ERROR; reopen it in the background so it takes

@@ -32,6 +32,7 @@ pub fn render(shards: &[ShardSnapshot], health: &Health<'_>) -> String {
     partitions(&mut out, shards);
     lag(&mut out, shards);
     runtime(&mut out, shards, health);
+    backlog(&mut out, shards);
     out
 }
 
@@ -335,15 +336,8 @@ fn lag(out: &mut String, shards: &[ShardSnapshot]) {
     }
 }
 
-fn runtime(out: &mut String, shards: &[ShardSnapshot], health: &Health<'_>) {
-    per_shard(
-        out,
-        shards,
-        "weir_connections",
-        "gauge",
-        "Open client connections, per shard.",
-        |s| s.connections.to_string(),
-    );
+/// The backlog bound's counters (backlog.rs).
+fn backlog(out: &mut String, shards: &[ShardSnapshot]) {
     per_shard(
         out,
         shards,
@@ -359,6 +353,17 @@ fn runtime(out: &mut String, shards: &[ShardSnapshot], health: &Health<'_>) {
         "counter",
         "Produce partitions accepted past their topic's backlog bound with a throttle time (backlog.policy=throttle), per shard.",
         |s| s.backlog[1].to_string(),
+    );
+}
+
+fn runtime(out: &mut String, shards: &[ShardSnapshot], health: &Health<'_>) {
+    per_shard(
+        out,
+        shards,
+        "weir_connections",
+        "gauge",
+        "Open client connections, per shard.",
+        |s| s.connections.to_string(),
     );
     per_shard(
         out,
