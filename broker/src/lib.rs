@@ -9,7 +9,6 @@
 //! `weir-client`; the library itself holds no Kafka client.
 
 pub mod acl;
-pub mod backlog;
 pub mod config;
 pub mod deadline;
 pub mod error;

@@ -406,7 +406,7 @@ impl GroupCoordinator {
     }
 
     /// The lowest offset any group on this shard committed for each of
-    /// `partitions` (`None`: none did), for the backlog bound (backlog.rs).
+    /// `partitions` (`None`: none did), for the backlog bound (handlers/backlog.rs).
     /// Costs one map probe per group and partition asked about.
     pub fn lowest_committed(&self, partitions: &[(String, i32)]) -> Vec<Option<i64>> {
         let state = self.store.state();

@@ -389,7 +389,7 @@ fn backlog_check(
         .map(|h| u64::try_from(h.last_offset_delta.get()).map_or(0, |d| d + 1))
         .sum();
     let batch = (records.len() as u64, batch_records);
-    crate::backlog::check(shard, &meta.config.queue, (topic, partition), log, batch)
+    crate::handlers::backlog::check(shard, &meta.config.queue, (topic, partition), log, batch)
 }
 
 /// A fenced log answers KAFKA_STORAGE_ERROR; reopen it in the background so it takes

@@ -468,7 +468,7 @@ impl PartitionLog {
     }
 
     /// Bytes from `offset` to the end of the log, for the backlog bound
-    /// (backlog.rs). Counted from the offset index entry at or before `offset`,
+    /// (handlers/backlog.rs). Counted from the offset index entry at or before `offset`,
     /// so it is never below the exact count and at most one index interval
     /// (`index_interval_bytes`) plus one batch above it. An offset at or below
     /// the log start counts the whole log; one at or past the end counts 0.

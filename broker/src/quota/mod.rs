@@ -219,7 +219,7 @@ impl ConnectionQuota {
     }
 
     /// Read nothing more from this connection for `ms` (KIP-219); a mute
-    /// already longer stays. Quotas and the backlog bound (backlog.rs) both use it.
+    /// already longer stays. Quotas and the backlog bound (handlers/backlog.rs) both use it.
     pub fn mute_for(&self, ms: i32) {
         if ms <= 0 {
             return;

@@ -242,7 +242,7 @@ impl ShareState {
 
     /// The lowest start offset (SPSO) of any share group on each of
     /// `partitions` (`None`: no share group reads it), for the backlog bound
-    /// (backlog.rs): records below it are settled, those above still wait.
+    /// (handlers/backlog.rs): records below it are settled, those above still wait.
     pub fn lowest_start(&self, partitions: &[(String, i32)]) -> Vec<Option<i64>> {
         let parts = self.parts.borrow();
         let mut out = vec![None; partitions.len()];

@@ -336,7 +336,7 @@ fn lag(out: &mut String, shards: &[ShardSnapshot]) {
     }
 }
 
-/// The backlog bound's counters (backlog.rs).
+/// The backlog bound's counters (handlers/backlog.rs).
 fn backlog(out: &mut String, shards: &[ShardSnapshot]) {
     per_shard(
         out,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 
-use crate::handlers::{Refused, ShardContext};
+use super::{Refused, ShardContext};
 use crate::log::{Offset, PartitionLog};
 use crate::metadata::topic_config::{BacklogPolicy, QueueConfig};
 use crate::shard::{run_on, Task};
