@@ -4,10 +4,13 @@
 //! POLICY_VIOLATION at once, not after retries; nothing past the bound is stored; a commit by
 //! the slowest group frees room, and the floor survives a restart. `throttle`: every record is
 //! stored, in order, Produce answers carry throttle_time_ms (checked on the wire) and both
-//! default producers slow down measurably next to an unbounded topic in the same run.
+//! default producers slow down measurably next to an unbounded topic in the same run. The
+//! counters weir_backlog_rejections_total / weir_backlog_throttled_total count refusals.
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -223,9 +226,34 @@ fn wait_accepted(c: &mut Client, topic: &str, within: Duration) {
     }
 }
 
+/// A 2-shard broker with its metrics endpoint on the spare port of its range.
+fn broker_with_metrics() -> (Broker, String) {
+    let mut b = Broker::new_stopped(&["--shards", "2"]);
+    let metrics = format!("127.0.0.1:{}", b.port + 3);
+    b.extra.extend(["--metrics-listen".to_string(), metrics.clone()]);
+    b.start_again();
+    (b, metrics)
+}
+
+/// The sum over shards of counter `name` on the metrics page at `addr`.
+fn counter(addr: &str, name: &str) -> f64 {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    page.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum()
+}
+
 #[test]
 fn given_a_records_bound_should_refuse_the_batch_that_would_pass_it() {
-    let broker = broker();
+    let (broker, metrics) = broker_with_metrics();
     let mut c = broker.client();
     create(
         &mut c,
@@ -244,6 +272,8 @@ fn given_a_records_bound_should_refuse_the_batch_that_would_pass_it() {
         "a batch that fits"
     );
     assert_eq!(log_end(&mut c, "counted"), 100);
+    assert_eq!(counter(&metrics, "weir_backlog_rejections_total"), 1.0);
+    assert_eq!(counter(&metrics, "weir_backlog_throttled_total"), 0.0);
 }
 
 #[test]
