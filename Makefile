@@ -18,7 +18,8 @@ release:
 build:
 	$(CARGO) build --workspace
 
-# Everything the tests need from outside Rust: kcat (Debian), confluent-kafka,
+# Everything the tests need from outside Rust: kcat and the PostgreSQL server (Debian;
+# weir-drain's tests run their own throwaway cluster), confluent-kafka,
 # kafka-python with its C CRC-32C (PyPI, into a venv; without crc32c it checksums in pure
 # Python at ~3 MB/s) and aiokafka; kafkajs (npm, into broker/tests/clients/node_modules,
 # pinned by its package-lock.json); Go with Debian's sarama and kafka-go (the
@@ -27,6 +28,7 @@ build:
 GO_DEBS := golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
 test-deps:
 	@command -v kcat >/dev/null || { (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq postgresql) >/dev/null; }
 	@{ command -v go >/dev/null && test -d /usr/share/gocode/src/github.com/Shopify/sarama \
 	  && test -d /usr/share/gocode/src/github.com/segmentio/kafka-go; } \
 	  || { (apt-get update -qq && apt-get install -y -qq $(GO_DEBS)) >/dev/null; } \

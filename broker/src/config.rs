@@ -153,6 +153,10 @@ pub struct ServeArgs {
     /// Default max.message.bytes (largest batch) of new topics.
     #[arg(long, env = "WEIR_MAX_MESSAGE_BYTES", default_value_t = 1_048_588)]
     pub max_message_bytes: i32,
+    /// Bytes per shard that segment-file reads may read ahead of consumers
+    /// reading in order (docs/architecture.md, "Read-ahead"); 0 turns it off.
+    #[arg(long, env = "WEIR_READ_AHEAD_BYTES", default_value_t = crate::log::READ_AHEAD_BYTES_DEFAULT)]
+    pub read_ahead_bytes: usize,
     /// How often each shard enforces retention. Lowered by the crash harness so
     /// kills land while segments are being deleted.
     #[arg(long, env = "WEIR_RETENTION_CHECK_MS", default_value_t = limits::RETENTION_CHECK_INTERVAL_MS, hide = true)]

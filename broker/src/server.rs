@@ -122,6 +122,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
     let catalog = store::load_or_init(&args.data_dir).map_err(|e| crate::error::chain(&e))?;
     let first_producer_id = producer_ids::load(&args.data_dir).map_err(|e| crate::error::chain(&e))?;
     let shard_count = args.shard_count();
+    crate::log::set_read_ahead_budget(args.read_ahead_bytes);
     let signals = block_signals();
     let args = Arc::new(args);
     let catalog = Arc::new(catalog);

@@ -561,4 +561,35 @@ fn assert_authorized_operations(b: &Broker) {
     let describe = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
     let d = bob.call_at(0, describe).unwrap();
     assert_eq!(d.cluster_authorized_operations, i32::MIN);
+    assert_described_as_bob_may(&mut bob);
+}
+
+/// DescribeTopicPartitions of every topic shows bob `orders` only (not `audit`), with
+/// his operations; DescribeGroups gives his operations on `bob-g` (READ, and the
+/// DESCRIBE it implies) and 30 for a group outside his prefix.
+fn assert_described_as_bob_may(bob: &mut Client) {
+    use kafka_protocol::messages::{DescribeGroupsRequest, DescribeTopicPartitionsRequest, GroupId};
+    let all = bob.call_at(0, DescribeTopicPartitionsRequest::default()).unwrap();
+    let names: Vec<_> = all
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().0.to_string())
+        .collect();
+    assert_eq!(names, ["orders"], "{all:?}");
+    assert_eq!(all.topics[0].topic_authorized_operations, (1 << 3) | (1 << 8));
+    let req = DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId("bob-g".into()), GroupId("other-g".into())])
+        .with_include_authorized_operations(true);
+    let groups = bob.call_at(5, req).unwrap().groups;
+    let bob_g = groups.iter().find(|g| g.group_id.0.as_str() == "bob-g").unwrap();
+    assert_eq!(
+        (bob_g.error_code, bob_g.authorized_operations),
+        (0, (1 << 3) | (1 << 8)),
+        "{groups:?}"
+    );
+    let other = groups
+        .iter()
+        .find(|g| g.group_id.0.as_str() == "other-g")
+        .unwrap();
+    assert_eq!(other.error_code, GROUP_DENIED, "{groups:?}");
 }

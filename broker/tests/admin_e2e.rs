@@ -335,6 +335,15 @@ fn given_no_acls_when_confluent_describes_a_topic_and_the_cluster_with_authorize
         cluster,
         json!({"error": null, "nodes": [0, 1], "authorized_operations": CLUSTER_OPERATIONS})
     );
+
+    // A group's operations: every one Kafka defines for a group.
+    let committed = client(&broker, &["commit", "--group", "ops-g", "ops:0:1"]);
+    assert_eq!(committed[0]["error"], Value::Null, "{committed}");
+    let group = client(&broker, &["describe-group", "--group", "ops-g"]);
+    assert_eq!(
+        group,
+        json!({"error": null, "authorized_operations": ["DELETE", "DESCRIBE", "READ"]})
+    );
 }
 
 /// Kafka's cluster operations.

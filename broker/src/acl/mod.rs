@@ -13,6 +13,7 @@
 pub mod screen;
 mod screen_admin;
 mod screen_groups;
+mod screen_share;
 #[cfg(test)]
 mod tests;
 

@@ -5,7 +5,7 @@
 //! response without reaching the handler. Produce and Fetch (the hot path)
 //! have their own entry points; `screen` covers the rest, the topic APIs here,
 //! groups and transactions in `screen_groups.rs`, administration in
-//! `screen_admin.rs`. Nothing here runs for an unrestricted `Access`.
+//! `screen_admin.rs`, share groups in `screen_share.rs`. Nothing here runs for an unrestricted `Access`.
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -131,10 +131,18 @@ pub fn fetch(a: &Access, catalog: &Catalog, req: &mut FetchRequest) -> Vec<Fetch
 
 /// Every API but Produce and Fetch.
 pub fn screen(a: &Access, catalog: &Catalog, body: RequestKind, version: i16) -> Screened {
+    use RequestKind as In;
     match body {
         RequestKind::Metadata(r) => metadata(a, catalog, r),
         RequestKind::ListOffsets(r) => list_offsets(a, r),
         RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch(a, r),
+        share @ (In::ShareGroupHeartbeat(_)
+        | In::ShareFetch(_)
+        | In::ShareAcknowledge(_)
+        | In::ShareGroupDescribe(_)
+        | In::DescribeShareGroupOffsets(_)
+        | In::AlterShareGroupOffsets(_)
+        | In::DeleteShareGroupOffsets(_)) => super::screen_share::screen(a, catalog, share),
         other => super::screen_groups::screen(a, other, version),
     }
 }
@@ -204,6 +212,7 @@ const TOPIC_OPERATIONS: [i8; 8] = [
     op::DESCRIBE_CONFIGS,
     op::ALTER_CONFIGS,
 ];
+const GROUP_OPERATIONS: [i8; 3] = [op::READ, op::DESCRIBE, op::DELETE];
 const CLUSTER_OPERATIONS: [i8; 7] = [
     op::CREATE,
     op::ALTER,
@@ -217,10 +226,10 @@ const CLUSTER_OPERATIONS: [i8; 7] = [
 /// The bitfield (bit n for operation code n) of what the principal may do on
 /// the resource, as Kafka's `authorized_operations` fields.
 pub fn authorized_operations(a: &Access, rtype: i8, name: &str) -> i32 {
-    let ops: &[i8] = if rtype == resource::CLUSTER {
-        &CLUSTER_OPERATIONS
-    } else {
-        &TOPIC_OPERATIONS
+    let ops: &[i8] = match rtype {
+        resource::CLUSTER => &CLUSTER_OPERATIONS,
+        resource::GROUP => &GROUP_OPERATIONS,
+        _ => &TOPIC_OPERATIONS,
     };
     ops.iter()
         .filter(|o| a.allows(**o, rtype, name))

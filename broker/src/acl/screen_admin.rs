@@ -7,9 +7,11 @@
 
 use kafka_protocol::messages::*;
 
-use super::screen::{take_denied, Screened, CLUSTER_DENIED, GROUP_DENIED, TOPIC_DENIED, TXN_DENIED};
+use super::screen::{
+    authorized_operations, take_denied, Screened, CLUSTER_DENIED, GROUP_DENIED, TOPIC_DENIED, TXN_DENIED,
+};
 use super::Access;
-use crate::metadata::acl::op;
+use crate::metadata::acl::{op, resource};
 
 /// Take the items of `$req.$field` that `$allowed` refuses out of the request
 /// and add `$make(item)` for each to the response's `$out` list.
@@ -33,30 +35,8 @@ macro_rules! per_item {
 pub fn screen(a: &Access, body: RequestKind, version: i16) -> Screened {
     use RequestKind as In;
     match body {
-        In::DescribeGroups(r) => per_item!(
-            a,
-            "DescribeGroups",
-            DescribeGroups,
-            r.groups,
-            |g| a.allows_group(op::DESCRIBE, g),
-            |g: &GroupId| format!("DESCRIBE on group {}", g.0),
-            groups,
-            |g| describe_groups_response::DescribedGroup::default()
-                .with_group_id(g)
-                .with_error_code(GROUP_DENIED)
-        ),
-        In::ConsumerGroupDescribe(r) => per_item!(
-            a,
-            "ConsumerGroupDescribe",
-            ConsumerGroupDescribe,
-            r.group_ids,
-            |g| a.allows_group(op::DESCRIBE, g),
-            |g: &GroupId| format!("DESCRIBE on group {}", g.0),
-            groups,
-            |g| consumer_group_describe_response::DescribedGroup::default()
-                .with_group_id(g)
-                .with_error_code(GROUP_DENIED)
-        ),
+        In::DescribeGroups(r) => describe_groups(a, r),
+        In::ConsumerGroupDescribe(r) => consumer_group_describe(a, r),
         In::DeleteGroups(r) => per_item!(
             a,
             "DeleteGroups",
@@ -113,6 +93,98 @@ fn listings(a: &Access, body: RequestKind, version: i16) -> Screened {
         }
         other => topics(a, other, version),
     }
+}
+
+/// DescribeGroups: DESCRIBE on each group (else 30 for it); the described
+/// groups' authorized operations are the principal's when asked for (v3+).
+fn describe_groups(a: &Access, mut r: DescribeGroupsRequest) -> Screened {
+    use describe_groups_response::DescribedGroup;
+    let denied = take_denied(&mut r.groups, |g| a.allows_group(op::DESCRIBE, g));
+    if let Some(first) = denied.first() {
+        a.log_denied("DescribeGroups", &format!("DESCRIBE on group {}", first.0));
+    }
+    let operations = r.include_authorized_operations;
+    let a = a.clone();
+    let patch = move |resp: &mut ResponseKind| {
+        let ResponseKind::DescribeGroups(resp) = resp else {
+            return;
+        };
+        if operations {
+            for g in resp.groups.iter_mut().filter(|g| g.error_code == 0) {
+                g.authorized_operations = authorized_operations(&a, resource::GROUP, &g.group_id);
+            }
+        }
+        let refused = |g| {
+            DescribedGroup::default()
+                .with_group_id(g)
+                .with_error_code(GROUP_DENIED)
+        };
+        resp.groups.extend(denied.into_iter().map(refused));
+    };
+    Screened::Pass(RequestKind::DescribeGroups(r), Some(Box::new(patch)))
+}
+
+/// ConsumerGroupDescribe: as DescribeGroups, for KIP-848 groups.
+fn consumer_group_describe(a: &Access, mut r: ConsumerGroupDescribeRequest) -> Screened {
+    use consumer_group_describe_response::DescribedGroup;
+    let denied = take_denied(&mut r.group_ids, |g| a.allows_group(op::DESCRIBE, g));
+    if let Some(first) = denied.first() {
+        a.log_denied("ConsumerGroupDescribe", &format!("DESCRIBE on group {}", first.0));
+    }
+    let operations = r.include_authorized_operations;
+    let a = a.clone();
+    let patch = move |resp: &mut ResponseKind| {
+        let ResponseKind::ConsumerGroupDescribe(resp) = resp else {
+            return;
+        };
+        if operations {
+            for g in resp.groups.iter_mut().filter(|g| g.error_code == 0) {
+                g.authorized_operations = authorized_operations(&a, resource::GROUP, &g.group_id);
+            }
+        }
+        let refused = |g| {
+            DescribedGroup::default()
+                .with_group_id(g)
+                .with_error_code(GROUP_DENIED)
+        };
+        resp.groups.extend(denied.into_iter().map(refused));
+    };
+    Screened::Pass(RequestKind::ConsumerGroupDescribe(r), Some(Box::new(patch)))
+}
+
+/// DescribeTopicPartitions: DESCRIBE on each named topic (else 29 for it); an
+/// all-topics answer leaves out what the principal may not describe. Each
+/// topic's authorized operations are the principal's.
+fn describe_topic_partitions(a: &Access, mut r: DescribeTopicPartitionsRequest) -> Screened {
+    use describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic as T;
+    let denied = take_denied(&mut r.topics, |t| a.allows_topic(op::DESCRIBE, &t.name));
+    if let Some(first) = denied.first() {
+        a.log_denied(
+            "DescribeTopicPartitions",
+            &format!("DESCRIBE on topic {}", first.name.0),
+        );
+    }
+    let all_topics = r.topics.is_empty() && denied.is_empty();
+    let a = a.clone();
+    let patch = move |resp: &mut ResponseKind| {
+        let ResponseKind::DescribeTopicPartitions(resp) = resp else {
+            return;
+        };
+        let describable = |t: &T| t.name.as_ref().is_none_or(|n| a.allows_topic(op::DESCRIBE, n));
+        if all_topics {
+            resp.topics.retain(describable);
+        }
+        for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = t.name.as_ref() {
+                t.topic_authorized_operations = authorized_operations(&a, resource::TOPIC, name);
+            }
+        }
+        let refused = |t: describe_topic_partitions_request::TopicRequest| {
+            T::default().with_name(Some(t.name)).with_error_code(TOPIC_DENIED)
+        };
+        resp.topics.extend(denied.into_iter().map(refused));
+    };
+    Screened::Pass(RequestKind::DescribeTopicPartitions(r), Some(Box::new(patch)))
 }
 
 fn offset_delete(a: &Access, r: OffsetDeleteRequest) -> Screened {
@@ -277,20 +349,7 @@ fn topic_reads(a: &Access, body: RequestKind, version: i16) -> Screened {
                 T::default().with_name(t.name).with_partitions(parts)
             }
         ),
-        In::DescribeTopicPartitions(r) => per_item!(
-            a,
-            "DescribeTopicPartitions",
-            DescribeTopicPartitions,
-            r.topics,
-            |t| a.allows_topic(op::DESCRIBE, &t.name),
-            |t: &describe_topic_partitions_request::TopicRequest| named("DESCRIBE")(&t.name),
-            topics,
-            |t: describe_topic_partitions_request::TopicRequest| {
-                describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic::default()
-                    .with_name(Some(t.name))
-                    .with_error_code(TOPIC_DENIED)
-            }
-        ),
+        In::DescribeTopicPartitions(r) => describe_topic_partitions(a, r),
         other => configs(a, other, version),
     }
 }

@@ -42,17 +42,6 @@ pub fn screen(a: &Access, body: RequestKind, version: i16) -> Screened {
             let resp = ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED);
             Screened::Deny(Out::ConsumerGroupHeartbeat(resp))
         }
-        In::ShareGroupHeartbeat(r) if !group("ShareGroupHeartbeat", &r.group_id) => {
-            let resp = ShareGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED);
-            Screened::Deny(Out::ShareGroupHeartbeat(resp))
-        }
-        In::ShareFetch(r) if !r.group_id.as_ref().is_some_and(|g| group("ShareFetch", g)) => Screened::Deny(
-            Out::ShareFetch(ShareFetchResponse::default().with_error_code(GROUP_DENIED)),
-        ),
-        In::ShareAcknowledge(r) if !r.group_id.as_ref().is_some_and(|g| group("ShareAcknowledge", g)) => {
-            let resp = ShareAcknowledgeResponse::default().with_error_code(GROUP_DENIED);
-            Screened::Deny(Out::ShareAcknowledge(resp))
-        }
         In::OffsetCommit(r) => offset_commit(a, r),
         In::OffsetFetch(r) => offset_fetch(a, r, version),
         In::FindCoordinator(r) => find_coordinator(a, r, version),

@@ -22,8 +22,71 @@ fn requests() -> Vec<RequestKind> {
         group_requests(),
         group_admin_requests(),
         admin_requests(),
+        share_requests(),
     ]
     .concat()
+}
+
+/// A catalog that knows topic `t`, so share requests naming it by id are screened.
+fn catalog() -> Catalog {
+    use crate::metadata::catalog::Placement;
+    let placement = Placement::Balanced {
+        partitions: 1,
+        replication_factor: 1,
+    };
+    Catalog::new("c".into()).with_topic("t", [7; 16], placement, crate::metadata::test_topic_config(), 1)
+}
+
+fn topic_id() -> uuid::Uuid {
+    uuid::Uuid::from_bytes([7; 16])
+}
+
+fn share_requests() -> Vec<RequestKind> {
+    let acks = vec![share_fetch_request::AcknowledgementBatch::default()
+        .with_first_offset(0)
+        .with_last_offset(0)
+        .with_acknowledge_types(vec![1])];
+    vec![
+        ShareGroupHeartbeatRequest::default()
+            .with_group_id(group())
+            .into(),
+        ShareFetchRequest::default()
+            .with_group_id(Some(group()))
+            .with_topics(vec![share_fetch_request::FetchTopic::default()
+                .with_topic_id(topic_id())
+                .with_partitions(vec![
+                    share_fetch_request::FetchPartition::default().with_acknowledgement_batches(acks)
+                ])])
+            .into(),
+        ShareAcknowledgeRequest::default()
+            .with_group_id(Some(group()))
+            .with_topics(vec![share_acknowledge_request::AcknowledgeTopic::default()
+                .with_topic_id(topic_id())
+                .with_partitions(vec![Default::default()])])
+            .into(),
+        ShareGroupDescribeRequest::default()
+            .with_group_ids(vec![group()])
+            .with_include_authorized_operations(true)
+            .into(),
+        DescribeShareGroupOffsetsRequest::default()
+            .with_groups(vec![
+                describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(group())
+                    .with_topics(Some(vec![
+                        describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestTopic::default(
+                        )
+                        .with_topic_name(topic())
+                        .with_partitions(vec![0]),
+                    ])),
+            ])
+            .into(),
+        AlterShareGroupOffsetsRequest::default()
+            .with_group_id(group())
+            .into(),
+        DeleteShareGroupOffsetsRequest::default()
+            .with_group_id(group())
+            .into(),
+    ]
 }
 
 fn topic() -> TopicName {
@@ -234,6 +297,11 @@ fn empty_others(key: ApiKey) -> Option<ResponseKind> {
         FindCoordinator => FindCoordinatorResponse, TxnOffsetCommit => TxnOffsetCommitResponse,
         DescribeGroups => DescribeGroupsResponse, ConsumerGroupDescribe => ConsumerGroupDescribeResponse,
         DeleteGroups => DeleteGroupsResponse, DescribeTransactions => DescribeTransactionsResponse)
+    .or_else(|| {
+        empty_of!(key, ShareFetch => ShareFetchResponse, ShareAcknowledge => ShareAcknowledgeResponse,
+            ShareGroupDescribe => ShareGroupDescribeResponse,
+            DescribeShareGroupOffsets => DescribeShareGroupOffsetsResponse)
+    })
 }
 
 fn key_of(r: &RequestKind) -> ApiKey {
@@ -253,7 +321,7 @@ fn given_a_principal_without_acls_when_every_api_is_refused_should_encode_at_eve
         principal: Some("User:nobody".into()),
         peer: "127.0.0.1:1".parse().unwrap(),
     };
-    let catalog = Catalog::new("c".into());
+    let catalog = catalog();
     for request in requests() {
         let key = key_of(&request);
         let range = weir_protocol::api::supported(key).unwrap();
@@ -273,4 +341,135 @@ fn given_a_principal_without_acls_when_every_api_is_refused_should_encode_at_eve
             assert!(encoded.is_ok(), "{key:?} v{version}: {encoded:?}\n{response:?}");
         }
     }
+}
+
+fn access(acls: &[crate::metadata::acl::AclBinding]) -> Access {
+    Access {
+        authz: Rc::new(Authorizer::new(acls, &[])),
+        principal: Some("User:alice".into()),
+        peer: "127.0.0.1:1".parse().unwrap(),
+    }
+}
+
+fn allow(rtype: i8, name: &str, operation: i8) -> crate::metadata::acl::AclBinding {
+    use crate::metadata::acl::{pattern, permission};
+    crate::metadata::acl::AclBinding {
+        resource_type: rtype,
+        resource_name: name.into(),
+        pattern_type: pattern::LITERAL,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation,
+        permission: permission::ALLOW,
+    }
+}
+
+/// Run `request` through the screen and `handler_answer` through its patch.
+fn answer(
+    a: &Access,
+    request: RequestKind,
+    handler_answer: ResponseKind,
+) -> (Option<RequestKind>, ResponseKind) {
+    match screen(a, &catalog(), request, 1) {
+        Screened::Deny(r) => (None, r),
+        Screened::Pass(left, patch) => {
+            let mut r = handler_answer;
+            if let Some(p) = patch {
+                p(&mut r);
+            }
+            (Some(left), r)
+        }
+    }
+}
+
+#[test]
+fn given_read_on_the_group_only_when_share_fetching_should_refuse_the_topic_and_its_acks() {
+    use crate::metadata::acl::{op, resource};
+    let a = access(&[allow(resource::GROUP, "g", op::READ)]);
+    let fetch = share_requests().swap_remove(1);
+    let (left, r) = answer(&a, fetch.clone(), ResponseKind::ShareFetch(Default::default()));
+    let Some(RequestKind::ShareFetch(left)) = left else {
+        panic!("{left:?}")
+    };
+    assert!(left.topics.is_empty(), "the unreadable topic reaches the handler");
+    let ResponseKind::ShareFetch(r) = r else { panic!() };
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(
+        (r.responses[0].topic_id, p.error_code, p.acknowledge_error_code),
+        (topic_id(), 29, 29)
+    );
+    // With READ on the topic too, the request passes whole.
+    let a = access(&[
+        allow(resource::GROUP, "g", op::READ),
+        allow(resource::TOPIC, "t", op::READ),
+    ]);
+    let (left, _) = answer(&a, fetch, ResponseKind::ShareFetch(Default::default()));
+    let Some(RequestKind::ShareFetch(left)) = left else {
+        panic!()
+    };
+    assert_eq!(left.topics.len(), 1);
+    // Without READ on the group: the whole answer is 30.
+    let a = access(&[allow(resource::TOPIC, "t", op::READ)]);
+    let (left, r) = answer(
+        &a,
+        share_requests().swap_remove(2),
+        ResponseKind::ShareAcknowledge(Default::default()),
+    );
+    let ResponseKind::ShareAcknowledge(r) = r else {
+        panic!()
+    };
+    assert!(left.is_none());
+    assert_eq!(r.error_code, 30);
+}
+
+#[test]
+fn given_describe_only_when_describing_groups_and_topics_should_report_the_principals_operations() {
+    use crate::metadata::acl::{op, resource};
+    let a = access(&[
+        allow(resource::GROUP, "g", op::DESCRIBE),
+        allow(resource::TOPIC, "t", op::READ),
+    ]);
+    let described = share_group_describe_response::DescribedGroup::default().with_group_id(group());
+    let handler = ShareGroupDescribeResponse::default().with_groups(vec![described]);
+    let request = share_requests().swap_remove(3);
+    let (_, r) = answer(&a, request, ResponseKind::ShareGroupDescribe(handler));
+    let ResponseKind::ShareGroupDescribe(r) = r else {
+        panic!()
+    };
+    assert_eq!(r.groups[0].authorized_operations, 1 << op::DESCRIBE);
+    // DescribeTopicPartitions of every topic: `t` with READ (implies DESCRIBE), `u` hidden.
+    let topics = ["t", "u"].map(|n| {
+        describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic::default()
+            .with_name(Some(TopicName(s(n))))
+    });
+    let handler = DescribeTopicPartitionsResponse::default().with_topics(topics.to_vec());
+    let (_, r) = answer(
+        &a,
+        DescribeTopicPartitionsRequest::default().into(),
+        ResponseKind::DescribeTopicPartitions(handler),
+    );
+    let ResponseKind::DescribeTopicPartitions(r) = r else {
+        panic!()
+    };
+    assert_eq!(r.topics.len(), 1, "{:?}", r.topics);
+    assert_eq!(
+        r.topics[0].topic_authorized_operations,
+        (1 << op::READ) | (1 << op::DESCRIBE)
+    );
+    // DescribeGroups v3+ asking for operations.
+    let handler = DescribeGroupsResponse::default().with_groups(vec![
+        describe_groups_response::DescribedGroup::default().with_group_id(group()),
+    ]);
+    let request = DescribeGroupsRequest::default()
+        .with_groups(vec![group(), GroupId(s("other"))])
+        .with_include_authorized_operations(true);
+    let (_, r) = answer(&a, request.into(), ResponseKind::DescribeGroups(handler));
+    let ResponseKind::DescribeGroups(r) = r else {
+        panic!()
+    };
+    assert_eq!(r.groups[0].authorized_operations, 1 << op::DESCRIBE);
+    assert_eq!(
+        (r.groups[1].group_id.0.as_str(), r.groups[1].error_code),
+        ("other", 30)
+    );
 }

@@ -48,6 +48,7 @@ pub async fn describe(
     shard: &Rc<ShardContext>,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
+    let req_operations = req.include_authorized_operations;
     let mut groups = Vec::with_capacity(req.group_ids.len());
     for id in req.group_ids {
         let group_id = id.0.to_string();
@@ -58,6 +59,13 @@ pub async fn describe(
             Ok(GroupAnswer::ConsumerDescribe(d)) => groups.push(*d),
             Ok(_) => unreachable!("ConsumerDescribe answers ConsumerDescribe"),
             Err(code) => groups.push(DescribedGroup::default().with_group_id(id).with_error_code(code)),
+        }
+    }
+    if req_operations {
+        // Without ACLs every group operation is allowed; with them the ACL
+        // screen replaces this with the principal's own (acl/screen_admin.rs).
+        for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+            g.authorized_operations = crate::handlers::metadata::GROUP_AUTHORIZED_OPERATIONS;
         }
     }
     ConsumerGroupDescribeResponse::default().with_groups(groups)

@@ -256,6 +256,7 @@ pub async fn list_groups(
 }
 
 pub async fn describe_groups(shard: &Rc<ShardContext>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let req_operations = req.include_authorized_operations;
     let mut groups = Vec::with_capacity(req.groups.len());
     for id in req.groups {
         let group_id = id.0.to_string();
@@ -271,6 +272,13 @@ pub async fn describe_groups(shard: &Rc<ShardContext>, req: DescribeGroupsReques
             Ok(GroupAnswer::Describe(d)) => groups.push(*d),
             Ok(_) => unreachable!("Describe answers Describe"),
             Err(code) => groups.push(DescribedGroup::default().with_group_id(id).with_error_code(code)),
+        }
+    }
+    if req_operations {
+        // Without ACLs every group operation is allowed; with them the ACL
+        // screen replaces this with the principal's own (acl/screen_admin.rs).
+        for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+            g.authorized_operations = crate::handlers::metadata::GROUP_AUTHORIZED_OPERATIONS;
         }
     }
     DescribeGroupsResponse::default().with_groups(groups)

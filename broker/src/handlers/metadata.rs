@@ -119,6 +119,9 @@ pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = operation_bits(&[
     ALTER_CONFIGS,
 ]);
 
+/// Likewise every operation Kafka defines for a group.
+pub const GROUP_AUTHORIZED_OPERATIONS: i32 = operation_bits(&[READ, DESCRIBE, DELETE]);
+
 /// Likewise every operation Kafka defines for the cluster resource.
 pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = operation_bits(&[
     CREATE,

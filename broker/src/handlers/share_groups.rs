@@ -63,6 +63,7 @@ pub async fn describe(
     shard: &Rc<ShardContext>,
     req: ShareGroupDescribeRequest,
 ) -> ShareGroupDescribeResponse {
+    let req_operations = req.include_authorized_operations;
     let mut groups = Vec::with_capacity(req.group_ids.len());
     for id in req.group_ids {
         let group_id = id.0.to_string();
@@ -73,6 +74,13 @@ pub async fn describe(
             Ok(GroupAnswer::ShareDescribe(d)) => groups.push(*d),
             Ok(_) => unreachable!("ShareDescribe answers ShareDescribe"),
             Err(code) => groups.push(DescribedGroup::default().with_group_id(id).with_error_code(code)),
+        }
+    }
+    if req_operations {
+        // Without ACLs every group operation is allowed; with them the ACL
+        // screen replaces this with the principal's own (acl/screen_share.rs).
+        for g in groups.iter_mut().filter(|g| g.error_code == 0) {
+            g.authorized_operations = crate::handlers::metadata::GROUP_AUTHORIZED_OPERATIONS;
         }
     }
     ShareGroupDescribeResponse::default().with_groups(groups)

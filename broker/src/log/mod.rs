@@ -13,6 +13,7 @@ mod partition;
 mod probe;
 mod producer_snapshot;
 pub mod producers;
+mod read_ahead;
 mod reader;
 mod recovery;
 mod retention;
@@ -39,6 +40,9 @@ use std::sync::Arc;
 pub use index::{IndexEntry, OffsetIndex, TimeIndex, TimeIndexEntry};
 pub use partition::PartitionLog;
 pub use probe::direct_io_probe;
+pub use read_ahead::{
+    set_budget_bytes as set_read_ahead_budget, DEFAULT_BUDGET_BYTES as READ_AHEAD_BYTES_DEFAULT,
+};
 pub use txn::TxnMarker;
 use weir_protocol::record_batch::BatchError;
 

@@ -129,6 +129,7 @@ pub struct PartitionLog {
     writer: RefCell<Option<Task<()>>>,
     /// What producers appended here since open, for the metrics endpoint.
     pub stats: PartitionStats,
+    pub(super) read_aheads: super::read_ahead::ReadAheads,
 }
 
 /// A partition's appends since its log was opened (shard-local, `Cell`s).
@@ -191,6 +192,7 @@ impl PartitionLog {
             shared,
             writer: RefCell::new(Some(task)),
             stats: PartitionStats::default(),
+            read_aheads: Default::default(),
         });
         log.rebuild_producers().await?;
         // A floor beyond the recovered end cannot be (it is saved only once the
@@ -500,6 +502,7 @@ impl PartitionLog {
         let Some(task) = task else {
             return Ok(());
         };
+        self.read_aheads.clear();
         self.shared.state.borrow_mut().closing = true;
         self.shared.writer_wake.notify_all();
         self.shared.progress.notify_all();

@@ -2,9 +2,10 @@
 //! lookup by timestamp.
 //!
 //! Runs on the partition's shard. Returns whole batches only, at least one even if it
-//! exceeds max_bytes (KIP-74). File reads: one DMA read of the region, one copy into a
-//! `Bytes` shared by the returned batches, CRC checked again after the read.
-//! Never reads past the written position of a segment (later bytes are in the cache).
+//! exceeds max_bytes (KIP-74). File reads: one DMA read of the region (or the read
+//! started ahead by the previous read, `read_ahead.rs`), one copy into a `Bytes`
+//! shared by the returned batches, CRC checked again after the read. Never reads
+//! past the written position of a segment (later bytes are in the cache).
 
 use std::rc::Rc;
 
@@ -81,9 +82,26 @@ impl PartitionLog {
         result.from_cache = false;
         crate::metrics::with(|m| m.read_served(false));
         let interval = self.shared.config().index_interval_bytes as usize;
-        let (batches, contiguous) = read_file(&plan, offset, max_bytes, interval).await?;
-        result.batches = batches;
-        result.contiguous = contiguous;
+        let window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
+        let ahead = match self.read_aheads.take(plan.segment_base_offset, offset) {
+            Some(slot) => from_read_ahead(slot, &plan, offset, max_bytes).await?,
+            None => None,
+        };
+        let read = match ahead {
+            Some(read) => {
+                self.read_aheads.hit();
+                read
+            }
+            None => read_file(&plan, offset, max_bytes, window).await?,
+        };
+        if let Some(last) = read.batches.last() {
+            let h = header(last)?;
+            let next = Offset(h.base_offset.get()).plus(h.last_offset_delta.get()).next();
+            let len = (plan.end_position - read.end).min(window as u64) as usize;
+            (self.read_aheads).start(plan.file.clone(), plan.segment_base_offset, next, read.end, len);
+        }
+        result.batches = read.batches;
+        result.contiguous = read.contiguous;
         Ok(result)
     }
 
@@ -120,14 +138,47 @@ impl PartitionLog {
     }
 }
 
+/// What a file read returns: the batches, the buffer they are slices of, and
+/// the file position right after the last one.
+struct FileRead {
+    batches: Vec<Bytes>,
+    contiguous: Option<Bytes>,
+    end: Position,
+}
+
+/// The batches for `offset` from a read started ahead, or `None` when it
+/// failed or holds no whole batch for them (a direct read then decides).
+async fn from_read_ahead(
+    slot: super::read_ahead::Slot,
+    plan: &FilePlan,
+    offset: Offset,
+    max_bytes: usize,
+) -> Result<Option<FileRead>, LogError> {
+    let start = slot.start;
+    let Some(buf) = slot.bytes().await else {
+        return Ok(None);
+    };
+    let Ok(Scan::Found(range)) = scan(&buf, offset, max_bytes) else {
+        return Ok(None);
+    };
+    let region_start = start + range.start as u64;
+    let end = start + range.end as u64;
+    let (batches, contiguous) = split_batches(&buf[range], plan, region_start)?;
+    Ok(Some(FileRead {
+        batches,
+        contiguous,
+        end,
+    }))
+}
+
 async fn read_file(
     plan: &FilePlan,
     offset: Offset,
     max_bytes: usize,
-    interval: usize,
-) -> Result<(Vec<Bytes>, Option<Bytes>), LogError> {
+    window: usize,
+) -> Result<FileRead, LogError> {
     let mut position = plan.start_position;
-    let mut window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
+    let mut window = window;
     // Bounded: `position` strictly increases towards `end_position`.
     while position < plan.end_position {
         let read_bytes = (plan.end_position - position).min(window as u64) as usize;
@@ -142,7 +193,15 @@ async fn read_file(
             source,
         };
         match scan(&buf, offset, max_bytes).map_err(corrupt)? {
-            Scan::Found(range) => return split_batches(&buf[range], plan, position),
+            Scan::Found(range) => {
+                let end = position + range.end as u64;
+                let (batches, contiguous) = split_batches(&buf[range], plan, position)?;
+                return Ok(FileRead {
+                    batches,
+                    contiguous,
+                    end,
+                });
+            }
             Scan::Continue { skip, window: w } => {
                 let all_read = read_bytes as u64 == plan.end_position - position;
                 if skip == 0 && (w <= read_bytes || all_read) {
@@ -156,7 +215,11 @@ async fn read_file(
             }
         }
     }
-    Ok((Vec::new(), None))
+    Ok(FileRead {
+        batches: Vec::new(),
+        contiguous: None,
+        end: position,
+    })
 }
 
 /// Walk batch headers in `buf` to find the batches to return for `offset`.

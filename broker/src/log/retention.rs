@@ -29,6 +29,10 @@ impl PartitionLog {
             st.cache.drop_before(log_start_offset);
             victims
         };
+        if !victims.is_empty() {
+            // A read ahead in a deleted segment would keep its file open.
+            self.read_aheads.clear();
+        }
         for &base in &victims {
             remove_segment_files(&self.shared.dir, base).await?;
         }

@@ -207,9 +207,23 @@ fn given_small_segments_when_appending_should_roll_read_old_data_from_file_and_r
         let log = PartitionLog::open(path, small_config()).await.expect("reopen");
         assert_eq!(index_snapshot(&log), indexes, "indexes survive a clean reopen");
         assert_eq!(read_all(&log, 0).await, appended);
+        // In order from the file, each read after the first was read ahead
+        // (except at segment starts); closing gives the budget back.
+        assert!(
+            log.read_aheads.hits() >= 30,
+            "{} read-ahead hits",
+            log.read_aheads.hits()
+        );
+        let first = log.read(Offset(0), 10).await.expect("read");
+        assert!(
+            super::read_ahead::used_bytes() > 0,
+            "a file read starts a read-ahead"
+        );
+        assert_eq!(first.batches, vec![appended[0].clone()]);
         let more = append_many(&log, 2, 10).await;
         assert_eq!(offsets_of(&more), vec![180, 183]);
         log.close().await.expect("close");
+        assert_eq!(super::read_ahead::used_bytes(), 0);
     });
 }
 

@@ -48,6 +48,10 @@ pub struct ShardCounters {
     /// Log reads served from the tail cache, and from the segment files.
     pub reads_cached: Cell<u64>,
     pub reads_file: Cell<u64>,
+    /// Segment-file reads started ahead of a sequential reader, and file reads
+    /// answered from one (`log/read_ahead.rs`).
+    pub read_ahead_started: Cell<u64>,
+    pub read_ahead_hits: Cell<u64>,
     /// Long-polling fetches woken by new data in one of their partitions.
     pub fetch_wakeups: Cell<u64>,
     /// Requests decoded and not yet answered, on this shard's connections.
@@ -72,6 +76,8 @@ impl ShardCounters {
             group_commit_bytes: Histogram::new(SIZE_BYTES),
             reads_cached: Cell::new(0),
             reads_file: Cell::new(0),
+            read_ahead_started: Cell::new(0),
+            read_ahead_hits: Cell::new(0),
             fetch_wakeups: Cell::new(0),
             in_flight: Cell::new(0),
             throttle_ms: [Cell::new(0), Cell::new(0)],
@@ -132,6 +138,14 @@ impl ShardCounters {
     /// A produce partition past its backlog bound: rejected, or throttled.
     pub fn backlog_refused(&self, throttled: bool) {
         add(&self.backlog[usize::from(throttled)], 1);
+    }
+
+    pub fn read_ahead_started(&self) {
+        add(&self.read_ahead_started, 1);
+    }
+
+    pub fn read_ahead_hit(&self) {
+        add(&self.read_ahead_hits, 1);
     }
 
     pub fn read_served(&self, from_cache: bool) {

@@ -136,6 +136,22 @@ def cmd_describe_cluster(args):
     }
 
 
+def cmd_describe_group(args):
+    """A consumer group as describe_consumer_groups reports it, with its authorized operations."""
+    a = admin(args)
+    try:
+        d = a.describe_consumer_groups(
+            [args.group], request_timeout=TIMEOUT_S, include_authorized_operations=True
+        )[args.group].result()
+    except Exception as e:  # noqa: BLE001
+        return {"error": error_name(e)}
+    ops = d.authorized_operations
+    return {
+        "error": None,
+        "authorized_operations": None if ops is None else sorted(op.name for op in ops),
+    }
+
+
 def cmd_commit(args):
     """Commits explicit offsets ("topic:partition:offset") for a group with no members.
 
@@ -237,6 +253,8 @@ def main():
     p.add_argument("--authorized-operations", action="store_true")
     p = sub.add_parser("describe-cluster")
     p.add_argument("--authorized-operations", action="store_true")
+    p = sub.add_parser("describe-group")
+    p.add_argument("--group", required=True)
     p = sub.add_parser("commit")
     p.add_argument("--group", required=True)
     p.add_argument("offsets", nargs="+", help="topic:partition:offset")
@@ -253,6 +271,7 @@ def main():
         "describe-configs": cmd_describe_configs,
         "describe-topics": cmd_describe_topics,
         "describe-cluster": cmd_describe_cluster,
+        "describe-group": cmd_describe_group,
         "commit": cmd_commit,
         "commit-kafka-python": cmd_commit_kafka_python,
         "produce-consume": cmd_produce_consume,

@@ -77,6 +77,17 @@ impl ClientError {
     }
 }
 
+/// One partition's part of a `fetch_many` answer.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub partition: i32,
+    /// 0, or the partition's Kafka error code.
+    pub error_code: i16,
+    pub high_watermark: i64,
+    /// Whole batches; the last may be cut short by the size limit.
+    pub records: Bytes,
+}
+
 /// A request this connection is still owed an answer to.
 #[derive(Debug, Clone, Copy)]
 struct Awaited {
@@ -307,6 +318,38 @@ impl Client {
         let p = responses::fetch_partition(&r, partition)?;
         check(ApiKey::Fetch, p.error_code)?;
         Ok((p.high_watermark, p.records.clone().unwrap_or_default()))
+    }
+
+    /// Fetch several partitions of one topic in one request (a consumer's
+    /// poll): one `Fetched` per asked partition, in the order asked. A
+    /// partition-level error comes back in `Fetched::error_code` (the caller
+    /// decides: OFFSET_OUT_OF_RANGE resets, NOT_LEADER refreshes metadata);
+    /// a top-level error is an `Err`.
+    pub fn fetch_many(
+        &mut self,
+        topic: &str,
+        partitions: &[(i32, i64)],
+        limits: FetchLimits,
+    ) -> Result<Vec<Fetched>, ClientError> {
+        let version = self.version(ApiKey::Fetch)?.min(TOPIC_NAMES_VERSION_MAX);
+        let topic = TopicRef {
+            name: topic,
+            id: uuid::Uuid::nil(),
+        };
+        let r = self.call_at(version, requests::fetch(topic, version, partitions, limits))?;
+        check(ApiKey::Fetch, r.error_code)?;
+        partitions
+            .iter()
+            .map(|&(partition, _)| {
+                let p = responses::fetch_partition(&r, partition)?;
+                Ok(Fetched {
+                    partition,
+                    error_code: p.error_code,
+                    high_watermark: p.high_watermark,
+                    records: p.records.clone().unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 
     /// ListOffsets for one partition: `EARLIEST` (-2), `LATEST` (-1) or a

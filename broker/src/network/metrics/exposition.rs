@@ -210,6 +210,11 @@ fn storage(out: &mut String, shards: &[ShardSnapshot]) {
             1.0,
         );
     }
+    reads(out, shards);
+}
+
+/// Where log reads were served from: tail cache, segment file, read-ahead.
+fn reads(out: &mut String, shards: &[ShardSnapshot]) {
     family(
         out,
         "weir_log_reads_total",
@@ -228,6 +233,22 @@ fn storage(out: &mut String, shards: &[ShardSnapshot]) {
             s.shard, s.reads_file
         );
     }
+    per_shard(
+        out,
+        shards,
+        "weir_read_ahead_started_total",
+        "counter",
+        "Segment-file reads started ahead of a consumer reading in order.",
+        |s| s.read_ahead_started.to_string(),
+    );
+    per_shard(
+        out,
+        shards,
+        "weir_read_ahead_hits_total",
+        "counter",
+        "Segment-file reads answered from a read started ahead.",
+        |s| s.read_ahead_hits.to_string(),
+    );
     per_shard(
         out,
         shards,

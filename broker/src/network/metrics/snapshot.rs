@@ -45,6 +45,8 @@ pub struct ShardSnapshot {
     pub reads_cached: u64,
     pub reads_file: u64,
     pub fetch_wakeups: u64,
+    pub read_ahead_started: u64,
+    pub read_ahead_hits: u64,
     pub connections: usize,
     pub in_flight: i64,
     /// Client-quota throttle time ordered, ms: [produce, fetch].
@@ -88,6 +90,8 @@ impl Task<ShardContext> for Collect {
             reads_cached: m.reads_cached.get(),
             reads_file: m.reads_file.get(),
             fetch_wakeups: m.fetch_wakeups.get(),
+            read_ahead_started: m.read_ahead_started.get(),
+            read_ahead_hits: m.read_ahead_hits.get(),
             connections: on.connections.get(),
             in_flight: m.in_flight.get(),
             throttle_ms: [m.throttle_ms[0].get(), m.throttle_ms[1].get()],

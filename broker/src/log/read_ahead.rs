@@ -1,0 +1,140 @@
+//! Read-ahead for consumers reading a segment file in order. Direct I/O has no
+//! kernel readahead, and a Kafka consumer keeps one fetch in flight per
+//! broker, so without this every fetch of a lagging consumer waits for a disk
+//! read that could have started while the previous answer was on its way.
+//! After a file read returns batches ending at offset N, the bytes that follow
+//! are read in the background; the next read at N takes them if they are there.
+//!
+//! Owned by one partition's log, on its shard. Invariants: a partition keeps at
+//! most `SLOTS` reads ahead (two readers in different places both gain; a
+//! third only wastes a read); the bytes in flight or held per shard stay under
+//! the budget set by `--read-ahead-bytes` (0 turns read-ahead off), counted
+//! when a slot is made and given back when it is dropped. A slot covers bytes
+//! below the segment's written end, which never change, so what it holds is
+//! what a direct read would return.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use glommio::io::{DmaFile, ReadResult};
+use glommio::task::JoinHandle;
+
+use super::{Offset, Position};
+
+/// Reads ahead kept per partition.
+const SLOTS: usize = 2;
+
+/// Per-shard budget in bytes, set once at start-up (`--read-ahead-bytes`).
+static BUDGET_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_BUDGET_BYTES);
+/// 64 MiB: 32 partitions' worth of 1 MiB fetches plus their margins, read
+/// ahead twice each, with room to spare on a shard.
+pub const DEFAULT_BUDGET_BYTES: usize = 64 << 20;
+
+thread_local! {
+    static USED_BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Set the per-shard budget before the shards start.
+pub fn set_budget_bytes(bytes: usize) {
+    BUDGET_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// A read of `len` bytes of one segment from `start`, the position of the
+/// batch holding `next_offset`.
+pub(super) struct Slot {
+    pub segment_base_offset: Offset,
+    pub next_offset: Offset,
+    pub start: Position,
+    task: Option<JoinHandle<glommio::Result<ReadResult, ()>>>,
+    reserved_bytes: usize,
+}
+
+impl Slot {
+    /// The bytes, or `None` if the read failed (the caller reads directly).
+    pub async fn bytes(mut self) -> Option<ReadResult> {
+        let task = self.task.take()?;
+        task.await.and_then(Result::ok)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.cancel();
+        }
+        USED_BYTES.with(|u| u.set(u.get() - self.reserved_bytes));
+    }
+}
+
+#[derive(Default)]
+pub(super) struct ReadAheads {
+    slots: RefCell<Vec<Slot>>,
+    /// Reads answered from a slot since open (the shard metric sums them).
+    hits: Cell<u64>,
+}
+
+impl ReadAheads {
+    /// The read ahead of `offset` in this segment, if one was started.
+    pub fn take(&self, segment_base_offset: Offset, offset: Offset) -> Option<Slot> {
+        let mut slots = self.slots.borrow_mut();
+        let at = slots
+            .iter()
+            .position(|s| s.segment_base_offset == segment_base_offset && s.next_offset == offset)?;
+        Some(slots.remove(at))
+    }
+
+    /// Start reading `len` bytes at `start` (where `next_offset`'s batch
+    /// begins) unless the shard's budget is spent; the oldest slot makes room.
+    pub fn start(
+        &self,
+        file: Rc<DmaFile>,
+        segment_base_offset: Offset,
+        next_offset: Offset,
+        start: Position,
+        len: usize,
+    ) {
+        let budget = BUDGET_BYTES.load(Ordering::Relaxed);
+        let mut slots = self.slots.borrow_mut();
+        if len == 0 || budget == 0 {
+            return;
+        }
+        if slots.len() >= SLOTS {
+            slots.remove(0);
+        }
+        if USED_BYTES.with(Cell::get) + len > budget {
+            return;
+        }
+        USED_BYTES.with(|u| u.set(u.get() + len));
+        let task = glommio::spawn_local(async move { file.read_at(start.0, len).await }).detach();
+        slots.push(Slot {
+            segment_base_offset,
+            next_offset,
+            start,
+            task: Some(task),
+            reserved_bytes: len,
+        });
+        crate::metrics::with(|m| m.read_ahead_started());
+    }
+
+    pub fn hit(&self) {
+        self.hits.set(self.hits.get() + 1);
+        crate::metrics::with(|m| m.read_ahead_hit());
+    }
+
+    #[cfg(test)]
+    pub fn hits(&self) -> u64 {
+        self.hits.get()
+    }
+
+    /// Drop every slot (the log is closing, or a segment went away).
+    pub fn clear(&self) {
+        self.slots.borrow_mut().clear();
+    }
+}
+
+/// Bytes read ahead on this shard now, in flight or held.
+#[cfg(test)]
+pub fn used_bytes() -> usize {
+    USED_BYTES.with(Cell::get)
+}
