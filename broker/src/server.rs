@@ -234,6 +234,7 @@ async fn shard_main(
         )));
     }
     glommio::spawn_local(retention_loop(shard.clone())).detach();
+    glommio::spawn_local(crate::handlers::backlog::refresh_loop(shard.clone())).detach();
     // Recovery writes markers through other shards: they serve their mesh ends
     // once their partitions are open, so a call to one still starting waits.
     glommio::spawn_local(crate::handlers::txn_timer::run(shard.clone())).detach();

@@ -35,6 +35,8 @@ pub struct ShardContext {
     pub connections: Cell<usize>,
     /// The catalog's client quotas as this shard matches them, and its rate sensors.
     pub quotas: crate::quota::ShardQuotas,
+    /// The floors of the bounded-backlog partitions this shard owns (backlog.rs).
+    pub backlog: crate::handlers::backlog::ShardBacklog,
     /// The group coordinator for the groups that hash to this shard; set once
     /// at start-up, after the partitions are open.
     groups: RefCell<Option<Rc<GroupCoordinator>>>,
@@ -79,6 +81,7 @@ impl ShardContext {
             stopping: Cell::new(false),
             connections: Cell::new(0),
             quotas: crate::quota::ShardQuotas::new(),
+            backlog: crate::handlers::backlog::ShardBacklog::default(),
             groups: RefCell::new(None),
             producer_ids: RefCell::new(None),
             txns: RefCell::new(None),

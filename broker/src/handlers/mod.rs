@@ -9,6 +9,7 @@ pub mod acls;
 pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod backlog;
 pub mod broker_configs;
 pub mod client_quotas;
 pub mod consumer_groups;

@@ -38,6 +38,9 @@ pub struct Appended {
     /// Offset of the part's last record: what an acks=all request waits on.
     pub last_offset: Offset,
     pub log_start_offset: Offset,
+    /// Past the topic's backlog bound with `backlog.policy=throttle`: how long
+    /// the producer is asked to wait (backlog.rs); 0 otherwise.
+    pub throttle_ms: i32,
 }
 
 /// The owner's answer for one part: appended (offsets assigned, readable, not
@@ -185,7 +188,14 @@ fn route(shard: &ShardContext, req: ProduceRequest) -> Routed {
     }
 }
 
+/// The response in the request's shape; its throttle time is the longest any
+/// partition's backlog bound asked for (dispatch adds the client quota's).
 fn response(shape: Shape, results: &[PartAnswer]) -> ProduceResponse {
+    let throttle_ms = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().ok().map(|a| a.throttle_ms))
+        .max()
+        .unwrap_or(0);
     let responses = shape
         .into_iter()
         .map(|(name, indexes)| {
@@ -210,7 +220,9 @@ fn response(shape: Shape, results: &[PartAnswer]) -> ProduceResponse {
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    ProduceResponse::default().with_responses(responses)
+    ProduceResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle_ms)
 }
 
 /// acks=all: wait on each appended part's owner until it is durable. A part whose
@@ -327,6 +339,7 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
             }
         }
     }
+    let throttle_ms = backlog_check(shard, (&part.topic, part.partition), &log, &records, &ranges)?;
     let mut appended: Option<Appended> = None;
     // The common single-batch case hands over the frame's own `Bytes`, so the
     // log can patch base_offset in place when nothing else references them.
@@ -342,6 +355,7 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
                     base_offset: appended.map_or(a.base_offset, |first| first.base_offset),
                     last_offset: a.last_offset,
                     log_start_offset: a.log_start_offset,
+                    throttle_ms,
                 });
             }
             Err(e) => {
@@ -354,6 +368,28 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
         }
     }
     Ok(appended.expect("at least one batch was appended"))
+}
+
+/// The topic's backlog bound (backlog.rs) for this part's batches: the
+/// throttle time, or the refusal. Reads each batch's header, not its records.
+fn backlog_check(
+    shard: &ShardContext,
+    (topic, partition): (&str, i32),
+    log: &PartitionLog,
+    records: &Bytes,
+    ranges: &[std::ops::Range<usize>],
+) -> Result<i32, Refused> {
+    let catalog = shard.catalog();
+    let Some(meta) = catalog.topic(topic) else {
+        return Ok(0);
+    };
+    let batch_records = ranges
+        .iter()
+        .filter_map(|r| record_batch::header(&records[r.clone()]).ok())
+        .map(|h| u64::try_from(h.last_offset_delta.get()).map_or(0, |d| d + 1))
+        .sum();
+    let batch = (records.len() as u64, batch_records);
+    crate::handlers::backlog::check(shard, &meta.config.queue, (topic, partition), log, batch)
 }
 
 /// A fenced log answers KAFKA_STORAGE_ERROR; reopen it in the background so it takes

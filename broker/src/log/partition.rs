@@ -469,6 +469,27 @@ impl PartitionLog {
             .sum()
     }
 
+    /// Bytes from `offset` to the end of the log, for the backlog bound
+    /// (handlers/backlog.rs). Counted from the offset index entry at or before `offset`,
+    /// so it is never below the exact count and at most one index interval
+    /// (`index_interval_bytes`) plus one batch above it. An offset at or below
+    /// the log start counts the whole log; one at or past the end counts 0.
+    pub fn bytes_from(&self, offset: Offset) -> u64 {
+        let state = self.shared.state.borrow();
+        if offset >= state.next_offset {
+            return 0;
+        }
+        let mut total = 0;
+        for segment in state.segments.iter().rev() {
+            if segment.base_offset <= offset {
+                let entry = segment.index.lookup(segment.relative(offset));
+                return total + segment.size_bytes().saturating_sub(entry.file_position().0);
+            }
+            total += segment.size_bytes();
+        }
+        total
+    }
+
     /// Number of segments (closed and active); for tests and metrics.
     pub fn segment_count(&self) -> usize {
         self.shared.state.borrow().segments.len()

@@ -240,6 +240,24 @@ impl ShareState {
         out
     }
 
+    /// The lowest start offset (SPSO) of any share group on each of
+    /// `partitions` (`None`: no share group reads it), for the backlog bound
+    /// (handlers/backlog.rs): records below it are settled, those above still wait.
+    pub fn lowest_start(&self, partitions: &[(String, i32)]) -> Vec<Option<i64>> {
+        let parts = self.parts.borrow();
+        let mut out = vec![None; partitions.len()];
+        for ((_, topic, partition), p) in parts.iter() {
+            let start = p.start_offset();
+            if start < 0 {
+                continue;
+            }
+            if let Some(i) = partitions.iter().position(|(t, n)| t == topic && n == partition) {
+                out[i] = Some(out[i].map_or(start, |o: i64| o.min(start)));
+            }
+        }
+        out
+    }
+
     /// Every group with share state on this shard.
     pub fn groups(&self) -> Vec<String> {
         let mut g: Vec<String> = self.parts.borrow().keys().map(|k| k.0.clone()).collect();
