@@ -38,6 +38,10 @@ const FLAGS: &[&str] = &[
 ];
 const RECORDS: i64 = 30_000;
 const TOPIC: &str = "queue";
+const DLQ: &str = "queue-dlq";
+/// Members 2 and 3 (explicit mode) REJECT offsets % 100 == 5 and always RELEASE % 100 == 3.
+const RULE_MOD: i64 = 100;
+const DELIVERY_LIMIT: i64 = 5;
 const GROUP: &str = "workers";
 
 fn python() -> PathBuf {
@@ -115,6 +119,9 @@ fn read_log(path: &Path) -> MemberLog {
         let released: Vec<(i64, i64)> = pairs("released").into_iter().map(|x| (x[0], x[1])).collect();
         releasing.extend(released.iter().copied());
         m.released.extend(released);
+        // REJECTs and the always-released: in the commit callback too, not acceptances.
+        let settled_otherwise = pairs("rejected").into_iter().chain(pairs("always"));
+        releasing.extend(settled_otherwise.map(|x| (x[0], x[1])));
     }
     m
 }
@@ -157,7 +164,7 @@ type Delivered = (i64, i64, i64);
 type Key = (i64, i64);
 
 fn produce(broker: &Broker) {
-    let out = script(&["produce", &broker.addr(), TOPIC, &RECORDS.to_string()])
+    let out = script(&["produce", &broker.addr(), TOPIC, &RECORDS.to_string(), DLQ])
         .output()
         .expect("produce");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -205,6 +212,7 @@ fn stop_members(stop: &Path, members: &mut [Child]) {
 fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_every_record_exactly_once() {
     let mut broker = Broker::start(FLAGS);
     let bs = broker.addr();
+    let started_at = now();
     produce(&broker);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -229,7 +237,7 @@ fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_
     };
     let mut members = vec![
         member(0, &[]),
-        member(1, &[]),
+        member(1, &["--release-mod", "100"]),
         member(2, &["--release-mod", "100"]),
     ];
     // The killed member's records come back after the lock timeout; then the broker crashes.
@@ -250,14 +258,17 @@ fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_
     );
     stop_members(&stop, &mut members);
     let member_logs: Vec<MemberLog> = log_refs.iter().map(|p| read_log(p)).collect();
-    let accepted = check_accepted(&member_logs);
+    let dead = check_dead_letters(&broker, started_at);
+    let accepted = check_accepted(&member_logs, &dead);
     check_order_and_late(&member_logs, &accepted);
     let to_others = check_released(&member_logs, &accepted);
     check_held(&member_logs, &held, held_at, crashed_at);
     let cut: usize = member_logs.iter().map(|l| l.acked_err.len()).sum();
     eprintln!(
-        "accepted {} records; {} released by member 3 ({to_others} came back to others); {} held by the killed member; {cut} acknowledgements cut off by the crash",
+        "accepted {} records; {} dead-lettered ({} rejected); {} released by member 3 ({to_others} came back to others); {} held by the killed member; {cut} acknowledgements cut off by the crash",
         accepted.len(),
+        dead.len(),
+        dead.values().filter(|r| r.as_str() == "rejected").count(),
         member_logs[2].released.len(),
         held.len(),
     );
@@ -274,7 +285,7 @@ fn now() -> f64 {
 /// off: durable, then the broker died before answering, since a ShareFetch carrying
 /// acknowledgements is answered only after its long poll; the start offsets reaching the log
 /// end show the broker settled it). Returns when each record's acceptance was answered.
-fn check_accepted(logs: &[MemberLog]) -> HashMap<Key, f64> {
+fn check_accepted(logs: &[MemberLog], dead: &HashMap<Key, String>) -> HashMap<Key, f64> {
     let mut accepted: HashMap<Key, (usize, f64)> = HashMap::new();
     for l in logs {
         for (t, batch) in &l.acked {
@@ -290,10 +301,15 @@ fn check_accepted(logs: &[MemberLog]) -> HashMap<Key, f64> {
     let cut: BTreeSet<Key> = logs.iter().flat_map(|l| l.acked_err.iter().copied()).collect();
     let missing: Vec<Key> = (0..RECORDS)
         .map(|i| (i % 2, i / 2))
-        .filter(|k| !accepted.contains_key(k) && !cut.contains(k))
+        .filter(|k| !accepted.contains_key(k) && !cut.contains(k) && !dead.contains_key(k))
         .take(5)
         .collect();
-    assert!(missing.is_empty(), "records never accepted: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "records neither accepted nor dead-lettered: {missing:?}"
+    );
+    let both: Vec<&Key> = dead.keys().filter(|k| accepted.contains_key(k)).take(5).collect();
+    assert!(both.is_empty(), "records accepted and dead-lettered: {both:?}");
     accepted.into_iter().map(|(k, (_, t))| (k, t)).collect()
 }
 
@@ -374,4 +390,112 @@ fn check_held(logs: &[MemberLog], held: &[Delivered], held_at: f64, crashed_at: 
             "held record {p}/{o} came back after {waited:.2}s, before the lock timeout"
         );
     }
+}
+
+/// The dead-letter topic, read back with a classic consumer: each copy names its source
+/// record (exactly once), carries its value and the reason that fits the members' rules
+/// (REJECT: offset % 100 == 5; always released: % 100 == 3, at the delivery limit), lands
+/// in the source's partition, and was made during this test. Returns source record ->
+/// reason.
+fn check_dead_letters(broker: &Broker, started_at: f64) -> HashMap<Key, String> {
+    let out = script(&["dump", &broker.addr(), DLQ, "2"])
+        .output()
+        .expect("dump");
+    assert!(
+        out.status.success(),
+        "dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut dead: HashMap<Key, String> = HashMap::new();
+    let ended_at = now();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).expect("dump line");
+        let h = |k: &str| {
+            v["headers"][k]
+                .as_str()
+                .unwrap_or_else(|| panic!("header {k} in {v}"))
+                .to_owned()
+        };
+        let num = |k: &str| {
+            h(k).parse::<i64>()
+                .unwrap_or_else(|_| panic!("header {k} in {v}"))
+        };
+        assert_eq!(
+            (h("weir-dlq-group"), h("weir-dlq-topic")),
+            (GROUP.to_owned(), TOPIC.to_owned())
+        );
+        let (p, o) = (num("weir-dlq-partition"), num("weir-dlq-offset"));
+        assert_eq!(
+            v["p"].as_i64(),
+            Some(p),
+            "copy of {p}/{o} in the source's partition"
+        );
+        assert_eq!(
+            v["value"].as_str(),
+            Some((o * 2 + p).to_string().as_str()),
+            "value of {p}/{o}"
+        );
+        let (reason, count) = (h("weir-dlq-reason"), num("weir-dlq-delivery-count"));
+        match reason.as_str() {
+            "rejected" => assert!(o % RULE_MOD == 5 && count >= 1, "{v}"),
+            "delivery-limit" => assert!(o % RULE_MOD == 3 && count == DELIVERY_LIMIT, "{v}"),
+            _ => panic!("unexpected reason in {v}"),
+        }
+        let t = num("weir-dlq-time-ms") as f64 / 1000.0;
+        assert!(t >= started_at && t <= ended_at, "weir-dlq-time-ms of {v}");
+        let again = dead.insert((p, o), reason);
+        assert!(again.is_none(), "{p}/{o} dead-lettered twice");
+    }
+    for why in ["rejected", "delivery-limit"] {
+        assert!(dead.values().any(|r| r == why), "no dead letter for reason {why}");
+    }
+    dead
+}
+
+/// TTL: records past their TTL (the topic's `message.ttl.ms`, or a `weir-ttl-ms` header,
+/// which wins) never reach a share consumer and are copied to the dead-letter topic with
+/// reason `expired`; the others are delivered in order.
+#[test]
+fn given_records_past_their_ttl_should_never_deliver_them_and_dead_letter_them() {
+    let broker = Broker::start(FLAGS);
+    let out = script(&["ttl", &broker.addr(), "ttl-jobs", "ttl-dlq"])
+        .output()
+        .expect("ttl");
+    assert!(
+        out.status.success(),
+        "ttl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ttl answer");
+    let got: Vec<&str> = v["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    let long: Vec<String> = (0..20).map(|i| format!("long-{i}")).collect();
+    assert_eq!(got, long, "only the unexpired records, in order, once each");
+    wait_for(
+        "the expired records in the dead-letter topic",
+        Duration::from_secs(30),
+        || {
+            let out = script(&["dump", &broker.addr(), "ttl-dlq", "1"])
+                .output()
+                .expect("dump");
+            String::from_utf8_lossy(&out.stdout).lines().count() >= 40
+        },
+    );
+    let out = script(&["dump", &broker.addr(), "ttl-dlq", "1"])
+        .output()
+        .expect("dump");
+    let mut values = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["headers"]["weir-dlq-reason"].as_str(), Some("expired"), "{r}");
+        assert_eq!(r["headers"]["weir-dlq-delivery-count"].as_str(), Some("0"), "{r}");
+        values.push(r["value"].as_str().unwrap().to_owned());
+    }
+    let mut want: Vec<String> = (0..20).map(|i| format!("old-{i}")).collect();
+    want.extend((0..20).map(|i| format!("short-{i}")));
+    assert_eq!(values, want, "every expired record once, in source order");
 }

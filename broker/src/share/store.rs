@@ -25,6 +25,7 @@ const RECORD_BYTES_MAX: usize = 4 * 1024 * 1024;
 const KIND_STATES: u8 = 1;
 const KIND_RESET: u8 = 2;
 const KIND_FORGET: u8 = 3;
+const KIND_DEAD_LETTER_FLOOR: u8 = 4;
 
 /// Which share-partition: (group, topic, partition).
 pub type Key = (String, String, i32);
@@ -42,6 +43,9 @@ pub enum ShareRecord {
     Reset { key: Key, spso: i64 },
     /// The share-partition is gone (topic deleted, offsets deleted).
     Forget { key: Key },
+    /// Copies of the open dead-letter moves are at or past `floor` in the dead-letter
+    /// partition (-1: no move open).
+    DeadLetterFloor { key: Key, floor: i64 },
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -81,6 +85,11 @@ pub fn encode(record: &ShareRecord, out: &mut Vec<u8>) {
         ShareRecord::Forget { key } => {
             p.push(KIND_FORGET);
             put_key(&mut p, key);
+        }
+        ShareRecord::DeadLetterFloor { key, floor } => {
+            p.push(KIND_DEAD_LETTER_FLOOR);
+            put_key(&mut p, key);
+            p.extend_from_slice(&floor.to_be_bytes());
         }
     }
     out.extend_from_slice(&(p.len() as u32).to_be_bytes());
@@ -158,6 +167,7 @@ fn decode_payload(p: &[u8]) -> Option<ShareRecord> {
         }
         KIND_RESET => ShareRecord::Reset { key, spso: r.i64()? },
         KIND_FORGET => ShareRecord::Forget { key },
+        KIND_DEAD_LETTER_FLOOR => ShareRecord::DeadLetterFloor { key, floor: r.i64()? },
         _ => return None,
     };
     r.0.is_empty().then_some(record)
