@@ -138,6 +138,7 @@ async fn move_records(
         run_on(shard, target.owner, task)
             .await
             .map_err(|e| e.to_string())??;
+        crash_for_tests();
     }
     Ok(settled)
 }
@@ -325,5 +326,18 @@ impl Task<ShardContext> for AppendCopies {
         log.wait_durable(appended.last_offset)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Test hook: with `WEIR_FAULT_DEAD_LETTER_ABORT` naming a file that exists, the broker
+/// deletes it and aborts right after a move's copies are durable and before the records are
+/// archived: the crash window the floor and scan close (`broker/tests/share_groups.rs`).
+/// Without the variable this is one environment lookup per move.
+fn crash_for_tests() {
+    if let Some(flag) = std::env::var_os("WEIR_FAULT_DEAD_LETTER_ABORT") {
+        if std::fs::remove_file(flag).is_ok() {
+            tracing::error!("WEIR_FAULT_DEAD_LETTER_ABORT: aborting between a dead-letter copy and its archive");
+            std::process::abort();
+        }
     }
 }

@@ -10,6 +10,8 @@ ShareConsumer (librdkafka 2.16).
                                      time it sees it, REJECTing those with offset % K == 5,
                                      always releasing those with offset % K == 3, and
                                      accepting everything else
+  rejecter BOOTSTRAP GROUP TOPIC STOPFILE
+                                     an explicit-mode share consumer REJECTing every record
   dump BOOTSTRAP TOPIC P             read partitions 0..P of TOPIC up to their high watermarks:
                                      one JSON line per record, with headers, in partition order
   ttl BOOTSTRAP TOPIC DLQ            TTL check: TOPIC with message.ttl.ms=1500 and DLQ; produces
@@ -123,6 +125,22 @@ def hold(bootstrap, group, topic, log_path):
     time.sleep(3600)  # holds the locks until kill -9
 
 
+def rejecter(bootstrap, group, topic, stop_file):
+    c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
+                       "share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    while not os.path.exists(stop_file):
+        msgs = [m for m in c.poll(0.5) if not m.error()]
+        for m in msgs:
+            c.acknowledge(m, AcknowledgeType.REJECT)
+        if msgs:
+            try:
+                c.commit_sync(30)
+            except Exception:  # the broker may be down: the records come back
+                pass
+    c.close()
+
+
 def dump(bootstrap, topic, partitions, timeout=60):
     """Every record of TOPIC up to the high watermarks, partition by partition."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dump-{time.time()}",
@@ -189,6 +207,8 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "produce":
         produce(args[0], args[1], int(args[2]), args[3] if len(args) > 3 else None)
+    elif cmd == "rejecter":
+        rejecter(args[0], args[1], args[2], args[3])
     elif cmd == "dump":
         dump(args[0], args[1], int(args[2]))
     elif cmd == "ttl":
