@@ -516,33 +516,72 @@ fn given_a_crash_between_a_dead_letter_copy_and_its_archive_should_copy_each_rec
     let flag_s = flag.to_str().unwrap().to_owned();
     let mut broker = Broker::start_with_env(FLAGS, &[("WEIR_FAULT_DEAD_LETTER_ABORT", &flag_s)]);
     let n = 400;
-    let out = script(&["produce", &broker.addr(), "crash-jobs", &n.to_string(), "crash-dlq"])
-        .output()
-        .expect("produce");
-    assert!(out.status.success(), "produce: {}", String::from_utf8_lossy(&out.stderr));
+    let out = script(&[
+        "produce",
+        &broker.addr(),
+        "crash-jobs",
+        &n.to_string(),
+        "crash-dlq",
+    ])
+    .output()
+    .expect("produce");
+    assert!(
+        out.status.success(),
+        "produce: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stop = tmp.path().join("stop");
     let bs = broker.addr();
-    let mut rejecter = vec![spawn(&["rejecter", &bs, "crashers", "crash-jobs", stop.to_str().unwrap()])];
-    wait_for("the abort between copy and archive", Duration::from_secs(60), || !flag.exists());
+    let mut rejecter = vec![spawn(&[
+        "rejecter",
+        &bs,
+        "crashers",
+        "crash-jobs",
+        stop.to_str().unwrap(),
+    ])];
+    wait_for(
+        "the abort between copy and archive",
+        Duration::from_secs(60),
+        || !flag.exists(),
+    );
     broker.kill();
     broker.start_again();
     wait_for("every record settled", Duration::from_secs(120), || {
         start_offsets_of(&broker, "crashers") == vec![n / 2, n / 2]
     });
     stop_members(&stop, &mut rejecter);
-    let out = script(&["dump", &broker.addr(), "crash-dlq", "2"]).output().expect("dump");
-    assert!(out.status.success(), "dump: {}", String::from_utf8_lossy(&out.stderr));
+    let out = script(&["dump", &broker.addr(), "crash-dlq", "2"])
+        .output()
+        .expect("dump");
+    assert!(
+        out.status.success(),
+        "dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut seen: BTreeMap<Key, usize> = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         let h = |k: &str| v["headers"][k].as_str().unwrap().parse::<i64>().unwrap();
         assert_eq!(v["headers"]["weir-dlq-reason"].as_str(), Some("rejected"), "{v}");
-        *seen.entry((h("weir-dlq-partition"), h("weir-dlq-offset"))).or_default() += 1;
+        *seen
+            .entry((h("weir-dlq-partition"), h("weir-dlq-offset")))
+            .or_default() += 1;
     }
     let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
     assert!(twice.is_empty(), "copied twice: {twice:?}");
-    let want: Vec<Key> = (0..n).map(|i| (i % 2, i / 2)).collect::<BTreeSet<_>>().into_iter().collect();
-    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), want, "every rejected record once");
+    let want: Vec<Key> = (0..n)
+        .map(|i| (i % 2, i / 2))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        want,
+        "every rejected record once"
+    );
     let log = broker.log();
-    assert!(log.contains("dead-letter scan after an interrupted move"), "the restart scanned for copies");
+    assert!(
+        log.contains("dead-letter scan after an interrupted move"),
+        "the restart scanned for copies"
+    );
 }

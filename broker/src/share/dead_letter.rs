@@ -336,7 +336,9 @@ impl Task<ShardContext> for AppendCopies {
 fn crash_for_tests() {
     if let Some(flag) = std::env::var_os("WEIR_FAULT_DEAD_LETTER_ABORT") {
         if std::fs::remove_file(flag).is_ok() {
-            tracing::error!("WEIR_FAULT_DEAD_LETTER_ABORT: aborting between a dead-letter copy and its archive");
+            tracing::error!(
+                "WEIR_FAULT_DEAD_LETTER_ABORT: aborting between a dead-letter copy and its archive"
+            );
             std::process::abort();
         }
     }

@@ -6,7 +6,8 @@
 //! Invariants: a state change that hands records out (acquisition) or settles them
 //! (acknowledgement) is fdatasync'd before the response leaves; at most
 //! `SHARE_PARTITIONS_PER_SHARD_MAX` share-partitions per shard, each bounded by
-//! `group.share.partition.max.record.locks`.
+//! `group.share.partition.max.record.locks`; a dead letter (REJECT, delivery limit, TTL)
+//! stays in the window until its move to the dead-letter topic is durable (`dead_letter`).
 
 pub mod dead_letter;
 pub mod partition;

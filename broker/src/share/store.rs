@@ -448,11 +448,16 @@ mod tests {
                     (5, RecordState::Acquired, 1),
                     (6, RecordState::Acquired, 1),
                     (7, RecordState::Acknowledged, 2),
+                    (8, RecordState::DeadLetterExpired, 0),
                 ],
             },
             ShareRecord::Reset {
                 key: key.clone(),
                 spso: 9,
+            },
+            ShareRecord::DeadLetterFloor {
+                key: key.clone(),
+                floor: 42,
             },
             ShareRecord::Forget { key },
         ];
@@ -463,7 +468,7 @@ mod tests {
         assert_eq!(valid, image.len());
         let torn = &image[..image.len() - 3];
         let (back, valid) = scan(torn);
-        assert_eq!(back.len(), 2, "the torn last record is dropped");
+        assert_eq!(back.len(), 3, "the torn last record is dropped");
         assert!(valid < torn.len());
         let mut corrupt = image.clone();
         let at = FILE_MAGIC.len() + 10;
