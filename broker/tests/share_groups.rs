@@ -550,23 +550,7 @@ fn given_a_crash_between_a_dead_letter_copy_and_its_archive_should_copy_each_rec
         start_offsets_of(&broker, "crashers") == vec![n / 2, n / 2]
     });
     stop_members(&stop, &mut rejecter);
-    let out = script(&["dump", &broker.addr(), "crash-dlq", "2"])
-        .output()
-        .expect("dump");
-    assert!(
-        out.status.success(),
-        "dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut seen: BTreeMap<Key, usize> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        let h = |k: &str| v["headers"][k].as_str().unwrap().parse::<i64>().unwrap();
-        assert_eq!(v["headers"]["weir-dlq-reason"].as_str(), Some("rejected"), "{v}");
-        *seen
-            .entry((h("weir-dlq-partition"), h("weir-dlq-offset")))
-            .or_default() += 1;
-    }
+    let seen = rejected_copies(&broker, "crash-dlq");
     let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
     assert!(twice.is_empty(), "copied twice: {twice:?}");
     let want: Vec<Key> = (0..n)
@@ -584,4 +568,26 @@ fn given_a_crash_between_a_dead_letter_copy_and_its_archive_should_copy_each_rec
         log.contains("dead-letter scan after an interrupted move"),
         "the restart scanned for copies"
     );
+}
+
+/// How many copies of each source record a dead-letter topic of REJECTed records holds.
+fn rejected_copies(broker: &Broker, dlq: &str) -> BTreeMap<Key, usize> {
+    let out = script(&["dump", &broker.addr(), dlq, "2"])
+        .output()
+        .expect("dump");
+    assert!(
+        out.status.success(),
+        "dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen: BTreeMap<Key, usize> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let h = |k: &str| v["headers"][k].as_str().unwrap().parse::<i64>().unwrap();
+        assert_eq!(v["headers"]["weir-dlq-reason"].as_str(), Some("rejected"), "{v}");
+        *seen
+            .entry((h("weir-dlq-partition"), h("weir-dlq-offset")))
+            .or_default() += 1;
+    }
+    seen
 }
