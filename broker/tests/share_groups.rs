@@ -1,13 +1,19 @@
 //! Share groups (KIP-932) with a real client: confluent-kafka 2.16's ShareConsumer
 //! (`tests/clients/share_groups.py`) against a 2-shard broker in zero-hop mode. Three members
-//! (two in the DEFAULT configuration, implicit acknowledgement; one explicit, releasing some
-//! records) share one 2-partition topic of 30,000 records, after a fourth member took a batch
+//! (one in the DEFAULT configuration, implicit acknowledgement; two explicit, releasing some
+//! records once and REJECTing others) share one 2-partition topic of 30,000 records, after a fourth member took a batch
 //! and was killed with SIGKILL while holding its locks; in the middle the broker itself is
 //! killed with SIGKILL and restarted. Checks: every record is accepted (its acknowledgement
 //! answered without error) exactly once and the share-partition start offsets reach the log
 //! end; nothing is delivered after its acceptance was answered; each poll returns a
 //! partition's offsets in increasing order; released records come back (to another member
-//! too); the killed member's records come back only after the lock timeout.
+//! too); the killed member's records come back only after the lock timeout. Dead letters:
+//! the topic names a dead-letter topic; the explicit members REJECT some records and always
+//! RELEASE those of a second topic (which only they subscribe to): each is found in the
+//! dead-letter topic exactly once, with its value and `weir-dlq-*` headers, across the
+//! broker crash, and never also accepted. Separate tests: a crash exactly between a
+//! dead-letter copy and its archive (test hook), and TTL (expired records never delivered,
+//! dead-lettered).
 
 mod common;
 
@@ -39,8 +45,11 @@ const FLAGS: &[&str] = &[
 const RECORDS: i64 = 30_000;
 const TOPIC: &str = "queue";
 const DLQ: &str = "queue-dlq";
-/// Members 2 and 3 (explicit mode) REJECT offsets % 100 == 5 and always RELEASE % 100 == 3.
+/// Members 2 and 3 (explicit mode) REJECT offsets % 100 == 5, and always RELEASE the
+/// records of "queue-poison" (which member 1, in the default configuration, does not take).
 const RULE_MOD: i64 = 100;
+const POISON: &str = "queue-poison";
+const POISON_RECORDS: i64 = 100;
 const DELIVERY_LIMIT: i64 = 5;
 const GROUP: &str = "workers";
 
@@ -119,18 +128,17 @@ fn read_log(path: &Path) -> MemberLog {
         let released: Vec<(i64, i64)> = pairs("released").into_iter().map(|x| (x[0], x[1])).collect();
         releasing.extend(released.iter().copied());
         m.released.extend(released);
-        // REJECTs and the always-released: in the commit callback too, not acceptances.
-        let settled_otherwise = pairs("rejected").into_iter().chain(pairs("always"));
-        releasing.extend(settled_otherwise.map(|x| (x[0], x[1])));
+        // REJECTs: in the commit callback too, not acceptances.
+        releasing.extend(pairs("rejected").into_iter().map(|x| (x[0], x[1])));
     }
     m
 }
 
 fn share_start_offsets(broker: &Broker) -> Vec<i64> {
-    start_offsets_of(broker, GROUP)
+    start_offsets_of(broker, GROUP, TOPIC)
 }
 
-fn start_offsets_of(broker: &Broker, group: &'static str) -> Vec<i64> {
+fn start_offsets_of(broker: &Broker, group: &'static str, topic: &str) -> Vec<i64> {
     let mut c = broker.client();
     let mut g = DescribeShareGroupOffsetsRequestGroup::default();
     g.group_id = GroupId(StrBytes::from_static_str(group));
@@ -144,6 +152,7 @@ fn start_offsets_of(broker: &Broker, group: &'static str) -> Vec<i64> {
     let mut out: Vec<(i32, i64)> = r.groups[0]
         .topics
         .iter()
+        .filter(|t| t.topic_name.as_str() == topic)
         .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.start_offset)))
         .collect();
     out.sort_unstable();
@@ -258,7 +267,10 @@ fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_
     wait_for(
         "every share-partition start offset at the log end",
         Duration::from_secs(180),
-        || share_start_offsets(&broker) == vec![RECORDS / 2, RECORDS / 2],
+        || {
+            share_start_offsets(&broker) == vec![RECORDS / 2, RECORDS / 2]
+                && start_offsets_of(&broker, GROUP, POISON) == vec![POISON_RECORDS / 2; 2]
+        },
     );
     stop_members(&stop, &mut members);
     let member_logs: Vec<MemberLog> = log_refs.iter().map(|p| read_log(p)).collect();
@@ -269,10 +281,9 @@ fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_
     check_held(&member_logs, &held, held_at, crashed_at);
     let cut: usize = member_logs.iter().map(|l| l.acked_err.len()).sum();
     eprintln!(
-        "accepted {} records; {} dead-lettered ({} rejected); {} released by member 3 ({to_others} came back to others); {} held by the killed member; {cut} acknowledgements cut off by the crash",
+        "accepted {} records; {} REJECTed into the dead-letter topic (and {POISON_RECORDS} of {POISON} at the delivery limit); {} released by member 3 ({to_others} came back to others); {} held by the killed member; {cut} acknowledgements cut off by the crash",
         accepted.len(),
         dead.len(),
-        dead.values().filter(|r| r.as_str() == "rejected").count(),
         member_logs[2].released.len(),
         held.len(),
     );
@@ -398,9 +409,9 @@ fn check_held(logs: &[MemberLog], held: &[Delivered], held_at: f64, crashed_at: 
 
 /// The dead-letter topic, read back with a classic consumer: each copy names its source
 /// record (exactly once), carries its value and the reason that fits the members' rules
-/// (REJECT: offset % 100 == 5; always released: % 100 == 3, at the delivery limit), lands
-/// in the source's partition, and was made during this test. Returns source record ->
-/// reason.
+/// (REJECT: offsets % 100 == 5 of "queue"; every record of "queue-poison", at the delivery
+/// limit), lands in the source's partition, and was made during this test. Returns the
+/// REJECTed records of "queue".
 fn check_dead_letters(broker: &Broker, started_at: f64) -> HashMap<Key, String> {
     let out = script(&["dump", &broker.addr(), DLQ, "2"])
         .output()
@@ -410,7 +421,7 @@ fn check_dead_letters(broker: &Broker, started_at: f64) -> HashMap<Key, String> 
         "dump: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut dead: HashMap<Key, String> = HashMap::new();
+    let (mut dead, mut poison) = (HashMap::new(), BTreeSet::new());
     let ended_at = now();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: Value = serde_json::from_str(line).expect("dump line");
@@ -424,35 +435,41 @@ fn check_dead_letters(broker: &Broker, started_at: f64) -> HashMap<Key, String> 
             h(k).parse::<i64>()
                 .unwrap_or_else(|_| panic!("header {k} in {v}"))
         };
-        assert_eq!(
-            (h("weir-dlq-group"), h("weir-dlq-topic")),
-            (GROUP.to_owned(), TOPIC.to_owned())
-        );
+        assert_eq!(h("weir-dlq-group"), GROUP, "{v}");
         let (p, o) = (num("weir-dlq-partition"), num("weir-dlq-offset"));
         assert_eq!(
             v["p"].as_i64(),
             Some(p),
             "copy of {p}/{o} in the source's partition"
         );
+        let t = num("weir-dlq-time-ms") as f64 / 1000.0;
+        assert!(t >= started_at && t <= ended_at, "weir-dlq-time-ms of {v}");
+        let (reason, count) = (h("weir-dlq-reason"), num("weir-dlq-delivery-count"));
+        if h("weir-dlq-topic") == POISON {
+            assert_eq!(
+                v["value"].as_str(),
+                Some(format!("poison-{}", o * 2 + p).as_str()),
+                "{v}"
+            );
+            assert!(reason == "delivery-limit" && count == DELIVERY_LIMIT, "{v}");
+            assert!(poison.insert((p, o)), "{POISON} {p}/{o} dead-lettered twice");
+            continue;
+        }
+        assert_eq!(h("weir-dlq-topic"), TOPIC, "{v}");
         assert_eq!(
             v["value"].as_str(),
             Some((o * 2 + p).to_string().as_str()),
             "value of {p}/{o}"
         );
-        let (reason, count) = (h("weir-dlq-reason"), num("weir-dlq-delivery-count"));
-        match reason.as_str() {
-            "rejected" => assert!(o % RULE_MOD == 5 && count >= 1, "{v}"),
-            "delivery-limit" => assert!(o % RULE_MOD == 3 && count == DELIVERY_LIMIT, "{v}"),
-            _ => panic!("unexpected reason in {v}"),
-        }
-        let t = num("weir-dlq-time-ms") as f64 / 1000.0;
-        assert!(t >= started_at && t <= ended_at, "weir-dlq-time-ms of {v}");
-        let again = dead.insert((p, o), reason);
-        assert!(again.is_none(), "{p}/{o} dead-lettered twice");
+        assert!(reason == "rejected" && o % RULE_MOD == 5 && count >= 1, "{v}");
+        assert!(
+            dead.insert((p, o), reason).is_none(),
+            "{p}/{o} dead-lettered twice"
+        );
     }
-    for why in ["rejected", "delivery-limit"] {
-        assert!(dead.values().any(|r| r == why), "no dead letter for reason {why}");
-    }
+    assert!(!dead.is_empty(), "no REJECTed record in the dead-letter topic");
+    let want: BTreeSet<Key> = (0..POISON_RECORDS).map(|i| (i % 2, i / 2)).collect();
+    assert_eq!(poison, want, "every always-released record, once");
     dead
 }
 
@@ -547,7 +564,7 @@ fn given_a_crash_between_a_dead_letter_copy_and_its_archive_should_copy_each_rec
     broker.kill();
     broker.start_again();
     wait_for("every record settled", Duration::from_secs(120), || {
-        start_offsets_of(&broker, "crashers") == vec![n / 2, n / 2]
+        start_offsets_of(&broker, "crashers", "crash-jobs") == vec![n / 2, n / 2]
     });
     stop_members(&stop, &mut rejecter);
     let seen = rejected_copies(&broker, "crash-dlq");

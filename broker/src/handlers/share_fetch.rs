@@ -34,7 +34,7 @@ use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
 use crate::share::partition::{AckBatch, AckError, AcquiredRun};
 use crate::share::session::FINAL_EPOCH;
-use crate::share::store::Key;
+use crate::share::store::{Key, StoreError};
 use crate::share::ShareState;
 
 /// Records one ShareFetch acquires when the client names no MaxRecords.
@@ -95,17 +95,46 @@ impl Task<ShardContext> for ShareTask {
             .iter()
             .map(|p| (self.group.clone(), p.topic.clone(), p.partition))
             .collect();
-        self.settle(&shard, &share, &keys, &mut out).await;
-        if self.parts.iter().any(|p| p.fetch) {
-            self.acquire_loop(&shard, &share, &keys, &mut out).await;
+        let fetching = self.parts.iter().any(|p| p.fetch);
+        let staged = self.settle(&shard, &share, &keys, &mut out);
+        if fetching {
+            // The acknowledgements ride on the first acquisition's fdatasync (staged in
+            // order before it); `durable` below is then already met.
+            self.acquire_loop(
+                &shard,
+                &share,
+                &keys,
+                &mut out,
+                staged.as_ref().ok().copied().flatten(),
+            )
+            .await;
+        }
+        let acks_durable = match staged {
+            Ok(ticket) => share.durable(ticket).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = acks_durable {
+            tracing::error!(error = %e, "share state: acknowledgements not durable");
+            for (p, o) in self.parts.iter().zip(out.iter_mut()) {
+                if !p.acks.is_empty() && o.ack_error_code == 0 {
+                    o.ack_error_code = ResponseError::KafkaStorageError.code();
+                }
+            }
         }
         out
     }
 }
 
 impl ShareTask {
-    /// Acknowledgements and releases, durable before anything else happens.
-    async fn settle(&self, shard: &ShardContext, share: &ShareState, keys: &[Key], out: &mut [SharePartOut]) {
+    /// Acknowledgements and releases, staged in the share-state log before anything else
+    /// happens; made durable before the answer (`run`).
+    fn settle(
+        &self,
+        shard: &ShardContext,
+        share: &ShareState,
+        keys: &[Key],
+        out: &mut [SharePartOut],
+    ) -> Result<Option<u64>, StoreError> {
         let now = Instant::now();
         let mut records = Vec::new();
         for ((p, key), o) in self.parts.iter().zip(keys).zip(out.iter_mut()) {
@@ -136,14 +165,7 @@ impl ShareTask {
                 records.extend(share.release_member(key, &self.member));
             }
         }
-        if let Err(e) = share.commit(records).await {
-            tracing::error!(error = %e, "share state: acknowledgements not durable");
-            for (p, o) in self.parts.iter().zip(out.iter_mut()) {
-                if !p.acks.is_empty() && o.ack_error_code == 0 {
-                    o.ack_error_code = ResponseError::KafkaStorageError.code();
-                }
-            }
-        }
+        share.stage(records)
     }
 
     async fn acquire_loop(
@@ -152,6 +174,7 @@ impl ShareTask {
         share: &ShareState,
         keys: &[Key],
         out: &mut [SharePartOut],
+        mut staged: Option<u64>,
     ) {
         let member: Rc<str> = Rc::from(self.member.as_str());
         let deadline = Instant::now() + Duration::from_millis(self.max_wait_ms);
@@ -165,6 +188,11 @@ impl ShareTask {
                     continue;
                 }
                 left -= acquire_part(shard, share, key, &member, p, o, left).await;
+            }
+            if let Some(ticket) = staged.take() {
+                // Nothing acquired to share it with: the acknowledgements go alone, before
+                // any wait (their answer must not wait for the long poll).
+                let _ = share.durable(Some(ticket)).await;
             }
             let now = Instant::now();
             if left < self.max_records || now >= deadline || shard.stopping.get() {

@@ -346,7 +346,22 @@ impl ShareState {
 
     /// Makes `records` durable (group commit), compacting the file when it has grown.
     pub async fn commit(&self, records: Vec<ShareRecord>) -> Result<(), StoreError> {
-        self.store.commit(&records).await?;
+        let ticket = self.stage(records)?;
+        self.durable(ticket).await
+    }
+
+    /// Queues `records` behind every change made before (the log's order is the memory's)
+    /// without waiting: a ShareFetch stages its acknowledgements so that they share the
+    /// acquisition's fdatasync. `durable` waits for them.
+    pub fn stage(&self, records: Vec<ShareRecord>) -> Result<Option<u64>, StoreError> {
+        self.store.stage(&records)
+    }
+
+    pub async fn durable(&self, ticket: Option<u64>) -> Result<(), StoreError> {
+        let Some(ticket) = ticket else {
+            return Ok(());
+        };
+        self.store.wait(ticket).await?;
         if self.store.wants_compaction() {
             let snapshot = self.snapshot();
             self.store.compact(snapshot).await?;

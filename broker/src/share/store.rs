@@ -284,18 +284,29 @@ impl ShareStore {
 
     /// Queues `records`; resolves once they are on disk.
     pub async fn commit(self: &Rc<Self>, records: &[ShareRecord]) -> Result<(), StoreError> {
+        match self.stage(records)? {
+            Some(ticket) => self.wait(ticket).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Queues `records` in order with every other commit, without starting a write: the
+    /// next `wait` (this caller's or anyone's) writes them. The ticket to `wait` on.
+    pub fn stage(&self, records: &[ShareRecord]) -> Result<Option<u64>, StoreError> {
         if self.failed.get() {
             return Err(StoreError::Failed);
         }
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        {
-            let mut p = self.pending.borrow_mut();
-            records.iter().for_each(|r| encode(r, &mut p));
-        }
-        let batch = self.accumulating.get();
-        if !self.flushing.get() {
+        let mut p = self.pending.borrow_mut();
+        records.iter().for_each(|r| encode(r, &mut p));
+        Ok(Some(self.accumulating.get()))
+    }
+
+    /// Resolves once the records staged with `batch` are on disk.
+    pub async fn wait(self: &Rc<Self>, batch: u64) -> Result<(), StoreError> {
+        if !self.flushing.get() && self.durable.get() < batch {
             self.flushing.set(true);
             // Detached: a cancelled request must not stop a flush half way.
             glommio::spawn_local(Rc::clone(self).flush_loop()).detach();

@@ -2,14 +2,15 @@
 ShareConsumer (librdkafka 2.16).
 
   produce BOOTSTRAP TOPIC N [DLQ]    create TOPIC (2 partitions; dead-letter topic DLQ, also
-                                     created with 2 partitions) and produce N records
+                                     created with 2 partitions, and TOPIC-poison with 100
+                                     records, same DLQ) and produce N records
   member BOOTSTRAP GROUP TOPIC LOG STOPFILE [--release-mod K]
                                      a share consumer in its DEFAULT configuration (implicit
                                      acknowledgement), or with --release-mod in explicit mode:
                                      releasing each record whose offset % K == 7 the first
-                                     time it sees it, REJECTing those with offset % K == 5,
-                                     always releasing those with offset % K == 3, and
-                                     accepting everything else
+                                     time it sees it, REJECTing those with offset % K == 5 and
+                                     accepting everything else; it also subscribes to
+                                     TOPIC-poison and always releases its records
   rejecter BOOTSTRAP GROUP TOPIC STOPFILE
                                      an explicit-mode share consumer REJECTing every record
   dump BOOTSTRAP TOPIC P             read partitions 0..P of TOPIC up to their high watermarks:
@@ -36,14 +37,23 @@ from confluent_kafka import OFFSET_BEGINNING, AcknowledgeType, Consumer, Produce
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
+POISON = 100
+
+
 def produce(bootstrap, topic, n, dlq=None):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     topics = [NewTopic(topic, 2, 1)]
     if dlq:
-        topics = [NewTopic(dlq, 2, 1),
-                  NewTopic(topic, 2, 1, config={"errors.deadletterqueue.topic.name": dlq})]
+        conf = {"errors.deadletterqueue.topic.name": dlq}
+        topics = [NewTopic(dlq, 2, 1), NewTopic(topic, 2, 1, config=conf),
+                  NewTopic(topic + "-poison", 2, 1, config=conf)]
     for f in admin.create_topics(topics).values():
         f.result(30)
+    if dlq:
+        p = Producer({"bootstrap.servers": bootstrap})
+        for i in range(POISON):
+            p.produce(topic + "-poison", value=f"poison-{i}".encode(), partition=i % 2)
+        assert p.flush(60) == 0
     p = Producer({"bootstrap.servers": bootstrap})
     for i in range(n):
         p.produce(topic, value=str(i).encode(), partition=i % 2)
@@ -66,21 +76,27 @@ def member(bootstrap, group, topic, log_path, stop_file, release_mod=None):
     c = ShareConsumer(conf)
 
     def on_commit(offsets, exc):
-        acked = [[tp.partition, o] for tp, offs in offsets.items() for o in sorted(offs)]
+        acked = [[tp.partition, o] for tp, offs in offsets.items() if tp.topic == topic for o in sorted(offs)]
         log.write(json.dumps({"t": time.time(), "acked": acked, "err": str(exc) if exc else None}) + "\n")
 
     c.set_acknowledgement_commit_callback(on_commit)
-    c.subscribe([topic])
+    # The explicit members also take TOPIC-poison (when it exists), whose records they
+    # always RELEASE: the default member never sees them, so they reach the delivery limit.
+    c.subscribe([topic, topic + "-poison"] if release_mod else [topic])
     released_once = set()
     while not os.path.exists(stop_file):
         msgs = c.poll(0.5)
         batch = []
         released = []
         rejected = []
-        always = []
+        poison = []
         for m in msgs:
             if m.error():
                 log.write(json.dumps({"t": time.time(), "error": str(m.error())}) + "\n")
+                continue
+            if m.topic() != topic:
+                c.acknowledge(m, AcknowledgeType.RELEASE)
+                poison.append([m.partition(), m.offset()])
                 continue
             batch.append([m.partition(), m.offset(), m.delivery_count()])
             if release_mod:
@@ -92,18 +108,17 @@ def member(bootstrap, group, topic, log_path, stop_file, release_mod=None):
                 elif m.offset() % release_mod == 5:
                     rejected.append(list(key))
                     c.acknowledge(m, AcknowledgeType.REJECT)
-                elif m.offset() % release_mod == 3:
-                    always.append(list(key))
-                    c.acknowledge(m, AcknowledgeType.RELEASE)
                 else:
                     c.acknowledge(m, AcknowledgeType.ACCEPT)
         if batch:
             log.write(json.dumps({"t": time.time(), "poll": batch}) + "\n")
         if released:
             log.write(json.dumps({"t": time.time(), "released": released}) + "\n")
-        if rejected or always:
-            log.write(json.dumps({"t": time.time(), "rejected": rejected, "always": always}) + "\n")
-        if release_mod and batch:
+        if rejected:
+            log.write(json.dumps({"t": time.time(), "rejected": rejected}) + "\n")
+        if poison:
+            log.write(json.dumps({"t": time.time(), "poison": poison}) + "\n")
+        if release_mod and (batch or poison):
             try:
                 c.commit_sync(30)
             except Exception as e:  # the broker may be restarting: the records come back
