@@ -2,7 +2,7 @@
 //! past their expiry (`weir-ttl-ms` header, else the topic's `message.ttl.ms`, counted from
 //! the record's timestamp). Pure; runs on the share-partition's owner shard at acquire time.
 //! Invariants: the record walk is paid only when a TTL can apply (the topic has a default,
-//! or a batch may hold the header: a byte search in uncompressed batches; compressed
+//! or a batch may hold the header: a SIMD byte search in uncompressed batches; compressed
 //! batches are decompressed into one reused scratch buffer, bounded per batch); a batch
 //! that cannot be read expires nothing (the consumer sees it as Kafka would).
 
@@ -39,7 +39,7 @@ pub fn expired_offsets(
             Compression::from_attributes(h.attributes.get()),
             Ok(Compression::None)
         );
-        let may_have_header = compressed || contains(b, TTL_MS);
+        let may_have_header = compressed || memchr::memmem::find(b, TTL_MS).is_some();
         let oldest = h.base_timestamp.get().min(h.max_timestamp.get());
         let default_due = topic_ttl_ms.is_some_and(|t| oldest.saturating_add(t) <= now_ms);
         if !may_have_header && !default_due {
@@ -61,17 +61,6 @@ pub fn expired_offsets(
     out.sort_unstable();
     out.dedup();
     out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    let mut at = 0;
-    while let Some(i) = hay[at..].iter().position(|b| *b == needle[0]) {
-        if hay[at + i..].starts_with(needle) {
-            return true;
-        }
-        at += i + 1;
-    }
-    false
 }
 
 #[cfg(test)]
