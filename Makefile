@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # cargo's config variable) moves them out of ./target.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CARGO_BUILD_TARGET_DIR),target)
 
-.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-micro clean compat-matrix
+.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-share bench-micro clean compat-matrix
 
 run: release
 	$(TARGET_DIR)/release/weir serve
@@ -68,6 +68,7 @@ bench:
 	$(CARGO) build --release --bin weir --bin weir-loadgen
 	bash loadgen/scripts/bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
 	$(MAKE) bench-metrics
+	$(MAKE) bench-share
 	$(MAKE) bench-log
 
 # The metrics endpoint's cost: produce with it off and on (scraped every second),
@@ -75,6 +76,11 @@ bench:
 bench-metrics:
 	$(CARGO) build --release --bin weir --bin weir-loadgen
 	bash loadgen/scripts/metrics-cost.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
+
+# Share group vs classic group consume, same client and topic, one run (docs/benchmarks.md).
+bench-share:
+	$(CARGO) build --release --bin weir
+	bash loadgen/scripts/share-vs-classic.sh $(TARGET_DIR)/release/weir
 
 # Raw glommio DMA writer vs the partition log, same bytes, one run (docs/benchmarks.md).
 bench-log:

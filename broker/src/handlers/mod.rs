@@ -30,6 +30,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod produce_txn;
 pub mod producer_id;
+pub mod share_acquire;
 pub mod share_admin;
 pub mod share_fetch;
 pub mod share_groups;
