@@ -327,6 +327,11 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
             }
         }
     }
+    if let Some(answer) =
+        super::produce_delay::divert(shard, &part.topic, part.partition, &log, &records, &ranges).await
+    {
+        return answer;
+    }
     let mut appended: Option<Appended> = None;
     // The common single-batch case hands over the frame's own `Bytes`, so the
     // log can patch base_offset in place when nothing else references them.
