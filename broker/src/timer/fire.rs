@@ -67,6 +67,9 @@ type Reads = HashMap<u64, (Vec<u8>, Vec<u8>)>;
 
 async fn fire_round(shard: &Rc<ShardContext>, store: &Rc<TimerStore>, now: i64) {
     let due = store.take_due(now, ROUND_RECORDS_MAX);
+    if let Some((first, _, _)) = due.first() {
+        tracing::debug!(shard = shard.id, records = due.len(), late_ms = now_ms() - first, "firing");
+    }
     let (groups, reads, rest) = gather(store, due).await;
     for (due, entry, index) in rest {
         store.put_back(&[(entry, index)], due);
