@@ -235,7 +235,11 @@ impl Journal {
     }
 
     async fn write(&self, payloads: &[&[u8]]) -> Result<(Vec<Location>, u64), JournalError> {
-        let _turn = self.lock.acquire_permit(1).await.map_err(|_| JournalError::Failed)?;
+        let _turn = self
+            .lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| JournalError::Failed)?;
         if self.failed.get() {
             return Err(JournalError::Failed);
         }
@@ -277,7 +281,9 @@ impl Journal {
         self.durable.set(self.written.get());
         let next = id + 1;
         let path = segment_path(&self.dir, next);
-        let new = BufferedFile::create(&path).await.map_err(gio("creating a segment"))?;
+        let new = BufferedFile::create(&path)
+            .await
+            .map_err(gio("creating a segment"))?;
         write_all(&new, MAGIC.to_vec(), 0).await?;
         new.fdatasync().await.map_err(gio("syncing a new segment"))?;
         sync_dir(&self.dir).await?;
@@ -357,7 +363,8 @@ impl Journal {
     pub async fn delete_below(&self, segment: u32) -> Result<(), JournalError> {
         let doomed: Vec<u32> = self.sealed.borrow().range(..segment).map(|(id, _)| *id).collect();
         for id in doomed {
-            if let Some(Some(f)) = self.sealed.borrow_mut().remove(&id) {
+            let file = self.sealed.borrow_mut().remove(&id).flatten();
+            if let Some(f) = file {
                 if let Ok(f) = Rc::try_unwrap(f) {
                     let _ = f.close().await;
                 }

@@ -46,7 +46,12 @@ fn might_carry_headers(batch: &[u8], default_delay: bool) -> bool {
 
 /// The due time of each record of `batch` (a record without a delay gets
 /// `now`), or `None` when no record is due after `now`.
-fn dues(batch: &[u8], default_delay: Option<i64>, now: i64, scratch: &mut Vec<u8>) -> Result<Option<Vec<i64>>, Refused> {
+fn dues(
+    batch: &[u8],
+    default_delay: Option<i64>,
+    now: i64,
+    scratch: &mut Vec<u8>,
+) -> Result<Option<Vec<i64>>, Refused> {
     let corrupt = |e: weir_protocol::records::RecordError| Refused {
         code: ResponseError::CorruptMessage.code(),
         message: Some(e.to_string()),
@@ -117,11 +122,14 @@ async fn store(
             continue;
         };
         if h.attributes.get() & ATTR_TRANSACTIONAL != 0 {
-            return Err(invalid("delayed delivery is not supported inside a transaction".into()));
+            return Err(invalid(
+                "delayed delivery is not supported inside a transaction".into(),
+            ));
         }
         if h.producer_id.get() >= 0 {
             return Err(invalid(
-                "delayed delivery is not supported for idempotent producers (set enable.idempotence=false)".into(),
+                "delayed delivery is not supported for idempotent producers (set enable.idempotence=false)"
+                    .into(),
             ));
         }
     }
@@ -133,7 +141,9 @@ async fn store(
         let batch = &records[r.clone()];
         let dues = match dues {
             Some(d) => d,
-            None => vec![now; record_batch::header(batch).map_or(0, |h| h.records_count.get().max(0) as usize)],
+            None => {
+                vec![now; record_batch::header(batch).map_or(0, |h| h.records_count.get().max(0) as usize)]
+            }
         };
         if let Err(e) = timers.add(topic, partition, &dues, batch).await {
             return Err(Refused {

@@ -14,8 +14,9 @@ use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::Compression;
 use weir_protocol::records::{records, Record};
 
-use super::{producer_id, TimerStore, PRODUCER_EPOCH};
+use super::{producer_id, Items, TimerStore, PRODUCER_EPOCH};
 use crate::handlers::ShardContext;
+use crate::log::PartitionLog;
 use crate::partitions::Ownership;
 
 const ROUND_RECORDS_MAX: usize = 20_000;
@@ -62,29 +63,80 @@ struct Group {
     items: Vec<(i64, u64, u32)>,
 }
 
+/// Records cut into one fired batch, and its bytes (`None`: unreadable, dropped).
+type Chunk = (Items, Option<bytes::Bytes>);
+/// A chunk with where it goes: log (`None`: partition deleted), topic,
+/// partition, base sequence, records, bytes.
+type Planned = (
+    Option<Rc<PartitionLog>>,
+    Rc<str>,
+    i32,
+    i32,
+    Items,
+    Option<bytes::Bytes>,
+);
+
 /// The stored batches a round needs, read once each.
 type Reads = HashMap<u64, (Vec<u8>, Vec<u8>)>;
 
 async fn fire_round(shard: &Rc<ShardContext>, store: &Rc<TimerStore>, now: i64) {
     let due = store.take_due(now, ROUND_RECORDS_MAX);
     if let Some((first, _, _)) = due.first() {
-        tracing::debug!(shard = shard.id, records = due.len(), late_ms = now_ms() - first, "firing");
+        tracing::debug!(
+            shard = shard.id,
+            records = due.len(),
+            late_ms = now_ms() - first,
+            "firing"
+        );
     }
     let (groups, reads, rest) = gather(store, due).await;
     for (due, entry, index) in rest {
         store.put_back(&[(entry, index)], due);
     }
+    let mut reads = reads;
+    let chunks = plan(shard, store, groups, &mut reads, now);
+    if chunks.is_empty() {
+        return;
+    }
+    let intents: Vec<_> = chunks
+        .iter()
+        .map(|(_, t, p, s, items, _)| (t.clone(), *p, *s, items.clone()))
+        .collect();
+    let ids = match store.begin_fires(&intents).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(shard = shard.id, error = %e, "timer store: writing FIRE failed");
+            for (_, _, _, _, items, _) in chunks {
+                store.put_back(&items, now + RETRY_MS);
+            }
+            return;
+        }
+    };
+    for (id, (log, topic, partition, _, items, bytes)) in ids.into_iter().zip(chunks) {
+        append_chunk(store, log, &topic, partition, id, items, bytes, now).await;
+    }
+}
+
+/// Cut each partition's due records into fired batches with their sequences.
+fn plan(
+    shard: &ShardContext,
+    store: &TimerStore,
+    groups: Vec<Group>,
+    reads: &mut Reads,
+    now: i64,
+) -> Vec<Planned> {
     let pid = producer_id(store.shard);
     // (log, topic, partition, base sequence, items, batch bytes)
     let mut chunks = Vec::new();
-    let mut reads = reads;
     let mut views: HashMap<u64, Vec<Record<'_>>> = HashMap::new();
     for (id, (batch, scratch)) in reads.iter_mut() {
         match records(batch, scratch, DECOMPRESSED_MAX_BYTES).and_then(|r| r.collect::<Result<Vec<_>, _>>()) {
             Ok(r) => {
                 views.insert(*id, r);
             }
-            Err(e) => tracing::error!(shard = shard.id, entry = id, error = %e, "timer store: a stored batch is unreadable"),
+            Err(e) => {
+                tracing::error!(shard = shard.id, entry = id, error = %e, "timer store: a stored batch is unreadable")
+            }
         }
     }
     for g in groups {
@@ -109,26 +161,7 @@ async fn fire_round(shard: &Rc<ShardContext>, store: &Rc<TimerStore>, now: i64) 
             seq = seq.wrapping_add(n);
         }
     }
-    if chunks.is_empty() {
-        return;
-    }
-    let intents: Vec<_> = chunks
-        .iter()
-        .map(|(_, t, p, s, items, _)| (t.clone(), *p, *s, items.clone()))
-        .collect();
-    let ids = match store.begin_fires(&intents).await {
-        Ok(ids) => ids,
-        Err(e) => {
-            tracing::error!(shard = shard.id, error = %e, "timer store: writing FIRE failed");
-            for (_, _, _, _, items, _) in chunks {
-                store.put_back(&items, now + RETRY_MS);
-            }
-            return;
-        }
-    };
-    for (id, (log, topic, partition, _, items, bytes)) in ids.into_iter().zip(chunks) {
-        append_chunk(store, log, &topic, partition, id, items, bytes, now).await;
-    }
+    chunks
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -143,7 +176,13 @@ async fn append_chunk(
     now: i64,
 ) {
     let (Some(log), Some(bytes)) = (log, bytes) else {
-        tracing::warn!(shard = store.shard, topic, partition, records = items.len(), "timer store: dropping records of a deleted partition or unreadable batch");
+        tracing::warn!(
+            shard = store.shard,
+            topic,
+            partition,
+            records = items.len(),
+            "timer store: dropping records of a deleted partition or unreadable batch"
+        );
         store.finish_fire(id, true).await;
         return;
     };
@@ -183,7 +222,7 @@ async fn gather(store: &TimerStore, due: Vec<(i64, u64, u32)>) -> (Vec<Group>, R
         let Some((loc, topic, partition)) = store.entry(entry) else {
             continue;
         };
-        if !reads.contains_key(&entry) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = reads.entry(entry) {
             if read_bytes > 0 && read_bytes + u64::from(loc.len) > ROUND_READ_BYTES_MAX {
                 rest.push((due, entry, index));
                 continue;
@@ -191,7 +230,7 @@ async fn gather(store: &TimerStore, due: Vec<(i64, u64, u32)>) -> (Vec<Group>, R
             read_bytes += u64::from(loc.len);
             match store.read(loc).await {
                 Ok(bytes) => {
-                    reads.insert(entry, (bytes, Vec::new()));
+                    slot.insert((bytes, Vec::new()));
                 }
                 Err(e) => {
                     tracing::error!(shard = store.shard, error = %e, "timer store: reading a stored batch failed");
@@ -221,7 +260,7 @@ struct Cut {
     taken: Vec<(u64, u32)>,
     pid: i64,
     seq: i32,
-    out: Vec<(Vec<(u64, u32)>, Option<bytes::Bytes>)>,
+    out: Vec<Chunk>,
 }
 
 impl Cut {
@@ -244,12 +283,7 @@ impl Cut {
 /// under the store's producer id from sequence `seq`. A chunk whose records
 /// cannot be read has no bytes (it is dropped with a log line) and uses no
 /// sequence numbers.
-fn build(
-    items: &[(i64, u64, u32)],
-    views: &HashMap<u64, Vec<Record<'_>>>,
-    pid: i64,
-    seq: i32,
-) -> Vec<(Vec<(u64, u32)>, Option<bytes::Bytes>)> {
+fn build(items: &[(i64, u64, u32)], views: &HashMap<u64, Vec<Record<'_>>>, pid: i64, seq: i32) -> Vec<Chunk> {
     let mut cut = Cut {
         builder: BatchBuilder::new(Compression::None),
         taken: Vec::new(),
@@ -266,7 +300,8 @@ fn build(
         };
         headers.clear();
         headers.extend(record.headers.iter());
-        cut.builder.push(record.timestamp_ms, record.key, record.value, &headers);
+        cut.builder
+            .push(record.timestamp_ms, record.key, record.value, &headers);
         cut.taken.push((*entry, *index));
         if cut.builder.estimated_size_bytes() >= FIRED_BATCH_BYTES {
             cut.finish();

@@ -44,7 +44,14 @@ fn head(kind: u8, id: u64, topic: &str, partition: i32, out: &mut Vec<u8>) {
 }
 
 /// ADD: returns the offset of the batch within the payload.
-pub fn encode_add(id: u64, topic: &str, partition: i32, dues: &[i64], batch: &[u8], out: &mut Vec<u8>) -> usize {
+pub fn encode_add(
+    id: u64,
+    topic: &str,
+    partition: i32,
+    dues: &[i64],
+    batch: &[u8],
+    out: &mut Vec<u8>,
+) -> usize {
     out.reserve(32 + topic.len() + dues.len() * 8 + batch.len());
     head(ADD, id, topic, partition, out);
     out.extend_from_slice(&(dues.len() as u32).to_be_bytes());

@@ -41,6 +41,13 @@ pub fn producer_id(shard: usize) -> i64 {
     PRODUCER_ID_BASE - shard as i64
 }
 
+/// (entry id, record index) pairs.
+pub type Items = Vec<(u64, u32)>;
+/// A FIRE to write: topic, partition, base sequence, records.
+pub type Intent = (Rc<str>, i32, i32, Items);
+type ReplayEntry = (Location, Rc<str>, i32, Vec<i64>, Vec<bool>);
+type ReplayFire = (u32, Rc<str>, i32, i32, Items);
+
 /// One stored batch.
 struct Entry {
     /// The batch bytes in the journal.
@@ -75,8 +82,8 @@ pub struct TimerStore {
 /// What the journal replay found, before the partitions are consulted.
 #[derive(Default)]
 struct Replay {
-    entries: HashMap<u64, (Location, Rc<str>, i32, Vec<i64>, Vec<bool>)>,
-    fires: HashMap<u64, (u32, Rc<str>, i32, i32, Vec<(u64, u32)>)>,
+    entries: HashMap<u64, ReplayEntry>,
+    fires: HashMap<u64, ReplayFire>,
     max_entry: u64,
     max_fire: u64,
     unreadable: usize,
@@ -99,7 +106,8 @@ impl Replay {
                     len: loc.len - batch_at as u32,
                 };
                 let done = vec![false; dues.len()];
-                self.entries.insert(id, (batch, topic.into(), partition, dues, done));
+                self.entries
+                    .insert(id, (batch, topic.into(), partition, dues, done));
                 self.max_entry = self.max_entry.max(id + 1);
             }
             Some(Frame::Fire {
@@ -149,7 +157,11 @@ impl TimerStore {
         let mut replay = Replay::default();
         let journal = Journal::open(dir, SEGMENT_BYTES, |loc, p| replay.visit(loc, p)).await?;
         if replay.unreadable > 0 {
-            tracing::warn!(shard, frames = replay.unreadable, "timer store: frames of an unknown kind skipped");
+            tracing::warn!(
+                shard,
+                frames = replay.unreadable,
+                "timer store: frames of an unknown kind skipped"
+            );
         }
         let mut resolutions = Vec::new();
         let fires = std::mem::take(&mut replay.fires);
@@ -164,7 +176,11 @@ impl TimerStore {
             resolutions.push(frame::encode_done(id, appended));
         }
         if !resolutions.is_empty() {
-            tracing::info!(shard, fires = resolutions.len(), "timer store: resolved FIREs a stop left open");
+            tracing::info!(
+                shard,
+                fires = resolutions.len(),
+                "timer store: resolved FIREs a stop left open"
+            );
             let refs: Vec<&[u8]> = resolutions.iter().map(Vec::as_slice).collect();
             journal.append(&refs, true).await?;
         }
@@ -225,7 +241,13 @@ impl TimerStore {
 
     /// Store one delayed batch whose records are due at `dues`; returns once
     /// it is durable.
-    pub async fn add(&self, topic: &str, partition: i32, dues: &[i64], batch: &[u8]) -> Result<(), JournalError> {
+    pub async fn add(
+        &self,
+        topic: &str,
+        partition: i32,
+        dues: &[i64],
+        batch: &[u8],
+    ) -> Result<(), JournalError> {
         let id = self.next_entry.get();
         self.next_entry.set(id + 1);
         let mut payload = Vec::new();
@@ -292,7 +314,7 @@ impl TimerStore {
 
     /// Write FIRE intents (durably, in one sync): `fires` are (topic,
     /// partition, base sequence, items). Returns their ids, in order.
-    pub async fn begin_fires(&self, fires: &[(Rc<str>, i32, i32, Vec<(u64, u32)>)]) -> Result<Vec<u64>, JournalError> {
+    pub async fn begin_fires(&self, fires: &[Intent]) -> Result<Vec<u64>, JournalError> {
         let mut payloads = Vec::with_capacity(fires.len());
         let mut ids = Vec::with_capacity(fires.len());
         for (topic, partition, seq, items) in fires {
@@ -350,7 +372,8 @@ impl TimerStore {
                     }
                 }
             }
-            self.fired_total.set(self.fired_total.get() + f.items.len() as u64);
+            self.fired_total
+                .set(self.fired_total.get() + f.items.len() as u64);
         }
     }
 
