@@ -228,6 +228,12 @@ impl Journal {
         Ok(locations)
     }
 
+    /// Append without waiting for a sync; returns the locations and the
+    /// point `sync_to` takes to make them durable.
+    pub async fn append_unsynced(&self, payloads: &[&[u8]]) -> Result<(Vec<Location>, u64), JournalError> {
+        self.write(payloads).await.inspect_err(|e| self.fail(e))
+    }
+
     fn fail(&self, e: &JournalError) {
         if !self.failed.replace(true) {
             tracing::error!(error = %e, dir = %self.dir.display(), "journal write failed; refusing further writes");
@@ -297,7 +303,7 @@ impl Journal {
     }
 
     /// Return once everything up to `end` (a `written` count) is durable.
-    async fn sync_to(&self, end: u64) -> Result<(), JournalError> {
+    pub async fn sync_to(&self, end: u64) -> Result<(), JournalError> {
         loop {
             if self.durable.get() >= end {
                 return Ok(());
@@ -404,21 +410,23 @@ async fn open_rw(path: &Path) -> Result<BufferedFile, JournalError> {
         .map_err(gio("opening a journal segment"))
 }
 
+/// One write of the whole buffer (no copy). A short write (a full disk) fails
+/// the journal: what it left is a torn tail, truncated on the next open.
 async fn write_all(file: &BufferedFile, bytes: Vec<u8>, position: u64) -> Result<(), JournalError> {
-    let mut done = 0usize;
-    while done < bytes.len() {
-        let n = file
-            .write_at(bytes[done..].to_vec(), position + done as u64)
-            .await
-            .map_err(gio("writing the journal"))?;
-        if n == 0 {
-            let source = std::io::Error::new(std::io::ErrorKind::WriteZero, "write_at wrote 0 bytes");
-            return Err(JournalError::Io {
-                context: "writing the journal",
-                source,
-            });
-        }
-        done += n;
+    let len = bytes.len();
+    let n = file
+        .write_at(bytes, position)
+        .await
+        .map_err(gio("writing the journal"))?;
+    if n < len {
+        let source = std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            format!("short write: {n} of {len} bytes"),
+        );
+        return Err(JournalError::Io {
+            context: "writing the journal",
+            source,
+        });
     }
     Ok(())
 }

@@ -92,7 +92,7 @@ impl Drop for Watcher {
 }
 
 /// When each offset of each partition first appeared on the broker, polled
-/// with ListOffsets every 2 ms (broker-side appearance, free of the
+/// with ListOffsets every 5 ms (broker-side appearance, free of the
 /// consumer's fetch latency). Reconnects across a kill -9.
 struct Appearance {
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -139,7 +139,7 @@ impl Appearance {
                 if broken {
                     client = None;
                 }
-                std::thread::sleep(Duration::from_millis(2));
+                std::thread::sleep(Duration::from_millis(5));
             }
         });
         Appearance { stop, seen }

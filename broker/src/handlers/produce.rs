@@ -38,6 +38,9 @@ pub struct Appended {
     /// Offset of the part's last record: what an acks=all request waits on.
     pub last_offset: Offset,
     pub log_start_offset: Offset,
+    /// A delayed part: in the timer store, durable once its journal is synced
+    /// to this point (`TimerStore::wait_durable`), not in the log yet.
+    pub timer_end: Option<u64>,
 }
 
 /// The owner's answer for one part: appended (offsets assigned, readable, not
@@ -67,6 +70,7 @@ pub struct DurablePart {
     pub topic: String,
     pub partition: i32,
     pub last_offset: Offset,
+    pub timer_end: Option<u64>,
 }
 
 /// Where each slot's batch went, for the acks=all wait.
@@ -225,6 +229,7 @@ async fn await_durable(shard: &Rc<ShardContext>, results: &mut [PartAnswer], tar
                 topic: t.topic.clone(),
                 partition: t.partition,
                 last_offset: appended.last_offset,
+                timer_end: appended.timer_end,
             };
             work.push((t.owner, part));
         }
@@ -284,6 +289,12 @@ impl Task<ShardContext> for AwaitDurable {
                     continue;
                 }
             };
+            if let Some(end) = part.timer_end {
+                if let Err(refused) = super::produce_delay::wait_durable(&shard, end).await {
+                    failed.push((part.index, refused));
+                }
+                continue;
+            }
             if let Err(e) = log.wait_durable(part.last_offset).await {
                 tracing::error!(shard = shard.id, error = %e, "fdatasync failed");
                 let refused = Refused {
@@ -347,6 +358,7 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
                     base_offset: appended.map_or(a.base_offset, |first| first.base_offset),
                     last_offset: a.last_offset,
                     log_start_offset: a.log_start_offset,
+                    timer_end: None,
                 });
             }
             Err(e) => {

@@ -7,7 +7,9 @@
 //! delay, or the batch is compressed, or its bytes contain `weir-` (one memchr
 //! search over an uncompressed batch). Invariants: a malformed queue header
 //! refuses the whole part (INVALID_RECORD, nothing stored); a diverted part is
-//! stored whole, and is durable in the timer store before the answer.
+//! stored whole, written to the timer store's journal inside the connection's
+//! turn and, with acks=all, fdatasync'd before the answer (after the turn, so
+//! pipelined requests share syncs).
 
 use std::ops::Range;
 use std::rc::Rc;
@@ -137,6 +139,7 @@ async fn store(
         return Err(super::refusal(ResponseError::NotLeaderOrFollower));
     };
     let now = crate::txn::now_ms();
+    let mut end = 0;
     for (r, dues) in ranges.iter().zip(delayed) {
         let batch = &records[r.clone()];
         let dues = match dues {
@@ -145,17 +148,32 @@ async fn store(
                 vec![now; record_batch::header(batch).map_or(0, |h| h.records_count.get().max(0) as usize)]
             }
         };
-        if let Err(e) = timers.add(topic, partition, &dues, batch).await {
-            return Err(Refused {
-                code: ResponseError::KafkaStorageError.code(),
-                message: Some(e.to_string()),
-            });
-        }
+        end = timers
+            .add(topic, partition, &dues, batch)
+            .await
+            .map_err(storage_error)?;
     }
     // No offset yet: the records get theirs when they are due.
     Ok(Appended {
         base_offset: Offset(-1),
         last_offset: Offset(-1),
         log_start_offset: log.log_start_offset(),
+        timer_end: Some(end),
     })
+}
+
+fn storage_error(e: crate::journal::JournalError) -> Refused {
+    Refused {
+        code: ResponseError::KafkaStorageError.code(),
+        message: Some(e.to_string()),
+    }
+}
+
+/// acks=all on a delayed part: wait until the timer store holds it durably
+/// (group commit with the shard's other delayed parts).
+pub async fn wait_durable(shard: &ShardContext, end: u64) -> Result<(), Refused> {
+    let Some(timers) = shard.timers() else {
+        return Err(super::refusal(ResponseError::NotLeaderOrFollower));
+    };
+    timers.wait_durable(end).await.map_err(storage_error)
 }

@@ -240,19 +240,20 @@ impl TimerStore {
     }
 
     /// Store one delayed batch whose records are due at `dues`; returns once
-    /// it is durable.
+    /// it is written (not synced) with the point `wait_durable` takes.
     pub async fn add(
         &self,
         topic: &str,
         partition: i32,
         dues: &[i64],
         batch: &[u8],
-    ) -> Result<(), JournalError> {
+    ) -> Result<u64, JournalError> {
         let id = self.next_entry.get();
         self.next_entry.set(id + 1);
         let mut payload = Vec::new();
         let batch_at = frame::encode_add(id, topic, partition, dues, batch, &mut payload);
-        let loc = self.journal.append(&[&payload], true).await?[0];
+        let (locations, end) = self.journal.append_unsynced(&[&payload]).await?;
+        let loc = locations[0];
         let batch = Location {
             segment: loc.segment,
             offset: loc.offset + batch_at as u64,
@@ -274,7 +275,12 @@ impl TimerStore {
         }
         drop(heap);
         self.added.notify(usize::MAX);
-        Ok(())
+        Ok(end)
+    }
+
+    /// Return once the journal is durable up to `end` (from `add`).
+    pub async fn wait_durable(&self, end: u64) -> Result<(), JournalError> {
+        self.journal.sync_to(end).await
     }
 
     /// Pop up to `max` records due by `now`, in due order.
