@@ -287,7 +287,13 @@ impl Journal {
         self.durable.set(self.written.get());
         let next = id + 1;
         let path = segment_path(&self.dir, next);
-        let new = BufferedFile::create(&path)
+        // Read and write: the active segment is also read back (fire time).
+        let new = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .buffered_open(&path)
             .await
             .map_err(gio("creating a segment"))?;
         write_all(&new, MAGIC.to_vec(), 0).await?;
@@ -429,4 +435,68 @@ async fn write_all(file: &BufferedFile, bytes: Vec<u8>, position: u64) -> Result
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::test_support::{data_dir, run};
+
+    fn replay(dir: &Path) -> Vec<Vec<u8>> {
+        let dir = dir.to_path_buf();
+        run(async move {
+            let mut seen = Vec::new();
+            let j = Journal::open(&dir, 64, |_, p| seen.push(p.to_vec()))
+                .await
+                .unwrap();
+            j.close().await;
+            seen
+        })
+    }
+
+    #[test]
+    fn given_frames_when_reopened_should_replay_them_read_them_back_and_drop_a_torn_tail() {
+        let tmp = data_dir();
+        let dir = tmp.path().join("j");
+        let d = dir.clone();
+        let (first, last_segment) = run(async move {
+            let j = Journal::open(&d, 64, |_, _| {}).await.unwrap();
+            let mut locations = Vec::new();
+            for i in 0..10u8 {
+                // 40-byte payloads (48-byte frames), 64-byte segments: two per segment.
+                let loc = j.append(&[&[i; 40]], i % 3 == 0).await.unwrap();
+                locations.extend(loc);
+            }
+            assert_eq!(j.read(locations[0]).await.unwrap(), vec![0u8; 40]);
+            assert_eq!(j.read(locations[9]).await.unwrap(), vec![9u8; 40]);
+            j.close().await;
+            (locations[0], j.active_segment())
+        });
+        assert!(last_segment >= 4, "segments rolled: {last_segment}");
+        assert_eq!(first.segment, 0);
+        let frames = replay(&dir);
+        assert_eq!(frames.len(), 10);
+        assert_eq!(frames[9], vec![9u8; 40]);
+        // A torn last frame: half of it written.
+        let last = segment_path(&dir, last_segment);
+        let mut image = std::fs::read(&last).unwrap();
+        image.extend_from_slice(&(40u32).to_be_bytes());
+        image.extend_from_slice(&[1, 2, 3]);
+        std::fs::write(&last, &image).unwrap();
+        assert_eq!(replay(&dir).len(), 10, "the torn frame is dropped");
+        assert_eq!(
+            std::fs::metadata(&last).unwrap().len() as usize,
+            image.len() - 7,
+            "and truncated"
+        );
+        // Deleting the sealed prefix.
+        let d = dir.clone();
+        run(async move {
+            let j = Journal::open(&d, 64, |_, _| {}).await.unwrap();
+            j.delete_below(last_segment).await.unwrap();
+            j.close().await;
+        });
+        assert_eq!(list_segments(&dir).unwrap(), vec![last_segment]);
+        assert_eq!(replay(&dir).len(), 2, "two 48-byte frames per 64-byte segment");
+    }
 }
