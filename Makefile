@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # cargo's config variable) moves them out of ./target.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CARGO_BUILD_TARGET_DIR),target)
 
-.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-share bench-micro clean compat-matrix
+.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-share bench-delay bench-micro clean compat-matrix
 
 run: release
 	$(TARGET_DIR)/release/weir serve
@@ -70,6 +70,7 @@ bench:
 	$(MAKE) bench-metrics
 	$(MAKE) bench-share
 	$(MAKE) bench-log
+	$(MAKE) bench-delay
 
 # The metrics endpoint's cost: produce with it off and on (scraped every second),
 # alternating, in one run (docs/benchmarks.md, "Metrics").
@@ -81,6 +82,13 @@ bench-metrics:
 bench-share:
 	$(CARGO) build --release --bin weir
 	bash loadgen/scripts/share-vs-classic.sh $(TARGET_DIR)/release/weir
+
+# Delayed delivery: plain vs delayed produce MB/s in one run, broker RSS growth
+# with 1,000,000 pending timers, firing lateness at 50,000 timers/s
+# (docs/benchmarks.md, "Delayed delivery").
+bench-delay:
+	$(CARGO) build --release --bin weir --bin delay-bench
+	bash loadgen/scripts/delay-bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/delay-bench
 
 # Raw glommio DMA writer vs the partition log, same bytes, one run (docs/benchmarks.md).
 bench-log:

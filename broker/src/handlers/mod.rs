@@ -28,6 +28,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod produce_delay;
 pub mod produce_txn;
 pub mod producer_id;
 pub mod share_acquire;

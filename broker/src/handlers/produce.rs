@@ -41,6 +41,9 @@ pub struct Appended {
     /// Past the topic's backlog bound with `backlog.policy=throttle`: how long
     /// the producer is asked to wait (backlog.rs); 0 otherwise.
     pub throttle_ms: i32,
+    /// A delayed part: in the timer store, durable once its journal is synced
+    /// to this point (`TimerStore::wait_durable`), not in the log yet.
+    pub timer_end: Option<u64>,
 }
 
 /// The owner's answer for one part: appended (offsets assigned, readable, not
@@ -70,6 +73,7 @@ pub struct DurablePart {
     pub topic: String,
     pub partition: i32,
     pub last_offset: Offset,
+    pub timer_end: Option<u64>,
 }
 
 /// Where each slot's batch went, for the acks=all wait.
@@ -237,6 +241,7 @@ async fn await_durable(shard: &Rc<ShardContext>, results: &mut [PartAnswer], tar
                 topic: t.topic.clone(),
                 partition: t.partition,
                 last_offset: appended.last_offset,
+                timer_end: appended.timer_end,
             };
             work.push((t.owner, part));
         }
@@ -296,6 +301,12 @@ impl Task<ShardContext> for AwaitDurable {
                     continue;
                 }
             };
+            if let Some(end) = part.timer_end {
+                if let Err(refused) = super::produce_delay::wait_durable(&shard, end).await {
+                    failed.push((part.index, refused));
+                }
+                continue;
+            }
             if let Err(e) = log.wait_durable(part.last_offset).await {
                 tracing::error!(shard = shard.id, error = %e, "fdatasync failed");
                 let refused = Refused {
@@ -339,7 +350,14 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
             }
         }
     }
+    // Delayed records count against the backlog bound as they arrive: the
+    // bound is about what producers may leave for consumers, due now or later.
     let throttle_ms = backlog_check(shard, (&part.topic, part.partition), &log, &records, &ranges)?;
+    if let Some(answer) =
+        super::produce_delay::divert(shard, &part.topic, part.partition, &log, &records, &ranges).await
+    {
+        return answer.map(|a| Appended { throttle_ms, ..a });
+    }
     let mut appended: Option<Appended> = None;
     // The common single-batch case hands over the frame's own `Bytes`, so the
     // log can patch base_offset in place when nothing else references them.
@@ -356,6 +374,7 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
                     last_offset: a.last_offset,
                     log_start_offset: a.log_start_offset,
                     throttle_ms,
+                    timer_end: None,
                 });
             }
             Err(e) => {

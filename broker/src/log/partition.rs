@@ -441,6 +441,14 @@ impl PartitionLog {
         self.shared.state.borrow().producers.view()
     }
 
+    /// The last sequence stored for `producer_id`, if this partition knows it
+    /// (the timer store resolves its fire intents with it).
+    pub fn last_sequence(&self, producer_id: i64) -> Option<i32> {
+        let st = self.shared.state.borrow();
+        let p = st.producers.producers.get(&producer_id)?;
+        p.batches.back().map(|b| b.last_sequence)
+    }
+
     /// Wakes when this partition's data changes (`Shared::readers`): take it
     /// before reading, so a change between the read and the wait is not missed.
     pub fn listen_for_data(&self) -> event_listener::EventListener {
