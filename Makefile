@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # cargo's config variable) moves them out of ./target.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CARGO_BUILD_TARGET_DIR),target)
 
-.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-micro bench-peak clean compat-matrix
+.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-share bench-delay bench-micro bench-peak clean compat-matrix
 
 run: release
 	$(TARGET_DIR)/release/weir serve
@@ -68,13 +68,27 @@ bench:
 	$(CARGO) build --release --bin weir --bin weir-loadgen
 	bash loadgen/scripts/bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
 	$(MAKE) bench-metrics
+	$(MAKE) bench-share
 	$(MAKE) bench-log
+	$(MAKE) bench-delay
 
 # The metrics endpoint's cost: produce with it off and on (scraped every second),
 # alternating, in one run (docs/benchmarks.md, "Metrics").
 bench-metrics:
 	$(CARGO) build --release --bin weir --bin weir-loadgen
 	bash loadgen/scripts/metrics-cost.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
+
+# Share group vs classic group consume, same client and topic, one run (docs/benchmarks.md).
+bench-share:
+	$(CARGO) build --release --bin weir
+	bash loadgen/scripts/share-vs-classic.sh $(TARGET_DIR)/release/weir
+
+# Delayed delivery: plain vs delayed produce MB/s in one run, broker RSS growth
+# with 1,000,000 pending timers, firing lateness at 50,000 timers/s
+# (docs/benchmarks.md, "Delayed delivery").
+bench-delay:
+	$(CARGO) build --release --bin weir --bin delay-bench
+	bash loadgen/scripts/delay-bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/delay-bench
 
 # The flash-sale scenario (docs/peak-shaving.md): a burst of orders at 10x the
 # drain cap for 30 s into Weir, drained into a throwaway PostgreSQL by weir-drain,

@@ -234,9 +234,13 @@ async fn shard_main(
         )));
     }
     glommio::spawn_local(retention_loop(shard.clone())).detach();
+    glommio::spawn_local(crate::handlers::backlog::refresh_loop(shard.clone())).detach();
     // Recovery writes markers through other shards: they serve their mesh ends
     // once their partitions are open, so a call to one still starting waits.
     glommio::spawn_local(crate::handlers::txn_timer::run(shard.clone())).detach();
+    if let Some(timers) = shard.timers() {
+        glommio::spawn_local(crate::timer::fire::run(shard.clone(), timers)).detach();
+    }
     tracing::info!(shard = shard.id, cpu = shard.id, "shard ready");
     beats.set_ready(shard.id, true);
     while !STOP.load(Ordering::SeqCst) {
@@ -288,6 +292,16 @@ async fn open_coordinators(
         .await
         .map_err(|e| format!("opening the share state: {e}"))?;
     shard.set_share(share);
+    tracing::debug!("start-up: opening the timer store");
+    let timer_dir = args.data_dir.join("__timers").join(format!("shard-{}", shard.id));
+    let pid = crate::timer::producer_id(shard.id);
+    let partitions = shard.partitions.clone();
+    let timers = crate::timer::TimerStore::open(&timer_dir, shard.id, |topic, partition| {
+        partitions.log(topic, partition)?.last_sequence(pid)
+    })
+    .await
+    .map_err(|e| format!("opening the timer store: {e}"))?;
+    shard.set_timers(timers);
     if shard.id == 0 {
         shard.set_producer_ids(ProducerIds::new(args.data_dir.clone(), first_producer_id));
     }

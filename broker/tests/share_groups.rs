@@ -1,13 +1,19 @@
 //! Share groups (KIP-932) with a real client: confluent-kafka 2.16's ShareConsumer
 //! (`tests/clients/share_groups.py`) against a 2-shard broker in zero-hop mode. Three members
-//! (two in the DEFAULT configuration, implicit acknowledgement; one explicit, releasing some
-//! records) share one 2-partition topic of 30,000 records, after a fourth member took a batch
+//! (one in the DEFAULT configuration, implicit acknowledgement; two explicit, releasing some
+//! records once and REJECTing others) share one 2-partition topic of 30,000 records, after a fourth member took a batch
 //! and was killed with SIGKILL while holding its locks; in the middle the broker itself is
 //! killed with SIGKILL and restarted. Checks: every record is accepted (its acknowledgement
 //! answered without error) exactly once and the share-partition start offsets reach the log
 //! end; nothing is delivered after its acceptance was answered; each poll returns a
 //! partition's offsets in increasing order; released records come back (to another member
-//! too); the killed member's records come back only after the lock timeout.
+//! too); the killed member's records come back only after the lock timeout. Dead letters:
+//! the topic names a dead-letter topic; the explicit members REJECT some records and always
+//! RELEASE those of a second topic (which only they subscribe to): each is found in the
+//! dead-letter topic exactly once, with its value and `weir-dlq-*` headers, across the
+//! broker crash, and never also accepted. Separate tests: a crash exactly between a
+//! dead-letter copy and its archive (test hook), and TTL (expired records never delivered,
+//! dead-lettered).
 
 mod common;
 
@@ -38,6 +44,13 @@ const FLAGS: &[&str] = &[
 ];
 const RECORDS: i64 = 30_000;
 const TOPIC: &str = "queue";
+const DLQ: &str = "queue-dlq";
+/// Members 2 and 3 (explicit mode) REJECT offsets % 100 == 5, and always RELEASE the
+/// records of "queue-poison" (which member 1, in the default configuration, does not take).
+const RULE_MOD: i64 = 100;
+const POISON: &str = "queue-poison";
+const POISON_RECORDS: i64 = 100;
+const DELIVERY_LIMIT: i64 = 5;
 const GROUP: &str = "workers";
 
 fn python() -> PathBuf {
@@ -115,14 +128,20 @@ fn read_log(path: &Path) -> MemberLog {
         let released: Vec<(i64, i64)> = pairs("released").into_iter().map(|x| (x[0], x[1])).collect();
         releasing.extend(released.iter().copied());
         m.released.extend(released);
+        // REJECTs: in the commit callback too, not acceptances.
+        releasing.extend(pairs("rejected").into_iter().map(|x| (x[0], x[1])));
     }
     m
 }
 
 fn share_start_offsets(broker: &Broker) -> Vec<i64> {
+    start_offsets_of(broker, GROUP, TOPIC)
+}
+
+fn start_offsets_of(broker: &Broker, group: &'static str, topic: &str) -> Vec<i64> {
     let mut c = broker.client();
     let mut g = DescribeShareGroupOffsetsRequestGroup::default();
-    g.group_id = GroupId(StrBytes::from_static_str(GROUP));
+    g.group_id = GroupId(StrBytes::from_static_str(group));
     g.topics = None;
     let r = c
         .call_at(
@@ -133,6 +152,7 @@ fn share_start_offsets(broker: &Broker) -> Vec<i64> {
     let mut out: Vec<(i32, i64)> = r.groups[0]
         .topics
         .iter()
+        .filter(|t| t.topic_name.as_str() == topic)
         .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.start_offset)))
         .collect();
     out.sort_unstable();
@@ -157,7 +177,7 @@ type Delivered = (i64, i64, i64);
 type Key = (i64, i64);
 
 fn produce(broker: &Broker) {
-    let out = script(&["produce", &broker.addr(), TOPIC, &RECORDS.to_string()])
+    let out = script(&["produce", &broker.addr(), TOPIC, &RECORDS.to_string(), DLQ])
         .output()
         .expect("produce");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -205,6 +225,7 @@ fn stop_members(stop: &Path, members: &mut [Child]) {
 fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_every_record_exactly_once() {
     let mut broker = Broker::start(FLAGS);
     let bs = broker.addr();
+    let started_at = now();
     produce(&broker);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -229,7 +250,7 @@ fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_
     };
     let mut members = vec![
         member(0, &[]),
-        member(1, &[]),
+        member(1, &["--release-mod", "100"]),
         member(2, &["--release-mod", "100"]),
     ];
     // The killed member's records come back after the lock timeout; then the broker crashes.
@@ -246,18 +267,23 @@ fn given_three_share_consumers_a_killed_member_and_a_broker_crash_should_accept_
     wait_for(
         "every share-partition start offset at the log end",
         Duration::from_secs(180),
-        || share_start_offsets(&broker) == vec![RECORDS / 2, RECORDS / 2],
+        || {
+            share_start_offsets(&broker) == vec![RECORDS / 2, RECORDS / 2]
+                && start_offsets_of(&broker, GROUP, POISON) == vec![POISON_RECORDS / 2; 2]
+        },
     );
     stop_members(&stop, &mut members);
     let member_logs: Vec<MemberLog> = log_refs.iter().map(|p| read_log(p)).collect();
-    let accepted = check_accepted(&member_logs);
+    let dead = check_dead_letters(&broker, started_at);
+    let accepted = check_accepted(&member_logs, &dead);
     check_order_and_late(&member_logs, &accepted);
     let to_others = check_released(&member_logs, &accepted);
     check_held(&member_logs, &held, held_at, crashed_at);
     let cut: usize = member_logs.iter().map(|l| l.acked_err.len()).sum();
     eprintln!(
-        "accepted {} records; {} released by member 3 ({to_others} came back to others); {} held by the killed member; {cut} acknowledgements cut off by the crash",
+        "accepted {} records; {} REJECTed into the dead-letter topic (and {POISON_RECORDS} of {POISON} at the delivery limit); {} released by member 3 ({to_others} came back to others); {} held by the killed member; {cut} acknowledgements cut off by the crash",
         accepted.len(),
+        dead.len(),
         member_logs[2].released.len(),
         held.len(),
     );
@@ -274,7 +300,7 @@ fn now() -> f64 {
 /// off: durable, then the broker died before answering, since a ShareFetch carrying
 /// acknowledgements is answered only after its long poll; the start offsets reaching the log
 /// end show the broker settled it). Returns when each record's acceptance was answered.
-fn check_accepted(logs: &[MemberLog]) -> HashMap<Key, f64> {
+fn check_accepted(logs: &[MemberLog], dead: &HashMap<Key, String>) -> HashMap<Key, f64> {
     let mut accepted: HashMap<Key, (usize, f64)> = HashMap::new();
     for l in logs {
         for (t, batch) in &l.acked {
@@ -290,10 +316,15 @@ fn check_accepted(logs: &[MemberLog]) -> HashMap<Key, f64> {
     let cut: BTreeSet<Key> = logs.iter().flat_map(|l| l.acked_err.iter().copied()).collect();
     let missing: Vec<Key> = (0..RECORDS)
         .map(|i| (i % 2, i / 2))
-        .filter(|k| !accepted.contains_key(k) && !cut.contains(k))
+        .filter(|k| !accepted.contains_key(k) && !cut.contains(k) && !dead.contains_key(k))
         .take(5)
         .collect();
-    assert!(missing.is_empty(), "records never accepted: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "records neither accepted nor dead-lettered: {missing:?}"
+    );
+    let both: Vec<&Key> = dead.keys().filter(|k| accepted.contains_key(k)).take(5).collect();
+    assert!(both.is_empty(), "records accepted and dead-lettered: {both:?}");
     accepted.into_iter().map(|(k, (_, t))| (k, t)).collect()
 }
 
@@ -374,4 +405,206 @@ fn check_held(logs: &[MemberLog], held: &[Delivered], held_at: f64, crashed_at: 
             "held record {p}/{o} came back after {waited:.2}s, before the lock timeout"
         );
     }
+}
+
+/// The dead-letter topic, read back with a classic consumer: each copy names its source
+/// record (exactly once), carries its value and the reason that fits the members' rules
+/// (REJECT: offsets % 100 == 5 of "queue"; every record of "queue-poison", at the delivery
+/// limit), lands in the source's partition, and was made during this test. Returns the
+/// REJECTed records of "queue".
+fn check_dead_letters(broker: &Broker, started_at: f64) -> HashMap<Key, String> {
+    let out = script(&["dump", &broker.addr(), DLQ, "2"])
+        .output()
+        .expect("dump");
+    assert!(
+        out.status.success(),
+        "dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut dead, mut poison) = (HashMap::new(), BTreeSet::new());
+    let ended_at = now();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).expect("dump line");
+        let h = |k: &str| {
+            v["headers"][k]
+                .as_str()
+                .unwrap_or_else(|| panic!("header {k} in {v}"))
+                .to_owned()
+        };
+        let num = |k: &str| {
+            h(k).parse::<i64>()
+                .unwrap_or_else(|_| panic!("header {k} in {v}"))
+        };
+        assert_eq!(h("weir-dlq-group"), GROUP, "{v}");
+        let (p, o) = (num("weir-dlq-partition"), num("weir-dlq-offset"));
+        assert_eq!(
+            v["p"].as_i64(),
+            Some(p),
+            "copy of {p}/{o} in the source's partition"
+        );
+        let t = num("weir-dlq-time-ms") as f64 / 1000.0;
+        assert!(t >= started_at && t <= ended_at, "weir-dlq-time-ms of {v}");
+        let (reason, count) = (h("weir-dlq-reason"), num("weir-dlq-delivery-count"));
+        if h("weir-dlq-topic") == POISON {
+            assert_eq!(
+                v["value"].as_str(),
+                Some(format!("poison-{}", o * 2 + p).as_str()),
+                "{v}"
+            );
+            assert!(reason == "delivery-limit" && count == DELIVERY_LIMIT, "{v}");
+            assert!(poison.insert((p, o)), "{POISON} {p}/{o} dead-lettered twice");
+            continue;
+        }
+        assert_eq!(h("weir-dlq-topic"), TOPIC, "{v}");
+        assert_eq!(
+            v["value"].as_str(),
+            Some((o * 2 + p).to_string().as_str()),
+            "value of {p}/{o}"
+        );
+        assert!(reason == "rejected" && o % RULE_MOD == 5 && count >= 1, "{v}");
+        assert!(
+            dead.insert((p, o), reason).is_none(),
+            "{p}/{o} dead-lettered twice"
+        );
+    }
+    assert!(!dead.is_empty(), "no REJECTed record in the dead-letter topic");
+    let want: BTreeSet<Key> = (0..POISON_RECORDS).map(|i| (i % 2, i / 2)).collect();
+    assert_eq!(poison, want, "every always-released record, once");
+    dead
+}
+
+/// TTL: records past their TTL (the topic's `message.ttl.ms`, or a `weir-ttl-ms` header,
+/// which wins) never reach a share consumer and are copied to the dead-letter topic with
+/// reason `expired`; the others are delivered in order.
+#[test]
+fn given_records_past_their_ttl_should_never_deliver_them_and_dead_letter_them() {
+    let broker = Broker::start(FLAGS);
+    let out = script(&["ttl", &broker.addr(), "ttl-jobs", "ttl-dlq"])
+        .output()
+        .expect("ttl");
+    assert!(
+        out.status.success(),
+        "ttl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ttl answer");
+    let got: Vec<&str> = v["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    let long: Vec<String> = (0..20).map(|i| format!("long-{i}")).collect();
+    assert_eq!(got, long, "only the unexpired records, in order, once each");
+    wait_for(
+        "the expired records in the dead-letter topic",
+        Duration::from_secs(30),
+        || {
+            let out = script(&["dump", &broker.addr(), "ttl-dlq", "1"])
+                .output()
+                .expect("dump");
+            String::from_utf8_lossy(&out.stdout).lines().count() >= 40
+        },
+    );
+    let out = script(&["dump", &broker.addr(), "ttl-dlq", "1"])
+        .output()
+        .expect("dump");
+    let mut values = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["headers"]["weir-dlq-reason"].as_str(), Some("expired"), "{r}");
+        assert_eq!(r["headers"]["weir-dlq-delivery-count"].as_str(), Some("0"), "{r}");
+        values.push(r["value"].as_str().unwrap().to_owned());
+    }
+    let mut want: Vec<String> = (0..20).map(|i| format!("old-{i}")).collect();
+    want.extend((0..20).map(|i| format!("short-{i}")));
+    assert_eq!(values, want, "every expired record once, in source order");
+}
+
+/// The crash window of a dead-letter move: the broker aborts (test hook
+/// `WEIR_FAULT_DEAD_LETTER_ABORT`) after a move's copies are durable and before the records
+/// are archived. After the restart the move finds its copies (the floor and scan) and copies
+/// only the rest: every REJECTed record is in the dead-letter topic exactly once.
+#[test]
+fn given_a_crash_between_a_dead_letter_copy_and_its_archive_should_copy_each_record_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flag = tmp.path().join("abort-once");
+    std::fs::write(&flag, b"").unwrap();
+    let flag_s = flag.to_str().unwrap().to_owned();
+    let mut broker = Broker::start_with_env(FLAGS, &[("WEIR_FAULT_DEAD_LETTER_ABORT", &flag_s)]);
+    let n = 400;
+    let out = script(&[
+        "produce",
+        &broker.addr(),
+        "crash-jobs",
+        &n.to_string(),
+        "crash-dlq",
+    ])
+    .output()
+    .expect("produce");
+    assert!(
+        out.status.success(),
+        "produce: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stop = tmp.path().join("stop");
+    let bs = broker.addr();
+    let mut rejecter = vec![spawn(&[
+        "rejecter",
+        &bs,
+        "crashers",
+        "crash-jobs",
+        stop.to_str().unwrap(),
+    ])];
+    wait_for(
+        "the abort between copy and archive",
+        Duration::from_secs(60),
+        || !flag.exists(),
+    );
+    broker.kill();
+    broker.start_again();
+    wait_for("every record settled", Duration::from_secs(120), || {
+        start_offsets_of(&broker, "crashers", "crash-jobs") == vec![n / 2, n / 2]
+    });
+    stop_members(&stop, &mut rejecter);
+    let seen = rejected_copies(&broker, "crash-dlq");
+    let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(twice.is_empty(), "copied twice: {twice:?}");
+    let want: Vec<Key> = (0..n)
+        .map(|i| (i % 2, i / 2))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        want,
+        "every rejected record once"
+    );
+    let log = broker.log();
+    assert!(
+        log.contains("dead-letter scan after an interrupted move"),
+        "the restart scanned for copies"
+    );
+}
+
+/// How many copies of each source record a dead-letter topic of REJECTed records holds.
+fn rejected_copies(broker: &Broker, dlq: &str) -> BTreeMap<Key, usize> {
+    let out = script(&["dump", &broker.addr(), dlq, "2"])
+        .output()
+        .expect("dump");
+    assert!(
+        out.status.success(),
+        "dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen: BTreeMap<Key, usize> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let h = |k: &str| v["headers"][k].as_str().unwrap().parse::<i64>().unwrap();
+        assert_eq!(v["headers"]["weir-dlq-reason"].as_str(), Some("rejected"), "{v}");
+        *seen
+            .entry((h("weir-dlq-partition"), h("weir-dlq-offset")))
+            .or_default() += 1;
+    }
+    seen
 }

@@ -55,6 +55,7 @@ pub const CLIENT_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::DeleteRecords, 0, 2),
+    range(ApiKey::DescribeLogDirs, 1, 4),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::DescribeProducers, 0, 0),

@@ -26,6 +26,42 @@ pub const GROUP_DENIED: i16 = 30;
 pub const CLUSTER_DENIED: i16 = 31;
 pub const TXN_DENIED: i16 = 53;
 
+/// The three group describes (DescribeGroups, ConsumerGroupDescribe,
+/// ShareGroupDescribe): DESCRIBE on each group, else 30 for it; the described
+/// groups' authorized operations are the principal's when the request asks.
+/// A macro because the three use distinct generated types of the same shape.
+macro_rules! describe_groups_screen {
+    ($a:expr, $r:expr, $variant:ident, $ids:ident, $resp_mod:ident) => {{
+        use $crate::acl::screen::{authorized_operations, take_denied, GROUP_DENIED};
+        use $crate::metadata::acl::{op, resource};
+        let (a, mut r) = ($a, $r);
+        let denied = take_denied(&mut r.$ids, |g| a.allows_group(op::DESCRIBE, g));
+        if let Some(first) = denied.first() {
+            a.log_denied(stringify!($variant), &format!("DESCRIBE on group {}", first.0));
+        }
+        let operations = r.include_authorized_operations;
+        let a = a.clone();
+        let patch = move |resp: &mut ResponseKind| {
+            let ResponseKind::$variant(resp) = resp else {
+                return;
+            };
+            if operations {
+                for g in resp.groups.iter_mut().filter(|g| g.error_code == 0) {
+                    g.authorized_operations = authorized_operations(&a, resource::GROUP, &g.group_id);
+                }
+            }
+            let refused = |g| {
+                $resp_mod::DescribedGroup::default()
+                    .with_group_id(g)
+                    .with_error_code(GROUP_DENIED)
+            };
+            resp.groups.extend(denied.into_iter().map(refused));
+        };
+        Screened::Pass(RequestKind::$variant(r), Some(Box::new(patch)))
+    }};
+}
+pub(crate) use describe_groups_screen;
+
 /// Adds the refused parts to the handler's response.
 pub type Patch = Box<dyn FnOnce(&mut ResponseKind)>;
 

@@ -97,59 +97,19 @@ fn listings(a: &Access, body: RequestKind, version: i16) -> Screened {
 
 /// DescribeGroups: DESCRIBE on each group (else 30 for it); the described
 /// groups' authorized operations are the principal's when asked for (v3+).
-fn describe_groups(a: &Access, mut r: DescribeGroupsRequest) -> Screened {
-    use describe_groups_response::DescribedGroup;
-    let denied = take_denied(&mut r.groups, |g| a.allows_group(op::DESCRIBE, g));
-    if let Some(first) = denied.first() {
-        a.log_denied("DescribeGroups", &format!("DESCRIBE on group {}", first.0));
-    }
-    let operations = r.include_authorized_operations;
-    let a = a.clone();
-    let patch = move |resp: &mut ResponseKind| {
-        let ResponseKind::DescribeGroups(resp) = resp else {
-            return;
-        };
-        if operations {
-            for g in resp.groups.iter_mut().filter(|g| g.error_code == 0) {
-                g.authorized_operations = authorized_operations(&a, resource::GROUP, &g.group_id);
-            }
-        }
-        let refused = |g| {
-            DescribedGroup::default()
-                .with_group_id(g)
-                .with_error_code(GROUP_DENIED)
-        };
-        resp.groups.extend(denied.into_iter().map(refused));
-    };
-    Screened::Pass(RequestKind::DescribeGroups(r), Some(Box::new(patch)))
+fn describe_groups(a: &Access, r: DescribeGroupsRequest) -> Screened {
+    super::screen::describe_groups_screen!(a, r, DescribeGroups, groups, describe_groups_response)
 }
 
 /// ConsumerGroupDescribe: as DescribeGroups, for KIP-848 groups.
-fn consumer_group_describe(a: &Access, mut r: ConsumerGroupDescribeRequest) -> Screened {
-    use consumer_group_describe_response::DescribedGroup;
-    let denied = take_denied(&mut r.group_ids, |g| a.allows_group(op::DESCRIBE, g));
-    if let Some(first) = denied.first() {
-        a.log_denied("ConsumerGroupDescribe", &format!("DESCRIBE on group {}", first.0));
-    }
-    let operations = r.include_authorized_operations;
-    let a = a.clone();
-    let patch = move |resp: &mut ResponseKind| {
-        let ResponseKind::ConsumerGroupDescribe(resp) = resp else {
-            return;
-        };
-        if operations {
-            for g in resp.groups.iter_mut().filter(|g| g.error_code == 0) {
-                g.authorized_operations = authorized_operations(&a, resource::GROUP, &g.group_id);
-            }
-        }
-        let refused = |g| {
-            DescribedGroup::default()
-                .with_group_id(g)
-                .with_error_code(GROUP_DENIED)
-        };
-        resp.groups.extend(denied.into_iter().map(refused));
-    };
-    Screened::Pass(RequestKind::ConsumerGroupDescribe(r), Some(Box::new(patch)))
+fn consumer_group_describe(a: &Access, r: ConsumerGroupDescribeRequest) -> Screened {
+    super::screen::describe_groups_screen!(
+        a,
+        r,
+        ConsumerGroupDescribe,
+        group_ids,
+        consumer_group_describe_response
+    )
 }
 
 /// DescribeTopicPartitions: DESCRIBE on each named topic (else 29 for it); an

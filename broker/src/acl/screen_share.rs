@@ -9,9 +9,9 @@
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::screen::{authorized_operations, take_denied, Screened, GROUP_DENIED, TOPIC_DENIED};
+use super::screen::{take_denied, Screened, GROUP_DENIED, TOPIC_DENIED};
 use super::Access;
-use crate::metadata::acl::{op, resource};
+use crate::metadata::acl::op;
 use crate::metadata::Catalog;
 
 /// The share-group APIs (`screen.rs` routes only them here).
@@ -146,31 +146,8 @@ fn share_acknowledge(a: &Access, catalog: &Catalog, mut r: ShareAcknowledgeReque
 
 /// ShareGroupDescribe: DESCRIBE on each group (else 30 for it); the described
 /// groups' authorized operations are the principal's when asked for.
-fn describe(a: &Access, mut r: ShareGroupDescribeRequest) -> Screened {
-    use share_group_describe_response::DescribedGroup;
-    let denied = take_denied(&mut r.group_ids, |g| a.allows_group(op::DESCRIBE, g));
-    if let Some(first) = denied.first() {
-        a.log_denied("ShareGroupDescribe", &format!("DESCRIBE on group {}", first.0));
-    }
-    let operations = r.include_authorized_operations;
-    let a = a.clone();
-    let patch = move |resp: &mut ResponseKind| {
-        let ResponseKind::ShareGroupDescribe(resp) = resp else {
-            return;
-        };
-        if operations {
-            for g in resp.groups.iter_mut().filter(|g| g.error_code == 0) {
-                g.authorized_operations = authorized_operations(&a, resource::GROUP, &g.group_id);
-            }
-        }
-        resp.groups.extend(denied.into_iter().map(|g| {
-            DescribedGroup::default()
-                .with_group_id(g)
-                .with_error_code(GROUP_DENIED)
-                .with_error_message(Some(StrBytes::from_static_str("Group authorization failed.")))
-        }));
-    };
-    Screened::Pass(RequestKind::ShareGroupDescribe(r), Some(Box::new(patch)))
+fn describe(a: &Access, r: ShareGroupDescribeRequest) -> Screened {
+    super::screen::describe_groups_screen!(a, r, ShareGroupDescribe, group_ids, share_group_describe_response)
 }
 
 /// DescribeShareGroupOffsets: DESCRIBE on each group (else 30 for it), and

@@ -405,6 +405,22 @@ impl GroupCoordinator {
             .collect()
     }
 
+    /// The lowest offset any group on this shard committed for each of
+    /// `partitions` (`None`: none did), for the backlog bound (handlers/backlog.rs).
+    /// Costs one map probe per group and partition asked about.
+    pub fn lowest_committed(&self, partitions: &[(String, i32)]) -> Vec<Option<i64>> {
+        let state = self.store.state();
+        let mut out = vec![None; partitions.len()];
+        for offsets in state.offsets.values() {
+            for (slot, key) in out.iter_mut().zip(partitions) {
+                if let Some(c) = offsets.get(key).filter(|c| c.offset >= 0) {
+                    *slot = Some(slot.map_or(c.offset, |o: i64| o.min(c.offset)));
+                }
+            }
+        }
+        out
+    }
+
     /// Fails every waiting call with COORDINATOR_NOT_AVAILABLE, waits for queued records to
     /// become durable and closes the offsets file.
     pub async fn close(&self) -> Result<(), GroupError> {

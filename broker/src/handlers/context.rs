@@ -18,6 +18,7 @@ use crate::partitions::Partitions;
 use crate::shard::{Mesh, Runtime};
 use crate::share::session::Sessions;
 use crate::share::ShareState;
+use crate::timer::TimerStore;
 use crate::txn::TxnCoordinator;
 
 pub struct ShardContext {
@@ -35,6 +36,8 @@ pub struct ShardContext {
     pub connections: Cell<usize>,
     /// The catalog's client quotas as this shard matches them, and its rate sensors.
     pub quotas: crate::quota::ShardQuotas,
+    /// The floors of the bounded-backlog partitions this shard owns (backlog.rs).
+    pub backlog: crate::handlers::backlog::ShardBacklog,
     /// The group coordinator for the groups that hash to this shard; set once
     /// at start-up, after the partitions are open.
     groups: RefCell<Option<Rc<GroupCoordinator>>>,
@@ -45,6 +48,8 @@ pub struct ShardContext {
     txns: RefCell<Option<Rc<TxnCoordinator>>>,
     /// The share-partitions of the partitions this shard owns; set once at start-up.
     share: RefCell<Option<Rc<ShareState>>>,
+    /// The timer store of delayed records for this shard's partitions; set once at start-up.
+    timers: RefCell<Option<Rc<TimerStore>>>,
     /// The share sessions of the members whose connections this shard serves.
     pub share_sessions: RefCell<Sessions>,
     /// The catalog's ACLs compiled for checks, rebuilt by `apply_catalog`.
@@ -79,10 +84,12 @@ impl ShardContext {
             stopping: Cell::new(false),
             connections: Cell::new(0),
             quotas: crate::quota::ShardQuotas::new(),
+            backlog: crate::handlers::backlog::ShardBacklog::default(),
             groups: RefCell::new(None),
             producer_ids: RefCell::new(None),
             txns: RefCell::new(None),
             share: RefCell::new(None),
+            timers: RefCell::new(None),
             share_sessions: RefCell::new(Sessions::default()),
             acls: RefCell::new(Rc::new(Authorizer::default())),
         }
@@ -113,6 +120,15 @@ impl ShardContext {
     pub fn set_share(&self, state: Rc<ShareState>) {
         assert!(self.share.borrow().is_none(), "the share state is opened once");
         *self.share.borrow_mut() = Some(state);
+    }
+
+    pub fn timers(&self) -> Option<Rc<TimerStore>> {
+        self.timers.borrow().clone()
+    }
+
+    pub fn set_timers(&self, store: Rc<TimerStore>) {
+        assert!(self.timers.borrow().is_none(), "the timer store is opened once");
+        *self.timers.borrow_mut() = Some(store);
     }
 
     pub fn producer_ids(&self) -> Option<Rc<ProducerIds>> {
@@ -173,6 +189,9 @@ impl ShardContext {
         }
         if let Some(share) = self.share() {
             share.close().await;
+        }
+        if let Some(timers) = self.timers() {
+            timers.close().await;
         }
         self.partitions.close_all().await;
     }

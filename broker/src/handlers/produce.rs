@@ -38,6 +38,12 @@ pub struct Appended {
     /// Offset of the part's last record: what an acks=all request waits on.
     pub last_offset: Offset,
     pub log_start_offset: Offset,
+    /// Past the topic's backlog bound with `backlog.policy=throttle`: how long
+    /// the producer is asked to wait (backlog.rs); 0 otherwise.
+    pub throttle_ms: i32,
+    /// A delayed part: in the timer store, durable once its journal is synced
+    /// to this point (`TimerStore::wait_durable`), not in the log yet.
+    pub timer_end: Option<u64>,
 }
 
 /// The owner's answer for one part: appended (offsets assigned, readable, not
@@ -67,6 +73,7 @@ pub struct DurablePart {
     pub topic: String,
     pub partition: i32,
     pub last_offset: Offset,
+    pub timer_end: Option<u64>,
 }
 
 /// Where each slot's batch went, for the acks=all wait.
@@ -185,7 +192,14 @@ fn route(shard: &ShardContext, req: ProduceRequest) -> Routed {
     }
 }
 
+/// The response in the request's shape; its throttle time is the longest any
+/// partition's backlog bound asked for (dispatch adds the client quota's).
 fn response(shape: Shape, results: &[PartAnswer]) -> ProduceResponse {
+    let throttle_ms = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().ok().map(|a| a.throttle_ms))
+        .max()
+        .unwrap_or(0);
     let responses = shape
         .into_iter()
         .map(|(name, indexes)| {
@@ -210,7 +224,9 @@ fn response(shape: Shape, results: &[PartAnswer]) -> ProduceResponse {
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    ProduceResponse::default().with_responses(responses)
+    ProduceResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle_ms)
 }
 
 /// acks=all: wait on each appended part's owner until it is durable. A part whose
@@ -225,6 +241,7 @@ async fn await_durable(shard: &Rc<ShardContext>, results: &mut [PartAnswer], tar
                 topic: t.topic.clone(),
                 partition: t.partition,
                 last_offset: appended.last_offset,
+                timer_end: appended.timer_end,
             };
             work.push((t.owner, part));
         }
@@ -284,6 +301,12 @@ impl Task<ShardContext> for AwaitDurable {
                     continue;
                 }
             };
+            if let Some(end) = part.timer_end {
+                if let Err(refused) = super::produce_delay::wait_durable(&shard, end).await {
+                    failed.push((part.index, refused));
+                }
+                continue;
+            }
             if let Err(e) = log.wait_durable(part.last_offset).await {
                 tracing::error!(shard = shard.id, error = %e, "fdatasync failed");
                 let refused = Refused {
@@ -327,6 +350,14 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
             }
         }
     }
+    // Delayed records count against the backlog bound as they arrive: the
+    // bound is about what producers may leave for consumers, due now or later.
+    let throttle_ms = backlog_check(shard, (&part.topic, part.partition), &log, &records, &ranges)?;
+    if let Some(answer) =
+        super::produce_delay::divert(shard, &part.topic, part.partition, &log, &records, &ranges).await
+    {
+        return answer.map(|a| Appended { throttle_ms, ..a });
+    }
     let mut appended: Option<Appended> = None;
     // The common single-batch case hands over the frame's own `Bytes`, so the
     // log can patch base_offset in place when nothing else references them.
@@ -342,6 +373,8 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
                     base_offset: appended.map_or(a.base_offset, |first| first.base_offset),
                     last_offset: a.last_offset,
                     log_start_offset: a.log_start_offset,
+                    throttle_ms,
+                    timer_end: None,
                 });
             }
             Err(e) => {
@@ -354,6 +387,28 @@ async fn append_part(shard: &Rc<ShardContext>, part: ProducePart) -> Result<Appe
         }
     }
     Ok(appended.expect("at least one batch was appended"))
+}
+
+/// The topic's backlog bound (backlog.rs) for this part's batches: the
+/// throttle time, or the refusal. Reads each batch's header, not its records.
+fn backlog_check(
+    shard: &ShardContext,
+    (topic, partition): (&str, i32),
+    log: &PartitionLog,
+    records: &Bytes,
+    ranges: &[std::ops::Range<usize>],
+) -> Result<i32, Refused> {
+    let catalog = shard.catalog();
+    let Some(meta) = catalog.topic(topic) else {
+        return Ok(0);
+    };
+    let batch_records = ranges
+        .iter()
+        .filter_map(|r| record_batch::header(&records[r.clone()]).ok())
+        .map(|h| u64::try_from(h.last_offset_delta.get()).map_or(0, |d| d + 1))
+        .sum();
+    let batch = (records.len() as u64, batch_records);
+    crate::handlers::backlog::check(shard, &meta.config.queue, (topic, partition), log, batch)
 }
 
 /// A fenced log answers KAFKA_STORAGE_ERROR; reopen it in the background so it takes

@@ -23,20 +23,18 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
-use weir_protocol::record_batch::header;
 
 use super::fetch::DataListeners;
 use super::groups::call;
+use super::share_acquire::acquire_part;
 use super::{ownership_error, ShardContext};
-use crate::error::log_error_code;
 use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::limits;
-use crate::log::Offset;
 use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
 use crate::share::partition::{AckBatch, AckError, AcquiredRun};
 use crate::share::session::FINAL_EPOCH;
-use crate::share::store::{Key, ShareRecord};
+use crate::share::store::{Key, StoreError};
 use crate::share::ShareState;
 
 /// Records one ShareFetch acquires when the client names no MaxRecords.
@@ -49,21 +47,21 @@ const ACK_BATCHES_MAX: usize = 10_000;
 /// One partition's work for its owner.
 pub struct SharePart {
     index: usize,
-    topic: String,
-    partition: i32,
+    pub(super) topic: String,
+    pub(super) partition: i32,
     acks: Vec<(i64, i64, Vec<i8>)>,
     fetch: bool,
     release: bool,
-    max_bytes: usize,
+    pub(super) max_bytes: usize,
 }
 
 #[derive(Default)]
 pub struct SharePartOut {
     index: usize,
-    error_code: i16,
+    pub(super) error_code: i16,
     ack_error_code: i16,
-    batches: Vec<Bytes>,
-    acquired: Vec<AcquiredRun>,
+    pub(super) batches: Vec<Bytes>,
+    pub(super) acquired: Vec<AcquiredRun>,
 }
 
 /// Runs on the owner shard of every part.
@@ -97,17 +95,46 @@ impl Task<ShardContext> for ShareTask {
             .iter()
             .map(|p| (self.group.clone(), p.topic.clone(), p.partition))
             .collect();
-        self.settle(&shard, &share, &keys, &mut out).await;
-        if self.parts.iter().any(|p| p.fetch) {
-            self.acquire_loop(&shard, &share, &keys, &mut out).await;
+        let fetching = self.parts.iter().any(|p| p.fetch);
+        let staged = self.settle(&shard, &share, &keys, &mut out);
+        if fetching {
+            // The acknowledgements ride on the first acquisition's fdatasync (staged in
+            // order before it); `durable` below is then already met.
+            self.acquire_loop(
+                &shard,
+                &share,
+                &keys,
+                &mut out,
+                staged.as_ref().ok().copied().flatten(),
+            )
+            .await;
+        }
+        let acks_durable = match staged {
+            Ok(ticket) => share.durable(ticket).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = acks_durable {
+            tracing::error!(error = %e, "share state: acknowledgements not durable");
+            for (p, o) in self.parts.iter().zip(out.iter_mut()) {
+                if !p.acks.is_empty() && o.ack_error_code == 0 {
+                    o.ack_error_code = ResponseError::KafkaStorageError.code();
+                }
+            }
         }
         out
     }
 }
 
 impl ShareTask {
-    /// Acknowledgements and releases, durable before anything else happens.
-    async fn settle(&self, shard: &ShardContext, share: &ShareState, keys: &[Key], out: &mut [SharePartOut]) {
+    /// Acknowledgements and releases, staged in the share-state log before anything else
+    /// happens; made durable before the answer (`run`).
+    fn settle(
+        &self,
+        shard: &ShardContext,
+        share: &ShareState,
+        keys: &[Key],
+        out: &mut [SharePartOut],
+    ) -> Result<Option<u64>, StoreError> {
         let now = Instant::now();
         let mut records = Vec::new();
         for ((p, key), o) in self.parts.iter().zip(keys).zip(out.iter_mut()) {
@@ -138,22 +165,16 @@ impl ShareTask {
                 records.extend(share.release_member(key, &self.member));
             }
         }
-        if let Err(e) = share.commit(records).await {
-            tracing::error!(error = %e, "share state: acknowledgements not durable");
-            for (p, o) in self.parts.iter().zip(out.iter_mut()) {
-                if !p.acks.is_empty() && o.ack_error_code == 0 {
-                    o.ack_error_code = ResponseError::KafkaStorageError.code();
-                }
-            }
-        }
+        share.stage(records)
     }
 
     async fn acquire_loop(
         &self,
-        shard: &ShardContext,
+        shard: &Rc<ShardContext>,
         share: &ShareState,
         keys: &[Key],
         out: &mut [SharePartOut],
+        mut staged: Option<u64>,
     ) {
         let member: Rc<str> = Rc::from(self.member.as_str());
         let deadline = Instant::now() + Duration::from_millis(self.max_wait_ms);
@@ -167,6 +188,11 @@ impl ShareTask {
                     continue;
                 }
                 left -= acquire_part(shard, share, key, &member, p, o, left).await;
+            }
+            if let Some(ticket) = staged.take() {
+                // Nothing acquired to share it with: the acknowledgements go alone, before
+                // any wait (their answer must not wait for the long poll).
+                let _ = share.durable(Some(ticket)).await;
             }
             let now = Instant::now();
             if left < self.max_records || now >= deadline || shard.stopping.get() {
@@ -182,75 +208,6 @@ impl ShareTask {
             .await;
         }
     }
-}
-
-/// Reads from the first available offset and acquires what the read returned; the records
-/// are durable-acquired before they are handed back. Returns how many were acquired.
-async fn acquire_part(
-    shard: &ShardContext,
-    share: &ShareState,
-    key: &Key,
-    member: &Rc<str>,
-    p: &SharePart,
-    o: &mut SharePartOut,
-    max_records: usize,
-) -> usize {
-    let log = match shard.partitions.owned(&p.topic, p.partition) {
-        Ok(log) => log,
-        Err(own) => {
-            o.error_code = ownership_error(own).code();
-            return 0;
-        }
-    };
-    if !share.admit(key) {
-        tracing::warn!(group = %key.0, "share state: too many share-partitions on this shard");
-        o.error_code = ResponseError::UnknownServerError.code();
-        return 0;
-    }
-    let end = log.log_end_offset().0;
-    let from = share.prepare(key, log.log_start_offset().0, end, Instant::now());
-    if from >= end || p.max_bytes == 0 {
-        return 0;
-    }
-    let read = match log.read(Offset(from), p.max_bytes).await {
-        Ok(r) => r,
-        Err(e) => {
-            o.error_code = log_error_code(&e);
-            return 0;
-        }
-    };
-    let bounds = |b: &Bytes| {
-        header(b).ok().map(|h| {
-            (
-                h.base_offset.get(),
-                h.base_offset.get() + i64::from(h.last_offset_delta.get()),
-            )
-        })
-    };
-    let Some(hi) = read.batches.last().and_then(bounds).map(|(_, last)| last + 1) else {
-        return 0;
-    };
-    let (runs, record) = share.acquire(key, member, from..hi, max_records, Instant::now());
-    let (Some(first), Some(last)) = (runs.first().map(|r| r.0), runs.last().map(|r| r.1)) else {
-        return 0;
-    };
-    if let Err(e) = share
-        .commit(record.into_iter().collect::<Vec<ShareRecord>>())
-        .await
-    {
-        // The records stay acquired in memory until their lock expires; nobody gets them now.
-        tracing::error!(error = %e, "share state: acquisition not durable");
-        o.error_code = ResponseError::KafkaStorageError.code();
-        return 0;
-    }
-    o.batches = read
-        .batches
-        .into_iter()
-        .filter(|b| bounds(b).is_some_and(|(base, end)| end >= first && base <= last))
-        .collect();
-    let n: i64 = runs.iter().map(|r| r.1 - r.0 + 1).sum();
-    o.acquired.extend(runs);
-    n as usize
 }
 
 fn batches_of<T>(

@@ -441,6 +441,14 @@ impl PartitionLog {
         self.shared.state.borrow().producers.view()
     }
 
+    /// The last sequence stored for `producer_id`, if this partition knows it
+    /// (the timer store resolves its fire intents with it).
+    pub fn last_sequence(&self, producer_id: i64) -> Option<i32> {
+        let st = self.shared.state.borrow();
+        let p = st.producers.producers.get(&producer_id)?;
+        p.batches.back().map(|b| b.last_sequence)
+    }
+
     /// Wakes when this partition's data changes (`Shared::readers`): take it
     /// before reading, so a change between the read and the wait is not missed.
     pub fn listen_for_data(&self) -> event_listener::EventListener {
@@ -467,6 +475,27 @@ impl PartitionLog {
             .iter()
             .map(Segment::size_bytes)
             .sum()
+    }
+
+    /// Bytes from `offset` to the end of the log, for the backlog bound
+    /// (handlers/backlog.rs). Counted from the offset index entry at or before `offset`,
+    /// so it is never below the exact count and at most one index interval
+    /// (`index_interval_bytes`) plus one batch above it. An offset at or below
+    /// the log start counts the whole log; one at or past the end counts 0.
+    pub fn bytes_from(&self, offset: Offset) -> u64 {
+        let state = self.shared.state.borrow();
+        if offset >= state.next_offset {
+            return 0;
+        }
+        let mut total = 0;
+        for segment in state.segments.iter().rev() {
+            if segment.base_offset <= offset {
+                let entry = segment.index.lookup(segment.relative(offset));
+                return total + segment.size_bytes().saturating_sub(entry.file_position().0);
+            }
+            total += segment.size_bytes();
+        }
+        total
     }
 
     /// Number of segments (closed and active); for tests and metrics.

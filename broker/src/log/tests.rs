@@ -637,3 +637,30 @@ fn given_a_log_with_rolled_segments_when_deleted_should_remove_its_directory() {
         );
     });
 }
+
+#[test]
+fn given_rolled_segments_when_measuring_bytes_from_an_offset_should_be_within_one_index_interval_above_exact()
+{
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let config = small_config();
+        let log = PartitionLog::open(path, config.clone()).await.expect("open");
+        let appended = append_many(&log, 80, 100).await;
+        assert!(log.segment_count() > 1, "the measure must cross segments");
+        let total: u64 = appended.iter().map(|b| b.len() as u64).sum();
+        assert_eq!(log.bytes_from(Offset(0)), total);
+        assert_eq!(log.bytes_from(log.log_end_offset()), 0);
+        let slack = u64::from(config.index_interval_bytes) + appended[0].len() as u64;
+        for (i, _) in appended.iter().enumerate() {
+            let exact: u64 = appended[i..].iter().map(|b| b.len() as u64).sum();
+            for offset in [i as i64 * 3, i as i64 * 3 + 2] {
+                let measured = log.bytes_from(Offset(offset));
+                assert!(
+                    (exact..=exact + slack).contains(&measured),
+                    "offset {offset}: measured {measured}, exact {exact}"
+                );
+            }
+        }
+    });
+}

@@ -58,6 +58,8 @@ pub struct ShardCounters {
     pub in_flight: Cell<i64>,
     /// Milliseconds of client-quota throttling ordered: [produce, fetch].
     pub throttle_ms: [Cell<u64>; 2],
+    /// Produce partitions past their backlog bound: [rejected, throttled].
+    pub backlog: [Cell<u64>; 2],
 }
 
 impl ShardCounters {
@@ -79,6 +81,7 @@ impl ShardCounters {
             fetch_wakeups: Cell::new(0),
             in_flight: Cell::new(0),
             throttle_ms: [Cell::new(0), Cell::new(0)],
+            backlog: [Cell::new(0), Cell::new(0)],
         }
     }
 
@@ -130,6 +133,11 @@ impl ShardCounters {
     /// A client-quota throttle of `ms` (produce or fetch quota).
     pub fn throttled(&self, fetch: bool, ms: u64) {
         add(&self.throttle_ms[usize::from(fetch)], ms);
+    }
+
+    /// A produce partition past its backlog bound: rejected, or throttled.
+    pub fn backlog_refused(&self, throttled: bool) {
+        add(&self.backlog[usize::from(throttled)], 1);
     }
 
     pub fn read_ahead_started(&self) {

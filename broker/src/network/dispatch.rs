@@ -151,6 +151,10 @@ pub async fn handle(
                 Some(mut resp) => {
                     resp.responses.extend(denied.responses);
                     count_produce_errors(&resp);
+                    // A backlog bound's throttle (handlers/backlog.rs) mutes the connection as a
+                    // quota's does; the quota's mute began when the frame was read.
+                    quota.mute_for(resp.throttle_time_ms);
+                    let throttle_ms = throttle_ms.max(resp.throttle_time_ms);
                     hold_back_if_old(api_key, version, throttle_ms).await;
                     ResponseKind::Produce(resp.with_throttle_time_ms(throttle_ms))
                 }

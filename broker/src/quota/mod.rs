@@ -212,12 +212,21 @@ impl ConnectionQuota {
             .record_and_throttle(bytes as f64, meter.limit, shard.now_ms());
         let throttle = i32::try_from(throttle).unwrap_or(i32::MAX);
         if throttle > 0 {
-            let until = Instant::now() + Duration::from_millis(throttle as u64);
-            self.muted_until
-                .set(Some(self.muted_until.get().map_or(until, |u| u.max(until))));
+            self.mute_for(throttle);
             crate::metrics::with(|m| m.throttled(kind == QuotaKind::Fetch, throttle as u64));
         }
         throttle
+    }
+
+    /// Read nothing more from this connection for `ms` (KIP-219); a mute
+    /// already longer stays. Quotas and the backlog bound (handlers/backlog.rs) both use it.
+    pub fn mute_for(&self, ms: i32) {
+        if ms <= 0 {
+            return;
+        }
+        let until = Instant::now() + Duration::from_millis(ms as u64);
+        self.muted_until
+            .set(Some(self.muted_until.get().map_or(until, |u| u.max(until))));
     }
 
     /// Take back a recorded amount (a throttled fetch answers no records).

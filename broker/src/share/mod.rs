@@ -6,11 +6,14 @@
 //! Invariants: a state change that hands records out (acquisition) or settles them
 //! (acknowledgement) is fdatasync'd before the response leaves; at most
 //! `SHARE_PARTITIONS_PER_SHARD_MAX` share-partitions per shard, each bounded by
-//! `group.share.partition.max.record.locks`.
+//! `group.share.partition.max.record.locks`; a dead letter (REJECT, delivery limit, TTL)
+//! stays in the window until its move to the dead-letter topic is durable (`dead_letter`).
 
+pub mod dead_letter;
 pub mod partition;
 pub mod session;
 pub mod store;
+pub mod ttl;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,7 +21,9 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use partition::{AckBatch, AckError, AcquiredRun, ArchivedRecord, Change, Limits, SharePartition};
+use partition::{
+    AckBatch, AckError, AcquiredRun, ArchiveReason, ArchivedRecord, Change, Limits, SharePartition,
+};
 use store::{Key, ShareRecord, ShareStore, StoreError};
 
 /// Share-partitions one shard keeps: a fetch for a new one past it is refused.
@@ -88,9 +93,17 @@ impl ShareState {
                 ShareRecord::Forget { key } => {
                     parts.remove(&key);
                 }
+                ShareRecord::DeadLetterFloor { key, floor } => {
+                    let d = &mut parts.entry(key).or_default().dead_letter;
+                    d.floor = (floor >= 0).then_some(floor);
+                }
             }
         }
-        parts.values_mut().for_each(SharePartition::settle);
+        for p in parts.values_mut() {
+            p.settle();
+            // A move may have appended its copies before the crash: look before copying.
+            p.dead_letter.scan = p.dead_letter.floor.is_some();
+        }
         if !parts.is_empty() {
             tracing::info!(share_partitions = parts.len(), "share state restored");
         }
@@ -106,9 +119,9 @@ impl ShareState {
         self.store.syncs()
     }
 
-    /// The hook where a record becomes Archived by REJECT or by the delivery-count limit: a
-    /// dead-letter move would start here. Today the record stays in the log, skipped by the
-    /// group.
+    /// Where a record becomes a dead letter by REJECT or by the delivery-count limit: it
+    /// waits in its DeadLetter state for `dead_letter::drive` (run by the next ShareFetch of
+    /// the share-partition), which copies it to the dead-letter topic or just archives it.
     fn on_archived(key: &Key, archived: &[ArchivedRecord]) {
         for a in archived {
             tracing::debug!(group = %key.0, topic = %key.1, partition = key.2, offset = a.offset,
@@ -152,6 +165,7 @@ impl ShareState {
         offsets: std::ops::Range<i64>,
         max_records: usize,
         now: Instant,
+        expired: &[i64],
     ) -> (Vec<AcquiredRun>, Option<ShareRecord>) {
         let mut parts = self.parts.borrow_mut();
         let Some(p) = parts.get_mut(key) else {
@@ -164,6 +178,7 @@ impl ShareState {
             max_records,
             now,
             &self.config.limits,
+            expired,
             &mut changes,
         );
         (runs, states_record(key, p, changes))
@@ -192,6 +207,52 @@ impl ShareState {
         Self::on_archived(key, &archived);
         self.released.notify(usize::MAX);
         Ok(states_record(key, p, changes))
+    }
+
+    /// Starts a dead-letter move of `key` if records wait for one and none is running:
+    /// up to `max` of them, the logged floor, and whether copies may already exist.
+    pub fn begin_dead_letters(&self, key: &Key, max: usize) -> Option<DeadLetterWork> {
+        let mut parts = self.parts.borrow_mut();
+        let p = parts.get_mut(key)?;
+        if p.dead_letter.busy || !p.has_dead_letters() {
+            return None;
+        }
+        p.dead_letter.busy = true;
+        Some(DeadLetterWork {
+            records: p.dead_letters(max),
+            floor: p.dead_letter.floor,
+            scan: p.dead_letter.scan,
+        })
+    }
+
+    /// The floor logged before the first copy of a move.
+    pub fn set_dead_letter_floor(&self, key: &Key, floor: i64) {
+        if let Some(p) = self.parts.borrow_mut().get_mut(key) {
+            p.dead_letter.floor = Some(floor);
+        }
+    }
+
+    /// Ends a move: `done` records are archived; after a failure the next move looks for
+    /// copies first. The records to log (the floor cleared once no move is open).
+    pub fn end_dead_letters(&self, key: &Key, done: &[i64], failed: bool) -> Vec<ShareRecord> {
+        let mut parts = self.parts.borrow_mut();
+        let Some(p) = parts.get_mut(key) else {
+            return Vec::new();
+        };
+        let mut changes = Vec::new();
+        p.dead_lettered(done, &mut changes);
+        p.dead_letter.busy = false;
+        p.dead_letter.scan |= failed;
+        let mut out: Vec<ShareRecord> = states_record(key, p, changes).into_iter().collect();
+        if !p.has_dead_letters() && p.dead_letter.floor.take().is_some() {
+            p.dead_letter.scan = false;
+            out.push(ShareRecord::DeadLetterFloor {
+                key: key.clone(),
+                floor: -1,
+            });
+        }
+        self.released.notify(usize::MAX);
+        out
     }
 
     /// Releases every lock `member` holds on `key` (its share session ended).
@@ -240,6 +301,24 @@ impl ShareState {
         out
     }
 
+    /// The lowest start offset (SPSO) of any share group on each of
+    /// `partitions` (`None`: no share group reads it), for the backlog bound
+    /// (handlers/backlog.rs): records below it are settled, those above still wait.
+    pub fn lowest_start(&self, partitions: &[(String, i32)]) -> Vec<Option<i64>> {
+        let parts = self.parts.borrow();
+        let mut out = vec![None; partitions.len()];
+        for ((_, topic, partition), p) in parts.iter() {
+            let start = p.start_offset();
+            if start < 0 {
+                continue;
+            }
+            if let Some(i) = partitions.iter().position(|(t, n)| t == topic && n == partition) {
+                out[i] = Some(out[i].map_or(start, |o: i64| o.min(start)));
+            }
+        }
+        out
+    }
+
     /// Every group with share state on this shard.
     pub fn groups(&self) -> Vec<String> {
         let mut g: Vec<String> = self.parts.borrow().keys().map(|k| k.0.clone()).collect();
@@ -285,7 +364,22 @@ impl ShareState {
 
     /// Makes `records` durable (group commit), compacting the file when it has grown.
     pub async fn commit(&self, records: Vec<ShareRecord>) -> Result<(), StoreError> {
-        self.store.commit(&records).await?;
+        let ticket = self.stage(records)?;
+        self.durable(ticket).await
+    }
+
+    /// Queues `records` behind every change made before (the log's order is the memory's)
+    /// without waiting: a ShareFetch stages its acknowledgements so that they share the
+    /// acquisition's fdatasync. `durable` waits for them.
+    pub fn stage(&self, records: Vec<ShareRecord>) -> Result<Option<u64>, StoreError> {
+        self.store.stage(&records)
+    }
+
+    pub async fn durable(&self, ticket: Option<u64>) -> Result<(), StoreError> {
+        let Some(ticket) = ticket else {
+            return Ok(());
+        };
+        self.store.wait(ticket).await?;
         if self.store.wants_compaction() {
             let snapshot = self.snapshot();
             self.store.compact(snapshot).await?;
@@ -308,6 +402,10 @@ impl ShareState {
                         spso: p.start_offset(),
                         changes: p.snapshot(),
                     },
+                    ShareRecord::DeadLetterFloor {
+                        key: key.clone(),
+                        floor: p.dead_letter.floor.unwrap_or(-1),
+                    },
                 ]
             })
             .collect()
@@ -316,6 +414,14 @@ impl ShareState {
     pub async fn close(&self) {
         self.store.close().await;
     }
+}
+
+/// One dead-letter move's input (`ShareState::begin_dead_letters`).
+pub struct DeadLetterWork {
+    /// (offset, reason, delivery count), in offset order.
+    pub records: Vec<(i64, ArchiveReason, u16)>,
+    pub floor: Option<i64>,
+    pub scan: bool,
 }
 
 fn states_record(key: &Key, p: &SharePartition, changes: Vec<Change>) -> Option<ShareRecord> {

@@ -21,6 +21,11 @@ pub enum RecordState {
     Acquired = 1,
     Acknowledged = 2,
     Archived = 4,
+    /// Weir's own: archived, its dead-letter move not yet done (`ArchiveReason` by value).
+    /// It holds the SPSO back, so the move is durable before the record leaves the window.
+    DeadLetterRejected = 5,
+    DeadLetterLimit = 6,
+    DeadLetterExpired = 7,
 }
 
 impl RecordState {
@@ -30,6 +35,27 @@ impl RecordState {
             1 => Some(Self::Acquired),
             2 => Some(Self::Acknowledged),
             4 => Some(Self::Archived),
+            5 => Some(Self::DeadLetterRejected),
+            6 => Some(Self::DeadLetterLimit),
+            7 => Some(Self::DeadLetterExpired),
+            _ => None,
+        }
+    }
+
+    pub fn dead_letter(reason: ArchiveReason) -> Self {
+        match reason {
+            ArchiveReason::Rejected => Self::DeadLetterRejected,
+            ArchiveReason::DeliveryLimit => Self::DeadLetterLimit,
+            ArchiveReason::Expired => Self::DeadLetterExpired,
+        }
+    }
+
+    /// Why a record waits for its dead-letter move, if it does.
+    pub fn dead_letter_reason(self) -> Option<ArchiveReason> {
+        match self {
+            Self::DeadLetterRejected => Some(ArchiveReason::Rejected),
+            Self::DeadLetterLimit => Some(ArchiveReason::DeliveryLimit),
+            Self::DeadLetterExpired => Some(ArchiveReason::Expired),
             _ => None,
         }
     }
@@ -47,6 +73,19 @@ pub const ACK_RENEW: i8 = 4;
 pub enum ArchiveReason {
     Rejected,
     DeliveryLimit,
+    /// Past its TTL (`weir-ttl-ms` or `message.ttl.ms`) when it was to be acquired.
+    Expired,
+}
+
+impl ArchiveReason {
+    /// The `weir-dlq-reason` header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::DeliveryLimit => "delivery-limit",
+            Self::Expired => "expired",
+        }
+    }
 }
 
 /// A record that just became Archived by REJECT or by the delivery-count limit.
@@ -98,10 +137,23 @@ pub struct AckBatch<'a> {
     pub types: &'a [i8],
 }
 
+/// Where this share-partition's dead-letter moves stand (`share::dead_letter`).
+#[derive(Default, Debug)]
+pub struct DeadLetterProgress {
+    /// The dead-letter partition's end offset logged before the first copy of the moves
+    /// still open: a copy of an open move can only be at or past it.
+    pub floor: Option<i64>,
+    /// A move is running (one at a time per share-partition).
+    pub busy: bool,
+    /// Copies may already be there (after a restart or a failed append): look first.
+    pub scan: bool,
+}
+
 #[derive(Default)]
 pub struct SharePartition {
     spso: i64,
     window: VecDeque<InFlight>,
+    pub dead_letter: DeadLetterProgress,
 }
 
 impl SharePartition {
@@ -109,6 +161,7 @@ impl SharePartition {
         Self {
             spso,
             window: VecDeque::new(),
+            dead_letter: DeadLetterProgress::default(),
         }
     }
 
@@ -187,7 +240,7 @@ impl SharePartition {
         r.owner = None;
         r.lock_deadline = None;
         if r.delivery_count >= limits.delivery_limit {
-            r.state = RecordState::Archived;
+            r.state = RecordState::DeadLetterLimit;
             archived.push(ArchivedRecord {
                 offset,
                 delivery_count: r.delivery_count,
@@ -231,7 +284,9 @@ impl SharePartition {
 
     /// Acquires for `member` the Available records and the new ones in `offsets` (what
     /// the log read returned), at most `max_records`, without growing the window past
-    /// `max_locks`. Returns the acquired runs; `changes` gets what to log.
+    /// `max_locks`. Records in `expired` (sorted: past their TTL) are not acquired but wait
+    /// for their dead-letter move. Returns the acquired runs; `changes` gets what to log.
+    #[allow(clippy::too_many_arguments)]
     pub fn acquire(
         &mut self,
         member: &Rc<str>,
@@ -239,6 +294,7 @@ impl SharePartition {
         max_records: usize,
         now: Instant,
         limits: &Limits,
+        expired: &[i64],
         changes: &mut Vec<Change>,
     ) -> Vec<AcquiredRun> {
         let mut runs: Vec<AcquiredRun> = Vec::new();
@@ -259,7 +315,10 @@ impl SharePartition {
                 });
             }
             let r = &mut self.window[i];
-            if r.state == RecordState::Available {
+            if r.state == RecordState::Available && expired.binary_search(&o).is_ok() {
+                r.state = RecordState::DeadLetterExpired;
+                changes.push((o, r.state, r.delivery_count));
+            } else if r.state == RecordState::Available {
                 r.state = RecordState::Acquired;
                 r.delivery_count = r.delivery_count.saturating_add(1);
                 r.owner = Some(member.clone());
@@ -326,7 +385,7 @@ impl SharePartition {
                     }
                     ACK_RELEASE => Self::release_one(r, o, limits, archived),
                     ACK_REJECT => {
-                        r.state = RecordState::Archived;
+                        r.state = RecordState::DeadLetterRejected;
                         r.owner = None;
                         r.lock_deadline = None;
                         archived.push(ArchivedRecord {
@@ -368,7 +427,7 @@ impl SharePartition {
             });
         }
         let state = match state {
-            RecordState::Acquired if delivery_count >= limits.delivery_limit => RecordState::Archived,
+            RecordState::Acquired if delivery_count >= limits.delivery_limit => RecordState::DeadLetterLimit,
             RecordState::Acquired => RecordState::Available,
             s => s,
         };
@@ -379,6 +438,37 @@ impl SharePartition {
 
     /// After a replay: drop the finished front.
     pub fn settle(&mut self) {
+        self.compact_front();
+    }
+
+    /// Up to `max` records waiting for their dead-letter move: (offset, reason, count).
+    pub fn dead_letters(&self, max: usize) -> Vec<(i64, ArchiveReason, u16)> {
+        (self.spso..)
+            .zip(&self.window)
+            .filter_map(|(o, r)| r.state.dead_letter_reason().map(|why| (o, why, r.delivery_count)))
+            .take(max)
+            .collect()
+    }
+
+    /// Whether any record waits for its dead-letter move.
+    pub fn has_dead_letters(&self) -> bool {
+        self.window.iter().any(|r| r.state.dead_letter_reason().is_some())
+    }
+
+    /// The dead-letter moves of `offsets` are done (durable copies, or none wanted): Archived.
+    pub fn dead_lettered(&mut self, offsets: &[i64], changes: &mut Vec<Change>) {
+        for &o in offsets {
+            let Some(r) = usize::try_from(o - self.spso)
+                .ok()
+                .and_then(|i| self.window.get_mut(i))
+            else {
+                continue;
+            };
+            if r.state.dead_letter_reason().is_some() {
+                r.state = RecordState::Archived;
+                changes.push((o, r.state, r.delivery_count));
+            }
+        }
         self.compact_front();
     }
 }

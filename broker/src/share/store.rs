@@ -25,6 +25,7 @@ const RECORD_BYTES_MAX: usize = 4 * 1024 * 1024;
 const KIND_STATES: u8 = 1;
 const KIND_RESET: u8 = 2;
 const KIND_FORGET: u8 = 3;
+const KIND_DEAD_LETTER_FLOOR: u8 = 4;
 
 /// Which share-partition: (group, topic, partition).
 pub type Key = (String, String, i32);
@@ -42,6 +43,9 @@ pub enum ShareRecord {
     Reset { key: Key, spso: i64 },
     /// The share-partition is gone (topic deleted, offsets deleted).
     Forget { key: Key },
+    /// Copies of the open dead-letter moves are at or past `floor` in the dead-letter
+    /// partition (-1: no move open).
+    DeadLetterFloor { key: Key, floor: i64 },
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -81,6 +85,11 @@ pub fn encode(record: &ShareRecord, out: &mut Vec<u8>) {
         ShareRecord::Forget { key } => {
             p.push(KIND_FORGET);
             put_key(&mut p, key);
+        }
+        ShareRecord::DeadLetterFloor { key, floor } => {
+            p.push(KIND_DEAD_LETTER_FLOOR);
+            put_key(&mut p, key);
+            p.extend_from_slice(&floor.to_be_bytes());
         }
     }
     out.extend_from_slice(&(p.len() as u32).to_be_bytes());
@@ -158,6 +167,7 @@ fn decode_payload(p: &[u8]) -> Option<ShareRecord> {
         }
         KIND_RESET => ShareRecord::Reset { key, spso: r.i64()? },
         KIND_FORGET => ShareRecord::Forget { key },
+        KIND_DEAD_LETTER_FLOOR => ShareRecord::DeadLetterFloor { key, floor: r.i64()? },
         _ => return None,
     };
     r.0.is_empty().then_some(record)
@@ -274,18 +284,29 @@ impl ShareStore {
 
     /// Queues `records`; resolves once they are on disk.
     pub async fn commit(self: &Rc<Self>, records: &[ShareRecord]) -> Result<(), StoreError> {
+        match self.stage(records)? {
+            Some(ticket) => self.wait(ticket).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Queues `records` in order with every other commit, without starting a write: the
+    /// next `wait` (this caller's or anyone's) writes them. The ticket to `wait` on.
+    pub fn stage(&self, records: &[ShareRecord]) -> Result<Option<u64>, StoreError> {
         if self.failed.get() {
             return Err(StoreError::Failed);
         }
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        {
-            let mut p = self.pending.borrow_mut();
-            records.iter().for_each(|r| encode(r, &mut p));
-        }
-        let batch = self.accumulating.get();
-        if !self.flushing.get() {
+        let mut p = self.pending.borrow_mut();
+        records.iter().for_each(|r| encode(r, &mut p));
+        Ok(Some(self.accumulating.get()))
+    }
+
+    /// Resolves once the records staged with `batch` are on disk.
+    pub async fn wait(self: &Rc<Self>, batch: u64) -> Result<(), StoreError> {
+        if !self.flushing.get() && self.durable.get() < batch {
             self.flushing.set(true);
             // Detached: a cancelled request must not stop a flush half way.
             glommio::spawn_local(Rc::clone(self).flush_loop()).detach();
@@ -438,11 +459,16 @@ mod tests {
                     (5, RecordState::Acquired, 1),
                     (6, RecordState::Acquired, 1),
                     (7, RecordState::Acknowledged, 2),
+                    (8, RecordState::DeadLetterExpired, 0),
                 ],
             },
             ShareRecord::Reset {
                 key: key.clone(),
                 spso: 9,
+            },
+            ShareRecord::DeadLetterFloor {
+                key: key.clone(),
+                floor: 42,
             },
             ShareRecord::Forget { key },
         ];
@@ -453,7 +479,7 @@ mod tests {
         assert_eq!(valid, image.len());
         let torn = &image[..image.len() - 3];
         let (back, valid) = scan(torn);
-        assert_eq!(back.len(), 2, "the torn last record is dropped");
+        assert_eq!(back.len(), 3, "the torn last record is dropped");
         assert!(valid < torn.len());
         let mut corrupt = image.clone();
         let at = FILE_MAGIC.len() + 10;

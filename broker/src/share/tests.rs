@@ -13,7 +13,7 @@ fn limits() -> Limits {
 
 fn acquire(p: &mut SharePartition, m: &Rc<str>, lo: i64, hi: i64, now: Instant) -> Vec<AcquiredRun> {
     let mut changes = Vec::new();
-    p.acquire(m, lo..hi, usize::MAX, now, &limits(), &mut changes)
+    p.acquire(m, lo..hi, usize::MAX, now, &limits(), &[], &mut changes)
 }
 
 fn ack(
@@ -79,6 +79,19 @@ fn given_release_and_expiry_when_the_limit_is_reached_should_archive() {
     assert!(p.expire(now + Duration::from_millis(200), &limits(), &mut archived));
     assert_eq!(archived.len(), 2, "limit 2 reached: archived, not redelivered");
     assert_eq!(archived[0].reason, ArchiveReason::DeliveryLimit);
+    assert_eq!(
+        p.start_offset(),
+        0,
+        "held back until the dead-letter move is done"
+    );
+    assert_eq!(
+        p.dead_letters(10),
+        vec![
+            (0, ArchiveReason::DeliveryLimit, 2),
+            (1, ArchiveReason::DeliveryLimit, 2)
+        ]
+    );
+    p.dead_lettered(&[0, 1], &mut Vec::new());
     assert_eq!(p.start_offset(), 2);
 }
 
@@ -93,7 +106,31 @@ fn given_renew_when_the_old_lock_would_expire_should_keep_the_record() {
     assert!(!p.expire(now + Duration::from_millis(150), &limits(), &mut archived));
     assert_eq!(p.acquired_count(), 1);
     ack(&mut p, "a", 0, 0, ACK_REJECT, now).expect("reject");
+    assert_eq!(p.dead_letters(10), vec![(0, ArchiveReason::Rejected, 1)]);
+    p.dead_lettered(&[0], &mut Vec::new());
     assert_eq!(p.start_offset(), 1);
+}
+
+#[test]
+fn given_expired_offsets_when_acquiring_should_skip_them_for_a_dead_letter_move() {
+    let a: Rc<str> = "a".into();
+    let mut p = SharePartition::new(0);
+    let mut changes = Vec::new();
+    let runs = p.acquire(
+        &a,
+        0..5,
+        usize::MAX,
+        Instant::now(),
+        &limits(),
+        &[1, 3],
+        &mut changes,
+    );
+    assert_eq!(runs, vec![(0, 0, 1), (2, 2, 1), (4, 4, 1)]);
+    assert_eq!(
+        p.dead_letters(10),
+        vec![(1, ArchiveReason::Expired, 0), (3, ArchiveReason::Expired, 0)]
+    );
+    assert_eq!(changes.len(), 5);
 }
 
 #[test]

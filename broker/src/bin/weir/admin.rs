@@ -131,6 +131,7 @@ pub fn run_topic(args: TopicArgs, out: &mut impl Write) -> Result<(), CliError> 
             configs,
         } => topic_create(&mut client, &name, partitions, &configs, out),
         TopicCommand::Describe { name } => topic_describe(&mut client, &name, out),
+        TopicCommand::Backlog { name } => crate::backlog::topic_backlog(&mut client, &name, out),
         TopicCommand::Delete { name } => {
             client
                 .delete_topic(&name)
@@ -207,6 +208,7 @@ fn group_describe(client: &mut Client, group: &str, out: &mut impl Write) -> Res
         return Err(CliError::UnknownGroup(group.to_string()));
     }
     let lags = partition_lags(client, &d, &committed)?;
+    let backlog = group_backlog_bytes(client, &lags)?;
     writeln!(
         out,
         "group {group}: state {}, protocol {}, {} member(s)\n",
@@ -217,13 +219,15 @@ fn group_describe(client: &mut Client, group: &str, out: &mut impl Write) -> Res
     let dash = || "-".to_string();
     let rows: Vec<Vec<String>> = lags
         .iter()
-        .map(|l| {
+        .zip(backlog)
+        .map(|(l, bytes)| {
             vec![
                 l.topic.clone(),
                 l.partition.to_string(),
                 l.committed.map_or_else(dash, |c| c.to_string()),
                 l.log_end.to_string(),
                 l.lag().map_or_else(dash, |c| c.to_string()),
+                crate::backlog::show_estimate(bytes),
                 l.member.clone().unwrap_or_else(dash),
             ]
         })
@@ -236,6 +240,7 @@ fn group_describe(client: &mut Client, group: &str, out: &mut impl Write) -> Res
             "CURRENT-OFFSET",
             "LOG-END-OFFSET",
             "LAG",
+            "BACKLOG-BYTES",
             "MEMBER-ID",
         ],
         &rows,
@@ -317,8 +322,32 @@ fn partition_lags(
     Ok(out)
 }
 
+/// Per row, the bytes between the group's committed offset and the log end
+/// (estimated: backlog.rs); `None` where the group has not committed.
+fn group_backlog_bytes(client: &mut Client, lags: &[PartitionLag]) -> Result<Vec<Option<u64>>, CliError> {
+    let mut extents: BTreeMap<String, BTreeMap<i32, crate::backlog::Extent>> = BTreeMap::new();
+    for l in lags {
+        if !extents.contains_key(&l.topic) {
+            let partitions: Vec<i32> = lags
+                .iter()
+                .filter(|x| x.topic == l.topic)
+                .map(|x| x.partition)
+                .collect();
+            let e = crate::backlog::extents(client, &l.topic, &partitions)?;
+            extents.insert(l.topic.clone(), e);
+        }
+    }
+    Ok(lags
+        .iter()
+        .map(|l| {
+            let extent = extents.get(&l.topic)?.get(&l.partition)?;
+            crate::backlog::estimate_bytes(*extent, l.committed?)
+        })
+        .collect())
+}
+
 /// Partition ids of `topic`, `None` if the broker does not know it.
-fn topic_partitions(client: &mut Client, topic: &str) -> Result<Option<Vec<i32>>, CliError> {
+pub fn topic_partitions(client: &mut Client, topic: &str) -> Result<Option<Vec<i32>>, CliError> {
     let m = client
         .metadata(Some(&[topic]))
         .map_err(broker("reading metadata"))?;

@@ -123,6 +123,9 @@ pub enum TopicCommand {
     },
     /// Partitions with earliest and latest offsets, and the topic's configs.
     Describe { name: String },
+    /// Per partition: log start and end, the slowest consumer group and its offset, and the
+    /// backlog after it in records and (estimated) bytes, with the topic's bound and policy.
+    Backlog { name: String },
     /// Delete a topic and its data.
     Delete { name: String },
     /// Grow a topic to COUNT partitions (existing partitions are untouched).

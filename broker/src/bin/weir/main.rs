@@ -7,6 +7,7 @@
 mod acls;
 mod admin;
 mod args;
+mod backlog;
 mod group_delete;
 mod quotas;
 mod share_group;

@@ -56,6 +56,7 @@ pub fn run(client: &mut Client, command: TopicCommand, out: &mut impl Write) -> 
         TopicCommand::List
         | TopicCommand::Create { .. }
         | TopicCommand::Describe { .. }
+        | TopicCommand::Backlog { .. }
         | TopicCommand::Delete { .. } => {
             // `admin::run_topic` handles these itself.
             return Err(CliError::Usage("not a topic change command".into()));

@@ -32,6 +32,7 @@ pub fn render(shards: &[ShardSnapshot], health: &Health<'_>) -> String {
     partitions(&mut out, shards);
     lag(&mut out, shards);
     runtime(&mut out, shards, health);
+    backlog(&mut out, shards);
     out
 }
 
@@ -354,6 +355,26 @@ fn lag(out: &mut String, shards: &[ShardSnapshot]) {
             (end - offset).max(0)
         );
     }
+}
+
+/// The backlog bound's counters (handlers/backlog.rs).
+fn backlog(out: &mut String, shards: &[ShardSnapshot]) {
+    per_shard(
+        out,
+        shards,
+        "weir_backlog_rejections_total",
+        "counter",
+        "Produce partitions refused past their topic's backlog bound (backlog.policy=reject), per shard.",
+        |s| s.backlog[0].to_string(),
+    );
+    per_shard(
+        out,
+        shards,
+        "weir_backlog_throttled_total",
+        "counter",
+        "Produce partitions accepted past their topic's backlog bound with a throttle time (backlog.policy=throttle), per shard.",
+        |s| s.backlog[1].to_string(),
+    );
 }
 
 fn runtime(out: &mut String, shards: &[ShardSnapshot], health: &Health<'_>) {

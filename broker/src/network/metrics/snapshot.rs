@@ -51,6 +51,8 @@ pub struct ShardSnapshot {
     pub in_flight: i64,
     /// Client-quota throttle time ordered, ms: [produce, fetch].
     pub throttle_ms: [u64; 2],
+    /// Produce partitions past their backlog bound: [rejected, throttled].
+    pub backlog: [u64; 2],
     /// Envelopes queued towards each peer shard, and calls awaiting answers.
     pub mesh_queued: Vec<(usize, usize)>,
     pub mesh_pending_calls: usize,
@@ -93,6 +95,7 @@ impl Task<ShardContext> for Collect {
             connections: on.connections.get(),
             in_flight: m.in_flight.get(),
             throttle_ms: [m.throttle_ms[0].get(), m.throttle_ms[1].get()],
+            backlog: [m.backlog[0].get(), m.backlog[1].get()],
             mesh_queued: Vec::new(),
             mesh_pending_calls: 0,
             partitions: Vec::new(),
