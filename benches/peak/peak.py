@@ -417,13 +417,16 @@ def main():
     ap.add_argument("--late-ms", type=int, default=2000,
                     help="pgbench -L: an order later than this is late; one that would start "
                          "later than this is skipped (not sent)")
-    ap.add_argument("--bound", type=int, default=0,
-                    help="also run the bound variant with backlog.records.max=N, policy reject")
-    ap.add_argument("--unpaid", type=int, default=0, metavar="SECONDS",
+    ap.add_argument("--bound", type=int, default=None,
+                    help="the bound stage's backlog.records.max per partition, policy reject "
+                         "(default: the cap, one second of drain per partition)")
+    ap.add_argument("--unpaid", type=int, default=10, metavar="SECONDS",
                     help="after the shave stage: payment deadlines delayed by SECONDS "
-                         "(delayed delivery); unpaid orders return their stock")
+                         "(delayed delivery); unpaid orders return their stock (0: off)")
     ap.add_argument("--stages", default="shave,direct,bound")
     a = ap.parse_args()
+    if a.bound is None:
+        a.bound = a.cap
     out_dir = Path(a.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     root = tempfile.mkdtemp(prefix="weir-peak-")
