@@ -163,16 +163,18 @@ def svg_plot(series, right, title, width=900, height=320):
         y = mt + h - h * i / 5
         out.append(f'<line x1="{ml}" x2="{ml + w}" y1="{y}" y2="{y}" stroke="#eee"/>')
         out.append(f'<text x="{ml - 4}" y="{y + 4}" text-anchor="end">{left_max * i / 5:,.0f}</text>')
-        out.append(f'<text x="{ml + w + 4}" y="{y + 4}" fill="{COLORS["backlog"]}">'
-                   f'{right_max * i / 5:,.0f}</text>')
+        if right in series:
+            out.append(f'<text x="{ml + w + 4}" y="{y + 4}" fill="{COLORS["backlog"]}">'
+                       f'{right_max * i / 5:,.0f}</text>')
     step = max(1, int(tmax / 10))
     for t in range(0, int(tmax) + 1, step):
         out.append(f'<text x="{x(t)}" y="{mt + h + 14}" text-anchor="middle">{t}</text>')
     out.append(f'<text x="{ml + w / 2}" y="{height - 6}" text-anchor="middle">seconds</text>')
     out.append(f'<text x="12" y="{mt + h / 2}" transform="rotate(-90 12 {mt + h / 2})" '
                f'text-anchor="middle">records/s</text>')
-    out.append(f'<text x="{width - 8}" y="{mt + h / 2}" transform="rotate(90 {width - 8} '
-               f'{mt + h / 2})" text-anchor="middle">{esc.escape(right)} (records)</text>')
+    if right in series:
+        out.append(f'<text x="{width - 8}" y="{mt + h / 2}" transform="rotate(90 {width - 8} '
+                   f'{mt + h / 2})" text-anchor="middle">{esc.escape(right)} (records)</text>')
     for k, s in series.items():
         top = right_max if k == right else left_max
         d = " ".join(f"{x(t):.1f},{mt + h - h * y / top:.1f}" for t, y in s)
