@@ -282,7 +282,14 @@ def stage_shave(a, pg, weir, out_dir, name, topic_configs):
         stdout=drain_log, stderr=subprocess.STDOUT)
     sampler = Sampler(pg, db, status_file, weir.boot, topic, a.partitions)
     sampler.start()
-    time.sleep(3)  # the drain joins its group before the burst
+    # The burst starts once the drain has joined its group and the previous
+    # stage's dirty pages are flushed, so stages do not pay for each other.
+    pg.sql("postgres", "CHECKPOINT")
+    joined_by = time.time() + 30
+    while time.time() < joined_by:
+        if sampler.samples and sampler.samples[-1].get("drain_state") == "running":
+            break
+        time.sleep(0.2)
     print(f"[{name}] burst: {a.cap * a.factor} orders/s for {a.burst} s ({offered} orders), "
           f"drain cap {a.cap} rows/s", flush=True)
     lg = subprocess.run(loadgen_cmd(a, weir, topic, out_dir, name, bool(topic_configs)),
