@@ -93,7 +93,8 @@ bench-delay:
 # The flash-sale scenario (docs/peak-shaving.md): a burst of orders at 10x the
 # drain cap for 30 s into Weir, drained into a throwaway PostgreSQL by weir-drain,
 # beside the same burst written straight to PostgreSQL by pgbench, and the
-# backlog-bound variant. Reports in target/bench-peak/ (peak.html, peak.json).
+# backlog-bound variant and the unpaid-order timeout (delayed delivery).
+# Reports in target/bench-peak/ (peak.html, peak.json, summary.md).
 # PEAK_FLAGS="--burst 5" for a quick run; benches/peak/peak.py --help for the rest.
 PEAK_FLAGS ?=
 bench-peak: test-deps
