@@ -2,7 +2,7 @@
 //! records, group-commit fdatasync, torn-tail truncation on open, segment roll
 //! and deletion of a prefix of segments. One journal belongs to one shard and
 //! is touched only on that shard's executor. Used by the timer store
-//! (`crate::timer`); the share, group and transaction stores keep their own
+//! (timer/); the share, group and transaction stores keep their own
 //! single-file logs for now.
 //!
 //! File: `<id:010>.journal` = magic `WEIRJNL1`, then frames

@@ -239,7 +239,7 @@ async fn shard_main(
     // once their partitions are open, so a call to one still starting waits.
     glommio::spawn_local(crate::handlers::txn_timer::run(shard.clone())).detach();
     if let Some(timers) = shard.timers() {
-        glommio::spawn_local(crate::timer::fire::run(shard.clone(), timers)).detach();
+        glommio::spawn_local(crate::handlers::timer_fire::run(shard.clone(), timers)).detach();
     }
     tracing::info!(shard = shard.id, cpu = shard.id, "shard ready");
     beats.set_ready(shard.id, true);

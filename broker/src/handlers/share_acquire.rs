@@ -1,5 +1,5 @@
 //! The acquiring half of a ShareFetch, on the share-partition's owner shard: runs a pending
-//! dead-letter move first (`share::dead_letter`), reads from the first available offset,
+//! dead-letter move first (`share_dead_letter.rs`), reads from the first available offset,
 //! leaves out records past their TTL (`share::ttl`: they become dead letters instead) and
 //! acquires the rest, durably, before the records are handed back. Errors are Kafka's codes
 //! in the partition's answer.
@@ -11,12 +11,13 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use weir_protocol::record_batch::header;
 
+use super::share_dead_letter as dead_letter;
 use super::share_fetch::{SharePart, SharePartOut};
 use super::{ownership_error, ShardContext};
 use crate::error::log_error_code;
 use crate::log::Offset;
 use crate::share::store::{Key, ShareRecord};
-use crate::share::{dead_letter, ttl, ShareState};
+use crate::share::{ttl, ShareState};
 
 /// Reads from the first available offset and acquires what the read returned; the records
 /// are durable-acquired before they are handed back. Returns how many were acquired.

@@ -7,9 +7,8 @@
 //! (acknowledgement) is fdatasync'd before the response leaves; at most
 //! `SHARE_PARTITIONS_PER_SHARD_MAX` share-partitions per shard, each bounded by
 //! `group.share.partition.max.record.locks`; a dead letter (REJECT, delivery limit, TTL)
-//! stays in the window until its move to the dead-letter topic is durable (`dead_letter`).
+//! stays in the window until its move to the dead-letter topic is durable (`handlers/share_dead_letter.rs`).
 
-pub mod dead_letter;
 pub mod partition;
 pub mod session;
 pub mod store;
@@ -120,7 +119,7 @@ impl ShareState {
     }
 
     /// Where a record becomes a dead letter by REJECT or by the delivery-count limit: it
-    /// waits in its DeadLetter state for `dead_letter::drive` (run by the next ShareFetch of
+    /// waits in its DeadLetter state for `handlers::share_dead_letter::drive` (run by the next ShareFetch of
     /// the share-partition), which copies it to the dead-letter topic or just archives it.
     fn on_archived(key: &Key, archived: &[ArchivedRecord]) {
         for a in archived {

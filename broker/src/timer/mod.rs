@@ -1,6 +1,6 @@
 //! The per-shard timer store of delayed delivery (docs/queues.md): delayed
 //! batches wait here, for the partitions this shard owns, until their records
-//! are due; `fire` then appends them to the partition. Durable in a journal
+//! are due; `handlers/timer_fire.rs` then appends them to the partition. Durable in a journal
 //! (`crate::journal`, records in `frame`); in memory only a min-heap of
 //! (due, entry, record index) and one small entry per stored batch: the record
 //! bytes stay on disk and are read back at fire time.
@@ -16,7 +16,6 @@
 //! segment is deleted only with every segment below it, and only when none of
 //! its ADD records is pending and none of its FIREs unresolved.
 
-pub mod fire;
 pub mod frame;
 
 use std::cell::{Cell, RefCell};

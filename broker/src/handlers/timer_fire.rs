@@ -1,4 +1,5 @@
-//! The firing task of one shard's timer store: sleeps until the next record is
+//! The firing task of one shard's timer store (`crate::timer`; here because it appends
+//! through `ShardContext`): sleeps until the next record is
 //! due (or a timer is added, or 1 s passed), then appends the due records to
 //! their partitions as new batches, in due order, under the store's producer
 //! id. One round at a time per shard, so a partition's fired batches reach it
@@ -14,10 +15,10 @@ use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::Compression;
 use weir_protocol::records::{records, Record};
 
-use super::{producer_id, Items, TimerStore, PRODUCER_EPOCH};
-use crate::handlers::ShardContext;
+use super::ShardContext;
 use crate::log::PartitionLog;
 use crate::partitions::Ownership;
+use crate::timer::{producer_id, Items, TimerStore, PRODUCER_EPOCH};
 
 const ROUND_RECORDS_MAX: usize = 20_000;
 const ROUND_READ_BYTES_MAX: u64 = 16 << 20;

@@ -1,4 +1,5 @@
-//! Dead-letter moves of share groups: records a share-partition archived by REJECT, by the
+//! Dead-letter moves of share groups (here, beside the ShareFetch that drives them, because
+//! a move appends on other shards through `ShardContext`): records a share-partition archived by REJECT, by the
 //! delivery-count limit or by their TTL are copied (key, value, headers, plus `weir-dlq-*`
 //! headers) to the source topic's `errors.deadletterqueue.topic.name`, partition = source
 //! partition modulo the dead-letter topic's partition count, then archived. Runs on the
@@ -20,12 +21,12 @@ use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::{header, Compression};
 use weir_protocol::records::for_each_record;
 
-use super::store::{Key, ShareRecord};
-use super::{DeadLetterWork, ShareState};
-use crate::handlers::ShardContext;
+use super::ShardContext;
 use crate::log::{Offset, PartitionLog};
 use crate::shard::fanout::run_on;
 use crate::shard::Task;
+use crate::share::store::{Key, ShareRecord};
+use crate::share::{DeadLetterWork, ShareState};
 
 /// Records one move copies at most.
 pub const MOVE_RECORDS_MAX: usize = 500;
