@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use bytes::Bytes;
 use common::Broker;
@@ -31,7 +31,7 @@ fn py(broker: &Broker, args: &[&str]) -> Value {
         .args(args)
         .output()
         .expect("python runs");
-    parse(broker, &format!("admin_apis_a.py {args:?}"), &out)
+    broker.json_from(&format!("admin_apis_a.py {args:?}"), &out)
 }
 
 /// Runs `admin_apis_a.js` (kafkajs): deletes `groups` one by one, lists, describes the cluster.
@@ -49,27 +49,7 @@ fn kafkajs(broker: &Broker, groups: &[&str]) -> Value {
         .current_dir(CLIENTS_DIR)
         .output()
         .expect("node runs");
-    parse(broker, "admin_apis_a.js", &out)
-}
-
-fn parse(broker: &Broker, what: &str, out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\nstdout: {stdout}\nstderr: {}\nbroker log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        broker.log()
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON from {what}: {e}: {stdout}"))
-}
-
-fn weir(broker: &Broker, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .args(["--bootstrap", &broker.addr()])
-        .output()
-        .expect("weir runs")
+    broker.json_from("admin_apis_a.js", &out)
 }
 
 /// Commits offsets for `groups` as an admin (no members): each becomes an Empty group.
@@ -175,7 +155,7 @@ fn given_weir_group_delete_when_run_should_delete_an_empty_group_and_explain_unk
         .join_group("dgc-busy", "", 30_000, &[("range", Bytes::new())])
         .unwrap();
 
-    let out = weir(&broker, &["group", "delete", "dgc-empty"]);
+    let out = broker.weir(&["group", "delete", "dgc-empty"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "deleted group dgc-empty\n");
     assert_offsets_gone(&broker, "dgc-empty");
@@ -184,12 +164,12 @@ fn given_weir_group_delete_when_run_should_delete_an_empty_group_and_explain_unk
         ("dgc-empty", "group \"dgc-empty\" not found"),
         ("dgc-busy", "group \"dgc-busy\" has members"),
     ] {
-        let out = weir(&broker, &["group", "delete", group]);
+        let out = broker.weir(&["group", "delete", group]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(message), "{err}");
     }
     // Still serving.
-    let list = weir(&broker, &["group", "list"]);
+    let list = broker.weir(&["group", "list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("dgc-busy"));
 }
 

@@ -39,7 +39,7 @@ fn py(broker: &Broker, args: &[&str]) -> Value {
         .args(["--bootstrap", &broker.addr()])
         .output()
         .expect("python runs");
-    parse(broker, &format!("backlog_client.py {args:?}"), &out)
+    broker.json_from(&format!("backlog_client.py {args:?}"), &out)
 }
 
 fn kafkajs(broker: &Broker, topic: &str, count: usize, size: usize, per_send: usize) -> Value {
@@ -48,33 +48,7 @@ fn kafkajs(broker: &Broker, topic: &str, count: usize, size: usize, per_send: us
         .args([count.to_string(), size.to_string(), per_send.to_string()])
         .output()
         .expect("node runs");
-    parse(broker, "backlog_client.js", &out)
-}
-
-fn parse(broker: &Broker, what: &str, out: &std::process::Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\nstdout: {stdout}\nstderr: {}\nbroker log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        broker.log()
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON from {what}: {e}: {stdout}"))
-}
-
-fn weir(broker: &Broker, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .args(["--bootstrap", &broker.addr()])
-        .output()
-        .expect("weir runs");
-    assert!(
-        out.status.success(),
-        "weir {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    broker.json_from("backlog_client.js", &out)
 }
 
 fn create(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
@@ -201,7 +175,7 @@ fn given_a_reject_bound_when_nothing_reads_should_refuse_past_it_then_take_again
 
 /// `weir topic backlog` names the slowest group; `weir group describe` shows the bytes.
 fn check_cli(broker: &Broker, end: i64) {
-    let table = weir(broker, &["topic", "backlog", "buffer"]);
+    let table = broker.weir_ok(&["topic", "backlog", "buffer"]);
     let row = table
         .lines()
         .find(|l| l.starts_with("0 "))
@@ -219,7 +193,7 @@ fn check_cli(broker: &Broker, end: i64) {
         table.contains("backlog.bytes.max 1048576") && table.contains("backlog.policy reject"),
         "{table}"
     );
-    let fast = weir(broker, &["group", "describe", "fast"]);
+    let fast = broker.weir_ok(&["group", "describe", "fast"]);
     assert!(fast.contains("BACKLOG-BYTES") && fast.contains(" ~0 "), "{fast}");
 }
 

@@ -45,29 +45,7 @@ fn py(broker: &Broker, args: &[&str]) -> Value {
         .args(args)
         .output()
         .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "quotas.py {args:?} failed: {}\nstdout: {stdout}\nstderr: {}\nbroker log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        broker.log()
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("quotas.py {args:?}: {e}: {stdout}"))
-}
-
-fn weir(broker: &Broker, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .args(["--bootstrap", &broker.addr()])
-        .output()
-        .expect("weir runs");
-    assert!(
-        out.status.success(),
-        "weir {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    broker.json_from(&format!("quotas.py {args:?}"), &out)
 }
 
 fn alter(broker: &Broker, entries: Value, validate_only: bool) -> Vec<Value> {
@@ -111,8 +89,8 @@ fn given_a_producer_quota_when_a_limited_and_an_unlimited_producer_run_together_
 ) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (mut b, metrics) = broker();
-    weir(&b, &["topic", "create", "slow-t"]);
-    weir(&b, &["topic", "create", "fast-t"]);
+    b.weir_ok(&["topic", "create", "slow-t"]);
+    b.weir_ok(&["topic", "create", "fast-t"]);
     let set = json!([{"entity": [["client-id", "slow"]], "ops": [["producer_byte_rate", QUOTA, false]]}]);
     let answer = alter(&b, set, false);
     assert_eq!(answer[0]["error_code"], 0, "{answer:?}");
@@ -178,23 +156,20 @@ fn given_a_producer_quota_when_a_limited_and_an_unlimited_producer_run_together_
 fn given_a_consumer_quota_when_a_consumer_reads_a_backlog_should_hold_it_to_the_quota() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (b, metrics) = broker();
-    weir(&b, &["topic", "create", "backlog"]);
+    b.weir_ok(&["topic", "create", "backlog"]);
     // 144 MiB of 16 KiB values: more than 10 s at the quota plus the first window's allowance.
     let loaded = py(&b, &["load", "--topic", "backlog", "--count", "9216"]);
     assert_eq!(loaded["loaded"], 9216);
-    let out = weir(
-        &b,
-        &[
-            "quota",
-            "set",
-            "--client",
-            "slowc",
-            "--consumer-byte-rate",
-            "10485760",
-        ],
-    );
+    let out = b.weir_ok(&[
+        "quota",
+        "set",
+        "--client",
+        "slowc",
+        "--consumer-byte-rate",
+        "10485760",
+    ]);
     assert!(out.contains("consumer_byte_rate=10485760 set"), "{out}");
-    let listed = weir(&b, &["quota", "list"]);
+    let listed = b.weir_ok(&["quota", "list"]);
     assert!(
         listed
             .lines()
@@ -213,7 +188,7 @@ fn given_a_consumer_quota_when_a_consumer_reads_a_backlog_should_hold_it_to_the_
     assert!(within(rate), "consumer at {rate} B/s: {got}");
     assert!(got["max_throttle_ms"].as_f64().unwrap() > 0.0, "{got}");
     assert!(throttled_ms(&metrics, "fetch") > 0.0);
-    weir(&b, &["quota", "remove", "--client", "slowc"]);
+    b.weir_ok(&["quota", "remove", "--client", "slowc"]);
     assert_eq!(describe(&b, json!([]), false)["entries"], json!([]));
 }
 
@@ -315,18 +290,15 @@ fn given_a_user_quota_when_an_unauthenticated_and_a_sasl_client_produce_should_m
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Unauthenticated: user ANONYMOUS, whatever the client id.
     let (b, _metrics) = broker();
-    weir(&b, &["topic", "create", "anon-t"]);
-    weir(
-        &b,
-        &[
-            "quota",
-            "set",
-            "--user",
-            "ANONYMOUS",
-            "--producer-byte-rate",
-            "1048576",
-        ],
-    );
+    b.weir_ok(&["topic", "create", "anon-t"]);
+    b.weir_ok(&[
+        "quota",
+        "set",
+        "--user",
+        "ANONYMOUS",
+        "--producer-byte-rate",
+        "1048576",
+    ]);
     let (bytes, throttle) = short_produce(&b, "any-id", "anon-t", &[]);
     eprintln!("ANONYMOUS under 1 MiB/s: {bytes} bytes in 4 s, max throttle {throttle} ms");
     assert!(
@@ -359,7 +331,7 @@ fn given_a_user_quota_when_an_unauthenticated_and_a_sasl_client_produce_should_m
     let as_alice = ["--sasl-user", "alice", "--sasl-password", "pw-quota-16"];
     let mut cli = vec!["topic", "create", "sasl-t"];
     cli.extend(as_alice);
-    weir(&b, &cli);
+    b.weir_ok(&cli);
     let mut cli = vec![
         "quota",
         "set",
@@ -369,7 +341,7 @@ fn given_a_user_quota_when_an_unauthenticated_and_a_sasl_client_produce_should_m
         "1048576",
     ];
     cli.extend(as_alice);
-    weir(&b, &cli);
+    b.weir_ok(&cli);
     let (bytes, throttle) = short_produce(&b, "c1", "sasl-t", &as_alice);
     eprintln!("alice under 1 MiB/s: {bytes} bytes in 4 s, max throttle {throttle} ms");
     assert!(
@@ -427,20 +399,17 @@ fn given_a_throttled_client_when_it_speaks_old_and_new_produce_versions_should_m
 ) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (b, _metrics) = broker();
-    weir(&b, &["topic", "create", "wire-t"]);
+    b.weir_ok(&["topic", "create", "wire-t"]);
     // The client crate's requests carry client id "weir-client": both connections below
     // share one sensor.
-    weir(
-        &b,
-        &[
-            "quota",
-            "set",
-            "--client",
-            "weir-client",
-            "--producer-byte-rate",
-            "1048576",
-        ],
-    );
+    b.weir_ok(&[
+        "quota",
+        "set",
+        "--client",
+        "weir-client",
+        "--producer-byte-rate",
+        "1048576",
+    ]);
     // Both on shard 0's own port (it owns the topic's one partition): quotas are metered
     // per shard, and the bootstrap address would let the kernel pick the shard.
     let shard0 = format!("127.0.0.1:{}", b.shard_port_base);

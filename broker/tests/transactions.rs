@@ -10,7 +10,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{venv_python, Broker};
@@ -147,14 +147,6 @@ fn given_kafkajs_transactions_when_committed_and_aborted_should_show_read_commit
     finish(child, "kafkajs", String::new());
 }
 
-fn weir(broker: &Broker, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .args(["--bootstrap", &broker.addr()])
-        .output()
-        .expect("weir runs")
-}
-
 #[test]
 fn given_an_open_transaction_when_listed_and_described_should_show_its_state_producer_and_partitions() {
     let broker = Broker::start(&["--shards", "2"]);
@@ -171,7 +163,7 @@ fn given_an_open_transaction_when_listed_and_described_should_show_its_state_pro
         .unwrap();
     assert!(added.iter().all(|p| p.2 == 0), "{added:?}");
 
-    let list = weir(&broker, &["txn", "list"]);
+    let list = broker.weir(&["txn", "list"]);
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(list.status.success(), "{list:?}");
     let row = text.lines().find(|l| l.starts_with("cli-txn")).expect("listed");
@@ -180,7 +172,7 @@ fn given_an_open_transaction_when_listed_and_described_should_show_its_state_pro
         "{text}"
     );
 
-    let describe = weir(&broker, &["txn", "describe", "cli-txn", "no-such-txn"]);
+    let describe = broker.weir(&["txn", "describe", "cli-txn", "no-such-txn"]);
     let text = String::from_utf8_lossy(&describe.stdout);
     assert!(describe.status.success(), "{describe:?}");
     let row = text
@@ -198,10 +190,10 @@ fn given_an_open_transaction_when_listed_and_described_should_show_its_state_pro
     assert!(unknown.contains("error: TRANSACTIONAL_ID_NOT_FOUND"), "{text}");
 
     c.end_txn(id, false).unwrap();
-    let list = weir(&broker, &["txn", "list", "--state", "CompleteAbort"]);
+    let list = broker.weir(&["txn", "list", "--state", "CompleteAbort"]);
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(text.lines().any(|l| l.starts_with("cli-txn")), "{text}");
-    let list = weir(&broker, &["txn", "list", "--state", "Ongoing"]);
+    let list = broker.weir(&["txn", "list", "--state", "Ongoing"]);
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(!text.lines().any(|l| l.starts_with("cli-txn")), "{text}");
 }

@@ -172,6 +172,39 @@ impl Broker {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The JSON a client script printed; on failure, its output and this broker's log.
+    pub fn json_from(&self, what: &str, out: &std::process::Output) -> serde_json::Value {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{what} failed: {}\nstdout: {stdout}\nstderr: {}\nbroker log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON from {what}: {e}: {stdout}"))
+    }
+
+    /// Run the `weir` admin CLI against this broker.
+    pub fn weir(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .args(["--bootstrap", &self.addr()])
+            .output()
+            .expect("weir runs")
+    }
+
+    /// Run the `weir` admin CLI, which must succeed; its standard output.
+    pub fn weir_ok(&self, args: &[&str]) -> String {
+        let out = self.weir(args);
+        assert!(
+            out.status.success(),
+            "weir {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
     pub fn client(&self) -> Client {
         Client::connect(self.addr(), Duration::from_secs(5)).expect("client connects")
     }
