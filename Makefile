@@ -41,11 +41,20 @@ test-deps:
 
 # The last line sums every suite, so a reader of the log sees the real total
 # (cargo's last line is the doc-test suite, often "0 passed").
+# The suite runs under cargo-nextest when it is installed (it is on these machines): each
+# test is its own process and tests of different binaries overlap, which about halves the
+# wall time on two cores (.config/nextest.toml says which tests run alone and why).
+# Without nextest, plain `cargo test` runs the same tests one binary at a time.
 test: test-deps
 	@mkdir -p target
-	set -o pipefail; $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+	set -o pipefail; if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --no-fail-fast 2>&1 | tee target/test-output.log && \
+	  $(CARGO) test --workspace --doc 2>&1 | tee -a target/test-output.log; \
+	else $(CARGO) test --workspace --no-fail-fast 2>&1 | tee target/test-output.log; fi
 	$(MAKE) fuzz-smoke
-	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' target/test-output.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } \
+	  /Summary \[/ { for (i = 2; i <= NF; i++) { if ($$i ~ /^passed/) p += $$(i-1); if ($$i ~ /^failed/) f += $$(i-1) } } \
+	  END { printf "%d passed, %d failed\n", p, f }' target/test-output.log
 
 # Reruns the compatibility suite and rewrites the client x operation matrix in
 # docs/protocol.md from its results (broker/tests/compat.rs).

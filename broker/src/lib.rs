@@ -25,5 +25,6 @@ pub mod quota;
 pub mod server;
 pub mod shard;
 pub mod share;
+pub mod test_ports;
 pub mod timer;
 pub mod txn;

@@ -69,12 +69,8 @@ fn python() -> PathBuf {
 
 #[test]
 fn given_no_broker_when_running_admin_commands_should_exit_non_zero_saying_it_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // Nothing listens on a port that was just free and is now closed again.
+    // Nothing listens on a reserved port no broker was started on.
+    let port = common::free_ports(1);
     let addr = format!("127.0.0.1:{port}");
     for args in [&["group", "list"][..], &["topic", "list"][..]] {
         let err = fails(&addr, args);

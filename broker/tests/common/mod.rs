@@ -2,7 +2,7 @@
 //! directory, restart it, stop it with a signal or kill it.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,31 +44,10 @@ pub struct Broker {
     pub sasl_login: Option<(String, String)>,
 }
 
-/// Port ranges already handed out in this test process. Parallel tests check their ranges
-/// before any broker binds them, so without this two tests could get overlapping ranges and
-/// two brokers would share ports (SO_REUSEPORT) or one would refuse to start.
-static PORTS_TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-
 /// Find `n` consecutive free ports (bootstrap + one per shard), reserved for this
-/// test process.
+/// test process against every other (`weir_broker::test_ports`).
 pub fn free_ports(n: u16) -> u16 {
-    let mut taken = PORTS_TAKEN.lock().unwrap();
-    for _ in 0..200 {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > 65000 {
-            continue;
-        }
-        if (0..n).all(|i| !taken.contains(&(base + i)) && TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-        {
-            taken.extend(base..base + n);
-            return base;
-        }
-    }
-    panic!("no free port range");
+    weir_broker::test_ports::reserve(n)
 }
 
 impl Broker {

@@ -6,26 +6,16 @@
 
 pub mod postgres;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use weir_client::blocking::Client;
 
-/// `n` consecutive free ports on 127.0.0.1.
+/// `n` consecutive free ports on 127.0.0.1, reserved for this test process against
+/// every other (`weir_broker::test_ports`).
 pub fn free_ports(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base <= 65000 && (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free port range");
+    weir_broker::test_ports::reserve(n)
 }
 
 /// The directory cargo puts binaries in (the drain's, so the broker's too).
