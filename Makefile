@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # cargo's config variable) moves them out of ./target.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CARGO_BUILD_TARGET_DIR),target)
 
-.PHONY: run build release test test-deps lint fmt bench bench-log bench-metrics bench-share bench-delay bench-micro bench-peak clean compat-matrix
+.PHONY: run build release test test-deps lint fmt bench bench-deps bench-targets bench-log bench-metrics bench-share bench-delay bench-micro bench-peak clean compat-matrix
 
 run: release
 	$(TARGET_DIR)/release/weir serve
@@ -28,6 +28,7 @@ build:
 GO_DEBS := golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
 test-deps:
 	@command -v kcat >/dev/null || { (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
+	@command -v fio >/dev/null || { (apt-get update -qq && apt-get install -y -qq fio) >/dev/null; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq postgresql) >/dev/null; }
 	@{ command -v go >/dev/null && test -d /usr/share/gocode/src/github.com/Shopify/sarama \
 	  && test -d /usr/share/gocode/src/github.com/segmentio/kafka-go; } \
@@ -68,18 +69,39 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# The end-to-end scenarios (loadgen/workloads/*.toml, run by
-# loadgen/scripts/bench.sh) against a fresh Weir, each beside the ceilings
-# measured in the same run (loopback TCP, O_DIRECT disk, and the generator's
-# own produce and consume ceilings: weir-loadgen self-check), then the log
-# benchmark.
+# Issue 13's targets in one table first (bench-targets), then the end-to-end
+# scenarios (loadgen/workloads/*.toml, run by loadgen/scripts/bench.sh) against a
+# fresh Weir, each beside the ceilings measured in the same run (loopback TCP,
+# O_DIRECT disk, and the generator's own produce and consume ceilings:
+# weir-loadgen self-check), then the log benchmark and the rest.
+# QUICK=1: only the targets table, short runs and small sizes (a few minutes).
+# BASELINE=<git rev>: the table also runs that revision's release weir (built in a
+# worktree under target/), alternating with this build, in the same run.
+QUICK ?= 0
+BASELINE ?=
 bench:
-	$(CARGO) build --release --bin weir --bin weir-loadgen
-	bash loadgen/scripts/bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen
-	$(MAKE) bench-metrics
-	$(MAKE) bench-share
-	$(MAKE) bench-log
-	$(MAKE) bench-delay
+	$(MAKE) bench-targets
+	@if [ "$(QUICK)" != 1 ]; then \
+	  bash loadgen/scripts/bench.sh $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen \
+	  && $(MAKE) bench-metrics && $(MAKE) bench-share && $(MAKE) bench-log && $(MAKE) bench-delay; fi
+
+# What bench-targets needs besides Rust: fio (the disk ceilings), kcat (the
+# librdkafka catch-up reader), confluent-kafka (the many-topics client, in .venv).
+bench-deps:
+	@command -v fio >/dev/null || { (apt-get update -qq && apt-get install -y -qq fio) >/dev/null; }
+	@command -v kcat >/dev/null || { (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -c 'import confluent_kafka' 2>/dev/null || $(PY) -m pip install -q 'confluent-kafka>=2.6'
+
+# Issue 13's table (docs/benchmarks.md, "Issue 13 targets"); loadgen/scripts/targets.sh
+# lists the knobs (ROUNDS, CATCHUP_BYTES, BACKLOG_GB, SCALE_TOPICS, ONLY, ...).
+# The baseline is built first: it shares the target dir, and the current build
+# after it puts this tree's binary back in $(TARGET_DIR)/release.
+bench-targets: bench-deps
+	@base=""; if [ -n "$(BASELINE)" ]; then base=$$(bash loadgen/scripts/baseline-build.sh "$(BASELINE)" $(TARGET_DIR)) || exit 1; fi; \
+	  $(CARGO) build --release --bin weir --bin weir-loadgen && \
+	  QUICK=$(QUICK) BASELINE_REV="$(BASELINE)" PY=$(PY) bash loadgen/scripts/targets.sh \
+	    $(TARGET_DIR)/release/weir $(TARGET_DIR)/release/weir-loadgen $$base
 
 # The metrics endpoint's cost: produce with it off and on (scraped every second),
 # alternating, in one run (docs/benchmarks.md, "Metrics").

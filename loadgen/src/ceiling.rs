@@ -43,3 +43,81 @@ pub fn tcp_ceiling(duration: Duration) -> io::Result<f64> {
     assert_eq!(read, written, "loopback lost bytes");
     Ok(read as f64 / elapsed)
 }
+
+/// `sync-write`: the synced-write ceiling a broker's acks=all path is judged by.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SyncWriteArgs {
+    /// The file to write (created, truncated, removed afterwards); put it on the
+    /// broker's disk.
+    #[arg(long)]
+    pub file: std::path::PathBuf,
+    /// Bytes per pwrite, each followed by one fdatasync (a multiple of 4096).
+    #[arg(long, default_value_t = 65536)]
+    pub block_bytes: usize,
+    /// Stop after this many bytes...
+    #[arg(long, default_value_t = 1 << 30)]
+    pub bytes: u64,
+    /// ...or after this long, whichever comes first.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "5s")]
+    pub duration: Duration,
+    /// Buffered writes instead of O_DIRECT (Weir's log uses O_DIRECT).
+    #[arg(long)]
+    pub buffered: bool,
+}
+
+/// What one `sync-write` loop measured.
+pub struct SyncWrite {
+    pub bytes_per_s: f64,
+    pub syncs: u64,
+    pub sync_p50_us: u64,
+    pub sync_p99_us: u64,
+}
+
+/// A raw `pwrite` + `fdatasync` loop of `block_bytes` to a new file: the most
+/// an acks=all producer waiting for each batch's sync could get from this disk.
+/// Blocking std I/O on the calling thread (a command of its own, no executor).
+pub fn sync_write(args: &SyncWriteArgs) -> io::Result<SyncWrite> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    const ALIGN: usize = 4096;
+    if args.block_bytes == 0 || !args.block_bytes.is_multiple_of(ALIGN) {
+        return Err(io::Error::other(
+            "--block-bytes must be a positive multiple of 4096",
+        ));
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    if !args.buffered {
+        opts.custom_flags(libc::O_DIRECT);
+    }
+    let file = opts.open(&args.file)?;
+    // O_DIRECT wants an aligned buffer: over-allocate and write from an aligned slice.
+    let raw = vec![0x5Au8; args.block_bytes + ALIGN];
+    let skip = raw.as_ptr().align_offset(ALIGN);
+    let block = &raw[skip..skip + args.block_bytes];
+    let mut syncs = Vec::new();
+    let started = Instant::now();
+    let mut written = 0u64;
+    while written < args.bytes && started.elapsed() < args.duration {
+        file.write_all_at(block, written)?;
+        let t = Instant::now();
+        file.sync_data()?;
+        syncs.push(t.elapsed().as_micros() as u64);
+        written += block.len() as u64;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&args.file)?;
+    syncs.sort_unstable();
+    let at = |q: f64| {
+        syncs
+            .get(((syncs.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    Ok(SyncWrite {
+        bytes_per_s: written as f64 / elapsed,
+        syncs: syncs.len() as u64,
+        sync_p50_us: at(0.5),
+        sync_p99_us: at(0.99),
+    })
+}

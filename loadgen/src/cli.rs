@@ -59,6 +59,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run a named workload file (TOML; see loadgen/workloads/).
     Run(WorkloadArgs),
+    /// The synced-write ceiling: a raw pwrite + fdatasync loop of one block size.
+    SyncWrite(crate::ceiling::SyncWriteArgs),
 }
 
 #[derive(Args, Debug, Clone)]

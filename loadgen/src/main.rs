@@ -52,6 +52,22 @@ fn main() -> ExitCode {
         Command::SelfCheck(args) => self_check(args.duration, args.min_ratio),
         Command::Compare(args) => compare(&args),
         Command::Run(args) => run_workload(&args),
+        Command::SyncWrite(args) => match weir_loadgen::ceiling::sync_write(&args) {
+            Ok(w) => {
+                println!(
+                    "sync-write ceiling: {:.1} MB/s ({} B pwrite + fdatasync, {}, {} syncs, \
+                     sync p50 {:.2} ms p99 {:.2} ms)",
+                    w.bytes_per_s / 1e6,
+                    args.block_bytes,
+                    if args.buffered { "buffered" } else { "O_DIRECT" },
+                    w.syncs,
+                    w.sync_p50_us as f64 / 1e3,
+                    w.sync_p99_us as f64 / 1e3
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("sync-write failed: {e}")),
+        },
     }
 }
 

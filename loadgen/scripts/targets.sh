@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Issue 13's targets in one table: each workload against the ceiling or baseline
+# measured in the same run, the ratio, the target, met or not, and (with a
+# baseline build) the previous build's figure from the same run, builds
+# alternating per round. Measurements go to $OUT_DIR/results.tsv, one line each
+# (build, key, value); loadgen/scripts/targets_table.py turns them into the table.
+#
+# usage: loadgen/scripts/targets.sh WEIR_BIN LOADGEN_BIN [BASELINE_WEIR_BIN]
+# env:   QUICK (0; 1: short runs, small sizes: a few minutes)
+#        ROUNDS (3; QUICK 1)        rounds of the throughput rows (each build per round)
+#        DURATION (10s; QUICK 4s)   WARMUP (2s; QUICK 1s)
+#        CATCHUP_BYTES (4e9; QUICK 1e9)   E2E_RUNS (10; QUICK 3)
+#        SCALE_TOPICS (1000) SCALE_PARTITIONS (10 per topic) SCALE_RATE (20000 rec/s)
+#        SCALE_SECONDS (20; QUICK 8)  BACKLOG_GB (20; QUICK 2)
+#        PORT (33100) OUT_DIR (target/bench/targets) OUT_MD (docs/benchmarks.md)
+#        DATA_ROOT ($OUT_DIR/data: on the real disk, not tmpfs) ONLY (all; e.g. "produce e2e")
+#        PY (.venv/bin/python: confluent-kafka)  BASELINE_REV (label of the baseline)
+set -euo pipefail
+
+WEIR=${1:?usage: targets.sh WEIR_BIN LOADGEN_BIN [BASELINE_WEIR_BIN]}
+LOADGEN=${2:?usage}
+BASE_WEIR=${3:-}
+QUICK=${QUICK:-0}
+q() { if [[ $QUICK == 1 ]]; then echo "$2"; else echo "$1"; fi; }
+ROUNDS=${ROUNDS:-$(q 3 1)}
+DURATION=${DURATION:-$(q 10s 4s)}
+WARMUP=${WARMUP:-$(q 2s 1s)}
+CATCHUP_BYTES=${CATCHUP_BYTES:-$(q 4000000000 1000000000)}
+E2E_RUNS=${E2E_RUNS:-$(q 10 3)}
+SCALE_TOPICS=${SCALE_TOPICS:-1000}
+SCALE_PARTITIONS=${SCALE_PARTITIONS:-10}
+SCALE_RATE=${SCALE_RATE:-20000}
+SCALE_SECONDS=${SCALE_SECONDS:-$(q 20 8)}
+BACKLOG_GB=${BACKLOG_GB:-$(q 20 2)}
+PORT=${PORT:-33100}
+OUT_DIR=${OUT_DIR:-target/bench/targets}
+OUT_MD=${OUT_MD-docs/benchmarks.md}
+DATA_ROOT=${DATA_ROOT:-$OUT_DIR/data}
+ONLY=${ONLY:-}
+PY=${PY:-.venv/bin/python}
+HERE=$(dirname "$0")
+BOOT=127.0.0.1:$PORT
+mkdir -p "$OUT_DIR" "$DATA_ROOT"
+RES=$OUT_DIR/results.tsv
+: >"$RES"
+WEIR_PID=""
+DATA_DIR=""
+
+BUILDS=(cur)
+[[ -n "$BASE_WEIR" ]] && BUILDS+=(base)
+bin_of() { if [[ $1 == base ]]; then echo "$BASE_WEIR"; else echo "$WEIR"; fi; }
+want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
+note() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+put() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RES"; } # build key value
+
+cleanup() { stop_weir; [[ -n "$DATA_DIR" ]] && rm -rf "$DATA_DIR"; true; }
+trap cleanup EXIT
+
+# spawn BUILD [flags]: start weir on DATA_DIR (kept), wait until it listens; sets SPAWNED_AT.
+spawn() {
+  local build=$1; shift
+  SPAWNED_AT=$(date +%s.%N)
+  "$(bin_of "$build")" serve --listen "$BOOT" --data-dir "$DATA_DIR" "$@" >>"$OUT_DIR/weir-$build.log" 2>&1 &
+  WEIR_PID=$!
+  for _ in $(seq 1 600); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then return 0; fi
+    kill -0 "$WEIR_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "weir did not start listening on $BOOT; log:" >&2; tail -20 "$OUT_DIR/weir-$build.log" >&2; exit 1
+}
+# fresh BUILD [flags]: a new data directory and a broker on it.
+fresh() {
+  stop_weir
+  [[ -n "$DATA_DIR" ]] && rm -rf "$DATA_DIR"
+  DATA_DIR=$(mktemp -d "$DATA_ROOT/weir.XXXXXX")
+  spawn "$@"
+}
+stop_weir() { # clean stop (SIGTERM), keeps the data
+  if [[ -n "$WEIR_PID" ]]; then
+    kill "$WEIR_PID" 2>/dev/null || true
+    wait "$WEIR_PID" 2>/dev/null || true
+    WEIR_PID=""
+  fi
+}
+kill9_weir() {
+  kill -9 "$WEIR_PID" 2>/dev/null || true
+  wait "$WEIR_PID" 2>/dev/null || true
+  WEIR_PID=""
+}
+broker_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$WEIR_PID/stat"; }
+rss_mb() { awk '/^VmRSS/ { print $2 / 1024 }' "/proc/$WEIR_PID/status"; }
+json() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"r": r}))' "$1" "$2"; }
+calc() { python3 -c "print($1)"; }
+drop_caches() { sync; if echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then echo yes; else echo no; fi; }
+
+# serving KEY BUILD TOPIC PARTITION [flags]: start weir on the kept DATA_DIR and
+# record KEY = seconds from spawn to the first acknowledged produce. The probe
+# client starts (and imports) before the broker is spawned, so its start-up is not
+# counted. Not in a $(...) subshell: the broker's PID must reach this shell.
+serving() {
+  local key=$1 build=$2 topic=$3 part=$4; shift 4
+  "$PY" "$HERE/many_topics.py" probe --bootstrap "$BOOT" --topic "$topic" --partition "$part" \
+    --timeout 120 >"$OUT_DIR/probe.out" 2>"$OUT_DIR/probe.err" &
+  local probe=$!
+  sleep 1
+  spawn "$build" "$@"
+  if wait "$probe"; then put "$build" "$key" "$(calc "$(cat "$OUT_DIR/probe.out") - $SPAWNED_AT")"
+  else put "$build" "$key" nan; cat "$OUT_DIR/probe.err" >&2; fi
+}
+
+# lg BUILD KEY LOADGEN-ARGS...: one weir-loadgen run on the running broker; records
+# KEY.mbps (payload MB/s), KEY.cpu (broker CPU-s per GB moved) and the report.
+lg() {
+  local build=$1 key=$2; shift 2
+  local c0 c1 f="$OUT_DIR/$key-$build.json"
+  c0=$(broker_cpu)
+  "$LOADGEN" "$@" --bootstrap "$BOOT" --quiet --report-json "$f" >"$OUT_DIR/$key-$build.txt"
+  c1=$(broker_cpu)
+  put "$build" "$key.mbps" "$(json "$f" 'r["throughput"]["produce"]["payload_mb_per_s"] or r["throughput"]["consume"]["payload_mb_per_s"]')"
+  put "$build" "$key.cpu" "$(calc "($c1 - $c0) / max($(json "$f" 'r["cpu"]["gb_moved"]'), 1e-9)")"
+  put "$build" "$key.rps" "$(json "$f" 'r["throughput"]["produce"]["records_per_s"] or r["throughput"]["consume"]["records_per_s"]')"
+}
+
+fio_mbps() { # fio JSON -> MB/s of the job's read or write side
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0][sys.argv[2]]; print(j["bw_bytes"]/1e6)' "$1" "$2"
+}
+
+# --- ceilings: fio O_DIRECT qd4 1 MiB write and read, raw 64 KiB pwrite+fdatasync ---
+ceilings() {
+  local f="$DATA_ROOT/fio.bin" size=$(( CATCHUP_BYTES / 1048576 ))M
+  fio --name=w --filename="$f" --rw=write --bs=1M --iodepth=4 --ioengine=io_uring --direct=1 \
+    --size="$size" --output-format=json >"$OUT_DIR/fio-w.json" 2>/dev/null
+  put cur ceiling.write "$(fio_mbps "$OUT_DIR/fio-w.json" write)"
+  drop_caches >/dev/null
+  fio --name=r --filename="$f" --rw=read --bs=1M --iodepth=4 --ioengine=io_uring --direct=1 \
+    --size="$size" --output-format=json >"$OUT_DIR/fio-r.json" 2>/dev/null
+  put cur ceiling.read "$(fio_mbps "$OUT_DIR/fio-r.json" read)"
+  rm -f "$f"
+  local sw
+  sw=$("$LOADGEN" sync-write --file "$DATA_ROOT/sync.bin" --block-bytes 65536 --duration 5s)
+  echo "$sw" >>"$OUT_DIR/sync-write.txt"
+  put cur ceiling.sync64k "$(echo "$sw" | grep -o '^sync-write ceiling: [0-9.]*' | awk '{print $3}')"
+}
+
+MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, kernel $(uname -r)"
+START=$(date -u +%Y-%m-%dT%H:%MZ)
+note "targets: QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION builds: ${BUILDS[*]}"
+
+# The load generator's own ceilings (null broker, produce and consume).
+if want selfcheck; then
+  "$LOADGEN" self-check --duration "$(q 5s 3s)" --min-ratio 0 | tee "$OUT_DIR/self-check.txt" >&2
+  put cur self.produce "$(grep -o '^produce .* vs null broker [0-9.]*' "$OUT_DIR/self-check.txt" | awk '{print $NF}')"
+  put cur self.consume "$(grep -o '^consume .* vs null broker [0-9.]*' "$OUT_DIR/self-check.txt" | awk '{print $NF}')"
+fi
+
+common=(--duration "$DURATION" --warmup "$WARMUP")
+# --- throughput rows, ROUNDS rounds, builds alternating, ceilings each round ---
+if want produce; then
+  for round in $(seq 1 "$ROUNDS"); do
+    note "round $round: ceilings"; ceilings
+    for build in "${BUILDS[@]}"; do
+      note "round $round $build: produce"
+      fresh "$build"; lg "$build" p1 run loadgen/workloads/produce-acks1-p1.toml "${common[@]}"
+      fresh "$build"; lg "$build" p8 run loadgen/workloads/produce-acks1-p8.toml "${common[@]}"
+      for kb in 256 64; do
+        fresh "$build"
+        lg "$build" all$kb produce --topic all$kb --create --partitions 1 --producers 1 --acks all \
+          --batch-bytes $(( kb * 1024 )) --record-size 1024 "${common[@]}"
+      done
+    done
+  done
+fi
+
+# --- catch-up consume of CATCHUP_BYTES not in cache: weir-loadgen (one consumer) and kcat ---
+if want catchup; then
+  for build in "${BUILDS[@]}"; do
+    note "$build: catch-up fill $CATCHUP_BYTES"
+    fresh "$build"
+    "$LOADGEN" run loadgen/workloads/catchup-fill.toml --bootstrap "$BOOT" --records $(( CATCHUP_BYTES / 1024 )) \
+      --quiet >"$OUT_DIR/catchup-fill-$build.txt"
+    stop_weir; put cur dropped "$(drop_caches)"; spawn "$build"
+    lg "$build" catchup consume --topic catchup --consumers 1 --from earliest --to-end
+    stop_weir; drop_caches >/dev/null; spawn "$build"
+    c0=$(broker_cpu); t0=$(date +%s.%N)
+    n=$(kcat -C -b "$BOOT" -t catchup -o beginning -e -q -f '%o\n' | wc -l)
+    t1=$(date +%s.%N); c1=$(broker_cpu)
+    put "$build" kcat.mbps "$(calc "$n * 1024 / ($t1 - $t0) / 1e6")"
+    put "$build" kcat.cpu "$(calc "($c1 - $c0) / max($n * 1024 / 1e9, 1e-9)")"
+    put "$build" kcat.records "$n"
+  done
+fi
+
+# --- end-to-end latency: 1 partition at 100k rec/s (E2E_RUNS runs); 8 at half the max ---
+if want e2e; then
+  for run in $(seq 1 "$E2E_RUNS"); do
+    for build in "${BUILDS[@]}"; do
+      note "e2e run $run $build"
+      fresh "$build"
+      f="$OUT_DIR/e2e1-$run-$build.json"
+      "$LOADGEN" e2e --bootstrap "$BOOT" --topic e2e1 --create --partitions 1 --producers 1 --consumers 1 \
+        --rate 100000 --linger-ms 1 "${common[@]}" --quiet --report-json "$f" >/dev/null
+      put "$build" e2e1.p99 "$(json "$f" 'r["latency"]["e2e"]["p99_us"]/1e3')"
+      put "$build" e2e1.p9999 "$(json "$f" 'r["latency"]["e2e"]["p9999_us"]/1e3')"
+      put "$build" e2e1.rps "$(json "$f" 'r["throughput"]["consume"]["records_per_s"]')"
+    done
+  done
+  max=$(awk -F'\t' '$1 == "cur" && $2 == "p8.rps" { print $3 }' "$RES" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  half=$(calc "int(${max:-200000} / 2)")
+  for build in "${BUILDS[@]}"; do
+    note "e2e 8 partitions at $half rec/s, $build"
+    fresh "$build"
+    f="$OUT_DIR/e2e8-$build.json"
+    "$LOADGEN" run loadgen/workloads/e2e-half.toml --rate "$half" --bootstrap "$BOOT" "${common[@]}" --quiet \
+      --report-json "$f" >/dev/null
+    put "$build" e2e8.p99 "$(json "$f" 'r["latency"]["e2e"]["p99_us"]/1e3')"
+    put "$build" e2e8.rate "$half"
+  done
+fi
+
+# --- SCALE_TOPICS x SCALE_PARTITIONS at SCALE_RATE, beside 1 partition at the same rate ---
+if want scale; then
+  total=$(( SCALE_TOPICS * SCALE_PARTITIONS ))
+  for build in "${BUILDS[@]}"; do
+    note "$build: 1 partition at $SCALE_RATE rec/s"
+    fresh "$build"
+    "$PY" "$HERE/many_topics.py" create --bootstrap "$BOOT" --prefix one --topics 1 --partitions 1 >/dev/null
+    c0=$(broker_cpu)
+    "$PY" "$HERE/many_topics.py" produce --bootstrap "$BOOT" --prefix one --topics 1 --partitions 1 \
+      --rate "$SCALE_RATE" --seconds "$SCALE_SECONDS" >"$OUT_DIR/scale1-$build.json"
+    c1=$(broker_cpu)
+    put "$build" scale1.cpu "$(calc "($c1 - $c0) / ($(json "$OUT_DIR/scale1-$build.json" 'r["bytes"]') / 1e9)")"
+    note "$build: $total partitions in $SCALE_TOPICS topics at $SCALE_RATE rec/s"
+    fresh "$build"
+    t0=$(date +%s.%N)
+    "$PY" "$HERE/many_topics.py" create --bootstrap "$BOOT" --topics "$SCALE_TOPICS" \
+      --partitions "$SCALE_PARTITIONS" >/dev/null
+    put "$build" scale.create_s "$(calc "$(date +%s.%N) - $t0")"
+    c0=$(broker_cpu)
+    "$PY" "$HERE/many_topics.py" produce --bootstrap "$BOOT" --topics "$SCALE_TOPICS" \
+      --partitions "$SCALE_PARTITIONS" --rate "$SCALE_RATE" --seconds "$SCALE_SECONDS" >"$OUT_DIR/scale-$build.json"
+    c1=$(broker_cpu)
+    put "$build" scale.cpu "$(calc "($c1 - $c0) / ($(json "$OUT_DIR/scale-$build.json" 'r["bytes"]') / 1e9)")"
+    put "$build" scale.errors "$(json "$OUT_DIR/scale-$build.json" 'len(r["errors"])')"
+    put "$build" scale.fds "$(ls "/proc/$WEIR_PID/fd" | wc -l)"
+    put "$build" scale.fdlimit "$(awk '/Max open files/ { print $4 }' "/proc/$WEIR_PID/limits")"
+    put "$build" scale.partitions "$total"
+    stop_weir
+    serving scale.start_s "$build" "scale-$(( SCALE_TOPICS - 1 ))" $(( SCALE_PARTITIONS - 1 ))
+    put "$build" scale.fds_restart "$(ls "/proc/$WEIR_PID/fd" | wc -l)"
+    stop_weir
+  done
+fi
+
+# --- backlog: RSS per GB from 1 to BACKLOG_GB, then restarts (clean, kill -9) ---
+if want backlog; then
+  for build in "${BUILDS[@]}"; do
+    avail_gb=$(df -BG --output=avail "$DATA_ROOT" | tail -1 | tr -dc 0-9)
+    gb=$BACKLOG_GB
+    if (( avail_gb < gb + 10 )); then gb=$(( avail_gb - 10 )); note "only ${avail_gb} GB free: backlog $gb GB"; fi
+    put "$build" backlog.gb "$gb"
+    fresh "$build"
+    per_gb=$(( 1000000000 / 1024 ))
+    for i in $(seq 1 "$gb"); do
+      "$LOADGEN" produce --bootstrap "$BOOT" --topic backlog --create --partitions 8 --producers 8 \
+        --record-size 1024 --records "$per_gb" --quiet >/dev/null
+      put "$build" "backlog.rss" "$i:$(rss_mb)"
+    done
+    stop_weir
+    serving backlog.clean_s "$build" backlog 0
+    put "$build" backlog.rss_restart "$(rss_mb)"
+    kill9_weir
+    serving backlog.kill9_s "$build" backlog 0
+    stop_weir
+  done
+fi
+stop_weir
+[[ -n "$DATA_DIR" ]] && rm -rf "$DATA_DIR"; DATA_DIR=""
+
+python3 "$HERE/targets_table.py" "$RES" --quick "$QUICK" --baseline "${BASELINE_REV:-}" \
+  --header "## Issue 13 targets ($START, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([[ $QUICK == 1 ]] && echo ', QUICK'))" \
+  --machine "$MACHINE" --rounds "$ROUNDS" --duration "$DURATION" --catchup "$CATCHUP_BYTES" \
+  --scale "$SCALE_TOPICS x $SCALE_PARTITIONS at $SCALE_RATE rec/s for $SCALE_SECONDS s" >"$OUT_DIR/table.md"
+cat "$OUT_DIR/table.md"
+if [[ -n "$OUT_MD" ]]; then cat "$OUT_DIR/table.md" >>"$OUT_MD"; echo "appended to $OUT_MD" >&2; fi
