@@ -28,7 +28,6 @@ build:
 GO_DEBS := golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
 test-deps:
 	@command -v kcat >/dev/null || { (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
-	@command -v fio >/dev/null || { (apt-get update -qq && apt-get install -y -qq fio) >/dev/null; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq postgresql) >/dev/null; }
 	@{ command -v go >/dev/null && test -d /usr/share/gocode/src/github.com/Shopify/sarama \
 	  && test -d /usr/share/gocode/src/github.com/segmentio/kafka-go; } \
