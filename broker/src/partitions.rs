@@ -23,6 +23,10 @@ use crate::metadata::Catalog;
 const REOPEN_INTERVAL_MS: u64 = 1000;
 const REOPEN_INTERVAL_MS_MAX: u64 = 60_000;
 
+/// Partitions opened (or closed) at once at start-up and stop: enough to overlap
+/// their disk waits, few enough that their buffers and ring entries stay small.
+const OPEN_CONCURRENCY: usize = 64;
+
 /// Reopen state of one fenced partition.
 #[derive(Clone, Copy)]
 struct Reopen {
@@ -162,6 +166,7 @@ impl Partitions {
             tracing::info!(shard = self.shard, topic = %name, "deleting partition log");
             log.delete().await?;
         }
+        let mut to_open = Vec::new();
         for topic in next.topics.values() {
             for p in 0..topic.partition_count() {
                 if topic.owner(p, self.shard_count) != Some(self.shard) {
@@ -172,14 +177,37 @@ impl Partitions {
                     log.set_config(topic.config.log_config())?;
                     continue;
                 }
-                let log =
-                    PartitionLog::open(self.partition_dir(&topic.name, p), topic.config.log_config()).await?;
-                let mut logs = self.logs.borrow_mut();
-                let entry = logs.entry(topic.name.clone()).or_insert_with(|| TopicLogs {
-                    id: topic.id,
-                    partitions: HashMap::new(),
-                });
-                entry.partitions.insert(p, log);
+                to_open.push((topic, p));
+            }
+        }
+        // Opening waits on the disk a dozen times per partition (recovery, indexes,
+        // producer snapshot); one at a time, 10,000 partitions took 7.6 s to start.
+        // A bounded number at once overlaps those waits.
+        for chunk in to_open.chunks(OPEN_CONCURRENCY) {
+            let tasks: Vec<_> = chunk
+                .iter()
+                .map(|(topic, p)| {
+                    let (dir, config) = (self.partition_dir(&topic.name, *p), topic.config.log_config());
+                    glommio::spawn_local(PartitionLog::open(dir, config))
+                })
+                .collect();
+            let mut first_error = None;
+            for (task, (topic, p)) in tasks.into_iter().zip(chunk) {
+                // Every task of the chunk is awaited, so none is cancelled half-open.
+                match task.await {
+                    Ok(log) => {
+                        let mut logs = self.logs.borrow_mut();
+                        let entry = logs.entry(topic.name.clone()).or_insert_with(|| TopicLogs {
+                            id: topic.id,
+                            partitions: HashMap::new(),
+                        });
+                        entry.partitions.insert(*p, log);
+                    }
+                    Err(e) => first_error = first_error.or(Some(e)),
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
             }
         }
         Ok(removed_topics)
@@ -266,11 +294,20 @@ impl Partitions {
         }
     }
 
-    /// Close every log: flush, clean-shutdown markers.
+    /// Close every log: flush, clean-shutdown markers. A bounded number at once,
+    /// as in `apply` (one at a time, 10,000 partitions took 17 s to stop).
     pub async fn close_all(&self) {
-        for log in self.all() {
-            if let Err(e) = log.close().await {
-                tracing::error!(shard = self.shard, error = %e, "closing a partition log failed");
+        let all = self.all();
+        for chunk in all.chunks(OPEN_CONCURRENCY) {
+            let closing = chunk.iter().map(|log| {
+                let log = Rc::clone(log);
+                glommio::spawn_local(async move { log.close().await })
+            });
+            let tasks: Vec<_> = closing.collect();
+            for task in tasks {
+                if let Err(e) = task.await {
+                    tracing::error!(shard = self.shard, error = %e, "closing a partition log failed");
+                }
             }
         }
     }
