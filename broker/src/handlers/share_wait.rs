@@ -48,7 +48,7 @@ impl Task<ShardContext> for ShareWait {
             shard
                 .partitions
                 .owned(&k.1, k.2)
-                .is_ok_and(|log| share.can_acquire(k, log.log_end_offset().0))
+                .is_ok_and(|log| share.can_acquire(k, log.log_start_offset().0, log.log_end_offset().0))
         });
         let now = Instant::now();
         if ready || now >= deadline || shard.stopping.get() {
@@ -121,11 +121,11 @@ impl Task<ShardContext> for ShareProbe {
             return false;
         };
         self.parts.into_iter().any(|(topic, partition)| {
-            let log_end = match shard.partitions.owned(&topic, partition) {
-                Ok(log) => log.log_end_offset().0,
+            let (log_start, log_end) = match shard.partitions.owned(&topic, partition) {
+                Ok(log) => (log.log_start_offset().0, log.log_end_offset().0),
                 Err(_) => return false,
             };
-            share.can_acquire(&(self.group.clone(), topic, partition), log_end)
+            share.can_acquire(&(self.group.clone(), topic, partition), log_start, log_end)
         })
     }
 }

@@ -316,12 +316,14 @@ impl ShareState {
         states_record(key, p, changes)
     }
 
-    /// Whether a fetch could acquire from `key` now, the log ending at `log_end`.
-    pub fn can_acquire(&self, key: &Key, log_end: i64) -> bool {
-        self.parts
-            .borrow()
-            .get(key)
-            .is_some_and(|p| p.can_acquire(log_end, self.config.limits.max_locks))
+    /// Whether a fetch could acquire from `key` now, the log spanning [`log_start`, `log_end`).
+    /// A share-partition not created yet (never fetched) would start at `log_start` or
+    /// `log_end` (share.auto.offset.reset, as `prepare` does).
+    pub fn can_acquire(&self, key: &Key, log_start: i64, log_end: i64) -> bool {
+        match self.parts.borrow().get(key) {
+            Some(p) => p.can_acquire(log_end, self.config.limits.max_locks),
+            None => self.config.start_at_earliest && log_start < log_end && self.admit(key),
+        }
     }
 
     /// The earliest lock deadline among `keys`.
