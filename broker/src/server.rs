@@ -241,6 +241,7 @@ async fn shard_main(
     if let Some(timers) = shard.timers() {
         glommio::spawn_local(crate::handlers::timer_fire::run(shard.clone(), timers)).detach();
     }
+    glommio::spawn_local(crate::handlers::share_dead_letter::background(shard.clone())).detach();
     tracing::info!(shard = shard.id, cpu = shard.id, "shard ready");
     beats.set_ready(shard.id, true);
     while !STOP.load(Ordering::SeqCst) {

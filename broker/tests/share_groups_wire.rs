@@ -10,11 +10,17 @@
 //! survives a restart; `weir share-group list|describe` shows the group, the start offset,
 //! the records in flight, the log end and the lag. AlterShareGroupOffsets and
 //! DeleteShareGroupOffsets reset an empty group (NON_EMPTY_GROUP while it has members),
-//! durably.
+//! durably. A ShareFetch of one shard's partitions answers at once, empty, while the other
+//! shard has records for the group; one over both shards answers as soon as either has
+//! records, and a waiting one wakes on an append to either. Rejected records move to the
+//! dead-letter topic with no fetch after the REJECT (background mover); one whose copy is
+//! larger than the dead-letter topic's max.message.bytes is archived with a warning, the
+//! others are copied, and the start offset moves past them all.
 
 mod common;
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use common::Broker;
 use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
@@ -154,6 +160,7 @@ fn topic_id(c: &mut Client, topic: &str) -> Uuid {
 
 const ACCEPT: i8 = 1;
 const RELEASE: i8 = 2;
+const REJECT: i8 = 3;
 const RENEW: i8 = 4;
 
 #[test]
@@ -347,4 +354,162 @@ fn given_a_share_group_when_altering_and_deleting_its_offsets_should_reset_only_
         )
         .unwrap();
     assert!(r.groups[0].topics.is_empty(), "no state left: {r:?}");
+}
+
+/// A partition's acknowledgements: (first, last, type).
+type Acks<'a> = &'a [(i64, i64, i8)];
+
+/// One ShareFetch naming `parts` (partition, its acknowledgements) of `topic`, waiting up to
+/// `wait_ms`.
+fn fetch_parts(
+    c: &mut Client,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    parts: &[(i32, Acks<'_>)],
+    wait_ms: i32,
+) -> ShareFetchResponse {
+    let mut r = ShareFetchRequest::default();
+    r.group_id = Some(GroupId(s(GROUP)));
+    r.member_id = Some(s(member));
+    r.share_session_epoch = epoch;
+    r.max_wait_ms = wait_ms;
+    r.max_bytes = 1 << 20;
+    r.max_records = 100;
+    r.batch_size = 100;
+    let mut t = FetchTopic::default();
+    t.topic_id = topic;
+    t.partitions = parts
+        .iter()
+        .map(|(partition, acks)| {
+            let mut p = FetchPartition::default();
+            p.partition_index = *partition;
+            p.acknowledgement_batches = acks
+                .iter()
+                .map(|(f, l, t)| {
+                    let mut b = AcknowledgementBatch::default();
+                    b.first_offset = *f;
+                    b.last_offset = *l;
+                    b.acknowledge_types = vec![*t];
+                    b
+                })
+                .collect();
+            p
+        })
+        .collect();
+    r.topics = vec![t];
+    c.call_at(1, r).unwrap()
+}
+
+/// (partition, first, last, delivery count) of every acquired range.
+fn acquired_by_partition(r: &ShareFetchResponse) -> Vec<(i32, i64, i64, i16)> {
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    r.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| {
+            p.acquired_records
+                .iter()
+                .map(move |a| (p.partition_index, a.first_offset, a.last_offset, a.delivery_count))
+        })
+        .collect()
+}
+
+#[test]
+fn given_a_share_fetch_over_two_shards_when_one_has_records_should_answer_without_waiting_out_max_wait() {
+    let broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("mq", 2, &[]).unwrap();
+    let m = c.metadata(Some(&["mq"])).unwrap();
+    let leaders: BTreeSet<i32> = m.topics[0].partitions.iter().map(|p| p.leader_id.0).collect();
+    assert_eq!(leaders.len(), 2, "one partition on each shard");
+    let t = m.topics[0].topic_id;
+    c.produce("mq", 1, common::batch(0, 3, Compression::None), -1)
+        .unwrap();
+    join(&mut c, "m", "mq");
+    // A fetch of partition 0 alone (as librdkafka sends to one shard in zero-hop mode) does
+    // not long-poll while the other shard has records for the group: the client moves on.
+    let started = Instant::now();
+    let f = fetch_parts(&mut c, "m", 0, t, &[(0, &[])], 8_000);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "empty answer after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(acquired_by_partition(&f), vec![]);
+    // Partition 0's shard has nothing: its long poll must not hold partition 1's records.
+    let started = Instant::now();
+    let f = fetch_parts(&mut c, "m", 1, t, &[(0, &[]), (1, &[])], 8_000);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(acquired_by_partition(&f), vec![(1, 0, 2, 1)]);
+    // Nothing left anywhere: the fetch waits, and wakes on an append to the other shard.
+    let mut producer = broker.client();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        producer
+            .produce("mq", 0, common::batch(0, 2, Compression::None), -1)
+            .unwrap();
+    });
+    let started = Instant::now();
+    let f = fetch_parts(&mut c, "m", 2, t, &[(0, &[]), (1, &[(0, 2, ACCEPT)])], 8_000);
+    let waited = started.elapsed();
+    late.join().unwrap();
+    assert_eq!(
+        f.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.acknowledge_error_code)
+            .collect::<Vec<_>>(),
+        [0, 0]
+    );
+    assert_eq!(acquired_by_partition(&f), vec![(0, 0, 1, 1)]);
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(4),
+        "woke after {waited:?}"
+    );
+    assert!(broker.log().lines().all(|l| !l.contains("panicked")));
+}
+
+#[test]
+fn given_a_dead_letter_larger_than_its_dead_letter_topic_accepts_should_archive_it_and_move_on() {
+    let broker = Broker::start(FLAGS);
+    let mut c = broker.client();
+    c.create_topic("big-dlq", 1, &[("max.message.bytes", "2000")])
+        .unwrap();
+    c.create_topic("big", 1, &[("errors.deadletterqueue.topic.name", "big-dlq")])
+        .unwrap();
+    let mut b = weir_protocol::builder::BatchBuilder::new(Compression::None);
+    let large = vec![b'x'; 3000];
+    for (k, v) in [(&b"k0"[..], &b"small"[..]), (b"k1", &large), (b"k2", b"small")] {
+        b.push(0, Some(k), Some(v), &[]);
+    }
+    let mut batch = bytes::BytesMut::new();
+    b.finish_into(&mut batch).unwrap();
+    c.produce("big", 0, batch.freeze(), -1).unwrap();
+    let t = topic_id(&mut c, "big");
+    join(&mut c, "d", "big");
+    assert_eq!(acquired(&fetch(&mut c, "d", 0, t, &[])), vec![(0, 2, 1)]);
+    assert_eq!(ack(&mut c, "d", 1, t, 0, 2, REJECT), 0);
+    // No fetch follows: the shard's background mover moves them, and the start offset does
+    // not stay behind the large one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while start_offset(&mut c) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "start offset stuck at {}",
+            start_offset(&mut c)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, records) = c.fetch("big-dlq", 0, 0, 1 << 20, 0).unwrap();
+    let copied: Vec<String> = common::decode(&records).into_iter().map(|r| r.1).collect();
+    assert_eq!(copied, ["k0", "k2"], "the two that fit are copied, in order");
+    assert!(
+        broker.log().contains("archived without a copy"),
+        "a warning names the record archived without its copy"
+    );
 }

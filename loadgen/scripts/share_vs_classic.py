@@ -24,6 +24,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 TOPIC = "share-bench"
 MEMBERS = 3
+# A member that goes this long between two non-empty polls is reported as stalled.
+STALL_S = 0.3
 
 
 def cpu_s(pid):
@@ -50,13 +52,19 @@ def fill(bootstrap, records, size):
     assert p.flush(120) == 0
 
 
-def member(kind, bootstrap, group, records, count, first, done):
+def member(kind, bootstrap, group, records, count, first, done, gaps):
     if kind == "share":
-        c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group})
+        conf = {"bootstrap.servers": bootstrap, "group.id": group}
+        if os.environ.get("SHARE_DEBUG_DIR"):  # librdkafka's own fetch log, per member
+            conf.update({"debug": "fetch,cgrp", "log_level": 7})
+            log = open(f"{os.environ['SHARE_DEBUG_DIR']}/{group}-{os.getpid()}.log", "w")
+            os.dup2(log.fileno(), 2)
+        c = ShareConsumer(conf)
     else:
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                       "auto.offset.reset": "earliest", "enable.auto.commit": True})
     c.subscribe([TOPIC])
+    last = None  # time of the last non-empty poll: the stall report (gaps)
     while not done.is_set():
         if kind == "share":
             msgs = c.poll(0.2)
@@ -64,6 +72,10 @@ def member(kind, bootstrap, group, records, count, first, done):
             msgs = c.consume(500, 0.2)
         n = sum(1 for m in msgs if not m.error())
         if n:
+            now = time.time()
+            if last is not None and now - last >= STALL_S:
+                gaps.put((os.getpid(), round(last, 3), round(now - last, 3)))
+            last = now
             with first.get_lock():
                 if first.value == 0.0:
                     first.value = time.time()
@@ -75,10 +87,10 @@ def member(kind, bootstrap, group, records, count, first, done):
 
 
 def run(kind, bootstrap, pid, records, size, rnd):
-    count, first, done = mp.Value("q", 0), mp.Value("d", 0.0), mp.Event()
+    count, first, done, gaps = mp.Value("q", 0), mp.Value("d", 0.0), mp.Event(), mp.Queue()
     group = f"{kind}-{rnd}-{time.time()}"
     c0, t_start = cpu_s(pid), time.time()
-    procs = [mp.Process(target=member, args=(kind, bootstrap, group, records, count, first, done))
+    procs = [mp.Process(target=member, args=(kind, bootstrap, group, records, count, first, done, gaps))
              for _ in range(MEMBERS)]
     for p in procs:
         p.start()
@@ -89,10 +101,15 @@ def run(kind, bootstrap, pid, records, size, rnd):
     for p in procs:
         p.join(30)
     secs = t_end - first.value
+    stalls = []
+    while not gaps.empty():
+        pid_, at, gap = gaps.get()
+        stalls.append([pid_, round(at - first.value, 2), gap])
     out = {"kind": kind, "round": rnd, "records": count.value, "seconds": round(secs, 3),
            "mb_per_s": round(count.value * size / secs / 1e6, 1),
            "broker_cpu_s_per_m": round((c1 - c0) / (count.value / 1e6), 2),
-           "join_s": round(first.value - t_start, 2)}
+           "join_s": round(first.value - t_start, 2),
+           "stalls": sorted(stalls, key=lambda x: x[1])}
     print(json.dumps(out), flush=True)
     return out
 

@@ -36,6 +36,7 @@ pub mod share_admin;
 pub mod share_dead_letter;
 pub mod share_fetch;
 pub mod share_groups;
+pub mod share_wait;
 pub mod timer_fire;
 pub mod topics;
 pub mod txn;

@@ -3,7 +3,8 @@
 //! delivery-count limit or by their TTL are copied (key, value, headers, plus `weir-dlq-*`
 //! headers) to the source topic's `errors.deadletterqueue.topic.name`, partition = source
 //! partition modulo the dead-letter topic's partition count, then archived. Runs on the
-//! share-partition's owner shard (started by its ShareFetches); the copy is appended and
+//! share-partition's owner shard (started by its ShareFetches, and by the shard's background
+//! mover, `background`, so that dead letters move even when nobody fetches); the copy is appended and
 //! fdatasync'd on the dead-letter partition's owner (`Probe`, `AppendCopies` tasks).
 //! Invariants: exactly one copy per dead letter, across crashes. A record is logged in its
 //! DeadLetter state before any copy of it is appended (the move commits to the share-state
@@ -15,6 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use weir_protocol::builder::BatchBuilder;
@@ -25,6 +27,7 @@ use super::ShardContext;
 use crate::log::{Offset, PartitionLog};
 use crate::shard::fanout::run_on;
 use crate::shard::Task;
+use crate::share::partition::ArchiveReason;
 use crate::share::store::{Key, ShareRecord};
 use crate::share::{DeadLetterWork, ShareState};
 
@@ -45,16 +48,17 @@ pub const H_DELIVERY_COUNT: &[u8] = b"weir-dlq-delivery-count";
 pub const H_TIME: &[u8] = b"weir-dlq-time-ms";
 
 /// Runs one dead-letter move of `key` if records wait for one; the share-partition's
-/// ShareFetch calls it before acquiring. Failures are logged; the next fetch retries.
-pub async fn drive(shard: &Rc<ShardContext>, share: &ShareState, key: &Key, log: &PartitionLog) {
+/// ShareFetch calls it before acquiring, the background mover when woken. Failures are
+/// logged and retried. Returns whether records were settled.
+pub async fn drive(shard: &Rc<ShardContext>, share: &ShareState, key: &Key, log: &PartitionLog) -> bool {
     let Some(work) = share.begin_dead_letters(key, MOVE_RECORDS_MAX) else {
-        return;
+        return false;
     };
     let (done, failed) = match move_records(shard, share, key, log, &work).await {
         Ok(done) => (done, false),
         Err(e) => {
             tracing::warn!(group = %key.0, topic = %key.1, partition = key.2, error = %e,
-                "dead-letter move failed; retried by the next fetch");
+                "dead-letter move failed; retried");
             (Vec::new(), true)
         }
     };
@@ -63,6 +67,49 @@ pub async fn drive(shard: &Rc<ShardContext>, share: &ShareState, key: &Key, log:
         // Archived in memory; a restart finds them DeadLetter again and scans for copies.
         tracing::error!(error = %e, "share state: dead-letter archive not durable");
     }
+    !done.is_empty()
+}
+
+/// Pause of the background mover after a round that left moves it could not make (a fetch
+/// was running one, or it failed).
+const RETRY: Duration = Duration::from_secs(1);
+/// Longest sleep of an idle background mover (a new dead letter wakes it at once).
+const IDLE: Duration = Duration::from_secs(5);
+
+/// The shard's background mover: moves the dead letters of every share-partition that may
+/// hold some (`ShareState::take_pending_dead_letters`), without waiting for a fetch of it,
+/// one move at a time. One task per shard, from start-up to shutdown.
+pub async fn background(shard: Rc<ShardContext>) {
+    let Some(share) = shard.share() else {
+        return;
+    };
+    while !shard.stopping.get() {
+        // Listen before taking the list: a dead letter noted in between wakes the next wait.
+        let woken = share.dead_letter.listen();
+        let stop = shard.stop_event.listen();
+        let (mut busy, mut progressed) = (false, false);
+        for key in share.take_pending_dead_letters() {
+            if shard.stopping.get() {
+                return;
+            }
+            let Ok(log) = shard.partitions.owned(&key.1, key.2) else {
+                continue; // the partition is gone (or not this shard's): nothing to move
+            };
+            let moved = drive(&shard, &share, &key, &log).await;
+            if share.still_pending(&key) {
+                busy |= !moved;
+                progressed |= moved;
+            }
+        }
+        if progressed && !busy {
+            continue; // more than one move's worth: go on at once
+        }
+        let wait = if busy || progressed { RETRY } else { IDLE };
+        futures_lite::future::or(futures_lite::future::or(woken, stop), async {
+            glommio::timer::sleep(wait).await;
+        })
+        .await;
+    }
 }
 
 /// Where copies go: the dead-letter topic's partition and its owner shard.
@@ -70,6 +117,8 @@ struct Target {
     topic: String,
     partition: i32,
     owner: usize,
+    /// The largest copy batch the dead-letter partition accepts (max.message.bytes).
+    batch_bytes_max: usize,
 }
 
 fn target_of(shard: &ShardContext, key: &Key) -> Result<Option<Target>, String> {
@@ -90,10 +139,14 @@ fn target_of(shard: &ShardContext, key: &Key) -> Result<Option<Target>, String> 
     let owner = dlq
         .owner(partition, shard.count)
         .ok_or_else(|| format!("no owner for {name}/{partition}"))?;
+    let batch_bytes_max = usize::try_from(dlq.config.max_message_bytes)
+        .unwrap_or(0)
+        .min(COPY_BATCH_BYTES_MAX);
     Ok(Some(Target {
         topic: name,
         partition,
         owner,
+        batch_bytes_max,
     }))
 }
 
@@ -129,7 +182,7 @@ async fn move_records(
         }])
         .await
         .map_err(|e| e.to_string())?;
-    let (batch, settled) = copies(log, key, work, &found).await?;
+    let (batch, settled) = copies(log, key, work, &found, target.batch_bytes_max).await?;
     if let Some(batch) = batch {
         let task = AppendCopies {
             topic: target.topic.clone(),
@@ -167,29 +220,38 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Splits a move's records into those settled already (gone from the log by retention or
+/// DeleteRecords, or found copied) and those to copy.
+fn to_copy(
+    log_start: i64,
+    work: &DeadLetterWork,
+    found: &BTreeSet<i64>,
+) -> (Vec<i64>, Vec<(i64, ArchiveReason, u16)>) {
+    let (gone, wanted): (Vec<_>, Vec<_>) = work
+        .records
+        .iter()
+        .copied()
+        .partition(|r| r.0 < log_start || found.contains(&r.0));
+    (gone.into_iter().map(|r| r.0).collect(), wanted)
+}
+
+/// At least the bytes `push` adds to a batch for this record (varints at their longest).
+fn copy_bytes_max(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&[u8], Option<&[u8]>)]) -> usize {
+    let len = |b: Option<&[u8]>| b.map_or(0, <[u8]>::len);
+    41 + len(key) + len(value) + headers.iter().map(|(k, v)| 10 + k.len() + len(*v)).sum::<usize>()
+}
+
 /// Builds the copies of `work`'s records not in `found`, reading the source log from the
-/// first. Returns the batch (if any record needs a copy) and every offset it settles.
+/// first, in one batch of at most `batch_bytes_max`. Returns the batch (if any record needs a
+/// copy) and every offset it settles; a record too large for any batch is settled uncopied.
 async fn copies(
     log: &PartitionLog,
     key: &Key,
     work: &DeadLetterWork,
     found: &BTreeSet<i64>,
+    batch_bytes_max: usize,
 ) -> Result<(Option<Bytes>, Vec<i64>), String> {
-    let mut settled: Vec<i64> = Vec::new();
-    let start = log.log_start_offset().0;
-    // Gone from the log (retention or DeleteRecords): nothing left to copy.
-    settled.extend(
-        work.records
-            .iter()
-            .map(|r| r.0)
-            .filter(|o| *o < start || found.contains(o)),
-    );
-    let wanted: Vec<_> = work
-        .records
-        .iter()
-        .filter(|r| r.0 >= start && !found.contains(&r.0))
-        .copied()
-        .collect();
+    let (mut settled, wanted) = to_copy(log.log_start_offset().0, work, found);
     let Some(first) = wanted.first().map(|r| r.0) else {
         return Ok((None, settled));
     };
@@ -201,15 +263,17 @@ async fn copies(
     let (time, time_ms) = (now_ms(), now_ms().to_string());
     let (group, partition) = (key.0.as_bytes(), key.2.to_string());
     let mut scratch = Vec::new();
+    // The batch is full: the records left wait for the next move.
+    let mut full = false;
     for b in &read.batches {
-        if builder.estimated_size_bytes() >= COPY_BATCH_BYTES_MAX || header(b).is_err() {
+        if full || header(b).is_err() {
             break;
         }
         let r = for_each_record(b, &mut scratch, DECOMPRESSED_BYTES_MAX, |r| {
             let Ok(i) = wanted.binary_search_by_key(&r.offset, |w| w.0) else {
                 return;
             };
-            if builder.estimated_size_bytes() >= COPY_BATCH_BYTES_MAX {
+            if full {
                 return;
             }
             let (_, why, count) = wanted[i];
@@ -224,6 +288,21 @@ async fn copies(
                 (H_DELIVERY_COUNT, Some(count.as_bytes())),
                 (H_TIME, Some(time_ms.as_bytes())),
             ]);
+            if builder.estimated_size_bytes() + copy_bytes_max(r.key, r.value, &headers) > batch_bytes_max {
+                if builder.record_count() > 0 {
+                    full = true;
+                    return;
+                }
+                let mut alone = BatchBuilder::new(Compression::None);
+                alone.push(time, r.key, r.value, &headers);
+                if alone.estimated_size_bytes() > batch_bytes_max {
+                    tracing::warn!(group = %key.0, topic = %key.1, partition = key.2, offset = r.offset,
+                        copy_bytes = alone.estimated_size_bytes(), max_bytes = batch_bytes_max,
+                        "dead letter larger than the dead-letter topic accepts: archived without a copy");
+                    settled.push(r.offset);
+                    return;
+                }
+            }
             builder.push(time, r.key, r.value, &headers);
             settled.push(r.offset);
         });

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::fetch::DataListeners;
 use super::groups::call;
 use super::share_acquire::acquire_part;
+use super::share_wait;
 use super::{ownership_error, ShardContext};
 use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::limits;
@@ -45,6 +46,7 @@ const SESSION_PARTITION_BYTES: usize = 1024 * 1024;
 const ACK_BATCHES_MAX: usize = 10_000;
 
 /// One partition's work for its owner.
+#[derive(Clone)]
 pub struct SharePart {
     index: usize,
     pub(super) topic: String,
@@ -53,6 +55,18 @@ pub struct SharePart {
     fetch: bool,
     release: bool,
     pub(super) max_bytes: usize,
+}
+
+impl SharePart {
+    /// The same partition asked again: acquisition only (its acknowledgements and release
+    /// were applied by the first pass).
+    fn fetch_only(&self) -> Self {
+        Self {
+            acks: Vec::new(),
+            release: false,
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -303,6 +317,14 @@ impl Plan {
         self.slots.push((topic_id, partition, out));
     }
 
+    /// Runs the parts on their owners: first without waiting. When nothing was acquired and
+    /// the request may wait, a share-partition of the same topics on another shard that has
+    /// records for the group ends the fetch at once (empty): in zero-hop mode that shard is
+    /// another "broker" to the client, and librdkafka fetches from one broker at a time,
+    /// moving on only once this one answers, so a long poll here would hold the member for
+    /// MaxWaitMs while records wait there. Otherwise one owner long-polls on its own; several
+    /// owners each wait without acquiring (`share_wait`) and are all asked again once one of
+    /// them may have records, so that a cancelled wait never holds acquired records.
     async fn run(
         mut self,
         shard: &Rc<ShardContext>,
@@ -312,24 +334,85 @@ impl Plan {
         max_records: usize,
     ) -> Vec<(Uuid, i32, SharePartOut)> {
         let work = split_by_owner(std::mem::take(&mut self.work), shard.count);
-        let answers = fan_out(shard, work, |parts| ShareTask {
+        let fetching = work.iter().any(|w| w.iter().any(|p| p.fetch));
+        if wait_ms == 0 || !fetching {
+            let answers = self.call(shard, group, member, work, wait_ms, max_records).await;
+            self.gather(answers, false);
+            return self.slots;
+        }
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        let again: Vec<Vec<SharePart>> = work
+            .iter()
+            .map(|w| w.iter().filter(|p| p.fetch).map(SharePart::fetch_only).collect())
+            .collect();
+        let owners = again.iter().filter(|w| !w.is_empty()).count();
+        let answers = self.call(shard, group, member, work, 0, max_records).await;
+        self.gather(answers, false);
+        if self.acquired_any() || share_wait::available_elsewhere(shard, group, &again).await {
+            return self.slots;
+        }
+        loop {
+            let now = Instant::now();
+            if self.acquired_any() || now >= deadline || shard.stopping.get() {
+                return self.slots;
+            }
+            let left = deadline - now;
+            if owners == 1 {
+                let wait = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+                let answers = self.call(shard, group, member, again, wait, max_records).await;
+                self.gather(answers, true);
+                return self.slots;
+            }
+            share_wait::wait_for_any(shard, group, &again, left).await;
+            let answers = self
+                .call(shard, group, member, again.clone(), 0, max_records)
+                .await;
+            self.gather(answers, true);
+        }
+    }
+
+    fn acquired_any(&self) -> bool {
+        self.slots.iter().any(|s| !s.2.acquired.is_empty())
+    }
+
+    async fn call(
+        &self,
+        shard: &Rc<ShardContext>,
+        group: &str,
+        member: &str,
+        work: Vec<Vec<SharePart>>,
+        wait_ms: u64,
+        max_records: usize,
+    ) -> Vec<(usize, Result<Vec<SharePartOut>, crate::shard::mesh::MeshError>)> {
+        fan_out(shard, work, |parts| ShareTask {
             group: group.to_owned(),
             member: member.to_owned(),
             parts,
             max_wait_ms: wait_ms,
             max_records,
         })
-        .await;
+        .await
+    }
+
+    /// Puts the owners' answers in their slots; a later pass (`again`) keeps the first
+    /// pass's acknowledgement errors.
+    fn gather(
+        &mut self,
+        answers: Vec<(usize, Result<Vec<SharePartOut>, crate::shard::mesh::MeshError>)>,
+        again: bool,
+    ) {
         for (owner, answer) in answers {
             match answer {
-                Ok(parts) => parts.into_iter().for_each(|o| {
-                    let i = o.index;
-                    self.slots[i].2 = o;
+                Ok(parts) => parts.into_iter().for_each(|mut o| {
+                    let slot = &mut self.slots[o.index].2;
+                    if again {
+                        o.ack_error_code = slot.ack_error_code;
+                    }
+                    *slot = o;
                 }),
                 Err(e) => tracing::warn!(owner, error = %e, "share forward failed"),
             }
         }
-        self.slots
     }
 }
 

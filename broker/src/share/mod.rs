@@ -7,7 +7,9 @@
 //! (acknowledgement) is fdatasync'd before the response leaves; at most
 //! `SHARE_PARTITIONS_PER_SHARD_MAX` share-partitions per shard, each bounded by
 //! `group.share.partition.max.record.locks`; a dead letter (REJECT, delivery limit, TTL)
-//! stays in the window until its move to the dead-letter topic is durable (`handlers/share_dead_letter.rs`).
+//! stays in the window until its move to the dead-letter topic is durable (`handlers/share_dead_letter.rs`);
+//! the share-partitions that may hold one are listed (`pending_dead_letters`, bounded like the
+//! share-partitions) for the shard's background mover.
 
 pub mod partition;
 pub mod session;
@@ -68,6 +70,10 @@ pub struct ShareState {
     /// Notified when records settle or are released (the window may have room again, or
     /// records are available): long-polling ShareFetches wait on it besides appends.
     pub released: event_listener::Event,
+    /// Notified when a record becomes a dead letter: wakes the background mover.
+    pub dead_letter: event_listener::Event,
+    /// Share-partitions that may hold dead letters not yet moved.
+    pending_dead_letters: RefCell<std::collections::BTreeSet<Key>>,
     parts: RefCell<HashMap<Key, SharePartition>>,
     store: Rc<ShareStore>,
 }
@@ -106,9 +112,16 @@ impl ShareState {
         if !parts.is_empty() {
             tracing::info!(share_partitions = parts.len(), "share state restored");
         }
+        let pending = parts
+            .iter()
+            .filter(|(_, p)| p.has_dead_letters())
+            .map(|(k, _)| k.clone())
+            .collect();
         Ok(Rc::new(Self {
             config,
             released: event_listener::Event::new(),
+            dead_letter: event_listener::Event::new(),
+            pending_dead_letters: RefCell::new(pending),
             parts: RefCell::new(parts),
             store,
         }))
@@ -119,13 +132,45 @@ impl ShareState {
     }
 
     /// Where a record becomes a dead letter by REJECT or by the delivery-count limit: it
-    /// waits in its DeadLetter state for `handlers::share_dead_letter::drive` (run by the next ShareFetch of
-    /// the share-partition), which copies it to the dead-letter topic or just archives it.
-    fn on_archived(key: &Key, archived: &[ArchivedRecord]) {
+    /// waits in its DeadLetter state for `handlers::share_dead_letter::drive` (run by the next
+    /// ShareFetch of the share-partition, or by the shard's background mover, woken here),
+    /// which copies it to the dead-letter topic or just archives it.
+    fn on_archived(&self, key: &Key, archived: &[ArchivedRecord]) {
         for a in archived {
             tracing::debug!(group = %key.0, topic = %key.1, partition = key.2, offset = a.offset,
                 delivery_count = a.delivery_count, reason = ?a.reason, "share record archived");
         }
+        if !archived.is_empty() {
+            self.note_dead_letters(key);
+        }
+    }
+
+    /// Lists `key` for the background mover and wakes it.
+    fn note_dead_letters(&self, key: &Key) {
+        if self.pending_dead_letters.borrow_mut().insert(key.clone()) {
+            self.dead_letter.notify(usize::MAX);
+        }
+    }
+
+    /// The share-partitions that may hold dead letters, taken off the list: the mover puts
+    /// back (`still_pending`) those it could not finish.
+    pub fn take_pending_dead_letters(&self) -> Vec<Key> {
+        std::mem::take(&mut *self.pending_dead_letters.borrow_mut())
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether `key` still holds dead letters; if so it goes back on the list (not woken).
+    pub fn still_pending(&self, key: &Key) -> bool {
+        let pending = self
+            .parts
+            .borrow()
+            .get(key)
+            .is_some_and(SharePartition::has_dead_letters);
+        if pending {
+            self.pending_dead_letters.borrow_mut().insert(key.clone());
+        }
+        pending
     }
 
     /// Whether the share-partition exists or may be created (bound).
@@ -152,7 +197,7 @@ impl ShareState {
         }
         let mut archived = Vec::new();
         p.expire(now, &self.config.limits, &mut archived);
-        Self::on_archived(key, &archived);
+        self.on_archived(key, &archived);
         p.first_available()
     }
 
@@ -180,7 +225,12 @@ impl ShareState {
             expired,
             &mut changes,
         );
-        (runs, states_record(key, p, changes))
+        let record = states_record(key, p, changes);
+        drop(parts);
+        if !expired.is_empty() {
+            self.note_dead_letters(key);
+        }
+        (runs, record)
     }
 
     /// Applies acknowledgements; the record to log on success.
@@ -203,7 +253,7 @@ impl ShareState {
             &mut archived,
             &mut changes,
         )?;
-        Self::on_archived(key, &archived);
+        self.on_archived(key, &archived);
         self.released.notify(usize::MAX);
         Ok(states_record(key, p, changes))
     }
@@ -261,9 +311,19 @@ impl ShareState {
         let mut archived = Vec::new();
         let mut changes = Vec::new();
         p.release_member(member, &self.config.limits, &mut archived, &mut changes);
-        Self::on_archived(key, &archived);
+        self.on_archived(key, &archived);
         self.released.notify(usize::MAX);
         states_record(key, p, changes)
+    }
+
+    /// Whether a fetch could acquire from `key` now, the log spanning [`log_start`, `log_end`).
+    /// A share-partition not created yet (never fetched) would start at `log_start` or
+    /// `log_end` (share.auto.offset.reset, as `prepare` does).
+    pub fn can_acquire(&self, key: &Key, log_start: i64, log_end: i64) -> bool {
+        match self.parts.borrow().get(key) {
+            Some(p) => p.can_acquire(log_end, self.config.limits.max_locks),
+            None => self.config.start_at_earliest && log_start < log_end && self.admit(key),
+        }
     }
 
     /// The earliest lock deadline among `keys`.

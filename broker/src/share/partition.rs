@@ -200,6 +200,13 @@ impl SharePartition {
         self.spso + i as i64
     }
 
+    /// Whether an acquisition would find something: an Available record in the window, or
+    /// records past it in the log (ending at `log_end`) and room for them.
+    pub fn can_acquire(&self, log_end: i64, max_locks: usize) -> bool {
+        let first = self.first_available();
+        first < self.end_offset() || (first < log_end && self.window.len() < max_locks)
+    }
+
     /// The earliest lock deadline, for a waiting fetch to wake at.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.window.iter().filter_map(|r| r.lock_deadline).min()
