@@ -135,7 +135,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
         .zip(nudges)
     {
         let (args, catalog, beats) = (args.clone(), catalog.clone(), beats.clone());
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(allowed_cpu(cpu)))
             .name(&format!("weir-shard-{cpu}"))
             .spawn(move || async move {
                 watchdog::start_on_shard(cpu, beats.clone(), nudge);
@@ -324,6 +324,28 @@ async fn retention_loop(shard: Rc<ShardContext>) {
             }
         }
     }
+}
+
+/// The CPU shard `shard` runs on: the `shard`-th CPU this process may use (its
+/// affinity mask, as `taskset` sets it). glommio's `Placement::Fixed` takes an
+/// absolute CPU number and overrides the mask, so `taskset -c 1 weir serve
+/// --shards 1` would otherwise run its shard on CPU 0.
+fn allowed_cpu(shard: usize) -> usize {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes into the zeroed set
+    // we own, and CPU_ISSET only reads it.
+    let allowed: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return shard;
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    };
+    if allowed.is_empty() {
+        return shard;
+    }
+    allowed[shard % allowed.len()]
 }
 
 /// Block SIGINT/SIGTERM in this thread before the executors start, so every

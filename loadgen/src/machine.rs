@@ -41,6 +41,28 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The CPU the `index`-th executor runs on: the `index`-th CPU this process may
+/// use (its affinity mask, as `taskset` sets it), wrapping around. glommio's
+/// `Placement::Fixed` takes an absolute CPU number and overrides the mask, so
+/// `taskset -c 1 weir-loadgen` with one thread would otherwise run on CPU 0.
+pub fn allowed_cpu(index: usize) -> usize {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes into the zeroed set
+    // we own, and CPU_ISSET only reads it.
+    let allowed: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return index;
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    };
+    if allowed.is_empty() {
+        return index;
+    }
+    allowed[index % allowed.len()]
+}
+
 /// User + system CPU seconds used so far by this process (all threads).
 pub fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is valid.

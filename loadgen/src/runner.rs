@@ -54,7 +54,7 @@ pub fn run(cfg: RunConfig) -> Result<Report, RunError> {
     for shard_plan in plans {
         let (cfg2, cluster2, shared2, tx2) = (cfg.clone(), cluster.clone(), shared.clone(), tx.clone());
         let shard = shard_plan.shard;
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(shard))
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(crate::machine::allowed_cpu(shard)))
             .name(&format!("loadgen-{shard}"))
             .spawn(move || shard_main(cfg2, cluster2, shard_plan, shared2, run_start_ns, tx2))
             .map_err(|e| RunError::Executor(e.to_string()))?;

@@ -20,15 +20,16 @@ use kafka_protocol::messages::ApiKey;
 use weir_protocol::frame;
 
 use super::dispatch::{self, Admission};
+use super::frame_read::{read_body, BodyRead};
 use crate::handlers::ShardContext;
-use crate::limits::FRAME_READ_CHUNK_BYTES;
 use crate::quota::{ConnectionQuota, QuotaKind};
 use crate::shard::order::Turnstile;
 
 type Pending = JoinHandle<Option<Vec<Bytes>>>;
 
-/// Serve one connection (plaintext TCP or TLS over it) until it closes.
-pub async fn serve<S>(shard: Rc<ShardContext>, stream: S, mut from: super::Peer)
+/// Serve one connection (plaintext TCP or TLS over it) until it closes. `how`:
+/// `BodyRead::Direct` with the socket of a plain TCP `stream`.
+pub async fn serve<S>(shard: Rc<ShardContext>, stream: S, mut from: super::Peer, how: BodyRead)
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -49,7 +50,7 @@ where
     let writer_task = glommio::spawn_local(write_responses(rx, writer));
     loop {
         quota.unmuted().await;
-        let frame = match read_frame(&mut reader, shard.args.frame_bytes_max).await {
+        let frame = match read_frame(&mut reader, how, shard.args.frame_bytes_max).await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(reason) => {
@@ -140,6 +141,7 @@ async fn write_responses<W: AsyncWrite + Unpin>(rx: local_channel::LocalReceiver
 /// Read one frame body. `Ok(None)` on a clean end of stream between frames.
 pub(super) async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
     reader: &mut R,
+    how: BodyRead,
     frame_bytes_max: usize,
 ) -> Result<Option<BytesMut>, String> {
     let mut prefix = [0u8; frame::SIZE_PREFIX_BYTES];
@@ -153,17 +155,5 @@ pub(super) async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
         .await
         .map_err(|e| format!("truncated size prefix: {e}"))?;
     let size = frame::frame_size(prefix, frame_bytes_max).map_err(|e| e.to_string())?;
-    // Grow with what actually arrives: a client announcing 100 MiB and sending
-    // a trickle pins only what it sent.
-    let mut body = BytesMut::with_capacity(size.min(FRAME_READ_CHUNK_BYTES));
-    while body.len() < size {
-        let chunk = (size - body.len()).min(FRAME_READ_CHUNK_BYTES);
-        let start = body.len();
-        body.resize(start + chunk, 0);
-        reader
-            .read_exact(&mut body[start..])
-            .await
-            .map_err(|e| format!("truncated frame ({start} of {size} bytes): {e}"))?;
-    }
-    Ok(Some(body))
+    read_body(reader, how, size).await.map(Some)
 }

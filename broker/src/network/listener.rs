@@ -5,12 +5,14 @@
 //! (both listeners together).
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use futures_lite::future;
 use glommio::net::TcpListener;
 
 use super::connection;
+use super::frame_read::BodyRead;
 use crate::handlers::ShardContext;
 
 /// One bound socket: the node a connection on it addresses (see `Peer::node`)
@@ -87,7 +89,8 @@ pub async fn accept_loop(shard: Rc<ShardContext>, bound: Bound, stop: event_list
             if tls {
                 serve_tls(s.clone(), stream, from).await;
             } else {
-                connection::serve(s.clone(), stream, from).await;
+                let how = BodyRead::Direct(stream.as_raw_fd());
+                connection::serve(s.clone(), stream, from, how).await;
             }
             s.connections.set(s.connections.get() - 1);
         })
@@ -107,7 +110,7 @@ async fn serve_tls(shard: Rc<ShardContext>, stream: glommio::net::TcpStream, fro
         None
     };
     match future::or(handshake, timeout).await {
-        Some(Ok(tls)) => connection::serve(shard, tls, from).await,
+        Some(Ok(tls)) => connection::serve(shard, tls, from, BodyRead::Stream).await,
         Some(Err(e)) => {
             tracing::warn!(peer = %from.addr, error = %e, "TLS handshake failed; closing connection")
         }

@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod dispatch;
+pub mod frame_read;
 pub mod listener;
 pub mod metrics;
 pub mod sasl;

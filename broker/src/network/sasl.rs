@@ -84,7 +84,12 @@ where
     let addr = peer.addr;
     let mut state = State::Start;
     loop {
-        let frame = match super::connection::read_frame(reader, crate::limits::CONTROL_FRAME_BYTES_MAX).await
+        let frame = match super::connection::read_frame(
+            reader,
+            super::frame_read::BodyRead::Stream,
+            crate::limits::CONTROL_FRAME_BYTES_MAX,
+        )
+        .await
         {
             Ok(Some(f)) => f.freeze(),
             Ok(None) => {
