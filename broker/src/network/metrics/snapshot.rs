@@ -53,6 +53,12 @@ pub struct ShardSnapshot {
     pub throttle_ms: [u64; 2],
     /// Produce partitions past their backlog bound: [rejected, throttled].
     pub backlog: [u64; 2],
+    /// The timer store (delayed delivery): records pending, records fired
+    /// (durably appended), lateness in ms, produce parts refused when full.
+    pub timers_pending: u64,
+    pub timers_fired: u64,
+    pub timer_lateness_ms: Buckets,
+    pub timers_refused: u64,
     /// Envelopes queued towards each peer shard, and calls awaiting answers.
     pub mesh_queued: Vec<(usize, usize)>,
     pub mesh_pending_calls: usize,
@@ -96,11 +102,19 @@ impl Task<ShardContext> for Collect {
             in_flight: m.in_flight.get(),
             throttle_ms: [m.throttle_ms[0].get(), m.throttle_ms[1].get()],
             backlog: [m.backlog[0].get(), m.backlog[1].get()],
+            timers_pending: 0,
+            timers_fired: 0,
+            timer_lateness_ms: m.timer_lateness_ms.snapshot(),
+            timers_refused: m.timers_refused.get(),
             mesh_queued: Vec::new(),
             mesh_pending_calls: 0,
             partitions: Vec::new(),
             committed: Vec::new(),
         });
+        if let Some(t) = on.timers() {
+            snap.timers_pending = t.pending() as u64;
+            snap.timers_fired = t.fired_total.get();
+        }
         let (queued, pending) = on.mesh.depths();
         snap.mesh_queued = queued
             .into_iter()
