@@ -530,3 +530,46 @@ fn a_full_timer_store_refuses_and_the_metrics_count_pending_fired_and_lateness()
         "{page}"
     );
 }
+
+/// One record, key and value `key`, delivered at `at_ms`.
+fn at_batch(key: &str, at_ms: i64) -> bytes::Bytes {
+    let mut b = weir_protocol::builder::BatchBuilder::new(weir_protocol::record_batch::Compression::None);
+    let at = at_ms.to_string();
+    b.push(
+        now_ms() as i64,
+        Some(key.as_bytes()),
+        Some(key.as_bytes()),
+        &[(b"weir-deliver-at-ms".as_slice(), Some(at.as_bytes()))],
+    );
+    let mut out = bytes::BytesMut::new();
+    b.finish_into(&mut out).unwrap();
+    out.freeze()
+}
+
+/// The firing task prepares a partition's batches up to 200 ms before due; a
+/// record produced later but due earlier must still come first.
+#[test]
+fn a_record_due_before_already_prepared_ones_still_fires_first() {
+    let broker = Broker::start(&["--shards", "1"]);
+    let mut client = broker.client();
+    client.create_topic("reorder", 1, &[]).unwrap();
+    let late_due = now_ms() as i64 + 1_500;
+    client.produce("reorder", 0, at_batch("late", late_due), 1).unwrap();
+    // By now "late" is prepared (its FIRE written); add one due just before it.
+    let wait = late_due - 120 - now_ms() as i64;
+    std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
+    let early_due = late_due - 60;
+    client.produce("reorder", 0, at_batch("early", early_due), 1).unwrap();
+    if now_ms() >= early_due as f64 - 10.0 {
+        eprintln!("skipped: the produce of \"early\" came too late to test the order");
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.list_offset("reorder", 0, -1).unwrap().0 < 2 {
+        assert!(Instant::now() < deadline, "{}", broker.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, records) = client.fetch("reorder", 0, 0, 1 << 20, 0).unwrap();
+    let keys: Vec<String> = common::decode(&records).into_iter().map(|r| r.1).collect();
+    assert_eq!(keys, vec!["early", "late"], "due order");
+}
