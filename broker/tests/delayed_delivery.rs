@@ -554,12 +554,16 @@ fn a_record_due_before_already_prepared_ones_still_fires_first() {
     let mut client = broker.client();
     client.create_topic("reorder", 1, &[]).unwrap();
     let late_due = now_ms() as i64 + 1_500;
-    client.produce("reorder", 0, at_batch("late", late_due), 1).unwrap();
+    client
+        .produce("reorder", 0, at_batch("late", late_due), 1)
+        .unwrap();
     // By now "late" is prepared (its FIRE written); add one due just before it.
     let wait = late_due - 120 - now_ms() as i64;
     std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
     let early_due = late_due - 60;
-    client.produce("reorder", 0, at_batch("early", early_due), 1).unwrap();
+    client
+        .produce("reorder", 0, at_batch("early", early_due), 1)
+        .unwrap();
     if now_ms() >= early_due as f64 - 10.0 {
         eprintln!("skipped: the produce of \"early\" came too late to test the order");
         return;

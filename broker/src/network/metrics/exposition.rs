@@ -481,7 +481,7 @@ fn timers(out: &mut String, shards: &[ShardSnapshot]) {
         "weir_timers_pending",
         "gauge",
         "Delayed records waiting in the shard's timer store.",
-        |s| s.timers_pending.to_string(),
+        |s| s.timers.pending.to_string(),
     );
     per_shard(
         out,
@@ -489,7 +489,7 @@ fn timers(out: &mut String, shards: &[ShardSnapshot]) {
         "weir_timers_fired_total",
         "counter",
         "Delayed records appended durably to their partition, per shard.",
-        |s| s.timers_fired.to_string(),
+        |s| s.timers.fired.to_string(),
     );
     per_shard(
         out,
@@ -497,7 +497,7 @@ fn timers(out: &mut String, shards: &[ShardSnapshot]) {
         "weir_timers_refused_total",
         "counter",
         "Delayed produce parts refused because the shard's timer store held --timers-pending-max records.",
-        |s| s.timers_refused.to_string(),
+        |s| s.timers.refused.to_string(),
     );
     family(
         out,
@@ -510,7 +510,7 @@ fn timers(out: &mut String, shards: &[ShardSnapshot]) {
             out,
             "weir_timer_lateness_seconds",
             &format!("shard=\"{}\"", s.shard),
-            &s.timer_lateness_ms,
+            &s.timers.lateness_ms,
             1e3,
         );
     }
