@@ -10,6 +10,8 @@
 //!
 //! Beside each phase, the broker's CPU seconds (utime + stime from
 //! /proc/PID/stat), per GB moved for the produce phases.
+//! `DELAY_BENCH_TRACE=1` prints every record read more than 50 ms late (due,
+//! read time, offset) to stderr, to match against the broker's debug log.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
