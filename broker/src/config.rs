@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Pipelined requests in flight per connection before the broker stops reading.
     #[arg(long, env = "WEIR_IN_FLIGHT_MAX", default_value_t = limits::IN_FLIGHT_PER_CONNECTION_DEFAULT)]
     pub in_flight_max: usize,
+    /// Delayed records one shard's timer store holds (each costs about 25 bytes of
+    /// memory); a delayed produce part beyond it is refused with POLICY_VIOLATION.
+    #[arg(long, env = "WEIR_TIMERS_PENDING_MAX", default_value_t = 10_000_000)]
+    pub timers_pending_max: usize,
     /// Default segment.bytes of new topics.
     #[arg(long, env = "WEIR_SEGMENT_BYTES", default_value_t = 1 << 30)]
     pub segment_bytes: u64,

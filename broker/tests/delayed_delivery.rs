@@ -436,3 +436,144 @@ fn bad_batch(headers: &[(&str, &str)]) -> bytes::Bytes {
     b.finish_into(&mut out).unwrap();
     out.freeze()
 }
+
+fn metrics_page(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    page
+}
+
+/// Sum over shards of the metric `name` (a counter, gauge or histogram
+/// `_count`) on the metrics page at `addr`.
+fn metric(addr: &str, name: &str) -> f64 {
+    metrics_page(addr)
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum()
+}
+
+/// `n` records each delayed by `delay_ms`.
+fn delayed_batch(n: usize, delay_ms: &str) -> bytes::Bytes {
+    let mut b = weir_protocol::builder::BatchBuilder::new(weir_protocol::record_batch::Compression::None);
+    let now = now_ms() as i64;
+    for i in 0..n {
+        b.push(
+            now,
+            None,
+            Some(format!("v{i}").as_bytes()),
+            &[(b"weir-delay-ms".as_slice(), Some(delay_ms.as_bytes()))],
+        );
+    }
+    let mut out = bytes::BytesMut::new();
+    b.finish_into(&mut out).unwrap();
+    out.freeze()
+}
+
+#[test]
+fn a_full_timer_store_refuses_and_the_metrics_count_pending_fired_and_lateness() {
+    let mut broker = Broker::new_stopped(&["--shards", "1", "--timers-pending-max", "5"]);
+    let metrics = format!("127.0.0.1:{}", broker.port + 3);
+    broker
+        .extra
+        .extend(["--metrics-listen".to_string(), metrics.clone()]);
+    broker.start_again();
+    let mut client = broker.client();
+    client.create_topic("bounded", 1, &[]).unwrap();
+    let produce = |client: &mut weir_client::blocking::Client, n: usize| {
+        let r = client
+            .call(weir_client::requests::produce(
+                "bounded",
+                0,
+                delayed_batch(n, "1500"),
+                -1,
+                5_000,
+            ))
+            .unwrap();
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.error_message.as_ref().map(|m| m.to_string()))
+    };
+    assert_eq!(produce(&mut client, 3), (0, None));
+    let (code, message) = produce(&mut client, 3);
+    assert_eq!(code, 44, "POLICY_VIOLATION past --timers-pending-max");
+    assert!(
+        message
+            .as_deref()
+            .unwrap_or("")
+            .contains("--timers-pending-max 5"),
+        "{message:?}"
+    );
+    assert_eq!(produce(&mut client, 2), (0, None), "a part that fits");
+    assert_eq!(metric(&metrics, "weir_timers_pending"), 5.0);
+    assert_eq!(metric(&metrics, "weir_timers_refused_total"), 1.0);
+    assert_eq!(metric(&metrics, "weir_timers_fired_total"), 0.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&metrics, "weir_timers_fired_total") < 5.0 {
+        assert!(Instant::now() < deadline, "fired: {}", broker.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (end, _) = client.list_offset("bounded", 0, -1).unwrap();
+    assert_eq!(end, 5, "only the accepted records were delivered");
+    assert_eq!(metric(&metrics, "weir_timers_pending"), 0.0);
+    assert_eq!(metric(&metrics, "weir_timer_lateness_seconds_count"), 5.0);
+    // Every record was appended within LATE_MAX_MS of due (le is in seconds).
+    let page = metrics_page(&metrics);
+    assert!(
+        page.contains("weir_timer_lateness_seconds_bucket{shard=\"0\",le=\"0.1\"} 5\n"),
+        "{page}"
+    );
+}
+
+/// One record, key and value `key`, delivered at `at_ms`.
+fn at_batch(key: &str, at_ms: i64) -> bytes::Bytes {
+    let mut b = weir_protocol::builder::BatchBuilder::new(weir_protocol::record_batch::Compression::None);
+    let at = at_ms.to_string();
+    b.push(
+        now_ms() as i64,
+        Some(key.as_bytes()),
+        Some(key.as_bytes()),
+        &[(b"weir-deliver-at-ms".as_slice(), Some(at.as_bytes()))],
+    );
+    let mut out = bytes::BytesMut::new();
+    b.finish_into(&mut out).unwrap();
+    out.freeze()
+}
+
+/// The firing task prepares a partition's batches up to 200 ms before due; a
+/// record produced later but due earlier must still come first.
+#[test]
+fn a_record_due_before_already_prepared_ones_still_fires_first() {
+    let broker = Broker::start(&["--shards", "1"]);
+    let mut client = broker.client();
+    client.create_topic("reorder", 1, &[]).unwrap();
+    let late_due = now_ms() as i64 + 1_500;
+    client
+        .produce("reorder", 0, at_batch("late", late_due), 1)
+        .unwrap();
+    // By now "late" is prepared (its FIRE written); add one due just before it.
+    let wait = late_due - 120 - now_ms() as i64;
+    std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
+    let early_due = late_due - 60;
+    client
+        .produce("reorder", 0, at_batch("early", early_due), 1)
+        .unwrap();
+    if now_ms() >= early_due as f64 - 10.0 {
+        eprintln!("skipped: the produce of \"early\" came too late to test the order");
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.list_offset("reorder", 0, -1).unwrap().0 < 2 {
+        assert!(Instant::now() < deadline, "{}", broker.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, records) = client.fetch("reorder", 0, 0, 1 << 20, 0).unwrap();
+    let keys: Vec<String> = common::decode(&records).into_iter().map(|r| r.1).collect();
+    assert_eq!(keys, vec!["early", "late"], "due order");
+}

@@ -7,6 +7,11 @@
 //! 3. firing lateness at `--rate` timers per second: records with
 //!    `weir-deliver-at-ms` one second ahead, produced at that rate, read back
 //!    by a fetch loop; lateness = time read - due (includes the fetch latency).
+//!
+//! Beside each phase, the broker's CPU seconds (utime + stime from
+//! /proc/PID/stat), per GB moved for the produce phases.
+//! `DELAY_BENCH_TRACE=1` prints every record read more than 50 ms late (due,
+//! read time, offset) to stderr, to match against the broker's debug log.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +71,19 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The broker's user + system CPU seconds so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+    // SAFETY: sysconf reads a constant of the C library; no memory is passed.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
 fn batch(records: usize, value: &[u8], header: Option<(&[u8], &[u8])>) -> Bytes {
     let mut b = BatchBuilder::new(Compression::None);
     let now = now_ms();
@@ -103,12 +121,17 @@ fn main() {
     let value = vec![b'x'; a.record_bytes];
     let plain = batch(BATCH_RECORDS, &value, None);
     let delayed = batch(BATCH_RECORDS, &value, Some((b"weir-delay-ms", b"600000")));
+    let cpu0 = cpu_secs(a.broker_pid);
     let plain_mbs = produce(&mut client, "bench-plain", a.pending, &plain);
+    let cpu1 = cpu_secs(a.broker_pid);
     std::thread::sleep(Duration::from_secs(2));
     let rss_before = rss_kib(a.broker_pid);
+    let cpu2 = cpu_secs(a.broker_pid);
     let delayed_mbs = produce(&mut client, "bench-delayed", a.pending, &delayed);
+    let cpu3 = cpu_secs(a.broker_pid);
     std::thread::sleep(Duration::from_secs(2));
     let rss_after = rss_kib(a.broker_pid);
+    let gb = |one: &Bytes| (a.pending / BATCH_RECORDS * one.len()) as f64 / 1e9;
     println!(
         "produce {} x {} B records: plain {plain_mbs:.1} MB/s, delayed {delayed_mbs:.1} MB/s (ratio {:.2})",
         a.pending,
@@ -122,7 +145,17 @@ fn main() {
         a.pending,
         (rss_after as f64 - rss_before as f64) / 1024.0
     );
+    println!(
+        "broker CPU: plain {:.2} CPU-s/GB, delayed {:.2} CPU-s/GB",
+        (cpu1 - cpu0) / gb(&plain),
+        (cpu3 - cpu2) / gb(&delayed)
+    );
+    let cpu4 = cpu_secs(a.broker_pid);
     lateness(&a);
+    println!(
+        "broker CPU during the lateness phase: {:.2} CPU-s",
+        cpu_secs(a.broker_pid) - cpu4
+    );
 }
 
 /// Produce `rate` timers/s for `secs`, each due 1 s after it is produced,
@@ -147,6 +180,13 @@ fn lateness(a: &Args) {
                         .and_then(|(_, v)| std::str::from_utf8(v?).ok()?.parse().ok())
                         .unwrap_or(read_at);
                     late.push(read_at - due);
+                    if std::env::var_os("DELAY_BENCH_TRACE").is_some() && read_at - due > 50 {
+                        eprintln!(
+                            "late {} ms: due {due} read {read_at} offset {}",
+                            read_at - due,
+                            rec.offset
+                        );
+                    }
                     offset = rec.offset + 1;
                 })
                 .unwrap();

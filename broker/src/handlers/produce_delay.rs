@@ -9,7 +9,8 @@
 //! refuses the whole part (INVALID_RECORD, nothing stored); a diverted part is
 //! stored whole, written to the timer store's journal inside the connection's
 //! turn and, with acks=all, fdatasync'd before the answer (after the turn, so
-//! pipelined requests share syncs).
+//! pipelined requests share syncs); a part that would take the shard's timer
+//! store past `--timers-pending-max` records is refused whole (POLICY_VIOLATION).
 
 use std::ops::Range;
 use std::rc::Rc;
@@ -138,6 +139,28 @@ async fn store(
     let Some(timers) = shard.timers() else {
         return Err(super::refusal(ResponseError::NotLeaderOrFollower));
     };
+    let count: usize = ranges
+        .iter()
+        .zip(&delayed)
+        .map(|(r, d)| match d {
+            Some(d) => d.len(),
+            None => {
+                record_batch::header(&records[r.clone()]).map_or(0, |h| h.records_count.get().max(0) as usize)
+            }
+        })
+        .sum();
+    let pending_max = shard.args.timers_pending_max;
+    if timers.pending().saturating_add(count) > pending_max {
+        crate::metrics::with(|m| m.timers_refused());
+        return Err(Refused {
+            code: TIMERS_FULL_ERROR.code(),
+            message: Some(format!(
+                "the timer store of shard {} holds {} delayed records; {count} more would pass --timers-pending-max {pending_max}",
+                shard.id,
+                timers.pending()
+            )),
+        });
+    }
     let now = crate::txn::now_ms();
     let mut end = 0;
     for (r, dues) in ranges.iter().zip(delayed) {
@@ -162,6 +185,13 @@ async fn store(
         timer_end: Some(end),
     })
 }
+
+/// What a full timer store answers. Not retriable, like a backlog bound's
+/// reject (handlers/backlog.rs): pending timers leave only as they fall due,
+/// possibly hours later, so a client's automatic retries (librdkafka: for up to
+/// message.timeout.ms, silently) would mostly end in a timeout with no reason;
+/// POLICY_VIOLATION fails the send at once and the message names the bound.
+pub const TIMERS_FULL_ERROR: ResponseError = ResponseError::PolicyViolation;
 
 fn storage_error(e: crate::journal::JournalError) -> Refused {
     Refused {

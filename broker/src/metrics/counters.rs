@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use super::histogram::{Histogram, LATENCY_US, SIZE_BYTES};
+use super::histogram::{Histogram, LATENCY_US, LATENESS_MS, SIZE_BYTES};
 
 /// Kafka's API keys stay below this; a larger one is counted under the last slot.
 pub const API_KEY_SLOTS: usize = 128;
@@ -60,6 +60,10 @@ pub struct ShardCounters {
     pub throttle_ms: [Cell<u64>; 2],
     /// Produce partitions past their backlog bound: [rejected, throttled].
     pub backlog: [Cell<u64>; 2],
+    /// Delayed records: how late each was appended to its partition, in ms.
+    pub timer_lateness_ms: Histogram,
+    /// Delayed produce parts refused because the shard's timer store was full.
+    pub timers_refused: Cell<u64>,
 }
 
 impl ShardCounters {
@@ -82,6 +86,8 @@ impl ShardCounters {
             in_flight: Cell::new(0),
             throttle_ms: [Cell::new(0), Cell::new(0)],
             backlog: [Cell::new(0), Cell::new(0)],
+            timer_lateness_ms: Histogram::new(LATENESS_MS),
+            timers_refused: Cell::new(0),
         }
     }
 
@@ -138,6 +144,15 @@ impl ShardCounters {
     /// A produce partition past its backlog bound: rejected, or throttled.
     pub fn backlog_refused(&self, throttled: bool) {
         add(&self.backlog[usize::from(throttled)], 1);
+    }
+
+    /// A delayed record appended `late_ms` after its due time.
+    pub fn timer_fired(&self, late_ms: i64) {
+        self.timer_lateness_ms.record(late_ms.max(0) as u64);
+    }
+
+    pub fn timers_refused(&self) {
+        add(&self.timers_refused, 1);
     }
 
     pub fn read_ahead_started(&self) {

@@ -10,6 +10,8 @@ pub const LATENCY_US: &[u64] = &[
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
     2_500_000, 10_000_000,
 ];
+/// Delayed records' lateness (append time - due time) in milliseconds: 1 ms to 1 min.
+pub const LATENESS_MS: &[u64] = &[1, 2, 5, 10, 20, 50, 100, 250, 500, 1_000, 5_000, 60_000];
 /// Sizes in bytes: 4 KiB to 64 MiB.
 pub const SIZE_BYTES: &[u64] = &[
     4_096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864,

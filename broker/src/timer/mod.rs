@@ -6,16 +6,22 @@
 //! bytes stay on disk and are read back at fire time.
 //!
 //! Exactly once across kill -9: before a fired batch is appended, a FIRE
-//! frame naming its records and its producer sequence is made durable; the
-//! batch goes to the partition under this shard's own producer id at that
-//! sequence; DONE follows once the partition has it durably. On open, a FIRE
-//! without DONE is resolved by the partition's idempotent-producer state: if
-//! the partition's last sequence for our producer id covers the FIRE, it was
-//! appended; otherwise its records are pending again.
+//! frame naming its records and its producer sequence is made durable (the
+//! firing task writes FIREs up to its lead time before the records are due, so
+//! the sync is done by then); the batch goes to the partition under this
+//! shard's own producer id at that sequence; DONE follows once the partition
+//! has it durably. A FIRE may also be cancelled before its append (DONE 0, its
+//! records pending again) and its sequences reused by a later FIRE: the DONE
+//! is written first, so a durable later FIRE implies a durable cancel. On
+//! open, a FIRE without DONE is resolved by the partition's idempotent-producer
+//! state: if the partition's last sequence for our producer id covers the
+//! FIRE, it was appended; otherwise its records are pending again at their
+//! ADD due times (so a FIRE written ahead never makes a record early).
 //! Invariants: a record is in at most one of {heap, an unresolved FIRE}; a
 //! segment is deleted only with every segment below it, and only when none of
 //! its ADD records is pending and none of its FIREs unresolved.
 
+pub mod batch;
 pub mod frame;
 
 use std::cell::{Cell, RefCell};
@@ -76,6 +82,12 @@ pub struct TimerStore {
     /// Notified when a timer is added: the firing task re-reads the next due time.
     pub added: Event,
     pub fired_total: Cell<u64>,
+    /// Per partition with armed batches: the last armed due time (set by the
+    /// firing task).
+    armed_tail: RefCell<HashMap<Rc<str>, HashMap<i32, i64>>>,
+    /// Partitions that got a record due before their armed tail: the
+    /// earliest such due. One entry per partition.
+    stale: RefCell<HashMap<(Rc<str>, i32), i64>>,
 }
 
 /// What the journal replay found, before the partitions are consulted.
@@ -194,6 +206,8 @@ impl TimerStore {
             next_fire: Cell::new(replay.max_fire),
             added: Event::new(),
             fired_total: Cell::new(0),
+            armed_tail: RefCell::new(HashMap::new()),
+            stale: RefCell::new(HashMap::new()),
         };
         store.adopt(replay);
         let store = Rc::new(store);
@@ -273,8 +287,64 @@ impl TimerStore {
             heap.push(Reverse((*due, id, index as u32)));
         }
         drop(heap);
+        if let Some(first) = dues.iter().min() {
+            self.note_if_stale(topic, partition, *first);
+        }
         self.added.notify(usize::MAX);
         Ok(end)
+    }
+
+    /// A record of `topic`/`partition` due at `due` was added: if the
+    /// partition has armed batches due later, they must be re-armed after it.
+    fn note_if_stale(&self, topic: &str, partition: i32, due: i64) {
+        let tails = self.armed_tail.borrow();
+        let Some((topic, parts)) = tails.get_key_value(topic) else {
+            return;
+        };
+        if parts.get(&partition).is_some_and(|tail| *tail > due) {
+            let mut stale = self.stale.borrow_mut();
+            let earliest = stale.entry((topic.clone(), partition)).or_insert(due);
+            *earliest = (*earliest).min(due);
+        }
+    }
+
+    /// The partitions whose armed batches a new record precedes (see `add`).
+    pub fn take_stale(&self) -> Vec<(Rc<str>, i32, i64)> {
+        self.stale
+            .borrow_mut()
+            .drain()
+            .map(|((topic, partition), due)| (topic, partition, due))
+            .collect()
+    }
+
+    /// The firing task's view of a partition's armed queue: its last due
+    /// time, or `None` when nothing is armed.
+    pub fn set_armed_tail(&self, topic: &Rc<str>, partition: i32, tail: Option<i64>) {
+        let mut tails = self.armed_tail.borrow_mut();
+        match tail {
+            Some(t) => {
+                tails.entry(topic.clone()).or_default().insert(partition, t);
+            }
+            None => {
+                if let Some(parts) = tails.get_mut(&**topic) {
+                    parts.remove(&partition);
+                    if parts.is_empty() {
+                        tails.remove(&**topic);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records of a partition up to `due` are being armed.
+    pub fn raise_armed_tail(&self, topic: &Rc<str>, partition: i32, due: i64) {
+        let mut tails = self.armed_tail.borrow_mut();
+        let tail = tails
+            .entry(topic.clone())
+            .or_default()
+            .entry(partition)
+            .or_insert(due);
+        *tail = (*tail).max(due);
     }
 
     /// Return once the journal is durable up to `end` (from `add`).
@@ -317,9 +387,11 @@ impl TimerStore {
         self.journal.read(loc).await
     }
 
-    /// Write FIRE intents (durably, in one sync): `fires` are (topic,
-    /// partition, base sequence, items). Returns their ids, in order.
-    pub async fn begin_fires(&self, fires: &[Intent]) -> Result<Vec<u64>, JournalError> {
+    /// Write FIRE intents (not synced): `fires` are (topic, partition, base
+    /// sequence, items). Returns their ids, in order, and the point
+    /// `wait_durable` takes to make them durable; nothing they name may be
+    /// appended before that.
+    pub async fn write_fires(&self, fires: &[Intent]) -> Result<(Vec<u64>, u64), JournalError> {
         let mut payloads = Vec::with_capacity(fires.len());
         let mut ids = Vec::with_capacity(fires.len());
         for (topic, partition, seq, items) in fires {
@@ -331,7 +403,7 @@ impl TimerStore {
             ids.push(id);
         }
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-        let locations = self.journal.append(&refs, true).await?;
+        let (locations, end) = self.journal.append_unsynced(&refs).await?;
         let mut live = self.live.borrow_mut();
         let mut in_flight = self.fires.borrow_mut();
         for ((id, loc), (_, _, _, items)) in ids.iter().zip(&locations).zip(fires) {
@@ -344,7 +416,12 @@ impl TimerStore {
                 },
             );
         }
-        Ok(ids)
+        Ok((ids, end))
+    }
+
+    /// Records appended to their partition `late_ms` after their due time.
+    pub fn fired(&self, late_ms: impl Iterator<Item = i64>) {
+        crate::metrics::with(|m| late_ms.for_each(|l| m.timer_fired(l)));
     }
 
     /// Resolve a FIRE: `appended` (its records are delivered, their entries
@@ -397,5 +474,37 @@ impl TimerStore {
 
     pub async fn close(&self) {
         self.journal.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::test_support::{data_dir, run};
+
+    #[test]
+    fn given_an_armed_partition_when_a_record_due_before_its_tail_is_added_should_report_it_stale() {
+        let tmp = data_dir();
+        let dir = tmp.path().join("t");
+        run(async move {
+            let store = TimerStore::open(&dir, 0, |_, _| None).await.unwrap();
+            let topic: Rc<str> = "t".into();
+            store.raise_armed_tail(&topic, 0, 1_000);
+            store.raise_armed_tail(&topic, 0, 900);
+            store.add("t", 1, &[10], b"x").await.unwrap();
+            store.add("t", 0, &[1_000, 2_000], b"x").await.unwrap();
+            assert!(
+                store.take_stale().is_empty(),
+                "other partition, or not before the tail"
+            );
+            store.add("t", 0, &[2_000, 700], b"x").await.unwrap();
+            store.add("t", 0, &[800], b"x").await.unwrap();
+            assert_eq!(store.take_stale(), vec![(topic.clone(), 0, 700)]);
+            assert!(store.take_stale().is_empty(), "taken once");
+            store.set_armed_tail(&topic, 0, None);
+            store.add("t", 0, &[5], b"x").await.unwrap();
+            assert!(store.take_stale().is_empty(), "nothing armed");
+            store.close().await;
+        });
     }
 }

@@ -33,6 +33,7 @@ pub fn render(shards: &[ShardSnapshot], health: &Health<'_>) -> String {
     lag(&mut out, shards);
     runtime(&mut out, shards, health);
     backlog(&mut out, shards);
+    timers(&mut out, shards);
     out
 }
 
@@ -469,5 +470,48 @@ fn per_index<T: std::fmt::Display>(out: &mut String, values: &[T], name: &str, k
     family(out, name, kind, help);
     for (shard, v) in values.iter().enumerate() {
         let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {v}");
+    }
+}
+
+/// The timer store's gauges and counters (delayed delivery, docs/queues.md).
+fn timers(out: &mut String, shards: &[ShardSnapshot]) {
+    per_shard(
+        out,
+        shards,
+        "weir_timers_pending",
+        "gauge",
+        "Delayed records waiting in the shard's timer store.",
+        |s| s.timers.pending.to_string(),
+    );
+    per_shard(
+        out,
+        shards,
+        "weir_timers_fired_total",
+        "counter",
+        "Delayed records appended durably to their partition, per shard.",
+        |s| s.timers.fired.to_string(),
+    );
+    per_shard(
+        out,
+        shards,
+        "weir_timers_refused_total",
+        "counter",
+        "Delayed produce parts refused because the shard's timer store held --timers-pending-max records.",
+        |s| s.timers.refused.to_string(),
+    );
+    family(
+        out,
+        "weir_timer_lateness_seconds",
+        "histogram",
+        "How long after its due time a delayed record was appended to its partition, per shard.",
+    );
+    for s in shards {
+        histogram(
+            out,
+            "weir_timer_lateness_seconds",
+            &format!("shard=\"{}\"", s.shard),
+            &s.timers.lateness_ms,
+            1e3,
+        );
     }
 }

@@ -53,12 +53,35 @@ pub struct ShardSnapshot {
     pub throttle_ms: [u64; 2],
     /// Produce partitions past their backlog bound: [rejected, throttled].
     pub backlog: [u64; 2],
+    pub timers: TimerSample,
     /// Envelopes queued towards each peer shard, and calls awaiting answers.
     pub mesh_queued: Vec<(usize, usize)>,
     pub mesh_pending_calls: usize,
     pub partitions: Vec<PartitionSample>,
     /// (group, topic, partition, committed offset) of the groups this shard coordinates.
     pub committed: Vec<(String, String, i32, i64)>,
+}
+
+/// The timer store (delayed delivery): records pending, records fired
+/// (durably appended), lateness in ms, produce parts refused when full.
+#[derive(Clone, Debug)]
+pub struct TimerSample {
+    pub pending: u64,
+    pub fired: u64,
+    pub lateness_ms: Buckets,
+    pub refused: u64,
+}
+
+impl TimerSample {
+    fn of(on: &ShardContext, m: &counters::ShardCounters) -> Self {
+        let store = on.timers();
+        Self {
+            pending: store.as_ref().map_or(0, |t| t.pending() as u64),
+            fired: store.as_ref().map_or(0, |t| t.fired_total.get()),
+            lateness_ms: m.timer_lateness_ms.snapshot(),
+            refused: m.timers_refused.get(),
+        }
+    }
 }
 
 /// Sent to every shard by a scrape.
@@ -96,6 +119,7 @@ impl Task<ShardContext> for Collect {
             in_flight: m.in_flight.get(),
             throttle_ms: [m.throttle_ms[0].get(), m.throttle_ms[1].get()],
             backlog: [m.backlog[0].get(), m.backlog[1].get()],
+            timers: TimerSample::of(&on, m),
             mesh_queued: Vec::new(),
             mesh_pending_calls: 0,
             partitions: Vec::new(),
