@@ -31,6 +31,7 @@ pub mod produce;
 pub mod produce_delay;
 pub mod produce_txn;
 pub mod producer_id;
+pub mod share_acknowledge;
 pub mod share_acquire;
 pub mod share_admin;
 pub mod share_dead_letter;

@@ -1,6 +1,6 @@
-//! ShareFetch (78) and ShareAcknowledge (79): the share session is checked and moved on the
-//! shard serving the connection (`share::session`); each partition's acknowledgements and
-//! acquisitions run on the partition's owner shard as a `ShareTask`, which applies the
+//! ShareFetch (78), and the plan ShareAcknowledge (79, `share_acknowledge.rs`) shares:
+//! the share session is checked and moved on the shard serving the connection
+//! (`share::session`); each partition's acknowledgements and acquisitions run on the partition's owner shard as a `ShareTask`, which applies the
 //! acknowledgements, acquires a batch of records (Kafka's AcquiredRecords ranges), makes both
 //! durable (fdatasync of the shard's share-state log) and only then returns the records.
 //! A fetch with nothing to acquire long-polls on the owner's append event and on the next
@@ -13,13 +13,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
-use kafka_protocol::messages::share_acknowledge_response as ack_resp;
 use kafka_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, PartitionData, ShareFetchableTopicResponse,
 };
-use kafka_protocol::messages::{
-    ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
-};
+use kafka_protocol::messages::{ShareFetchRequest, ShareFetchResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
@@ -73,7 +70,7 @@ impl SharePart {
 pub struct SharePartOut {
     index: usize,
     pub(super) error_code: i16,
-    ack_error_code: i16,
+    pub(super) ack_error_code: i16,
     pub(super) batches: Vec<Bytes>,
     pub(super) acquired: Vec<AcquiredRun>,
 }
@@ -212,19 +209,13 @@ impl ShareTask {
             if left < self.max_records || now >= deadline || shard.stopping.get() {
                 return;
             }
-            let wake = share
-                .next_deadline(keys.iter())
-                .map_or(deadline, |d| d.min(deadline))
-                .max(now + Duration::from_millis(1));
-            future::or(future::or(future::or(data, stop), released), async {
-                glommio::timer::sleep(wake - now).await;
-            })
-            .await;
+            let woken = future::or(future::or(data, stop), released);
+            share_wait::sleep_until(share, keys, now, deadline, woken).await;
         }
     }
 }
 
-fn batches_of<T>(
+pub(super) fn batches_of<T>(
     ack: impl Iterator<Item = T>,
     f: impl Fn(T) -> (i64, i64, Vec<i8>),
 ) -> Result<Vec<(i64, i64, Vec<i8>)>, ResponseError> {
@@ -236,23 +227,23 @@ fn batches_of<T>(
 }
 
 /// What the connection shard sends out: parts by slot, with their topic id for the answer.
-struct Plan {
+pub(super) struct Plan {
     slots: Vec<(Uuid, i32, SharePartOut)>,
     work: Vec<(usize, SharePart)>,
 }
 
 /// One partition a request names: its acknowledgements and byte limit.
-struct Named {
-    id: Uuid,
-    partition: i32,
-    acks: Vec<(i64, i64, Vec<i8>)>,
-    max_bytes: usize,
+pub(super) struct Named {
+    pub(super) id: Uuid,
+    pub(super) partition: i32,
+    pub(super) acks: Vec<(i64, i64, Vec<i8>)>,
+    pub(super) max_bytes: usize,
 }
 
 impl Plan {
     /// The partitions the request names, then the rest of the session (named in earlier
     /// requests: incremental fetch) with `session_bytes` each.
-    fn build(
+    pub(super) fn build(
         shard: &ShardContext,
         named: Vec<Named>,
         fetching: &[(Uuid, i32)],
@@ -325,7 +316,7 @@ impl Plan {
     /// MaxWaitMs while records wait there. Otherwise one owner long-polls on its own; several
     /// owners each wait without acquiring (`share_wait`) and are all asked again once one of
     /// them may have records, so that a cancelled wait never holds acquired records.
-    async fn run(
+    pub(super) async fn run(
         mut self,
         shard: &Rc<ShardContext>,
         group: &str,
@@ -416,7 +407,10 @@ impl Plan {
     }
 }
 
-fn ids(req_group: Option<&str>, req_member: Option<&str>) -> Result<(String, String), ResponseError> {
+pub(super) fn ids(
+    req_group: Option<&str>,
+    req_member: Option<&str>,
+) -> Result<(String, String), ResponseError> {
     match (req_group, req_member) {
         (Some(g), Some(m)) if !g.is_empty() && !m.is_empty() => Ok((g.to_owned(), m.to_owned())),
         _ => Err(ResponseError::InvalidRequest),
@@ -595,76 +589,4 @@ fn concat(batches: Vec<Bytes>) -> Bytes {
             all.freeze()
         }
     }
-}
-
-pub async fn share_acknowledge(
-    shard: &Rc<ShardContext>,
-    req: ShareAcknowledgeRequest,
-) -> ShareAcknowledgeResponse {
-    match share_acknowledge_inner(shard, req).await {
-        Ok(r) => r,
-        Err(code) => ShareAcknowledgeResponse::default()
-            .with_error_code(code.code())
-            .with_error_message(Some(StrBytes::from_string(code.to_string()))),
-    }
-}
-
-async fn share_acknowledge_inner(
-    shard: &Rc<ShardContext>,
-    req: ShareAcknowledgeRequest,
-) -> Result<ShareAcknowledgeResponse, ResponseError> {
-    let (group, member) = ids(
-        req.group_id.as_deref().map(|g| g.as_str()),
-        req.member_id.as_deref(),
-    )?;
-    let epoch = req.share_session_epoch;
-    let releasing = if epoch == FINAL_EPOCH {
-        shard.share_sessions.borrow().partitions(&group, &member)
-    } else {
-        Vec::new()
-    };
-    shard
-        .share_sessions
-        .borrow_mut()
-        .acknowledge(&group, &member, epoch)?;
-    let mut named = Vec::new();
-    for t in &req.topics {
-        for p in &t.partitions {
-            named.push(Named {
-                id: t.topic_id,
-                partition: p.partition_index,
-                acks: batches_of(p.acknowledgement_batches.iter(), |b| {
-                    (b.first_offset, b.last_offset, b.acknowledge_types.clone())
-                })?,
-                max_bytes: 0,
-            });
-        }
-    }
-    let seen: std::collections::BTreeSet<(Uuid, i32)> = named.iter().map(|n| (n.id, n.partition)).collect();
-    let plan = Plan::build(shard, named, &[], &releasing, 0);
-    let slots = plan.run(shard, &group, &member, 0, 0).await;
-    let mut topics: Vec<ack_resp::ShareAcknowledgeTopicResponse> = Vec::new();
-    for (id, partition, o) in slots.into_iter().filter(|(id, p, _)| seen.contains(&(*id, *p))) {
-        let data = ack_resp::PartitionData::default()
-            .with_partition_index(partition)
-            .with_error_code(if o.ack_error_code != 0 {
-                o.ack_error_code
-            } else {
-                o.error_code
-            })
-            .with_current_leader(
-                ack_resp::LeaderIdAndEpoch::default()
-                    .with_leader_id(-1)
-                    .with_leader_epoch(-1),
-            );
-        match topics.iter_mut().find(|t| t.topic_id == id) {
-            Some(t) => t.partitions.push(data),
-            None => topics.push(
-                ack_resp::ShareAcknowledgeTopicResponse::default()
-                    .with_topic_id(id)
-                    .with_partitions(vec![data]),
-            ),
-        }
-    }
-    Ok(ShareAcknowledgeResponse::default().with_responses(topics))
 }

@@ -19,6 +19,7 @@ use super::ShardContext;
 use crate::shard::fanout::run_on;
 use crate::shard::{fan_out, Task};
 use crate::share::store::Key;
+use crate::share::ShareState;
 
 /// Waits on one owner for any of its parts to have records to acquire.
 pub struct ShareWait {
@@ -54,15 +55,35 @@ impl Task<ShardContext> for ShareWait {
         if ready || now >= deadline || shard.stopping.get() {
             return;
         }
-        let wake = share
-            .next_deadline(keys.iter())
-            .map_or(deadline, |d| d.min(deadline))
-            .max(now + Duration::from_millis(1));
-        future::or(future::or(future::or(data, stop), released), async {
-            glommio::timer::sleep(wake - now).await;
-        })
+        sleep_until(
+            &share,
+            &keys,
+            now,
+            deadline,
+            future::or(future::or(data, stop), released),
+        )
         .await;
     }
+}
+
+/// Sleep until `woken` completes (data, a release, the shard stopping), the earliest
+/// lock on `keys` expires (its records become available again), or `deadline`: the
+/// long poll of a ShareFetch, acquiring (`share_fetch`) or not (`ShareWait`).
+pub(super) async fn sleep_until(
+    share: &ShareState,
+    keys: &[Key],
+    now: Instant,
+    deadline: Instant,
+    woken: impl Future<Output = ()>,
+) {
+    let wake = share
+        .next_deadline(keys.iter())
+        .map_or(deadline, |d| d.min(deadline))
+        .max(now + Duration::from_millis(1));
+    future::or(woken, async {
+        glommio::timer::sleep(wake - now).await;
+    })
+    .await;
 }
 
 /// Waits on every owner of `work` at once; returns when the first one wakes or `wait`

@@ -363,7 +363,7 @@ async fn respond_share(
         RequestKind::ShareGroupDescribe(r) => Out::ShareGroupDescribe(share_groups::describe(shard, r).await),
         RequestKind::ShareFetch(r) => Out::ShareFetch(share_fetch::share_fetch(shard, r).await),
         RequestKind::ShareAcknowledge(r) => {
-            Out::ShareAcknowledge(share_fetch::share_acknowledge(shard, r).await)
+            Out::ShareAcknowledge(share_acknowledge::share_acknowledge(shard, r).await)
         }
         RequestKind::DescribeShareGroupOffsets(r) => {
             Out::DescribeShareGroupOffsets(share_groups::describe_offsets(shard, r).await)
