@@ -1,12 +1,13 @@
-//! ShareFetch (78), and the plan ShareAcknowledge (79, `share_acknowledge.rs`) shares:
-//! the share session is checked and moved on the shard serving the connection
-//! (`share::session`); each partition's acknowledgements and acquisitions run on the partition's owner shard as a `ShareTask`, which applies the
-//! acknowledgements, acquires a batch of records (Kafka's AcquiredRecords ranges), makes both
-//! durable (fdatasync of the shard's share-state log) and only then returns the records.
-//! A fetch with nothing to acquire long-polls on the owner's append event and on the next
-//! lock expiry, up to MaxWaitMs. Errors are Kafka's: INVALID_RECORD_STATE for an
-//! acknowledgement of a record this member does not hold, SHARE_SESSION_NOT_FOUND,
-//! INVALID_SHARE_SESSION_EPOCH, UNKNOWN_MEMBER_ID for a session opened by a non-member.
+//! ShareFetch (78), and the plan ShareAcknowledge (79, `share_acknowledge.rs`) shares: the
+//! share session is checked and moved on the shard serving the connection
+//! (`share::session`); each partition's acknowledgements and acquisitions run on the
+//! partition's owner shard as a `ShareTask`, which applies the acknowledgements, acquires a
+//! batch of records (Kafka's AcquiredRecords ranges), makes both durable (fdatasync of the
+//! shard's share-state log) and only then returns the records. A fetch with nothing to
+//! acquire long-polls on the owner's append event and on the next lock expiry, up to
+//! MaxWaitMs. Errors are Kafka's: INVALID_RECORD_STATE for an acknowledgement of a record
+//! this member does not hold, SHARE_SESSION_NOT_FOUND, INVALID_SHARE_SESSION_EPOCH,
+//! UNKNOWN_MEMBER_ID for a session opened by a non-member.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
