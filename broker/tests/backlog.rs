@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -221,18 +219,7 @@ fn broker_with_metrics() -> (Broker, String) {
 
 /// The sum over shards of counter `name` on the metrics page at `addr`.
 fn counter(addr: &str, name: &str) -> f64 {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut page = String::new();
-    stream.read_to_string(&mut page).unwrap();
-    page.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
-        .sum()
+    common::metric_sum(addr, name, "")
 }
 
 #[test]

@@ -437,27 +437,9 @@ fn bad_batch(headers: &[(&str, &str)]) -> bytes::Bytes {
     out.freeze()
 }
 
-fn metrics_page(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut page = String::new();
-    stream.read_to_string(&mut page).unwrap();
-    page
-}
-
-/// Sum over shards of the metric `name` (a counter, gauge or histogram
-/// `_count`) on the metrics page at `addr`.
+/// Sum over shards of the metric `name` on the metrics page at `addr`.
 fn metric(addr: &str, name: &str) -> f64 {
-    metrics_page(addr)
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
-        .sum()
+    common::metric_sum(addr, name, "")
 }
 
 /// `n` records each delayed by `delay_ms`.
@@ -524,7 +506,7 @@ fn a_full_timer_store_refuses_and_the_metrics_count_pending_fired_and_lateness()
     assert_eq!(metric(&metrics, "weir_timers_pending"), 0.0);
     assert_eq!(metric(&metrics, "weir_timer_lateness_seconds_count"), 5.0);
     // Every record was appended within LATE_MAX_MS of due (le is in seconds).
-    let page = metrics_page(&metrics);
+    let page = common::metrics_page(&metrics);
     assert!(
         page.contains("weir_timer_lateness_seconds_bucket{shard=\"0\",le=\"0.1\"} 5\n"),
         "{page}"

@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -68,16 +66,11 @@ fn describe(broker: &Broker, components: Value, strict: bool) -> Value {
 
 /// The sum over shards of `weir_quota_throttle_ms_total{quota=...}`.
 fn throttled_ms(metrics: &str, quota: &str) -> f64 {
-    let mut s = TcpStream::connect(metrics).expect("metrics endpoint accepts");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut all = String::new();
-    s.read_to_string(&mut all).unwrap();
-    let label = format!("quota=\"{quota}\"}}");
-    all.lines()
-        .filter(|l| l.starts_with("weir_quota_throttle_ms_total{") && l.contains(&label))
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
-        .sum()
+    common::metric_sum(
+        metrics,
+        "weir_quota_throttle_ms_total",
+        &format!("quota=\"{quota}\"}}"),
+    )
 }
 
 fn within(rate: f64) -> bool {

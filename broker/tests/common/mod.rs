@@ -44,6 +44,31 @@ pub struct Broker {
     pub sasl_login: Option<(String, String)>,
 }
 
+/// The metrics page (headers included) of the endpoint at `addr` (the broker's
+/// `--metrics-listen`).
+pub fn metrics_page(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint accepts");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    page
+}
+
+/// The sum over shards of metric `name`'s samples (a counter, a gauge or a histogram's
+/// `_count`) whose labels contain `label` ("" for every sample), from `metrics_page`.
+pub fn metric_sum(addr: &str, name: &str, label: &str) -> f64 {
+    let series = format!("{name}{{");
+    metrics_page(addr)
+        .lines()
+        .filter(|l| l.starts_with(&series) && l.contains(label))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum()
+}
+
 /// Find `n` consecutive free ports (bootstrap + one per shard), reserved for this
 /// test process against every other (`weir_broker::test_ports`).
 pub fn free_ports(n: u16) -> u16 {
