@@ -242,7 +242,11 @@ async fn shard_main(
         glommio::spawn_local(crate::handlers::timer_fire::run(shard.clone(), timers)).detach();
     }
     glommio::spawn_local(crate::handlers::share_dead_letter::background(shard.clone())).detach();
-    tracing::info!(shard = shard.id, cpu = shard.id, "shard ready");
+    // The shard's thread is pinned, so the CPU it runs on now is its CPU (the
+    // shard-th allowed one, `allowed_cpu`, not always CPU number `shard.id`).
+    // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+    let cpu = unsafe { libc::sched_getcpu() };
+    tracing::info!(shard = shard.id, cpu, "shard ready");
     beats.set_ready(shard.id, true);
     while !STOP.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
