@@ -1,18 +1,19 @@
 //! Dead-letter moves of share groups (here, beside the ShareFetch that drives them, because
-//! a move appends on other shards through `ShardContext`): records a share-partition archived by REJECT, by the
-//! delivery-count limit or by their TTL are copied (key, value, headers, plus `weir-dlq-*`
-//! headers) to the source topic's `errors.deadletterqueue.topic.name`, partition = source
-//! partition modulo the dead-letter topic's partition count, then archived. Runs on the
-//! share-partition's owner shard (started by its ShareFetches, and by the shard's background
-//! mover, `background`, so that dead letters move even when nobody fetches); the copy is appended and
-//! fdatasync'd on the dead-letter partition's owner (`Probe`, `AppendCopies` tasks).
-//! Invariants: exactly one copy per dead letter, across crashes. A record is logged in its
-//! DeadLetter state before any copy of it is appended (the move commits to the share-state
-//! log first, and that log is FIFO) and archived only after its copy is durable; before the
-//! first copy of a move the dead-letter partition's end is logged as the floor, so after a
-//! crash (or a failed append) the move first scans the partition from the floor and skips
-//! the records whose copies are there. One move per share-partition at a time, at most
-//! `MOVE_RECORDS_MAX` records and `MOVE_READ_BYTES_MAX` bytes read from the source log.
+//! a move appends on other shards through `ShardContext`): records a share-partition
+//! archived by REJECT, by the delivery-count limit or by their TTL are copied (key, value,
+//! headers, plus `weir-dlq-*` headers) to the source topic's
+//! `errors.deadletterqueue.topic.name`, partition = source partition modulo the dead-letter
+//! topic's partition count, then archived. Runs on the share-partition's owner shard
+//! (started by its ShareFetches, and by the shard's background mover, `background`, so that
+//! dead letters move even when nobody fetches); the copy is appended and fdatasync'd on the
+//! dead-letter partition's owner (`Probe`, `AppendCopies` tasks). Invariants: exactly one
+//! copy per dead letter, across crashes. A record is logged in its DeadLetter state before
+//! any copy of it is appended (the move commits to the share-state log first, and that log
+//! is FIFO) and archived only after its copy is durable; before the first copy of a move
+//! the dead-letter partition's end is logged as the floor, so after a crash (or a failed
+//! append) the move first scans the partition from the floor and skips the records whose
+//! copies are there. One move per share-partition at a time, at most `MOVE_RECORDS_MAX`
+//! records and `MOVE_READ_BYTES_MAX` bytes read from the source log.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
