@@ -34,20 +34,21 @@ fn lock(dir: &std::path::Path, port: u16) -> Option<File> {
     (rc == 0).then_some(file)
 }
 
-/// Reserve `n` consecutive free ports on 127.0.0.1 for the rest of this process
-/// and return the first.
+/// Reserve `n` consecutive free ports on 127.0.0.1, between 20,000 and 32,000, for the
+/// rest of this process and return the first.
 pub fn reserve(n: u16) -> u16 {
     let dir = lock_dir();
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    // Below the kernel's ephemeral range (32768 and up by default): a port that an
+    // ephemeral bind or an outgoing connection could take while its broker restarts
+    // would make the restart fail with EADDRINUSE.
+    let mut next = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
     for _ in 0..500 {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .expect("bind an ephemeral port")
-            .local_addr()
-            .expect("its address")
-            .port();
-        if base > 65000 {
-            continue;
-        }
+        next = next.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let base = 20_000 + (next >> 8) as u16 % 12_000;
         let mut locks = Vec::with_capacity(usize::from(n));
         for port in base..base + n {
             match lock(&dir, port) {
