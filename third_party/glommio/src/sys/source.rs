@@ -318,6 +318,11 @@ impl Source {
 impl Drop for Source {
     fn drop(&mut self) {
         let mut inner = self.inner.borrow_mut();
+        // Weir patch: a plain timeout is cancelled with TIMEOUT_REMOVE (see
+        // `UringQueueState::cancel_request`). A source with a linked timeout is another
+        // op, so only unlinked `Timeout` sources qualify.
+        let is_timeout =
+            matches!(inner.source_type, SourceType::Timeout(..)) && inner.timeout.is_none();
         let enqueued = inner.enqueued.as_mut();
         if let Some(EnqueuedSource { id, queue, status }) = enqueued {
             match status {
@@ -336,7 +341,7 @@ impl Drop for Source {
                     // now, so we delay `consume_source` until we consume the
                     // corresponding event from the completion queue.
 
-                    queue.borrow_mut().cancel_request(*id);
+                    queue.borrow_mut().cancel_request(*id, is_timeout);
                     *status = EnqueuedStatus::Canceled; // not necessary, but useful for correctness
                 }
                 EnqueuedStatus::Canceled => unreachable!(),

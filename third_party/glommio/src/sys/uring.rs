@@ -345,6 +345,8 @@ fn fill_sqe<F>(
                 sqe.prep_timeout(&*timespec, events, TimeoutFlags::empty());
             }
             UringOpDescriptor::TimeoutRemove(timer) => {
+                // Like a cancel: its own completion carries nothing to process.
+                user_data = 0;
                 sqe.prep_timeout_remove(timer as _);
             }
             UringOpDescriptor::Close => {
@@ -623,9 +625,21 @@ impl UringQueueState {
         self.submissions.is_empty() && self.cancellations.is_empty()
     }
 
-    pub(crate) fn cancel_request(&mut self, id: SourceId) {
+    /// `is_timeout`: the source is a plain `IORING_OP_TIMEOUT` (never a linked one).
+    ///
+    /// Weir patch: a generic `ASYNC_CANCEL` first walks every io-wq work item still
+    /// pending on the ring (`io_acct_cancel_pending_work`), and the reactor cancels its
+    /// preemption timer on every `wait`. With thousands of O_DIRECT writes punted to
+    /// io-wq (10,000 partitions), that walk took 13% of the broker's CPU samples.
+    /// `TIMEOUT_REMOVE` goes straight to the ring's timeout list.
+    pub(crate) fn cancel_request(&mut self, id: SourceId, is_timeout: bool) {
+        let args = if is_timeout {
+            UringOpDescriptor::TimeoutRemove(to_user_data(id))
+        } else {
+            UringOpDescriptor::Cancel(to_user_data(id))
+        };
         self.cancellations.push_back(UringDescriptor {
-            args: UringOpDescriptor::Cancel(to_user_data(id)),
+            args,
             fd: -1,
             flags: SubmissionFlags::empty(),
             user_data: 0,
