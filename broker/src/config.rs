@@ -161,6 +161,11 @@ pub struct ServeArgs {
     /// reading in order (docs/architecture.md, "Read-ahead"); 0 turns it off.
     #[arg(long, env = "WEIR_READ_AHEAD_BYTES", default_value_t = crate::log::READ_AHEAD_BYTES_DEFAULT)]
     pub read_ahead_bytes: usize,
+    /// How a fetch from a segment file becomes the answer: `dma` hands the
+    /// Direct-I/O read buffer to the socket, `copy` copies it into a new buffer
+    /// first (the former default; docs/benchmarks.md, "Zero-copy read path").
+    #[arg(long, env = "WEIR_FETCH_READ_PATH", value_enum, default_value_t = crate::log::FileReadPath::Dma)]
+    pub fetch_read_path: crate::log::FileReadPath,
     /// How often each shard enforces retention. Lowered by the crash harness so
     /// kills land while segments are being deleted.
     #[arg(long, env = "WEIR_RETENTION_CHECK_MS", default_value_t = limits::RETENTION_CHECK_INTERVAL_MS, hide = true)]

@@ -6,13 +6,14 @@
 //!
 //! Covered: batch validation (`record_batch::validate`, the produce handler's
 //! check), `PartitionLog::append`, and `PartitionLog::read` from the tail cache
-//! and, after a reopen, from the segment file.
+//! and, after a reopen, from the segment file on both file read paths (copy and
+//! DMA buffer, `FileReadPath`).
 
 use std::cell::Cell;
 
 use bytes::{Bytes, BytesMut};
 use glommio::{LocalExecutorBuilder, Placement};
-use weir_broker::log::{FlushPolicy, LogConfig, Offset, PartitionLog};
+use weir_broker::log::{FileReadPath, FlushPolicy, LogConfig, Offset, PartitionLog};
 use weir_protocol::builder::BatchBuilder;
 use weir_protocol::record_batch::{self, Compression};
 
@@ -75,6 +76,7 @@ struct Counts {
     append: u64,
     read_cache: u64,
     read_file: u64,
+    read_file_dma: u64,
 }
 
 async fn count(records: usize, dir: std::path::PathBuf) -> Counts {
@@ -124,12 +126,26 @@ async fn count(records: usize, dir: std::path::PathBuf) -> Counts {
         "{}",
         read.batches.len()
     );
+    drop(read);
+    let before = allocations();
+    let read = log
+        .read_with(Offset(0), 64 << 20, FileReadPath::Dma)
+        .await
+        .unwrap();
+    let read_file_dma = allocations() - before;
+    assert!(
+        !read.from_cache && read.batches.len() == BATCHES,
+        "{}",
+        read.batches.len()
+    );
+    drop(read);
     log.close().await.unwrap();
     Counts {
         validate,
         append,
         read_cache,
         read_file,
+        read_file_dma,
     }
 }
 
@@ -164,8 +180,13 @@ fn given_batches_of_1_and_of_64_records_when_appended_and_read_should_allocate_t
         many.read_file <= one.read_file + slack,
         "file read: {one:?} vs {many:?}"
     );
+    assert!(
+        many.read_file_dma <= one.read_file_dma + slack,
+        "file read, DMA path: {one:?} vs {many:?}"
+    );
     // And the per-batch cost stays small: under 4 allocations per batch appended and
     // read (the measured figures are in the test's output).
     assert!(one.append < 4 * BATCHES as u64, "{one:?}");
     assert!(one.read_cache + one.read_file < 4 * BATCHES as u64, "{one:?}");
+    assert!(one.read_file_dma < 2 * BATCHES as u64, "{one:?}");
 }

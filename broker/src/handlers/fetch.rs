@@ -24,7 +24,7 @@ use super::{ownership_error, wire_offset, ShardContext};
 use crate::error::log_error_code;
 use crate::limits;
 use crate::log::producers::AbortedTxn;
-use crate::log::{Offset, PartitionLog};
+use crate::log::{FileReadPath, Offset, PartitionLog};
 use crate::quota::{ConnectionQuota, QuotaKind};
 use crate::shard::router::{owner_of, split_by_owner};
 use crate::shard::{fan_out, Task};
@@ -76,6 +76,9 @@ impl FetchPartResult {
 pub struct Fetch {
     pub wait: FetchWait,
     pub parts: Vec<FetchPart>,
+    /// The shard that asked: the DMA read path only for its own answers, since
+    /// a DMA read buffer must be dropped on the shard that read it.
+    pub origin: usize,
 }
 
 /// The request's topics in the client's order (name, id, partitions with
@@ -346,7 +349,8 @@ async fn call_owners(
     wait: FetchWait,
     work: Vec<Vec<FetchPart>>,
 ) -> Vec<FetchPartResult> {
-    let answers = fan_out(shard, work, |parts| Fetch { wait, parts }).await;
+    let origin = shard.id;
+    let answers = fan_out(shard, work, |parts| Fetch { wait, parts, origin }).await;
     let mut out = Vec::new();
     for (owner, answer) in answers {
         match answer {
@@ -364,14 +368,19 @@ impl Task<ShardContext> for Fetch {
     /// until min_bytes are available or max_wait passes: an append wakes only
     /// the fetches that read its partition.
     async fn run(self, shard: Rc<ShardContext>) -> Vec<FetchPartResult> {
-        let Fetch { wait, parts } = self;
+        let Fetch { wait, parts, origin } = self;
+        let path = if origin == shard.id {
+            shard.args.fetch_read_path
+        } else {
+            FileReadPath::Copy
+        };
         let deadline = Instant::now() + Duration::from_millis(wait.max_wait_ms);
         loop {
             // Listen before reading so a change between the read and the wait
             // is not missed.
             let stop = shard.stop_event.listen();
             let data = DataListeners::new(&shard, &parts);
-            let results = read_once(&shard, wait.max_bytes, &parts).await;
+            let results = read_once(&shard, wait.max_bytes, &parts, path).await;
             let total: usize = results.iter().map(FetchPartResult::bytes).sum();
             let errored = results.iter().any(|r| r.error_code != 0);
             let now = Instant::now();
@@ -426,7 +435,12 @@ impl std::future::Future for DataListeners {
     }
 }
 
-async fn read_once(shard: &ShardContext, max_bytes: usize, parts: &[FetchPart]) -> Vec<FetchPartResult> {
+async fn read_once(
+    shard: &ShardContext,
+    max_bytes: usize,
+    parts: &[FetchPart],
+    path: FileReadPath,
+) -> Vec<FetchPartResult> {
     let mut budget = max_bytes;
     let mut out = Vec::with_capacity(parts.len());
     for p in parts {
@@ -454,7 +468,7 @@ async fn read_once(shard: &ShardContext, max_bytes: usize, parts: &[FetchPart]) 
             out.push(r);
             continue;
         }
-        match log.read(p.offset, limit).await {
+        match log.read_with(p.offset, limit, path).await {
             Ok(read) => {
                 r.high_watermark = Some(read.high_watermark);
                 r.log_start_offset = Some(read.log_start_offset);

@@ -8,6 +8,7 @@
 
 mod appender;
 mod cache;
+mod dma_bytes;
 mod index;
 mod partition;
 mod probe;
@@ -25,6 +26,8 @@ mod txn_index;
 mod wait;
 
 #[cfg(test)]
+mod dma_tests;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod producer_tests;
@@ -37,6 +40,7 @@ mod txn_tests;
 
 use std::sync::Arc;
 
+pub use dma_bytes::FileReadPath;
 pub use index::{IndexEntry, OffsetIndex, TimeIndex, TimeIndexEntry};
 pub use partition::PartitionLog;
 pub use probe::direct_io_probe;

@@ -11,7 +11,9 @@
 //! the budget set by `--read-ahead-bytes` (0 turns read-ahead off), counted
 //! when a slot is made and given back when it is dropped. A slot covers bytes
 //! below the segment's written end, which never change, so what it holds is
-//! what a direct read would return.
+//! what a direct read would return. On the DMA read path (`dma_bytes.rs`) a
+//! slot's buffer goes to the socket as it is, and its reservation goes with it:
+//! the budget counts the buffer until the answer has been written and dropped.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -33,6 +35,8 @@ pub const DEFAULT_BUDGET_BYTES: usize = 64 << 20;
 
 thread_local! {
     static USED_BYTES: Cell<usize> = const { Cell::new(0) };
+    /// This shard's copy of the budget (tests set their own thread's).
+    static SHARD_BUDGET_BYTES: Cell<usize> = Cell::new(BUDGET_BYTES.load(Ordering::Relaxed));
 }
 
 /// Set the per-shard budget before the shards start.
@@ -47,14 +51,16 @@ pub(super) struct Slot {
     pub next_offset: Offset,
     pub start: Position,
     task: Option<JoinHandle<glommio::Result<ReadResult, ()>>>,
-    reserved_bytes: usize,
+    reserved: Reservation,
 }
 
 impl Slot {
-    /// The bytes, or `None` if the read failed (the caller reads directly).
-    pub async fn bytes(mut self) -> Option<ReadResult> {
+    /// The bytes and their share of the budget, or `None` if the read failed
+    /// (the caller reads directly; the reservation is given back).
+    pub async fn bytes(mut self) -> Option<(ReadResult, Reservation)> {
         let task = self.task.take()?;
-        task.await.and_then(Result::ok)
+        let buf = task.await.and_then(Result::ok)?;
+        Some((buf, std::mem::take(&mut self.reserved)))
     }
 }
 
@@ -63,7 +69,18 @@ impl Drop for Slot {
         if let Some(task) = self.task.take() {
             task.cancel();
         }
-        USED_BYTES.with(|u| u.set(u.get() - self.reserved_bytes));
+    }
+}
+
+/// Bytes of this shard's budget, given back when dropped. Must be dropped on
+/// the shard that made it (the count is thread-local); `dma_bytes.rs` leaks
+/// one that ends up elsewhere rather than touch another shard's count.
+#[derive(Default)]
+pub(super) struct Reservation(usize);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        USED_BYTES.with(|u| u.set(u.get() - self.0));
     }
 }
 
@@ -94,7 +111,7 @@ impl ReadAheads {
         start: Position,
         len: usize,
     ) {
-        let budget = BUDGET_BYTES.load(Ordering::Relaxed);
+        let budget = SHARD_BUDGET_BYTES.with(Cell::get);
         let mut slots = self.slots.borrow_mut();
         if len == 0 || budget == 0 {
             return;
@@ -112,7 +129,7 @@ impl ReadAheads {
             next_offset,
             start,
             task: Some(task),
-            reserved_bytes: len,
+            reserved: Reservation(len),
         });
         crate::metrics::with(|m| m.read_ahead_started());
     }
@@ -137,4 +154,10 @@ impl ReadAheads {
 #[cfg(test)]
 pub fn used_bytes() -> usize {
     USED_BYTES.with(Cell::get)
+}
+
+/// This thread's budget, for a test (other tests' threads keep theirs).
+#[cfg(test)]
+pub fn set_thread_budget_bytes(bytes: usize) {
+    SHARD_BUDGET_BYTES.with(|b| b.set(bytes));
 }

@@ -3,8 +3,9 @@
 //!
 //! Runs on the partition's shard. Returns whole batches only, at least one even if it
 //! exceeds max_bytes (KIP-74). File reads: one DMA read of the region (or the read
-//! started ahead by the previous read, `read_ahead.rs`), one copy into a `Bytes`
-//! shared by the returned batches, CRC checked again after the read. Never reads
+//! started ahead by the previous read, `read_ahead.rs`), handed out as one `Bytes`
+//! shared by the returned batches: the DMA buffer itself or one copy of it
+//! (`FileReadPath`, `dma_bytes.rs`), CRC checked again after the read. Never reads
 //! past the written position of a segment (later bytes are in the cache).
 
 use std::rc::Rc;
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use glommio::io::DmaFile;
 use weir_protocol::record_batch::{header, peek_size_bytes, validate, BatchError, HEADER_BYTES};
 
+use super::dma_bytes::{region, FileReadPath};
 use super::partition::PartitionLog;
 use super::{io_err, LogError, Offset, Position, ReadResult};
 
@@ -38,8 +40,20 @@ enum Scan {
 
 impl PartitionLog {
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one).
-    /// Reading at the log end offset returns no batches.
+    /// Reading at the log end offset returns no batches. File reads are copied
+    /// (the answer may go to any shard).
     pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.read_with(offset, max_bytes, FileReadPath::Copy).await
+    }
+
+    /// `read`, with file reads handed out as `path` says. `FileReadPath::Dma`
+    /// answers must be dropped on this shard (`dma_bytes.rs`).
+    pub async fn read_with(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        path: FileReadPath,
+    ) -> Result<ReadResult, LogError> {
         let (plan, mut result) = {
             let st = self.shared.state.borrow();
             let (start, end) = (st.log_start_offset(), st.next_offset);
@@ -84,7 +98,7 @@ impl PartitionLog {
         let interval = self.shared.config().index_interval_bytes as usize;
         let window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
         let ahead = match self.read_aheads.take(plan.segment_base_offset, offset) {
-            Some(slot) => from_read_ahead(slot, &plan, offset, max_bytes).await?,
+            Some(slot) => from_read_ahead(slot, &plan, offset, max_bytes, path).await?,
             None => None,
         };
         let read = match ahead {
@@ -92,7 +106,7 @@ impl PartitionLog {
                 self.read_aheads.hit();
                 read
             }
-            None => read_file(&plan, offset, max_bytes, window).await?,
+            None => read_file(&plan, offset, max_bytes, window, path).await?,
         };
         if let Some(last) = read.batches.last() {
             let h = header(last)?;
@@ -153,9 +167,10 @@ async fn from_read_ahead(
     plan: &FilePlan,
     offset: Offset,
     max_bytes: usize,
+    path: FileReadPath,
 ) -> Result<Option<FileRead>, LogError> {
     let start = slot.start;
-    let Some(buf) = slot.bytes().await else {
+    let Some((buf, reserved)) = slot.bytes().await else {
         return Ok(None);
     };
     let Ok(Scan::Found(range)) = scan(&buf, offset, max_bytes) else {
@@ -163,7 +178,8 @@ async fn from_read_ahead(
     };
     let region_start = start + range.start as u64;
     let end = start + range.end as u64;
-    let (batches, contiguous) = split_batches(&buf[range], plan, region_start)?;
+    let whole = region(buf, Some(reserved), range, path);
+    let (batches, contiguous) = split_batches(whole, plan, region_start)?;
     Ok(Some(FileRead {
         batches,
         contiguous,
@@ -176,6 +192,7 @@ async fn read_file(
     offset: Offset,
     max_bytes: usize,
     window: usize,
+    path: FileReadPath,
 ) -> Result<FileRead, LogError> {
     let mut position = plan.start_position;
     let mut window = window;
@@ -195,7 +212,9 @@ async fn read_file(
         match scan(&buf, offset, max_bytes).map_err(corrupt)? {
             Scan::Found(range) => {
                 let end = position + range.end as u64;
-                let (batches, contiguous) = split_batches(&buf[range], plan, position)?;
+                let region_start = position + range.start as u64;
+                let whole = region(buf, None, range, path);
+                let (batches, contiguous) = split_batches(whole, plan, region_start)?;
                 return Ok(FileRead {
                     batches,
                     contiguous,
@@ -267,13 +286,12 @@ fn scan(buf: &[u8], offset: Offset, max_bytes: usize) -> Result<Scan, BatchError
     })
 }
 
-/// Copy the selected region once, then hand out per-batch slices of that copy.
+/// Per-batch slices of the selected region (read at file `position`), each validated.
 fn split_batches(
-    region: &[u8],
+    whole: Bytes,
     plan: &FilePlan,
     position: Position,
 ) -> Result<(Vec<Bytes>, Option<Bytes>), LogError> {
-    let whole = Bytes::copy_from_slice(region);
     let mut batches = Vec::new();
     let mut at = 0usize;
     while at < whole.len() {
