@@ -17,6 +17,7 @@ use crate::metadata::producer_ids::{self, ProducerIds};
 use crate::metadata::{store, Catalog};
 use crate::network::listener;
 use crate::shard::mesh::{self, MeshEnds};
+use crate::shard::stall_probe;
 use crate::shard::watchdog::{self, Heartbeats};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -135,8 +136,16 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
         .zip(nudges)
     {
         let (args, catalog, beats) = (args.clone(), catalog.clone(), beats.clone());
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(allowed_cpu(cpu)))
-            .name(&format!("weir-shard-{cpu}"))
+        let mut builder =
+            LocalExecutorBuilder::new(Placement::Fixed(allowed_cpu(cpu))).name(&format!("weir-shard-{cpu}"));
+        if let Some(threshold) = stall_probe::threshold() {
+            // glommio's detector fires at the preempt timer plus the threshold (the
+            // timer is 100 ms by default): diagnosis shortens it to the threshold.
+            builder = builder
+                .preempt_timer(threshold)
+                .detect_stalls(Some(Box::new(stall_probe::StallLog { threshold })));
+        }
+        let handle = builder
             .spawn(move || async move {
                 watchdog::start_on_shard(cpu, beats.clone(), nudge);
                 let result =
@@ -232,6 +241,9 @@ async fn shard_main(
             bound,
             stop.listen(),
         )));
+    }
+    if let Some(threshold) = stall_probe::threshold() {
+        glommio::spawn_local(stall_probe::run(shard.id, threshold, stop.listen())).detach();
     }
     glommio::spawn_local(retention_loop(shard.clone())).detach();
     glommio::spawn_local(crate::handlers::backlog::refresh_loop(shard.clone())).detach();
