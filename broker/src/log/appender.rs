@@ -54,11 +54,6 @@ pub(crate) struct Appender {
     in_flight: VecDeque<InFlight>,
     synced_ms: i64,
     bytes_since_sync: u64,
-    /// The previous segment's seal after a roll (truncate, fdatasync, index files, then
-    /// the directory fsync for the new file), running while writes go to the new
-    /// segment. Awaited before any sync or the next seal, so durability still only
-    /// grows as a prefix of the log.
-    sealing: Option<Task<Result<(), LogError>>>,
 }
 
 impl Appender {
@@ -90,7 +85,6 @@ impl Appender {
             in_flight: VecDeque::with_capacity(WRITES_IN_FLIGHT_MAX),
             synced_ms: now_ms(),
             bytes_since_sync: 0,
-            sealing: None,
         }
     }
 
@@ -278,8 +272,6 @@ impl Appender {
 
     async fn sync(&mut self) -> Result<(), LogError> {
         self.flush_chunk().await?;
-        // The older segment first: this sync may only cover what follows it.
-        self.wait_sealed().await?;
         let target = self.shared.state.borrow().written_end_offset;
         let started = std::time::Instant::now();
         self.file.fdatasync().await.map_err(io_err("syncing segment"))?;
@@ -298,18 +290,15 @@ impl Appender {
 }
 
 impl Appender {
-    /// Move to a fresh file for the segment at `new_base`. The old segment's seal and
-    /// the directory fsync that makes the new file's entry durable run as their own
-    /// task (`sealing`): they took 5-200 ms here, and with the writer waiting on them
-    /// the 8 MiB staging bound filled and producers stalled (docs/benchmarks.md,
-    /// "Tail stalls"). Nothing in the new file is reported durable before that task
-    /// has completed (`sync` waits for it).
+    /// Seal the current segment and move to a fresh file. The directory is fsynced
+    /// after the create, before anything in the new file can be reported durable.
+    /// The writer waits for all of it (5-200 ms measured under load): appends meanwhile
+    /// fill the staging bound and then wait too (docs/benchmarks.md, "Tail stalls").
     async fn roll(&mut self, new_base: Offset) -> Result<(), LogError> {
         let started = std::time::Instant::now();
         self.flush_chunk().await?;
-        // Two rolls within one seal: seals stay in order.
-        self.wait_sealed().await?;
-        let seal = self.take_seal(true);
+        self.seal_current(true).await?;
+        super::report_slow("roll: seal the old segment", &self.shared.dir, started);
         let dir = self.shared.dir.clone();
         let file = open_log_file(&dir, new_base, true).await?;
         if self.shared.config().preallocate {
@@ -318,14 +307,7 @@ impl Appender {
                 .await
                 .map_err(io_err("preallocating segment"))?;
         }
-        let (shared, old_file) = (self.shared.clone(), self.file.clone());
-        self.sealing = Some(glommio::spawn_local(async move {
-            let started = std::time::Instant::now();
-            write_seal(&shared, &old_file, seal).await?;
-            sync_dir(&shared.dir).await?;
-            super::report_slow("roll: seal the old segment (background)", &shared.dir, started);
-            Ok(())
-        }));
+        sync_dir(&dir).await?;
         {
             let mut st = self.shared.state.borrow_mut();
             let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == new_base);
@@ -341,79 +323,47 @@ impl Appender {
         Ok(())
     }
 
-    /// Wait for the previous segment's seal, if one is running; its failure is the
-    /// writer's.
-    async fn wait_sealed(&mut self) -> Result<(), LogError> {
-        match self.sealing.take() {
-            Some(task) => task.await,
-            None => Ok(()),
-        }
-    }
-
-    /// What sealing the current segment needs, taken in one step after its last write
-    /// completed: its exact end, indexes, aborted transactions and the offset below
-    /// which everything is then durable.
-    fn take_seal(&mut self, sealed: bool) -> Seal {
+    /// Make the current segment exact and durable: drop the zero padding of its last
+    /// block, fdatasync, write its index files (the txnindex too). `sealed` marks it immutable (on roll).
+    async fn seal_current(&mut self, sealed: bool) -> Result<(), LogError> {
         assert!(self.in_flight.is_empty() && self.chunk_new_bytes == 0);
         let base = self.segment_base;
-        let mut st = self.shared.state.borrow_mut();
-        let durable_end = st.written_end_offset;
-        let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == base);
-        let segment = segment.expect("the writer's segment exists");
-        assert_eq!(segment.written_end, segment.end, "seal after every write");
-        segment.finish_time_index();
-        let seal = Seal {
-            base,
-            end: segment.end,
-            index: segment.index.clone(),
-            time_index: segment.time_index.clone(),
-            aborted: segment.aborted.clone(),
-            durable_end,
-            sealed,
+        let (end, index, time_index, aborted) = {
+            let mut st = self.shared.state.borrow_mut();
+            let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == base);
+            let segment = segment.expect("the writer's segment exists");
+            assert_eq!(segment.written_end, segment.end, "seal after every write");
+            segment.finish_time_index();
+            let aborted = segment.aborted.clone();
+            (
+                segment.end,
+                segment.index.clone(),
+                segment.time_index.clone(),
+                aborted,
+            )
         };
+        self.file
+            .truncate(end.0)
+            .await
+            .map_err(io_err("truncating segment"))?;
+        self.file.fdatasync().await.map_err(io_err("syncing segment"))?;
+        write_index_files(&self.shared.dir, base, &index, &time_index).await?;
+        // Durable before `sealed` is set: the roll's producer snapshot waits for it.
+        txn_index::write(self.shared.dir.clone(), base, aborted).await?;
+        let mut st = self.shared.state.borrow_mut();
+        st.durable_end_offset = st.written_end_offset;
+        if let Some(segment) = st.segments.iter_mut().rev().find(|s| s.base_offset == base) {
+            segment.sealed = sealed;
+        }
         drop(st);
         self.chunk = None;
-        seal
+        self.shared.progress.notify_all();
+        Ok(())
     }
 
     /// Clean close: everything is written; make the active segment exact and indexed.
     async fn finish(mut self) -> Result<(), LogError> {
         self.flush_chunk().await?;
-        self.wait_sealed().await?;
-        let seal = self.take_seal(false);
-        write_seal(&self.shared, &self.file, seal).await
+        self.seal_current(false).await
     }
-}
-
-/// A segment's seal, taken by `Appender::take_seal`.
-struct Seal {
-    base: Offset,
-    end: Position,
-    index: super::OffsetIndex,
-    time_index: super::TimeIndex,
-    aborted: Vec<super::producers::AbortedTxn>,
-    durable_end: Offset,
-    /// Immutable from now on (a roll); false on a clean close.
-    sealed: bool,
-}
-
-/// Make a segment exact and durable: drop the zero padding of its last block,
-/// fdatasync, write its index files (the txnindex too), then advance the durable end
-/// to the segment's end and, on a roll, mark it sealed.
-async fn write_seal(shared: &Shared, file: &DmaFile, seal: Seal) -> Result<(), LogError> {
-    file.truncate(seal.end.0)
-        .await
-        .map_err(io_err("truncating segment"))?;
-    file.fdatasync().await.map_err(io_err("syncing segment"))?;
-    write_index_files(&shared.dir, seal.base, &seal.index, &seal.time_index).await?;
-    // Durable before `sealed` is set: the roll's producer snapshot waits for it.
-    txn_index::write(shared.dir.clone(), seal.base, seal.aborted).await?;
-    let mut st = shared.state.borrow_mut();
-    st.durable_end_offset = st.durable_end_offset.max(seal.durable_end);
-    if let Some(segment) = st.segments.iter_mut().rev().find(|s| s.base_offset == seal.base) {
-        segment.sealed = seal.sealed;
-    }
-    drop(st);
-    shared.progress.notify_all();
-    Ok(())
 }
