@@ -136,16 +136,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
         .zip(nudges)
     {
         let (args, catalog, beats) = (args.clone(), catalog.clone(), beats.clone());
-        let mut builder =
-            LocalExecutorBuilder::new(Placement::Fixed(allowed_cpu(cpu))).name(&format!("weir-shard-{cpu}"));
-        if let Some(threshold) = stall_probe::threshold() {
-            // glommio's detector fires at the preempt timer plus the threshold (the
-            // timer is 100 ms by default): diagnosis shortens it to the threshold.
-            builder = builder
-                .preempt_timer(threshold)
-                .detect_stalls(Some(Box::new(stall_probe::StallLog { threshold })));
-        }
-        let handle = builder
+        let handle = shard_executor(cpu)
             .spawn(move || async move {
                 watchdog::start_on_shard(cpu, beats.clone(), nudge);
                 let result =
@@ -339,6 +330,20 @@ async fn retention_loop(shard: Rc<ShardContext>) {
                 tracing::warn!(shard = shard.id, error = %e, "retention failed");
             }
         }
+    }
+}
+
+/// Shard `cpu`'s executor, pinned; with `WEIR_STALL_MS` set, stall detection on.
+fn shard_executor(cpu: usize) -> LocalExecutorBuilder {
+    let builder =
+        LocalExecutorBuilder::new(Placement::Fixed(allowed_cpu(cpu))).name(&format!("weir-shard-{cpu}"));
+    match stall_probe::threshold() {
+        // glommio's detector fires at the preempt timer plus the threshold (the timer
+        // is 100 ms by default): diagnosis shortens it to the threshold.
+        Some(threshold) => builder
+            .preempt_timer(threshold)
+            .detect_stalls(Some(Box::new(stall_probe::StallLog { threshold }))),
+        None => builder,
     }
 }
 
