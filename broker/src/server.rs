@@ -17,6 +17,7 @@ use crate::metadata::producer_ids::{self, ProducerIds};
 use crate::metadata::{store, Catalog};
 use crate::network::listener;
 use crate::shard::mesh::{self, MeshEnds};
+use crate::shard::stall_probe;
 use crate::shard::watchdog::{self, Heartbeats};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -135,8 +136,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
         .zip(nudges)
     {
         let (args, catalog, beats) = (args.clone(), catalog.clone(), beats.clone());
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(allowed_cpu(cpu)))
-            .name(&format!("weir-shard-{cpu}"))
+        let handle = shard_executor(cpu)
             .spawn(move || async move {
                 watchdog::start_on_shard(cpu, beats.clone(), nudge);
                 let result =
@@ -233,6 +233,9 @@ async fn shard_main(
             stop.listen(),
         )));
     }
+    if let Some(threshold) = stall_probe::threshold() {
+        glommio::spawn_local(stall_probe::run(shard.id, threshold, stop.listen())).detach();
+    }
     glommio::spawn_local(retention_loop(shard.clone())).detach();
     glommio::spawn_local(crate::handlers::backlog::refresh_loop(shard.clone())).detach();
     // Recovery writes markers through other shards: they serve their mesh ends
@@ -327,6 +330,20 @@ async fn retention_loop(shard: Rc<ShardContext>) {
                 tracing::warn!(shard = shard.id, error = %e, "retention failed");
             }
         }
+    }
+}
+
+/// Shard `cpu`'s executor, pinned; with `WEIR_STALL_MS` set, stall detection on.
+fn shard_executor(cpu: usize) -> LocalExecutorBuilder {
+    let builder =
+        LocalExecutorBuilder::new(Placement::Fixed(allowed_cpu(cpu))).name(&format!("weir-shard-{cpu}"));
+    match stall_probe::threshold() {
+        // glommio's detector fires at the preempt timer plus the threshold (the timer
+        // is 100 ms by default): diagnosis shortens it to the threshold.
+        Some(threshold) => builder
+            .preempt_timer(threshold)
+            .detect_stalls(Some(Box::new(stall_probe::StallLog { threshold }))),
+        None => builder,
     }
 }
 

@@ -290,6 +290,7 @@ impl Appender {
         let target = self.shared.state.borrow().written_end_offset;
         let started = std::time::Instant::now();
         self.file.fdatasync().await.map_err(io_err("syncing segment"))?;
+        super::report_slow("fdatasync", &self.shared.dir, started);
         let micros = started.elapsed().as_micros() as u64;
         crate::metrics::with(|m| m.synced(micros, self.bytes_since_sync));
         self.synced_ms = now_ms();
@@ -306,9 +307,13 @@ impl Appender {
 impl Appender {
     /// Seal the current segment and move to a fresh file. The directory is fsynced
     /// after the create, before anything in the new file can be reported durable.
+    /// The writer waits for all of it (5-200 ms measured under load): appends meanwhile
+    /// fill the staging bound and then wait too (docs/benchmarks.md, "Tail stalls").
     async fn roll(&mut self, new_base: Offset) -> Result<(), LogError> {
+        let started = std::time::Instant::now();
         self.flush_chunk().await?;
         self.seal_current(true).await?;
+        super::report_slow("roll: seal the old segment", &self.shared.dir, started);
         let dir = self.shared.dir.clone();
         let file = open_log_file(&dir, new_base, true).await?;
         if self.shared.config().preallocate {
@@ -329,6 +334,7 @@ impl Appender {
         self.segment_base = new_base;
         self.chunk_position = Position::ZERO;
         self.carry.clear();
+        super::report_slow("roll", &self.shared.dir, started);
         Ok(())
     }
 

@@ -103,6 +103,27 @@ impl std::ops::Sub for Position {
     }
 }
 
+/// Stall diagnosis (issue 13): with `WEIR_STALL_MS` set (the variable the shard's
+/// stall probe reads, `shard/stall_probe.rs`), the log reports any append that waited
+/// for staging room, fdatasync or roll longer than that. Read once per process.
+pub(crate) fn slow_threshold() -> Option<std::time::Duration> {
+    static THRESHOLD: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *THRESHOLD.get_or_init(|| {
+        let ms: u64 = std::env::var("WEIR_STALL_MS").ok()?.trim().parse().ok()?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    })
+}
+
+/// Log `what` if it took longer than the diagnosis threshold.
+pub(crate) fn report_slow(what: &'static str, dir: &std::path::Path, started: std::time::Instant) {
+    if let Some(threshold) = slow_threshold() {
+        let took = started.elapsed();
+        if took > threshold {
+            tracing::warn!(dir = %dir.display(), took_us = took.as_micros() as u64, what, "slow log step");
+        }
+    }
+}
+
 /// Kafka caps `segment.bytes` at `Int.MaxValue`; our index stores positions as `u32`,
 /// so 2 GiB is the hard limit a segment may reach.
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;

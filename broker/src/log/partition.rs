@@ -246,15 +246,19 @@ impl PartitionLog {
         let mut info = validate(batch)?;
         info.max_timestamp = super::timestamps::effective_max_timestamp(batch, info.max_timestamp);
         let batch_bytes = batch.len() as u64;
-        self.shared
-            .progress
-            .wait_until(|| {
-                let st = self.shared.state.borrow();
-                st.check_usable().is_err()
-                    || st.unwritten_bytes == 0
-                    || st.unwritten_bytes + batch_bytes <= UNWRITTEN_BYTES_MAX
-            })
-            .await;
+        let room = || {
+            let st = self.shared.state.borrow();
+            st.check_usable().is_err()
+                || st.unwritten_bytes == 0
+                || st.unwritten_bytes + batch_bytes <= UNWRITTEN_BYTES_MAX
+        };
+        if !room() {
+            // Back-pressure: the writer is 8 MiB behind (a slow sync or roll); the
+            // producer, and every consumer waiting for these records, waits too.
+            let started = std::time::Instant::now();
+            self.shared.progress.wait_until(room).await;
+            super::report_slow("append waited for staging room", &self.shared.dir, started);
+        }
         Ok(info)
     }
 

@@ -1,7 +1,8 @@
 //! The shard runtime: what thread-per-core needs and nothing about Kafka.
 //! It owns the mesh between shards (`mesh`), work that runs on a named shard
 //! (`task`), splitting work by owner and running it everywhere at once
-//! (`fanout`, `router`) and the stall watchdog (`watchdog`).
+//! (`fanout`, `router`), the stall watchdog (`watchdog`) and the opt-in stall
+//! diagnosis (`stall_probe`, `WEIR_STALL_MS`).
 //!
 //! The runtime is generic over the per-shard context `C` (the broker's is
 //! `handlers::ShardContext`): a task carries its own code, so the runtime runs
@@ -12,6 +13,7 @@ pub mod fanout;
 pub mod mesh;
 pub mod order;
 pub mod router;
+pub mod stall_probe;
 pub mod task;
 pub mod watchdog;
 
