@@ -130,9 +130,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), String> {
     let catalog = store::load_or_init(&args.data_dir).map_err(|e| crate::error::chain(&e))?;
     let first_producer_id = producer_ids::load(&args.data_dir).map_err(|e| crate::error::chain(&e))?;
     let shard_count = args.shard_count();
-    crate::log::set_read_ahead_budget(args.read_ahead_bytes);
-    crate::log::set_open_segment_files_limit(args.max_open_segment_files.div_ceil(shard_count));
-    open_files_limit(&args, &catalog, shard_count);
+    log_limits(&args, &catalog, shard_count);
     let signals = block_signals();
     let args = Arc::new(args);
     let catalog = Arc::new(catalog);
@@ -349,6 +347,13 @@ async fn retention_loop(shard: Rc<ShardContext>) {
 /// Measured: a 2-shard broker with no topic and no client holds 22 in all (stdio
 /// included), so 16 leaves room for the files written now and then.
 const FIXED_FILES_PER_SHARD: u64 = 16;
+
+/// The log's per-shard budgets, set before the shards start, and the descriptor check.
+fn log_limits(args: &ServeArgs, catalog: &Catalog, shard_count: usize) {
+    crate::log::set_read_ahead_budget(args.read_ahead_bytes);
+    crate::log::set_open_segment_files_limit(args.max_open_segment_files.div_ceil(shard_count));
+    open_files_limit(args, catalog, shard_count);
+}
 
 /// Raise the soft RLIMIT_NOFILE to the hard limit (the soft default is often 1,024)
 /// and say how the descriptors divide: one per partition (its active segment), the

@@ -298,10 +298,11 @@ impl Appender {
         crate::metrics::with(|m| m.synced(micros, self.bytes_since_sync));
         self.synced_ms = now_ms();
         self.bytes_since_sync = 0;
-        let mut st = self.shared.state.borrow_mut();
-        assert!(target >= st.durable_end_offset);
-        st.durable_end_offset = target;
-        drop(st);
+        {
+            let mut st = self.shared.state.borrow_mut();
+            assert!(target >= st.durable_end_offset);
+            st.durable_end_offset = target;
+        }
         self.shared.progress.notify_all();
         self.maybe_checkpoint().await;
         Ok(())

@@ -63,7 +63,7 @@ pub fn limit_per_shard() -> usize {
     LIMIT_PER_SHARD.load(Ordering::Relaxed)
 }
 
-/// Sealed-segment descriptors this shard's cache holds now (the metric gauge).
+/// Sealed-segment descriptors this shard's cache holds now.
 pub fn open_files() -> usize {
     CACHE.with(|c| c.borrow().files.len())
 }
@@ -73,6 +73,7 @@ pub(super) fn new_log_id() -> u64 {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         c.next_log_id += 1;
+        c.publish();
         c.next_log_id
     })
 }
@@ -94,7 +95,9 @@ pub(super) async fn sealed_file(log_id: u64, dir: &Path, base: Offset) -> Result
     let evicted = CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let limit = c.limit();
-        c.insert(key, file.clone(), limit)
+        let gone = c.insert(key, file.clone(), limit);
+        c.publish();
+        gone
     });
     // Dropped outside the borrow: glommio queues an asynchronous close.
     drop(evicted);
@@ -103,7 +106,12 @@ pub(super) async fn sealed_file(log_id: u64, dir: &Path, base: Offset) -> Result
 
 /// Forget one segment's descriptor (retention deleted it).
 pub(super) fn forget(log_id: u64, base: Offset) {
-    let removed = CACHE.with(|c| c.borrow_mut().remove((log_id, base.0)));
+    let removed = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let removed = c.remove((log_id, base.0));
+        c.publish();
+        removed
+    });
     drop(removed);
 }
 
@@ -112,7 +120,9 @@ pub(super) fn forget_log(log_id: u64) {
     let removed: Vec<Rc<DmaFile>> = CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let keys: Vec<Key> = c.files.keys().filter(|k| k.0 == log_id).copied().collect();
-        keys.into_iter().filter_map(|k| c.remove(k)).collect()
+        let removed = keys.into_iter().filter_map(|k| c.remove(k)).collect();
+        c.publish();
+        removed
     });
     drop(removed);
 }
@@ -124,6 +134,12 @@ pub(super) fn set_limit_for_this_thread(limit: usize) {
 }
 
 impl FileCache {
+    /// The shard's gauges (`weir_open_segment_files`).
+    fn publish(&self) {
+        let (open, limit) = (self.files.len(), self.limit());
+        crate::metrics::with(|m| m.segment_files(open, limit));
+    }
+
     fn limit(&self) -> usize {
         #[cfg(test)]
         if let Some(limit) = self.limit {
