@@ -166,6 +166,12 @@ pub struct ServeArgs {
     /// first (the former default; docs/benchmarks.md, "Zero-copy read path").
     #[arg(long, env = "WEIR_FETCH_READ_PATH", value_enum, default_value_t = crate::log::FileReadPath::Dma)]
     pub fetch_read_path: crate::log::FileReadPath,
+    /// Sealed-segment files the broker keeps open at most, split evenly among the
+    /// shards (an LRU cache per shard; reads of older segments reopen them). Active
+    /// segments are open besides: one per partition (docs/operations.md, "Open files").
+    #[arg(long, env = "WEIR_MAX_OPEN_SEGMENT_FILES", default_value_t = crate::log::OPEN_SEGMENT_FILES_DEFAULT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_open_segment_files: usize,
     /// How often each shard enforces retention. Lowered by the crash harness so
     /// kills land while segments are being deleted.
     #[arg(long, env = "WEIR_RETENTION_CHECK_MS", default_value_t = limits::RETENTION_CHECK_INTERVAL_MS, hide = true)]

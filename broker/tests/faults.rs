@@ -153,8 +153,16 @@ fn seed() -> u64 {
     seed
 }
 
+/// What a crash before the active segment's first index checkpoint leaves: no
+/// clean-shutdown marker and no index files for the active segment, so recovery
+/// validates all of it. (After a checkpoint, recovery trusts the bytes below it,
+/// which were durable when it was written: `log::segment_files_tests`.)
 fn crash_like(dir: &Path) {
     std::fs::remove_file(dir.join(CLEAN_SHUTDOWN_FILE)).expect("a clean stop leaves the marker");
+    let active = segments(dir).pop().unwrap();
+    for ext in ["index", "timeindex"] {
+        let _ = std::fs::remove_file(active.with_extension(ext));
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 mod appender;
 mod cache;
 mod dma_bytes;
+mod file_cache;
 mod index;
 mod partition;
 mod probe;
@@ -32,6 +33,8 @@ mod model_tests;
 #[cfg(test)]
 mod producer_tests;
 #[cfg(test)]
+mod segment_files_tests;
+#[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
@@ -41,6 +44,10 @@ mod txn_tests;
 use std::sync::Arc;
 
 pub use dma_bytes::FileReadPath;
+pub use file_cache::{
+    limit_per_shard as open_segment_files_limit, open_files as open_segment_files,
+    set_limit_per_shard as set_open_segment_files_limit, DEFAULT_LIMIT as OPEN_SEGMENT_FILES_DEFAULT,
+};
 pub use index::{IndexEntry, OffsetIndex, TimeIndex, TimeIndexEntry};
 pub use partition::PartitionLog;
 pub use probe::direct_io_probe;

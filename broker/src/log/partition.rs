@@ -57,6 +57,12 @@ pub(crate) struct State {
     /// DeleteRecords' floor (`start_offset.rs`): the log starts at the greater of
     /// this and the first segment's base offset.
     pub start_floor: Offset,
+    /// The producer state at an offset of the active segment, captured every index
+    /// checkpoint interval; the appender writes it as a snapshot once that offset is
+    /// durable (`appender.rs`), so a crash rescans the segment from there, not its base.
+    pub producer_checkpoint: Option<(Offset, ProducerStates)>,
+    /// Position in the active segment of the last capture (0 after a roll).
+    pub producers_captured_at: super::Position,
     pub closing: bool,
     pub closed: bool,
     pub failure: Option<Arc<std::io::Error>>,
@@ -89,6 +95,8 @@ impl State {
 
 pub(crate) struct Shared {
     pub dir: PathBuf,
+    /// This open's key in the shard's sealed-segment descriptor cache (`file_cache.rs`).
+    pub log_id: u64,
     /// Replaced whole by `set_config` (AlterConfigs); read through `config()`.
     config: RefCell<LogConfig>,
     pub state: RefCell<State>,
@@ -168,12 +176,15 @@ impl PartitionLog {
             producers: ProducerStates::default(),
             // Set after the producer rebuild below, whose scan may start below it.
             start_floor: Offset(0),
+            producer_checkpoint: None,
+            producers_captured_at: super::Position::ZERO,
             closing: false,
             closed: false,
             failure: None,
         };
         let shared = Rc::new(Shared {
             dir,
+            log_id: super::file_cache::new_log_id(),
             config: RefCell::new(config),
             state: RefCell::new(state),
             writer_wake: WaitList::default(),
@@ -281,6 +292,18 @@ impl PartitionLog {
             .maybe_roll(&mut st, batch_bytes, last)
             .then(|| st.producers.clone());
         let config = self.shared.config();
+        if roll_snapshot.is_some() {
+            st.producer_checkpoint = None;
+            st.producers_captured_at = super::Position::ZERO;
+        } else {
+            let end = st.active().end;
+            if end - st.producers_captured_at >= super::appender::checkpoint_bytes(&config) {
+                // Before this batch is recorded: the state of every batch below `base`.
+                let snapshot = st.producers.clone();
+                st.producers_captured_at = end;
+                st.producer_checkpoint = Some((base, snapshot));
+            }
+        }
         let active = st.active();
         active.record_batch(
             base,
@@ -519,6 +542,7 @@ impl PartitionLog {
         self.shared.writer_wake.notify_all();
         self.shared.progress.notify_all();
         task.await;
+        super::file_cache::forget_log(self.shared.log_id);
         let failure = {
             let mut st = self.shared.state.borrow_mut();
             st.closed = true;

@@ -1,7 +1,8 @@
 //! Producer-state snapshots on disk, so a restart rebuilds idempotent
 //! producers' state without scanning whole partitions: `<offset>.producers`
 //! holds the state of every batch below `offset`. One is written when a segment
-//! rolls and one at clean close; opening loads the newest one at or below the
+//! rolls, one at clean close, and one per checkpoint interval of the active
+//! segment once its offset is durable (`appender.rs`); opening loads the newest one at or below the
 //! recovered end and scans only the batches after it (Kafka's scheme).
 //!
 //! Runs on the partition's shard; the file work runs on glommio's blocking

@@ -30,6 +30,15 @@ struct FilePlan {
     end_position: Position,
 }
 
+/// A `FilePlan` before its file is known: `None` for a sealed segment, whose
+/// descriptor comes from the shard's bounded cache (`file_cache.rs`).
+struct PlanDraft {
+    file: Option<Rc<DmaFile>>,
+    segment_base_offset: Offset,
+    start_position: Position,
+    end_position: Position,
+}
+
 enum Scan {
     /// Batches found: this byte range of the buffer.
     Found(core::ops::Range<usize>),
@@ -81,11 +90,14 @@ impl PartitionLog {
             }
             let index = st.segments.partition_point(|s| s.base_offset <= offset) - 1;
             let segment = &st.segments[index];
-            let Some(file) = segment.file.clone() else {
-                return Ok(result);
+            let file = match (&segment.file, segment.sealed) {
+                (Some(file), _) => Some(file.clone()),
+                (None, true) => None,
+                // Rolled in memory, file not created yet: its bytes are in the cache.
+                (None, false) => return Ok(result),
             };
             let entry = segment.index.lookup(segment.relative(offset));
-            let plan = FilePlan {
+            let plan = PlanDraft {
                 file,
                 segment_base_offset: segment.base_offset,
                 start_position: entry.file_position(),
@@ -93,6 +105,7 @@ impl PartitionLog {
             };
             (plan, result)
         };
+        let plan = self.plan_file(plan, offset).await?;
         result.from_cache = false;
         crate::metrics::with(|m| m.read_served(false));
         let interval = self.shared.config().index_interval_bytes as usize;
@@ -117,6 +130,43 @@ impl PartitionLog {
         result.batches = read.batches;
         result.contiguous = read.contiguous;
         Ok(result)
+    }
+
+    /// Give the plan its file: a sealed segment's from the shard's cache, opened on a
+    /// miss. Retention may delete the segment during the open: that read is then
+    /// out of range, as it would have been a moment later.
+    async fn plan_file(&self, draft: PlanDraft, offset: Offset) -> Result<FilePlan, LogError> {
+        let file = match draft.file {
+            Some(file) => file,
+            None => {
+                let (log_id, base) = (self.shared.log_id, draft.segment_base_offset);
+                let opened = super::file_cache::sealed_file(log_id, &self.shared.dir, base).await;
+                let st = self.shared.state.borrow();
+                if st.closed {
+                    // A close forgot this log's descriptors already: do not leave one behind.
+                    super::file_cache::forget(log_id, base);
+                }
+                let gone = st.segments.front().is_none_or(|s| s.base_offset > base);
+                match opened {
+                    Ok(file) if !gone => file,
+                    Err(e) if !gone => return Err(e),
+                    _ => {
+                        super::file_cache::forget(log_id, base);
+                        return Err(LogError::OffsetOutOfRange {
+                            offset: offset.0,
+                            log_start_offset: st.log_start_offset().0,
+                            log_end_offset: st.next_offset.0,
+                        });
+                    }
+                }
+            }
+        };
+        Ok(FilePlan {
+            file,
+            segment_base_offset: draft.segment_base_offset,
+            start_position: draft.start_position,
+            end_position: draft.end_position,
+        })
     }
 
     /// The first record whose timestamp >= `ts_ms`: (its offset, its timestamp).

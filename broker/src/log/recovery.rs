@@ -205,7 +205,9 @@ async fn load_closed(dir: &Path, base: Offset, config: &LogConfig) -> Result<Seg
     }
     segment.written_end = segment.end;
     segment.sealed = true;
-    segment.file = Some(file);
+    // Reads reopen it through the shard's bounded cache (`file_cache.rs`): a partition
+    // holds only its active segment's descriptor.
+    close_file(file).await?;
     Ok(segment)
 }
 
@@ -224,8 +226,13 @@ async fn scan_from_last_entry(
     scan_tail(file, segment, file_end, config).await
 }
 
-/// The last segment: scan from its last index entry after a clean shutdown, else all
-/// of it; cut the file at the first bad batch.
+/// The last segment: scan from the last entry of its index files, cut the file at the
+/// first bad batch. After a clean shutdown the files cover the whole segment. After a
+/// crash they are a checkpoint (`appender.rs` writes them every
+/// `INDEX_CHECKPOINT_BYTES` made durable, covering durable batches only), so the scan
+/// covers the bytes written since, not the whole segment; if the batch at their last
+/// entry does not check out (a torn checkpoint, damaged bytes) the whole segment is
+/// scanned as before, and the recovered index is written back as the next checkpoint.
 async fn recover_active(
     dir: &Path,
     base: Offset,
@@ -234,14 +241,24 @@ async fn recover_active(
 ) -> Result<Segment, LogError> {
     let file = open_log_file(dir, base, false).await?;
     let file_end = Position(file.file_size().await.map_err(io_err("sizing segment"))?);
-    let files = read_segment_files(dir, base, file_end, clean).await;
+    let files = read_segment_files(dir, base, file_end, true).await;
     let mut segment = Segment::new(base, files.modified_ms);
+    let mut from_checkpoint = false;
     if let Some(Indexes { index, time_index }) = files.indexes {
         segment.max_timestamp = time_index.last().map_or(-1, |e| e.timestamp);
         segment.index = index;
         segment.time_index = time_index;
+        let resume = segment.index.last().map_or(Position::ZERO, |e| e.file_position());
         scan_from_last_entry(&file, &mut segment, file_end, config).await?;
-    } else {
+        // The batch at the entry was durable when the entry was written: it must be
+        // there and whole, unless the checkpoint is bad.
+        from_checkpoint = clean || resume == Position::ZERO || segment.end > resume;
+        if !from_checkpoint {
+            tracing::warn!(segment = %log_path(dir, base).display(), "index checkpoint does not match the segment; scanning all of it");
+            segment = Segment::new(base, files.modified_ms);
+        }
+    }
+    if !from_checkpoint {
         scan_tail(&file, &mut segment, file_end, config).await?;
     }
     let valid_end = segment.end;
@@ -259,6 +276,10 @@ async fn recover_active(
             kept_bytes = valid_end.0,
             "recovery cut a torn, zeroed or corrupt tail"
         );
+    }
+    if !clean && !from_checkpoint && !segment.index.is_empty() {
+        // The next crash starts from here; also replaces a checkpoint that did not match.
+        write_index_files(dir, base, &segment.index, &segment.time_index).await?;
     }
     segment.written_end = valid_end;
     segment.file = Some(file);
@@ -316,6 +337,13 @@ async fn scan_tail(
         }
     }
     Ok(())
+}
+
+async fn close_file(file: Rc<DmaFile>) -> Result<(), LogError> {
+    match Rc::try_unwrap(file) {
+        Ok(file) => file.close().await.map_err(io_err("closing segment")),
+        Err(_) => Ok(()),
+    }
 }
 
 async fn read_carry(file: &DmaFile, end: Position) -> Result<Vec<u8>, LogError> {

@@ -34,6 +34,7 @@ impl PartitionLog {
             self.read_aheads.clear();
         }
         for &base in &victims {
+            super::file_cache::forget(self.shared.log_id, base);
             remove_segment_files(&self.shared.dir, base).await?;
         }
         Ok(victims.len() as u64)

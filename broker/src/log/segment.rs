@@ -27,7 +27,9 @@ pub(crate) struct Segment {
     pub end: Position,
     /// End of the bytes on the file from completed DMA writes.
     pub written_end: Position,
-    /// Created by the appender on first use; `Rc` so readers may hold it across awaits.
+    /// The active segment's file, created by the appender on first use; `Rc` so
+    /// readers may hold it across awaits. `None` once sealed: readers then take the
+    /// file from the shard's bounded descriptor cache (`file_cache.rs`).
     pub file: Option<Rc<DmaFile>>,
     pub index: OffsetIndex,
     pub time_index: TimeIndex,

@@ -6,7 +6,9 @@
 //!
 //! Owned by the partition's shard. The file is written whole, never appended
 //! to: when its segment is sealed at a roll (fsync'd, before the roll's
-//! producer snapshot is written) and at clean close. An unsealed segment's file
+//! producer snapshot is written), at clean close, and for the active segment
+//! before a producer checkpoint's snapshot (its entries below that offset,
+//! `appender.rs`). An unsealed segment's file
 //! may be stale or missing after a crash; opening keeps only the entries below
 //! the producer-state scan start and rebuilds the rest from the scan, so no
 //! entry needs an fsync of its own. File work runs on glommio's blocking pool.

@@ -52,6 +52,9 @@ pub struct ShardCounters {
     /// answered from one (`log/read_ahead.rs`).
     pub read_ahead_started: Cell<u64>,
     pub read_ahead_hits: Cell<u64>,
+    /// Sealed-segment descriptors the shard's cache holds, and its limit
+    /// (`log/file_cache.rs`): gauges, set on every change.
+    pub open_segment_files: [Cell<u64>; 2],
     /// Long-polling fetches woken by new data in one of their partitions.
     pub fetch_wakeups: Cell<u64>,
     /// Requests decoded and not yet answered, on this shard's connections.
@@ -82,6 +85,7 @@ impl ShardCounters {
             reads_file: Cell::new(0),
             read_ahead_started: Cell::new(0),
             read_ahead_hits: Cell::new(0),
+            open_segment_files: [Cell::new(0), Cell::new(0)],
             fetch_wakeups: Cell::new(0),
             in_flight: Cell::new(0),
             throttle_ms: [Cell::new(0), Cell::new(0)],
@@ -157,6 +161,11 @@ impl ShardCounters {
 
     pub fn read_ahead_started(&self) {
         add(&self.read_ahead_started, 1);
+    }
+
+    pub fn segment_files(&self, open: usize, limit: usize) {
+        self.open_segment_files[0].set(open as u64);
+        self.open_segment_files[1].set(limit as u64);
     }
 
     pub fn read_ahead_hit(&self) {

@@ -245,6 +245,22 @@ fn reads(out: &mut String, shards: &[ShardSnapshot]) {
     per_shard(
         out,
         shards,
+        "weir_open_segment_files",
+        "gauge",
+        "Sealed-segment files the shard's descriptor cache holds open (--max-open-segment-files).",
+        |s| s.open_segment_files[0].to_string(),
+    );
+    per_shard(
+        out,
+        shards,
+        "weir_open_segment_files_limit",
+        "gauge",
+        "The shard's share of --max-open-segment-files.",
+        |s| s.open_segment_files[1].to_string(),
+    );
+    per_shard(
+        out,
+        shards,
         "weir_read_ahead_hits_total",
         "counter",
         "Segment-file reads answered from a read started ahead.",

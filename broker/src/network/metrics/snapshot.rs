@@ -47,6 +47,8 @@ pub struct ShardSnapshot {
     pub fetch_wakeups: u64,
     pub read_ahead_started: u64,
     pub read_ahead_hits: u64,
+    /// Sealed-segment descriptors held by the shard's cache, and its limit.
+    pub open_segment_files: [u64; 2],
     pub connections: usize,
     pub in_flight: i64,
     /// Client-quota throttle time ordered, ms: [produce, fetch].
@@ -115,6 +117,7 @@ impl Task<ShardContext> for Collect {
             fetch_wakeups: m.fetch_wakeups.get(),
             read_ahead_started: m.read_ahead_started.get(),
             read_ahead_hits: m.read_ahead_hits.get(),
+            open_segment_files: [m.open_segment_files[0].get(), m.open_segment_files[1].get()],
             connections: on.connections.get(),
             in_flight: m.in_flight.get(),
             throttle_ms: [m.throttle_ms[0].get(), m.throttle_ms[1].get()],
