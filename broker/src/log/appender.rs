@@ -54,8 +54,6 @@ pub(crate) struct Appender {
     segment_base: Offset,
     file: Rc<DmaFile>,
     chunk: Option<DmaBuffer>,
-    /// Size of `chunk`: what was queued when it was started, up to `CHUNK_BYTES`.
-    chunk_cap: usize,
     /// File position of the chunk's first byte (block aligned).
     chunk_position: Position,
     /// Bytes filled in the chunk, carry included.
@@ -95,7 +93,6 @@ impl Appender {
             segment_base,
             file,
             chunk: None,
-            chunk_cap: 0,
             chunk_position: Position(end.0 - carry.len() as u64),
             chunk_len: 0,
             chunk_new_bytes: 0,
@@ -195,7 +192,7 @@ impl Appender {
                 self.start_chunk();
             }
             let chunk = self.chunk.as_mut().expect("started above");
-            let copy_bytes = (self.chunk_cap - self.chunk_len).min(rest.len());
+            let copy_bytes = (CHUNK_BYTES - self.chunk_len).min(rest.len());
             chunk.as_bytes_mut()[self.chunk_len..self.chunk_len + copy_bytes]
                 .copy_from_slice(&rest[..copy_bytes]);
             self.chunk_len += copy_bytes;
@@ -204,27 +201,15 @@ impl Appender {
             if rest.is_empty() {
                 self.chunk_last_offset = Some(last_offset);
             }
-            if self.chunk_len == self.chunk_cap {
+            if self.chunk_len == CHUNK_BYTES {
                 self.issue_chunk().await?;
             }
         }
         Ok(())
     }
 
-    /// Size the buffer by the bytes not yet copied (the batch at hand and those queued
-    /// behind it). A 1 KiB batch on a quiet partition took a whole 1 MiB buffer
-    /// before: with 10,000 partitions each write then went to malloc's mmap path, and
-    /// allocation, page faults and unmapping were about 7% of the broker's CPU samples.
     fn start_chunk(&mut self) {
-        let queued = {
-            let st = self.shared.state.borrow();
-            let issued: u64 = self.in_flight.iter().map(|w| w.new_bytes).sum();
-            st.unwritten_bytes.saturating_sub(issued) as usize
-        };
-        let cap = (self.carry.len() + queued.max(1)).next_multiple_of(BLOCK_BYTES as usize);
-        let cap = cap.min(CHUNK_BYTES);
-        self.chunk_cap = cap;
-        let mut chunk = self.file.alloc_dma_buffer(cap);
+        let mut chunk = self.file.alloc_dma_buffer(CHUNK_BYTES);
         chunk.as_bytes_mut()[..self.carry.len()].copy_from_slice(&self.carry);
         self.chunk_len = self.carry.len();
         self.chunk_has_carry = !self.carry.is_empty();
