@@ -160,7 +160,10 @@ fn given_rolled_segments_when_read_from_the_files_on_each_read_path_should_come_
             .unwrap()
             .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
             .count();
-        assert!(segments > 3, "{extra:?}: {segments} segments");
+        // The precondition only: reads must cross rolled segments. How many a
+        // partition gets depends on how the producer spread the records (a clean CI
+        // run saw exactly 3 with `> 3` asserted), so ask for at least two.
+        assert!(segments >= 2, "{extra:?}: {segments} segments");
     }
 }
 
