@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::read_ahead::{set_thread_budget_bytes, used_bytes};
-use super::test_support::{batch, data_dir, run, small_config};
+use super::test_support::{batch, data_dir, read_to_end, run, small_config};
 use super::{FileReadPath, Offset, PartitionLog};
 
 /// Append `count` batches; the appended bytes with their offsets set.
@@ -25,24 +25,15 @@ async fn append_many(log: &PartitionLog, count: usize) -> Vec<Bytes> {
 /// Every batch from offset 0 on `path`, all answers kept alive until the end
 /// (as answers queued on slow sockets would be); checks the budget after each read.
 async fn read_all_holding(log: &PartitionLog, path: FileReadPath, budget: usize) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while offset < log.log_end_offset().0 {
-        let r = log.read_with(Offset(offset), 3000, path).await.expect("read");
+    read_to_end(log, 0, 3000, path, |offset, r| {
         assert!(!r.from_cache, "read from the file at {offset}");
-        assert!(!r.batches.is_empty(), "no batch at {offset}");
         assert!(
             used_bytes() <= budget,
             "{} bytes held past the {budget} budget",
             used_bytes()
         );
-        for b in r.batches {
-            let h = weir_protocol::record_batch::validate(&b).expect("valid");
-            offset = h.last_offset() + 1;
-            out.push(b);
-        }
-    }
-    out
+    })
+    .await
 }
 
 #[test]

@@ -6,8 +6,8 @@ use bytes::Bytes;
 
 use super::file_cache;
 use super::segment::{index_path, log_path};
-use super::test_support::{batch, data_dir, run, small_config};
-use super::{LogConfig, Offset, PartitionLog};
+use super::test_support::{batch, data_dir, read_to_end, run, small_config};
+use super::{FileReadPath, LogConfig, Offset, PartitionLog};
 
 /// Append `count` batches of 3 records; returns the bytes as stored (offsets set).
 async fn append_many(log: &PartitionLog, count: usize, value_bytes: usize) -> Vec<Bytes> {
@@ -30,19 +30,10 @@ async fn read_one(log: &PartitionLog, offset: i64) -> Bytes {
 
 /// Every batch from offset 0, in order, checking the cache bound after each read.
 async fn read_all_bounded(log: &PartitionLog, limit: usize) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while offset < log.log_end_offset().0 {
-        let result = log.read(Offset(offset), 4000).await.expect("read");
-        assert!(!result.batches.is_empty(), "no batch at {offset}");
+    read_to_end(log, 0, 4000, FileReadPath::Copy, |_, _| {
         assert!(file_cache::open_files() <= limit, "cache over its limit");
-        for b in result.batches {
-            let info = weir_protocol::record_batch::validate(&b).expect("valid");
-            offset = info.last_offset() + 1;
-            out.push(b);
-        }
-    }
-    out
+    })
+    .await
 }
 
 #[test]

@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use glommio::{LocalExecutorBuilder, Placement};
 use weir_protocol::record_batch::{CRC_START, HEADER_BYTES};
 
-use super::{FlushPolicy, LogConfig};
+use super::{FileReadPath, FlushPolicy, LogConfig, Offset, PartitionLog, ReadResult};
 
 fn put_varint(out: &mut BytesMut, value: i64) {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
@@ -93,4 +93,32 @@ pub fn small_config() -> LogConfig {
         },
         ..LogConfig::default()
     }
+}
+
+/// Every batch from `from` to the log end, in order, `max_bytes` at a time on `path`.
+/// Each answer must hold a batch; `check` sees it (and the offset it was read at)
+/// before its batches are taken, for the caller's own bound or origin assertions.
+pub async fn read_to_end(
+    log: &PartitionLog,
+    from: i64,
+    max_bytes: usize,
+    path: FileReadPath,
+    mut check: impl FnMut(i64, &ReadResult),
+) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    while offset < log.log_end_offset().0 {
+        let result = log
+            .read_with(Offset(offset), max_bytes, path)
+            .await
+            .expect("read");
+        assert!(!result.batches.is_empty(), "no batch at {offset}");
+        check(offset, &result);
+        for b in result.batches {
+            let h = weir_protocol::record_batch::validate(&b).expect("valid");
+            offset = h.last_offset() + 1;
+            out.push(b);
+        }
+    }
+    out
 }

@@ -8,8 +8,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 
-use super::test_support::{batch, data_dir, run, small_config};
-use super::{direct_io_probe, FlushPolicy, LogConfig, LogError, Offset, PartitionLog};
+use super::test_support::{batch, data_dir, read_to_end, run, small_config};
+use super::{direct_io_probe, FileReadPath, FlushPolicy, LogConfig, LogError, Offset, PartitionLog};
 use weir_protocol::record_batch::BatchError;
 
 fn offsets_of(batches: &[Bytes]) -> Vec<i64> {
@@ -34,18 +34,7 @@ async fn append_many(log: &PartitionLog, count: usize, value_bytes: usize) -> Ve
 
 /// Read everything from `from` to the log end, batch by batch.
 async fn read_all(log: &PartitionLog, from: i64) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut offset = from;
-    while offset < log.log_end_offset().0 {
-        let result = log.read(Offset(offset), 3000).await.expect("read");
-        assert!(!result.batches.is_empty(), "no batch at {offset}");
-        for b in result.batches {
-            let h = weir_protocol::record_batch::validate(&b).expect("valid");
-            offset = h.last_offset() + 1;
-            out.push(b);
-        }
-    }
-    out
+    read_to_end(log, from, 3000, FileReadPath::Copy, |_, _| {}).await
 }
 
 #[test]
