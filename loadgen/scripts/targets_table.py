@@ -109,8 +109,11 @@ def main():
         m = worst("cur", key)
         ok = None if m is None else (m < lim if strict else m <= lim)
         runs = len(nums("cur", key))
-        row(label + f", {runs} runs", fmt(m, " ms", 2), "-", "-", f"{'<' if strict else '≤'} {lim} ms every run", ok,
-            prev(fmt(worst("base", key), " ms", 2)))
+        floor = worst("floor", key)
+        ceiling = "-" if floor is None else f"{fmt(floor, ' ms', 2)} null-broker floor (worst run)"
+        r = ratio_of(m, floor)
+        row(label + f", {runs} runs", fmt(m, " ms", 2), ceiling, "-" if r is None else f"{r:.2f}x",
+            f"{'<' if strict else '≤'} {lim} ms every run", ok, prev(fmt(worst("base", key), " ms", 2)))
     m = med("cur", "e2e8.p99")
     row(f"e2e p99, 8 partitions at {fmt(med('cur', 'e2e8.rate'), ' rec/s', 0)} (50% of max)", fmt(m, " ms", 2), "-", "-",
         "< 3 ms", None if m is None else m < 3, prev(fmt(med("base", "e2e8.p99"), " ms", 2)))
@@ -156,7 +159,7 @@ def main():
                + (" QUICK run: short runs, small sizes." if a.quick == "1" else ""))
     out += ["", "| workload | measured | ceiling / baseline (same run) | ratio | target | met | previous build |",
             "|---|---|---|---|---|---|---|"] + rows + ["", "Every measurement (build: values in order):", ""]
-    for build in ("cur", "base"):
+    for build in ("cur", "base", "floor"):
         for key in sorted(v.get(build, {})):
             out.append(f"- {build} {key}: {', '.join(v[build][key])}")
     print("\n".join(out) + "\n")

@@ -249,8 +249,10 @@ pub struct NullBrokerArgs {
     pub produce_error_code: i16,
     #[arg(long, default_value_t = 0)]
     pub produce_error_count: u64,
-    /// Keep what is produced in memory and serve it to Fetch (for trying
-    /// `consume --check-order`; nothing bounds the memory).
+    /// Keep what is produced in memory (the last 256 MiB per partition) and
+    /// serve it to Fetch, which waits for data like a broker's long poll: for
+    /// trying `consume --check-order`, and as the latency floor of an `e2e`
+    /// run (the generator and the machine without a broker's work).
     #[arg(long)]
     pub store: bool,
     /// With --store: store every Nth batch of a partition before the one

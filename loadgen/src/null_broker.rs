@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ mod txn;
 
 pub use served::SERVED_RECORD_BYTES;
 
-use store::{has_data, read, store, StoredLog};
+use store::{read, store, wait_for_data, StoredLog};
 
 /// Requests larger than this are refused (Kafka's socket.request.max.bytes).
 const REQUEST_BYTES_MAX: usize = 100 << 20;
@@ -72,8 +72,9 @@ pub struct NullBrokerConfig {
     /// error reporting.
     pub produce_error_code: i16,
     pub produce_error_count: u64,
-    /// Keep produced batches in memory and serve them to Fetch and ListOffsets
-    /// (tests only: nothing bounds the memory).
+    /// Keep produced batches in memory (the last 256 MiB per partition) and
+    /// serve them to Fetch, which waits for data like a broker's long poll, and
+    /// to ListOffsets.
     pub store: bool,
     /// With `store`: every Nth batch of a partition is stored before the
     /// previous one (0: never).
@@ -102,6 +103,8 @@ struct State {
     topics: Mutex<HashMap<String, i32>>,
     /// With `store`: per (topic id, partition).
     logs: Mutex<HashMap<(u128, i32), StoredLog>>,
+    /// Signalled whenever `logs` grows: a waiting Fetch looks again.
+    grown: Condvar,
     stats: Arc<NullBrokerStats>,
     stop: AtomicBool,
     served: Option<served::Served>,
@@ -125,6 +128,7 @@ impl NullBroker {
             started: Instant::now(),
             topics: Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
+            grown: Condvar::new(),
             stats: Arc::new(NullBrokerStats::default()),
             stop: AtomicBool::new(false),
             served: (cfg_serve > 0).then(|| served::Served::build(cfg_serve)),
@@ -278,7 +282,9 @@ fn handle(state: &State, mut frame: Bytes) -> Result<Option<Bytes>, String> {
             let req = FetchRequest::decode(&mut frame, version).map_err(|e| e.to_string())?;
             state.stats.fetch_requests.fetch_add(1, Ordering::Relaxed);
             let wait_ms = (req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
-            if !state.cfg.store || !has_data(state, &req) {
+            if state.cfg.store {
+                wait_for_data(state, &req, Duration::from_millis(wait_ms));
+            } else {
                 std::thread::sleep(Duration::from_millis(wait_ms));
             }
             let response = fetch(state, &req);

@@ -481,6 +481,47 @@ fn given_e2e_with_check_order_when_the_broker_keeps_order_should_check_what_it_c
     assert_eq!(u64_at(&report, "/order/gaps"), 0);
 }
 
+/// The storing null broker is the e2e latency floor (loadgen/scripts/e2e-tail.sh `null`): a
+/// Fetch with nothing to read must wake when records arrive, not sleep out its max wait
+/// (200 ms), or the floor measures the sleep. The median bound leaves a wide margin for a
+/// loaded machine; a broker that sleeps out the wait puts the median near 100 ms.
+#[test]
+fn given_the_storing_null_broker_when_running_e2e_should_answer_a_waiting_fetch_as_records_arrive() {
+    let broker = storing_broker(0);
+    let tmp = dir();
+    let args = [
+        "e2e",
+        "--topic",
+        "floor",
+        "--create",
+        "--partitions",
+        "1",
+        "--record-size",
+        "100",
+        "--linger-ms",
+        "1",
+        "--rate",
+        "2000",
+        "--duration",
+        "2s",
+        "--check-order",
+    ];
+    let (output, report) = run_loadgen(&broker.addr().to_string(), &args, tmp.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report.expect("report");
+    assert!(u64_at(&report, "/totals/all/consumed_records") > 1_000);
+    assert_eq!(u64_at(&report, "/order/inversions"), 0);
+    let p50_us = u64_at(&report, "/latency/e2e/p50_us");
+    assert!(
+        p50_us < 50_000,
+        "e2e p50 {p50_us} us: the Fetch slept out its wait"
+    );
+}
+
 #[test]
 fn given_transactional_producers_when_producing_should_commit_and_abort_as_asked_and_lose_nothing() {
     let broker = storing_broker(0);
