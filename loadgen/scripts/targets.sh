@@ -261,6 +261,10 @@ if want scale; then
     put "$build" scale.errors "$(json "$OUT_DIR/scale-$build.json" 'len(r["errors"])')"
     put "$build" scale.fds "$(ls "/proc/$WEIR_PID/fd" | wc -l)"
     put "$build" scale.fdlimit "$(awk '/Max open files/ { print $4 }' "/proc/$WEIR_PID/limits")"
+    # The bound docs/operations.md ("Open files") states: partitions (one active segment
+    # each) + --max-open-segment-files (1,024 by default) + 16 per shard + connections.
+    # Shards: the default, one per available CPU.
+    put "$build" scale.fdbound "$(( total + 1024 + 16 * $(nproc) + $(ls -l "/proc/$WEIR_PID/fd" | grep -c socket) ))"
     put "$build" scale.partitions "$total"
     stop_weir
     serving scale.start_s "$build" "scale-$(( SCALE_TOPICS - 1 ))" $(( SCALE_PARTITIONS - 1 ))

@@ -124,10 +124,15 @@ def main():
     row(f"{parts} partitions / {a.scale}: broker CPU per GB", fmt(m, " CPU-s/GB", 2),
         f"{fmt(base1, ' CPU-s/GB', 2)} (1 partition, same client and rate)", fmt(r, "x", 2), "≤ 1.5x",
         None if r is None else r <= 1.5, prev(fmt(ratio_of(med("base", "scale.cpu"), med("base", "scale1.cpu")), "x", 2)))
-    fds, lim = med("cur", "scale.fds"), med("cur", "scale.fdlimit")
+    fds, lim, bound = med("cur", "scale.fds"), med("cur", "scale.fdlimit"), med("cur", "scale.fdbound")
+    # Issue 13: "open files bounded, where today there is one fd per segment: state the
+    # limit and where it comes from". The stated bound (docs/operations.md, "Open
+    # files") counts partitions, not segments; met when the broker stays within it.
     row(f"... open files after the run (after restart: {fmt(med('cur', 'scale.fds_restart'), '', 0)})", fmt(fds, "", 0),
-        f"RLIMIT_NOFILE {fmt(lim, '', 0)}", fmt(ratio_of(fds, lim), "x", 2), f"bounded (< {parts} partitions)",
-        None if fds is None else fds < float(parts.replace(",", "") or 0), prev(fmt(med("base", "scale.fds"), "", 0)))
+        f"stated bound {fmt(bound, '', 0)} (partitions + --max-open-segment-files + 16/shard + sockets); "
+        f"RLIMIT_NOFILE {fmt(lim, '', 0)}", fmt(ratio_of(fds, bound), "x", 2),
+        "within the stated bound, whatever the segment count",
+        None if fds is None or bound is None else fds <= bound, prev(fmt(med("base", "scale.fds"), "", 0)))
     m = med("cur", "scale.start_s")
     row("... start-up after a clean stop, to the first acknowledged produce", fmt(m, " s", 2), "-", "-", "< 5 s",
         None if m is None else m < 5, prev(fmt(med("base", "scale.start_s"), " s", 2)))
