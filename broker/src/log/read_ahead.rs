@@ -116,11 +116,16 @@ impl ReadAheads {
         if len == 0 || budget == 0 {
             return;
         }
-        if slots.len() >= SLOTS {
-            slots.remove(0);
-        }
-        if USED_BYTES.with(Cell::get) + len > budget {
+        // The oldest slot makes room only for a read that then fits: its bytes
+        // come back to the budget when it goes, and a read the budget refuses
+        // anyway must not cost the slot another reader may still take.
+        let full = slots.len() >= SLOTS;
+        let freed = if full { slots[0].reserved.0 } else { 0 };
+        if USED_BYTES.with(Cell::get) - freed + len > budget {
             return;
+        }
+        if full {
+            slots.remove(0);
         }
         USED_BYTES.with(|u| u.set(u.get() + len));
         let task = glommio::spawn_local(async move { file.read_at(start.0, len).await }).detach();
@@ -144,6 +149,11 @@ impl ReadAheads {
         self.hits.get()
     }
 
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.slots.borrow().len()
+    }
+
     /// Drop every slot (the log is closing, or a segment went away).
     pub fn clear(&self) {
         self.slots.borrow_mut().clear();
@@ -160,4 +170,67 @@ pub fn used_bytes() -> usize {
 #[cfg(test)]
 pub fn set_thread_budget_bytes(bytes: usize) {
     SHARD_BUDGET_BYTES.with(|b| b.set(bytes));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use glommio::io::DmaFile;
+
+    use super::{set_thread_budget_bytes, used_bytes, ReadAheads};
+    use crate::log::test_support::{data_dir, run};
+    use crate::log::{Offset, Position};
+
+    #[test]
+    fn given_full_slots_when_a_read_exceeds_the_budget_should_keep_the_oldest_slot() {
+        let dir = data_dir();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 64 * 1024]).expect("file");
+        run(async move {
+            const BLOCK: usize = 4096;
+            set_thread_budget_bytes(3 * BLOCK);
+            let file = Rc::new(DmaFile::open(&path).await.expect("open"));
+            let aheads = ReadAheads::default();
+            aheads.start(file.clone(), Offset(0), Offset(10), Position(0), BLOCK);
+            aheads.start(file.clone(), Offset(0), Offset(20), Position(BLOCK as u64), BLOCK);
+            assert_eq!((aheads.len(), used_bytes()), (2, 2 * BLOCK));
+            // 2 blocks held; evicting the oldest would leave 1 + 3 > 3: refused,
+            // and both slots stay.
+            aheads.start(
+                file.clone(),
+                Offset(0),
+                Offset(30),
+                Position(2 * BLOCK as u64),
+                3 * BLOCK,
+            );
+            assert_eq!((aheads.len(), used_bytes()), (2, 2 * BLOCK));
+            assert!(
+                aheads.take(Offset(0), Offset(10)).is_some(),
+                "the oldest slot was dropped"
+            );
+            // A read that fits once the oldest goes replaces it.
+            aheads.start(
+                file.clone(),
+                Offset(0),
+                Offset(30),
+                Position(2 * BLOCK as u64),
+                BLOCK,
+            );
+            aheads.start(
+                file.clone(),
+                Offset(0),
+                Offset(40),
+                Position(3 * BLOCK as u64),
+                2 * BLOCK,
+            );
+            assert_eq!((aheads.len(), used_bytes()), (2, 3 * BLOCK));
+            assert!(
+                aheads.take(Offset(0), Offset(20)).is_none(),
+                "the oldest slot stayed"
+            );
+            aheads.clear();
+            assert_eq!(used_bytes(), 0);
+        });
+    }
 }
