@@ -6,21 +6,8 @@
 use bytes::Bytes;
 
 use super::read_ahead::{set_thread_budget_bytes, used_bytes};
-use super::test_support::{batch, data_dir, read_to_end, run, small_config};
+use super::test_support::{append_many, data_dir, read_to_end, run, small_config};
 use super::{FileReadPath, Offset, PartitionLog};
-
-/// Append `count` batches; the appended bytes with their offsets set.
-async fn append_many(log: &PartitionLog, count: usize) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    for i in 0..count {
-        let b = batch(3, 700, 1000 + i as i64 * 10, i as u8);
-        let base = log.append(b.clone()).await.expect("append").base_offset;
-        let mut expected = b.to_vec();
-        expected[..8].copy_from_slice(&base.0.to_be_bytes());
-        out.push(Bytes::from(expected));
-    }
-    out
-}
 
 /// Every batch from offset 0 on `path`, all answers kept alive until the end
 /// (as answers queued on slow sockets would be); checks the budget after each read.
@@ -47,7 +34,7 @@ fn given_rolled_segments_when_reading_on_each_path_should_return_appended_bytes_
         let log = PartitionLog::open(path.clone(), small_config())
             .await
             .expect("open");
-        let appended = append_many(&log, 60).await;
+        let appended = append_many(&log, 60, 700).await;
         log.close().await.expect("close");
         // Reopened: the tail cache is empty, every read goes to the files.
         let log = PartitionLog::open(path, small_config()).await.expect("reopen");

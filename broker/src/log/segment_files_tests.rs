@@ -6,21 +6,8 @@ use bytes::Bytes;
 
 use super::file_cache;
 use super::segment::{index_path, log_path};
-use super::test_support::{batch, data_dir, read_to_end, run, small_config};
+use super::test_support::{append_many, batch, data_dir, read_to_end, run, small_config};
 use super::{FileReadPath, LogConfig, Offset, PartitionLog};
-
-/// Append `count` batches of 3 records; returns the bytes as stored (offsets set).
-async fn append_many(log: &PartitionLog, count: usize, value_bytes: usize) -> Vec<Bytes> {
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let b = batch(3, value_bytes, 1000 + i as i64, i as u8);
-        let result = log.append(b.clone()).await.expect("append");
-        let mut stored = b.to_vec();
-        stored[..8].copy_from_slice(&result.base_offset.0.to_be_bytes());
-        out.push(Bytes::from(stored));
-    }
-    out
-}
 
 /// The batch holding `offset`, read alone.
 async fn read_one(log: &PartitionLog, offset: i64) -> Bytes {

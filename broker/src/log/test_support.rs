@@ -95,6 +95,24 @@ pub fn small_config() -> LogConfig {
     }
 }
 
+/// Append `b`; its bytes as the log stores them (the base offset it was given).
+pub async fn append_stored(log: &PartitionLog, b: Bytes) -> Bytes {
+    let base = log.append(b.clone()).await.expect("append").base_offset;
+    let mut stored = b.to_vec();
+    stored[..8].copy_from_slice(&base.0.to_be_bytes());
+    Bytes::from(stored)
+}
+
+/// Append `count` batches of 3 records of `value_bytes` each, 10 ms apart; their
+/// bytes as stored, in offset order.
+pub async fn append_many(log: &PartitionLog, count: usize, value_bytes: usize) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        out.push(append_stored(log, batch(3, value_bytes, 1000 + i as i64 * 10, i as u8)).await);
+    }
+    out
+}
+
 /// Every batch from `from` to the log end, in order, `max_bytes` at a time on `path`.
 /// Each answer must hold a batch; `check` sees it (and the offset it was read at)
 /// before its batches are taken, for the caller's own bound or origin assertions.

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 
-use super::test_support::{batch, data_dir, read_to_end, run, small_config};
+use super::test_support::{append_many, append_stored, batch, data_dir, read_to_end, run, small_config};
 use super::{direct_io_probe, FileReadPath, FlushPolicy, LogConfig, LogError, Offset, PartitionLog};
 use weir_protocol::record_batch::BatchError;
 
@@ -17,19 +17,6 @@ fn offsets_of(batches: &[Bytes]) -> Vec<i64> {
         .iter()
         .map(|b| i64::from_be_bytes(b[..8].try_into().expect("8")))
         .collect()
-}
-
-/// Append `count` batches of 3 records; returns the appended bytes with offsets set.
-async fn append_many(log: &PartitionLog, count: usize, value_bytes: usize) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    for i in 0..count {
-        let b = batch(3, value_bytes, 1000 + i as i64 * 10, i as u8);
-        let result = log.append(b.clone()).await.expect("append");
-        let mut expected = b.to_vec();
-        expected[..8].copy_from_slice(&result.base_offset.0.to_be_bytes());
-        out.push(Bytes::from(expected));
-    }
-    out
 }
 
 /// Read everything from `from` to the log end, batch by batch.
@@ -510,11 +497,7 @@ fn given_batches_larger_than_a_dma_chunk_when_reading_and_recovering_should_retu
             let mut appended = append_many(&log, 2, 100).await;
             for i in 0..3u8 {
                 // 1.5 MiB: spans two 1 MiB DMA chunks, and the recovery window.
-                let big = batch(1, 3 << 19, 5000, i);
-                let result = log.append(big.clone()).await.expect("append big");
-                let mut expected = big.to_vec();
-                expected[..8].copy_from_slice(&result.base_offset.0.to_be_bytes());
-                appended.push(Bytes::from(expected));
+                appended.push(append_stored(&log, batch(1, 3 << 19, 5000, i)).await);
             }
             log.flush().await.expect("flush");
             let read = log.read(Offset(6), 10).await.expect("read");
