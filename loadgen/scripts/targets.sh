@@ -224,6 +224,16 @@ if want e2e; then
   done
   max=$(awk -F'\t' '$1 == "cur" && $2 == "p8.rps" { print $3 }' "$RES" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
   half=$(calc "int(${max:-200000} / 2)")
+  note "e2e 8 partitions at $half rec/s, floor (null broker)"
+  stop_weir
+  "$LOADGEN" null-broker --listen "$BOOT" --store >>"$OUT_DIR/null-broker.log" 2>&1 &
+  NULL_PID=$!
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.05; done
+  f="$OUT_DIR/e2e8-floor.json"
+  "$LOADGEN" run loadgen/workloads/e2e-half.toml --rate "$half" --bootstrap "$BOOT" "${common[@]}" --quiet \
+    --report-json "$f" >/dev/null
+  put floor e2e8.p99 "$(json "$f" 'r["latency"]["e2e"]["p99_us"]/1e3')"
+  kill "$NULL_PID"; wait "$NULL_PID" 2>/dev/null || true; NULL_PID=""
   for build in "${BUILDS[@]}"; do
     note "e2e 8 partitions at $half rec/s, $build"
     fresh "$build"
