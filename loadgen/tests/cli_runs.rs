@@ -475,8 +475,13 @@ fn given_e2e_with_check_order_when_the_broker_keeps_order_should_check_what_it_c
     );
     let report = report.expect("report");
     let checked = u64_at(&report, "/order/checked_records");
-    assert!(checked > 2_000, "only {checked} records checked");
+    // Every acknowledged record consumed and checked. How many the producers get
+    // acknowledged in their one second depends on the machine's load: in a full-suite
+    // run at load average 8 this checked fewer than 2,000 of the 5,000 asked for, the
+    // old floor, so the floor is low and the totals must agree instead.
+    assert!(checked > 200, "only {checked} records checked");
     assert_eq!(checked, u64_at(&report, "/totals/all/consumed_records"));
+    assert_eq!(checked, u64_at(&report, "/totals/all/acked_records"));
     assert_eq!(u64_at(&report, "/order/inversions"), 0);
     assert_eq!(u64_at(&report, "/order/gaps"), 0);
 }
