@@ -64,18 +64,19 @@ u, s = map(float, client.split())
 print(f"{side}\t{what}\t{mbps:.0f}\t{mbps / float(fio):.2f}\t{(float(c1) - float(c0)) / float(tck) / gb:.3f}\t{(u + s) / gb:.3f}")
 EOF
 }
-lg_consume() { $L consume --bootstrap $BOOT --topic cu --consumers 1 --from earliest --to-end --quiet; }
-kcat_all() { kcat -C -b $BOOT -t cu -o beginning -e -q -f ''; }
+# Commands, not functions: /usr/bin/time runs them.
+LG=("$L" consume --bootstrap $BOOT --topic cu --consumers 1 --from earliest --to-end --quiet)
+KC=(kcat -C -b $BOOT -t cu -o beginning -e -q -f '')
 
 side() { # SIDE FIO
   local s=$1 fio=$2 bin flags
   if [[ $s == A ]]; then bin=$A; flags=${A_FLAGS:-}; else bin=$B; flags=${B_FLAGS:-}; fi
   drop; start "$bin" $flags
-  measure "$s" loadgen "$fio" lg_consume
+  measure "$s" loadgen "$fio" "${LG[@]}"
   stop
   if [[ $KCAT == 1 ]]; then
     drop; start "$bin" $flags
-    measure "$s" kcat "$fio" kcat_all
+    measure "$s" kcat "$fio" "${KC[@]}"
     stop
   fi
 }

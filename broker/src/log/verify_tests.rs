@@ -69,11 +69,16 @@ fn given_a_flipped_byte_on_disk_when_reading_should_fail_with_the_check_and_serv
         let log = PartitionLog::open(path, small_config()).await.expect("reopen");
         for path in [FileReadPath::Dma, FileReadPath::Copy] {
             set_thread_verify_crc(true);
-            match log.read_with(Offset(0), 3000, path).await {
+            // Room for the first three batches: the second fails the read.
+            match log.read_with(Offset(0), 8000, path).await {
                 Err(LogError::Corrupt { position, .. }) => {
                     assert_eq!(position, second_at as u64, "{path:?}: the second batch");
                 }
-                other => panic!("{path:?}: expected a corrupt batch, got {other:?}"),
+                Err(e) => panic!("{path:?}: expected a corrupt batch, got {e}"),
+                Ok(r) => panic!(
+                    "{path:?}: expected a corrupt batch, got {} batches",
+                    r.batches.len()
+                ),
             }
             log.read_aheads.clear();
 
