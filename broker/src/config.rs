@@ -166,6 +166,13 @@ pub struct ServeArgs {
     /// first (the former default; docs/benchmarks.md, "Zero-copy read path").
     #[arg(long, env = "WEIR_FETCH_READ_PATH", value_enum, default_value_t = crate::log::FileReadPath::Dma)]
     pub fetch_read_path: crate::log::FileReadPath,
+    /// Check each batch's CRC-32C again when a fetch reads it from a segment file
+    /// (the tail cache holds batches checked when appended). `false` leaves the
+    /// check to the consumer, as Kafka does (`check.crcs`): cheaper catch-up reads,
+    /// but disk corruption then reaches consumers instead of failing the fetch
+    /// (docs/benchmarks.md, "Catch-up reads: CPU per GB").
+    #[arg(long, env = "WEIR_FETCH_VERIFY_CRC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fetch_verify_crc: bool,
     /// Sealed-segment files the broker keeps open at most, split evenly among the
     /// shards (an LRU cache per shard; reads of older segments reopen them). Active
     /// segments are open besides: one per partition (docs/operations.md, "Open files").

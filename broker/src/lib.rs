@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod journal;
 pub mod limits;
 pub mod log;
+pub mod malloc_tuning;
 pub mod metadata;
 pub mod metrics;
 pub mod network;

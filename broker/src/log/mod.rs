@@ -40,6 +40,8 @@ pub(crate) mod test_support;
 mod tests;
 #[cfg(test)]
 mod txn_tests;
+#[cfg(test)]
+mod verify_tests;
 
 use std::sync::Arc;
 
@@ -54,6 +56,7 @@ pub use probe::direct_io_probe;
 pub use read_ahead::{
     set_budget_bytes as set_read_ahead_budget, DEFAULT_BUDGET_BYTES as READ_AHEAD_BYTES_DEFAULT,
 };
+pub use reader::set_verify_crc as set_fetch_verify_crc;
 pub use txn::TxnMarker;
 use weir_protocol::record_batch::BatchError;
 
