@@ -68,11 +68,14 @@ fn write_and_cut(mut disk: LoopDisk, root: PathBuf) -> (LoopDisk, u64, u64) {
     run(async move {
         let mut logs: Vec<Rc<PartitionLog>> = Vec::new();
         for p in 0..PARTITIONS {
-            logs.push(PartitionLog::open(partition_dir(&root, p), config()).await.expect("open"));
+            logs.push(
+                PartitionLog::open(partition_dir(&root, p), config())
+                    .await
+                    .expect("open"),
+            );
         }
-        let counts = || {
-            weir_broker::metrics::with(|m| (m.fsync_latency_us.count(), m.syncfs_latency_us.count()))
-        };
+        let counts =
+            || weir_broker::metrics::with(|m| (m.fsync_latency_us.count(), m.syncfs_latency_us.count()));
         let before = counts();
         for round in 0..BATCHES {
             for (p, log) in logs.iter().enumerate() {
@@ -106,7 +109,9 @@ fn write_and_cut(mut disk: LoopDisk, root: PathBuf) -> (LoopDisk, u64, u64) {
 fn read_back(root: PathBuf) {
     run(async move {
         for p in 0..PARTITIONS {
-            let log = PartitionLog::open(partition_dir(&root, p), config()).await.expect("reopen");
+            let log = PartitionLog::open(partition_dir(&root, p), config())
+                .await
+                .expect("reopen");
             assert_eq!(
                 log.log_end_offset(),
                 Offset(BATCHES as i64),
@@ -123,7 +128,11 @@ fn read_back(root: PathBuf) {
                     let round = offset as usize;
                     let mut records = 0;
                     weir_protocol::records::for_each_record(b, &mut scratch, 1 << 20, |r| {
-                        assert_eq!(r.value, Some(&value(p, round)[..]), "partition {p}, batch {round}");
+                        assert_eq!(
+                            r.value,
+                            Some(&value(p, round)[..]),
+                            "partition {p}, batch {round}"
+                        );
                         records += 1;
                     })
                     .expect("records decode");
@@ -137,7 +146,8 @@ fn read_back(root: PathBuf) {
 }
 
 #[test]
-fn given_many_partitions_with_flush_ms_when_the_power_is_cut_after_the_interval_sync_should_keep_every_record() {
+fn given_many_partitions_with_flush_ms_when_the_power_is_cut_after_the_interval_sync_should_keep_every_record(
+) {
     let mount = Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-interval-sync");
     let disk = match LoopDisk::create(&mount, 256) {
         Ok(disk) => disk,

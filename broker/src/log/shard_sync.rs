@@ -177,7 +177,10 @@ async fn round(syncer: &Syncer) {
         .filter(|t| t.shared.shard_sync.dev.get().is_none())
         .map(|t| t.shared.dir.clone())
         .collect();
-    let mut devs: Vec<u64> = targets.iter().filter_map(|t| t.shared.shard_sync.dev.get()).collect();
+    let mut devs: Vec<u64> = targets
+        .iter()
+        .filter_map(|t| t.shared.shard_sync.dev.get())
+        .collect();
     devs.sort_unstable();
     devs.dedup();
     let known = syncer.fds.borrow().clone();
@@ -207,7 +210,9 @@ async fn round(syncer: &Syncer) {
             match done.synced.iter().find(|(d, _)| *d == dev) {
                 Some((_, Ok(()))) => Ok(()),
                 Some((_, Err(e))) => Err(std::io::Error::new(e.kind(), format!("syncfs: {e}"))),
-                None => Err(std::io::Error::other("syncfs: no directory open on the filesystem")),
+                None => Err(std::io::Error::other(
+                    "syncfs: no directory open on the filesystem",
+                )),
             }
         });
         apply(&target, outcome);
@@ -313,8 +318,19 @@ fn sync_filesystems(unknown: Vec<PathBuf>, mut devs: Vec<u64>, known: Vec<(u64, 
             // SAFETY: `fd` is an open descriptor owned by `known` or `opened`, both
             // alive until this function returns.
             let rc = unsafe { libc::syncfs(fd) };
-            (dev, if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) })
+            (
+                dev,
+                if rc == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                },
+            )
         })
         .collect();
-    Done { found, opened, synced }
+    Done {
+        found,
+        opened,
+        synced,
+    }
 }
