@@ -324,6 +324,11 @@ impl Appender {
             let segment = st.segments.iter().rev().find(|s| s.base_offset == base);
             segment.map(|s| s.written_end)
         };
+        let interval_ms = match self.shared.config().flush {
+            FlushPolicy::Interval { ms, .. } => Some(ms),
+            FlushPolicy::EveryAppend => None,
+        };
+        super::shard_sync::own_sync_done(&self.shared, started, interval_ms);
         self.shared.progress.notify_all();
         if let Some(durable) = durable {
             self.maybe_checkpoint(durable).await;

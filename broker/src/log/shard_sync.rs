@@ -50,6 +50,9 @@ const INTERVAL_MS_MAX: u64 = 365 * 24 * 60 * 60 * 1000;
 pub(crate) struct Slot {
     /// In the shard's list (cleared when a round takes it).
     registered: Cell<bool>,
+    /// When its oldest write not yet synced reaches flush.ms; `None` once synced (by
+    /// a round or by the partition's own fdatasync), until the next write completes.
+    due: Cell<Option<Instant>>,
     /// Filesystem (`st_dev`) of the partition directory, learned on its first round.
     dev: Cell<Option<u64>>,
     /// Where the last whole batch written ends: (segment base, position after it).
@@ -132,14 +135,47 @@ pub(crate) fn register(shared: &Rc<Shared>, interval_ms: u64) {
     if interval_ms > INTERVAL_MS_MAX {
         return;
     }
-    let due = Instant::now() + Duration::from_millis(interval_ms);
-    slot.registered.set(true);
     let syncer = syncer();
-    syncer.dirty.borrow_mut().push(Rc::downgrade(shared));
-    if syncer.next_due.get().is_none_or(|next| due < next) {
-        syncer.next_due.set(Some(due));
-        syncer.wake.notify_all();
+    if !slot.registered.replace(true) {
+        syncer.dirty.borrow_mut().push(Rc::downgrade(shared));
     }
+    if slot.due.get().is_none() {
+        let due = Instant::now() + Duration::from_millis(interval_ms);
+        slot.due.set(Some(due));
+        if syncer.next_due.get().is_none_or(|next| due < next) {
+            syncer.next_due.set(Some(due));
+            syncer.wake.notify_all();
+        }
+    }
+}
+
+/// The partition's own fdatasync (started at `started`) covered what it had written:
+/// restart its flush.ms clock, as the per-partition timer did, so a partition that
+/// syncs every 64 MiB on its own does not also cost a syncfs every flush.ms.
+pub(crate) fn own_sync_done(shared: &Shared, started: Instant, interval_ms: Option<u64>) {
+    let slot = &shared.shard_sync;
+    if slot.due.get().is_none() {
+        return; // nothing listed as unsynced
+    }
+    let unsynced = {
+        let st = shared.state.borrow();
+        st.written_end_offset > st.durable_end_offset
+    };
+    // Writes completed after `started` are at most as old as it.
+    let due = match interval_ms {
+        Some(ms) if unsynced && ms <= INTERVAL_MS_MAX => Some(started + Duration::from_millis(ms)),
+        _ => None,
+    };
+    slot.due.set(due);
+}
+
+/// The earliest flush.ms deadline among the listed partitions.
+fn earliest_due(syncer: &Syncer) -> Option<Instant> {
+    let dirty = syncer.dirty.borrow();
+    dirty
+        .iter()
+        .filter_map(|entry| entry.upgrade().and_then(|shared| shared.shard_sync.due.get()))
+        .min()
 }
 
 async fn run(syncer: Rc<Syncer>) {
@@ -155,7 +191,11 @@ async fn run(syncer: Rc<Syncer>) {
             future::or(changed, glommio::timer::sleep(due - now)).await;
             continue;
         }
-        round(&syncer).await;
+        // `next_due` is a hint: an own fdatasync may have restarted a clock since.
+        match earliest_due(&syncer) {
+            Some(due) if due <= now => round(&syncer).await,
+            later => syncer.next_due.set(later),
+        }
     }
 }
 
@@ -230,6 +270,7 @@ fn take_targets(syncer: &Syncer) -> Vec<Target> {
             continue; // dropped: closed (and synced by its close) long ago
         };
         shared.shard_sync.registered.set(false);
+        shared.shard_sync.due.set(None);
         let written = {
             let st = shared.state.borrow();
             let idle = st.written_end_offset <= st.durable_end_offset;
