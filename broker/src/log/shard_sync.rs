@@ -7,7 +7,8 @@
 //! the interval policy, and the task that syncs them. One `Syncer` per executor thread
 //! (shard): only that shard's appenders register and only its task syncs, so all of it
 //! is `Rc`/`Cell`. Acks=all (`wait_durable`), `flush.messages=1` and the 64 MiB byte
-//! bound keep the appender's own group-commit fdatasync (`appender.rs`).
+//! bound keep the appender's own group-commit fdatasync (`appender.rs`), which restarts
+//! the partition's flush.ms clock here (`own_sync_done`).
 //!
 //! Invariants: a partition is listed at most once (`Slot::registered`), so the list
 //! is bounded by the shard's partitions; a partition's durable offset advances only to
@@ -16,7 +17,9 @@
 //! round at a time per shard; a failed syncfs (or a partition whose filesystem cannot
 //! be found) stops the appender of every partition it was to cover with the error, as
 //! a failed fdatasync does, and the partition is fenced. syncfs runs on glommio's
-//! blocking pool, never on the executor thread (there is no io_uring syncfs).
+//! blocking pool, never on the executor thread (there is no io_uring syncfs); that
+//! pool is one thread per shard, shared with recovery and snapshot writes, so a slow
+//! syncfs delays them (and they it), never the executor.
 //!
 //! Why syncfs covers what fdatasync did, on ext4 (fs/sync.c, fs/ext4/super.c): the
 //! segment data went to the device by O_DIRECT writes that completed; what those
