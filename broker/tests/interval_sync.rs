@@ -145,6 +145,54 @@ fn read_back(root: PathBuf) {
     });
 }
 
+/// A partition that synced on its own (the byte bound) and then got a small write:
+/// the small write is made durable by the next interval sync, not left for a later
+/// own sync that may never come.
+#[test]
+fn given_a_partition_that_synced_on_its_own_when_a_small_batch_follows_should_sync_it_within_flush_ms() {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-interval-sync-own");
+    std::fs::create_dir_all(&base).expect("test dir");
+    let dir = tempfile::tempdir_in(&base).expect("temp dir");
+    let path = dir.path().join("p0");
+    run(async move {
+        let config = LogConfig {
+            flush: FlushPolicy::Interval { ms: 50, bytes: 4096 },
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(path, config).await.expect("open");
+        let big = {
+            let mut b = BatchBuilder::new(Compression::None);
+            b.push(0, None, Some(&[7u8; 8192]), &[]);
+            let mut out = BytesMut::new();
+            b.finish_into(&mut out).expect("batch");
+            out.freeze()
+        };
+        log.append(big).await.expect("append");
+        // The byte bound makes the appender fdatasync on its own.
+        for _ in 0..200 {
+            if log.durable_end_offset() == Offset(1) {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(log.durable_end_offset(), Offset(1), "the byte bound synced");
+        log.append(batch(0, 1)).await.expect("append");
+        for _ in 0..200 {
+            if log.durable_end_offset() == Offset(2) {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            log.durable_end_offset(),
+            Offset(2),
+            "the small batch waited 2 s for its interval sync"
+        );
+        log.close().await.expect("close");
+    });
+    drop(dir);
+}
+
 #[test]
 fn given_many_partitions_with_flush_ms_when_the_power_is_cut_after_the_interval_sync_should_keep_every_record(
 ) {

@@ -127,10 +127,12 @@ fn syncer() -> Rc<Syncer> {
 }
 
 /// The partition has written data that is not durable; sync it within `interval_ms`.
-/// Called by its appender when a write completes; costs a `Cell` read when listed.
+/// Called by its appender when a write completes; costs two `Cell` reads when listed
+/// with a clock running. Listed but synced by its own fdatasync (`due` cleared): the
+/// clock starts again here, or this write would wait for somebody else's round.
 pub(crate) fn register(shared: &Rc<Shared>, interval_ms: u64) {
     let slot = &shared.shard_sync;
-    if slot.registered.get() {
+    if slot.registered.get() && slot.due.get().is_some() {
         return;
     }
     // flush.ms "unlimited" (or beyond a year): no interval sync wanted, and no timer
