@@ -94,8 +94,9 @@ pub struct ServeArgs {
     /// Default retention.bytes per partition of new topics (-1: unlimited).
     #[arg(long, env = "WEIR_RETENTION_BYTES", default_value_t = -1)]
     pub retention_bytes: i64,
-    /// Default flush.ms of new topics: the longest an appended batch waits for
-    /// its fdatasync when nobody asks for durability (acks=all always syncs).
+    /// Default flush.ms of new topics: about the longest an appended batch waits
+    /// to be synced when nobody asks for durability (one shard-wide syncfs per
+    /// filesystem covers every partition due; acks=all always syncs).
     #[arg(long, env = "WEIR_FLUSH_MS", default_value_t = 1000)]
     pub flush_ms: u64,
     /// group.initial.rebalance.delay.ms: how long a new group waits for more

@@ -1,5 +1,7 @@
 //! The appender task: copies queued batches into aligned DMA chunks, keeps a few writes
 //! in flight, rewrites the partial last block as it fills, rolls files and fdatasyncs.
+//! The `flush.ms` interval sync is shard-wide (`shard_sync.rs`): the appender lists its
+//! partition there when a write completes and checkpoints when that sync covered it.
 //!
 //! Runs as one `spawn_local` task on the partition's shard; the only code that writes
 //! segment files. Invariants (asserted): every DMA write starts and ends on a 4 KiB
@@ -10,12 +12,11 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use futures_lite::future;
 use glommio::io::{DmaBuffer, DmaFile};
 use glommio::Task;
 
 use super::partition::Shared;
-use super::segment::{now_ms, open_log_file, short_write, sync_dir, write_index_files, BLOCK_BYTES};
+use super::segment::{open_log_file, short_write, sync_dir, write_index_files, BLOCK_BYTES};
 use super::txn_index;
 use super::{io_err, FlushPolicy, LogError, Offset, Position};
 
@@ -45,8 +46,9 @@ struct InFlight {
     aligned_bytes: usize,
     end_position: Position,
     new_bytes: u64,
-    /// The last offset whose batch ends in this write, if one does.
-    last_offset: Option<Offset>,
+    /// The last offset whose batch ends in this write, if one does, and the file
+    /// position where that batch ends.
+    last_offset: Option<(Offset, Position)>,
 }
 
 pub(crate) struct Appender {
@@ -59,12 +61,11 @@ pub(crate) struct Appender {
     /// Bytes filled in the chunk, carry included.
     chunk_len: usize,
     chunk_new_bytes: u64,
-    chunk_last_offset: Option<Offset>,
+    chunk_last_offset: Option<(Offset, Position)>,
     chunk_has_carry: bool,
     /// The partial last block already on the file; the next chunk starts with it.
     carry: Vec<u8>,
     in_flight: VecDeque<InFlight>,
-    synced_ms: i64,
     bytes_since_sync: u64,
     /// Position of the active segment covered by its last index checkpoint.
     checkpointed: Position,
@@ -100,7 +101,6 @@ impl Appender {
             chunk_has_carry: false,
             carry: own_carry,
             in_flight: VecDeque::with_capacity(WRITES_IN_FLIGHT_MAX),
-            synced_ms: now_ms(),
             bytes_since_sync: 0,
             checkpointed: Position(end.0 - carry.len() as u64),
             checkpoint: None,
@@ -110,6 +110,7 @@ impl Appender {
     pub async fn run(mut self) -> Result<(), LogError> {
         loop {
             self.wait_for_work().await;
+            self.shard_synced().await?;
             self.write_round().await?;
             // Out of input: reap one write at a time, so input arriving meanwhile joins
             // the pipeline instead of waiting for every write in flight to drain.
@@ -140,16 +141,29 @@ impl Appender {
     async fn wait_for_work(&self) {
         let ready = || {
             let st = self.shared.state.borrow();
-            !st.pending.is_empty() || st.closing || st.sync_wanted_offset > st.durable_end_offset
+            !st.pending.is_empty()
+                || st.closing
+                || st.sync_wanted_offset > st.durable_end_offset
+                || self.shared.shard_sync.has_news()
         };
-        match self.shared.config().flush {
-            FlushPolicy::EveryAppend => self.shared.writer_wake.wait_until(ready).await,
-            // The timer is only a backstop for the interval policy.
-            FlushPolicy::Interval { ms, .. } => {
-                let wake = self.shared.writer_wake.wait_until(ready);
-                future::or(wake, glommio::timer::sleep(std::time::Duration::from_millis(ms))).await;
+        self.shared.writer_wake.wait_until(ready).await;
+    }
+
+    /// Act on the shard-wide interval sync: stop on its failure (the partition is then
+    /// fenced, as after a failed fdatasync), checkpoint after it covered this segment.
+    async fn shard_synced(&mut self) -> Result<(), LogError> {
+        if let Some(source) = self.shared.shard_sync.take_failure() {
+            return Err(LogError::Io {
+                op: "syncing the filesystem (flush.ms)",
+                source,
+            });
+        }
+        if let Some((base, durable)) = self.shared.shard_sync.take_synced() {
+            if base == self.segment_base {
+                self.maybe_checkpoint(durable).await;
             }
         }
+        Ok(())
     }
 
     fn sync_due(&self) -> bool {
@@ -164,9 +178,8 @@ impl Appender {
         }
         match self.shared.config().flush {
             FlushPolicy::EveryAppend => true,
-            FlushPolicy::Interval { ms, bytes } => {
-                self.bytes_since_sync >= bytes || now_ms() - self.synced_ms >= ms as i64
-            }
+            // Time is the shard-wide sync's (`shard_sync.rs`); bytes stay per partition.
+            FlushPolicy::Interval { bytes, .. } => self.bytes_since_sync >= bytes,
         }
     }
 
@@ -199,7 +212,8 @@ impl Appender {
             self.chunk_new_bytes += copy_bytes as u64;
             rest = &rest[copy_bytes..];
             if rest.is_empty() {
-                self.chunk_last_offset = Some(last_offset);
+                let end = self.chunk_position + self.chunk_len as u64;
+                self.chunk_last_offset = Some((last_offset, end));
             }
             if self.chunk_len == CHUNK_BYTES {
                 self.issue_chunk().await?;
@@ -262,11 +276,12 @@ impl Appender {
         self.bytes_since_sync += done.new_bytes;
         let mut st = self.shared.state.borrow_mut();
         st.unwritten_bytes -= done.new_bytes;
-        if let Some(last) = done.last_offset {
+        let base = self.segment_base;
+        if let Some((last, end)) = done.last_offset {
             assert!(last >= st.written_end_offset && last < st.next_offset);
             st.written_end_offset = last.next();
+            self.shared.shard_sync.batch_written(base, end);
         }
-        let base = self.segment_base;
         let segment = st.segments.iter_mut().rev().find(|s| s.base_offset == base);
         let segment = segment.expect("the writer's segment is never deleted while written");
         assert!(done.end_position >= segment.written_end && done.end_position <= segment.end);
@@ -274,6 +289,9 @@ impl Appender {
         let (limit, written_end) = (self.shared.config().tail_cache_bytes, st.written_end_offset);
         st.cache.evict(limit, written_end);
         drop(st);
+        if let (Some(_), FlushPolicy::Interval { ms, .. }) = (done.last_offset, self.shared.config().flush) {
+            super::shard_sync::register(&self.shared, ms);
+        }
         self.shared.progress.notify_all();
         Ok(())
     }
@@ -297,28 +315,38 @@ impl Appender {
         super::report_slow("fdatasync", &self.shared.dir, started);
         let micros = started.elapsed().as_micros() as u64;
         crate::metrics::with(|m| m.synced(micros, self.bytes_since_sync));
-        self.synced_ms = now_ms();
         self.bytes_since_sync = 0;
-        {
+        let durable = {
             let mut st = self.shared.state.borrow_mut();
-            assert!(target >= st.durable_end_offset);
-            st.durable_end_offset = target;
-        }
+            // `max`: a shard-wide sync may have moved it past `target` meanwhile.
+            st.durable_end_offset = st.durable_end_offset.max(target);
+            let base = self.segment_base;
+            let segment = st.segments.iter().rev().find(|s| s.base_offset == base);
+            segment.map(|s| s.written_end)
+        };
+        let interval_ms = match self.shared.config().flush {
+            FlushPolicy::Interval { ms, .. } => Some(ms),
+            FlushPolicy::EveryAppend => None,
+        };
+        super::shard_sync::own_sync_done(&self.shared, started, interval_ms);
         self.shared.progress.notify_all();
-        self.maybe_checkpoint().await;
+        if let Some(durable) = durable {
+            self.maybe_checkpoint(durable).await;
+        }
         Ok(())
     }
 
     /// After a sync: checkpoint the active segment in the background, so a crash
     /// rescans only what came after. Its index files, if `checkpoint_bytes` were made
-    /// durable since the last ones: only entries below the durable position, which is
-    /// a batch boundary here (a sync writes every copied batch out first), so each
-    /// entry's batch is whole on disk. The producer state captured at an offset of
-    /// this segment (`State::producer_checkpoint`) once that offset is durable: the
-    /// segment's aborted transactions below it first (`.txnindex`), then the snapshot,
-    /// as at a roll (an open that starts from a snapshot takes the aborted
-    /// transactions below it from the file).
-    async fn maybe_checkpoint(&mut self) {
+    /// durable since the last ones: only entries below `durable`, a batch boundary
+    /// (an own sync writes every copied batch out first; a shard sync passes the end
+    /// of the last whole batch it covered), so each entry's batch is whole on disk.
+    /// The producer state captured at an offset of this segment
+    /// (`State::producer_checkpoint`) once that offset is durable: the segment's
+    /// aborted transactions below it first (`.txnindex`), then the snapshot, as at a
+    /// roll (an open that starts from a snapshot takes the aborted transactions below
+    /// it from the file).
+    async fn maybe_checkpoint(&mut self, durable: Position) {
         let base = self.segment_base;
         let every = checkpoint_bytes(&self.shared.config());
         let (indexes, producers) = {
@@ -338,8 +366,9 @@ impl Appender {
                     .collect();
                 (at, states, aborted)
             });
-            let durable = segment.written_end;
-            let indexes = (durable - self.checkpointed >= every && !segment.index.is_empty()).then(|| {
+            // Saturating: a shard sync's position may trail an own sync's checkpoint.
+            let fresh = durable.0.saturating_sub(self.checkpointed.0);
+            let indexes = (fresh >= every && !segment.index.is_empty()).then(|| {
                 let mut index = segment.index.clone();
                 index.truncate_to_position(durable);
                 let mut time_index = segment.time_index.clone();

@@ -20,6 +20,7 @@ mod reader;
 mod recovery;
 mod retention;
 mod segment;
+mod shard_sync;
 mod start_offset;
 mod timestamps;
 mod txn;

@@ -111,6 +111,8 @@ pub(crate) struct Shared {
     /// the fetches that read this partition. An `Event` because a fetch that
     /// times out must leave no waker behind on an idle partition.
     pub readers: event_listener::Event,
+    /// The shard-wide interval sync's view of this partition (`shard_sync.rs`).
+    pub shard_sync: super::shard_sync::Slot,
 }
 
 impl Shared {
@@ -191,6 +193,7 @@ impl PartitionLog {
             progress: WaitList::default(),
             start_lock: glommio::sync::Semaphore::new(1),
             readers: event_listener::Event::new(),
+            shard_sync: Default::default(),
         });
         let appender = Appender::new(shared.clone(), recovered.active_file, recovered.carry);
         let task_shared = shared.clone();

@@ -45,6 +45,8 @@ pub struct ShardCounters {
     pub fsync_latency_us: Histogram,
     /// Bytes each fdatasync made durable (one group commit).
     pub group_commit_bytes: Histogram,
+    /// syncfs of a data filesystem by the shard-wide interval sync (`log/shard_sync.rs`).
+    pub syncfs_latency_us: Histogram,
     /// Log reads served from the tail cache, and from the segment files.
     pub reads_cached: Cell<u64>,
     pub reads_file: Cell<u64>,
@@ -81,6 +83,7 @@ impl ShardCounters {
             out_by_partition: RefCell::new(HashMap::new()),
             fsync_latency_us: Histogram::new(LATENCY_US),
             group_commit_bytes: Histogram::new(SIZE_BYTES),
+            syncfs_latency_us: Histogram::new(LATENCY_US),
             reads_cached: Cell::new(0),
             reads_file: Cell::new(0),
             read_ahead_started: Cell::new(0),
@@ -134,6 +137,10 @@ impl ShardCounters {
     pub fn synced(&self, micros: u64, bytes: u64) {
         self.fsync_latency_us.record(micros);
         self.group_commit_bytes.record(bytes);
+    }
+
+    pub fn fs_synced(&self, micros: u64) {
+        self.syncfs_latency_us.record(micros);
     }
 
     pub fn fetch_woken(&self) {

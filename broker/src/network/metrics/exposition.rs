@@ -211,6 +211,21 @@ fn storage(out: &mut String, shards: &[ShardSnapshot]) {
             1.0,
         );
     }
+    family(
+        out,
+        "weir_syncfs_latency_seconds",
+        "histogram",
+        "syncfs of a data filesystem by the shard-wide flush.ms sync, per shard.",
+    );
+    for s in shards {
+        histogram(
+            out,
+            "weir_syncfs_latency_seconds",
+            &format!("shard=\"{}\"", s.shard),
+            &s.syncfs_latency_us,
+            1e6,
+        );
+    }
     reads(out, shards);
 }
 
