@@ -9,7 +9,7 @@ use bytes::Bytes;
 use weir_protocol::record_batch::header;
 
 use super::reader::set_thread_verify_crc;
-use super::test_support::{batch, data_dir, run, small_config};
+use super::test_support::{append_many, data_dir, run, small_config};
 use super::{FileReadPath, LogError, Offset, PartitionLog};
 
 /// Every batch from offset 0 to the log end on `path`, in the order read,
@@ -39,14 +39,10 @@ fn given_a_flipped_byte_on_disk_when_reading_should_fail_with_the_check_and_serv
         let log = PartitionLog::open(path.clone(), small_config())
             .await
             .expect("open");
-        let mut appended = Vec::new();
-        for i in 0..30 {
-            let b = batch(3, 700, 1000 + i * 10, i as u8);
-            let base = log.append(b.clone()).await.expect("append").base_offset;
-            let mut expected = b.to_vec();
-            expected[..8].copy_from_slice(&base.0.to_be_bytes());
-            appended.push(expected);
-        }
+        let mut appended: Vec<Vec<u8>> = (append_many(&log, 30, 700).await)
+            .into_iter()
+            .map(|b| b.to_vec())
+            .collect();
         log.close().await.expect("close");
         // A record value byte of the second batch of the first (sealed) segment:
         // its length, magic and header stay valid, only the CRC no longer matches.
