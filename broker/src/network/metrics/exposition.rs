@@ -167,6 +167,21 @@ fn requests(out: &mut String, shards: &[ShardSnapshot]) {
 }
 
 /// Cumulative buckets; the recorded unit divided by `per` is the exposed one.
+/// One histogram family with a series per shard (`shard="N"`), values divided by `per`.
+fn shard_histograms(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    shards: &[ShardSnapshot],
+    buckets: impl Fn(&ShardSnapshot) -> &Buckets,
+    per: f64,
+) {
+    family(out, name, "histogram", help);
+    for s in shards {
+        histogram(out, name, &format!("shard=\"{}\"", s.shard), buckets(s), per);
+    }
+}
+
 fn histogram(out: &mut String, name: &str, labels: &str, b: &Buckets, per: f64) {
     let mut cumulative = 0;
     for (bound, count) in b.bounds.iter().zip(&b.counts) {
@@ -181,51 +196,30 @@ fn histogram(out: &mut String, name: &str, labels: &str, b: &Buckets, per: f64) 
 }
 
 fn storage(out: &mut String, shards: &[ShardSnapshot]) {
-    family(
+    shard_histograms(
         out,
         "weir_fsync_latency_seconds",
-        "histogram",
         "fdatasync of segment files, per shard.",
+        shards,
+        |s| &s.fsync_latency_us,
+        1e6,
     );
-    for s in shards {
-        histogram(
-            out,
-            "weir_fsync_latency_seconds",
-            &format!("shard=\"{}\"", s.shard),
-            &s.fsync_latency_us,
-            1e6,
-        );
-    }
-    family(
+    shard_histograms(
         out,
         "weir_group_commit_bytes",
-        "histogram",
         "Bytes one fdatasync made durable (a group commit), per shard.",
+        shards,
+        |s| &s.group_commit_bytes,
+        1.0,
     );
-    for s in shards {
-        histogram(
-            out,
-            "weir_group_commit_bytes",
-            &format!("shard=\"{}\"", s.shard),
-            &s.group_commit_bytes,
-            1.0,
-        );
-    }
-    family(
+    shard_histograms(
         out,
         "weir_syncfs_latency_seconds",
-        "histogram",
         "syncfs of a data filesystem by the shard-wide flush.ms sync, per shard.",
+        shards,
+        |s| &s.syncfs_latency_us,
+        1e6,
     );
-    for s in shards {
-        histogram(
-            out,
-            "weir_syncfs_latency_seconds",
-            &format!("shard=\"{}\"", s.shard),
-            &s.syncfs_latency_us,
-            1e6,
-        );
-    }
     reads(out, shards);
 }
 
@@ -530,19 +524,12 @@ fn timers(out: &mut String, shards: &[ShardSnapshot]) {
         "Delayed produce parts refused because the shard's timer store held --timers-pending-max records.",
         |s| s.timers.refused.to_string(),
     );
-    family(
+    shard_histograms(
         out,
         "weir_timer_lateness_seconds",
-        "histogram",
         "How long after its due time a delayed record was appended to its partition, per shard.",
+        shards,
+        |s| &s.timers.lateness_ms,
+        1e3,
     );
-    for s in shards {
-        histogram(
-            out,
-            "weir_timer_lateness_seconds",
-            &format!("shard=\"{}\"", s.shard),
-            &s.timers.lateness_ms,
-            1e3,
-        );
-    }
 }
