@@ -57,11 +57,26 @@ NULL_PID=""
 cleanup() { stop_weir; [[ -n "$NULL_PID" ]] && kill "$NULL_PID" 2>/dev/null; [[ -n "$DATA_DIR" ]] && rm -rf "$DATA_DIR"; true; }
 trap cleanup EXIT
 
+# The one-partition rows use issue 13's setup: one shard pinned to CPU 0, the client
+# pinned to CPU 1 (PIN=1 makes spawn and the pinned clients do that). Unpinned, with
+# the default two shards, the client and the broker's shard share a CPU part of the
+# time: one partition's produce measured 555 MB/s that way against 964 pinned
+# (2026-12-02, 21:38Z, quiet machine).
+PIN=0
+# pinned CPU CMD...: CMD, under taskset when PIN=1. Never run it in the background: a
+# function behind `&` is a subshell, and $! would not be the command's PID.
+pinned() { if [[ $PIN == 1 ]]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# The prefix that pins to CPU $1 when PIN=1, for commands started with `&`.
+pin_to() { PIN_CMD=(); if [[ $PIN == 1 ]]; then PIN_CMD=(taskset -c "$1"); fi; }
 # spawn BUILD [flags]: start weir on DATA_DIR (kept), wait until it listens; sets SPAWNED_AT.
 spawn() {
   local build=$1; shift
+  local pin=()
+  [[ $PIN == 1 ]] && pin=(--shards 1 --shard-port-base $((PORT + 1)))
   SPAWNED_AT=$(date +%s.%N)
-  "$(bin_of "$build")" serve --listen "$BOOT" --data-dir "$DATA_DIR" "$@" >>"$OUT_DIR/weir-$build.log" 2>&1 &
+  pin_to 0
+  "${PIN_CMD[@]}" "$(bin_of "$build")" serve --listen "$BOOT" --data-dir "$DATA_DIR" "${pin[@]}" "$@" \
+    >>"$OUT_DIR/weir-$build.log" 2>&1 &
   WEIR_PID=$!
   for _ in $(seq 1 600); do
     if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then return 0; fi
@@ -116,7 +131,7 @@ lg() {
   local build=$1 key=$2; shift 2
   local c0 c1 f="$OUT_DIR/$key-$build.json"
   c0=$(broker_cpu)
-  "$LOADGEN" "$@" --bootstrap "$BOOT" --quiet --report-json "$f" >"$OUT_DIR/$key-$build.txt"
+  pinned 1 "$LOADGEN" "$@" --bootstrap "$BOOT" --quiet --report-json "$f" >"$OUT_DIR/$key-$build.txt"
   c1=$(broker_cpu)
   put "$build" "$key.mbps" "$(json "$f" 'r["throughput"]["produce"]["payload_mb_per_s"] or r["throughput"]["consume"]["payload_mb_per_s"]')"
   put "$build" "$key.cpu" "$(calc "($c1 - $c0) / max($(json "$f" 'r["cpu"]["gb_moved"]'), 1e-9)")"
@@ -162,13 +177,15 @@ if want produce; then
     note "round $round: ceilings"; ceilings
     for build in "${BUILDS[@]}"; do
       note "round $round $build: produce"
-      fresh "$build"; lg "$build" p1 run loadgen/workloads/produce-acks1-p1.toml "${common[@]}"
       fresh "$build"; lg "$build" p8 run loadgen/workloads/produce-acks1-p8.toml "${common[@]}"
+      PIN=1
+      fresh "$build"; lg "$build" p1 run loadgen/workloads/produce-acks1-p1.toml "${common[@]}"
       for kb in 256 64; do
         fresh "$build"
         lg "$build" all$kb produce --topic all$kb --create --partitions 1 --producers 1 --acks all \
           --batch-bytes $(( kb * 1024 )) --record-size 1024 "${common[@]}"
       done
+      PIN=0
     done
   done
 fi
@@ -198,7 +215,7 @@ steal_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print $9 * 1000 / hz }' /
 # p99, p99.99, records/s and the hypervisor's steal time over the run under BUILD.
 e2e1() {
   local s0; s0=$(steal_ms)
-  "$LOADGEN" e2e --bootstrap "$BOOT" --topic e2e1 --create --partitions 1 --producers 1 --consumers 1 \
+  pinned 1 "$LOADGEN" e2e --bootstrap "$BOOT" --topic e2e1 --create --partitions 1 --producers 1 --consumers 1 \
     --rate 100000 --linger-ms 1 "${common[@]}" --quiet --report-json "$2" >/dev/null
   put "$1" e2e1.steal "$(calc "$(steal_ms) - $s0")"
   put "$1" e2e1.p99 "$(json "$2" 'r["latency"]["e2e"]["p99_us"]/1e3')"
@@ -206,12 +223,14 @@ e2e1() {
   put "$1" e2e1.rps "$(json "$2" 'r["throughput"]["consume"]["records_per_s"]')"
 }
 if want e2e; then
+  PIN=1
   for run in $(seq 1 "$E2E_RUNS"); do
     # The floor: the same run against the load generator's null broker, which keeps the
     # records in memory and answers a waiting Fetch as they arrive (no log, no disk).
     note "e2e run $run floor (null broker)"
     stop_weir
-    "$LOADGEN" null-broker --listen "$BOOT" --store >>"$OUT_DIR/null-broker.log" 2>&1 &
+    pin_to 0
+    "${PIN_CMD[@]}" "$LOADGEN" null-broker --listen "$BOOT" --store >>"$OUT_DIR/null-broker.log" 2>&1 &
     NULL_PID=$!
     for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.05; done
     e2e1 floor "$OUT_DIR/e2e1-$run-floor.json"
@@ -222,6 +241,7 @@ if want e2e; then
       e2e1 "$build" "$OUT_DIR/e2e1-$run-$build.json"
     done
   done
+  PIN=0
   max=$(awk -F'\t' '$1 == "cur" && $2 == "p8.rps" { print $3 }' "$RES" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
   half=$(calc "int(${max:-200000} / 2)")
   note "e2e 8 partitions at $half rec/s, floor (null broker)"

@@ -161,6 +161,8 @@ def main():
     out = [a.header, ""]
     if a.machine:
         out.append(f"Machine: {a.machine}. Broker and clients share the cores; the host may cache the disk.")
+    out.append("One-partition rows (produce, acks=all, e2e and their floor): one shard pinned to CPU 0, "
+               "the client pinned to CPU 1. Other rows: the default shards, unpinned.")
     out.append(f"Throughput rows: median of {a.rounds} round(s) of {a.duration}, ceilings measured in each round; "
                f"previous build: {a.baseline or 'none given (make bench BASELINE=<rev>)'}."
                + (" QUICK run: short runs, small sizes." if a.quick == "1" else ""))
