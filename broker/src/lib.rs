@@ -9,6 +9,7 @@
 //! `weir-client`; the library itself holds no Kafka client.
 
 pub mod acl;
+pub mod buffer_reuse;
 pub mod config;
 pub mod deadline;
 pub mod error;
@@ -17,7 +18,6 @@ pub mod handlers;
 pub mod journal;
 pub mod limits;
 pub mod log;
-pub mod malloc_tuning;
 pub mod metadata;
 pub mod metrics;
 pub mod network;

@@ -365,15 +365,11 @@ fn shard_executor(cpu: usize) -> LocalExecutorBuilder {
 /// included), so 16 leaves room for the files written now and then.
 const FIXED_FILES_PER_SHARD: u64 = 16;
 
-/// The log's per-shard budgets and the allocator thresholds, set before the shards
+/// The log's per-shard budgets and the buffer reuse bound, set before the shards
 /// start, and the descriptor check.
 fn log_limits(args: &ServeArgs, catalog: &Catalog, shard_count: usize) {
     // Before any shard allocates: read buffers are reused, not faulted in anew.
-    if !crate::malloc_tuning::keep_freed_buffers() {
-        tracing::warn!(
-            "mallopt refused the allocator thresholds; large read buffers will be faulted in anew"
-        );
-    }
+    crate::buffer_reuse::keep_freed_buffers(args.read_ahead_bytes);
     crate::log::set_read_ahead_budget(args.read_ahead_bytes);
     crate::log::set_fetch_verify_crc(args.fetch_verify_crc);
     crate::log::set_open_segment_files_limit(args.max_open_segment_files.div_ceil(shard_count));

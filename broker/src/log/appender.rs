@@ -28,6 +28,8 @@ pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
 /// class (docs/architecture.md, "Speed of light").
 pub(crate) const WRITES_IN_FLIGHT_MAX: usize = 4;
 const _: () = assert!(CHUNK_BYTES.is_multiple_of(BLOCK_BYTES as usize));
+// Freed chunks go back to the allocator, not to the shard's read-buffer cache.
+const _: () = assert!(crate::buffer_reuse::CACHE_BLOCK_MIN_BYTES > CHUNK_BYTES);
 /// Bytes made durable in the active segment between two writes of its index files
 /// (a checkpoint): a sixteenth of `segment.bytes`, at most this. Recovery after a
 /// crash then scans about that much of the segment instead of all of it (up to

@@ -454,7 +454,7 @@ pub use crate::{
         PoolThreadHandles, ScopedTask, Task, TaskQueueHandle, TaskQueueStats,
     },
     shares::{Shares, SharesManager},
-    sys::hardware_topology::CpuLocation,
+    sys::{dma_buffer_cache_bytes, hardware_topology::CpuLocation, set_dma_buffer_cache},
 };
 pub use enclose::enclose;
 pub use scopeguard::defer;

@@ -19,14 +19,99 @@ pub(crate) struct SysAlloc {
     layout: Layout,
 }
 
+// Weir patch: a bounded per-thread cache of freed large buffers.
+//
+// A Direct-I/O read larger than the registered arena allocates its buffer from the
+// global allocator and frees it when the caller drops the data; glibc hands such
+// blocks back to the kernel, so the next read faults in, zero-fills and
+// memcg-charges fresh pages inside io_uring's submission. Keeping a few freed
+// blocks per thread, reused by size class, avoids that without changing the C
+// allocator's policy for everything else. Off (0 bytes) unless the application
+// sets a bound with `set_dma_buffer_cache`.
+static CACHE_BYTES_MAX: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static CACHE_BLOCK_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+/// Below this, blocks are not size-classed (the allocator's heap reuses small
+/// blocks itself: glibc's default mmap threshold is 128 KiB).
+const CLASS_MIN_BYTES: usize = 128 << 10;
+
+/// Up to `total_bytes` of freed DMA buffers of at least `min_block_bytes` stay
+/// cached on each thread for reuse (`total_bytes` 0 turns the cache off; blocks
+/// beyond the bound are freed as they return).
+pub fn set_dma_buffer_cache(min_block_bytes: usize, total_bytes: usize) {
+    CACHE_BLOCK_MIN.store(min_block_bytes, std::sync::atomic::Ordering::Relaxed);
+    CACHE_BYTES_MAX.store(total_bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes of freed buffers the calling thread keeps now.
+pub fn dma_buffer_cache_bytes() -> usize {
+    FREE_BLOCKS.try_with(|f| f.borrow().bytes).unwrap_or(0)
+}
+
+/// The allocation size of a buffer of `size` bytes: rounded up to 64 KiB below
+/// 1 MiB and to 1 MiB above, so reads of slightly different sizes share blocks.
+fn size_class(size: usize) -> usize {
+    if size < CLASS_MIN_BYTES {
+        size
+    } else if size < 1 << 20 {
+        size.next_multiple_of(64 << 10)
+    } else {
+        size.next_multiple_of(1 << 20)
+    }
+}
+
+#[derive(Default)]
+struct FreeBlocks {
+    blocks: Vec<(ptr::NonNull<u8>, Layout)>,
+    bytes: usize,
+}
+
+impl FreeBlocks {
+    fn take(&mut self, layout: Layout) -> Option<ptr::NonNull<u8>> {
+        let i = self.blocks.iter().rposition(|(_, l)| *l == layout)?;
+        let (data, _) = self.blocks.swap_remove(i);
+        self.bytes -= layout.size();
+        Some(data)
+    }
+
+    /// Keeps the block if it fits the bound; otherwise hands it back.
+    fn put(&mut self, data: ptr::NonNull<u8>, layout: Layout) -> Option<ptr::NonNull<u8>> {
+        let max = CACHE_BYTES_MAX.load(std::sync::atomic::Ordering::Relaxed);
+        let min = CACHE_BLOCK_MIN.load(std::sync::atomic::Ordering::Relaxed);
+        if layout.size() < min || self.bytes + layout.size() > max {
+            return Some(data);
+        }
+        self.bytes += layout.size();
+        self.blocks.push((data, layout));
+        None
+    }
+}
+
+impl Drop for FreeBlocks {
+    fn drop(&mut self) {
+        for (data, layout) in self.blocks.drain(..) {
+            unsafe { alloc::alloc::dealloc(data.as_ptr(), layout) };
+        }
+    }
+}
+
+thread_local! {
+    static FREE_BLOCKS: std::cell::RefCell<FreeBlocks> = std::cell::RefCell::default();
+}
+
 impl SysAlloc {
     fn new(size: usize) -> Option<Self> {
         if size == 0 {
             None
         } else {
-            let layout = Layout::from_size_align(size, 4096).unwrap();
-            let data = unsafe { alloc::alloc::alloc(layout) };
-            let data = ptr::NonNull::new(data)?;
+            let layout = Layout::from_size_align(size_class(size), 4096).unwrap();
+            let cached = FREE_BLOCKS
+                .try_with(|f| f.borrow_mut().take(layout))
+                .ok()
+                .flatten();
+            let data = match cached {
+                Some(data) => data,
+                None => ptr::NonNull::new(unsafe { alloc::alloc::alloc(layout) })?,
+            };
             Some(SysAlloc { data, layout })
         }
     }
@@ -42,8 +127,15 @@ impl SysAlloc {
 
 impl Drop for SysAlloc {
     fn drop(&mut self) {
-        unsafe {
-            alloc::alloc::dealloc(self.data.as_ptr(), self.layout);
+        let (data, layout) = (self.data, self.layout);
+        // During thread exit the cache may be gone: free the block directly.
+        let rest = FREE_BLOCKS
+            .try_with(|f| f.borrow_mut().put(data, layout))
+            .unwrap_or(Some(data));
+        if let Some(data) = rest {
+            unsafe {
+                alloc::alloc::dealloc(data.as_ptr(), layout);
+            }
         }
     }
 }
