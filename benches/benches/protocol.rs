@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the RecordBatch v2 codecs: CRC validation (with
 //! a bare crc32c pass beside it as the ceiling), record iteration over
-//! uncompressed and lz4 batches, and the builder. Pure CPU, no I/O; all inputs
+//! uncompressed and lz4 batches, the builder, and the produce path's queue-header
+//! pre-check (`queue_headers::might_carry`, with the byte search it replaced). Pure CPU, no I/O; all inputs
 //! are built in memory before timing. Run: `cargo bench -p weir-benches --bench protocol`.
 
 use std::hint::black_box;
@@ -8,6 +9,7 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use weir_protocol::builder::BatchBuilder;
+use weir_protocol::queue_headers;
 use weir_protocol::record_batch::{self, Compression, CRC_START};
 use weir_protocol::records::for_each_record;
 
@@ -128,5 +130,57 @@ fn bench_build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_validate, bench_parse, bench_build);
+/// The load generator's produce shape: 1 KiB alphanumeric values, no key, no
+/// headers, batches of 64 KiB (its default) and 1 MiB.
+fn loadgen_batch(target_bytes: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let value: Vec<u8> = (0..1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ALPHABET[(state % ALPHABET.len() as u64) as usize]
+        })
+        .collect();
+    let mut builder = BatchBuilder::new(Compression::None);
+    let mut i = 0;
+    while builder.estimated_size_bytes() + value.len() < target_bytes {
+        builder.push(1_700_000_000_000 + i, None, Some(&value), &[]);
+        i += 1;
+    }
+    let mut out = BytesMut::new();
+    builder.finish_into(&mut out).unwrap();
+    out.to_vec()
+}
+
+fn bench_header_scan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("header_scan");
+    let inputs = [
+        ("64KiB-1KiB-records", loadgen_batch(64 * 1024)),
+        ("1MiB-1KiB-records", loadgen_batch(1024 * 1024)),
+        (
+            "16KiB-200B-records-1-header",
+            batch(16 * 1024, Compression::None).0,
+        ),
+    ];
+    for (label, bytes) in &inputs {
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_with_input(BenchmarkId::new("memmem_weir", label), bytes, |b, bytes| {
+            b.iter(|| memchr::memmem::find(black_box(bytes), b"weir-").is_some())
+        });
+        group.bench_with_input(BenchmarkId::new("might_carry", label), bytes, |b, bytes| {
+            b.iter(|| queue_headers::might_carry(black_box(bytes)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_validate,
+    bench_parse,
+    bench_build,
+    bench_header_scan
+);
 criterion_main!(benches);

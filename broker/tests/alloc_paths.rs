@@ -5,7 +5,8 @@
 //! test harness are not counted).
 //!
 //! Covered: batch validation (`record_batch::validate`, the produce handler's
-//! check), `PartitionLog::append`, and `PartitionLog::read` from the tail cache
+//! check), the queue-header framing walk (`queue_headers::might_carry`, run on
+//! every uncompressed produce batch), `PartitionLog::append`, and `PartitionLog::read` from the tail cache
 //! and, after a reopen, from the segment file on both file read paths (copy and
 //! DMA buffer, `FileReadPath`).
 
@@ -15,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use glommio::{LocalExecutorBuilder, Placement};
 use weir_broker::log::{FileReadPath, FlushPolicy, LogConfig, Offset, PartitionLog};
 use weir_protocol::builder::BatchBuilder;
+use weir_protocol::queue_headers;
 use weir_protocol::record_batch::{self, Compression};
 
 struct CountingAlloc;
@@ -73,6 +75,7 @@ fn batches(records: usize) -> Vec<Bytes> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Counts {
     validate: u64,
+    header_scan: u64,
     append: u64,
     read_cache: u64,
     read_file: u64,
@@ -98,6 +101,12 @@ async fn count(records: usize, dir: std::path::PathBuf) -> Counts {
         record_batch::validate(b).expect("valid batch");
     }
     let validate = allocations() - before;
+
+    let before = allocations();
+    for b in &input[1..] {
+        assert!(!queue_headers::might_carry(b), "no record has a header");
+    }
+    let header_scan = allocations() - before;
 
     let before = allocations();
     for b in &input[1..] {
@@ -142,6 +151,7 @@ async fn count(records: usize, dir: std::path::PathBuf) -> Counts {
     log.close().await.unwrap();
     Counts {
         validate,
+        header_scan,
         append,
         read_cache,
         read_file,
@@ -167,6 +177,8 @@ fn given_batches_of_1_and_of_64_records_when_appended_and_read_should_allocate_t
     eprintln!("allocations for {BATCHES} batches: 1 record each {one:?}; 64 records each {many:?}");
     assert_eq!(one.validate, 0, "validation allocates");
     assert_eq!(many.validate, 0, "validation allocates");
+    assert_eq!(one.header_scan, 0, "the header scan allocates");
+    assert_eq!(many.header_scan, 0, "the header scan allocates");
     // Per batch the log may allocate a little (index entries, cache bookkeeping);
     // per record nothing: 64 times the records may not add a single allocation per
     // batch. A small slack absorbs a buffer growth landing in one run, not the other.

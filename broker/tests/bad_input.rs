@@ -40,6 +40,33 @@ fn given_a_wrong_crc_when_produced_should_answer_corrupt_message_and_store_nothi
 }
 
 #[test]
+fn given_a_sealed_batch_with_broken_record_framing_when_produced_should_answer_corrupt_message() {
+    // The CRC is right but the header claims one record more than the payload
+    // holds. Produce walks an uncompressed batch's framing (the queue-header
+    // pre-check, handlers/produce_delay.rs); a walk that fails sends the batch
+    // to the full record read, which refuses it instead of storing it.
+    let broker = Broker::start(&[]);
+    let mut c = broker.client();
+    c.create_topic("framing", 1, &[]).unwrap();
+    let mut bad = batch(0, 5, Compression::None).to_vec();
+    bad[23..27].copy_from_slice(&5i32.to_be_bytes()); // last_offset_delta 4 -> 5
+    bad[57..61].copy_from_slice(&6i32.to_be_bytes()); // records_count 5 -> 6
+    let crc = crc32c::crc32c(&bad[weir_protocol::record_batch::CRC_START..]);
+    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        code_of(c.produce("framing", 0, bad.into(), -1).unwrap_err()),
+        2,
+        "CORRUPT_MESSAGE"
+    );
+    assert_eq!(c.list_offset("framing", 0, -1).unwrap().0, 0, "nothing stored");
+    assert_eq!(
+        c.produce("framing", 0, batch(0, 5, Compression::None), -1)
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
 fn given_a_batch_over_max_message_bytes_when_produced_should_answer_message_too_large() {
     let broker = Broker::start(&[]);
     let mut c = broker.client();

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use weir_protocol::api::{is_decodable, SUPPORTED_APIS};
 use weir_protocol::frame;
 use weir_protocol::kafka_protocol::messages::ApiKey;
+use weir_protocol::queue_headers;
 use weir_protocol::record_batch::{set_base_offset, validate, BatchWalker, CRC_START, HEADER_BYTES};
 use weir_protocol::records;
 
@@ -43,7 +44,6 @@ pub const CODEC_STATE_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
 /// never reached by honest data; they bound a target's running time.
 const BATCHES_MAX: usize = 4096;
 const RECORDS_MAX: usize = 1 << 20;
-
 
 /// A byte stream as a client would send it: size-prefixed frames back to back. Each
 /// frame goes through the broker's checks (`frame_size`, `header_prefix`) and then the
@@ -140,6 +140,22 @@ fn check_batch(batch: &[u8], scratch: &mut Vec<u8>) {
         visited <= DECOMPRESSED_BYTES_MAX + batch.len(),
         "records lie within their batch"
     );
+    // The produce path's queue-header pre-check: never a panic, and a `false`
+    // is a proof for any batch the log would accept (no record names a key
+    // starting with `weir-`, and the records read cleanly).
+    if !queue_headers::might_carry(batch) && validate(batch).is_ok() {
+        let mut named = false;
+        let read = records::for_each_record(batch, scratch, DECOMPRESSED_BYTES_MAX, |r| {
+            named |= r
+                .headers
+                .iter()
+                .any(|(k, _)| k.starts_with(queue_headers::PREFIX));
+        });
+        assert!(
+            read.is_ok() && !named,
+            "might_carry said false: {read:?}, weir- key {named}"
+        );
+    }
     // base_offset sits outside the CRC: the broker rewrites it and the batch stays valid.
     if let Ok(info) = validate(batch) {
         let mut copy = batch.to_vec();

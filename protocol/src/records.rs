@@ -145,6 +145,68 @@ pub fn records<'a>(
     Ok(RecordIter::new(&info, payload))
 }
 
+/// Whether a header key of some record of the uncompressed `batch` satisfies
+/// `wanted`, read in place with no CRC pass, no header checks and no
+/// allocation: a few varints per record, plus the keys of records that have
+/// headers (values are skipped by their lengths, never read). The produce path
+/// runs this on every batch, so it builds no `Record`; its framing rules are
+/// `RecordIter`'s. `None` when it cannot tell: a batch shorter than its header,
+/// a codec (or an unknown one) in its attributes, a negative record count, or
+/// framing `RecordIter` would refuse (a bad or overlong varint, a length past
+/// the bytes present, fields that disagree with their record's length, fewer
+/// records than counted, trailing bytes). It may answer `Some(true)` before
+/// reaching malformed framing further on.
+pub fn any_header_key(batch: &[u8], mut wanted: impl FnMut(&[u8]) -> bool) -> Option<bool> {
+    let header = record_batch::header(batch).ok()?;
+    if Compression::from_attributes(header.attributes.get()).ok()? != Compression::None {
+        return None;
+    }
+    let records_count = usize::try_from(header.records_count.get()).ok()?;
+    let payload = &batch[HEADER_BYTES..];
+    let mut position = 0;
+    for _ in 0..records_count {
+        let length = usize::try_from(read_varint(payload, &mut position)?).ok()?;
+        let end = position.checked_add(length)?;
+        let body = payload.get(position..end)?;
+        // attributes (one byte), timestampDelta, offsetDelta, key, value.
+        let mut at = 1;
+        read_varlong(body, &mut at)?;
+        read_varint(body, &mut at)?;
+        skip_bytes_field(body, &mut at)?;
+        skip_bytes_field(body, &mut at)?;
+        let headers = usize::try_from(read_varint(body, &mut at)?).ok()?;
+        // Bounded by the body: each header takes at least two bytes.
+        for _ in 0..headers {
+            let key_length = usize::try_from(read_varint(body, &mut at)?).ok()?;
+            let key = body.get(at..at.checked_add(key_length)?)?;
+            if wanted(key) {
+                return Some(true);
+            }
+            at += key_length;
+            skip_bytes_field(body, &mut at)?;
+        }
+        if at != body.len() {
+            return None;
+        }
+        position = end;
+    }
+    (position == payload.len()).then_some(false)
+}
+
+/// Step over a varint length and that many bytes (-1, null, has none).
+fn skip_bytes_field(bytes: &[u8], at: &mut usize) -> Option<()> {
+    let length = read_varint(bytes, at)?;
+    if length == -1 {
+        return Some(());
+    }
+    let end = at.checked_add(usize::try_from(length).ok()?)?;
+    if end > bytes.len() {
+        return None;
+    }
+    *at = end;
+    Some(())
+}
+
 /// Call `f` for every record of `batch`; returns how many there were.
 /// See `records` for validation and the scratch buffer.
 pub fn for_each_record(

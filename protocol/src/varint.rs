@@ -8,6 +8,7 @@ pub const VARINT_BYTES_MAX: usize = 5;
 pub const VARLONG_BYTES_MAX: usize = 10;
 
 /// Decode an unsigned LEB128 of at most `bytes_max` bytes from `bytes[*position..]`.
+#[inline]
 fn read_unsigned(bytes: &[u8], position: &mut usize, bytes_max: usize) -> Option<u64> {
     let mut value = 0u64;
     for i in 0..bytes_max {
@@ -22,6 +23,7 @@ fn read_unsigned(bytes: &[u8], position: &mut usize, bytes_max: usize) -> Option
 }
 
 /// Read a zigzag varint (i32); `None` if truncated or overlong.
+#[inline]
 pub fn read_varint(bytes: &[u8], position: &mut usize) -> Option<i32> {
     let mut end = *position;
     let raw = u32::try_from(read_unsigned(bytes, &mut end, VARINT_BYTES_MAX)?).ok()?;
@@ -30,6 +32,7 @@ pub fn read_varint(bytes: &[u8], position: &mut usize) -> Option<i32> {
 }
 
 /// Read a zigzag varlong (i64); `None` if truncated or overlong.
+#[inline]
 pub fn read_varlong(bytes: &[u8], position: &mut usize) -> Option<i64> {
     let raw = read_unsigned(bytes, position, VARLONG_BYTES_MAX)?;
     Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))

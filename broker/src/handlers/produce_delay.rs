@@ -3,9 +3,12 @@
 //! batch with a record not yet due to the shard's timer store instead of the
 //! partition. Runs on the partition's owner.
 //!
-//! Cost on plain produce: nothing is walked unless the topic has a default
-//! delay, or the batch is compressed, or its bytes contain `weir-` (one memchr
-//! search over an uncompressed batch). Invariants: a malformed queue header
+//! Cost on plain produce: a walk of an uncompressed batch's record framing (a
+//! few varints per record, header keys only where a record has headers, no
+//! CRC pass, no allocation) to see whether any header key starts with `weir-`;
+//! the records are read properly only when one does, or the topic has a
+//! default delay, or the batch is compressed or its framing is malformed (then
+//! the read refuses it as CORRUPT_MESSAGE). Invariants: a malformed queue header
 //! refuses the whole part (INVALID_RECORD, nothing stored); a diverted part is
 //! stored whole, written to the timer store's journal inside the connection's
 //! turn and, with acks=all, fdatasync'd before the answer (after the turn, so
@@ -17,8 +20,8 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use weir_protocol::queue_headers::QueueHeaders;
-use weir_protocol::record_batch::{self, Compression, ATTR_TRANSACTIONAL};
+use weir_protocol::queue_headers::{self, QueueHeaders};
+use weir_protocol::record_batch::{self, ATTR_TRANSACTIONAL};
 use weir_protocol::records::records;
 
 use super::produce::Appended;
@@ -34,17 +37,11 @@ fn invalid(message: String) -> Refused {
     }
 }
 
-/// Whether `batch` needs its records read: a topic default delay, compressed
-/// bytes, or the `weir-` prefix somewhere in the clear bytes.
+/// Whether `batch` needs its records read: a topic default delay, or what
+/// `queue_headers::might_carry` cannot rule out (compressed bytes, malformed
+/// framing, a header key starting with `weir-`).
 fn might_carry_headers(batch: &[u8], default_delay: bool) -> bool {
-    if default_delay {
-        return true;
-    }
-    let compressed = record_batch::header(batch)
-        .ok()
-        .and_then(|h| Compression::from_attributes(h.attributes.get()).ok())
-        .is_none_or(|c| c != Compression::None);
-    compressed || memchr::memmem::find(batch, b"weir-").is_some()
+    default_delay || queue_headers::might_carry(batch)
 }
 
 /// The due time of each record of `batch` (a record without a delay gets
