@@ -174,6 +174,12 @@ pub struct ServeArgs {
     /// (docs/benchmarks.md, "Catch-up reads: CPU per GB").
     #[arg(long, env = "WEIR_FETCH_VERIFY_CRC", default_value_t = true, action = clap::ArgAction::Set)]
     pub fetch_verify_crc: bool,
+    /// A partition whose writes are small (a slow partition) writes zeros past the end
+    /// of its data, so its next writes overwrite blocks the file has and complete
+    /// without an io-wq worker thread (docs/architecture.md, "Write path"). `false`
+    /// writes each small batch as an extending write, as before.
+    #[arg(long, env = "WEIR_ZERO_AHEAD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub zero_ahead: bool,
     /// Sealed-segment files the broker keeps open at most, split evenly among the
     /// shards (an LRU cache per shard; reads of older segments reopen them). Active
     /// segments are open besides: one per partition (docs/operations.md, "Open files").

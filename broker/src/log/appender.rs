@@ -8,6 +8,8 @@
 //! boundary; a chunk that rewrites a partial block is issued only when no write is in
 //! flight (overlapping O_DIRECT writes have no defined order); writes complete in
 //! order, so appended >= written >= durable. Allocates per 1 MiB chunk, not per record.
+//! A partition with small writes pads a write that extends the file with zeros
+//! (`zero_ahead.rs`), so its next writes overwrite written blocks and stay off io-wq.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -18,6 +20,7 @@ use glommio::Task;
 use super::partition::Shared;
 use super::segment::{open_log_file, short_write, sync_dir, write_index_files, BLOCK_BYTES};
 use super::txn_index;
+use super::zero_ahead::ZeroAhead;
 use super::{io_err, FlushPolicy, LogError, Offset, Position};
 
 /// Size of one DMA write: O_DIRECT sequential writes peaked (~1,880 MB/s) at 1 MiB
@@ -45,7 +48,10 @@ pub(crate) fn checkpoint_bytes(config: &super::LogConfig) -> u64 {
 
 struct InFlight {
     task: Task<glommio::Result<usize, ()>>,
-    aligned_bytes: usize,
+    /// Bytes handed to the kernel: the block-padded data, and any zero-ahead.
+    write_bytes: usize,
+    /// File position after the last byte written (zeros included).
+    write_end: Position,
     end_position: Position,
     new_bytes: u64,
     /// The last offset whose batch ends in this write, if one does, and the file
@@ -64,7 +70,6 @@ pub(crate) struct Appender {
     chunk_len: usize,
     chunk_new_bytes: u64,
     chunk_last_offset: Option<(Offset, Position)>,
-    chunk_has_carry: bool,
     /// The partial last block already on the file; the next chunk starts with it.
     carry: Vec<u8>,
     in_flight: VecDeque<InFlight>,
@@ -74,6 +79,7 @@ pub(crate) struct Appender {
     /// The checkpoint being written, if any: one at a time, awaited before the
     /// segment's final index files are written (they share the file names).
     checkpoint: Option<Task<()>>,
+    zero_ahead: ZeroAhead,
 }
 
 impl Appender {
@@ -100,12 +106,13 @@ impl Appender {
             chunk_len: 0,
             chunk_new_bytes: 0,
             chunk_last_offset: None,
-            chunk_has_carry: false,
             carry: own_carry,
             in_flight: VecDeque::with_capacity(WRITES_IN_FLIGHT_MAX),
             bytes_since_sync: 0,
             checkpointed: Position(end.0 - carry.len() as u64),
             checkpoint: None,
+            // Recovery and sealing leave the file exactly `end` long.
+            zero_ahead: ZeroAhead::new(end.0),
         }
     }
 
@@ -228,7 +235,6 @@ impl Appender {
         let mut chunk = self.file.alloc_dma_buffer(CHUNK_BYTES);
         chunk.as_bytes_mut()[..self.carry.len()].copy_from_slice(&self.carry);
         self.chunk_len = self.carry.len();
-        self.chunk_has_carry = !self.carry.is_empty();
         self.chunk = Some(chunk);
     }
 
@@ -239,23 +245,29 @@ impl Appender {
         let mut buf = self.chunk.take().expect("issue_chunk needs a chunk");
         let len = self.chunk_len;
         let aligned = len.next_multiple_of(BLOCK_BYTES as usize);
-        // Padding must be zeros: recovery stops at a zeroed header.
-        buf.as_bytes_mut()[len..aligned].fill(0);
-        buf.trim_to_size(aligned);
+        let position = self.chunk_position;
+        assert!(position.0.is_multiple_of(BLOCK_BYTES) && aligned.is_multiple_of(BLOCK_BYTES as usize));
+        let write_bytes = self
+            .zero_ahead
+            .write_bytes(position.0, aligned, self.chunk_new_bytes, buf.len());
+        // Padding and zero-ahead must be zeros: recovery stops at a zeroed header.
+        buf.as_bytes_mut()[len..write_bytes].fill(0);
+        buf.trim_to_size(write_bytes);
         let tail = len % BLOCK_BYTES as usize;
         self.carry.clear();
         self.carry.extend_from_slice(&buf.as_bytes()[len - tail..len]);
-        let position = self.chunk_position;
-        assert!(position.0.is_multiple_of(BLOCK_BYTES) && aligned.is_multiple_of(BLOCK_BYTES as usize));
+        // A chunk that rewrites a partial block, or starts inside the previous write's
+        // zeros, is issued only after that write completed (`flush_chunk` waits).
         assert!(
-            !self.chunk_has_carry || self.in_flight.is_empty(),
+            self.in_flight.back().is_none_or(|w| w.write_end <= position),
             "overlapping DMA writes"
         );
         let file = self.file.clone();
         let task = glommio::spawn_local(async move { file.write_at(buf, position.0).await });
         self.in_flight.push_back(InFlight {
             task,
-            aligned_bytes: aligned,
+            write_bytes,
+            write_end: position + write_bytes as u64,
             end_position: position + len as u64,
             new_bytes: self.chunk_new_bytes,
             last_offset: self.chunk_last_offset.take(),
@@ -272,7 +284,7 @@ impl Appender {
     async fn complete_oldest(&mut self) -> Result<(), LogError> {
         let done = self.in_flight.pop_front().expect("a write in flight");
         let written = done.task.await.map_err(io_err("writing segment"))?;
-        if written < done.aligned_bytes {
+        if written < done.write_bytes {
             return Err(short_write());
         }
         self.bytes_since_sync += done.new_bytes;
@@ -443,12 +455,13 @@ impl Appender {
         self.checkpointed = Position::ZERO;
         self.chunk_position = Position::ZERO;
         self.carry.clear();
+        self.zero_ahead.rolled();
         super::report_slow("roll", &self.shared.dir, started);
         Ok(())
     }
 
     /// Make the current segment exact and durable: drop the zero padding of its last
-    /// block, fdatasync, write its index files (the txnindex too). `sealed` marks it immutable (on roll).
+    /// block and any zero-ahead (`truncate` runs on glommio's blocking pool), fdatasync, write its index files (the txnindex too). `sealed` marks it immutable (on roll).
     async fn seal_current(&mut self, sealed: bool) -> Result<(), LogError> {
         assert!(self.in_flight.is_empty() && self.chunk_new_bytes == 0);
         if let Some(checkpoint) = self.checkpoint.take() {

@@ -26,6 +26,7 @@ mod timestamps;
 mod txn;
 mod txn_index;
 mod wait;
+mod zero_ahead;
 
 #[cfg(test)]
 mod dma_tests;
@@ -43,6 +44,8 @@ mod tests;
 mod txn_tests;
 #[cfg(test)]
 mod verify_tests;
+#[cfg(test)]
+mod zero_ahead_tests;
 
 use std::sync::Arc;
 
@@ -60,6 +63,7 @@ pub use read_ahead::{
 pub use reader::set_verify_crc as set_fetch_verify_crc;
 pub use txn::TxnMarker;
 use weir_protocol::record_batch::BatchError;
+pub use zero_ahead::set_enabled as set_zero_ahead;
 
 /// A Kafka record offset. Never a byte position: those are `Position`s.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
