@@ -47,7 +47,7 @@ pub(crate) fn checkpoint_bytes(config: &super::LogConfig) -> u64 {
 }
 
 struct InFlight {
-    task: Task<glommio::Result<usize, ()>>,
+    task: Task<glommio::Result<Written, ()>>,
     /// Bytes handed to the kernel: the block-padded data, and any zero-ahead.
     write_bytes: usize,
     /// File position after the last byte written (zeros included).
@@ -57,6 +57,53 @@ struct InFlight {
     /// The last offset whose batch ends in this write, if one does, and the file
     /// position where that batch ends.
     last_offset: Option<(Offset, Position)>,
+}
+
+/// A completed chunk write: bytes the kernel took, of the bytes last asked for.
+struct Written {
+    bytes: usize,
+    asked: usize,
+}
+
+/// Write one chunk at `position`. A chunk padded with zero-ahead zeros (longer than
+/// its block-padded data, `aligned`) that the disk cannot take whole (ENOSPC, or a short
+/// write: Direct I/O writes what it could allocate) counts as written when its data
+/// made it, and is written again without the zeros when it did not: the zeros are an
+/// optimisation, and a full disk must refuse data only when the data does not fit.
+async fn write_chunk(
+    file: Rc<DmaFile>,
+    buf: DmaBuffer,
+    position: u64,
+    aligned: usize,
+) -> glommio::Result<Written, ()> {
+    let asked = buf.len();
+    if asked == aligned {
+        let bytes = file.write_at(buf, position).await?;
+        return Ok(Written { bytes, asked });
+    }
+    let buf = Rc::new(buf);
+    match file.write_rc_at(buf.clone(), position).await {
+        Ok(bytes) if bytes == asked => return Ok(Written { bytes, asked }),
+        Ok(bytes) if bytes >= aligned => {
+            return Ok(Written {
+                bytes,
+                asked: aligned,
+            })
+        }
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+        Err(e) => return Err(e),
+    }
+    // The write's source is gone, so this is the only reference left.
+    let Ok(mut buf) = Rc::try_unwrap(buf) else {
+        return Ok(Written { bytes: 0, asked });
+    };
+    buf.trim_to_size(aligned);
+    let bytes = file.write_at(buf, position).await?;
+    Ok(Written {
+        bytes,
+        asked: aligned,
+    })
 }
 
 pub(crate) struct Appender {
@@ -263,7 +310,7 @@ impl Appender {
             "overlapping DMA writes"
         );
         let file = self.file.clone();
-        let task = glommio::spawn_local(async move { file.write_at(buf, position.0).await });
+        let task = glommio::spawn_local(write_chunk(file, buf, position.0, aligned));
         self.in_flight.push_back(InFlight {
             task,
             write_bytes,
@@ -284,8 +331,18 @@ impl Appender {
     async fn complete_oldest(&mut self) -> Result<(), LogError> {
         let done = self.in_flight.pop_front().expect("a write in flight");
         let written = done.task.await.map_err(io_err("writing segment"))?;
-        if written < done.write_bytes {
+        if written.bytes < written.asked {
             return Err(short_write());
+        }
+        if written.asked < done.write_bytes {
+            let data_end = done.write_end.0 - (done.write_bytes - written.asked) as u64;
+            self.zero_ahead.disk_full(data_end);
+            tracing::warn!(
+                dir = %self.shared.dir.display(),
+                "the disk had no room for a zero-ahead pad: written without it; this shard pads \
+                 nothing for {} s",
+                super::zero_ahead::DISK_FULL_PAUSE.as_secs()
+            );
         }
         self.bytes_since_sync += done.new_bytes;
         let mut st = self.shared.state.borrow_mut();

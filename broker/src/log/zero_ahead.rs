@@ -11,13 +11,17 @@
 //!
 //! Owned by the partition's appender (one per partition, on its shard). Invariants:
 //! the zeros are never part of the log: every size, position and read bound stays
-//! `Segment::end` / `written_end`; recovery stops at a zeroed batch header; a sealed
+//! `Segment::end` / `written_end`; recovery stops at a zeroed batch header; a padded
+//! write refused for want of space is written again without its zeros, and the shard
+//! then pads nothing for a minute, so a full disk refuses data only when it does not
+//! fit (the zeros never cost a client a KAFKA_STORAGE_ERROR); a sealed
 //! segment (roll, clean close) is truncated to its exact end. Zeros past the data are
 //! at most `ZERO_AHEAD_MIN_BYTES` plus the bytes appended since the file was opened
 //! (each pad at most doubles the last), and at most `ZERO_AHEAD_MAX_BYTES`.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use super::segment::BLOCK_BYTES;
 
@@ -35,9 +39,18 @@ const _: () = assert!(ZERO_AHEAD_MAX_BYTES.is_multiple_of(BLOCK_BYTES));
 /// `--zero-ahead`, set once before the shards start.
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
+/// How long a shard stops padding after a padded write found the disk full.
+pub(crate) const DISK_FULL_PAUSE: Duration = Duration::from_secs(60);
+
 thread_local! {
     /// This shard's copy (tests set their own thread's).
     static SHARD_ENABLED: Cell<bool> = Cell::new(ENABLED.load(Ordering::Relaxed));
+    /// No pads before this instant: a write found the disk full (`disk_full`).
+    static PAUSED_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+fn paused() -> bool {
+    PAUSED_UNTIL.with(|p| p.get().is_some_and(|until| Instant::now() < until))
 }
 
 /// Set `--zero-ahead` before the shards start.
@@ -79,6 +92,15 @@ impl ZeroAhead {
         self.next_pad = ZERO_AHEAD_MIN_BYTES;
     }
 
+    /// A padded write found no room for its zeros and was written without them, its
+    /// data ending at `data_end`: the zeros it counted on are not in the file, and on a
+    /// disk this full every pad would take space the data may need, so this shard pads
+    /// nothing for `DISK_FULL_PAUSE`.
+    pub fn disk_full(&mut self, data_end: u64) {
+        self.file_end = self.file_end.min(data_end);
+        PAUSED_UNTIL.with(|p| p.set(Some(Instant::now() + DISK_FULL_PAUSE)));
+    }
+
     /// How many bytes to write at `position` for a write whose data (block-padded)
     /// is `aligned` bytes, `new_bytes` of them newly appended, from a buffer of `room`
     /// bytes: `aligned`, or more when this write would extend the file and the
@@ -89,7 +111,7 @@ impl ZeroAhead {
         self.average_write_bytes = self.average_write_bytes - self.average_write_bytes / 8 + new_bytes / 8;
         let data_end = position + aligned as u64;
         let mut bytes = aligned;
-        if data_end > self.file_end && small && SHARD_ENABLED.with(Cell::get) {
+        if data_end > self.file_end && small && SHARD_ENABLED.with(Cell::get) && !paused() {
             bytes = (aligned + self.next_pad as usize).min(room);
             if bytes > aligned {
                 self.next_pad = (self.next_pad * 2).min(ZERO_AHEAD_MAX_BYTES);
@@ -150,6 +172,31 @@ mod tests {
         }
         // Only the first write, before the average knows the partition is busy.
         assert_eq!(padded, 16 * KIB);
+    }
+
+    #[test]
+    fn given_a_full_disk_when_a_pad_was_refused_should_pad_nothing_on_this_shard_for_a_while() {
+        set_thread_enabled(true);
+        let mut z = ZeroAhead::new(0);
+        assert_eq!(z.write_bytes(0, 4 * KIB, 1000, ROOM), 20 * KIB);
+        z.disk_full(4 * KIB as u64);
+        assert_eq!(
+            z.write_bytes(4 * KIB as u64, 4 * KIB, 1000, ROOM),
+            4 * KIB,
+            "this file"
+        );
+        let mut other = ZeroAhead::new(0);
+        assert_eq!(
+            other.write_bytes(0, 4 * KIB, 1000, ROOM),
+            4 * KIB,
+            "another partition"
+        );
+        PAUSED_UNTIL.with(|p| p.set(None));
+        assert_eq!(
+            other.write_bytes(4 * KIB as u64, 4 * KIB, 1000, ROOM),
+            20 * KIB,
+            "after"
+        );
     }
 
     #[test]
