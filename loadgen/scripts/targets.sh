@@ -229,6 +229,12 @@ if want e2e; then
     # records in memory and answers a waiting Fetch as they arrive (no log, no disk).
     note "e2e run $run floor (null broker)"
     stop_weir
+    # The machine's own floor: no broker at all, pinned threads on every CPU sleeping 1 ms
+    # at a time; the pauses they see bound any e2e run's tail at this rate.
+    "$LOADGEN" hiccup --duration "$DURATION" --rate 100000 >"$OUT_DIR/hiccup-$run.txt"
+    read -r h99 h9999 < <(sed -n 's/.*p99 >= \([0-9.]*\) ms, p99.99 >= \([0-9.]*\) ms.*/\1 \2/p' "$OUT_DIR/hiccup-$run.txt")
+    put machine e2e1.p99 "$h99"
+    put machine e2e1.p9999 "$h9999"
     pin_to 0
     "${PIN_CMD[@]}" "$LOADGEN" null-broker --listen "$BOOT" --store >>"$OUT_DIR/null-broker.log" 2>&1 &
     NULL_PID=$!

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod committed;
 pub mod consumer;
+pub mod hiccup;
 pub mod machine;
 pub mod null_broker;
 pub mod producer;

@@ -68,7 +68,43 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&format!("sync-write failed: {e}")),
         },
+        Command::Hiccup(args) => match weir_loadgen::hiccup::probe(&args) {
+            Ok(h) => {
+                print_hiccups(&h, args.rate);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("hiccup failed: {e}")),
+        },
     }
+}
+
+/// One line per CPU, then the merged pauses and the floor they imply; the last line is
+/// what scripts parse.
+fn print_hiccups(h: &weir_loadgen::hiccup::Hiccups, rate: u64) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    for c in &h.cpus {
+        let q = |p: f64| c.late_us.value_at_quantile(p) as f64 / 1e3;
+        println!(
+            "cpu {}: {} wake-ups, late p50 {:.3} ms p99 {:.3} ms p99.99 {:.3} ms max {:.3} ms, \
+             {} pauses >= 0.1 ms",
+            c.cpu,
+            c.late_us.len(),
+            q(0.5),
+            q(0.99),
+            q(0.9999),
+            c.late_us.max() as f64 / 1e3,
+            c.pauses.len()
+        );
+    }
+    println!(
+        "hiccup floor: {:.0} s, cpus merged: paused {:.1} ms, longest {:.3} ms; \
+         at {rate} rec/s e2e p99 >= {:.3} ms, p99.99 >= {:.3} ms",
+        h.duration.as_secs_f64(),
+        ms(h.paused),
+        ms(h.longest),
+        ms(h.floor_p99),
+        ms(h.floor_p9999)
+    );
 }
 
 /// `compare`: one HTML page overlaying the given reports.

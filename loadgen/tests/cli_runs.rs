@@ -593,3 +593,34 @@ fn given_transactional_producers_when_producing_should_commit_and_abort_as_asked
     assert_eq!(u64_at(&report, "/totals/all/consumed_records"), 5000);
     assert_eq!(u64_at(&report, "/totals/all/control_batches"), 0);
 }
+
+#[test]
+fn given_the_hiccup_probe_when_run_briefly_should_print_each_cpu_and_the_implied_floor() {
+    let output = output_within(
+        Command::new(BIN).args(["hiccup", "--duration", "300ms", "--rate", "100000"]),
+        RUN_DEADLINE,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // One line per CPU this process may use, then the line targets.sh parses.
+    let cpus = stdout.lines().filter(|l| l.starts_with("cpu ")).count();
+    assert!(cpus >= 1, "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let floor: Vec<f64> = last
+        .split(">= ")
+        .skip(1)
+        .map(|s| s.split(' ').next().unwrap_or_default().parse().expect(last))
+        .collect();
+    assert_eq!(floor.len(), 2, "{last}");
+    assert!(floor[0] <= floor[1], "p99 floor above p99.99's: {last}");
+
+    let bad = output_within(
+        Command::new(BIN).args(["hiccup", "--cpus", "100000"]),
+        RUN_DEADLINE,
+    );
+    assert!(!bad.status.success(), "a CPU that does not exist is refused");
+}
