@@ -180,6 +180,15 @@ pub struct ServeArgs {
     /// writes each small batch as an extending write, as before.
     #[arg(long, env = "WEIR_ZERO_AHEAD", default_value_t = true, action = clap::ArgAction::Set)]
     pub zero_ahead: bool,
+    /// Appended bytes a partition may hold that its writer has not handed to the disk
+    /// yet; beyond it appends wait (back-pressure to the producer). It is the runway
+    /// that rides out a disk that stalls its writes (on a virtual disk, 100-200 ms
+    /// stalls were measured: docs/benchmarks.md), and it is what an acks=1 producer
+    /// can lose to a kill -9 (docs/reliability.md).
+    #[arg(long, env = "WEIR_UNWRITTEN_BYTES_MAX", default_value_t = crate::log::UNWRITTEN_BYTES_DEFAULT,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new()
+              .range(crate::log::UNWRITTEN_BYTES_MIN..=crate::log::UNWRITTEN_BYTES_LIMIT))]
+    pub unwritten_bytes_max: u64,
     /// Sealed-segment files the broker keeps open at most, split evenly among the
     /// shards (an LRU cache per shard; reads of older segments reopen them). Active
     /// segments are open besides: one per partition (docs/operations.md, "Open files").

@@ -44,6 +44,10 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
 /// writes (kafkajs checksums in JavaScript): without this their bytes rarely pile up to the
 /// 8 MiB that makes an append wait, so a reordering broker passed kafkajs about half the time.
 const SLOW_WRITER: &[(&str, &str)] = &[("segment.bytes", "65536")];
+/// The staging bound these cases were sized for: an append waits once a partition holds
+/// 8 MiB its writer has not written (the default is larger, to ride out disk stalls), and a
+/// waiting append is where a reordering broker shows itself.
+const STAGING_BYTES: &str = "8388608";
 /// Bytes per Fetch when reading back: more than the largest batch, so each fetch moves on.
 const FETCH_BYTES: i32 = 8 << 20;
 
@@ -57,8 +61,14 @@ enum Routing {
 
 fn start(routing: Routing) -> Broker {
     match routing {
-        Routing::ZeroHop => Broker::start(&["--shards", "2"]),
-        Routing::SingleAddress => Broker::start(&["--shards", "2", "--single-address"]),
+        Routing::ZeroHop => Broker::start(&["--shards", "2", "--unwritten-bytes-max", STAGING_BYTES]),
+        Routing::SingleAddress => Broker::start(&[
+            "--shards",
+            "2",
+            "--single-address",
+            "--unwritten-bytes-max",
+            STAGING_BYTES,
+        ]),
     }
 }
 

@@ -57,6 +57,8 @@ struct InFlight {
     /// The last offset whose batch ends in this write, if one does, and the file
     /// position where that batch ends.
     last_offset: Option<(Offset, Position)>,
+    /// When it was handed to the kernel (the stall diagnosis reports slow writes).
+    issued: std::time::Instant,
 }
 
 /// A completed chunk write: bytes the kernel took, of the bytes last asked for.
@@ -318,6 +320,7 @@ impl Appender {
             end_position: position + len as u64,
             new_bytes: self.chunk_new_bytes,
             last_offset: self.chunk_last_offset.take(),
+            issued: std::time::Instant::now(),
         });
         self.chunk_position = position + (len - tail) as u64;
         self.chunk_len = 0;
@@ -331,6 +334,9 @@ impl Appender {
     async fn complete_oldest(&mut self) -> Result<(), LogError> {
         let done = self.in_flight.pop_front().expect("a write in flight");
         let written = done.task.await.map_err(io_err("writing segment"))?;
+        // Issue to completion, queueing behind earlier writes included: a disk that stalls
+        // shows here before appends wait for staging room.
+        super::report_slow("DMA write", &self.shared.dir, done.issued);
         if written.bytes < written.asked {
             return Err(short_write());
         }

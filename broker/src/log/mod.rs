@@ -55,7 +55,10 @@ pub use file_cache::{
     set_limit_per_shard as set_open_segment_files_limit, DEFAULT_LIMIT as OPEN_SEGMENT_FILES_DEFAULT,
 };
 pub use index::{IndexEntry, OffsetIndex, TimeIndex, TimeIndexEntry};
-pub use partition::PartitionLog;
+pub use partition::{
+    set_unwritten_bytes_max, PartitionLog, UNWRITTEN_BYTES_DEFAULT, UNWRITTEN_BYTES_LIMIT,
+    UNWRITTEN_BYTES_MIN,
+};
 pub use probe::direct_io_probe;
 pub use read_ahead::{
     set_budget_bytes as set_read_ahead_budget, DEFAULT_BUDGET_BYTES as READ_AHEAD_BYTES_DEFAULT,

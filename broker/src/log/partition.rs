@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -25,10 +26,24 @@ use super::segment::{now_ms, Segment};
 use super::wait::WaitList;
 use super::{producer_snapshot, recovery, AppendResult, LogConfig, LogError, Offset};
 
-/// Appended bytes not yet on the file, beyond which appends wait. Bounds staging memory
-/// (the tail cache cannot evict them) while leaving the writer 8 MiB of runway, i.e.
-/// eight 1 MiB DMA chunks, enough to keep four writes in flight.
-pub(crate) const UNWRITTEN_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// Appended bytes not yet on the file, beyond which appends wait (`--unwritten-bytes-max`).
+/// Bounds staging memory (the tail cache cannot evict them) while leaving the writer a
+/// runway: at least one 1 MiB DMA chunk; by default 32 MiB, which rides out a 300 ms
+/// disk stall at 100 MB/s. 8 MiB (the value until 2026-12-03) kept four writes in
+/// flight but made producers wait through every write stall over 80 ms at that rate
+/// (docs/benchmarks.md, "Disk write stalls").
+pub const UNWRITTEN_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
+pub const UNWRITTEN_BYTES_MIN: u64 = super::appender::CHUNK_BYTES as u64;
+pub const UNWRITTEN_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
+static UNWRITTEN_BYTES_MAX: AtomicU64 = AtomicU64::new(UNWRITTEN_BYTES_DEFAULT);
+
+/// Set `--unwritten-bytes-max` before the shards start.
+pub fn set_unwritten_bytes_max(bytes: u64) {
+    UNWRITTEN_BYTES_MAX.store(
+        bytes.clamp(UNWRITTEN_BYTES_MIN, UNWRITTEN_BYTES_LIMIT),
+        Ordering::Relaxed,
+    );
+}
 /// Name of the clean-shutdown marker in the partition directory.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
@@ -260,14 +275,15 @@ impl PartitionLog {
         let mut info = validate(batch)?;
         info.max_timestamp = super::timestamps::effective_max_timestamp(batch, info.max_timestamp);
         let batch_bytes = batch.len() as u64;
+        let unwritten_max = UNWRITTEN_BYTES_MAX.load(Ordering::Relaxed);
         let room = || {
             let st = self.shared.state.borrow();
             st.check_usable().is_err()
                 || st.unwritten_bytes == 0
-                || st.unwritten_bytes + batch_bytes <= UNWRITTEN_BYTES_MAX
+                || st.unwritten_bytes + batch_bytes <= unwritten_max
         };
         if !room() {
-            // Back-pressure: the writer is 8 MiB behind (a slow sync or roll); the
+            // Back-pressure: the writer is that far behind (a slow sync, roll or disk); the
             // producer, and every consumer waiting for these records, waits too.
             let started = std::time::Instant::now();
             self.shared.progress.wait_until(room).await;
