@@ -179,8 +179,7 @@ async fn produce_loop(ctx: &Rc<ShardCtx>, plan: &TaskPlan) -> Result<(), ClientE
     let cfg = &ctx.cfg;
     let schedule = Schedule::for_task(ctx, plan.index);
     let end_ns = ctx.end_ns().unwrap_or(u64::MAX);
-    let linger_ns = cfg.linger_ms * 1_000_000;
-    let tick_ns = pace_tick_ns(linger_ns, schedule.rate_per_s, cfg.batch_bytes, cfg.record_bytes);
+    let (linger_ns, tick_ns) = (cfg.linger_ms * 1_000_000, pace_tick_for(cfg, &schedule));
     let (mut value, stamped) = stamped_value(ctx, plan);
     let mut rng = XorShift::new(0x5EED + plan.index as u64);
     let sizes = RecordSizes::of(cfg);
@@ -297,6 +296,15 @@ async fn pace(schedule: &Schedule, seq: u64, open: &[OpenBatch], linger_ns: u64,
     } else {
         glommio::yield_if_needed().await;
     }
+}
+
+fn pace_tick_for(cfg: &crate::cli::RunConfig, schedule: &Schedule) -> u64 {
+    pace_tick_ns(
+        cfg.linger_ms * 1_000_000,
+        schedule.rate_per_s,
+        cfg.batch_bytes,
+        cfg.record_bytes,
+    )
 }
 
 /// The pacing tick for this rate, linger and batch (see `PACE_TICK_NS_MIN`).
