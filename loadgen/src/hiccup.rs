@@ -130,13 +130,17 @@ fn probe_cpu(
     let mut late_us =
         Histogram::<u64>::new_with_max(60_000_000, 3).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut pauses = Vec::new();
-    while start.elapsed() < duration {
+    // At least one sleep, however late this thread started (a loaded machine).
+    loop {
         let asleep = Instant::now();
         std::thread::sleep(interval);
         let late = asleep.elapsed().saturating_sub(interval);
         late_us.saturating_record(late.as_micros() as u64);
         if late >= PAUSE_MIN && pauses.len() < PAUSES_MAX {
             pauses.push((asleep.duration_since(start) + interval, late));
+        }
+        if start.elapsed() >= duration {
+            break;
         }
     }
     Ok(CpuHiccups { cpu, late_us, pauses })
@@ -253,8 +257,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(h.cpus.len(), 1);
-        // 50 sleeps of 1 ms at most; a loaded machine gets fewer, never none.
+        // About 50 sleeps of 1 ms at most; a loaded machine gets fewer, never none.
         let n = h.cpus[0].late_us.len();
-        assert!((1..=50).contains(&n), "{n} wake-ups");
+        assert!((1..=51).contains(&n), "{n} wake-ups");
     }
 }
