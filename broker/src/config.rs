@@ -182,9 +182,10 @@ pub struct ServeArgs {
     pub zero_ahead: bool,
     /// Appended bytes a partition may hold that its writer has not handed to the disk
     /// yet; beyond it appends wait (back-pressure to the producer). It is the runway
-    /// that rides out a disk that stalls its writes (on a virtual disk, 100-200 ms
-    /// stalls were measured: docs/benchmarks.md), and it is what an acks=1 producer
-    /// can lose to a kill -9 (docs/reliability.md).
+    /// through a disk that stalls its writes (a virtual disk stalled them up to 455 ms:
+    /// docs/benchmarks.md), staging memory per partition (a producer-bound partition
+    /// keeps it full), and what an acks=1 producer can lose to a kill -9
+    /// (docs/reliability.md).
     #[arg(long, env = "WEIR_UNWRITTEN_BYTES_MAX", default_value_t = crate::log::UNWRITTEN_BYTES_DEFAULT,
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new()
               .range(crate::log::UNWRITTEN_BYTES_MIN..=crate::log::UNWRITTEN_BYTES_LIMIT))]

@@ -45,7 +45,7 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
 /// 8 MiB that makes an append wait, so a reordering broker passed kafkajs about half the time.
 const SLOW_WRITER: &[(&str, &str)] = &[("segment.bytes", "65536")];
 /// The staging bound these cases were sized for: an append waits once a partition holds
-/// 8 MiB its writer has not written (the default is larger, to ride out disk stalls), and a
+/// 8 MiB its writer has not written (pinned here whatever the default becomes), and a
 /// waiting append is where a reordering broker shows itself.
 const STAGING_BYTES: &str = "8388608";
 /// Bytes per Fetch when reading back: more than the largest batch, so each fetch moves on.

@@ -28,11 +28,12 @@ use super::{producer_snapshot, recovery, AppendResult, LogConfig, LogError, Offs
 
 /// Appended bytes not yet on the file, beyond which appends wait (`--unwritten-bytes-max`).
 /// Bounds staging memory (the tail cache cannot evict them) while leaving the writer a
-/// runway: at least one 1 MiB DMA chunk; by default 32 MiB, which rides out a 300 ms
-/// disk stall at 100 MB/s. 8 MiB (the value until 2026-12-03) kept four writes in
-/// flight but made producers wait through every write stall over 80 ms at that rate
-/// (docs/benchmarks.md, "Disk write stalls").
-pub const UNWRITTEN_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
+/// runway: at least one 1 MiB DMA chunk; by default 8 MiB, eight chunks, enough to keep
+/// four writes in flight. That is 80 ms at 100 MB/s, shorter than the write stalls of a
+/// virtual disk (up to 455 ms measured), but 32 MiB made a producer-bound backlog's RSS
+/// grow 55-83% instead of 5% (docs/benchmarks.md, "Disk write stalls, and the staging
+/// runway"): a setting for a disk known to stall, not the default.
+pub const UNWRITTEN_BYTES_DEFAULT: u64 = 8 * 1024 * 1024;
 pub const UNWRITTEN_BYTES_MIN: u64 = super::appender::CHUNK_BYTES as u64;
 pub const UNWRITTEN_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
 static UNWRITTEN_BYTES_MAX: AtomicU64 = AtomicU64::new(UNWRITTEN_BYTES_DEFAULT);
