@@ -6,21 +6,20 @@
 //! `weir-`), never a panic, and `records::any_header_key` refuses exactly the
 //! framing the full iterator refuses.
 
-use std::path::PathBuf;
+mod support {
+    pub mod batches;
+}
 
 use bytes::BytesMut;
 use proptest::prelude::*;
 use serde_json::Value;
+use support::batches::{envelope, fixtures_dir, reseal};
 use weir_protocol::builder::BatchBuilder;
 use weir_protocol::queue_headers::{might_carry, PREFIX};
-use weir_protocol::record_batch::{self, BatchWalker, Compression, CRC_START, HEADER_BYTES};
+use weir_protocol::record_batch::{self, BatchWalker, Compression, HEADER_BYTES};
 use weir_protocol::records::{any_header_key, for_each_record};
 
 const DECOMPRESSED_MAX_BYTES: usize = 1 << 20;
-
-fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/record-batches")
-}
 
 /// Every batch of every fixture file, with its sidecar entry.
 fn fixture_batches() -> Vec<(String, Vec<u8>, Value)> {
@@ -55,11 +54,6 @@ fn truth(batch: &[u8]) -> Option<bool> {
     })
     .ok()?;
     Some(found)
-}
-
-fn reseal(batch: &mut [u8]) {
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    batch[CRC_START - 4..CRC_START].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// A `false` must be a proof for any batch the log would accept: once its CRC
@@ -179,17 +173,7 @@ proptest! {
         payload in proptest::collection::vec(any::<u8>(), 0..512),
         count in -2i32..50,
     ) {
-        let mut builder = BatchBuilder::new(Compression::None);
-        builder.push(0, None, None, &[]);
-        let mut out = BytesMut::new();
-        builder.finish_into(&mut out).unwrap();
-        out.truncate(HEADER_BYTES);
-        out.extend_from_slice(&payload);
-        let batch_length = (out.len() - 12) as i32;
-        out[8..12].copy_from_slice(&batch_length.to_be_bytes());
-        out[23..27].copy_from_slice(&(count - 1).max(0).to_be_bytes());
-        out[57..61].copy_from_slice(&count.to_be_bytes());
-        check_sound(&out)?;
+        check_sound(&envelope(&payload, count))?;
     }
 
     #[test]

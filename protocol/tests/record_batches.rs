@@ -4,12 +4,16 @@
 //! builder output round-trips for every codec; corrupt batches are refused with
 //! the right error; the decompression bound stops a zip bomb.
 
+mod support {
+    pub mod batches;
+}
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use bytes::BytesMut;
 use proptest::prelude::*;
 use serde_json::Value;
+use support::batches::{envelope, fixtures_dir, reseal};
 use weir_protocol::builder::BatchBuilder;
 use weir_protocol::compression::{CompressionError, XERIAL_MAGIC};
 use weir_protocol::record_batch::{self, BatchError, BatchWalker, Compression, HEADER_BYTES};
@@ -29,10 +33,6 @@ const CODECS: [Compression; 5] = [
 type OwnedHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 /// offset delta, timestamp delta, key, value, headers.
 type OwnedRecord = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>, OwnedHeaders);
-
-fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/record-batches")
-}
 
 fn json_bytes(v: &Value) -> Option<Vec<u8>> {
     v.as_str().map(|s| s.as_bytes().to_vec())
@@ -303,8 +303,7 @@ fn given_records_count_larger_than_the_records_when_iterated_should_be_malformed
     // is self-consistent, the payload is short.
     out[23..27].copy_from_slice(&1i32.to_be_bytes());
     out[57..61].copy_from_slice(&2i32.to_be_bytes());
-    let crc = crc32c::crc32c(&out[record_batch::CRC_START..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    reseal(&mut out);
     let err = for_each_record(&out, &mut Vec::new(), 1024, |_| {}).unwrap_err();
     assert!(
         matches!(err, RecordError::Malformed { record_index: 1, .. }),
@@ -382,19 +381,9 @@ proptest! {
         payload in proptest::collection::vec(any::<u8>(), 0..512),
         count in 0i32..50,
     ) {
-        let mut builder = BatchBuilder::new(Compression::None);
-        builder.push(0, None, None, &[]);
-        let mut out = BytesMut::new();
-        builder.finish_into(&mut out).unwrap();
-        out.truncate(HEADER_BYTES);
-        out.extend_from_slice(&payload);
-        let batch_length = (out.len() - 12) as i32;
-        out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        let mut out = envelope(&payload, count);
         out[21..23].copy_from_slice(&CODECS[codec_index].attribute_bits().to_be_bytes());
-        out[23..27].copy_from_slice(&(count - 1).max(0).to_be_bytes());
-        out[57..61].copy_from_slice(&count.to_be_bytes());
-        let crc = crc32c::crc32c(&out[record_batch::CRC_START..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        reseal(&mut out);
         let _ = for_each_record(&out, &mut Vec::new(), 64 * 1024, |_| {});
     }
 }
