@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::machine::allowed_cpus;
+
 /// Pauses kept per thread; a machine pausing more often than this in one run has
 /// answered the question already.
 const PAUSES_MAX: usize = 100_000;
@@ -186,24 +188,11 @@ pub fn floor(lengths: &[Duration], rate: u64, allowed: f64) -> Duration {
     Duration::from_secs_f64(high)
 }
 
-fn allowed_cpus() -> std::io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills the zeroed set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok((0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect())
-    }
-}
-
 fn pin(cpu: usize) -> std::io::Result<()> {
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(std::io::Error::other(format!("no CPU {cpu}")));
     }
-    // SAFETY: as above; the set names one CPU below CPU_SETSIZE.
+    // SAFETY: cpu_set_t is plain data, zeroed, naming one CPU below CPU_SETSIZE.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);

@@ -46,21 +46,25 @@ pub fn available_cores() -> usize {
 /// `Placement::Fixed` takes an absolute CPU number and overrides the mask, so
 /// `taskset -c 1 weir-loadgen` with one thread would otherwise run on CPU 0.
 pub fn allowed_cpu(index: usize) -> usize {
+    match allowed_cpus() {
+        Ok(allowed) if !allowed.is_empty() => allowed[index % allowed.len()],
+        _ => index,
+    }
+}
+
+/// The CPUs this process may use, in order (its affinity mask).
+pub fn allowed_cpus() -> std::io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity writes into the zeroed set
     // we own, and CPU_ISSET only reads it.
-    let allowed: Vec<usize> = unsafe {
+    unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return index;
+            return Err(std::io::Error::last_os_error());
         }
-        (0..libc::CPU_SETSIZE as usize)
+        Ok((0..libc::CPU_SETSIZE as usize)
             .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    };
-    if allowed.is_empty() {
-        return index;
+            .collect())
     }
-    allowed[index % allowed.len()]
 }
 
 /// User + system CPU seconds used so far by this process (all threads).

@@ -3,14 +3,15 @@
 //! the record's timestamp). Pure; runs on the share-partition's owner shard at acquire time.
 //! Invariants: the record walk is paid only when a TTL can apply (the topic has a default,
 //! or a batch may hold the header: a walk of the record framing that reads only header keys
-//! in uncompressed batches, a few varints per record; compressed batches are decompressed into one reused scratch buffer, bounded per batch); a batch
-//! that cannot be read expires nothing (the consumer sees it as Kafka would).
+//! in uncompressed batches, a few varints per record; compressed batches are decompressed
+//! into one reused scratch buffer, bounded per batch); a batch that cannot be read expires
+//! nothing (the consumer sees it as Kafka would).
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use weir_protocol::queue_headers::{QueueHeaders, TTL_MS};
-use weir_protocol::record_batch::{header, Compression};
+use weir_protocol::record_batch::header;
 use weir_protocol::records::{self, for_each_record};
 
 /// Decompressed bytes one batch may expand to for the TTL walk.
@@ -35,12 +36,9 @@ pub fn expired_offsets(
         // Clients write records in time order (the base timestamp is the first record's):
         // under the topic default nothing of the batch expires before base + ttl; a record
         // stamped earlier than its batch's first is checked once the batch is.
-        let compressed = !matches!(
-            Compression::from_attributes(h.attributes.get()),
-            Ok(Compression::None)
-        );
-        // Unreadable framing answers `None`: walk the records, which skips what it cannot read.
-        let may_have_header = compressed || records::any_header_key(b, |key| key == TTL_MS).unwrap_or(true);
+        // A compressed batch (or an unknown codec, or unreadable framing) answers `None`:
+        // walk the records, which decompresses and skips what it cannot read.
+        let may_have_header = records::any_header_key(b, |key| key == TTL_MS).unwrap_or(true);
         let oldest = h.base_timestamp.get().min(h.max_timestamp.get());
         let default_due = topic_ttl_ms.is_some_and(|t| oldest.saturating_add(t) <= now_ms);
         if !may_have_header && !default_due {
