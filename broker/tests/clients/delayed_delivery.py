@@ -84,7 +84,10 @@ BAD = {
 
 
 def bad(bootstrap, topic, partition):
-    p = Producer({"bootstrap.servers": bootstrap})
+    # A long linger keeps each pair in one batch even when this process is
+    # descheduled between the two produce() calls (seen in CI: the good record
+    # went alone and was accepted); flush() sends at once regardless.
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000})
     out = []
     for case, headers in BAD.items():
         got = []
