@@ -65,6 +65,8 @@ struct Armed {
     release: i64,
     /// The journal point after which its FIRE is durable.
     end: u64,
+    /// When its own sync finished (ms), for the sync-wait metric.
+    durable_at: Rc<Cell<Option<i64>>>,
 }
 
 impl Armed {
@@ -87,6 +89,9 @@ type Key = (Rc<str>, i32);
 #[derive(Default)]
 struct Synced {
     durable: Cell<u64>,
+    /// When `durable` last advanced (ms): a bound on when a batch became
+    /// durable through a later sync that finished before its own.
+    advanced_at: Cell<i64>,
     wake: Event,
 }
 
@@ -229,7 +234,14 @@ impl Firing {
         }
         match log.append(bytes).await {
             Ok(appended) => {
-                store.fired(a.items.iter().map(|(due, _, _)| now - due));
+                // What the disk's sync cost each record past its due time:
+                // the part of its lateness the shard could not have avoided.
+                let durable_at = a
+                    .durable_at
+                    .get()
+                    .unwrap_or(self.synced.advanced_at.get())
+                    .min(now);
+                store.fired(a.items.iter().map(|(due, _, _)| (now - due, durable_at - due)));
                 let (store, fire) = (store.clone(), a.fire);
                 glommio::spawn_local(async move {
                     match log.wait_durable(appended.last_offset).await {
@@ -334,10 +346,11 @@ impl Firing {
             }
             return;
         }
-        self.sync_in_background(end);
+        let durable_at = self.sync_in_background(end);
         for ((key, mut a), fire) in planned.into_iter().zip(ids) {
             a.fire = fire;
             a.end = end;
+            a.durable_at = durable_at.clone();
             self.records += a.items.len();
             self.bytes += a.size();
             self.queues.entry(key).or_default().push_back(a);
@@ -387,9 +400,12 @@ impl Firing {
         }
     }
 
-    /// Make the journal durable up to `end`, then wake the loop.
-    fn sync_in_background(&self, end: u64) {
+    /// Make the journal durable up to `end`, then wake the loop; the cell
+    /// returned gets the time it became durable.
+    fn sync_in_background(&self, end: u64) -> Rc<Cell<Option<i64>>> {
         let (store, synced) = (self.store.clone(), self.synced.clone());
+        let durable_at = Rc::new(Cell::new(None));
+        let at = durable_at.clone();
         glommio::spawn_local(async move {
             let started = std::time::Instant::now();
             match store.wait_durable(end).await {
@@ -399,13 +415,19 @@ impl Firing {
                         sync_ms = started.elapsed().as_secs_f64() * 1e3,
                         "timer store: FIREs durable"
                     );
-                    synced.durable.set(synced.durable.get().max(end));
+                    let now = now_ms();
+                    at.set(Some(now));
+                    if end > synced.durable.get() {
+                        synced.durable.set(end);
+                        synced.advanced_at.set(now);
+                    }
                     synced.wake.notify(usize::MAX);
                 }
                 Err(e) => tracing::error!(shard = store.shard, error = %e, "timer store: FIRE sync failed"),
             }
         })
         .detach();
+        durable_at
     }
 
     /// Cut each partition's due records into batches, their sequences running
@@ -456,6 +478,7 @@ impl Firing {
                     items,
                     bytes,
                     end: 0,
+                    durable_at: Rc::default(),
                 };
                 seq = seq.wrapping_add(a.sequences());
                 out.push((key.clone(), a));

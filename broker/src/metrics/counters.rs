@@ -67,6 +67,9 @@ pub struct ShardCounters {
     pub backlog: [Cell<u64>; 2],
     /// Delayed records: how late each was appended to its partition, in ms.
     pub timer_lateness_ms: Histogram,
+    /// Delayed records: how much of that lateness was spent waiting for the
+    /// FIRE intent's fdatasync, in ms (0 when it was durable by due).
+    pub timer_sync_wait_ms: Histogram,
     /// Delayed produce parts refused because the shard's timer store was full.
     pub timers_refused: Cell<u64>,
 }
@@ -94,6 +97,7 @@ impl ShardCounters {
             throttle_ms: [Cell::new(0), Cell::new(0)],
             backlog: [Cell::new(0), Cell::new(0)],
             timer_lateness_ms: Histogram::new(LATENESS_MS),
+            timer_sync_wait_ms: Histogram::new(LATENESS_MS),
             timers_refused: Cell::new(0),
         }
     }
@@ -158,8 +162,9 @@ impl ShardCounters {
     }
 
     /// A delayed record appended `late_ms` after its due time.
-    pub fn timer_fired(&self, late_ms: i64) {
+    pub fn timer_fired(&self, late_ms: i64, sync_wait_ms: i64) {
         self.timer_lateness_ms.record(late_ms.max(0) as u64);
+        self.timer_sync_wait_ms.record(sync_wait_ms.max(0) as u64);
     }
 
     pub fn timers_refused(&self) {

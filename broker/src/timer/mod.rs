@@ -420,8 +420,10 @@ impl TimerStore {
     }
 
     /// Records appended to their partition `late_ms` after their due time.
-    pub fn fired(&self, late_ms: impl Iterator<Item = i64>) {
-        crate::metrics::with(|m| late_ms.for_each(|l| m.timer_fired(l)));
+    /// Count fired records: (lateness, the part of it spent waiting for the
+    /// FIRE's sync), in ms.
+    pub fn fired(&self, late_ms: impl Iterator<Item = (i64, i64)>) {
+        crate::metrics::with(|m| late_ms.for_each(|(l, s)| m.timer_fired(l, s)));
     }
 
     /// Resolve a FIRE: `appended` (its records are delivered, their entries

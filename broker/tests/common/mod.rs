@@ -268,6 +268,16 @@ impl Drop for Broker {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // A failing test shows the broker's last words (CI keeps only the
+        // test's output; the log's directory goes with the test).
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- broker log, last {} lines ---", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("{}", line.chars().take(400).collect::<String>());
+            }
+        }
     }
 }
 

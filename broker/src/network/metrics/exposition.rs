@@ -532,4 +532,12 @@ fn timers(out: &mut String, shards: &[ShardSnapshot]) {
         |s| &s.timers.lateness_ms,
         1e3,
     );
+    shard_histograms(
+        out,
+        "weir_timer_sync_wait_seconds",
+        "How much of a delayed record's lateness was spent waiting for its FIRE intent to be durable (the disk's fdatasync), per shard.",
+        shards,
+        |s| &s.timers.sync_wait_ms,
+        1e3,
+    );
 }

@@ -66,12 +66,14 @@ pub struct ShardSnapshot {
 }
 
 /// The timer store (delayed delivery): records pending, records fired
-/// (durably appended), lateness in ms, produce parts refused when full.
+/// (durably appended), lateness in ms and the part of it spent waiting for
+/// the FIRE sync, produce parts refused when full.
 #[derive(Clone, Debug)]
 pub struct TimerSample {
     pub pending: u64,
     pub fired: u64,
     pub lateness_ms: Buckets,
+    pub sync_wait_ms: Buckets,
     pub refused: u64,
 }
 
@@ -82,6 +84,7 @@ impl TimerSample {
             pending: store.as_ref().map_or(0, |t| t.pending() as u64),
             fired: store.as_ref().map_or(0, |t| t.fired_total.get()),
             lateness_ms: m.timer_lateness_ms.snapshot(),
+            sync_wait_ms: m.timer_sync_wait_ms.snapshot(),
             refused: m.timers_refused.get(),
         }
     }
