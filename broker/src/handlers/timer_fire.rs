@@ -65,8 +65,8 @@ struct Armed {
     release: i64,
     /// The journal point after which its FIRE is durable.
     end: u64,
-    /// When its own sync finished (ms), for the sync-wait metric.
-    durable_at: Rc<Cell<Option<i64>>>,
+    /// Its own sync, for the sync-wait metric.
+    sync: Rc<SyncTimes>,
 }
 
 impl Armed {
@@ -84,6 +84,24 @@ impl Armed {
 }
 
 type Key = (Rc<str>, i32);
+
+/// When one background sync started and finished (ms since the epoch).
+#[derive(Default)]
+struct SyncTimes {
+    started: Cell<i64>,
+    done: Cell<Option<i64>>,
+}
+
+impl SyncTimes {
+    /// How long past `due` a record waited for this sync (`advanced_at`:
+    /// when a later sync made it durable, if this one has not finished).
+    fn wait_past(&self, due: i64, now: i64, advanced_at: i64) -> i64 {
+        let done = self.done.get().unwrap_or(advanced_at).min(now);
+        // A record due before its sync began (after a restart) waited for
+        // the sync only from its start.
+        (done - due.max(self.started.get())).max(0)
+    }
+}
 
 /// What the background syncs report.
 #[derive(Default)]
@@ -236,12 +254,12 @@ impl Firing {
             Ok(appended) => {
                 // What the disk's sync cost each record past its due time:
                 // the part of its lateness the shard could not have avoided.
-                let durable_at = a
-                    .durable_at
-                    .get()
-                    .unwrap_or(self.synced.advanced_at.get())
-                    .min(now);
-                store.fired(a.items.iter().map(|(due, _, _)| (now - due, durable_at - due)));
+                let advanced_at = self.synced.advanced_at.get();
+                store.fired(
+                    a.items
+                        .iter()
+                        .map(|(due, _, _)| (now - due, a.sync.wait_past(*due, now, advanced_at))),
+                );
                 let (store, fire) = (store.clone(), a.fire);
                 glommio::spawn_local(async move {
                     match log.wait_durable(appended.last_offset).await {
@@ -346,11 +364,11 @@ impl Firing {
             }
             return;
         }
-        let durable_at = self.sync_in_background(end);
+        let sync = self.sync_in_background(end);
         for ((key, mut a), fire) in planned.into_iter().zip(ids) {
             a.fire = fire;
             a.end = end;
-            a.durable_at = durable_at.clone();
+            a.sync = sync.clone();
             self.records += a.items.len();
             self.bytes += a.size();
             self.queues.entry(key).or_default().push_back(a);
@@ -400,12 +418,13 @@ impl Firing {
         }
     }
 
-    /// Make the journal durable up to `end`, then wake the loop; the cell
-    /// returned gets the time it became durable.
-    fn sync_in_background(&self, end: u64) -> Rc<Cell<Option<i64>>> {
+    /// Make the journal durable up to `end`, then wake the loop; the times
+    /// returned get when it started and finished.
+    fn sync_in_background(&self, end: u64) -> Rc<SyncTimes> {
         let (store, synced) = (self.store.clone(), self.synced.clone());
-        let durable_at = Rc::new(Cell::new(None));
-        let at = durable_at.clone();
+        let times = Rc::new(SyncTimes::default());
+        times.started.set(now_ms());
+        let at = times.clone();
         glommio::spawn_local(async move {
             let started = std::time::Instant::now();
             match store.wait_durable(end).await {
@@ -416,7 +435,7 @@ impl Firing {
                         "timer store: FIREs durable"
                     );
                     let now = now_ms();
-                    at.set(Some(now));
+                    at.done.set(Some(now));
                     if end > synced.durable.get() {
                         synced.durable.set(end);
                         synced.advanced_at.set(now);
@@ -427,7 +446,7 @@ impl Firing {
             }
         })
         .detach();
-        durable_at
+        times
     }
 
     /// Cut each partition's due records into batches, their sequences running
@@ -478,12 +497,38 @@ impl Firing {
                     items,
                     bytes,
                     end: 0,
-                    durable_at: Rc::default(),
+                    sync: Rc::default(),
                 };
                 seq = seq.wrapping_add(a.sequences());
                 out.push((key.clone(), a));
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SyncTimes;
+
+    fn times(started: i64, done: Option<i64>) -> SyncTimes {
+        let t = SyncTimes::default();
+        t.started.set(started);
+        t.done.set(done);
+        t
+    }
+
+    #[test]
+    fn sync_wait_counts_only_the_sync_past_due() {
+        // Armed 200 ms ahead, durable 50 ms before due: no wait.
+        assert_eq!(times(800, Some(950)).wait_past(1_000, 1_001, 0), 0);
+        // A 498 ms sync armed 200 ms ahead: 298 ms past due.
+        assert_eq!(times(800, Some(1_298)).wait_past(1_000, 1_303, 0), 298);
+        // Due while the broker was down: only the sync after the restart counts.
+        assert_eq!(times(5_000, Some(5_040)).wait_past(1_000, 5_041, 0), 40);
+        // Made durable by a later sync that finished first.
+        assert_eq!(times(800, None).wait_past(1_000, 1_200, 1_100), 100);
+        // Never past the append itself.
+        assert_eq!(times(800, Some(1_500)).wait_past(1_000, 1_200, 0), 200);
     }
 }
