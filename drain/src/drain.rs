@@ -184,6 +184,9 @@ impl Drain {
         }
         let batch = self.next_batch()?;
         if batch.advance.is_empty() {
+            if let Some(b) = self.bucket.as_mut() {
+                b.idle(Instant::now());
+            }
             // Idle: the group's offsets catch up with the database's now.
             self.commit_to_kafka(false);
             return Ok(false);
@@ -191,6 +194,8 @@ impl Drain {
         self.last_rows = Instant::now();
         if let Some(b) = self.bucket.as_mut() {
             b.acquire(batch.rows() as u64 + batch.dead.len() as u64);
+            let unused = b.unused();
+            self.status.update(|s| s.cap_unused_rows = unused);
         }
         self.write(&batch)?;
         Ok(true)

@@ -12,12 +12,23 @@ use std::time::{Duration, Instant};
 /// writes them, so the committed rate can run ahead of the cap by at most
 /// `burst` rows (the drain uses 500 ms at the cap, so a round slowed by a
 /// slow commit can catch up).
+///
+/// It also counts the allowance the drain could not use while it had rows to
+/// write (`unused`): tokens that overflowed the burst because a transaction,
+/// a fetch or the machine was slow. A window that falls short of the cap by
+/// more than the burst has that much unused allowance to show for it, and
+/// nothing else can make it fall short.
 #[derive(Debug)]
 pub struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
     at: Instant,
+    /// Overflow since the last `acquire` or `idle`.
+    overflow: f64,
+    /// Overflow while busy, from the first `acquire` on.
+    unused: f64,
+    busy: bool,
 }
 
 impl TokenBucket {
@@ -29,13 +40,31 @@ impl TokenBucket {
             // write a burst at once, above the cap for that first window.
             tokens: 0.0,
             at: now,
+            overflow: 0.0,
+            unused: 0.0,
+            busy: false,
         }
     }
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        let filled = self.tokens + elapsed * self.rate;
+        self.overflow += (filled - self.burst).max(0.0);
+        self.tokens = filled.min(self.burst);
         self.at = now;
+    }
+
+    /// Nothing to write: the overflow since the last `acquire` was idle
+    /// time, not lost allowance.
+    pub fn idle(&mut self, now: Instant) {
+        self.refill(now);
+        self.overflow = 0.0;
+    }
+
+    /// Rows the cap allowed while the drain had rows to write but could not
+    /// write them (beyond the burst), since its first batch.
+    pub fn unused(&self) -> u64 {
+        self.unused as u64
     }
 
     /// Rows that may go now (at most `burst`).
@@ -60,8 +89,20 @@ impl TokenBucket {
         self.tokens -= (rows as f64).min(self.burst);
     }
 
+    /// A batch is ready: the overflow since the last one was allowance lost
+    /// while busy (before the first batch the drain was joining).
+    fn batch_ready(&mut self, now: Instant) {
+        self.refill(now);
+        if self.busy {
+            self.unused += self.overflow;
+        }
+        self.overflow = 0.0;
+        self.busy = true;
+    }
+
     /// Block the calling thread until `rows` may go, then take them.
     pub fn acquire(&mut self, rows: u64) {
+        self.batch_ready(Instant::now());
         loop {
             let wait = self.wait_for(rows, Instant::now());
             if wait.is_zero() {
@@ -145,6 +186,25 @@ mod tests {
             }
         }
         assert!((19_800..=20_200).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn given_a_slow_round_when_rows_wait_should_count_the_allowance_past_the_burst_as_unused() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut bucket = TokenBucket::new(2000, 1000, t0);
+        // Joining for 3 s before the first batch: not counted.
+        bucket.batch_ready(at(3));
+        bucket.take(1000, at(3));
+        assert_eq!(bucket.unused(), 0);
+        // A 2 s commit: 4000 rows allowed, 1000 kept as burst, 3000 lost.
+        bucket.batch_ready(at(5));
+        assert_eq!(bucket.unused(), 3000);
+        bucket.take(1000, at(5));
+        // Idle for a minute, then a batch: idle time is not lost allowance.
+        bucket.idle(at(65));
+        bucket.batch_ready(at(65));
+        assert_eq!(bucket.unused(), 3000);
     }
 
     #[test]

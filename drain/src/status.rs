@@ -33,6 +33,9 @@ pub struct Stats {
     /// Time spent in committed transactions (rows, dead letters, offsets,
     /// commit): rows / this is the write path's own speed.
     pub txn_busy: Duration,
+    /// Rows `--rows-per-sec` allowed beyond its burst while the drain had
+    /// rows to write but was slower (a slow database or machine).
+    pub cap_unused_rows: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +137,7 @@ fn status_json(s: &Stats, rate: f64, uptime: Duration) -> serde_json::Value {
         },
         "last_error": s.last_error,
         "txn_busy_s": (s.txn_busy.as_secs_f64() * 1000.0).round() / 1000.0,
+        "cap_unused_rows": s.cap_unused_rows,
     })
 }
 
