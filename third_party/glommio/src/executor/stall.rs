@@ -16,6 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// One task queue's run past its budget, with the executor's stack as the
+/// signal found it (Weir patch: unresolved; see `trace`).
 pub struct StallDetection<'a> {
     executor: usize,
     queue_handle: TaskQueueHandle,
@@ -23,6 +25,31 @@ pub struct StallDetection<'a> {
     trace: backtrace::Backtrace,
     budget: Duration,
     overage: Duration,
+}
+
+// Weir patch (fourth): accessors, so a handler can take the trace unresolved
+// and resolve it off the executor thread.
+impl StallDetection<'_> {
+    /// The executor's id.
+    pub fn executor(&self) -> usize {
+        self.executor
+    }
+    /// The name of the task queue that ran over.
+    pub fn queue_name(&self) -> &str {
+        self.queue_name
+    }
+    /// The queue's budget plus the handler's threshold.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+    /// How far past that the queue ran.
+    pub fn overage(&self) -> Duration {
+        self.overage
+    }
+    /// The captured trace, not yet resolved to symbols.
+    pub fn into_trace(self) -> backtrace::Backtrace {
+        self.trace
+    }
 }
 
 impl fmt::Debug for StallDetection<'_> {
@@ -77,7 +104,12 @@ pub trait StallDetectionHandler: std::fmt::Debug + Send + Sync {
     /// **NOTE**: This callback is invoked from inside the reactor.
     /// Do not perform blocking syscalls, acquire locks, spawn tasks
     /// or otherwise block here.
+    ///
+    /// Weir patch (fourth): `detection`'s trace arrives unresolved. The
+    /// default resolves it here, as upstream did before calling this.
     fn stall(&self, detection: StallDetection<'_>) {
+        let mut detection = detection;
+        detection.trace.resolve();
         log::warn!("{detection}");
     }
 }
@@ -264,14 +296,17 @@ impl<'detector> Drop for StallDetectorGuard<'detector> {
         while let Ok(frame) = self.detector.rx.try_recv() {
             frames.push(frame);
         }
-        let mut strace = backtrace::Backtrace::from(frames);
+        let strace = backtrace::Backtrace::from(frames);
 
         if strace.frames().is_empty() {
             return;
         }
 
         let elapsed = self.start.elapsed();
-        strace.resolve();
+        // Weir patch (fourth): no `strace.resolve()` here. Resolving reads and
+        // decompresses the binary's line tables and takes the backtrace
+        // crate's global lock, on the executor thread, right after the stall
+        // it reports: the handler decides where to resolve.
         self.detector.stall_handler.stall(StallDetection {
             executor: self.detector.id,
             queue_name: &self.queue_name,
