@@ -187,3 +187,33 @@ fn given_damage_before_the_checkpoint_when_reopening_should_resume_from_the_chec
         log.close().await.expect("close");
     });
 }
+
+/// A segment file unlinked while a reader opens it (retention racing a fetch): the
+/// open answers Ok or an error, never a panic on the executor thread. glommio 0.9
+/// unwrapped a `statfs` of the path right after the open; CI's crash test hit it
+/// once (ENOENT, the shard thread died). Each round unlinks after a different delay
+/// (0-236 µs), to land between the open's io_uring steps.
+#[test]
+fn given_a_file_unlinked_during_its_open_when_opening_should_not_panic() {
+    let dir = data_dir();
+    let path = dir.path().to_path_buf();
+    run(async move {
+        let mut opened_then_gone = 0;
+        for round in 0..600u64 {
+            let file = path.join(format!("{round}.log"));
+            std::fs::write(&file, vec![0u8; 4096]).unwrap();
+            let gone = file.clone();
+            let unlink = glommio::spawn_local(async move {
+                glommio::timer::sleep(std::time::Duration::from_micros(round % 60 * 4)).await;
+                std::fs::remove_file(&gone).unwrap();
+            });
+            let opened = glommio::io::OpenOptions::new().read(true).dma_open(&file).await;
+            unlink.await;
+            if let Ok(f) = opened {
+                opened_then_gone += 1;
+                f.close().await.unwrap();
+            }
+        }
+        eprintln!("opens that won the race: {opened_then_gone} of 600");
+    });
+}

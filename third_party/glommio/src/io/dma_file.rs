@@ -129,7 +129,13 @@ impl DmaFile {
     ) -> io::Result<DmaFile> {
         let file = GlommioFile::open_at(dir, path, flags, mode).await?;
         let (major, minor) = (file.dev_major as usize, file.dev_minor as usize);
-        let buf = statfs(path).unwrap();
+        // Weir patch (fifth): fstatfs on the open descriptor. Upstream called
+        // statfs on the path and unwrapped it, so a file unlinked between the open
+        // and this line (a reader opening a segment that retention deletes) panicked
+        // the executor thread with ENOENT.
+        // SAFETY: `file` owns this descriptor and outlives the borrow.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
+        let buf = fstatfs(fd).map_err(io::Error::from)?;
         let fstype = buf.filesystem_type();
         let max_sectors_size = sysfs::BlockDevice::max_sectors_size(major, minor);
         let max_segment_size = sysfs::BlockDevice::max_segment_size(major, minor);
