@@ -50,12 +50,12 @@ struct Report {
 /// Reports waiting to be resolved; past this many, more are dropped (counted
 /// in the next logged report).
 const REPORTS_QUEUED_MAX: usize = 64;
+/// Reports dropped since the last one logged.
+static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn resolver() -> &'static (std::sync::mpsc::SyncSender<Report>, std::sync::atomic::AtomicU64) {
-    static RESOLVER: std::sync::OnceLock<(
-        std::sync::mpsc::SyncSender<Report>,
-        std::sync::atomic::AtomicU64,
-    )> = std::sync::OnceLock::new();
+/// The resolving thread's queue, started with the first report.
+fn resolver() -> &'static std::sync::mpsc::SyncSender<Report> {
+    static RESOLVER: std::sync::OnceLock<std::sync::mpsc::SyncSender<Report>> = std::sync::OnceLock::new();
     RESOLVER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Report>(REPORTS_QUEUED_MAX);
         let spawned = std::thread::Builder::new()
@@ -64,7 +64,7 @@ fn resolver() -> &'static (std::sync::mpsc::SyncSender<Report>, std::sync::atomi
                 for mut r in rx {
                     let started = Instant::now();
                     r.trace.resolve();
-                    let dropped = resolver().1.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    let dropped = DROPPED.swap(0, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(
                         target: "glommio::executor::stall",
                         executor = r.executor,
@@ -81,7 +81,7 @@ fn resolver() -> &'static (std::sync::mpsc::SyncSender<Report>, std::sync::atomi
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "stall log: no resolving thread; reports are dropped");
         }
-        (tx, std::sync::atomic::AtomicU64::new(0))
+        tx
     })
 }
 
@@ -98,9 +98,8 @@ impl glommio::StallDetectionHandler for StallLog {
             overage: detection.overage(),
             trace: detection.into_trace(),
         };
-        let (tx, dropped) = resolver();
-        if tx.try_send(report).is_err() {
-            dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if resolver().try_send(report).is_err() {
+            DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
