@@ -83,37 +83,38 @@ impl Drop for LateBound {
     }
 }
 
-/// The bound (ms) of the lowest bucket of histogram `name` that holds every
-/// sample, the largest over shards; 0 with no samples.
-fn bucket_bound_ms(page: &str, name: &str) -> f64 {
-    let count_of = |shard: &str| {
-        let series = format!("{name}_count{{{shard}}} ");
-        page.lines()
-            .find_map(|l| l.strip_prefix(series.as_str()))
-            .map_or(0.0, |v| v.parse::<f64>().unwrap())
-    };
+/// Histogram `name`'s buckets on a metrics page: (shard label, bucket bound in ms,
+/// cumulative count), in page order (ascending bounds per shard, `+Inf` last).
+fn buckets_ms<'a>(page: &'a str, name: &str) -> Vec<(&'a str, f64, f64)> {
     let prefix = format!("{name}_bucket{{");
-    let mut bound: f64 = 0.0;
-    let mut done: Vec<String> = Vec::new();
-    for line in page.lines().filter_map(|l| l.strip_prefix(prefix.as_str())) {
-        let (labels, cumulative) = line.rsplit_once("} ").unwrap();
-        let (shard, le) = labels.split_once(",le=").unwrap();
-        let total = count_of(shard);
-        if total == 0.0 || done.iter().any(|s| s == shard) {
-            continue;
-        }
-        if cumulative.parse::<f64>().unwrap() >= total {
+    page.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .map(|line| {
+            let (labels, cumulative) = line.rsplit_once("} ").unwrap();
+            let (shard, le) = labels.split_once(",le=").unwrap();
             let le = le.trim_matches('"');
             let ms = if le == "+Inf" {
                 f64::INFINITY
             } else {
                 le.parse::<f64>().unwrap() * 1e3
             };
-            bound = bound.max(ms);
-            done.push(shard.to_string());
-        }
-    }
-    bound
+            (shard, ms, cumulative.parse::<f64>().unwrap())
+        })
+        .collect()
+}
+
+/// The bound (ms) of the lowest bucket of histogram `name` that holds every
+/// sample, the largest over shards; 0 with no samples.
+fn bucket_bound_ms(page: &str, name: &str) -> f64 {
+    let buckets = buckets_ms(page, name);
+    // Each shard's `+Inf` bucket (its last) holds its total.
+    let total = |shard: &str| buckets.iter().rev().find(|b| b.0 == shard).map_or(0.0, |b| b.2);
+    let lowest_full = |shard: &str| {
+        let all = total(shard);
+        let full = buckets.iter().find(|b| b.0 == shard && b.2 >= all);
+        full.filter(|_| all > 0.0).map_or(0.0, |b| b.1)
+    };
+    buckets.iter().map(|b| lowest_full(b.0)).fold(0.0, f64::max)
 }
 
 /// A broker with a metrics endpoint (for `LateBound`) and `extra` flags.
@@ -623,17 +624,15 @@ fn a_full_timer_store_refuses_and_the_metrics_count_pending_fired_and_lateness()
     let page = common::metrics_page(&metrics);
     let allowed = late.ms();
     let name = "weir_timer_lateness_seconds";
-    let late = bucket_bound_ms(&page, name);
-    let allowed_bucket = page
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
-        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()?.parse::<f64>().ok())
-        .map(|le| le * 1e3)
+    let lateness = bucket_bound_ms(&page, name);
+    let allowed_bucket = buckets_ms(&page, name)
+        .into_iter()
+        .map(|(_, ms, _)| ms)
         .find(|ms| *ms >= allowed)
         .unwrap_or(f64::INFINITY);
     assert!(
-        late <= allowed_bucket,
-        "lateness up to {late} ms, allowed {allowed} ms: {page}"
+        lateness <= allowed_bucket,
+        "lateness up to {lateness} ms, allowed {allowed} ms: {page}"
     );
 }
 

@@ -271,13 +271,18 @@ impl Drop for Broker {
         // A failing test shows the broker's last words (CI keeps only the
         // test's output; the log's directory goes with the test).
         if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- broker log, last {} lines ---", tail.len());
-            for line in tail.iter().rev() {
-                eprintln!("{}", line.chars().take(400).collect::<String>());
-            }
+            print_log_tail(&self.log_path);
         }
+    }
+}
+
+/// Print the last 40 lines of a broker log (each cut at 400 characters) to stderr.
+pub fn print_log_tail(path: &Path) {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    eprintln!("--- broker log, last {} lines ---", tail.len());
+    for line in tail.iter().rev() {
+        eprintln!("{}", line.chars().take(400).collect::<String>());
     }
 }
 
