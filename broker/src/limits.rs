@@ -31,6 +31,11 @@ pub const QUOTA_SENSORS_MAX: usize = 10_000;
 /// Longest a Fetch may wait for min_bytes, whatever the client asks: keeps a
 /// misbehaving client from parking a request forever.
 pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
+/// Most bytes one Fetch or ShareFetch may ask for, whatever its max_bytes says: Kafka's
+/// broker default `fetch.max.bytes` (55 MiB). A file read allocates a buffer of about
+/// the bytes asked, so a client asking for 2 GiB must not get a segment-sized buffer.
+/// As in Kafka, a first batch larger than this is still returned whole.
+pub const FETCH_BYTES_MAX: usize = 57_671_680;
 /// Upper bound of partitions in one topic: the catalog and the per-shard maps
 /// are sized from it, and Kafka users rarely need more on one machine.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;

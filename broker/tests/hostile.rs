@@ -301,3 +301,77 @@ fn given_a_client_that_never_reads_its_fetch_responses_should_stop_reading_it_wi
     good.round_trips(20, "after the non-reader left");
     assert_rss_returns(&broker, base, "non-reading client");
 }
+
+/// One Fetch naming the same empty partition 40,000 times (a 640 KB request) waits on
+/// that partition once. Each waiting partition used to hold a clone of the request
+/// task's waker, and glommio counted a task's wakers in an i16: the 32,768th clone
+/// panicked, the panic poisoned a lock in a destructor, and the whole process aborted.
+#[test]
+fn given_a_fetch_naming_one_partition_40000_times_should_answer_it_and_keep_serving() {
+    const COPIES: usize = 40_000;
+    let broker = Broker::start(&[]);
+    let mut good = Good::new(&broker);
+    broker.client().create_topic("dup", 1, &[]).unwrap();
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(4)
+        .with_correlation_id(77);
+    let part = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(0)
+        .with_partition_max_bytes(MIB as i32);
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(500)
+        .with_min_bytes(1)
+        .with_max_bytes(MIB as i32)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName("dup".to_string().into()))
+            .with_partitions(vec![part; COPIES])]);
+    let mut out = BytesMut::new();
+    frame::encode_request(&mut out, &header, &RequestKind::Fetch(req)).unwrap();
+    let mut conn = TcpStream::connect(broker.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    conn.write_all(&out).unwrap();
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len)
+        .expect("an answer, not a closed connection");
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body).unwrap();
+    assert_eq!(&body[..4], &77i32.to_be_bytes(), "the fetch's own answer");
+    good.round_trips(20, "after the fetch");
+}
+
+/// A Fetch asking for 2 GiB gets at most the broker's fetch cap (Kafka's
+/// `fetch.max.bytes`, 55 MiB) plus one batch: a file read allocates about what is
+/// asked, and a segment-sized buffer per request is a memory attack.
+#[test]
+fn given_a_fetch_asking_for_2_gib_should_answer_at_most_the_fetch_cap() {
+    const CAP: usize = 57_671_680;
+    const BATCH_BYTES: usize = 512 << 10;
+    let broker = Broker::start(&[]);
+    let mut c = broker.client();
+    c.create_topic("wide", 1, &[]).unwrap();
+    let value = vec![7u8; BATCH_BYTES / 8];
+    let mut produced = 0;
+    while produced < CAP + 8 * BATCH_BYTES {
+        let mut b = weir_protocol::builder::BatchBuilder::new(Compression::None);
+        for _ in 0..8 {
+            b.push(0, None, Some(&value), &[]);
+        }
+        let mut out = BytesMut::new();
+        b.finish_into(&mut out).unwrap();
+        produced += out.len();
+        c.produce("wide", 0, out.freeze(), 1).unwrap();
+    }
+    let (_, records) = c.fetch("wide", 0, 0, i32::MAX, 0).unwrap();
+    eprintln!("asked 2 GiB of {produced} bytes, got {}", records.len());
+    assert!(records.len() > CAP / 2, "a full answer: {}", records.len());
+    assert!(
+        records.len() <= CAP + 2 * BATCH_BYTES,
+        "at most the cap and one batch: {}",
+        records.len()
+    );
+    let mut good = Good::new(&broker);
+    good.round_trips(5, "after the wide fetch");
+}

@@ -103,12 +103,11 @@ pub async fn handle(
     let wait = FetchWait {
         max_wait_ms: u64::try_from(req.max_wait_ms.clamp(0, limits::FETCH_WAIT_MS_MAX)).unwrap_or(0),
         min_bytes: usize::try_from(req.min_bytes).unwrap_or(0),
-        max_bytes: if req.max_bytes > 0 {
-            req.max_bytes as usize
-        } else {
-            i32::MAX as usize
-        }
-        .min(quota_max.unwrap_or(usize::MAX).max(1)),
+        max_bytes: usize::try_from(req.max_bytes)
+            .ok()
+            .filter(|b| *b > 0)
+            .map_or(limits::FETCH_BYTES_MAX, |b| b.min(limits::FETCH_BYTES_MAX))
+            .min(quota_max.unwrap_or(usize::MAX).max(1)),
     };
     let read_committed = req.isolation_level == 1;
     let (mut results, work, shape) = route(shard, req, version);
@@ -415,9 +414,15 @@ impl DataListeners {
         Self::of(shard, parts.iter().map(|p| (p.topic.as_str(), p.partition)))
     }
 
-    /// Listen on each (topic, partition) this shard owns.
+    /// Listen on each distinct (topic, partition) this shard owns. Once per log, not per
+    /// mention: a request may name a partition any number of times, and every listener
+    /// holds a clone of the task's waker (a 640 KB fetch naming one partition 40,000
+    /// times once overflowed glommio's waker count and aborted the process).
     pub(crate) fn of<'a>(shard: &ShardContext, parts: impl Iterator<Item = (&'a str, i32)>) -> Self {
-        let logs = parts.filter_map(|(topic, partition)| shard.partitions.owned(topic, partition).ok());
+        let mut seen = std::collections::HashSet::new();
+        let logs = parts
+            .filter_map(|(topic, partition)| shard.partitions.owned(topic, partition).ok())
+            .filter(|log| seen.insert(std::rc::Rc::as_ptr(log)));
         Self(logs.map(|log| log.listen_for_data()).collect())
     }
 }

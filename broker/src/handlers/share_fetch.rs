@@ -481,7 +481,7 @@ async fn share_fetch_inner(
     let max_bytes = usize::try_from(req.max_bytes)
         .ok()
         .filter(|b| *b > 0)
-        .unwrap_or(i32::MAX as usize);
+        .map_or(limits::FETCH_BYTES_MAX, |b| b.min(limits::FETCH_BYTES_MAX));
     let mut named = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {

@@ -7,7 +7,7 @@ use core::{fmt, task::Waker};
 #[cfg(feature = "debugging")]
 use std::cell::Cell;
 use std::sync::{
-    atomic::{AtomicI16, Ordering},
+    atomic::{AtomicI32, Ordering},
     Arc,
 };
 
@@ -31,7 +31,7 @@ pub(crate) struct Header {
     pub(crate) latency_matters: bool,
 
     /// Current reference count of the task.
-    pub(crate) references: AtomicI16,
+    pub(crate) references: AtomicI32,
 
     /// The task that is blocked on the `JoinHandle`.
     ///
