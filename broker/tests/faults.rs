@@ -22,7 +22,7 @@ const RECORDS_PER_BATCH: usize = 16;
 const PADDING_BYTES: usize = 240;
 const BATCH_COUNT: usize = 70;
 /// Marker the log writes on a clean close (broker/src/log/partition.rs).
-const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+const SHUTDOWN_STATE_FILE: &str = ".shutdown-state";
 const CUT_LINE: &str = "recovery cut";
 
 fn record_value(i: usize) -> Vec<u8> {
@@ -158,7 +158,7 @@ fn seed() -> u64 {
 /// validates all of it. (After a checkpoint, recovery trusts the bytes below it,
 /// which were durable when it was written: `log::segment_files_tests`.)
 fn crash_like(dir: &Path) {
-    std::fs::remove_file(dir.join(CLEAN_SHUTDOWN_FILE)).expect("a clean stop leaves the marker");
+    std::fs::remove_file(dir.join(SHUTDOWN_STATE_FILE)).expect("a clean stop leaves the shutdown state");
     let active = segments(dir).pop().unwrap();
     for ext in ["index", "timeindex"] {
         let _ = std::fs::remove_file(active.with_extension(ext));

@@ -245,6 +245,9 @@ impl Appender {
     /// starved by a producer that keeps the queue non-empty.
     async fn write_round(&mut self) -> Result<(), LogError> {
         let count = self.shared.state.borrow().pending.len();
+        if count > 0 {
+            self.mark_not_clean().await?;
+        }
         for _ in 0..count {
             let next = self.shared.state.borrow_mut().pending.pop_front();
             let pending = next.expect("only the appender pops pending batches");
@@ -569,8 +572,22 @@ impl Appender {
         Ok(())
     }
 
+    /// Before the first write after a clean open: the directory must stop saying it
+    /// was closed cleanly, durably, before any byte of it changes. Later calls are free.
+    async fn mark_not_clean(&mut self) -> Result<(), LogError> {
+        let clean = self.shared.state.borrow_mut().clean_on_disk.take();
+        match clean {
+            Some(found) => super::shutdown_state::mark_open(&self.shared.dir, found).await,
+            None => Ok(()),
+        }
+    }
+
     /// Clean close: everything is written; make the active segment exact and indexed.
+    /// Nothing to do when nothing was written since a clean open.
     async fn finish(mut self) -> Result<(), LogError> {
+        if self.shared.state.borrow().clean_on_disk.is_some() {
+            return Ok(());
+        }
         self.flush_chunk().await?;
         self.seal_current(false).await
     }

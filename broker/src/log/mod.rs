@@ -21,6 +21,7 @@ mod recovery;
 mod retention;
 mod segment;
 mod shard_sync;
+mod shutdown_state;
 mod start_offset;
 mod timestamps;
 mod txn;

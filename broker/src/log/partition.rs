@@ -45,8 +45,6 @@ pub fn set_unwritten_bytes_max(bytes: u64) {
         Ordering::Relaxed,
     );
 }
-/// Name of the clean-shutdown marker in the partition directory.
-pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
 pub(crate) struct Pending {
     pub bytes: Bytes,
@@ -79,6 +77,10 @@ pub(crate) struct State {
     pub producer_checkpoint: Option<(Offset, ProducerStates)>,
     /// Position in the active segment of the last capture (0 after a roll).
     pub producers_captured_at: super::Position,
+    /// `Some` while the directory still says it was closed cleanly and nothing was
+    /// written since the open: the appender takes it and marks the directory not clean
+    /// before its first write; a close that finds it still here has nothing to write.
+    pub clean_on_disk: Option<super::shutdown_state::Found>,
     pub closing: bool,
     pub closed: bool,
     pub failure: Option<Arc<std::io::Error>>,
@@ -196,6 +198,7 @@ impl PartitionLog {
             start_floor: Offset(0),
             producer_checkpoint: None,
             producers_captured_at: super::Position::ZERO,
+            clean_on_disk: recovered.shutdown.clean().then_some(recovered.shutdown),
             closing: false,
             closed: false,
             failure: None,
@@ -550,7 +553,7 @@ impl PartitionLog {
         self.shared.state.borrow().segments.len()
     }
 
-    /// Flush, write the active segment's indexes, leave the clean-shutdown marker and
+    /// Flush, write the active segment's indexes, mark the shutdown clean and
     /// stop the appender. Appends fail with `Closed` afterwards. Idempotent.
     pub async fn close(&self) -> Result<(), LogError> {
         let task = self.writer.borrow_mut().take();
@@ -572,6 +575,12 @@ impl PartitionLog {
         if let Some(failure) = failure {
             return Err(LogError::WriterFailed(failure));
         }
+        // Nothing written since a clean open: the directory is as the last clean close
+        // left it, snapshot and shutdown state included. An idle partition's stop and
+        // start then cost no write and no sync.
+        if self.shared.state.borrow().clean_on_disk.is_some() {
+            return Ok(());
+        }
         // Always, even with no producer: the next open then starts from this snapshot
         // at the log end and scans nothing.
         let (end, producers) = {
@@ -579,7 +588,7 @@ impl PartitionLog {
             (st.next_offset, st.producers.clone())
         };
         producer_snapshot::write(self.shared.dir.clone(), end, &producers).await?;
-        recovery::write_clean_marker(&self.shared.dir).await
+        super::shutdown_state::mark_clean(&self.shared.dir).await
     }
 
     /// Close and remove the partition directory.

@@ -124,7 +124,7 @@ fn given_a_snapshot_past_the_recovered_end_when_opening_should_delete_it_not_tru
         stale.record(&b, Offset(5_000), Offset(5_002));
         let end = appended.last().unwrap().2.plus(3);
         let future = path.join(format!("{:020}.producers", end.0 + 100));
-        std::fs::write(&future, stale.encode()).unwrap();
+        std::fs::write(&future, stale.encode(Offset(end.0 + 100))).unwrap();
         let log = PartitionLog::open(path.clone(), small_config())
             .await
             .expect("reopen");

@@ -477,8 +477,12 @@ mod tests {
             append(&mut states, &mut next, batch(1, 2, i * 3, 3)).unwrap();
         }
         append(&mut states, &mut next, batch(5, 0, 0, 1)).unwrap();
-        let bytes = states.encode();
-        let back = ProducerStates::decode(&bytes).expect("decodes");
+        let bytes = states.encode(Offset(24));
+        let back = ProducerStates::decode(&bytes, Offset(24)).expect("decodes");
+        assert!(
+            ProducerStates::decode(&bytes, Offset(12)).is_none(),
+            "the file of another offset (a reused inode whose renames a power cut lost)"
+        );
         assert_eq!(back.len(), 2);
         for probe in [
             batch(1, 2, 18, 3),
@@ -489,11 +493,21 @@ mod tests {
             assert_eq!(back.check(&probe), states.check(&probe), "{probe:?}");
         }
         for cut in [0, 3, 12, bytes.len() - 1] {
-            assert!(ProducerStates::decode(&bytes[..cut]).is_none(), "cut at {cut}");
+            assert!(
+                ProducerStates::decode(&bytes[..cut], Offset(24)).is_none(),
+                "cut at {cut}"
+            );
         }
         let mut flipped = bytes.clone();
         flipped[20] ^= 0x40;
-        assert!(ProducerStates::decode(&flipped).is_none());
+        assert!(ProducerStates::decode(&flipped, Offset(24)).is_none());
+        // Version 2: the same without the offset field.
+        let mut v2 = b"WEIRPRS2".to_vec();
+        v2.extend_from_slice(&bytes[16..bytes.len() - 4]);
+        let crc = crc32c::crc32c(&v2);
+        v2.extend_from_slice(&crc.to_be_bytes());
+        let back = ProducerStates::decode(&v2, Offset(12)).expect("version 2 decodes at any offset");
+        assert_eq!(back.view(), states.view());
     }
 
     #[test]
@@ -508,7 +522,7 @@ mod tests {
         append(&mut states, &mut next, txn(1, 2)).unwrap();
         append(&mut states, &mut next, batch(3, 0, 0, 1)).unwrap();
         assert_eq!(states.first_unstable_offset(), Some(Offset(0)));
-        let back = ProducerStates::decode(&states.encode()).expect("decodes");
+        let back = ProducerStates::decode(&states.encode(Offset(9)), Offset(9)).expect("decodes");
         assert_eq!(back.view(), states.view());
         assert_eq!(back.first_unstable_offset(), Some(Offset(0)));
         let mut back = back;
@@ -532,7 +546,7 @@ mod tests {
         }
         let crc = crc32c::crc32c(&v1);
         v1.extend_from_slice(&crc.to_be_bytes());
-        let old = ProducerStates::decode(&v1).expect("version 1 decodes");
+        let old = ProducerStates::decode(&v1, Offset(13)).expect("version 1 decodes");
         assert_eq!(old.first_unstable_offset(), None);
         assert!(matches!(old.check(&batch(5, 2, 0, 3)), Ok(Verdict::Duplicate(_))));
     }

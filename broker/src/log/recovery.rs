@@ -16,11 +16,11 @@ use glommio::io::DmaFile;
 use weir_protocol::record_batch::{peek_size_bytes, validate};
 
 use super::index::{OffsetIndex, TimeIndex};
-use super::partition::CLEAN_SHUTDOWN_FILE;
 use super::segment::{
     index_path, log_path, now_ms, open_log_file, parse_log_name, sync_dir, time_index_path,
     write_index_files, Segment, BLOCK_BYTES,
 };
+use super::shutdown_state;
 use super::{io_err, probe, std_io_err, IndexEntry, LogConfig, LogError, Offset, Position, BATCH_BYTES_MAX};
 
 /// Bytes read per step of a recovery scan: one large sequential DMA read.
@@ -33,15 +33,19 @@ pub(crate) struct Recovered {
     pub carry: Vec<u8>,
     /// DeleteRecords' saved floor (`start_offset.rs`); zero when none.
     pub start_floor: Offset,
+    /// What the shutdown state said; while it says clean, the appender marks the
+    /// directory not clean before its first write (`shutdown_state.rs`).
+    pub shutdown: shutdown_state::Found,
 }
 
 pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogError> {
     tracing::debug!(dir = %dir.display(), "recovery: start");
     let DirListing {
         existed,
-        clean,
+        shutdown,
         bases,
     } = off_executor(dir.to_path_buf(), list_dir).await?;
+    let clean = shutdown.clean();
     probe::ensure_probed(dir).await?;
     if let Some(parent) = dir.parent().filter(|_| !existed) {
         // The new directory's own entry must survive a power cut too.
@@ -63,13 +67,6 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
         };
         segments.push_back(segment);
     }
-    if clean {
-        // glommio runs the unlink on its blocking-thread pool.
-        glommio::io::remove(dir.join(CLEAN_SHUTDOWN_FILE))
-            .await
-            .map_err(io_err("removing clean-shutdown marker"))?;
-        sync_dir(dir).await?;
-    }
     let active = segments.back().expect("at least one segment");
     let active_file = active.file.clone().expect("recovered segments have files");
     let carry = read_carry(&active_file, active.end).await?;
@@ -88,6 +85,7 @@ pub(crate) async fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered,
         active_file,
         carry,
         start_floor,
+        shutdown,
     })
 }
 
@@ -101,8 +99,8 @@ async fn off_executor<T: Send + 'static>(dir: PathBuf, work: impl FnOnce(&Path) 
 struct DirListing {
     /// The directory existed already (else its entry in the parent needs a sync).
     existed: bool,
-    /// The clean-shutdown marker is there: the active segment's index files are good.
-    clean: bool,
+    /// Whether the last close was clean: the active segment's index files are good.
+    shutdown: shutdown_state::Found,
     /// Base offsets of the `.log` files, ascending.
     bases: Vec<Offset>,
 }
@@ -111,7 +109,7 @@ struct DirListing {
 fn list_dir(dir: &Path) -> Result<DirListing, LogError> {
     let existed = dir.is_dir();
     std::fs::create_dir_all(dir).map_err(std_io_err("creating partition dir"))?;
-    let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
+    let shutdown = shutdown_state::read_blocking(dir);
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(std_io_err("listing partition dir"))? {
         let entry = entry.map_err(std_io_err("listing partition dir"))?;
@@ -122,7 +120,7 @@ fn list_dir(dir: &Path) -> Result<DirListing, LogError> {
     bases.sort_unstable();
     Ok(DirListing {
         existed,
-        clean,
+        shutdown,
         bases,
     })
 }
@@ -356,14 +354,4 @@ async fn read_carry(file: &DmaFile, end: Position) -> Result<Vec<u8>, LogError> 
     let block = block.map_err(io_err("reading last block"))?;
     assert!(block.len() >= tail_bytes, "the file holds the recovered bytes");
     Ok(block[..tail_bytes].to_vec())
-}
-
-/// Leave the clean-shutdown marker (DMA create: no blocking syscall at shutdown).
-pub(crate) async fn write_clean_marker(dir: &Path) -> Result<(), LogError> {
-    let file = DmaFile::create(dir.join(CLEAN_SHUTDOWN_FILE)).await;
-    file.map_err(io_err("creating clean-shutdown marker"))?
-        .close()
-        .await
-        .map_err(io_err("closing clean-shutdown marker"))?;
-    sync_dir(dir).await
 }

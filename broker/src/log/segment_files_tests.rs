@@ -217,3 +217,102 @@ fn given_a_file_unlinked_during_its_open_when_opening_should_not_panic() {
         eprintln!("opens that won the race: {opened_then_gone} of 600");
     });
 }
+
+/// The shutdown state across clean closes, an open that ends in a crash, and a directory
+/// from before `.shutdown-state` (`shutdown_state.rs`): overwritten in place, never a
+/// file created per stop or removed per start.
+#[test]
+fn given_clean_closes_and_a_crash_when_reopening_should_track_the_shutdown_state_in_one_file() {
+    use super::shutdown_state::{read_blocking, Found, LEGACY_MARKER, STATE_FILE};
+    use std::os::unix::fs::MetadataExt;
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    let inode = |p: &std::path::Path| std::fs::metadata(p.join(STATE_FILE)).expect("state").ino();
+    let clean = Found {
+        state_clean: true,
+        legacy_marker: false,
+    };
+    let open_append_close = |close: bool| {
+        let path = path.clone();
+        run(async move {
+            let log = PartitionLog::open(path, small_config()).await.expect("open");
+            let appended = append_many(&log, 5, 100).await;
+            if close {
+                log.close().await.expect("close");
+            } else {
+                // Durable, then dropped open: a kill -9 that loses nothing acknowledged.
+                log.flush().await.expect("flush");
+            }
+            appended
+        })
+    };
+    let mut appended = open_append_close(true);
+    assert_eq!(read_blocking(&path), clean, "a clean close");
+    let first_inode = inode(&path);
+
+    // An open and a close with nothing appended in between write nothing.
+    let files = |p: &std::path::Path| {
+        let mut all: Vec<_> = std::fs::read_dir(p)
+            .expect("dir")
+            .map(|e| {
+                let e = e.expect("entry");
+                let meta = e.metadata().expect("meta");
+                (
+                    e.file_name(),
+                    meta.ino(),
+                    meta.len(),
+                    meta.modified().expect("mtime"),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let before = files(&path);
+    {
+        let path = path.clone();
+        run(async move {
+            let log = PartitionLog::open(path, small_config()).await.expect("open");
+            log.close().await.expect("close");
+        });
+    }
+    assert_eq!(files(&path), before, "an idle open and close wrote nothing");
+
+    // The first append marks the directory dirty; a crash keeps it so.
+    appended.extend(open_append_close(false));
+    assert_eq!(read_blocking(&path), Found::default(), "open, then a crash");
+    appended.extend(open_append_close(true));
+    assert_eq!(read_blocking(&path), clean, "closed cleanly again");
+    assert_eq!(inode(&path), first_inode, "the same file, overwritten in place");
+
+    // A directory from an earlier version: the empty legacy marker still means clean.
+    std::fs::remove_file(path.join(STATE_FILE)).expect("remove state");
+    std::fs::File::create(path.join(LEGACY_MARKER)).expect("legacy marker");
+    let legacy = Found {
+        state_clean: false,
+        legacy_marker: true,
+    };
+    assert_eq!(read_blocking(&path), legacy);
+    let read_back = {
+        let path = path.clone();
+        run(async move {
+            let log = PartitionLog::open(path, small_config()).await.expect("open");
+            let batches = read_to_end(&log, 0, 4000, FileReadPath::Copy, |_, _| {}).await;
+            log.close().await.expect("close");
+            batches
+        })
+    };
+    assert!(
+        read_back == appended,
+        "every batch, in order: read {} batches, appended {}",
+        read_back.len(),
+        appended.len()
+    );
+    assert_eq!(read_blocking(&path), legacy, "read only: still the legacy marker");
+    appended.extend(open_append_close(true));
+    assert!(
+        !path.join(LEGACY_MARKER).exists(),
+        "a write removed the legacy marker"
+    );
+    assert_eq!(read_blocking(&path), clean);
+}

@@ -250,7 +250,7 @@ fn recovery_case(damage: Damage) {
         }
     });
     let segment = path.join(format!("{:020}.log", 0));
-    std::fs::remove_file(path.join(super::partition::CLEAN_SHUTDOWN_FILE)).expect("marker");
+    std::fs::remove_file(path.join(super::shutdown_state::STATE_FILE)).expect("shutdown state");
     let total: usize = appended.iter().map(Bytes::len).sum();
     let last_len = appended.last().expect("batches").len();
     let kept = match damage {
