@@ -218,74 +218,80 @@ fn given_a_file_unlinked_during_its_open_when_opening_should_not_panic() {
     });
 }
 
-/// The shutdown state across clean closes, an open that ends in a crash, and a directory
-/// from before `.shutdown-state` (`shutdown_state.rs`): overwritten in place, never a
-/// file created per stop or removed per start.
+/// Open the log, append `batches` batches, then close it cleanly or, with `crash`,
+/// make them durable and drop it open (a kill -9 that loses nothing acknowledged).
+fn open_append(path: &std::path::Path, batches: usize, crash: bool) -> Vec<Bytes> {
+    let path = path.to_path_buf();
+    run(async move {
+        let log = PartitionLog::open(path, small_config()).await.expect("open");
+        let appended = append_many(&log, batches, 100).await;
+        if crash {
+            log.flush().await.expect("flush");
+        } else {
+            log.close().await.expect("close");
+        }
+        appended
+    })
+}
+
+/// Every file of a directory with its inode, length and mtime, by name.
+fn dir_files(path: &std::path::Path) -> Vec<(std::ffi::OsString, u64, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut all: Vec<_> = std::fs::read_dir(path)
+        .expect("dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let meta = e.metadata().expect("meta");
+            (
+                e.file_name(),
+                meta.ino(),
+                meta.len(),
+                meta.modified().expect("mtime"),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+const CLEAN: super::shutdown_state::Found = super::shutdown_state::Found {
+    state_clean: true,
+    legacy_marker: false,
+};
+
+/// The shutdown state across clean closes, an idle open and close, and a crash after
+/// appends (`shutdown_state.rs`): one file overwritten in place, never a file created
+/// per stop or removed per start.
 #[test]
 fn given_clean_closes_and_a_crash_when_reopening_should_track_the_shutdown_state_in_one_file() {
-    use super::shutdown_state::{read_blocking, Found, LEGACY_MARKER, STATE_FILE};
+    use super::shutdown_state::{read_blocking, Found, STATE_FILE};
     use std::os::unix::fs::MetadataExt;
     let dir = data_dir();
     let path = dir.path().join("p0");
-    let inode = |p: &std::path::Path| std::fs::metadata(p.join(STATE_FILE)).expect("state").ino();
-    let clean = Found {
-        state_clean: true,
-        legacy_marker: false,
-    };
-    let open_append_close = |close: bool| {
-        let path = path.clone();
-        run(async move {
-            let log = PartitionLog::open(path, small_config()).await.expect("open");
-            let appended = append_many(&log, 5, 100).await;
-            if close {
-                log.close().await.expect("close");
-            } else {
-                // Durable, then dropped open: a kill -9 that loses nothing acknowledged.
-                log.flush().await.expect("flush");
-            }
-            appended
-        })
-    };
-    let mut appended = open_append_close(true);
-    assert_eq!(read_blocking(&path), clean, "a clean close");
-    let first_inode = inode(&path);
+    let inode = || std::fs::metadata(path.join(STATE_FILE)).expect("state").ino();
+    open_append(&path, 5, false);
+    assert_eq!(read_blocking(&path), CLEAN, "a clean close");
+    let first_inode = inode();
 
-    // An open and a close with nothing appended in between write nothing.
-    let files = |p: &std::path::Path| {
-        let mut all: Vec<_> = std::fs::read_dir(p)
-            .expect("dir")
-            .map(|e| {
-                let e = e.expect("entry");
-                let meta = e.metadata().expect("meta");
-                (
-                    e.file_name(),
-                    meta.ino(),
-                    meta.len(),
-                    meta.modified().expect("mtime"),
-                )
-            })
-            .collect();
-        all.sort();
-        all
-    };
-    let before = files(&path);
-    {
-        let path = path.clone();
-        run(async move {
-            let log = PartitionLog::open(path, small_config()).await.expect("open");
-            log.close().await.expect("close");
-        });
-    }
-    assert_eq!(files(&path), before, "an idle open and close wrote nothing");
+    let before = dir_files(&path);
+    open_append(&path, 0, false);
+    assert_eq!(dir_files(&path), before, "an idle open and close wrote nothing");
 
-    // The first append marks the directory dirty; a crash keeps it so.
-    appended.extend(open_append_close(false));
-    assert_eq!(read_blocking(&path), Found::default(), "open, then a crash");
-    appended.extend(open_append_close(true));
-    assert_eq!(read_blocking(&path), clean, "closed cleanly again");
-    assert_eq!(inode(&path), first_inode, "the same file, overwritten in place");
+    open_append(&path, 5, true);
+    assert_eq!(read_blocking(&path), Found::default(), "appended, then a crash");
+    open_append(&path, 5, false);
+    assert_eq!(read_blocking(&path), CLEAN, "closed cleanly again");
+    assert_eq!(inode(), first_inode, "the same file, overwritten in place");
+}
 
-    // A directory from an earlier version: the empty legacy marker still means clean.
+/// A directory from an earlier version: the empty legacy marker still means clean; a
+/// read-only open keeps it, the first write removes it.
+#[test]
+fn given_the_legacy_clean_marker_when_reopening_should_read_it_as_clean_until_the_first_write() {
+    use super::shutdown_state::{read_blocking, Found, LEGACY_MARKER, STATE_FILE};
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    let mut appended = open_append(&path, 5, false);
     std::fs::remove_file(path.join(STATE_FILE)).expect("remove state");
     std::fs::File::create(path.join(LEGACY_MARKER)).expect("legacy marker");
     let legacy = Found {
@@ -309,10 +315,10 @@ fn given_clean_closes_and_a_crash_when_reopening_should_track_the_shutdown_state
         appended.len()
     );
     assert_eq!(read_blocking(&path), legacy, "read only: still the legacy marker");
-    appended.extend(open_append_close(true));
+    appended.extend(open_append(&path, 5, false));
     assert!(
         !path.join(LEGACY_MARKER).exists(),
         "a write removed the legacy marker"
     );
-    assert_eq!(read_blocking(&path), clean);
+    assert_eq!(read_blocking(&path), CLEAN);
 }
