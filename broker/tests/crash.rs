@@ -1,6 +1,7 @@
 //! Crash harness (issue 6): producers write records carrying (producer, sequence)
 //! while the broker is SIGKILLed at random moments (appends, segment rolls, group-commit
-//! fdatasyncs, retention deletes) and restarted; after each restart a full read checks
+//! fdatasyncs, retention deletes) and restarted (one cycle in four stops it cleanly
+//! instead, so later kills hit partitions opened cleanly); after each restart a full read checks
 //! every acknowledged record, CRCs, offset order and readability to the end.
 //! `WEIR_CRASH_CYCLES` (default 20) and `WEIR_CRASH_SEED` tune a run; `make crash-test`
 //! runs 100 cycles on a release build. Each test prints one `CRASH-SUMMARY` line.
@@ -497,6 +498,9 @@ fn spawn_producers(
         .collect()
 }
 
+/// One cycle in this many stops the broker cleanly (SIGTERM) instead of killing it.
+const CLEAN_STOP_EVERY: u64 = 4;
+
 /// The kill cycles: kill (and cut the power, on a loop disk), restart, and every
 /// `verify_every` cycles check the acks so far; acks=all must have lost nothing.
 /// Returns the worst loss seen and the acked records checked over all cycles.
@@ -514,7 +518,14 @@ fn kill_and_restart(
         std::thread::sleep(Duration::from_millis(
             window.start + rng.below(window.end - window.start),
         ));
-        broker.kill();
+        // Every few cycles a clean stop instead: the kills after it then land on
+        // partitions opened cleanly, whose first write must mark them not clean
+        // (`shutdown_state.rs`) before a byte changes.
+        if cycle % CLEAN_STOP_EVERY == 0 {
+            broker.stop();
+        } else {
+            broker.kill();
+        }
         if let Some(disk) = disk.as_mut() {
             disk.power_cut();
         }
