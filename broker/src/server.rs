@@ -343,8 +343,10 @@ async fn retention_loop(shard: Rc<ShardContext>) {
 
 /// Shard `cpu`'s executor, pinned; with `WEIR_STALL_MS` set, stall detection on.
 fn shard_executor(cpu: usize) -> LocalExecutorBuilder {
-    let builder =
-        LocalExecutorBuilder::new(Placement::Fixed(allowed_cpu(cpu))).name(&format!("weir-shard-{cpu}"));
+    let pinned = allowed_cpu(cpu);
+    let builder = LocalExecutorBuilder::new(Placement::Fixed(pinned))
+        .name(&format!("weir-shard-{cpu}"))
+        .blocking_thread_pool_placement(blocking_pool(pinned));
     match stall_probe::threshold() {
         // glommio's detector fires at the preempt timer plus the threshold (the timer
         // is 100 ms by default): diagnosis shortens it to the threshold.
@@ -354,6 +356,22 @@ fn shard_executor(cpu: usize) -> LocalExecutorBuilder {
         None => builder,
     }
 }
+
+/// glommio's blocking-thread pool of a shard: `BLOCKING_THREADS` threads on the shard's
+/// own CPU. The pool runs every file operation io_uring cannot (directory listings,
+/// small `std::fs` reads and writes, rename, unlink, truncate). glommio's default is one
+/// thread, so opening 5,000 partitions on a shard after a reboot waited for their cold
+/// metadata reads one at a time. The threads mostly sleep in those syscalls, so they
+/// share the shard's CPU.
+fn blocking_pool(cpu: usize) -> glommio::PoolPlacement {
+    match glommio::CpuSet::online() {
+        Ok(all) => glommio::PoolPlacement::Custom(vec![all.filter(|l| l.cpu == cpu); BLOCKING_THREADS]),
+        Err(_) => glommio::PoolPlacement::Unbound(BLOCKING_THREADS),
+    }
+}
+
+/// Threads in a shard's blocking pool (`blocking_pool`).
+const BLOCKING_THREADS: usize = 8;
 
 /// The CPU shard `shard` runs on: the `shard`-th CPU this process may use (its
 /// affinity mask, as `taskset` sets it). glommio's `Placement::Fixed` takes an
