@@ -18,8 +18,8 @@
 //! be found) stops the appender of every partition it was to cover with the error, as
 //! a failed fdatasync does, and the partition is fenced. syncfs runs on glommio's
 //! blocking pool, never on the executor thread (there is no io_uring syncfs); that
-//! pool is one thread per shard, shared with recovery and snapshot writes, so a slow
-//! syncfs delays them (and they it), never the executor.
+//! pool (8 threads per shard, `server.rs`) is shared with recovery and snapshot
+//! writes, so a slow syncfs takes one of its threads, never the executor.
 //!
 //! Why syncfs covers what fdatasync did, on ext4 (fs/sync.c, fs/ext4/super.c): the
 //! segment data went to the device by O_DIRECT writes that completed; what those
