@@ -122,6 +122,7 @@ fn preflight(args: &ServeArgs) -> Result<(), String> {
 
 pub fn run(mut args: ServeArgs) -> Result<(), String> {
     preflight(&args)?;
+    abort_on_panic();
     // An absolute data directory: glommio's directory and rename calls failed on
     // a relative one (the default ./weir-data), so resolve it once here.
     std::fs::create_dir_all(&args.data_dir)
@@ -339,6 +340,26 @@ async fn retention_loop(shard: Rc<ShardContext>) {
             }
         }
     }
+}
+
+/// A panic on any thread of a serving broker ends the process (SIGABRT) instead of
+/// leaving it half alive. A shard whose executor died left its partitions without an
+/// owner while the other shards served on: requests routed to it waited out their
+/// deadlines until someone stopped the broker (CI saw a fetch time out that way,
+/// docs/reliability.md, "A shard panic"). A supervisor restarts weir, and recovery runs
+/// as after a kill -9, which loses nothing acknowledged with acks=all.
+fn abort_on_panic() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        print(info);
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            panic = %info,
+            "a broker thread panicked; aborting (restart weir: recovery runs as after a kill -9)"
+        );
+        std::process::abort();
+    }));
 }
 
 /// Shard `cpu`'s executor, pinned; with `WEIR_STALL_MS` set, stall detection on.

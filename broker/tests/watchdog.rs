@@ -40,3 +40,50 @@ fn given_a_shard_blocked_for_two_seconds_when_the_watchdog_looks_should_log_the_
     // One stall, reported once, however many looks the watchdog took during it.
     assert_eq!(log.matches("shard stalled").count(), 1, "log:\n{log}");
 }
+
+/// A panic on one shard ends the whole process (SIGABRT) with a log line naming the
+/// thread, instead of leaving the other shard serving beside partitions that have no
+/// owner; a restart then serves everything acknowledged before it.
+#[test]
+fn given_a_shard_that_panics_when_serving_should_abort_the_process_and_serve_again_after_a_restart() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut broker = Broker::start_with_env(&["--shards", "2"], &[("WEIR_FAULT_PANIC_SHARD", "1:5000")]);
+    let mut client = broker.client();
+    client.create_topic("before", 2, &[]).unwrap();
+    for p in 0..2 {
+        client
+            .produce(
+                "before",
+                p,
+                common::batch(0, 3, weir_protocol::record_batch::Compression::None),
+                -1,
+            )
+            .unwrap();
+    }
+    let status = broker.wait_exit(Duration::from_secs(20));
+    let log = broker.log();
+    let status = status.unwrap_or_else(|| panic!("weir still running after its shard panicked; log:\n{log}"));
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "status {status}; log:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("a broker thread panicked; aborting") && l.contains("weir-shard-1")),
+        "log:\n{log}"
+    );
+    broker.env.clear();
+    broker.start_again();
+    let mut client = broker.client();
+    for p in 0..2 {
+        let (_, records) = client.fetch("before", p, 0, 1 << 20, 0).unwrap();
+        let read = common::decode(&records);
+        let offsets: Vec<i64> = read.iter().map(|r| r.0).collect();
+        assert_eq!(
+            offsets,
+            vec![0, 1, 2],
+            "partition {p}: the acks=all records, in order"
+        );
+    }
+}

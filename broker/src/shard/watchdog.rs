@@ -149,6 +149,14 @@ pub fn start_on_shard(shard: usize, beats: Arc<Heartbeats>, nudges: NudgeReceive
     })
     .detach();
     glommio::spawn_local(async move { while nudges.recv_async().await.is_ok() {} }).detach();
+    if let Some(after_ms) = injected_panic_ms(shard) {
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_millis(after_ms)).await;
+            tracing::warn!(shard, "fault injection: panicking on this shard's executor");
+            panic!("fault injection: WEIR_FAULT_PANIC_SHARD={shard}");
+        })
+        .detach();
+    }
     if let Some(stall_ms) = injected_stall_ms(shard) {
         glommio::spawn_local(async move {
             glommio::timer::sleep(Duration::from_secs(1)).await;
@@ -165,6 +173,16 @@ pub fn start_on_shard(shard: usize, beats: Arc<Heartbeats>, nudges: NudgeReceive
 /// start. Never set in production.
 fn injected_stall_ms(shard: usize) -> Option<u64> {
     let spec = std::env::var("WEIR_FAULT_STALL_SHARD").ok()?;
+    let (which, ms) = spec.split_once(':')?;
+    (which.parse::<usize>().ok()? == shard).then_some(())?;
+    ms.parse().ok()
+}
+
+/// Fault injection for the end-to-end test of a shard's death (`server.rs`,
+/// `abort_on_panic`): `WEIR_FAULT_PANIC_SHARD=<shard>:<ms>` panics that shard's executor
+/// once, that long after start. Never set in production.
+fn injected_panic_ms(shard: usize) -> Option<u64> {
+    let spec = std::env::var("WEIR_FAULT_PANIC_SHARD").ok()?;
     let (which, ms) = spec.split_once(':')?;
     (which.parse::<usize>().ok()? == shard).then_some(())?;
     ms.parse().ok()

@@ -238,6 +238,24 @@ impl Broker {
         }
     }
 
+    /// Wait up to `within` for the broker to exit by itself; its status, or `None`
+    /// if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Some(status) = child.try_wait().unwrap() {
+                self.deadline.forget_child(child.id());
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no chance to flush.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
