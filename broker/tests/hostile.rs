@@ -216,6 +216,25 @@ fn given_2000_connections_opened_and_dropped_in_a_burst_should_keep_serving() {
     assert_rss_returns(&broker, base, "connection burst");
 }
 
+/// A Fetch frame for partition 0 of `topic` named `copies` times, offset 0, 1 MiB each.
+fn fetch_frame_of(header: RequestHeader, topic: &str, copies: usize, max_wait_ms: i32) -> BytesMut {
+    let part = FetchPartition::default()
+        .with_partition(0)
+        .with_fetch_offset(0)
+        .with_partition_max_bytes(MIB as i32);
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(MIB as i32)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(topic.to_string().into()))
+            .with_partitions(vec![part; copies])]);
+    let mut out = BytesMut::new();
+    frame::encode_request(&mut out, &header, &RequestKind::Fetch(req)).unwrap();
+    out
+}
+
 fn fetch_frame(correlation_id: i32) -> BytesMut {
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::Fetch as i16)
@@ -224,21 +243,7 @@ fn fetch_frame(correlation_id: i32) -> BytesMut {
         // 16 KiB per request, so kernel socket buffers (several MiB on loopback) hold
         // hundreds of requests, not tens of thousands, before the writer blocks.
         .with_client_id(Some("x".repeat(16 * 1024).into()));
-    let part = FetchPartition::default()
-        .with_partition(0)
-        .with_fetch_offset(0)
-        .with_partition_max_bytes(MIB as i32);
-    let req = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(MIB as i32)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName("big".to_string().into()))
-            .with_partitions(vec![part])]);
-    let mut out = BytesMut::new();
-    frame::encode_request(&mut out, &header, &RequestKind::Fetch(req)).unwrap();
-    out
+    fetch_frame_of(header, "big", 1, 0)
 }
 
 #[test]
@@ -316,20 +321,7 @@ fn given_a_fetch_naming_one_partition_40000_times_should_answer_it_and_keep_serv
         .with_request_api_key(ApiKey::Fetch as i16)
         .with_request_api_version(4)
         .with_correlation_id(77);
-    let part = FetchPartition::default()
-        .with_partition(0)
-        .with_fetch_offset(0)
-        .with_partition_max_bytes(MIB as i32);
-    let req = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(500)
-        .with_min_bytes(1)
-        .with_max_bytes(MIB as i32)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName("dup".to_string().into()))
-            .with_partitions(vec![part; COPIES])]);
-    let mut out = BytesMut::new();
-    frame::encode_request(&mut out, &header, &RequestKind::Fetch(req)).unwrap();
+    let out = fetch_frame_of(header, "dup", COPIES, 500);
     let mut conn = TcpStream::connect(broker.addr()).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     conn.write_all(&out).unwrap();
