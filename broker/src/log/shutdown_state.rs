@@ -17,7 +17,8 @@
 //! 10,000 partitions"). An overwrite allocates nothing.
 //!
 //! Directories from before this file carry the empty `.clean-shutdown` marker instead; it
-//! still counts as clean and is removed at the open that reads it.
+//! still counts as clean and is removed, like a CLEAN state is overwritten, before the
+//! first write after the open that reads it.
 
 use std::path::Path;
 

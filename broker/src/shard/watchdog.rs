@@ -168,21 +168,22 @@ pub fn start_on_shard(shard: usize, beats: Arc<Heartbeats>, nudges: NudgeReceive
     }
 }
 
-/// Fault injection for the end-to-end test of the watchdog:
-/// `WEIR_FAULT_STALL_SHARD=<shard>:<ms>` blocks that shard's executor once, 1 s after
-/// start. Never set in production.
+/// Fault injection for the end-to-end tests, never set in production; both variables
+/// read `<shard>:<ms>` and act on that shard's executor once:
+/// - `WEIR_FAULT_STALL_SHARD` blocks it for `ms`, 1 s after start (the watchdog's test);
+/// - `WEIR_FAULT_PANIC_SHARD` panics it `ms` after start (a shard's death: `server.rs`,
+///   `abort_on_panic`).
 fn injected_stall_ms(shard: usize) -> Option<u64> {
-    let spec = std::env::var("WEIR_FAULT_STALL_SHARD").ok()?;
-    let (which, ms) = spec.split_once(':')?;
-    (which.parse::<usize>().ok()? == shard).then_some(())?;
-    ms.parse().ok()
+    injected_ms("WEIR_FAULT_STALL_SHARD", shard)
 }
 
-/// Fault injection for the end-to-end test of a shard's death (`server.rs`,
-/// `abort_on_panic`): `WEIR_FAULT_PANIC_SHARD=<shard>:<ms>` panics that shard's executor
-/// once, that long after start. Never set in production.
 fn injected_panic_ms(shard: usize) -> Option<u64> {
-    let spec = std::env::var("WEIR_FAULT_PANIC_SHARD").ok()?;
+    injected_ms("WEIR_FAULT_PANIC_SHARD", shard)
+}
+
+/// The milliseconds of fault `var` if it names `shard`.
+fn injected_ms(var: &str, shard: usize) -> Option<u64> {
+    let spec = std::env::var(var).ok()?;
     let (which, ms) = spec.split_once(':')?;
     (which.parse::<usize>().ok()? == shard).then_some(())?;
     ms.parse().ok()

@@ -215,27 +215,17 @@ impl Broker {
 
     /// SIGTERM and wait for a clean exit (status 0).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            self.deadline.forget_child(child.id());
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    assert!(
-                        status.success(),
-                        "weir exited with {status}; log:\n{}",
-                        self.log()
-                    );
-                    return;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "weir did not stop on SIGTERM; log:\n{}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        let Some(child) = &self.child else {
+            return;
+        };
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = self.wait_exit(Duration::from_secs(30));
+        let status = status.unwrap_or_else(|| panic!("weir did not stop on SIGTERM; log:\n{}", self.log()));
+        assert!(
+            status.success(),
+            "weir exited with {status}; log:\n{}",
+            self.log()
+        );
     }
 
     /// Wait up to `within` for the broker to exit by itself; its status, or `None`
