@@ -212,19 +212,42 @@ fn describe_group(broker: &Broker, group: &str) -> (String, i32, Vec<(i32, Vec<i
     (g.group_state.to_string(), g.assignment_epoch, members)
 }
 
-/// Waits until the group is Stable with `n` members of `each` partitions at the assignment epoch.
-fn wait_spread(broker: &Broker, n: usize, each: usize) -> Duration {
-    wait_until(
-        &format!("{n} members of {each} partitions"),
-        Duration::from_secs(60),
-        broker,
-        || {
-            let (state, epoch, members) = describe(broker);
-            state == "Stable"
-                && members.len() == n
-                && members.iter().all(|(e, ps)| *e == epoch && ps.len() == each)
-        },
-    )
+/// Waits until the group is Stable with `n` members of `each` partitions at the assignment
+/// epoch. On a timeout it shows the last ConsumerGroupDescribe and each consumer's
+/// assign/revoke events beside the broker log: a convergence stall needs all three.
+fn wait_spread(broker: &Broker, consumers: &[Consumer], n: usize, each: usize) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (state, epoch, members) = describe(broker);
+        if state == "Stable"
+            && members.len() == n
+            && members.iter().all(|(e, ps)| *e == epoch && ps.len() == each)
+        {
+            return start.elapsed();
+        }
+        if start.elapsed() >= Duration::from_secs(60) {
+            let events: Vec<String> = consumers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let moves: Vec<String> = c
+                        .events()
+                        .iter()
+                        .filter(|e| e["ev"] != "rec")
+                        .map(|e| e.to_string())
+                        .collect();
+                    format!("consumer {i}: {}", moves.join(" "))
+                })
+                .collect();
+            panic!(
+                "timed out waiting for {n} members of {each} partitions: last describe {state} \
+                 assignment epoch {epoch} members (epoch, partitions) {members:?}\n{}\nbroker log:\n{}",
+                events.join("\n"),
+                broker.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Checks every consumer's log and the union of them; returns the duplicate count.
@@ -303,7 +326,7 @@ fn given_three_kip848_consumers_when_one_dies_and_the_broker_restarts_should_con
     produce(&broker, 0);
     let mut consumers: Vec<Consumer> = (0..3).map(|n| Consumer::start(&broker, dir.path(), n)).collect();
     wait_consumed(&consumers, &broker, PER_PHASE);
-    wait_spread(&broker, 3, 2);
+    wait_spread(&broker, &consumers, 3, 2);
     let admin = script(&broker, &["describe", "--group", GROUP]);
     let members = admin["members"].as_array().unwrap();
     assert_eq!(admin["type"], "ConsumerGroupType.CONSUMER", "{admin}");
@@ -318,7 +341,7 @@ fn given_three_kip848_consumers_when_one_dies_and_the_broker_restarts_should_con
     let killed_at = Instant::now();
     consumers[0].kill();
     produce(&broker, PER_PHASE);
-    wait_spread(&broker, 2, 3);
+    wait_spread(&broker, &consumers, 2, 3);
     let moved = killed_at.elapsed();
     eprintln!("partitions moved {moved:?} after the kill (session timeout {SESSION_TIMEOUT_MS} ms)");
     // The last heartbeat came at most one interval (500 ms) before the kill.

@@ -45,9 +45,10 @@ const FLAGS: &[&str] = &[
     "--group-share-auto-offset-reset",
     "earliest",
     "--group-share-record-lock-duration-ms",
-    // Twice the sleeps' margin it had at 1500 ms: at 1500, a CI run under nextest's load
-    // let a renewed lock lapse before the acknowledgement (INVALID_RECORD_STATE, 121).
-    "3000",
+    // At 1500 and then 3000 ms, CI runs under nextest's load let a renewed lock lapse
+    // before the acknowledgement (INVALID_RECORD_STATE, 121): the acknowledgement came
+    // over 1 s late. 8000 with the sleeps below leaves 3-4 s of margin on each side.
+    "8000",
     "--group-share-delivery-count-limit",
     "2",
 ];
@@ -181,7 +182,7 @@ fn given_two_members_on_one_partition_when_acknowledging_on_the_wire_should_foll
 
     let fa = fetch(&mut a, "member-a", 0, t, &[]);
     assert_eq!(acquired(&fa), vec![(0, 4, 1)], "max_records 5");
-    assert!(fa.acquisition_lock_timeout_ms == 3000);
+    assert!(fa.acquisition_lock_timeout_ms == 8000);
     assert!(!fa.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
     assert_eq!(acquired(&fetch(&mut b, "member-b", 0, t, &[])), vec![(5, 9, 1)]);
 
@@ -198,11 +199,11 @@ fn given_two_members_on_one_partition_when_acknowledging_on_the_wire_should_foll
         ResponseError::ShareSessionNotFound.code()
     );
 
-    // RENEW keeps a's records past the 3 s lock.
-    std::thread::sleep(Duration::from_millis(2000));
+    // RENEW keeps a's records past the 8 s lock: renewed at 5 s, checked at 9 s.
+    std::thread::sleep(Duration::from_millis(5000));
     assert_eq!(ack(&mut a, "member-a", 1, t, 0, 4, RENEW), 0);
     assert_eq!(ack(&mut b, "member-b", 2, t, 5, 9, RENEW), 0);
-    std::thread::sleep(Duration::from_millis(2000));
+    std::thread::sleep(Duration::from_millis(4000));
     let none: Vec<(i64, i64, i16)> = Vec::new();
     assert_eq!(
         acquired(&fetch(&mut b, "member-b", 3, t, &[])),

@@ -242,7 +242,9 @@ fn given_a_backlog_when_capped_at_2000_rows_per_sec_should_commit_2000_per_sec_w
         windows.push(n);
         start += 10.0;
     }
-    assert_eq!(windows.len(), 2, "{windows:?}");
+    // Two whole windows fit a span within the cap; a stall the drain reports as unused
+    // allowance stretches the span (asserted above) and may add a third, checked alike.
+    assert!(windows.len() >= 2, "{windows:?}");
     for n in &windows {
         assert!(
             (18_000 - unused..=22_000).contains(n),

@@ -112,7 +112,16 @@ impl GroupCoordinator {
             }
         }
         if let Err((error, message)) = result {
-            tracing::debug!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), ?error, %message, "ConsumerGroupHeartbeat refused");
+            // Fencing and unknown members make a client drop its partitions and rejoin:
+            // worth a line at info; the rest (a closing coordinator, bad fields) at debug.
+            if matches!(
+                error,
+                ResponseError::FencedMemberEpoch | ResponseError::UnknownMemberId
+            ) {
+                tracing::info!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), ?error, %message, "ConsumerGroupHeartbeat refused");
+            } else {
+                tracing::debug!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), ?error, %message, "ConsumerGroupHeartbeat refused");
+            }
             r = ConsumerGroupHeartbeatResponse::default();
             r.error_code = error.code();
             r.error_message = Some(sb(&message));
@@ -153,6 +162,7 @@ impl GroupCoordinator {
                 self.maybe_downgrade(group, Instant::now(), records);
             } else {
                 leave(cg, req)?;
+                tracing::info!(group = %group_id, member = %req.member_id.as_str(), epoch = req.member_epoch, "consumer group member left");
                 records.extend(cg.take_records(group_id));
             }
             r.member_id = Some(req.member_id.clone());
@@ -240,14 +250,28 @@ impl GroupCoordinator {
         let now = Instant::now();
         let bump = self.admit_member(cg, req, &member_id, now, caller)?;
         self.update_member(cg, &member_id, req, regex, catalog, bump, now);
-        let before = cg.members[&member_id].r.assigned.clone();
+        let before = cg.members[&member_id].r.clone();
         reconcile_member(cg, &member_id, owned_partitions(req).as_ref(), now);
         let member = &cg.members[&member_id];
+        if member.r.epoch != before.epoch || member.r.state != before.state {
+            // One line per step of a member's reconciliation (not per heartbeat): what a
+            // stalled rebalance needs to be read from the log.
+            tracing::info!(
+                group = %group_id,
+                member = %member_id,
+                epoch = member.r.epoch,
+                target_epoch = cg.assignment_epoch,
+                state = member.r.state.name(),
+                assigned = member.r.assigned.values().map(|ps| ps.len()).sum::<usize>(),
+                revoking = member.r.pending_revocation.values().map(|ps| ps.len()).sum::<usize>(),
+                "consumer group member reconciled"
+            );
+        }
         let full = req.member_epoch == 0
             || (req.rebalance_timeout_ms != -1
                 && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
                 && req.topic_partitions.is_some());
-        if full || member.r.assigned != before {
+        if full || member.r.assigned != before.assigned {
             r.assignment = Some(wire_assignment(&member.r.assigned));
         }
         r.member_id = Some(sb(&member_id));
@@ -292,6 +316,12 @@ impl GroupCoordinator {
         }
         if cg.group_epoch > cg.assignment_epoch {
             cg.compute_target();
+            tracing::info!(
+                member = %member_id,
+                epoch = cg.assignment_epoch,
+                members = cg.members.len(),
+                "consumer group target assignment computed"
+            );
         }
     }
 
