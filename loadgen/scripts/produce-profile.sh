@@ -28,7 +28,7 @@ taskset -c 1 "$LOADGEN" produce --bootstrap "$BOOT" --topic one --partitions 1 -
 LG=$!
 secs=${DURATION%s}
 sleep "${WARMUP%s}"
-perf record -q -e cpu-clock -F 2000 -p "$PID" -o "$DATA_ROOT/perf.data" -- sleep "$secs" 2>/dev/null
+perf record -q -e cpu-clock -F ${FREQ:-2000} ${PERF_EXTRA:-} -p "$PID" -o "$DATA_ROOT/perf.data" -- sleep "$secs" 2>/dev/null
 wait "$LG"
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; rm -rf "$dir"
 python3 -c '

@@ -267,8 +267,8 @@ impl Appender {
             }
             let chunk = self.chunk.as_mut().expect("started above");
             let copy_bytes = (CHUNK_BYTES - self.chunk_len).min(rest.len());
-            chunk.as_bytes_mut()[self.chunk_len..self.chunk_len + copy_bytes]
-                .copy_from_slice(&rest[..copy_bytes]);
+            let to = &mut chunk.as_bytes_mut()[self.chunk_len..self.chunk_len + copy_bytes];
+            super::stream_copy::copy(to, &rest[..copy_bytes]);
             self.chunk_len += copy_bytes;
             self.chunk_new_bytes += copy_bytes as u64;
             rest = &rest[copy_bytes..];

@@ -23,6 +23,7 @@ mod segment;
 mod shard_sync;
 mod shutdown_state;
 mod start_offset;
+mod stream_copy;
 mod timestamps;
 mod txn;
 mod txn_index;
