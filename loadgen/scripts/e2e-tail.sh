@@ -15,10 +15,10 @@
 # usage: loadgen/scripts/e2e-tail.sh WEIR_A WEIR_B LOADGEN [RUNS]
 # NICE (0): the niceness of broker and load generator, e.g. -20 so that other jobs on a
 # shared machine do not preempt them (a dedicated machine has none; needs root).
-# env: NICE ENV_A ENV_B RATE (100000) PARTITIONS (1) DURATION (10s) WARMUP (2s) PORT (34192) DATA_ROOT (target/bench/e2e-tail)
+# env: NICE ENV_A ENV_B RATE (100000) PARTITIONS (1) DURATION (10s) WARMUP (2s) PORT (18192) DATA_ROOT (target/bench/e2e-tail)
 set -euo pipefail
 A=${1:?usage}; B=${2:?usage}; LOADGEN=${3:?usage}; RUNS=${4:-10}
-RATE=${RATE:-100000}; PARTITIONS=${PARTITIONS:-1}; DURATION=${DURATION:-10s}; WARMUP=${WARMUP:-2s}; PORT=${PORT:-34192}
+RATE=${RATE:-100000}; PARTITIONS=${PARTITIONS:-1}; DURATION=${DURATION:-10s}; WARMUP=${WARMUP:-2s}; PORT=${PORT:-18192}
 DATA_ROOT=${DATA_ROOT:-target/bench/e2e-tail}; NICE=${NICE:-0}; BOOT=127.0.0.1:$PORT
 mkdir -p "$DATA_ROOT"
 PID=""

@@ -11,11 +11,11 @@
 #                         linger 1 ms, 8 in flight)
 #             acksall256  acks=all, 256 KiB batches
 #             acks1-1m    acks=1, 1 MB batches (the first table)
-# env: DURATION (8s) WARMUP (2s) PORT (34092) DATA_ROOT (target/bench/produce-ab)
+# env: DURATION (8s) WARMUP (2s) PORT (18092) DATA_ROOT (target/bench/produce-ab)
 #      CEILING_MB (2048: fio file size) EXTRA (more loadgen flags)
 set -euo pipefail
 A=${1:?usage}; B=${2:?usage}; LOADGEN=${3:?usage}; SCENARIO=${4:?usage}; ROUNDS=${5:-3}
-DURATION=${DURATION:-8s}; WARMUP=${WARMUP:-2s}; PORT=${PORT:-34092}
+DURATION=${DURATION:-8s}; WARMUP=${WARMUP:-2s}; PORT=${PORT:-18092}
 DATA_ROOT=${DATA_ROOT:-target/bench/produce-ab}; CEILING_MB=${CEILING_MB:-2048}
 BOOT=127.0.0.1:$PORT
 mkdir -p "$DATA_ROOT"

@@ -6,11 +6,11 @@
 # (`perf record` with its default event samples nothing in this VM: use cpu-clock.)
 #
 # usage: loadgen/scripts/produce-profile.sh WEIR LOADGEN [TOP]
-# env: DURATION (8s) WARMUP (2s) PORT (34292) DATA_ROOT (target/bench/produce-profile)
+# env: DURATION (8s) WARMUP (2s) PORT (18292) DATA_ROOT (target/bench/produce-profile)
 #      EXTRA (more loadgen flags, e.g. "--acks all --batch-bytes 262144")
 set -euo pipefail
 WEIR=${1:?usage}; LOADGEN=${2:?usage}; TOP=${3:-25}
-DURATION=${DURATION:-8s}; WARMUP=${WARMUP:-2s}; PORT=${PORT:-34292}
+DURATION=${DURATION:-8s}; WARMUP=${WARMUP:-2s}; PORT=${PORT:-18292}
 DATA_ROOT=${DATA_ROOT:-target/bench/produce-profile}; BOOT=127.0.0.1:$PORT
 mkdir -p "$DATA_ROOT"
 PID=""

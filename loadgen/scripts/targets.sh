@@ -12,7 +12,7 @@
 #        CATCHUP_BYTES (4e9; QUICK 1e9)   E2E_RUNS (10; QUICK 3)
 #        SCALE_TOPICS (1000) SCALE_PARTITIONS (10 per topic) SCALE_RATE (20000 rec/s)
 #        SCALE_SECONDS (20; QUICK 8)  BACKLOG_GB (20; QUICK 2)
-#        PORT (33100) OUT_DIR (target/bench/targets) OUT_MD (docs/benchmarks.md)
+#        PORT (18100: below the ephemeral range, 32768-60999 here, so no client socket holds it) OUT_DIR (target/bench/targets) OUT_MD (docs/benchmarks.md)
 #        DATA_ROOT ($OUT_DIR/data: on the real disk, not tmpfs) ONLY (all; e.g. "produce e2e")
 #        PY (.venv/bin/python: confluent-kafka)  BASELINE_REV (label of the baseline)
 set -euo pipefail
@@ -32,7 +32,7 @@ SCALE_PARTITIONS=${SCALE_PARTITIONS:-10}
 SCALE_RATE=${SCALE_RATE:-20000}
 SCALE_SECONDS=${SCALE_SECONDS:-$(q 20 8)}
 BACKLOG_GB=${BACKLOG_GB:-$(q 20 2)}
-PORT=${PORT:-33100}
+PORT=${PORT:-18100}
 OUT_DIR=${OUT_DIR:-target/bench/targets}
 OUT_MD=${OUT_MD-docs/benchmarks.md}
 DATA_ROOT=${DATA_ROOT:-$OUT_DIR/data}

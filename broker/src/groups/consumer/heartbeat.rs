@@ -249,7 +249,17 @@ impl GroupCoordinator {
         };
         let now = Instant::now();
         let bump = self.admit_member(cg, req, &member_id, now, caller)?;
+        let target_before = cg.assignment_epoch;
         self.update_member(cg, &member_id, req, regex, catalog, bump, now);
+        if cg.assignment_epoch != target_before {
+            tracing::info!(
+                group = %group_id,
+                member = %member_id,
+                epoch = cg.assignment_epoch,
+                members = cg.members.len(),
+                "consumer group target assignment computed"
+            );
+        }
         let before = cg.members[&member_id].r.clone();
         reconcile_member(cg, &member_id, owned_partitions(req).as_ref(), now);
         let member = &cg.members[&member_id];
@@ -316,12 +326,6 @@ impl GroupCoordinator {
         }
         if cg.group_epoch > cg.assignment_epoch {
             cg.compute_target();
-            tracing::info!(
-                member = %member_id,
-                epoch = cg.assignment_epoch,
-                members = cg.members.len(),
-                "consumer group target assignment computed"
-            );
         }
     }
 
