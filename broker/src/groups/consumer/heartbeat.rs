@@ -251,32 +251,10 @@ impl GroupCoordinator {
         let bump = self.admit_member(cg, req, &member_id, now, caller)?;
         let target_before = cg.assignment_epoch;
         self.update_member(cg, &member_id, req, regex, catalog, bump, now);
-        if cg.assignment_epoch != target_before {
-            tracing::info!(
-                group = %group_id,
-                member = %member_id,
-                epoch = cg.assignment_epoch,
-                members = cg.members.len(),
-                "consumer group target assignment computed"
-            );
-        }
         let before = cg.members[&member_id].r.clone();
         reconcile_member(cg, &member_id, owned_partitions(req).as_ref(), now);
+        log_changes(&group_id, &member_id, cg, target_before, &before);
         let member = &cg.members[&member_id];
-        if member.r.epoch != before.epoch || member.r.state != before.state {
-            // One line per step of a member's reconciliation (not per heartbeat): what a
-            // stalled rebalance needs to be read from the log.
-            tracing::info!(
-                group = %group_id,
-                member = %member_id,
-                epoch = member.r.epoch,
-                target_epoch = cg.assignment_epoch,
-                state = member.r.state.name(),
-                assigned = member.r.assigned.values().map(|ps| ps.len()).sum::<usize>(),
-                revoking = member.r.pending_revocation.values().map(|ps| ps.len()).sum::<usize>(),
-                "consumer group member reconciled"
-            );
-        }
         let full = req.member_epoch == 0
             || (req.rebalance_timeout_ms != -1
                 && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
@@ -509,6 +487,33 @@ impl GroupCoordinator {
             self.maybe_downgrade(group, now, persist);
         }
         changed
+    }
+}
+
+/// One line per new target and per step of a member's reconciliation (not per
+/// heartbeat): what a stalled rebalance needs to be read from the log.
+fn log_changes(group_id: &str, member_id: &str, cg: &ConsumerGroup, target_before: i32, before: &Reconciled) {
+    if cg.assignment_epoch != target_before {
+        tracing::info!(
+            group = %group_id,
+            member = %member_id,
+            epoch = cg.assignment_epoch,
+            members = cg.members.len(),
+            "consumer group target assignment computed"
+        );
+    }
+    let r = &cg.members[member_id].r;
+    if r.epoch != before.epoch || r.state != before.state {
+        tracing::info!(
+            group = %group_id,
+            member = %member_id,
+            epoch = r.epoch,
+            target_epoch = cg.assignment_epoch,
+            state = r.state.name(),
+            assigned = r.assigned.values().map(|ps| ps.len()).sum::<usize>(),
+            revoking = r.pending_revocation.values().map(|ps| ps.len()).sum::<usize>(),
+            "consumer group member reconciled"
+        );
     }
 }
 
