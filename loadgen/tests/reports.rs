@@ -270,6 +270,13 @@ fn given_a_broker_killed_in_the_middle_when_running_should_write_a_failed_report
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("the null broker runs");
+    // The load generator must find it listening: a refused first connection is a
+    // different failure (a CI run under load started the generator first).
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the null broker never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let tmp = dir();
     let json = tmp.path().join("report.json");
     let mut child = Command::new(BIN)
