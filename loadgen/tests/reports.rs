@@ -274,7 +274,10 @@ fn given_a_broker_killed_in_the_middle_when_running_should_write_a_failed_report
     // different failure (a CI run under load started the generator first).
     let started = Instant::now();
     while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the null broker never listened");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the null broker never listened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let tmp = dir();

@@ -266,7 +266,8 @@ impl Appender {
                 self.start_chunk();
             }
             let chunk = self.chunk.as_mut().expect("started above");
-            let copy_bytes = (CHUNK_BYTES - self.chunk_len).min(rest.len());
+            let capacity = chunk.len();
+            let copy_bytes = (capacity - self.chunk_len).min(rest.len());
             let to = &mut chunk.as_bytes_mut()[self.chunk_len..self.chunk_len + copy_bytes];
             super::stream_copy::copy(to, &rest[..copy_bytes]);
             self.chunk_len += copy_bytes;
@@ -276,7 +277,7 @@ impl Appender {
                 let end = self.chunk_position + self.chunk_len as u64;
                 self.chunk_last_offset = Some((last_offset, end));
             }
-            if self.chunk_len == CHUNK_BYTES {
+            if self.chunk_len == capacity {
                 self.issue_chunk().await?;
             }
         }
@@ -284,10 +285,27 @@ impl Appender {
     }
 
     fn start_chunk(&mut self) {
-        let mut chunk = self.file.alloc_dma_buffer(CHUNK_BYTES);
+        let mut chunk = self.file.alloc_dma_buffer(self.chunk_bytes());
         chunk.as_bytes_mut()[..self.carry.len()].copy_from_slice(&self.carry);
         self.chunk_len = self.carry.len();
         self.chunk = Some(chunk);
+    }
+
+    /// The size of the next chunk. A busy partition's is `CHUNK_BYTES`. A partition whose
+    /// writes are small (a one-record batch now and then) gets room for its carry, what
+    /// is queued and its next zero-ahead pad, rounded to blocks: a 1 MiB chunk per
+    /// one-record write overflowed glommio's 10 MiB registered arena with thousands of
+    /// such partitions, and each chunk past it was a fresh malloc, page faults and an
+    /// unmap. Busy partitions keep full chunks: sizing every chunk by the queue cost one
+    /// partition's produce 8% more CPU (smaller writes when batches queue behind).
+    fn chunk_bytes(&self) -> usize {
+        if !self.zero_ahead.small_writes() {
+            return CHUNK_BYTES;
+        }
+        let queued = self.shared.state.borrow().unwritten_bytes as usize;
+        (self.carry.len() + queued + self.zero_ahead.next_pad() as usize)
+            .next_multiple_of(BLOCK_BYTES as usize)
+            .min(CHUNK_BYTES)
     }
 
     /// Hand the chunk to the kernel. DMA contract: the buffer comes from

@@ -86,6 +86,16 @@ impl ZeroAhead {
         }
     }
 
+    /// Whether this partition's writes average under `SMALL_WRITE_BYTES` of new data.
+    pub fn small_writes(&self) -> bool {
+        self.average_write_bytes < SMALL_WRITE_BYTES
+    }
+
+    /// Zeros the next padded write would add (before the buffer's room caps them).
+    pub fn next_pad(&self) -> u64 {
+        self.next_pad
+    }
+
     /// A fresh, empty file (a roll). The write-size average carries over.
     pub fn rolled(&mut self) {
         self.file_end = 0;
@@ -107,7 +117,7 @@ impl ZeroAhead {
     /// partition's writes are small; the caller fills the extra bytes with zeros.
     pub fn write_bytes(&mut self, position: u64, aligned: usize, new_bytes: u64, room: usize) -> usize {
         assert!(position.is_multiple_of(BLOCK_BYTES) && aligned <= room);
-        let small = self.average_write_bytes < SMALL_WRITE_BYTES;
+        let small = self.small_writes();
         self.average_write_bytes = self.average_write_bytes - self.average_write_bytes / 8 + new_bytes / 8;
         let data_end = position + aligned as u64;
         let mut bytes = aligned;
