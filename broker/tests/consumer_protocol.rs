@@ -157,12 +157,23 @@ fn consumed(consumers: &[Consumer]) -> BTreeSet<i64> {
         .collect()
 }
 
-fn wait_until(what: &str, timeout: Duration, broker: &Broker, mut done: impl FnMut() -> bool) -> Duration {
+fn wait_until(what: &str, timeout: Duration, broker: &Broker, done: impl FnMut() -> bool) -> Duration {
+    wait_explained(timeout, broker, done, || format!("timed out waiting for {what}"))
+}
+
+/// As `wait_until`; on a timeout `explain` says what was seen last, beside the broker log.
+fn wait_explained(
+    timeout: Duration,
+    broker: &Broker,
+    mut done: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) -> Duration {
     let start = Instant::now();
     while !done() {
         assert!(
             start.elapsed() < timeout,
-            "timed out waiting for {what}\nbroker log:\n{}",
+            "{}\nbroker log:\n{}",
+            explain(),
             broker.log()
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -216,38 +227,37 @@ fn describe_group(broker: &Broker, group: &str) -> (String, i32, Vec<(i32, Vec<i
 /// epoch. On a timeout it shows the last ConsumerGroupDescribe and each consumer's
 /// assign/revoke events beside the broker log: a convergence stall needs all three.
 fn wait_spread(broker: &Broker, consumers: &[Consumer], n: usize, each: usize) -> Duration {
-    let start = Instant::now();
-    loop {
+    let last = std::cell::RefCell::new((String::new(), -1, Vec::new()));
+    let spread = || {
         let (state, epoch, members) = describe(broker);
-        if state == "Stable"
+        let done = state == "Stable"
             && members.len() == n
-            && members.iter().all(|(e, ps)| *e == epoch && ps.len() == each)
-        {
-            return start.elapsed();
-        }
-        if start.elapsed() >= Duration::from_secs(60) {
-            let events: Vec<String> = consumers
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let moves: Vec<String> = c
-                        .events()
-                        .iter()
-                        .filter(|e| e["ev"] != "rec")
-                        .map(|e| e.to_string())
-                        .collect();
-                    format!("consumer {i}: {}", moves.join(" "))
-                })
-                .collect();
-            panic!(
-                "timed out waiting for {n} members of {each} partitions: last describe {state} \
-                 assignment epoch {epoch} members (epoch, partitions) {members:?}\n{}\nbroker log:\n{}",
-                events.join("\n"),
-                broker.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            && members.iter().all(|(e, ps)| *e == epoch && ps.len() == each);
+        *last.borrow_mut() = (state, epoch, members);
+        done
+    };
+    let explain = || {
+        let (state, epoch, members) = &*last.borrow();
+        let events: Vec<String> = consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let moves: Vec<String> = c
+                    .events()
+                    .iter()
+                    .filter(|e| e["ev"] != "rec")
+                    .map(|e| e.to_string())
+                    .collect();
+                format!("consumer {i}: {}", moves.join(" "))
+            })
+            .collect();
+        format!(
+            "timed out waiting for {n} members of {each} partitions: last describe {state} \
+             assignment epoch {epoch} members (epoch, partitions) {members:?}\n{}",
+            events.join("\n")
+        )
+    };
+    wait_explained(Duration::from_secs(60), broker, spread, explain)
 }
 
 /// Checks every consumer's log and the union of them; returns the duplicate count.
