@@ -7,7 +7,8 @@
 //! segment files. Invariants (asserted): every DMA write starts and ends on a 4 KiB
 //! boundary; a chunk that rewrites a partial block is issued only when no write is in
 //! flight (overlapping O_DIRECT writes have no defined order); writes complete in
-//! order, so appended >= written >= durable. Allocates per 1 MiB chunk, not per record.
+//! order, so appended >= written >= durable. Allocates per chunk (1 MiB, smaller for a
+//! partition with small writes), not per record.
 //! A partition with small writes pads a write that extends the file with zeros
 //! (`zero_ahead.rs`), so its next writes overwrite written blocks and stay off io-wq.
 
