@@ -126,6 +126,11 @@ pub struct RunArgs {
     /// Partitions of the topic when --create is given.
     #[arg(long, default_value_t = 8)]
     pub partitions: i32,
+    /// Produce to this many topics, named TOPIC-0 .. TOPIC-(N-1) (each with
+    /// --partitions when --create is given); records go over all their partitions
+    /// as over one topic's. 1: the one topic named --topic. Produce only.
+    #[arg(long, default_value_t = 1)]
+    pub topics: usize,
     /// Create the topic first (an existing topic is fine).
     #[arg(long)]
     pub create: bool,
@@ -370,6 +375,8 @@ pub struct RunConfig {
     pub mode: Mode,
     pub bootstrap: String,
     pub topic: String,
+    /// Topics under load: 1 is `topic` itself, more are `topic-0`.. (`topic_names`).
+    pub topics: usize,
     pub partitions: i32,
     pub create: bool,
     pub producers: usize,
@@ -434,6 +441,9 @@ impl RunArgs {
             ));
         }
         self.check_txn(mode)?;
+        if self.topics > 1 && (mode != Mode::Produce || self.transactional_id.is_some()) {
+            return Err(bad("--topics above 1 is for produce without --transactional-id"));
+        }
         if self.idempotent && (self.acks.wire() != -1 || self.max_in_flight > 5) {
             return Err(bad(
                 "--idempotent needs --acks all and --max-in-flight of at most 5",
@@ -453,6 +463,7 @@ impl RunArgs {
             mode,
             bootstrap: self.bootstrap,
             topic: self.topic,
+            topics: self.topics,
             partitions: self.partitions,
             create: self.create,
             producers: if mode == Mode::Consume { 0 } else { self.producers },
@@ -509,6 +520,14 @@ impl RunArgs {
         }
         if self.partitions < 1 || self.partitions > PARTITIONS_MAX {
             return Err(bad(format!("--partitions must be 1..={PARTITIONS_MAX}")));
+        }
+        if self.topics == 0 || self.topics as i64 * self.partitions as i64 > PARTITIONS_MAX as i64 {
+            return Err(bad(format!(
+                "--topics must be at least 1, and --topics x --partitions at most {PARTITIONS_MAX}"
+            )));
+        }
+        if self.topics > 1 && self.topic.len() + 1 + (self.topics - 1).to_string().len() > 249 {
+            return Err(bad("--topic with its -N suffix must be at most 249 characters"));
         }
         if self.max_in_flight == 0 || self.max_in_flight > IN_FLIGHT_MAX {
             return Err(bad(format!("--max-in-flight must be 1..={IN_FLIGHT_MAX}")));

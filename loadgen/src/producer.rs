@@ -403,12 +403,12 @@ fn transmit(
     sealed: &Sealed,
 ) -> Result<Option<crate::client::conn::ResponseFuture>, ClientError> {
     let version = conn.version(ApiKey::Produce)?;
-    let topic = &ctx.cluster.topic;
+    let (topic, partition) = ctx.cluster.target(sealed.partition);
     let target = ProduceTarget {
         client_id: CLIENT_ID,
         topic: &topic.name,
         topic_id: topic.topic_id_bytes(),
-        partition: sealed.partition,
+        partition,
         acks: ctx.cfg.acks,
         timeout_ms: ctx.cfg.request_timeout_ms as i32,
         transactional_id: sealed.transactional_id.as_deref(),
@@ -462,7 +462,7 @@ async fn settle(
     let mut attempt = 0u32;
     loop {
         let outcome = match conn.wait(ApiKey::Produce, future).await {
-            Ok(body) => partition_error(&conn, body, sealed.partition),
+            Ok(body) => partition_error(&conn, body, ctx.cluster.target(sealed.partition).1),
             Err(e) => Err(e),
         };
         match outcome {
@@ -490,8 +490,9 @@ async fn settle(
                     .borrow_mut()
                     .count_error(client_error_kind(&e).to_string());
                 ctx.stats.borrow_mut().failed_records += sealed.records;
-                ctx.shared
-                    .fail(format!("produce to partition {}: {e}", sealed.partition));
+                let (topic, partition) = ctx.cluster.target(sealed.partition);
+                let name = &topic.name;
+                ctx.shared.fail(format!("produce to {name}-{partition}: {e}"));
                 break;
             }
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::cli::{Keys, Mode, RunConfig, StartFrom};
-use crate::client::cluster::{bootstrap, list_offsets, Cluster, EARLIEST, LATEST};
+use crate::client::cluster::{bootstrap_all, list_offsets, topic_names, Cluster, EARLIEST, LATEST};
 use crate::client::conn::Connection;
 use crate::client::ClientError;
 use crate::machine::{cpu_seconds, Machine};
@@ -99,7 +99,8 @@ async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, StartOffsets), Cli
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     let conn = Connection::connect(&cfg.bootstrap, timeout, 1).await?;
     let create = cfg.create.then_some(cfg.partitions);
-    let cluster = bootstrap(&conn, &cfg.topic, create).await?;
+    let names = topic_names(&cfg.topic, cfg.topics);
+    let cluster = bootstrap_all(&conn, &names, create).await?;
     let mut offsets = BTreeMap::new();
     if cfg.consumers == 0 {
         return Ok((cluster, offsets));
@@ -135,7 +136,7 @@ async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, StartOffsets), Cli
 /// tasks: disjoint subsets when possible; with keys every producer covers all
 /// partitions so a key always maps to the same partition.
 pub fn plan(cfg: &RunConfig, cluster: &Cluster, offsets: &StartOffsets) -> Vec<ShardPlan> {
-    let n = cluster.topic.partitions.len();
+    let n = cluster.slots.len();
     let mut plans: Vec<ShardPlan> = (0..cfg.threads)
         .map(|shard| ShardPlan {
             shard,

@@ -111,8 +111,7 @@ pub struct ShardCtx {
 
 impl ShardCtx {
     pub fn conn_for(&self, partition: i32) -> &Connection {
-        let leader = self.cluster.topic.partitions[partition as usize].leader;
-        &self.conns[&leader]
+        &self.conns[&self.cluster.leader(partition)]
     }
 
     /// The run's end (wall ns), if bounded by time: warmup plus duration.
@@ -133,7 +132,7 @@ pub async fn connect_all(
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     for task in tasks {
         for &p in &task.partitions {
-            let leader = cluster.topic.partitions[p as usize].leader;
+            let leader = cluster.leader(p);
             if conns.contains_key(&leader) {
                 continue;
             }

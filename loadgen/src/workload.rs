@@ -21,6 +21,8 @@ pub struct Workload {
     /// "produce", "consume" or "e2e".
     pub mode: String,
     pub topic: Option<String>,
+    /// Topics `topic-0`.. (produce only); 1 or absent: the one `topic`.
+    pub topics: Option<usize>,
     pub partitions: Option<i32>,
     /// Create the topic first (default true for a workload).
     pub create: Option<bool>,
@@ -108,6 +110,7 @@ impl Workload {
         let dur = |d: Option<std::time::Duration>| d.map(|d| format!("{}ms", d.as_millis()));
         flag("bootstrap", Some(args.bootstrap.clone()));
         flag("topic", args.topic.clone().or_else(|| self.topic.clone()));
+        flag("topics", self.topics.map(|n| n.to_string()));
         flag("partitions", self.partitions.map(|n| n.to_string()));
         flag("producers", self.producers.map(|n| n.to_string()));
         flag("consumers", self.consumers.map(|n| n.to_string()));

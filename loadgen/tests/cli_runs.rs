@@ -624,3 +624,73 @@ fn given_the_hiccup_probe_when_run_briefly_should_print_each_cpu_and_the_implied
     );
     assert!(!bad.status.success(), "a CPU that does not exist is refused");
 }
+
+#[test]
+fn given_several_topics_when_producing_should_spread_records_over_every_partition_of_each_in_order() {
+    let broker = storing_broker(0);
+    let tmp = dir();
+    let bootstrap = broker.addr().to_string();
+    let produce = [
+        "produce",
+        "--topic",
+        "spread",
+        "--topics",
+        "3",
+        "--create",
+        "--partitions",
+        "2",
+        "--records",
+        "3000",
+        "--record-size",
+        "100",
+        "--batch-bytes",
+        "1024",
+    ];
+    let (output, report) = run_loadgen(&bootstrap, &produce, tmp.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report.expect("the report is written");
+    assert_eq!(u64_at(&report, "/cluster/topics"), 3);
+    assert_eq!(u64_at(&report, "/cluster/partitions"), 6);
+    assert_eq!(u64_at(&report, "/totals/all/acked_records"), 3000);
+    let mut consumed = 0;
+    for topic in ["spread-0", "spread-1", "spread-2"] {
+        let consume = [
+            "consume",
+            "--topic",
+            topic,
+            "--from",
+            "earliest",
+            "--to-end",
+            "--check-order",
+        ];
+        let (output, report) = run_loadgen(&bootstrap, &consume, tmp.path());
+        assert!(
+            output.status.success(),
+            "{topic}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report = report.expect("the report is written");
+        let records = u64_at(&report, "/totals/all/consumed_records");
+        // Sticky batches of about ten records over six partitions: each topic gets
+        // about a third; none is skipped.
+        assert!(records >= 500, "{topic} got {records} of 3000");
+        assert_eq!(u64_at(&report, "/order/inversions"), 0, "{topic}");
+        assert_eq!(u64_at(&report, "/order/gaps"), 0, "{topic}");
+        consumed += records;
+    }
+    assert_eq!(consumed, 3000);
+}
+
+#[test]
+fn given_several_topics_when_consuming_should_refuse_the_flag() {
+    let tmp = dir();
+    let args = ["consume", "--topic", "spread", "--topics", "2", "--to-end"];
+    let (output, _) = run_loadgen("127.0.0.1:9", &args, tmp.path());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--topics above 1 is for produce"), "{stderr}");
+}

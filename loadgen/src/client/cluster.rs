@@ -50,18 +50,74 @@ impl TopicMeta {
     }
 }
 
-/// Brokers by id (host:port) and the topic under load.
+/// Brokers by id (host:port) and the topics under load.
+///
+/// Tasks address a partition by its slot: an index into `slots`, which lists every
+/// partition of every topic, topic by topic. With one topic a slot is the partition.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub brokers: BTreeMap<i32, String>,
+    /// The first topic (the only one unless --topics says more): consumers and
+    /// transactions use it.
     pub topic: TopicMeta,
+    /// Every topic under load, `topic` first.
+    pub topics: Vec<TopicMeta>,
+    /// Slot -> (index into `topics`, partition).
+    pub slots: Vec<(usize, i32)>,
 }
 
 impl Cluster {
-    pub fn leader_addr(&self, partition: i32) -> &str {
-        let meta = &self.topic.partitions[partition as usize];
-        &self.brokers[&meta.leader]
+    fn of(brokers: BTreeMap<i32, String>, topics: Vec<TopicMeta>) -> Self {
+        let slots = (topics.iter().enumerate())
+            .flat_map(|(t, meta)| meta.partitions.iter().map(move |p| (t, p.index)))
+            .collect();
+        Cluster {
+            brokers,
+            topic: topics[0].clone(),
+            topics,
+            slots,
+        }
     }
+
+    pub fn leader_addr(&self, slot: i32) -> &str {
+        &self.brokers[&self.leader(slot)]
+    }
+
+    /// The broker leading the partition of `slot`.
+    pub fn leader(&self, slot: i32) -> i32 {
+        let (topic, partition) = self.slots[slot as usize];
+        self.topics[topic].partitions[partition as usize].leader
+    }
+
+    /// The topic and partition of `slot`.
+    pub fn target(&self, slot: i32) -> (&TopicMeta, i32) {
+        let (topic, partition) = self.slots[slot as usize];
+        (&self.topics[topic], partition)
+    }
+}
+
+/// The topics of a run: `topic` itself, or `topic-0` .. `topic-(n-1)`.
+pub fn topic_names(topic: &str, n: usize) -> Vec<String> {
+    if n <= 1 {
+        return vec![topic.to_string()];
+    }
+    (0..n).map(|i| format!("{topic}-{i}")).collect()
+}
+
+/// `bootstrap` for each of `topics` in turn (creating each if asked), as one cluster.
+pub async fn bootstrap_all(
+    conn: &Connection,
+    topics: &[String],
+    create_partitions: Option<i32>,
+) -> Result<Cluster, ClientError> {
+    let mut metas = Vec::with_capacity(topics.len());
+    let mut brokers = BTreeMap::new();
+    for topic in topics {
+        let one = bootstrap(conn, topic, create_partitions).await?;
+        brokers = one.brokers;
+        metas.push(one.topic);
+    }
+    Ok(Cluster::of(brokers, metas))
 }
 
 /// Create the topic if asked, then wait until Metadata shows a leader for every
@@ -192,14 +248,12 @@ fn partitions_of(
         }
     }
     raw.partitions.clear();
-    Ok(MetadataOutcome::Ready(Cluster {
-        brokers,
-        topic: TopicMeta {
-            name: topic.to_string(),
-            raw,
-            partitions,
-        },
-    }))
+    let meta = TopicMeta {
+        name: topic.to_string(),
+        raw,
+        partitions,
+    };
+    Ok(MetadataOutcome::Ready(Cluster::of(brokers, vec![meta])))
 }
 
 fn broker_error(conn: &Connection, api: ApiKey, code: i16, topic: &str) -> ClientError {

@@ -191,6 +191,8 @@ pub struct TimelinePoint {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClusterInfo {
     pub brokers: BTreeMap<i32, String>,
+    pub topics: usize,
+    /// Of all `topics` together.
     pub partitions: usize,
     pub topic_id: Option<String>,
 }
@@ -329,7 +331,8 @@ impl Report {
             machine,
             cluster: ClusterInfo {
                 brokers: cluster.brokers.clone(),
-                partitions: cluster.topic.partitions.len(),
+                topics: cluster.topics.len(),
+                partitions: cluster.slots.len(),
                 topic_id: cluster
                     .topic
                     .has_topic_id()
