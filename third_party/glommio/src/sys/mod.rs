@@ -306,6 +306,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // Weir patch (eighth, README.weir.md): orders the caller's published work
+        // (a channel push, a queued waker, a blocking-pool result) before the read
+        // of `should_notify`; pairs with the fence after `prepare_to_sleep`.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
