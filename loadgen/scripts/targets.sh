@@ -11,7 +11,8 @@
 #        DURATION (10s; QUICK 4s)   WARMUP (2s; QUICK 1s)
 #        CATCHUP_BYTES (4e9; QUICK 1e9)   E2E_RUNS (10; QUICK 3)
 #        SCALE_TOPICS (1000) SCALE_PARTITIONS (10 per topic) SCALE_RATE (20000 rec/s)
-#        SCALE_SECONDS (20; QUICK 8)  BACKLOG_GB (20; QUICK 2)
+#        SCALE_SECONDS (20; QUICK 8)  SCALE_ROUNDS (3; QUICK 2: weir-loadgen scale runs)
+#        BACKLOG_GB (20; QUICK 2)
 #        PORT (18100: below the ephemeral range, 32768-60999 here, so no client socket holds it) OUT_DIR (target/bench/targets) OUT_MD (docs/benchmarks.md)
 #        DATA_ROOT ($OUT_DIR/data: on the real disk, not tmpfs) ONLY (all; e.g. "produce e2e")
 #        PY (.venv/bin/python: confluent-kafka)  BASELINE_REV (label of the baseline)
@@ -31,6 +32,7 @@ SCALE_TOPICS=${SCALE_TOPICS:-1000}
 SCALE_PARTITIONS=${SCALE_PARTITIONS:-10}
 SCALE_RATE=${SCALE_RATE:-20000}
 SCALE_SECONDS=${SCALE_SECONDS:-$(q 20 8)}
+SCALE_ROUNDS=${SCALE_ROUNDS:-$(q 3 2)}
 BACKLOG_GB=${BACKLOG_GB:-$(q 20 2)}
 PORT=${PORT:-18100}
 OUT_DIR=${OUT_DIR:-target/bench/targets}
@@ -282,8 +284,50 @@ if want e2e; then
 fi
 
 # --- SCALE_TOPICS x SCALE_PARTITIONS at SCALE_RATE, beside 1 partition at the same rate ---
+# Two clients. weir-loadgen (the target's row): its sticky partitioner fills one
+# partition's batch for --linger-ms before moving on, as Kafka's producers do, so a
+# batch holds the same records at 1 or 10,000 partitions and the ratio is the cost of
+# the partitions. confluent-kafka through many_topics.py sends each record to the next
+# partition in turn: one-record batches at 10,000 partitions, 20-record batches at 1,
+# so that ratio is mostly the cost of 20 times the batches; the null broker (no log at
+# all) under the same client and rate gives the floor of that ratio.
+# scale_lg BUILD KEY TOPICS PARTITIONS: a fresh broker, the topics created, then
+# SCALE_ROUNDS weir-loadgen runs at SCALE_RATE (KEY.cpu each).
+scale_lg() {
+  local build=$1 key=$2 topics=$3 parts=$4
+  fresh "$build"
+  pinned 1 "$LOADGEN" produce --bootstrap "$BOOT" --topic "$key" --topics "$topics" --partitions "$parts" \
+    --create --records 1 --quiet >/dev/null
+  for _ in $(seq 1 "$SCALE_ROUNDS"); do
+    lg "$build" "$key" produce --topic "$key" --topics "$topics" --partitions "$parts" --record-size 1024 \
+      --rate "$SCALE_RATE" --duration "${SCALE_SECONDS}s" --warmup 1s
+  done
+}
+# scale_null KEY PREFIX TOPICS PARTITIONS: many_topics.py against the null broker; KEY.cpu.
+scale_null() {
+  pin_to 0
+  "${PIN_CMD[@]}" "$LOADGEN" null-broker --listen "$BOOT" --no-auto-topics >>"$OUT_DIR/null-broker.log" 2>&1 &
+  NULL_PID=$!
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.05; done
+  "$PY" "$HERE/many_topics.py" create --bootstrap "$BOOT" --prefix "$2" --topics "$3" --partitions "$4" >/dev/null
+  local c0 c1 hz; hz=$(getconf CLK_TCK); c0=$(awk '{print $14+$15}' "/proc/$NULL_PID/stat")
+  "$PY" "$HERE/many_topics.py" produce --bootstrap "$BOOT" --prefix "$2" --topics "$3" --partitions "$4" \
+    --rate "$SCALE_RATE" --seconds "$SCALE_SECONDS" >"$OUT_DIR/$1.json"
+  c1=$(awk '{print $14+$15}' "/proc/$NULL_PID/stat")
+  kill "$NULL_PID"; wait "$NULL_PID" 2>/dev/null || true; NULL_PID=""
+  put cur "$1.cpu" "$(calc "($c1 - $c0) / $hz / ($(json "$OUT_DIR/$1.json" 'r["bytes"]') / 1e9)")"
+}
 if want scale; then
   total=$(( SCALE_TOPICS * SCALE_PARTITIONS ))
+  for build in "${BUILDS[@]}"; do
+    note "$build: weir-loadgen, 1 partition, then $total partitions in $SCALE_TOPICS topics, at $SCALE_RATE rec/s"
+    scale_lg "$build" scale_lg1 1 1
+    scale_lg "$build" scale_lg "$SCALE_TOPICS" "$SCALE_PARTITIONS"
+    stop_weir
+  done
+  note "null broker under many_topics.py: 1 partition, then $total partitions"
+  scale_null scale_null1 one 1 1
+  scale_null scale_null "scale" "$SCALE_TOPICS" "$SCALE_PARTITIONS"
   for build in "${BUILDS[@]}"; do
     note "$build: 1 partition at $SCALE_RATE rec/s"
     fresh "$build"

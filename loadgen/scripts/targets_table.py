@@ -129,11 +129,21 @@ def main():
         "< 3 ms", None if m is None else m < 3, prev(fmt(med("base", "e2e8.p99"), " ms", 2)))
 
     parts = fmt(med("cur", "scale.partitions"), "", 0)
+    m, base1 = med("cur", "scale_lg.cpu"), med("cur", "scale_lg1.cpu")
+    r = ratio_of(m, base1)
+    row(f"{parts} partitions / {a.scale}: broker CPU per GB, weir-loadgen (sticky partitioner, `--topics`)",
+        fmt(m, " CPU-s/GB", 2), f"{fmt(base1, ' CPU-s/GB', 2)} (1 partition, same client and rate)", fmt(r, "x", 2),
+        "≤ 1.5x", None if r is None else r <= 1.5,
+        prev(fmt(ratio_of(med("base", "scale_lg.cpu"), med("base", "scale_lg1.cpu")), "x", 2)))
     m, base1 = med("cur", "scale.cpu"), med("cur", "scale1.cpu")
     r = ratio_of(m, base1)
-    row(f"{parts} partitions / {a.scale}: broker CPU per GB", fmt(m, " CPU-s/GB", 2),
-        f"{fmt(base1, ' CPU-s/GB', 2)} (1 partition, same client and rate)", fmt(r, "x", 2), "≤ 1.5x",
-        None if r is None else r <= 1.5, prev(fmt(ratio_of(med("base", "scale.cpu"), med("base", "scale1.cpu")), "x", 2)))
+    floor = ratio_of(med("cur", "scale_null.cpu"), med("cur", "scale_null1.cpu"))
+    row("... the same with confluent-kafka, each record to the next partition (one-record batches at "
+        f"{parts} partitions)", fmt(m, " CPU-s/GB", 2),
+        f"{fmt(base1, ' CPU-s/GB', 2)} (1 partition, same client and rate); the null broker's own ratio "
+        f"{fmt(floor, 'x', 2)} ({fmt(med('cur', 'scale_null.cpu'), '', 2)} / {fmt(med('cur', 'scale_null1.cpu'), ' CPU-s/GB', 2)})",
+        fmt(r, "x", 2), "≤ 1.5x", None if r is None else r <= 1.5,
+        prev(fmt(ratio_of(med("base", "scale.cpu"), med("base", "scale1.cpu")), "x", 2)))
     fds, lim, bound = med("cur", "scale.fds"), med("cur", "scale.fdlimit"), med("cur", "scale.fdbound")
     # Issue 13: "open files bounded, where today there is one fd per segment: state the
     # limit and where it comes from". The stated bound (docs/operations.md, "Open
