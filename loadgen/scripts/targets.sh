@@ -285,11 +285,11 @@ fi
 
 # --- SCALE_TOPICS x SCALE_PARTITIONS at SCALE_RATE, beside 1 partition at the same rate ---
 # Two clients. weir-loadgen (the target's row): its sticky partitioner fills one
-# partition's batch for --linger-ms before moving on, as Kafka's producers do, so a
+# partition's batch for --linger-ms before moving on, as Kafka's Java producer does, so a
 # batch holds the same records at 1 or 10,000 partitions and the ratio is the cost of
 # the partitions. confluent-kafka through many_topics.py sends each record to the next
-# partition in turn: one-record batches at 10,000 partitions, 20-record batches at 1,
-# so that ratio is mostly the cost of 20 times the batches; the null broker (no log at
+# partition in turn: one-record batches at 10,000 partitions, ~100-record batches at 1,
+# so that ratio is mostly the cost of ~40 times the requests; the null broker (no log at
 # all) under the same client and rate gives the floor of that ratio.
 # scale_lg BUILD KEY TOPICS PARTITIONS: a fresh broker, the topics created, then
 # SCALE_ROUNDS weir-loadgen runs at SCALE_RATE (KEY.cpu each).
