@@ -109,7 +109,7 @@ pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
     };
     let mut by_leader: Vec<(i32, Vec<PartitionCursor>)> = Vec::new();
     for (i, &partition) in plan.partitions.iter().enumerate() {
-        let leader = ctx.cluster.topic.partitions[partition as usize].leader;
+        let leader = ctx.cluster.leader(partition);
         let cursor = PartitionCursor {
             partition,
             next_offset: plan.start_offsets[i],
@@ -243,7 +243,7 @@ async fn fetch_loop(
                     }
                     code if code == ResponseError::OffsetOutOfRange.code() => {
                         count_error(ctx, p.error_code);
-                        let (topic, isolation) = (&ctx.cluster.topic.name, ctx.cfg.isolation.wire());
+                        let (topic, isolation) = (&ctx.cluster.topic().name, ctx.cfg.isolation.wire());
                         let earliest =
                             list_offsets(conn, topic, &[cursor.partition], EARLIEST, isolation).await?;
                         if let Some(&(_, offset)) = earliest.first() {
@@ -295,7 +295,7 @@ fn count_error(ctx: &ShardCtx, code: i16) {
 }
 
 fn fetch_request(ctx: &ShardCtx, cursors: &[PartitionCursor], version: i16) -> FetchRequest {
-    let topic = &ctx.cluster.topic;
+    let topic = ctx.cluster.topic();
     let partitions: Vec<(i32, i64)> = cursors
         .iter()
         .filter(|c| c.fetch_offset < c.end_offset)

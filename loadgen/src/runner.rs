@@ -107,7 +107,7 @@ async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, StartOffsets), Cli
     }
     for (&broker, addr) in &cluster.brokers {
         let led: Vec<i32> = cluster
-            .topic
+            .topic()
             .partitions
             .iter()
             .filter(|p| p.leader == broker)
@@ -122,7 +122,7 @@ async fn bootstrap_async(cfg: &RunConfig) -> Result<(Cluster, StartOffsets), Cli
         } else {
             LATEST
         };
-        let (topic, isolation) = (&cluster.topic.name, cfg.isolation.wire());
+        let (topic, isolation) = (&cluster.topic().name, cfg.isolation.wire());
         let starts = list_offsets(&leader, topic, &led, start_ts, isolation).await?;
         let ends = list_offsets(&leader, topic, &led, LATEST, isolation).await?;
         for ((p, start), (_, end)) in starts.into_iter().zip(ends) {

@@ -137,7 +137,7 @@ pub async fn connect_all(
                 continue;
             }
             let conn = Connection::connect(&cluster.brokers[&leader], timeout, cfg.max_in_flight).await?;
-            if !cluster.topic.has_topic_id() {
+            if !cluster.topic().has_topic_id() {
                 // Without a topic id, only name-based versions can address it.
                 conn.cap_version(ApiKey::Produce, 12);
                 conn.cap_version(ApiKey::Fetch, 12);

@@ -102,7 +102,7 @@ impl TxnDriver {
             |r| r.error_code,
         )
         .await?;
-        let topic = ctx.cluster.topic.name.as_str();
+        let topic = ctx.cluster.topic().name.as_str();
         let partitions: Vec<(&str, i32)> = plan.partitions.iter().map(|&p| (topic, p)).collect();
         let who = TxnId {
             transactional_id: &id,

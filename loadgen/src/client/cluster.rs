@@ -57,10 +57,7 @@ impl TopicMeta {
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub brokers: BTreeMap<i32, String>,
-    /// The first topic (the only one unless --topics says more): consumers and
-    /// transactions use it.
-    pub topic: TopicMeta,
-    /// Every topic under load, `topic` first.
+    /// Every topic under load (at least one), in `topic_names` order.
     pub topics: Vec<TopicMeta>,
     /// Slot -> (index into `topics`, partition).
     pub slots: Vec<(usize, i32)>,
@@ -73,10 +70,15 @@ impl Cluster {
             .collect();
         Cluster {
             brokers,
-            topic: topics[0].clone(),
             topics,
             slots,
         }
+    }
+
+    /// The first topic (the only one unless --topics says more): consumers and
+    /// transactions use it.
+    pub fn topic(&self) -> &TopicMeta {
+        &self.topics[0]
     }
 
     pub fn leader_addr(&self, slot: i32) -> &str {
@@ -115,7 +117,7 @@ pub async fn bootstrap_all(
     for topic in topics {
         let one = bootstrap(conn, topic, create_partitions).await?;
         brokers = one.brokers;
-        metas.push(one.topic);
+        metas.extend(one.topics);
     }
     Ok(Cluster::of(brokers, metas))
 }

@@ -334,9 +334,9 @@ impl Report {
                 topics: cluster.topics.len(),
                 partitions: cluster.slots.len(),
                 topic_id: cluster
-                    .topic
+                    .topic()
                     .has_topic_id()
-                    .then(|| cluster.topic.raw.topic_id.to_string()),
+                    .then(|| cluster.topic().raw.topic_id.to_string()),
             },
             throughput: Throughput::of(&measured, &window, warmup_s),
             latency: Latency {
