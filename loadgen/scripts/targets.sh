@@ -106,7 +106,17 @@ kill9_weir() {
   wait "$WEIR_PID" 2>/dev/null || true
   WEIR_PID=""
 }
-broker_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$WEIR_PID/stat"; }
+# null_up FLAGS...: the load generator's null broker on BOOT (on CPU 0 when PIN=1), up
+# once it listens; sets NULL_PID. Not behind `&`: its PID must reach this shell.
+null_up() {
+  pin_to 0
+  "${PIN_CMD[@]}" "$LOADGEN" null-broker --listen "$BOOT" "$@" >>"$OUT_DIR/null-broker.log" 2>&1 &
+  NULL_PID=$!
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.05; done
+}
+null_down() { kill "$NULL_PID"; wait "$NULL_PID" 2>/dev/null || true; NULL_PID=""; }
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; } # PID -> CPU seconds
+broker_cpu() { cpu_s "$WEIR_PID"; }
 rss_mb() { awk '/^VmRSS/ { print $2 / 1024 }' "/proc/$WEIR_PID/status"; }
 json() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"r": r}))' "$1" "$2"; }
 calc() { python3 -c "print($1)"; }
@@ -237,12 +247,9 @@ if want e2e; then
     read -r h99 h9999 < <(sed -n 's/.*p99 >= \([0-9.]*\) ms, p99.99 >= \([0-9.]*\) ms.*/\1 \2/p' "$OUT_DIR/hiccup-$run.txt")
     put machine e2e1.p99 "$h99"
     put machine e2e1.p9999 "$h9999"
-    pin_to 0
-    "${PIN_CMD[@]}" "$LOADGEN" null-broker --listen "$BOOT" --store >>"$OUT_DIR/null-broker.log" 2>&1 &
-    NULL_PID=$!
-    for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.05; done
+    null_up --store
     e2e1 floor "$OUT_DIR/e2e1-$run-floor.json"
-    kill "$NULL_PID"; wait "$NULL_PID" 2>/dev/null || true; NULL_PID=""
+    null_down
     for build in "${BUILDS[@]}"; do
       note "e2e run $run $build"
       fresh "$build"
@@ -264,14 +271,12 @@ if want e2e; then
   half=$(calc "int(${max:-200000} / 2)")
   note "e2e 8 partitions at $half rec/s, floor (null broker)"
   stop_weir
-  "$LOADGEN" null-broker --listen "$BOOT" --store >>"$OUT_DIR/null-broker.log" 2>&1 &
-  NULL_PID=$!
-  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.05; done
+  null_up --store
   f="$OUT_DIR/e2e8-floor.json"
   "$LOADGEN" run loadgen/workloads/e2e-half.toml --rate "$half" --bootstrap "$BOOT" "${common[@]}" --quiet \
     --report-json "$f" >/dev/null
   put floor e2e8.p99 "$(json "$f" 'r["latency"]["e2e"]["p99_us"]/1e3')"
-  kill "$NULL_PID"; wait "$NULL_PID" 2>/dev/null || true; NULL_PID=""
+  null_down
   for build in "${BUILDS[@]}"; do
     note "e2e 8 partitions at $half rec/s, $build"
     fresh "$build"
@@ -305,17 +310,14 @@ scale_lg() {
 }
 # scale_null KEY PREFIX TOPICS PARTITIONS: many_topics.py against the null broker; KEY.cpu.
 scale_null() {
-  pin_to 0
-  "${PIN_CMD[@]}" "$LOADGEN" null-broker --listen "$BOOT" --no-auto-topics >>"$OUT_DIR/null-broker.log" 2>&1 &
-  NULL_PID=$!
-  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.05; done
+  null_up --no-auto-topics
   "$PY" "$HERE/many_topics.py" create --bootstrap "$BOOT" --prefix "$2" --topics "$3" --partitions "$4" >/dev/null
-  local c0 c1 hz; hz=$(getconf CLK_TCK); c0=$(awk '{print $14+$15}' "/proc/$NULL_PID/stat")
+  local c0 c1; c0=$(cpu_s "$NULL_PID")
   "$PY" "$HERE/many_topics.py" produce --bootstrap "$BOOT" --prefix "$2" --topics "$3" --partitions "$4" \
     --rate "$SCALE_RATE" --seconds "$SCALE_SECONDS" >"$OUT_DIR/$1.json"
-  c1=$(awk '{print $14+$15}' "/proc/$NULL_PID/stat")
-  kill "$NULL_PID"; wait "$NULL_PID" 2>/dev/null || true; NULL_PID=""
-  put cur "$1.cpu" "$(calc "($c1 - $c0) / $hz / ($(json "$OUT_DIR/$1.json" 'r["bytes"]') / 1e9)")"
+  c1=$(cpu_s "$NULL_PID")
+  null_down
+  put cur "$1.cpu" "$(calc "($c1 - $c0) / ($(json "$OUT_DIR/$1.json" 'r["bytes"]') / 1e9)")"
 }
 if want scale; then
   total=$(( SCALE_TOPICS * SCALE_PARTITIONS ))
