@@ -154,7 +154,8 @@ fio_mbps() { # fio JSON -> MB/s of the job's read or write side
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0][sys.argv[2]]; print(j["bw_bytes"]/1e6)' "$1" "$2"
 }
 
-# --- ceilings: fio O_DIRECT qd4 1 MiB write and read, raw 64 KiB pwrite+fdatasync ---
+# --- ceilings: fio O_DIRECT qd4 1 MiB write and read, raw 64 KiB and 1 MiB pwrite+fdatasync,
+# the read-send CPU floor ---
 ceilings() {
   local f="$DATA_ROOT/fio.bin" size=$(( CATCHUP_BYTES / 1048576 ))M
   fio --name=w --filename="$f" --rw=write --bs=1M --iodepth=4 --ioengine=io_uring --direct=1 \
@@ -164,11 +165,21 @@ ceilings() {
   fio --name=r --filename="$f" --rw=read --bs=1M --iodepth=4 --ioengine=io_uring --direct=1 \
     --size="$size" --output-format=json >"$OUT_DIR/fio-r.json" 2>/dev/null
   put cur ceiling.read "$(fio_mbps "$OUT_DIR/fio-r.json" read)"
+  # The catch-up row's CPU floor: the same file read O_DIRECT and sent over loopback.
+  local rs
+  rs=$("$LOADGEN" read-send --file "$f")
+  echo "$rs" >>"$OUT_DIR/read-send.txt"
+  put cur floor.read_send "$(echo "$rs" | grep -o '^read-send floor: [0-9.]*' | awk '{print $3}')"
   rm -f "$f"
   local sw
   sw=$("$LOADGEN" sync-write --file "$DATA_ROOT/sync.bin" --block-bytes 65536 --duration 5s)
   echo "$sw" >>"$OUT_DIR/sync-write.txt"
   put cur ceiling.sync64k "$(echo "$sw" | grep -o '^sync-write ceiling: [0-9.]*' | awk '{print $3}')"
+  # acks=all's serial floor: each 1 MiB written, then synced, before the next (a
+  # producer's 8 x 256 KiB window answered half at a time).
+  sw=$("$LOADGEN" sync-write --file "$DATA_ROOT/sync.bin" --block-bytes 1048576 --duration 5s)
+  echo "$sw" >>"$OUT_DIR/sync-write.txt"
+  put cur ceiling.sync1m "$(echo "$sw" | grep -o '^sync-write ceiling: [0-9.]*' | awk '{print $3}')"
 }
 
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, kernel $(uname -r)"

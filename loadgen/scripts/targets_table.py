@@ -76,6 +76,7 @@ def main():
     has_base = "base" in v
     prev = (lambda s: s) if has_base else (lambda s: "-")
     wc, rc, sc = med("cur", "ceiling.write"), med("cur", "ceiling.read"), med("cur", "ceiling.sync64k")
+    s1m = med("cur", "ceiling.sync1m")
 
     def tput(key, label, ceiling, clabel, target):
         m = med("cur", f"{key}.mbps")
@@ -85,9 +86,11 @@ def main():
             f"≥ {target}x" if target else "(stated)", None if r is None or not target else r >= target,
             prev(f"{fmt(med('base', f'{key}.mbps'), ' MB/s')} ({fmt(pb, 'x', 2)})"))
 
-    def cpu(key, label, target):
+    def cpu(key, label, target, floor_key=None, floor_label=""):
         m = med("cur", f"{key}.cpu")
-        row(label, fmt(m, " CPU-s/GB", 2), "-", "-", f"≤ {target}" if target else "(stated)",
+        floor = med("cur", floor_key) if floor_key else None
+        row(label, fmt(m, " CPU-s/GB", 2), "-" if floor is None else f"{fmt(floor, ' CPU-s/GB', 2)} {floor_label}",
+            "-" if floor is None else fmt(ratio_of(m, floor), "x", 2), f"≤ {target}" if target else "(stated)",
             None if m is None or not target else m <= target, prev(fmt(med("base", f"{key}.cpu"), "", 2)))
 
     fio_w = "fio O_DIRECT write qd4 1 MiB"
@@ -97,10 +100,13 @@ def main():
     tput("p8", "produce acks=1, 8 partitions, all shards", wc, fio_w, 0.9)
     cpu("p8", "... broker CPU per GB", None)
     tput("all256", "produce acks=all, 1 partition, 256 KB batches", wc, fio_w, 0.7)
+    tput("all256", "... the same against a serial write-then-sync loop", s1m,
+         "raw 1 MiB O_DIRECT pwrite+fdatasync loop", None)
     tput("all64", "produce acks=all, 1 partition, 64 KB batches", sc, "raw 64 KiB O_DIRECT pwrite+fdatasync loop", None)
     dropped = v["cur"].get("dropped", ["?"])[0]
     tput("catchup", f"catch-up consume {a.catchup} B, 1 weir-loadgen consumer (caches dropped: {dropped})", rc, fio_r, 0.9)
-    cpu("catchup", "... broker CPU per GB", 0.3)
+    cpu("catchup", "... broker CPU per GB", 0.3, "floor.read_send",
+        "floor: O_DIRECT 1 MiB reads written to a loopback socket, nothing else (`weir-loadgen read-send`)")
     tput("kcat", "catch-up to the end, kcat (librdkafka, one fetch in flight)", rc, fio_r, 0.9)
     cpu("kcat", "... broker CPU per GB", None)
 

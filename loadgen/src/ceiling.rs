@@ -121,3 +121,98 @@ pub fn sync_write(args: &SyncWriteArgs) -> io::Result<SyncWrite> {
         sync_p99_us: at(0.99),
     })
 }
+
+/// `read-send`: the least CPU a broker can spend per GB serving a catch-up read from
+/// disk. It does only what any broker must: O_DIRECT reads of `chunk_bytes` from the
+/// file, each buffer written to a loopback TCP socket; no framing, no checks. A second
+/// thread plays the consumer and discards the bytes; its CPU is not counted.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReadSendArgs {
+    /// The file to read (drop the page cache first: O_DIRECT reads bypass it anyway).
+    #[arg(long)]
+    pub file: std::path::PathBuf,
+    /// Bytes per read (a multiple of 4096).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub chunk_bytes: usize,
+}
+
+/// What one `read-send` pass measured.
+pub struct ReadSend {
+    pub bytes: u64,
+    pub bytes_per_s: f64,
+    /// The sending thread's user + system CPU seconds per 10^9 bytes.
+    pub cpu_s_per_gb: f64,
+}
+
+/// This thread's user + system CPU seconds.
+fn thread_cpu_s() -> io::Result<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is valid, writable memory for one rusage, which getrusage fills.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getrusage returned 0, so it initialised the struct.
+    let usage = unsafe { usage.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(secs(usage.ru_utime) + secs(usage.ru_stime))
+}
+
+/// Read the whole file and send it over loopback, one blocking read at a time (no
+/// read-ahead: the MB/s is below the disk's; the CPU per GB is the floor).
+pub fn read_send(args: &ReadSendArgs) -> io::Result<ReadSend> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    const ALIGN: usize = 4096;
+    if args.chunk_bytes == 0 || !args.chunk_bytes.is_multiple_of(ALIGN) {
+        return Err(io::Error::other(
+            "--chunk-bytes must be a positive multiple of 4096",
+        ));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&args.file)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let consumer = std::thread::spawn(move || -> io::Result<u64> {
+        let mut s = TcpStream::connect(addr)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
+    });
+    let (mut out, _) = listener.accept()?;
+    // O_DIRECT wants an aligned buffer: over-allocate and read into an aligned slice.
+    let mut raw = vec![0u8; args.chunk_bytes + ALIGN];
+    let skip = raw.as_ptr().align_offset(ALIGN);
+    let buf = &mut raw[skip..skip + args.chunk_bytes];
+    let (cpu0, started) = (thread_cpu_s()?, Instant::now());
+    let mut offset = 0u64;
+    loop {
+        let n = file.read_at(buf, offset)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        offset += n as u64;
+        // A short read is the end of the file (the next offset may not be aligned).
+        if n < buf.len() {
+            break;
+        }
+    }
+    let (cpu, elapsed) = (thread_cpu_s()? - cpu0, started.elapsed().as_secs_f64());
+    drop(out);
+    let read = consumer
+        .join()
+        .map_err(|_| io::Error::other("consumer thread panicked"))??;
+    assert_eq!(read, offset, "loopback lost bytes");
+    Ok(ReadSend {
+        bytes: offset,
+        bytes_per_s: offset as f64 / elapsed,
+        cpu_s_per_gb: cpu / (offset.max(1) as f64 / 1e9),
+    })
+}

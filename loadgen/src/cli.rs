@@ -61,6 +61,9 @@ pub enum Command {
     Run(WorkloadArgs),
     /// The synced-write ceiling: a raw pwrite + fdatasync loop of one block size.
     SyncWrite(crate::ceiling::SyncWriteArgs),
+    /// The CPU floor of a catch-up read: O_DIRECT reads of a file written to a
+    /// loopback socket, nothing else; prints the sender's CPU seconds per GB.
+    ReadSend(crate::ceiling::ReadSendArgs),
     /// The platform's own pauses: pinned threads sleep 1 ms at a time and record how
     /// late they wake; prints the latency floor those pauses imply for a steady stream.
     Hiccup(crate::hiccup::HiccupArgs),

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use weir_loadgen::cli::{Cli, Command, CompareArgs, Mode, RunArgs, WorkloadArgs};
+use weir_loadgen::cli::{Cli, Command, CompareArgs, Mode, NullBrokerArgs, RunArgs, WorkloadArgs};
 use weir_loadgen::machine::available_cores;
 use weir_loadgen::null_broker::{NullBroker, NullBrokerConfig};
 use weir_loadgen::report::html;
@@ -16,29 +16,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => run_mode(args, Mode::Produce),
         Command::Consume(args) => run_mode(args, Mode::Consume),
         Command::E2e(args) => run_mode(args, Mode::E2e),
-        Command::NullBroker(args) => {
-            let cfg = NullBrokerConfig {
-                listen: args.listen,
-                stall_ms: args.stall_ms,
-                stall_every_ms: args.stall_every_ms,
-                default_partitions: args.default_partitions,
-                auto_topics: !args.no_auto_topics,
-                api_versions_max: args.api_versions_max,
-                produce_error_code: args.produce_error_code,
-                produce_error_count: args.produce_error_count,
-                store: args.store,
-                reorder_every: args.reorder_every,
-                serve_fetch_bytes: args.serve_fetch_bytes,
-            };
-            match NullBroker::start(cfg.clone()) {
-                Ok(b) => {
-                    eprintln!("null-broker listening on {}", b.addr());
-                    b.wait();
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&format!("cannot listen on {}: {e}", cfg.listen)),
-            }
-        }
+        Command::NullBroker(args) => null_broker(args),
         Command::TcpCeiling(args) => match weir_loadgen::ceiling::tcp_ceiling(args.duration) {
             Ok(bps) => {
                 println!(
@@ -68,6 +46,20 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&format!("sync-write failed: {e}")),
         },
+        Command::ReadSend(args) => match weir_loadgen::ceiling::read_send(&args) {
+            Ok(r) => {
+                println!(
+                    "read-send floor: {:.3} CPU-s/GB ({} B in {} B O_DIRECT reads sent over \
+                     loopback, {:.1} MB/s)",
+                    r.cpu_s_per_gb,
+                    r.bytes,
+                    args.chunk_bytes,
+                    r.bytes_per_s / 1e6
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("read-send failed: {e}")),
+        },
         Command::Hiccup(args) => match weir_loadgen::hiccup::probe(&args) {
             Ok(h) => {
                 print_hiccups(&h, args.rate);
@@ -75,6 +67,31 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&format!("hiccup failed: {e}")),
         },
+    }
+}
+
+/// `null-broker`: serve until killed.
+fn null_broker(args: NullBrokerArgs) -> ExitCode {
+    let cfg = NullBrokerConfig {
+        listen: args.listen,
+        stall_ms: args.stall_ms,
+        stall_every_ms: args.stall_every_ms,
+        default_partitions: args.default_partitions,
+        auto_topics: !args.no_auto_topics,
+        api_versions_max: args.api_versions_max,
+        produce_error_code: args.produce_error_code,
+        produce_error_count: args.produce_error_count,
+        store: args.store,
+        reorder_every: args.reorder_every,
+        serve_fetch_bytes: args.serve_fetch_bytes,
+    };
+    match NullBroker::start(cfg.clone()) {
+        Ok(b) => {
+            eprintln!("null-broker listening on {}", b.addr());
+            b.wait();
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("cannot listen on {}: {e}", cfg.listen)),
     }
 }
 

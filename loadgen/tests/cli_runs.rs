@@ -694,3 +694,40 @@ fn given_several_topics_when_consuming_should_refuse_the_flag() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--topics above 1 is for produce"), "{stderr}");
 }
+
+#[test]
+fn given_a_file_when_read_send_runs_should_send_every_byte_and_print_the_line_targets_sh_parses() {
+    let tmp = dir();
+    let file = tmp.path().join("floor.bin");
+    // Not a multiple of the read size or of a block: the last O_DIRECT read is short.
+    let len = 3 * (1 << 20) + 4096 + 100;
+    std::fs::write(&file, vec![7u8; len]).expect("writing the test file");
+    let output = output_within(
+        Command::new(BIN).args(["read-send", "--file"]).arg(&file),
+        RUN_DEADLINE,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cpu: f64 = stdout
+        .strip_prefix("read-send floor: ")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("unparsable: {stdout}"));
+    assert!(cpu >= 0.0, "{stdout}");
+    assert!(stdout.contains(&format!("({len} B in 1048576 B")), "{stdout}");
+
+    let bad = output_within(
+        Command::new(BIN)
+            .args(["read-send", "--chunk-bytes", "1000", "--file"])
+            .arg(&file),
+        RUN_DEADLINE,
+    );
+    assert!(
+        !bad.status.success(),
+        "a read size that is not a block multiple is refused"
+    );
+}
