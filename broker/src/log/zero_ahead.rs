@@ -6,10 +6,11 @@
 //! that overwrites written blocks inside the file size completes inline. Preallocating
 //! (`fallocate`) instead of writing zeros does not do: a write wholly inside an
 //! unwritten extent stays inline, but one that spans written and unwritten blocks goes
-//! to a worker, and every write here starts in the partly written last block. A partition that gets a one-record batch every few hundred ms
-//! otherwise pays a worker hand-off (and two context switches) for each of them
-//! (docs/benchmarks.md, "Zero-ahead"). The zeros ride in the same DMA write as the
-//! data, after it, so no second write and no ordering between writes is needed.
+//! to a worker, and every write here starts in the partly written last block. A
+//! partition that gets a one-record batch every few hundred ms otherwise pays a worker
+//! hand-off (and two context switches) for each of them (docs/benchmarks.md,
+//! "Zero-ahead"). The zeros ride in the same DMA write as the data, after it, so no
+//! second write and no ordering between writes is needed.
 //!
 //! Owned by the partition's appender (one per partition, on its shard). Invariants:
 //! the zeros are never part of the log: every size, position and read bound stays
@@ -27,12 +28,8 @@ use std::time::{Duration, Instant};
 
 use super::segment::BLOCK_BYTES;
 
-/// The first pad after a file is opened. 64 KiB, not 16: at 10,000 partitions a
-/// sticky-partitioned producer's ~20 KiB batches overran a 16 KiB pad on each
-/// partition's second write; with 64 KiB the broker's io-wq hand-offs over the first
-/// minute after creation fell from 36,863 to 26,249 (docs/benchmarks.md, "The first
-/// zero-ahead pad").
-pub(crate) const ZERO_AHEAD_MIN_BYTES: u64 = 64 * 1024;
+/// The first pad after a file is opened: a few one-record batches.
+pub(crate) const ZERO_AHEAD_MIN_BYTES: u64 = 16 * 1024;
 /// The largest pad: one worker hand-off per MiB of a slow partition's data.
 pub(crate) const ZERO_AHEAD_MAX_BYTES: u64 = 1024 * 1024;
 /// Writes averaging fewer appended bytes than this are small. A busy partition writes
@@ -148,28 +145,30 @@ mod tests {
     #[test]
     fn given_small_writes_when_extending_should_pad_doubling_up_to_the_max_and_not_when_overwriting() {
         set_thread_enabled(true);
-        let min = ZERO_AHEAD_MIN_BYTES as usize;
         let mut z = ZeroAhead::new(0);
-        assert_eq!(z.write_bytes(0, 4 * KIB, 1000, ROOM), 4 * KIB + min, "first pad");
-        assert_eq!(z.write_bytes(0, 4 * KIB, 1000, ROOM), 4 * KIB, "inside: no pad");
-        assert_eq!(z.write_bytes(min as u64, 4 * KIB, 1000, ROOM), 4 * KIB);
-        let position = (4 * KIB + min) as u64;
         assert_eq!(
-            z.write_bytes(position, 4 * KIB, 1000, ROOM),
-            4 * KIB + 2 * min,
-            "second: doubled"
+            z.write_bytes(0, 4 * KIB, 1000, ROOM),
+            20 * KIB,
+            "first pad: 16 KiB"
+        );
+        assert_eq!(z.write_bytes(0, 4 * KIB, 1000, ROOM), 4 * KIB, "inside: no pad");
+        assert_eq!(z.write_bytes(16 * KIB as u64, 4 * KIB, 1000, ROOM), 4 * KIB);
+        assert_eq!(
+            z.write_bytes(20 * KIB as u64, 4 * KIB, 1000, ROOM),
+            36 * KIB,
+            "second: 32 KiB"
         );
         let mut pads = Vec::new();
-        let mut position = position + (4 * KIB + 2 * min) as u64;
-        for _ in 0..6 {
+        let mut position = 56 * KIB as u64;
+        for _ in 0..8 {
             let bytes = z.write_bytes(position, 4 * KIB, 1000, ROOM);
             pads.push((bytes - 4 * KIB) / KIB);
             position += bytes as u64;
         }
         assert_eq!(
             pads,
-            [256, 512, 1020, 1020, 1020, 1020],
-            "doubling from 64 KiB, capped by the buffer"
+            [64, 128, 256, 512, 1020, 1020, 1020, 1020],
+            "capped by the buffer"
         );
     }
 
@@ -185,15 +184,14 @@ mod tests {
             position += bytes as u64;
         }
         // Only the first write, before the average knows the partition is busy.
-        assert_eq!(padded, ZERO_AHEAD_MIN_BYTES as usize);
+        assert_eq!(padded, 16 * KIB);
     }
 
     #[test]
     fn given_a_full_disk_when_a_pad_was_refused_should_pad_nothing_on_this_shard_for_a_while() {
         set_thread_enabled(true);
         let mut z = ZeroAhead::new(0);
-        let padded = 4 * KIB + ZERO_AHEAD_MIN_BYTES as usize;
-        assert_eq!(z.write_bytes(0, 4 * KIB, 1000, ROOM), padded);
+        assert_eq!(z.write_bytes(0, 4 * KIB, 1000, ROOM), 20 * KIB);
         z.disk_full(4 * KIB as u64);
         assert_eq!(
             z.write_bytes(4 * KIB as u64, 4 * KIB, 1000, ROOM),
@@ -209,7 +207,7 @@ mod tests {
         PAUSED_UNTIL.with(|p| p.set(None));
         assert_eq!(
             other.write_bytes(4 * KIB as u64, 4 * KIB, 1000, ROOM),
-            padded,
+            20 * KIB,
             "after"
         );
     }
