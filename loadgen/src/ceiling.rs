@@ -1,7 +1,9 @@
-//! The loopback TCP ceiling: 64 KiB writes through a loopback socket to a
-//! reader thread, for a few seconds. The baseline the generator is judged by
-//! (it must reach a stated fraction of this against the null broker).
-//! Plain std threads; runs alone, never alongside shards.
+//! The machine's own limits, measured without a broker, that the targets table judges
+//! Weir by: the loopback TCP ceiling (64 KiB writes through a loopback socket to a
+//! reader thread; the generator must reach a stated fraction of it against the null
+//! broker), `sync-write` (a raw pwrite + fdatasync loop, acks=all's ceiling) and
+//! `read-send` (O_DIRECT reads sent over loopback, the catch-up row's CPU floor).
+//! Plain std threads and blocking I/O; each runs alone, never alongside shards.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,22 +12,24 @@ use std::time::{Duration, Instant};
 /// The write size the requirement names: one typical batch.
 pub const WRITE_BYTES: usize = 64 << 10;
 
+/// Read `s` to its end, discarding the bytes; how many there were.
+fn drain(mut s: TcpStream) -> io::Result<u64> {
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+    }
+}
+
 /// Bytes per second (10^6 B = 1 MB) moved over loopback in `duration`.
 pub fn tcp_ceiling(duration: Duration) -> io::Result<f64> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let reader = std::thread::spawn(move || -> io::Result<u64> {
-        let (mut s, _) = listener.accept()?;
-        let mut buf = vec![0u8; 256 << 10];
-        let mut total = 0u64;
-        loop {
-            let n = s.read(&mut buf)?;
-            if n == 0 {
-                return Ok(total);
-            }
-            total += n as u64;
-        }
-    });
+    let reader = std::thread::spawn(move || -> io::Result<u64> { drain(listener.accept()?.0) });
     let mut out = TcpStream::connect(addr)?;
     out.set_nodelay(true)?;
     let chunk = vec![0x5Au8; WRITE_BYTES];
@@ -173,18 +177,7 @@ pub fn read_send(args: &ReadSendArgs) -> io::Result<ReadSend> {
         .open(&args.file)?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let consumer = std::thread::spawn(move || -> io::Result<u64> {
-        let mut s = TcpStream::connect(addr)?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = s.read(&mut buf)?;
-            if n == 0 {
-                return Ok(total);
-            }
-            total += n as u64;
-        }
-    });
+    let consumer = std::thread::spawn(move || drain(TcpStream::connect(addr)?));
     let (mut out, _) = listener.accept()?;
     // O_DIRECT wants an aligned buffer: over-allocate and read into an aligned slice.
     let mut raw = vec![0u8; args.chunk_bytes + ALIGN];

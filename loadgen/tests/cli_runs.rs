@@ -594,18 +594,22 @@ fn given_transactional_producers_when_producing_should_commit_and_abort_as_asked
     assert_eq!(u64_at(&report, "/totals/all/control_batches"), 0);
 }
 
-#[test]
-fn given_the_hiccup_probe_when_run_briefly_should_print_each_cpu_and_the_implied_floor() {
-    let output = output_within(
-        Command::new(BIN).args(["hiccup", "--duration", "300ms", "--rate", "100000"]),
-        RUN_DEADLINE,
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+/// Run a loadgen command that must succeed within `RUN_DEADLINE`; its standard output.
+fn stdout_of_success(cmd: &mut Command) -> String {
+    let output = output_within(cmd, RUN_DEADLINE);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn given_the_hiccup_probe_when_run_briefly_should_print_each_cpu_and_the_implied_floor() {
+    let stdout =
+        stdout_of_success(Command::new(BIN).args(["hiccup", "--duration", "300ms", "--rate", "100000"]));
     // One line per CPU this process may use, then the line targets.sh parses.
     let cpus = stdout.lines().filter(|l| l.starts_with("cpu ")).count();
     assert!(cpus >= 1, "{stdout}");
@@ -702,16 +706,7 @@ fn given_a_file_when_read_send_runs_should_send_every_byte_and_print_the_line_ta
     // Not a multiple of the read size or of a block: the last O_DIRECT read is short.
     let len = 3 * (1 << 20) + 4096 + 100;
     std::fs::write(&file, vec![7u8; len]).expect("writing the test file");
-    let output = output_within(
-        Command::new(BIN).args(["read-send", "--file"]).arg(&file),
-        RUN_DEADLINE,
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = stdout_of_success(Command::new(BIN).args(["read-send", "--file"]).arg(&file));
     let cpu: f64 = stdout
         .strip_prefix("read-send floor: ")
         .and_then(|s| s.split(' ').next())
