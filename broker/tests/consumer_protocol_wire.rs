@@ -461,7 +461,10 @@ fn given_consumer_group_members_when_the_broker_is_killed_and_restarted_should_k
 
 #[test]
 fn given_a_static_member_when_it_leaves_with_epoch_minus_two_and_rejoins_should_get_its_partitions_back() {
-    let broker = Broker::start(&["--shards", "2", "--group-consumer-session-timeout-ms", "3000"]);
+    // Long enough that the steps before b's leave finish inside one session on a loaded
+    // 2-vCPU CI machine: with 3 s, one run's heartbeats took 1-2 s each under a parallel
+    // build and b expired before it could leave.
+    let broker = Broker::start(&["--shards", "2", "--group-consumer-session-timeout-ms", "8000"]);
     let mut c = broker.client();
     c.create_topic("st", 4, &[]).unwrap();
     let t = topic_id(&mut c, "st");
@@ -511,7 +514,7 @@ fn given_a_static_member_when_it_leaves_with_epoch_minus_two_and_rejoins_should_
     ok(&Beat::at("sg", "member-b2", -2, None)
         .with(true, "i-b")
         .send(&mut c));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
     loop {
         let a = ok(
             &Beat::at("sg", "member-a", epoch, Some(vec![(t, a_parts.clone())]))
