@@ -171,15 +171,17 @@ ceilings() {
   echo "$rs" >>"$OUT_DIR/read-send.txt"
   put cur floor.read_send "$(echo "$rs" | grep -o '^read-send floor: [0-9.]*' | awk '{print $3}')"
   rm -f "$f"
-  local sw
-  sw=$("$LOADGEN" sync-write --file "$DATA_ROOT/sync.bin" --block-bytes 65536 --duration 5s)
-  echo "$sw" >>"$OUT_DIR/sync-write.txt"
-  put cur ceiling.sync64k "$(echo "$sw" | grep -o '^sync-write ceiling: [0-9.]*' | awk '{print $3}')"
+  sync_ceiling ceiling.sync64k 65536
   # acks=all's serial floor: each 1 MiB written, then synced, before the next (a
   # producer's 8 x 256 KiB window answered half at a time).
-  sw=$("$LOADGEN" sync-write --file "$DATA_ROOT/sync.bin" --block-bytes 1048576 --duration 5s)
+  sync_ceiling ceiling.sync1m 1048576
+}
+# sync_ceiling KEY BYTES: a raw pwrite + fdatasync loop of BYTES per sync; its MB/s as KEY.
+sync_ceiling() {
+  local sw
+  sw=$("$LOADGEN" sync-write --file "$DATA_ROOT/sync.bin" --block-bytes "$2" --duration 5s)
   echo "$sw" >>"$OUT_DIR/sync-write.txt"
-  put cur ceiling.sync1m "$(echo "$sw" | grep -o '^sync-write ceiling: [0-9.]*' | awk '{print $3}')"
+  put cur "$1" "$(echo "$sw" | grep -o '^sync-write ceiling: [0-9.]*' | awk '{print $3}')"
 }
 
 MACHINE="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, kernel $(uname -r)"

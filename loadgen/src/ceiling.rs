@@ -9,6 +9,8 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::machine::thread_cpu_seconds;
+
 /// The write size the requirement names: one typical batch.
 pub const WRITE_BYTES: usize = 64 << 10;
 
@@ -48,6 +50,39 @@ pub fn tcp_ceiling(duration: Duration) -> io::Result<f64> {
     Ok(read as f64 / elapsed)
 }
 
+/// O_DIRECT's alignment of buffers, sizes and offsets on this machine class.
+const ALIGN: usize = 4096;
+
+/// An O_DIRECT buffer: `len` bytes (a positive multiple of `ALIGN`) at an aligned
+/// address inside an over-allocated vector.
+struct AlignedBuf {
+    raw: Vec<u8>,
+    skip: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// `flag` names the option `len` came from, for the refusal.
+    fn new(len: usize, fill: u8, flag: &str) -> io::Result<Self> {
+        if len == 0 || !len.is_multiple_of(ALIGN) {
+            return Err(io::Error::other(format!(
+                "{flag} must be a positive multiple of {ALIGN}"
+            )));
+        }
+        let raw = vec![fill; len + ALIGN];
+        let skip = raw.as_ptr().align_offset(ALIGN);
+        Ok(Self { raw, skip, len })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.raw[self.skip..self.skip + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.raw[self.skip..self.skip + self.len]
+    }
+}
+
 /// `sync-write`: the synced-write ceiling a broker's acks=all path is judged by.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SyncWriteArgs {
@@ -82,22 +117,14 @@ pub struct SyncWrite {
 /// Blocking std I/O on the calling thread (a command of its own, no executor).
 pub fn sync_write(args: &SyncWriteArgs) -> io::Result<SyncWrite> {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    const ALIGN: usize = 4096;
-    if args.block_bytes == 0 || !args.block_bytes.is_multiple_of(ALIGN) {
-        return Err(io::Error::other(
-            "--block-bytes must be a positive multiple of 4096",
-        ));
-    }
+    let block = AlignedBuf::new(args.block_bytes, 0x5A, "--block-bytes")?;
+    let block = block.as_slice();
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     if !args.buffered {
         opts.custom_flags(libc::O_DIRECT);
     }
     let file = opts.open(&args.file)?;
-    // O_DIRECT wants an aligned buffer: over-allocate and write from an aligned slice.
-    let raw = vec![0x5Au8; args.block_bytes + ALIGN];
-    let skip = raw.as_ptr().align_offset(ALIGN);
-    let block = &raw[skip..skip + args.block_bytes];
     let mut syncs = Vec::new();
     let started = Instant::now();
     let mut written = 0u64;
@@ -148,29 +175,12 @@ pub struct ReadSend {
     pub cpu_s_per_gb: f64,
 }
 
-/// This thread's user + system CPU seconds.
-fn thread_cpu_s() -> io::Result<f64> {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is valid, writable memory for one rusage, which getrusage fills.
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: getrusage returned 0, so it initialised the struct.
-    let usage = unsafe { usage.assume_init() };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok(secs(usage.ru_utime) + secs(usage.ru_stime))
-}
-
 /// Read the whole file and send it over loopback, one blocking read at a time (no
 /// read-ahead: the MB/s is below the disk's; the CPU per GB is the floor).
 pub fn read_send(args: &ReadSendArgs) -> io::Result<ReadSend> {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    const ALIGN: usize = 4096;
-    if args.chunk_bytes == 0 || !args.chunk_bytes.is_multiple_of(ALIGN) {
-        return Err(io::Error::other(
-            "--chunk-bytes must be a positive multiple of 4096",
-        ));
-    }
+    let mut buf = AlignedBuf::new(args.chunk_bytes, 0, "--chunk-bytes")?;
+    let buf = buf.as_mut_slice();
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECT)
@@ -179,11 +189,7 @@ pub fn read_send(args: &ReadSendArgs) -> io::Result<ReadSend> {
     let addr = listener.local_addr()?;
     let consumer = std::thread::spawn(move || drain(TcpStream::connect(addr)?));
     let (mut out, _) = listener.accept()?;
-    // O_DIRECT wants an aligned buffer: over-allocate and read into an aligned slice.
-    let mut raw = vec![0u8; args.chunk_bytes + ALIGN];
-    let skip = raw.as_ptr().align_offset(ALIGN);
-    let buf = &mut raw[skip..skip + args.chunk_bytes];
-    let (cpu0, started) = (thread_cpu_s()?, Instant::now());
+    let (cpu0, started) = (thread_cpu_seconds(), Instant::now());
     let mut offset = 0u64;
     loop {
         let n = file.read_at(buf, offset)?;
@@ -197,7 +203,7 @@ pub fn read_send(args: &ReadSendArgs) -> io::Result<ReadSend> {
             break;
         }
     }
-    let (cpu, elapsed) = (thread_cpu_s()? - cpu0, started.elapsed().as_secs_f64());
+    let (cpu, elapsed) = (thread_cpu_seconds() - cpu0, started.elapsed().as_secs_f64());
     drop(out);
     let read = consumer
         .join()

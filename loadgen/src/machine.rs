@@ -69,10 +69,20 @@ pub fn allowed_cpus() -> std::io::Result<Vec<usize>> {
 
 /// User + system CPU seconds used so far by this process (all threads).
 pub fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is valid.
+    usage_seconds(libc::RUSAGE_SELF)
+}
+
+/// User + system CPU seconds used so far by the calling thread.
+pub fn thread_cpu_seconds() -> f64 {
+    usage_seconds(libc::RUSAGE_THREAD)
+}
+
+fn usage_seconds(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own; `who` is RUSAGE_SELF or
+    // RUSAGE_THREAD, both valid.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        libc::getrusage(who, &mut usage);
         usage
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
