@@ -190,6 +190,17 @@ pub struct ServeArgs {
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new()
               .range(crate::log::UNWRITTEN_BYTES_MIN..=crate::log::UNWRITTEN_BYTES_LIMIT))]
     pub unwritten_bytes_max: u64,
+    /// Milliseconds a partition's writer keeps a partly filled 1 MiB write buffer in
+    /// memory once no more input is queued, before writing it: a partition fed small
+    /// batches then writes a few large pieces instead of many small ones, each of which
+    /// cost an io-wq worker wake-up (docs/benchmarks.md, "The write hold"). acks=all
+    /// never waits for it (a sync that is due writes at once); an acks=1 producer can
+    /// lose this much more to a kill -9, still within `--unwritten-bytes-max`
+    /// (docs/reliability.md). 0 writes as soon as the input runs dry.
+    #[arg(long, env = "WEIR_WRITE_HOLD_MS", default_value_t = crate::log::WRITE_HOLD_MS_DEFAULT,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new()
+              .range(0..=crate::log::WRITE_HOLD_MS_LIMIT))]
+    pub write_hold_ms: u64,
     /// Sealed-segment files the broker keeps open at most, split evenly among the
     /// shards (an LRU cache per shard; reads of older segments reopen them). Active
     /// segments are open besides: one per partition (docs/operations.md, "Open files").

@@ -413,6 +413,7 @@ fn log_limits(args: &ServeArgs, catalog: &Catalog, shard_count: usize) {
     crate::log::set_fetch_verify_crc(args.fetch_verify_crc);
     crate::log::set_zero_ahead(args.zero_ahead);
     crate::log::set_unwritten_bytes_max(args.unwritten_bytes_max);
+    crate::log::set_write_hold_ms(args.write_hold_ms);
     crate::log::set_open_segment_files_limit(args.max_open_segment_files.div_ceil(shard_count));
     open_files_limit(args, catalog, shard_count);
 }

@@ -9,6 +9,8 @@
 //! flight (overlapping O_DIRECT writes have no defined order); writes complete in
 //! order, so appended >= written >= durable. Allocates per chunk (1 MiB, smaller for a
 //! partition with small writes), not per record.
+//! Input that runs dry leaves a partly filled chunk in memory for up to the write hold
+//! (`write_hold.rs`) before it is written, unless a sync is due.
 //! A partition with small writes pads a write that extends the file with zeros
 //! (`zero_ahead.rs`), so its next writes overwrite written blocks and stay off io-wq.
 
@@ -21,6 +23,7 @@ use glommio::Task;
 use super::partition::Shared;
 use super::segment::{open_log_file, short_write, sync_dir, write_index_files, BLOCK_BYTES};
 use super::txn_index;
+use super::write_hold::WriteHold;
 use super::zero_ahead::ZeroAhead;
 use super::{io_err, FlushPolicy, LogError, Offset, Position};
 
@@ -120,6 +123,7 @@ pub(crate) struct Appender {
     chunk_len: usize,
     chunk_new_bytes: u64,
     chunk_last_offset: Option<(Offset, Position)>,
+    hold: WriteHold,
     /// The partial last block already on the file; the next chunk starts with it.
     carry: Vec<u8>,
     in_flight: VecDeque<InFlight>,
@@ -156,6 +160,7 @@ impl Appender {
             chunk_len: 0,
             chunk_new_bytes: 0,
             chunk_last_offset: None,
+            hold: WriteHold::default(),
             carry: own_carry,
             in_flight: VecDeque::with_capacity(WRITES_IN_FLIGHT_MAX),
             bytes_since_sync: 0,
@@ -168,7 +173,7 @@ impl Appender {
 
     pub async fn run(mut self) -> Result<(), LogError> {
         loop {
-            self.wait_for_work().await;
+            self.wait_for_work(self.held_until()).await;
             self.shard_synced().await?;
             self.write_round().await?;
             // Out of input: reap one write at a time, so input arriving meanwhile joins
@@ -183,9 +188,12 @@ impl Appender {
                 let st = self.shared.state.borrow();
                 (st.pending.is_empty(), st.closing)
             };
-            // Write the partial chunk out when no more input is ready or a sync is due:
-            // group commit syncs as soon as the input is drained.
+            // Write the partial chunk out when no more input is ready (after the hold)
+            // or a sync is due: group commit syncs as soon as the input is drained.
             if idle || self.sync_due() || closing {
+                if idle && !closing && !self.sync_due() && self.held_until().is_some() {
+                    continue;
+                }
                 self.flush_chunk().await?;
             }
             if self.sync_due() || (closing && idle) {
@@ -197,7 +205,9 @@ impl Appender {
         }
     }
 
-    async fn wait_for_work(&self) {
+    /// Wait for input, a sync wanted, a close or shard-sync news; or, holding a chunk,
+    /// for its hold to end.
+    async fn wait_for_work(&self, held_until: Option<std::time::Instant>) {
         let ready = || {
             let st = self.shared.state.borrow();
             !st.pending.is_empty()
@@ -205,7 +215,22 @@ impl Appender {
                 || st.sync_wanted_offset > st.durable_end_offset
                 || self.shared.shard_sync.has_news()
         };
-        self.shared.writer_wake.wait_until(ready).await;
+        let woken = self.shared.writer_wake.wait_until(ready);
+        match held_until {
+            None => woken.await,
+            Some(due) => {
+                let left = due.saturating_duration_since(std::time::Instant::now());
+                futures_lite::future::or(woken, glommio::timer::sleep(left)).await;
+            }
+        }
+    }
+
+    /// Until when the partial chunk may stay in memory (`write_hold.rs`).
+    fn held_until(&self) -> Option<std::time::Instant> {
+        if self.chunk_new_bytes == 0 {
+            return None;
+        }
+        self.hold.until()
     }
 
     /// Act on the shard-wide interval sync: stop on its failure (the partition is then
@@ -269,6 +294,7 @@ impl Appender {
             let chunk = self.chunk.as_mut().expect("started above");
             let capacity = chunk.len();
             let copy_bytes = (capacity - self.chunk_len).min(rest.len());
+            self.hold.bytes_added();
             let to = &mut chunk.as_bytes_mut()[self.chunk_len..self.chunk_len + copy_bytes];
             super::stream_copy::copy(to, &rest[..copy_bytes]);
             self.chunk_len += copy_bytes;
@@ -347,6 +373,7 @@ impl Appender {
         self.chunk_position = position + (len - tail) as u64;
         self.chunk_len = 0;
         self.chunk_new_bytes = 0;
+        self.hold.written();
         if self.in_flight.len() >= WRITES_IN_FLIGHT_MAX {
             self.complete_oldest().await?;
         }

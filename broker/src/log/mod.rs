@@ -28,6 +28,7 @@ mod timestamps;
 mod txn;
 mod txn_index;
 mod wait;
+mod write_hold;
 mod zero_ahead;
 
 #[cfg(test)]
@@ -46,6 +47,8 @@ mod tests;
 mod txn_tests;
 #[cfg(test)]
 mod verify_tests;
+#[cfg(test)]
+mod write_hold_tests;
 #[cfg(test)]
 mod zero_ahead_tests;
 
@@ -68,6 +71,9 @@ pub use read_ahead::{
 pub use reader::set_verify_crc as set_fetch_verify_crc;
 pub use txn::TxnMarker;
 use weir_protocol::record_batch::BatchError;
+pub use write_hold::{
+    set_hold_ms as set_write_hold_ms, DEFAULT_MS as WRITE_HOLD_MS_DEFAULT, LIMIT_MS as WRITE_HOLD_MS_LIMIT,
+};
 pub use zero_ahead::set_enabled as set_zero_ahead;
 
 /// A Kafka record offset. Never a byte position: those are `Position`s.
