@@ -47,7 +47,7 @@ where
     let (tx, rx) = local_channel::new_bounded::<Pending>(shard.args.in_flight_max);
     let turnstile = Turnstile::new();
     let quota = Rc::new(ConnectionQuota::new(from.principal.as_deref()));
-    let writer_task = glommio::spawn_local(write_responses(rx, writer));
+    let writer_task = glommio::spawn_local(write_responses(rx, writer, how));
     loop {
         quota.unmuted().await;
         let frame = match read_frame(&mut reader, how, shard.args.frame_bytes_max).await {
@@ -123,16 +123,23 @@ fn spawn_handler(
     .detach()
 }
 
-/// Write each answer in request order until the channel or the socket closes.
-async fn write_responses<W: AsyncWrite + Unpin>(rx: local_channel::LocalReceiver<Pending>, mut writer: W) {
-    'responses: while let Some(pending) = rx.recv().await {
+/// Write each answer in request order until the channel or the socket closes (on
+/// plain TCP each answer's parts in one `sendmsg`, `frame_write.rs`).
+async fn write_responses<W: AsyncWrite + Unpin>(
+    rx: local_channel::LocalReceiver<Pending>,
+    mut writer: W,
+    how: BodyRead,
+) {
+    let mut gather = super::frame_write::Gather::default();
+    while let Some(pending) = rx.recv().await {
         let Some(Some(parts)) = pending.await else {
             continue;
         };
-        for part in parts {
-            if writer.write_all(&part).await.is_err() {
-                break 'responses;
-            }
+        if super::frame_write::write_parts(&mut writer, how, &parts, &mut gather)
+            .await
+            .is_err()
+        {
+            break;
         }
     }
     let _ = writer.close().await;

@@ -7,6 +7,7 @@
 pub mod connection;
 pub mod dispatch;
 pub mod frame_read;
+pub mod frame_write;
 pub mod listener;
 pub mod metrics;
 pub mod sasl;
