@@ -286,6 +286,7 @@ impl Appender {
     }
 
     async fn copy_batch(&mut self, bytes: &[u8], last_offset: Offset) -> Result<(), LogError> {
+        self.hold.batch_taken();
         let mut rest = bytes;
         while !rest.is_empty() {
             if self.chunk.is_none() {
