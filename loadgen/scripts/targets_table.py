@@ -107,8 +107,9 @@ def main():
     tput("catchup", f"catch-up consume {a.catchup} B, 1 weir-loadgen consumer (caches dropped: {dropped})", rc, fio_r, 0.9)
     cpu("catchup", "... broker CPU per GB", 0.3, "floor.read_send",
         "floor: O_DIRECT 1 MiB reads written to a loopback socket, nothing else (`weir-loadgen read-send`)")
-    tput("kcat", "catch-up to the end, kcat (librdkafka, one fetch in flight)", rc, fio_r, 0.9)
+    tput("kcat", "catch-up to the end, kcat (librdkafka, one fetch in flight, -c every record)", rc, fio_r, 0.9)
     cpu("kcat", "... broker CPU per GB", None)
+    tput("kcat_e", "... kcat -e (exits after an empty fetch, held fetch.wait.max.ms = 500 ms)", rc, fio_r, None)
 
     for key, label, lim, strict in (("e2e1.p99", "e2e p99, 1 partition, 100k rec/s, linger 1 ms (worst run)", 1.5, False),
                                     ("e2e1.p9999", "e2e p99.99, same runs (worst run)", 5.0, True)):
