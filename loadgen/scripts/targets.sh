@@ -246,6 +246,17 @@ if want catchup; then
     put "$build" kcat_e.mbps "$(calc "$n * 1024 / ($t1 - $t0) / 1e6")"
     put "$build" kcat_e.records "$n"
   done
+  # The client's own ceiling: the same consumer (one connection, one fetch in flight,
+  # 8 MiB per partition) against the null broker answering every Fetch with pre-built
+  # records at once: no disk, no log. One loadgen consumer cannot read faster than this
+  # from any broker on this machine, whatever the disk does.
+  note "catch-up client ceiling: one consumer against the null broker's pre-built answers"
+  stop_weir
+  null_up --serve-fetch-bytes $(( 8 << 20 ))
+  "$LOADGEN" consume --bootstrap "$BOOT" --topic catchup --partitions 8 --consumers 1 --duration "$(q 5s 3s)" \
+    --quiet --report-json "$OUT_DIR/catchup-client.json" >/dev/null
+  put floor catchup.client "$(json "$OUT_DIR/catchup-client.json" 'r["throughput"]["consume"]["payload_mb_per_s"]')"
+  null_down
 fi
 
 # --- end-to-end latency: 1 partition at 100k rec/s (E2E_RUNS runs); 8 at half the max ---
@@ -303,6 +314,9 @@ if want e2e; then
   "$LOADGEN" run loadgen/workloads/e2e-half.toml --rate "$half" --bootstrap "$BOOT" "${common[@]}" --quiet \
     --report-json "$f" >/dev/null
   put floor e2e8.p99 "$(json "$f" 'r["latency"]["e2e"]["p99_us"]/1e3')"
+  # A p50 far above the target means the null broker fell behind at this rate (it is
+  # one thread; Weir's two shards carry more end to end): the table then states no floor.
+  put floor e2e8.p50 "$(json "$f" 'r["latency"]["e2e"]["p50_us"]/1e3')"
   null_down
   for build in "${BUILDS[@]}"; do
     note "e2e 8 partitions at $half rec/s, $build"

@@ -59,6 +59,8 @@ struct PartitionCursor {
     /// Fetch is in flight.
     fetch_offset: i64,
     end_offset: i64,
+    /// The last answer held records for this partition (see `advance_fetch_offsets`).
+    served: bool,
     /// --check-order: the highest sequence number seen per producer id (few
     /// producers write to one partition, so a short list).
     last_seq: Vec<(u32, u64)>,
@@ -115,6 +117,7 @@ pub async fn run_consumer(ctx: Rc<ShardCtx>, plan: TaskPlan) {
             next_offset: plan.start_offsets[i],
             fetch_offset: plan.start_offsets[i],
             end_offset: plan.end_offsets.get(i).copied().unwrap_or(i64::MAX),
+            served: false,
             last_seq: Vec::new(),
         };
         match by_leader.iter_mut().find(|(l, _)| *l == leader) {
@@ -263,11 +266,15 @@ async fn fetch_loop(
 }
 
 /// Move each cursor's fetch position past the batches `response` holds for
-/// it; false (nothing moved) when any partition has an error.
+/// it, then the partitions that got records to the end of the next request;
+/// false (nothing moved) when any partition has an error.
 fn advance_fetch_offsets(response: &FetchResponse, cursors: &mut [PartitionCursor]) -> bool {
     let parts = || response.responses.iter().flat_map(|t| t.partitions.iter());
     if parts().any(|p| p.error_code != 0) {
         return false;
+    }
+    for c in cursors.iter_mut() {
+        c.served = false;
     }
     for p in parts() {
         let Some(cursor) = cursors.iter_mut().find(|c| c.partition == p.partition_index) else {
@@ -278,10 +285,24 @@ fn advance_fetch_offsets(response: &FetchResponse, cursors: &mut [PartitionCurso
             if let Ok(h) = record_batch::header(&records[range]) {
                 let last = h.base_offset.get() + i64::from(h.last_offset_delta.get());
                 cursor.fetch_offset = cursor.fetch_offset.max(last + 1);
+                cursor.served = true;
             }
         }
     }
+    rotate_served_to_end(cursors);
     true
+}
+
+/// A broker fills a Fetch answer in request order until the request's max_bytes
+/// (Kafka's broker caps it at 55 MiB, and so does Weir): with a fixed order the
+/// partitions at the end get nothing while the ones before them have data, and
+/// are read only once those run dry. As Kafka's Java consumer and librdkafka do
+/// (KIP-74), the partitions that got records go to the end of the next request,
+/// in their order; those left empty go first. Measured: 8 partitions asking 8 MiB
+/// each, one shard: the last partition got nothing for 45 answers in a row.
+fn rotate_served_to_end(cursors: &mut [PartitionCursor]) {
+    // Stable: each group keeps its order.
+    cursors.sort_by_key(|c| c.served);
 }
 
 fn fetch_error(conn: &Connection, code: i16) -> ClientError {
@@ -441,6 +462,28 @@ mod tests {
             check_order(&mut last, Some(&stamped(p, s)), &mut counts);
         }
         counts
+    }
+
+    fn cursor(partition: i32, served: bool) -> PartitionCursor {
+        PartitionCursor {
+            partition,
+            next_offset: 0,
+            fetch_offset: 0,
+            end_offset: 100,
+            served,
+            last_seq: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn given_an_answer_that_left_partitions_empty_when_rotating_should_ask_for_them_first() {
+        let mut cursors: Vec<_> = [(0, true), (1, true), (2, false), (3, true), (4, false)]
+            .into_iter()
+            .map(|(p, s)| cursor(p, s))
+            .collect();
+        rotate_served_to_end(&mut cursors);
+        let order: Vec<i32> = cursors.iter().map(|c| c.partition).collect();
+        assert_eq!(order, vec![2, 4, 0, 1, 3]);
     }
 
     #[test]
