@@ -508,7 +508,17 @@ async fn read_once(
             out.push(r);
             continue;
         }
-        match log.read_with(p.offset, limit, path).await {
+        // Once a partition has answered, a later one's batch over what is left
+        // of the budget would be cut from the answer (as Kafka, only the first
+        // partition with data may exceed it): a fitting read returns nothing for
+        // it and keeps its read ahead for the next fetch.
+        let fitting = limit < p.max_bytes && budget < max_bytes;
+        let read = if fitting {
+            log.read_fitting(p.offset, limit, path).await
+        } else {
+            log.read_with(p.offset, limit, path).await
+        };
+        match read {
             Ok(read) => {
                 r.high_watermark = Some(read.high_watermark);
                 r.log_start_offset = Some(read.log_start_offset);

@@ -139,6 +139,32 @@ impl ReadAheads {
         crate::metrics::with(|m| m.read_ahead_started());
     }
 
+    /// A read taken and not used (a fitting read found its first batch too
+    /// large): back as a ready slot, with its share of the budget, for the next
+    /// read at `next_offset`. Dropped instead if the partition's slots filled
+    /// up meanwhile.
+    pub fn put_back(
+        &self,
+        segment_base_offset: Offset,
+        next_offset: Offset,
+        start: Position,
+        buf: ReadResult,
+        reserved: Reservation,
+    ) {
+        let mut slots = self.slots.borrow_mut();
+        if slots.len() >= SLOTS {
+            return;
+        }
+        let task = glommio::spawn_local(async move { Ok(buf) }).detach();
+        slots.push(Slot {
+            segment_base_offset,
+            next_offset,
+            start,
+            task: Some(task),
+            reserved,
+        });
+    }
+
     pub fn hit(&self) {
         self.hits.set(self.hits.get() + 1);
         crate::metrics::with(|m| m.read_ahead_hit());

@@ -90,6 +90,31 @@ impl PartitionLog {
         max_bytes: usize,
         path: FileReadPath,
     ) -> Result<ReadResult, LogError> {
+        self.read_bounded(offset, max_bytes, path, true).await
+    }
+
+    /// `read_with`, but no batches at all when the first one is larger than
+    /// `max_bytes`, and then the read ahead it came from stays for the next
+    /// read. For a fetch's later partitions, whose batch would be cut from the
+    /// answer anyway (Kafka returns an oversized batch only in the first
+    /// partition with data): taking the read ahead for it would leave the next
+    /// fetch at that offset to read the disk again.
+    pub async fn read_fitting(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        path: FileReadPath,
+    ) -> Result<ReadResult, LogError> {
+        self.read_bounded(offset, max_bytes, path, false).await
+    }
+
+    async fn read_bounded(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        path: FileReadPath,
+        at_least_one: bool,
+    ) -> Result<ReadResult, LogError> {
         let (plan, mut result) = {
             let st = self.shared.state.borrow();
             let (start, end) = (st.log_start_offset(), st.next_offset);
@@ -111,6 +136,9 @@ impl PartitionLog {
                 return Ok(result);
             }
             if let Some(batches) = st.cache.read(offset, max_bytes) {
+                if !at_least_one && batches.first().is_some_and(|b| b.len() > max_bytes) {
+                    return Ok(result);
+                }
                 result.batches = batches;
                 crate::metrics::with(|m| m.read_served(true));
                 return Ok(result);
@@ -138,16 +166,24 @@ impl PartitionLog {
         let interval = self.shared.config().index_interval_bytes as usize;
         let window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
         let ahead = match self.read_aheads.take(plan.segment_base_offset, offset) {
-            Some(slot) => from_read_ahead(slot, &plan, offset, max_bytes, path).await?,
+            Some(slot) => {
+                let keep = (!at_least_one).then_some(&self.read_aheads);
+                from_read_ahead(slot, &plan, offset, max_bytes, path, keep).await?
+            }
             None => None,
         };
         let read = match ahead {
-            Some(read) => {
+            Some(Ahead::Kept) => return Ok(result),
+            Some(Ahead::Read(read)) => {
                 self.read_aheads.hit();
                 read
             }
             None => read_file(&plan, offset, max_bytes, window, path).await?,
         };
+        if !at_least_one && read.batches.iter().map(Bytes::len).sum::<usize>() > max_bytes {
+            // One batch, over the bound: not returned, and nothing read ahead past it.
+            return Ok(result);
+        }
         if let Some(last) = read.batches.last() {
             let h = header(last)?;
             let next = Offset(h.base_offset.get()).plus(h.last_offset_delta.get()).next();
@@ -237,31 +273,45 @@ struct FileRead {
     end: Position,
 }
 
+/// What a read ahead gave a read.
+enum Ahead {
+    Read(FileRead),
+    /// Its first batch is over a fitting read's bound: given back to `keep`.
+    Kept,
+}
+
 /// The batches for `offset` from a read started ahead, or `None` when it
-/// failed or holds no whole batch for them (a direct read then decides).
+/// failed or holds no whole batch for them (a direct read then decides). With
+/// `keep` (a fitting read), a first batch over `max_bytes` gives the read ahead
+/// back to it, ready, for the next read at `offset`.
 async fn from_read_ahead(
     slot: super::read_ahead::Slot,
     plan: &FilePlan,
     offset: Offset,
     max_bytes: usize,
     path: FileReadPath,
-) -> Result<Option<FileRead>, LogError> {
-    let start = slot.start;
+    keep: Option<&super::read_ahead::ReadAheads>,
+) -> Result<Option<Ahead>, LogError> {
+    let (start, segment_base_offset, next_offset) = (slot.start, slot.segment_base_offset, slot.next_offset);
     let Some((buf, reserved)) = slot.bytes().await else {
         return Ok(None);
     };
     let Ok(Scan::Found(range)) = scan(&buf, offset, max_bytes) else {
         return Ok(None);
     };
+    if let Some(aheads) = keep.filter(|_| range.len() > max_bytes) {
+        aheads.put_back(segment_base_offset, next_offset, start, buf, reserved);
+        return Ok(Some(Ahead::Kept));
+    }
     let region_start = start + range.start as u64;
     let end = start + range.end as u64;
     let whole = region(buf, Some(reserved), range, path);
     let (batches, contiguous) = split_batches(whole, plan, region_start)?;
-    Ok(Some(FileRead {
+    Ok(Some(Ahead::Read(FileRead {
         batches,
         contiguous,
         end,
-    }))
+    })))
 }
 
 async fn read_file(

@@ -160,6 +160,49 @@ fn given_every_append_policy_when_appending_should_become_durable_without_waiter
 }
 
 #[test]
+fn given_a_read_ahead_when_a_fitting_read_finds_its_batch_too_large_should_keep_it_for_the_next_read() {
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let log = PartitionLog::open(path, small_config()).await.expect("open");
+        let appended = append_many(&log, 60, 700).await;
+        log.flush().await.expect("flush");
+        let first = log.read(Offset(0), 10).await.expect("read");
+        assert!(!first.from_cache, "old data comes from the file");
+        assert_eq!(first.batches, vec![appended[0].clone()]);
+        let next = offsets_of(&appended[1..2])[0];
+        let (hits, held) = (log.read_aheads.hits(), super::read_ahead::used_bytes());
+        assert!(held > 0, "the file read started a read-ahead");
+        // 10 bytes: the batch at `next` does not fit. Nothing comes back, and the
+        // read ahead stays, its bytes still held.
+        let fitting = log
+            .read_fitting(Offset(next), 10, FileReadPath::Copy)
+            .await
+            .expect("fitting read");
+        assert!(fitting.batches.is_empty(), "an oversized batch is not returned");
+        assert_eq!(log.read_aheads.hits(), hits);
+        assert_eq!(super::read_ahead::used_bytes(), held, "the read ahead is kept");
+        // The next read at `next` takes it (a hit), and returns the batch in order.
+        let again = log.read(Offset(next), 10).await.expect("read");
+        assert_eq!(again.batches, vec![appended[1].clone()]);
+        assert_eq!(
+            log.read_aheads.hits(),
+            hits + 1,
+            "served from the kept read ahead"
+        );
+        // A fitting read with room returns what fits, as a plain read would.
+        let after = offsets_of(&appended[2..3])[0];
+        let roomy = log
+            .read_fitting(Offset(after), 1 << 20, FileReadPath::Copy)
+            .await
+            .expect("read");
+        assert_eq!(roomy.batches.first(), Some(&appended[2]));
+        log.close().await.expect("close");
+        assert_eq!(super::read_ahead::used_bytes(), 0);
+    });
+}
+
+#[test]
 fn given_small_segments_when_appending_should_roll_read_old_data_from_file_and_reopen_cleanly() {
     let dir = data_dir();
     let path = dir.path().join("p0");
