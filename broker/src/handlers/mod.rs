@@ -22,6 +22,7 @@ pub mod describe_producers;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
+mod fetch_budget;
 pub mod group_offsets;
 pub mod groups;
 pub mod list_offsets;

@@ -163,26 +163,47 @@ impl PartitionLog {
         let plan = self.plan_file(plan, offset).await?;
         result.from_cache = false;
         crate::metrics::with(|m| m.read_served(false));
+        if let Some(read) = self
+            .read_segment(&plan, offset, max_bytes, path, at_least_one)
+            .await?
+        {
+            result.batches = read.batches;
+            result.contiguous = read.contiguous;
+        }
+        Ok(result)
+    }
+
+    /// The file part of a read: from the read ahead at `offset` if there is one,
+    /// else directly; then the next read ahead. `None`: a fitting read's first
+    /// batch was over `max_bytes`.
+    async fn read_segment(
+        &self,
+        plan: &FilePlan,
+        offset: Offset,
+        max_bytes: usize,
+        path: FileReadPath,
+        at_least_one: bool,
+    ) -> Result<Option<FileRead>, LogError> {
         let interval = self.shared.config().index_interval_bytes as usize;
         let window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
         let ahead = match self.read_aheads.take(plan.segment_base_offset, offset) {
             Some(slot) => {
                 let keep = (!at_least_one).then_some(&self.read_aheads);
-                from_read_ahead(slot, &plan, offset, max_bytes, path, keep).await?
+                from_read_ahead(slot, plan, offset, max_bytes, path, keep).await?
             }
             None => None,
         };
         let read = match ahead {
-            Some(Ahead::Kept) => return Ok(result),
+            Some(Ahead::Kept) => return Ok(None),
             Some(Ahead::Read(read)) => {
                 self.read_aheads.hit();
                 read
             }
-            None => read_file(&plan, offset, max_bytes, window, path).await?,
+            None => read_file(plan, offset, max_bytes, window, path).await?,
         };
         if !at_least_one && read.batches.iter().map(Bytes::len).sum::<usize>() > max_bytes {
             // One batch, over the bound: not returned, and nothing read ahead past it.
-            return Ok(result);
+            return Ok(None);
         }
         if let Some(last) = read.batches.last() {
             let h = header(last)?;
@@ -190,9 +211,7 @@ impl PartitionLog {
             let len = (plan.end_position - read.end).min(window as u64) as usize;
             (self.read_aheads).start(plan.file.clone(), plan.segment_base_offset, next, read.end, len);
         }
-        result.batches = read.batches;
-        result.contiguous = read.contiguous;
-        Ok(result)
+        Ok(Some(read))
     }
 
     /// Give the plan its file: a sealed segment's from the shard's cache, opened on a
