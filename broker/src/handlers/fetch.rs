@@ -27,9 +27,10 @@ use crate::log::producers::AbortedTxn;
 use crate::log::{FileReadPath, Offset, PartitionLog};
 use crate::quota::{ConnectionQuota, QuotaKind};
 use crate::shard::router::{owner_of, split_by_owner};
-use crate::shard::{fan_out, Task};
+use crate::shard::Task;
 
-use super::fetch_budget::{owner_budget, trim_to_max_bytes};
+use super::fetch_budget::trim_to_max_bytes;
+use super::fetch_owners::fetch_everywhere;
 
 #[derive(Debug, Clone, Copy)]
 pub struct FetchWait {
@@ -66,6 +67,9 @@ pub struct FetchPartResult {
     /// `batches` as one buffer when the log read them back to back (file
     /// reads): sent as is, no concatenation.
     pub contiguous: Option<Bytes>,
+    /// Records were there, but the first batch was over the bytes this owner
+    /// had left, so none came back (see `Fetch::may_lead`).
+    pub unfit: bool,
 }
 
 impl FetchPartResult {
@@ -81,6 +85,10 @@ pub struct Fetch {
     /// The shard that asked: the DMA read path only for its own answers, since
     /// a DMA read buffer must be dropped on the shard that read it.
     pub origin: usize,
+    /// This shard owns the request's first partition: its first partition with
+    /// data may return a batch over its bytes (KIP-74). Other owners return
+    /// only batches that fit their share, so nothing read is cut from the answer.
+    pub may_lead: bool,
 }
 
 /// The request's topics in the client's order (name, id, partitions with
@@ -257,106 +265,6 @@ fn concat(batches: Vec<Bytes>, count: usize) -> Bytes {
     }
 }
 
-async fn fetch_everywhere(
-    shard: &Rc<ShardContext>,
-    wait: FetchWait,
-    work: Vec<Vec<FetchPart>>,
-) -> Vec<FetchPartResult> {
-    let owners: Vec<usize> = work
-        .iter()
-        .enumerate()
-        .filter(|(_, w)| !w.is_empty())
-        .map(|(s, _)| s)
-        .collect();
-    if owners.len() <= 1 {
-        // The common case (zero-hop routing): one owner waits for its own data.
-        return call_owners(shard, wait, work).await;
-    }
-    // Several owners: first read everywhere without waiting; if that is not
-    // enough, let each owner wait, and answer when the first one has data,
-    // re-reading the others without waiting.
-    let now = FetchWait {
-        max_wait_ms: 0,
-        ..wait
-    };
-    let first = call_owners(shard, now, work.clone()).await;
-    let total: usize = first.iter().map(FetchPartResult::bytes).sum();
-    if total >= wait.min_bytes || wait.max_wait_ms == 0 {
-        return first;
-    }
-    let waited = wait_for_any(shard, wait, work.clone()).await;
-    if waited.iter().map(FetchPartResult::bytes).sum::<usize>() == 0 {
-        return waited;
-    }
-    call_owners(shard, now, work).await
-}
-
-/// Long-poll every owner and return as soon as any returns data (or all time out).
-async fn wait_for_any(
-    shard: &Rc<ShardContext>,
-    wait: FetchWait,
-    work: Vec<Vec<FetchPart>>,
-) -> Vec<FetchPartResult> {
-    let (tx, rx) = glommio::channels::local_channel::new_bounded(work.len().max(1));
-    let tx = Rc::new(tx);
-    let mut tasks = Vec::new();
-    let mut expected = 0;
-    for (owner, parts) in work.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-        let mut one: Vec<Vec<FetchPart>> = (0..shard.count).map(|_| Vec::new()).collect();
-        one[owner] = parts;
-        let (shard, tx) = (shard.clone(), tx.clone());
-        expected += 1;
-        tasks.push(glommio::spawn_local(async move {
-            let r = call_owners(&shard, wait, one).await;
-            let _ = tx.send(r).await;
-        }));
-    }
-    drop(tx);
-    let mut merged = Vec::new();
-    for _ in 0..expected {
-        let Some(r) = rx.recv().await else { break };
-        let has_data = r.iter().any(|p| p.bytes() > 0);
-        merged.extend(r);
-        if has_data {
-            break; // dropping `tasks` cancels the other waits
-        }
-    }
-    drop(tasks);
-    merged
-}
-
-async fn call_owners(
-    shard: &Rc<ShardContext>,
-    wait: FetchWait,
-    work: Vec<Vec<FetchPart>>,
-) -> Vec<FetchPartResult> {
-    let origin = shard.id;
-    let asked = |parts: &[FetchPart]| {
-        parts
-            .iter()
-            .map(|p| p.max_bytes.min(wait.max_bytes))
-            .sum::<usize>()
-    };
-    let all_asked: usize = work.iter().map(|parts| asked(parts)).sum();
-    let answers = fan_out(shard, work, |parts| {
-        let max_bytes = owner_budget(asked(&parts), all_asked, wait.max_bytes);
-        Fetch {
-            wait: FetchWait { max_bytes, ..wait },
-            parts,
-            origin,
-        }
-    })
-    .await;
-    let mut out = Vec::new();
-    for (owner, answer) in answers {
-        match answer {
-            Ok(parts) => out.extend(parts),
-            Err(e) => tracing::warn!(owner, error = %e, "fetch forward failed"),
-        }
-    }
-    out
-}
-
 impl Task<ShardContext> for Fetch {
     type Output = Vec<FetchPartResult>;
 
@@ -364,7 +272,12 @@ impl Task<ShardContext> for Fetch {
     /// until min_bytes are available or max_wait passes: an append wakes only
     /// the fetches that read its partition.
     async fn run(self, shard: Rc<ShardContext>) -> Vec<FetchPartResult> {
-        let Fetch { wait, parts, origin } = self;
+        let Fetch {
+            wait,
+            parts,
+            origin,
+            may_lead,
+        } = self;
         let path = if origin == shard.id {
             shard.args.fetch_read_path
         } else {
@@ -376,7 +289,7 @@ impl Task<ShardContext> for Fetch {
             // is not missed.
             let stop = shard.stop_event.listen();
             let data = DataListeners::new(&shard, &parts);
-            let results = read_once(&shard, wait.max_bytes, &parts, path).await;
+            let results = read_once(&shard, wait.max_bytes, may_lead, &parts, path).await;
             let total: usize = results.iter().map(FetchPartResult::bytes).sum();
             let errored = results.iter().any(|r| r.error_code != 0);
             let now = Instant::now();
@@ -440,6 +353,7 @@ impl std::future::Future for DataListeners {
 async fn read_once(
     shard: &ShardContext,
     max_bytes: usize,
+    may_lead: bool,
     parts: &[FetchPart],
     path: FileReadPath,
 ) -> Vec<FetchPartResult> {
@@ -470,11 +384,11 @@ async fn read_once(
             out.push(r);
             continue;
         }
-        // Once a partition has answered, a later one's batch over what is left
-        // of the budget would be cut from the answer (as Kafka, only the first
-        // partition with data may exceed it): a fitting read returns nothing for
-        // it and keeps its read ahead for the next fetch.
-        let fitting = limit < p.max_bytes && budget < max_bytes;
+        // Only the request's first partition with data may return a batch over
+        // what is left of the bytes (KIP-74); any other would be cut from the
+        // answer, so a fitting read returns nothing for it and keeps its read
+        // ahead for the next fetch.
+        let fitting = limit < p.max_bytes && !(may_lead && budget == max_bytes);
         let read = if fitting {
             log.read_fitting(p.offset, limit, path).await
         } else {
@@ -484,6 +398,7 @@ async fn read_once(
             Ok(read) => {
                 r.high_watermark = Some(read.high_watermark);
                 r.log_start_offset = Some(read.log_start_offset);
+                r.unfit = fitting && read.batches.is_empty();
                 r.batches = read.batches;
                 r.contiguous = read.contiguous;
                 if p.read_committed {

@@ -23,6 +23,7 @@ pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
 mod fetch_budget;
+mod fetch_owners;
 pub mod group_offsets;
 pub mod groups;
 pub mod list_offsets;

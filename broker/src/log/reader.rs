@@ -208,7 +208,12 @@ impl PartitionLog {
         if let Some(last) = read.batches.last() {
             let h = header(last)?;
             let next = Offset(h.base_offset.get()).plus(h.last_offset_delta.get()).next();
-            let len = (plan.end_position - read.end).min(window as u64) as usize;
+            // At least what this read returned (plus the index's slack): a read
+            // held to a small share of a fetch's bytes still returns a whole batch,
+            // and a read ahead smaller than the next batch would be no use.
+            let returned: usize = read.batches.iter().map(Bytes::len).sum();
+            let ahead = window.max(returned.saturating_add(2 * interval));
+            let len = (plan.end_position - read.end).min(ahead as u64) as usize;
             (self.read_aheads).start(plan.file.clone(), plan.segment_base_offset, next, read.end, len);
         }
         Ok(Some(read))
