@@ -133,7 +133,9 @@ def main():
                 f"runs where the target is below this floor: {over} of {len(probes)}", None, "-")
     m, floor = med("cur", "e2e8.p99"), med("floor", "e2e8.p99")
     floor_p50 = med("floor", "e2e8.p50")
-    behind = floor_p50 is not None and floor_p50 > 100
+    # A "floor" far above the target is the null broker falling behind at this rate
+    # (seen: p50 867 ms; and p50 0.8 ms with p99 713 ms), not a floor.
+    behind = (floor_p50 is not None and floor_p50 > 100) or (floor is not None and floor > 100)
     r = None if behind else ratio_of(m, floor)
     row(f"e2e p99, 8 partitions at {fmt(med('cur', 'e2e8.rate'), ' rec/s', 0)} (50% of the e2e max, "
         f"{fmt(med('cur', 'e2e8.max'), ' rec/s', 0)})", fmt(m, " ms", 2),
