@@ -36,7 +36,7 @@ pub(super) async fn fetch_everywhere(
         max_wait_ms: 0,
         ..wait
     };
-    let first = read_everywhere_now(shard, now, work.clone()).await;
+    let first = read_everywhere_now(shard, now, &work).await;
     let total: usize = first.iter().map(FetchPartResult::bytes).sum();
     if total >= wait.min_bytes || wait.max_wait_ms == 0 {
         return first;
@@ -45,7 +45,7 @@ pub(super) async fn fetch_everywhere(
     if waited.iter().map(FetchPartResult::bytes).sum::<usize>() == 0 {
         return waited;
     }
-    read_everywhere_now(shard, now, work).await
+    read_everywhere_now(shard, now, &work).await
 }
 
 /// Which owners' first partition with data may return a batch over the bytes
@@ -67,11 +67,12 @@ enum Lead {
 async fn read_everywhere_now(
     shard: &Rc<ShardContext>,
     now: FetchWait,
-    work: Vec<Vec<FetchPart>>,
+    work: &[Vec<FetchPart>],
 ) -> Vec<FetchPartResult> {
-    let first = call_owners(shard, now, work.clone(), Lead::First).await;
+    // Borrowed, and copied for each call: the second call is rare.
+    let first = call_owners(shard, now, work.to_vec(), Lead::First).await;
     if first.iter().all(|r| r.bytes() == 0) && first.iter().any(|r| r.unfit) {
-        return call_owners(shard, now, work, Lead::Every).await;
+        return call_owners(shard, now, work.to_vec(), Lead::Every).await;
     }
     first
 }

@@ -201,7 +201,8 @@ impl PartitionLog {
             }
             None => read_file(plan, offset, max_bytes, window, path).await?,
         };
-        if !at_least_one && read.batches.iter().map(Bytes::len).sum::<usize>() > max_bytes {
+        let returned: usize = read.batches.iter().map(Bytes::len).sum();
+        if !at_least_one && returned > max_bytes {
             // One batch, over the bound: not returned, and nothing read ahead past it.
             return Ok(None);
         }
@@ -211,7 +212,6 @@ impl PartitionLog {
             // At least what this read returned (plus the index's slack): a read
             // held to a small share of a fetch's bytes still returns a whole batch,
             // and a read ahead smaller than the next batch would be no use.
-            let returned: usize = read.batches.iter().map(Bytes::len).sum();
             let ahead = window.max(returned.saturating_add(2 * interval));
             let len = (plan.end_position - read.end).min(ahead as u64) as usize;
             (self.read_aheads).start(plan.file.clone(), plan.segment_base_offset, next, read.end, len);
