@@ -389,11 +389,9 @@ async fn read_once(
         // answer, so a fitting read returns nothing for it and keeps its read
         // ahead for the next fetch.
         let fitting = limit < p.max_bytes && !(may_lead && budget == max_bytes);
-        let read = if fitting {
-            log.read_fitting(p.offset, limit, path).await
-        } else {
-            log.read_with(p.offset, limit, path).await
-        };
+        // Reads ahead as if the next fetches give this partition its own max.
+        let ahead = p.max_bytes.min(max_bytes);
+        let read = log.read_for_fetch(p.offset, limit, ahead, path, fitting).await;
         match read {
             Ok(read) => {
                 r.high_watermark = Some(read.high_watermark);

@@ -69,6 +69,14 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
+    /// The last entry whose position is over `after` and at most `at_most`: the
+    /// furthest batch start the index knows in that range.
+    pub fn last_between(&self, after: u64, at_most: u64) -> Option<IndexEntry> {
+        let count = self.entries.partition_point(|e| u64::from(e.position) <= at_most);
+        let e = *self.entries.get(count.checked_sub(1)?)?;
+        (u64::from(e.position) > after).then_some(e)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -223,6 +231,24 @@ mod tests {
         assert_eq!(index.lookup(10).position, 4100);
         assert_eq!(index.lookup(19).position, 4100);
         assert_eq!(index.lookup(1000).position, 8300);
+    }
+
+    #[test]
+    fn given_sparse_entries_when_asking_for_the_last_batch_start_in_a_range_should_return_it_or_none() {
+        let index = index_of(&[(10, 4100), (20, 8300), (30, 12400)]);
+        assert_eq!(index.last_between(0, 9000).map(|e| e.relative_offset), Some(20));
+        assert_eq!(index.last_between(0, 8300).map(|e| e.relative_offset), Some(20));
+        assert_eq!(
+            index.last_between(4100, 8299),
+            None,
+            "nothing past 4100 up to 8299"
+        );
+        assert_eq!(index.last_between(0, 4099), None);
+        assert_eq!(
+            index.last_between(8300, 1 << 40).map(|e| e.relative_offset),
+            Some(30)
+        );
+        assert_eq!(index.last_between(12400, 1 << 40), None);
     }
 
     #[test]

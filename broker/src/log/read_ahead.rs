@@ -4,6 +4,13 @@
 //! read that could have started while the previous answer was on its way.
 //! After a file read returns batches ending at offset N, the bytes that follow
 //! are read in the background; the next read at N takes them if they are there.
+//! A read ahead ends on the last batch start the offset index knows within the
+//! bytes the next read is expected to take, so that read takes all of it; a
+//! read that takes less (its fetch gave it a smaller share) leaves the rest as
+//! a ready slot for the read after it, instead of dropping bytes the disk
+//! already delivered. One read ahead per reader: two (each read taking one and
+//! starting the one after the next) measured slower, docs/benchmarks.md
+//! ("Two reads ahead: tried").
 //!
 //! Owned by one partition's log, on its shard. Invariants: a partition keeps at
 //! most `SLOTS` reads ahead (two readers in different places both gain; a
@@ -29,9 +36,12 @@ const SLOTS: usize = 2;
 
 /// Per-shard budget in bytes, set once at start-up (`--read-ahead-bytes`).
 static BUDGET_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_BUDGET_BYTES);
-/// 64 MiB: 32 partitions' worth of 1 MiB fetches plus their margins, read
-/// ahead twice each, with room to spare on a shard.
-pub const DEFAULT_BUDGET_BYTES: usize = 64 << 20;
+/// 128 MiB: a read ahead for each of eight partitions read 8 MiB at a time
+/// (64 MiB) plus the answer still holding the reads it took (up to 64 MiB on
+/// one shard), or for 64 partitions read 1 MiB at a time. At 64 MiB the reads
+/// ahead of a one-shard catch-up were refused: 583-764 MB/s against
+/// 1,067-1,543 at 128 MiB (docs/benchmarks.md, "Read-ahead budget").
+pub const DEFAULT_BUDGET_BYTES: usize = 128 << 20;
 
 thread_local! {
     static USED_BYTES: Cell<usize> = const { Cell::new(0) };
@@ -44,14 +54,22 @@ pub fn set_budget_bytes(bytes: usize) {
     BUDGET_BYTES.store(bytes, Ordering::Relaxed);
 }
 
-/// A read of `len` bytes of one segment from `start`, the position of the
-/// batch holding `next_offset`.
+/// A read of one segment from `start`, the position of the batch holding
+/// `next_offset`.
 pub(super) struct Slot {
     pub segment_base_offset: Offset,
     pub next_offset: Offset,
     pub start: Position,
     task: Option<JoinHandle<glommio::Result<ReadResult, ()>>>,
     reserved: Reservation,
+}
+
+/// Where a taken slot was, to put it (or what a read left of it) back.
+#[derive(Clone, Copy)]
+pub(super) struct Taken {
+    segment_base_offset: Offset,
+    pub next_offset: Offset,
+    pub start: Position,
 }
 
 impl Slot {
@@ -61,6 +79,14 @@ impl Slot {
         let task = self.task.take()?;
         let buf = task.await.and_then(Result::ok)?;
         Some((buf, std::mem::take(&mut self.reserved)))
+    }
+
+    pub fn taken(&self) -> Taken {
+        Taken {
+            segment_base_offset: self.segment_base_offset,
+            next_offset: self.next_offset,
+            start: self.start,
+        }
     }
 }
 
@@ -78,6 +104,16 @@ impl Drop for Slot {
 #[derive(Default)]
 pub(super) struct Reservation(usize);
 
+impl Reservation {
+    /// Move `bytes` of this reservation into a new one (a buffer split between
+    /// an answer and the slot keeping its rest: each counts its own part).
+    pub fn split_off(&mut self, bytes: usize) -> Reservation {
+        let moved = bytes.min(self.0);
+        self.0 -= moved;
+        Reservation(moved)
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         USED_BYTES.with(|u| u.set(u.get() - self.0));
@@ -89,6 +125,8 @@ pub(super) struct ReadAheads {
     slots: RefCell<Vec<Slot>>,
     /// Reads answered from a slot since open (the shard metric sums them).
     hits: Cell<u64>,
+    /// Reads started ahead since open.
+    started: Cell<u64>,
 }
 
 impl ReadAheads {
@@ -101,8 +139,17 @@ impl ReadAheads {
         Some(slots.remove(at))
     }
 
+    /// Whether a read ahead of `offset` in this segment was started.
+    pub fn has(&self, segment_base_offset: Offset, offset: Offset) -> bool {
+        let slots = self.slots.borrow();
+        slots
+            .iter()
+            .any(|s| s.segment_base_offset == segment_base_offset && s.next_offset == offset)
+    }
+
     /// Start reading `len` bytes at `start` (where `next_offset`'s batch
     /// begins) unless the shard's budget is spent; the oldest slot makes room.
+    /// Returns whether the read started.
     pub fn start(
         &self,
         file: Rc<DmaFile>,
@@ -110,11 +157,11 @@ impl ReadAheads {
         next_offset: Offset,
         start: Position,
         len: usize,
-    ) {
+    ) -> bool {
         let budget = SHARD_BUDGET_BYTES.with(Cell::get);
         let mut slots = self.slots.borrow_mut();
         if len == 0 || budget == 0 {
-            return;
+            return false;
         }
         // The oldest slot makes room only for a read that then fits: its bytes
         // come back to the budget when it goes, and a read the budget refuses
@@ -122,7 +169,7 @@ impl ReadAheads {
         let full = slots.len() >= SLOTS;
         let freed = if full { slots[0].reserved.0 } else { 0 };
         if USED_BYTES.with(Cell::get) - freed + len > budget {
-            return;
+            return false;
         }
         if full {
             slots.remove(0);
@@ -136,16 +183,18 @@ impl ReadAheads {
             task: Some(task),
             reserved: Reservation(len),
         });
+        self.started.set(self.started.get() + 1);
         crate::metrics::with(|m| m.read_ahead_started());
+        true
     }
 
     /// A read taken and not used (a fitting read found its first batch too
-    /// large): back as a ready slot, with its share of the budget, for the next
-    /// read at `next_offset`. Dropped instead if the partition's slots filled
-    /// up meanwhile.
+    /// large), or the part of it after what a read returned: back as a ready
+    /// slot for the next read at `next_offset`, from `start`, with its share of
+    /// the budget. Dropped instead if the partition's slots filled up meanwhile.
     pub fn put_back(
         &self,
-        segment_base_offset: Offset,
+        taken: Taken,
         next_offset: Offset,
         start: Position,
         buf: ReadResult,
@@ -157,7 +206,7 @@ impl ReadAheads {
         }
         let task = glommio::spawn_local(async move { Ok(buf) }).detach();
         slots.push(Slot {
-            segment_base_offset,
+            segment_base_offset: taken.segment_base_offset,
             next_offset,
             start,
             task: Some(task),
@@ -173,6 +222,11 @@ impl ReadAheads {
     #[cfg(test)]
     pub fn hits(&self) -> u64 {
         self.hits.get()
+    }
+
+    #[cfg(test)]
+    pub fn started(&self) -> u64 {
+        self.started.get()
     }
 
     #[cfg(test)]
@@ -204,7 +258,7 @@ mod tests {
 
     use glommio::io::DmaFile;
 
-    use super::{set_thread_budget_bytes, used_bytes, ReadAheads};
+    use super::{set_thread_budget_bytes, used_bytes, ReadAheads, SLOTS};
     use crate::log::test_support::{data_dir, run};
     use crate::log::{Offset, Position};
 
@@ -215,46 +269,25 @@ mod tests {
         std::fs::write(&path, vec![7u8; 64 * 1024]).expect("file");
         run(async move {
             const BLOCK: usize = 4096;
-            set_thread_budget_bytes(3 * BLOCK);
+            set_thread_budget_bytes((SLOTS + 1) * BLOCK);
             let file = Rc::new(DmaFile::open(&path).await.expect("open"));
             let aheads = ReadAheads::default();
-            aheads.start(file.clone(), Offset(0), Offset(10), Position(0), BLOCK);
-            aheads.start(file.clone(), Offset(0), Offset(20), Position(BLOCK as u64), BLOCK);
-            assert_eq!((aheads.len(), used_bytes()), (2, 2 * BLOCK));
-            // 2 blocks held; evicting the oldest would leave 1 + 3 > 3: refused,
-            // and both slots stay.
-            aheads.start(
-                file.clone(),
-                Offset(0),
-                Offset(30),
-                Position(2 * BLOCK as u64),
-                3 * BLOCK,
-            );
-            assert_eq!((aheads.len(), used_bytes()), (2, 2 * BLOCK));
-            assert!(
-                aheads.take(Offset(0), Offset(10)).is_some(),
-                "the oldest slot was dropped"
-            );
+            let key = |i: usize| Offset(10 * (i as i64 + 1));
+            let at = |i: usize| Position((i * BLOCK) as u64);
+            for i in 0..SLOTS {
+                assert!(aheads.start(file.clone(), Offset(0), key(i), at(i), BLOCK));
+            }
+            assert_eq!((aheads.len(), used_bytes()), (SLOTS, SLOTS * BLOCK));
+            // Evicting the oldest would leave SLOTS - 1 + 3 blocks, over the
+            // budget: refused, and every slot stays.
+            assert!(!aheads.start(file.clone(), Offset(0), key(SLOTS), at(SLOTS), 3 * BLOCK));
+            assert_eq!((aheads.len(), used_bytes()), (SLOTS, SLOTS * BLOCK));
+            assert!(aheads.has(Offset(0), key(0)), "the oldest slot stayed");
             // A read that fits once the oldest goes replaces it.
-            aheads.start(
-                file.clone(),
-                Offset(0),
-                Offset(30),
-                Position(2 * BLOCK as u64),
-                BLOCK,
-            );
-            aheads.start(
-                file.clone(),
-                Offset(0),
-                Offset(40),
-                Position(3 * BLOCK as u64),
-                2 * BLOCK,
-            );
-            assert_eq!((aheads.len(), used_bytes()), (2, 3 * BLOCK));
-            assert!(
-                aheads.take(Offset(0), Offset(20)).is_none(),
-                "the oldest slot stayed"
-            );
+            assert!(aheads.start(file.clone(), Offset(0), key(SLOTS), at(SLOTS), 2 * BLOCK));
+            assert_eq!((aheads.len(), used_bytes()), (SLOTS, (SLOTS + 1) * BLOCK));
+            assert!(!aheads.has(Offset(0), key(0)), "the oldest slot made room");
+            assert!(aheads.has(Offset(0), key(SLOTS)));
             aheads.clear();
             assert_eq!(used_bytes(), 0);
         });

@@ -23,12 +23,41 @@ use weir_protocol::record_batch::{header, peek_size_bytes, validate, BatchError,
 
 use super::dma_bytes::{region, FileReadPath};
 use super::partition::PartitionLog;
+use super::read_ahead::ReadAheads;
 use super::{io_err, LogError, Offset, Position, ReadResult};
 
 /// Smallest file read: a few index intervals, so a lookup plus scan is one read.
 const READ_WINDOW_BYTES_MIN: usize = 64 * 1024;
 /// Bytes read per step while searching batches by timestamp.
 const TIME_SCAN_BYTES: usize = 256 * 1024;
+
+/// What one read may return, and how far it reads ahead.
+#[derive(Clone, Copy)]
+struct ReadBound {
+    max_bytes: usize,
+    /// Bytes each next read is expected to take (at least `max_bytes`).
+    ahead_bytes: usize,
+    /// Return the first batch even when it is over `max_bytes` (KIP-74).
+    at_least_one: bool,
+}
+
+impl ReadBound {
+    fn new(max_bytes: usize, ahead_bytes: usize, at_least_one: bool) -> Self {
+        Self {
+            max_bytes,
+            ahead_bytes: ahead_bytes.max(max_bytes),
+            at_least_one,
+        }
+    }
+}
+
+/// How far one read ahead goes: up to the last batch start within `target`
+/// bytes, or `fallback` bytes when the index knows none there.
+#[derive(Clone, Copy)]
+struct AheadSpan {
+    target: usize,
+    fallback: usize,
+}
 
 /// Whether batches read from segment files have their CRC checked again
 /// (`--fetch-verify-crc`), set once before the shards start.
@@ -90,7 +119,8 @@ impl PartitionLog {
         max_bytes: usize,
         path: FileReadPath,
     ) -> Result<ReadResult, LogError> {
-        self.read_bounded(offset, max_bytes, path, true).await
+        let bound = ReadBound::new(max_bytes, max_bytes, true);
+        self.read_bounded(offset, bound, path).await
     }
 
     /// `read_with`, but no batches at all when the first one is larger than
@@ -105,16 +135,38 @@ impl PartitionLog {
         max_bytes: usize,
         path: FileReadPath,
     ) -> Result<ReadResult, LogError> {
-        self.read_bounded(offset, max_bytes, path, false).await
+        let bound = ReadBound::new(max_bytes, max_bytes, false);
+        self.read_bounded(offset, bound, path).await
+    }
+
+    /// A fetch's read of this partition: `read_fitting` when `fitting`, else
+    /// `read_with`; reads ahead are sized as if each next fetch took
+    /// `ahead_bytes` (the partition's own max: `max_bytes` may be a small share
+    /// of a fetch's bytes, and reads ahead sized to it would keep the next
+    /// fetches' answers as small).
+    pub async fn read_for_fetch(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        ahead_bytes: usize,
+        path: FileReadPath,
+        fitting: bool,
+    ) -> Result<ReadResult, LogError> {
+        let bound = ReadBound::new(max_bytes, ahead_bytes, !fitting);
+        self.read_bounded(offset, bound, path).await
     }
 
     async fn read_bounded(
         &self,
         offset: Offset,
-        max_bytes: usize,
+        bound: ReadBound,
         path: FileReadPath,
-        at_least_one: bool,
     ) -> Result<ReadResult, LogError> {
+        let ReadBound {
+            max_bytes,
+            at_least_one,
+            ..
+        } = bound;
         let (plan, mut result) = {
             let st = self.shared.state.borrow();
             let (start, end) = (st.log_start_offset(), st.next_offset);
@@ -163,10 +215,7 @@ impl PartitionLog {
         let plan = self.plan_file(plan, offset).await?;
         result.from_cache = false;
         crate::metrics::with(|m| m.read_served(false));
-        if let Some(read) = self
-            .read_segment(&plan, offset, max_bytes, path, at_least_one)
-            .await?
-        {
+        if let Some(read) = self.read_segment(&plan, offset, bound, path).await? {
             result.batches = read.batches;
             result.contiguous = read.contiguous;
         }
@@ -180,16 +229,20 @@ impl PartitionLog {
         &self,
         plan: &FilePlan,
         offset: Offset,
-        max_bytes: usize,
+        bound: ReadBound,
         path: FileReadPath,
-        at_least_one: bool,
     ) -> Result<Option<FileRead>, LogError> {
+        let ReadBound {
+            max_bytes,
+            ahead_bytes,
+            at_least_one,
+        } = bound;
         let interval = self.shared.config().index_interval_bytes as usize;
         let window = READ_WINDOW_BYTES_MIN.max(max_bytes.saturating_add(2 * interval));
         let ahead = match self.read_aheads.take(plan.segment_base_offset, offset) {
             Some(slot) => {
-                let keep = (!at_least_one).then_some(&self.read_aheads);
-                from_read_ahead(slot, plan, offset, max_bytes, path, keep).await?
+                let aheads = &self.read_aheads;
+                from_read_ahead(slot, plan, offset, max_bytes, path, aheads, !at_least_one).await?
             }
             None => None,
         };
@@ -209,14 +262,52 @@ impl PartitionLog {
         if let Some(last) = read.batches.last() {
             let h = header(last)?;
             let next = Offset(h.base_offset.get()).plus(h.last_offset_delta.get()).next();
-            // At least what this read returned (plus the index's slack): a read
-            // held to a small share of a fetch's bytes still returns a whole batch,
-            // and a read ahead smaller than the next batch would be no use.
-            let ahead = window.max(returned.saturating_add(2 * interval));
-            let len = (plan.end_position - read.end).min(ahead as u64) as usize;
-            (self.read_aheads).start(plan.file.clone(), plan.segment_base_offset, next, read.end, len);
+            // At least what this read returned: a read held to a small share of a
+            // fetch's bytes still returns a whole batch, and a read ahead smaller
+            // than the next batch would be no use.
+            let target = ahead_bytes.max(max_bytes).max(returned);
+            let span = AheadSpan {
+                target,
+                fallback: READ_WINDOW_BYTES_MIN.max(target.saturating_add(2 * interval)),
+            };
+            self.read_ahead_from(plan, next, read.end, span);
         }
         Ok(Some(read))
+    }
+
+    /// Read ahead for a reader now at `next` (file position `at`), unless a
+    /// read ahead there was left by this read (the rest of the one it took).
+    fn read_ahead_from(&self, plan: &FilePlan, next: Offset, at: Position, span: AheadSpan) {
+        let base = plan.segment_base_offset;
+        if self.read_aheads.has(base, next) {
+            return;
+        }
+        let len = self.ahead_len(plan, at, span);
+        self.read_aheads.start(plan.file.clone(), base, next, at, len);
+    }
+
+    /// Bytes to read ahead from `start`: to the last batch start the index
+    /// knows within `span.target` bytes (the next read takes all of it, and
+    /// nothing after it is read twice), else `span.fallback` bytes, at most to
+    /// the written end.
+    fn ahead_len(&self, plan: &FilePlan, start: Position, span: AheadSpan) -> usize {
+        let left = plan.end_position - start;
+        if left <= span.target as u64 {
+            return left as usize;
+        }
+        let st = self.shared.state.borrow();
+        let at = st
+            .segments
+            .partition_point(|s| s.base_offset <= plan.segment_base_offset);
+        let boundary = at
+            .checked_sub(1)
+            .map(|i| &st.segments[i])
+            .filter(|s| s.base_offset == plan.segment_base_offset)
+            .and_then(|s| s.index.last_between(start.0, start.0 + span.target as u64));
+        match boundary {
+            Some(e) => (e.file_position() - start) as usize,
+            None => left.min(span.fallback as u64) as usize,
+        }
     }
 
     /// Give the plan its file: a sealed segment's from the shard's cache, opened on a
@@ -305,27 +396,56 @@ enum Ahead {
 }
 
 /// The batches for `offset` from a read started ahead, or `None` when it
-/// failed or holds no whole batch for them (a direct read then decides). With
-/// `keep` (a fitting read), a first batch over `max_bytes` gives the read ahead
-/// back to it, ready, for the next read at `offset`.
+/// failed or holds no whole batch for them (a direct read then decides). A
+/// fitting read (`fitting`) whose first batch is over `max_bytes` gives the read
+/// ahead back to `aheads`, ready, for the next read at `offset`; a read that
+/// returns less than the read ahead holds gives back the rest, ready for the
+/// read after it (else those bytes would be read from the disk again).
 async fn from_read_ahead(
     slot: super::read_ahead::Slot,
     plan: &FilePlan,
     offset: Offset,
     max_bytes: usize,
     path: FileReadPath,
-    keep: Option<&super::read_ahead::ReadAheads>,
+    aheads: &ReadAheads,
+    fitting: bool,
 ) -> Result<Option<Ahead>, LogError> {
-    let (start, segment_base_offset, next_offset) = (slot.start, slot.segment_base_offset, slot.next_offset);
-    let Some((buf, reserved)) = slot.bytes().await else {
+    let taken = slot.taken();
+    let start = taken.start;
+    let Some((buf, mut reserved)) = slot.bytes().await else {
         return Ok(None);
     };
     let Ok(Scan::Found(range)) = scan(&buf, offset, max_bytes) else {
         return Ok(None);
     };
-    if let Some(aheads) = keep.filter(|_| range.len() > max_bytes) {
-        aheads.put_back(segment_base_offset, next_offset, start, buf, reserved);
+    if fitting && range.len() > max_bytes {
+        aheads.put_back(taken, taken.next_offset, start, buf, reserved);
         return Ok(Some(Ahead::Kept));
+    }
+    let rest = buf.len() - range.end;
+    if rest >= HEADER_BYTES && whole_batches(&buf[range.end..]) {
+        // The scan stopped at a batch start; a rest ending inside a batch (a
+        // read ahead not ending on a boundary) is left for a direct read.
+        let next_offset = Offset(
+            header(&buf[range.end..])
+                .map_err(|source| LogError::Corrupt {
+                    segment_base_offset: plan.segment_base_offset.0,
+                    position: (start + range.end as u64).0,
+                    source,
+                })?
+                .base_offset
+                .get(),
+        );
+        if let Some(rest_buf) = glommio::io::ReadResult::slice(&buf, range.end, rest) {
+            let rest_reserved = reserved.split_off(rest);
+            aheads.put_back(
+                taken,
+                next_offset,
+                start + range.end as u64,
+                rest_buf,
+                rest_reserved,
+            );
+        }
     }
     let region_start = start + range.start as u64;
     let end = start + range.end as u64;
@@ -435,6 +555,18 @@ fn scan(buf: &[u8], offset: Offset, max_bytes: usize) -> Result<Scan, BatchError
             window: HEADER_BYTES,
         },
     })
+}
+
+/// Whether `buf` is whole batches, the last one ending at its end.
+fn whole_batches(buf: &[u8]) -> bool {
+    let mut at = 0usize;
+    while at < buf.len() {
+        match peek_size_bytes(&buf[at..]) {
+            Some(size) if size > 0 => at += size,
+            _ => return false,
+        }
+    }
+    at == buf.len()
 }
 
 /// Per-batch slices of the selected region (read at file `position`), each

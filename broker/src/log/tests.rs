@@ -203,6 +203,138 @@ fn given_a_read_ahead_when_a_fitting_read_finds_its_batch_too_large_should_keep_
 }
 
 #[test]
+fn given_a_reader_in_order_when_it_reads_from_the_file_should_find_each_read_ahead_holding_its_whole_answer()
+{
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        };
+        let log = PartitionLog::open(path, config).await.expect("open");
+        let appended = append_many(&log, 60, 700).await;
+        log.flush().await.expect("flush");
+        // Three batches per read: each read ahead ends on the batch start the
+        // index knows (here every one), so it holds exactly the next read's three
+        // batches and nothing that read leaves behind.
+        let max_bytes: usize = appended[..3].iter().map(Bytes::len).sum();
+        let mut offset = 0i64;
+        let mut got = Vec::new();
+        let mut reads = 0u64;
+        while offset < log.log_end_offset().0 {
+            let r = log.read(Offset(offset), max_bytes).await.expect("read");
+            assert!(!r.from_cache, "read {reads} comes from the file");
+            assert_eq!(
+                r.batches.len(),
+                3,
+                "read {reads} at {offset}: three whole batches"
+            );
+            reads += 1;
+            if offset == 0 {
+                assert_eq!(
+                    log.read_aheads.len(),
+                    1,
+                    "the first file read starts a read ahead"
+                );
+            }
+            let last = r.batches.last().expect("a batch");
+            offset = offsets_of(std::slice::from_ref(last))[0] + 3;
+            got.extend(r.batches);
+        }
+        assert_eq!(got, appended, "every batch once, in order");
+        assert_eq!(reads, 20);
+        assert_eq!(
+            log.read_aheads.hits(),
+            reads - 1,
+            "every read after the first was read ahead"
+        );
+        assert_eq!(
+            log.read_aheads.started(),
+            reads - 1,
+            "one read ahead per read, none left over"
+        );
+        log.close().await.expect("close");
+        assert_eq!(super::read_ahead::used_bytes(), 0);
+    });
+}
+
+#[test]
+fn given_a_read_ahead_when_a_smaller_read_takes_it_should_keep_the_rest_for_the_next_read() {
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        };
+        let log = PartitionLog::open(path, config).await.expect("open");
+        let appended = append_many(&log, 30, 700).await;
+        log.flush().await.expect("flush");
+        let three: usize = appended[..3].iter().map(Bytes::len).sum();
+        let first = log.read(Offset(0), three).await.expect("read");
+        assert_eq!(first.batches, appended[..3]);
+        let started = super::read_ahead::used_bytes();
+        // One batch at a time from a read ahead of three: each read is served
+        // from memory, the first from the read ahead, the next two from its rest,
+        // and only the last one starts a read ahead: nothing is read from the
+        // disk twice.
+        let (hits, reads) = (log.read_aheads.hits(), log.read_aheads.started());
+        for (i, want) in appended[3..6].iter().enumerate() {
+            let at = offsets_of(std::slice::from_ref(want))[0];
+            let r = log.read(Offset(at), want.len()).await.expect("read");
+            assert_eq!(r.batches, vec![want.clone()], "batch {}", i + 3);
+            assert_eq!(
+                log.read_aheads.hits(),
+                hits + i as u64 + 1,
+                "batch {} was read ahead",
+                i + 3
+            );
+        }
+        assert_eq!(log.read_aheads.started(), reads + 1, "reads started ahead");
+        assert!(
+            super::read_ahead::used_bytes() <= started + three,
+            "the budget counts each part once"
+        );
+        log.close().await.expect("close");
+        assert_eq!(super::read_ahead::used_bytes(), 0);
+    });
+}
+
+#[test]
+fn given_a_fetch_share_smaller_than_the_partitions_max_when_read_should_read_ahead_the_partitions_max() {
+    let dir = data_dir();
+    let path = dir.path().join("p0");
+    run(async move {
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        };
+        let log = PartitionLog::open(path, config).await.expect("open");
+        let appended = append_many(&log, 30, 700).await;
+        log.flush().await.expect("flush");
+        let one = appended[0].len();
+        let three: usize = appended[1..4].iter().map(Bytes::len).sum();
+        // This fetch leaves the partition one batch of its three-batch max.
+        let r = log
+            .read_for_fetch(Offset(0), one, three, FileReadPath::Copy, false)
+            .await
+            .expect("read");
+        assert_eq!(r.batches, appended[..1]);
+        // The next fetch gives it the whole max: all three batches, read ahead.
+        let hits = log.read_aheads.hits();
+        let next = offsets_of(&appended[1..2])[0];
+        let r = log
+            .read_for_fetch(Offset(next), three, three, FileReadPath::Copy, false)
+            .await
+            .expect("read");
+        assert_eq!(r.batches, appended[1..4]);
+        assert_eq!(log.read_aheads.hits(), hits + 1);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
 fn given_small_segments_when_appending_should_roll_read_old_data_from_file_and_reopen_cleanly() {
     let dir = data_dir();
     let path = dir.path().join("p0");
