@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use glommio::io::DmaFile;
-use weir_protocol::record_batch::{header, peek_size_bytes, validate, BatchError, HEADER_BYTES, MAGIC_V2};
+use weir_protocol::record_batch::{
+    header, peek_size_bytes, validate, BatchError, BatchWalker, HEADER_BYTES, MAGIC_V2,
+};
 
 use super::dma_bytes::{region, FileReadPath};
 use super::partition::PartitionLog;
@@ -265,7 +267,7 @@ impl PartitionLog {
             // At least what this read returned: a read held to a small share of a
             // fetch's bytes still returns a whole batch, and a read ahead smaller
             // than the next batch would be no use.
-            let target = ahead_bytes.max(max_bytes).max(returned);
+            let target = ahead_bytes.max(returned);
             let span = AheadSpan {
                 target,
                 fallback: READ_WINDOW_BYTES_MIN.max(target.saturating_add(2 * interval)),
@@ -559,14 +561,9 @@ fn scan(buf: &[u8], offset: Offset, max_bytes: usize) -> Result<Scan, BatchError
 
 /// Whether `buf` is whole batches, the last one ending at its end.
 fn whole_batches(buf: &[u8]) -> bool {
-    let mut at = 0usize;
-    while at < buf.len() {
-        match peek_size_bytes(&buf[at..]) {
-            Some(size) if size > 0 => at += size,
-            _ => return false,
-        }
-    }
-    at == buf.len()
+    let mut walker = BatchWalker::new(buf);
+    walker.by_ref().for_each(drop);
+    walker.position() == buf.len()
 }
 
 /// Per-batch slices of the selected region (read at file `position`), each

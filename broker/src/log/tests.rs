@@ -202,19 +202,28 @@ fn given_a_read_ahead_when_a_fitting_read_finds_its_batch_too_large_should_keep_
     });
 }
 
+/// A log of one 1 MiB segment (small_config's 512-byte index interval: every batch
+/// indexed) holding `count` batches of three 700-byte records, flushed: reads past
+/// the small tail cache come from the file.
+async fn one_segment_on_disk(dir: &tempfile::TempDir, count: usize) -> (Rc<PartitionLog>, Vec<Bytes>) {
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let log = PartitionLog::open(dir.path().join("p0"), config)
+        .await
+        .expect("open");
+    let appended = append_many(&log, count, 700).await;
+    log.flush().await.expect("flush");
+    (log, appended)
+}
+
 #[test]
 fn given_a_reader_in_order_when_it_reads_from_the_file_should_find_each_read_ahead_holding_its_whole_answer()
 {
     let dir = data_dir();
-    let path = dir.path().join("p0");
     run(async move {
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            ..small_config()
-        };
-        let log = PartitionLog::open(path, config).await.expect("open");
-        let appended = append_many(&log, 60, 700).await;
-        log.flush().await.expect("flush");
+        let (log, appended) = one_segment_on_disk(&dir, 60).await;
         // Three batches per read: each read ahead ends on the batch start the
         // index knows (here every one), so it holds exactly the next read's three
         // batches and nothing that read leaves behind.
@@ -262,15 +271,8 @@ fn given_a_reader_in_order_when_it_reads_from_the_file_should_find_each_read_ahe
 #[test]
 fn given_a_read_ahead_when_a_smaller_read_takes_it_should_keep_the_rest_for_the_next_read() {
     let dir = data_dir();
-    let path = dir.path().join("p0");
     run(async move {
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            ..small_config()
-        };
-        let log = PartitionLog::open(path, config).await.expect("open");
-        let appended = append_many(&log, 30, 700).await;
-        log.flush().await.expect("flush");
+        let (log, appended) = one_segment_on_disk(&dir, 30).await;
         let three: usize = appended[..3].iter().map(Bytes::len).sum();
         let first = log.read(Offset(0), three).await.expect("read");
         assert_eq!(first.batches, appended[..3]);
@@ -304,15 +306,8 @@ fn given_a_read_ahead_when_a_smaller_read_takes_it_should_keep_the_rest_for_the_
 #[test]
 fn given_a_fetch_share_smaller_than_the_partitions_max_when_read_should_read_ahead_the_partitions_max() {
     let dir = data_dir();
-    let path = dir.path().join("p0");
     run(async move {
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            ..small_config()
-        };
-        let log = PartitionLog::open(path, config).await.expect("open");
-        let appended = append_many(&log, 30, 700).await;
-        log.flush().await.expect("flush");
+        let (log, appended) = one_segment_on_disk(&dir, 30).await;
         let one = appended[0].len();
         let three: usize = appended[1..4].iter().map(Bytes::len).sum();
         // This fetch leaves the partition one batch of its three-batch max.
